@@ -1,0 +1,35 @@
+// switchboard public types. Each capability module has its own .d.ts beside
+// its .js; this file re-exports them all.
+
+/** Options for {@link init}. */
+export interface InitOptions {
+  /** Load the core from this URL instead of the inlined copy (strict CSP, caching). */
+  wasmURL?: string | URL;
+  /** The core's bytes, if you already have them. */
+  wasmBinary?: ArrayBuffer | Uint8Array;
+  /** A compiled module, e.g. shared with a worker. */
+  wasmModule?: WebAssembly.Module;
+}
+
+/**
+ * Load the WebAssembly core. Idempotent: every call returns the same promise,
+ * and a failed load can be retried. Every other API needs it to have resolved.
+ */
+export function init(options?: InitOptions): Promise<void>;
+
+/** Stable error codes carried by {@link SwitchboardError.code}. */
+export type SwitchboardErrorCode =
+  | 'NO_MEMORY' | 'INVALID' | 'TOO_LARGE' | 'CORRUPT' | 'BAD_CHECKSUM' | 'TRUNCATED'
+  | 'TRAILING_DATA' | 'BAD_FRAME' | 'BAD_VERSION' | 'TOO_DEEP' | 'QUEUE_FULL' | 'TIMEOUT'
+  | 'CLOSED' | 'ORIGIN_REJECTED' | 'NOT_FOUND' | 'BAD_STATE' | 'CONNECTION_LOST' | 'EXPIRED'
+  | 'BUFFER_TOO_SMALL' | 'BAD_ORIGIN' | 'INTERNAL' | 'NOT_INITIALIZED' | (string & {});
+
+/** The one error type every switchboard API throws or rejects with. */
+export class SwitchboardError extends Error {
+  constructor(code: SwitchboardErrorCode, message?: string, options?: { cause?: unknown });
+  readonly name: 'SwitchboardError';
+  /** Stable identifier, safe to switch on. */
+  readonly code: SwitchboardErrorCode;
+}
+
+export * from './compress.js';

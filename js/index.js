@@ -1,0 +1,4 @@
+// switchboard: public entry point. One line per capability module.
+export { init } from './core.js';
+export { SwitchboardError } from './errors.js';
+export * from './compress.js';

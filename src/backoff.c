@@ -1,0 +1,75 @@
+/* backoff — see backoff.h. */
+#include "backoff.h"
+
+#include <stdlib.h>
+
+struct sb_backoff {
+    double min_ms, max_ms, factor;
+    int max_attempts;
+    int attempts;
+    sb_rng rng;
+};
+
+static double ceiling_for(double min_ms, double max_ms, double factor, int k)
+{
+    double c = min_ms;
+    /* Multiply step by step and stop at max: no pow(), no overflow to inf. */
+    for (int i = 0; i < k && c < max_ms; i++)
+        c *= factor;
+    return c < max_ms ? c : max_ms;
+}
+
+double sb_backoff_delay(double min_ms, double max_ms, double factor, int k, sb_rng *rng)
+{
+    double hi = ceiling_for(min_ms, max_ms, factor, k);
+    return min_ms + (hi - min_ms) * sb_rng_unit(rng);
+}
+
+sb_backoff *sb_backoff_create(double min_ms, double max_ms, double factor, int max_attempts,
+                              uint32_t seed)
+{
+    sb_backoff *b;
+    if (!(min_ms > 0) || !(max_ms >= min_ms) || !(factor >= 1) || max_attempts < 0 ||
+        max_ms > 1e12 || factor > 1e6)
+        return NULL;
+    b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->min_ms = min_ms;
+    b->max_ms = max_ms;
+    b->factor = factor;
+    b->max_attempts = max_attempts;
+    sb_rng_seed(&b->rng, seed);
+    return b;
+}
+
+void sb_backoff_destroy(sb_backoff *b)
+{
+    free(b);
+}
+
+double sb_backoff_next(sb_backoff *b)
+{
+    double d;
+    if (!b || (b->max_attempts && b->attempts >= b->max_attempts))
+        return -1;
+    d = sb_backoff_delay(b->min_ms, b->max_ms, b->factor, b->attempts, &b->rng);
+    b->attempts++;
+    return d;
+}
+
+double sb_backoff_ceiling(const sb_backoff *b)
+{
+    return b ? ceiling_for(b->min_ms, b->max_ms, b->factor, b->attempts) : -1;
+}
+
+void sb_backoff_reset(sb_backoff *b)
+{
+    if (b)
+        b->attempts = 0;
+}
+
+int sb_backoff_attempts(const sb_backoff *b)
+{
+    return b ? b->attempts : 0;
+}

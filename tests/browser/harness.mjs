@@ -1,0 +1,44 @@
+// Shared set-up for browser tests: Debian's Chromium driven by playwright-core
+// (no browser download), and the dev server on two loopback ports.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { startServer } from '../../web/server.mjs';
+
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+export const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+/** Launch headless Chromium. Close it with `await browser.close()`. */
+export async function launchBrowser(extraArgs = []) {
+  return chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...extraArgs], headless: true });
+}
+
+/**
+ * A persistent context (own profile dir, e.g. for IndexedDB across reloads or
+ * Web Locks across pages). Returns { context, close() }.
+ */
+export async function launchPersistent(extraArgs = []) {
+  const dir = await mkdtemp(join(tmpdir(), 'sb-chromium-'));
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...extraArgs], headless: true,
+  });
+  return { context, async close() { await context.close(); await rm(dir, { recursive: true, force: true }); } };
+}
+
+/** Start the dev server on free ports: { url, url2, crossSiteUrl, close() }. */
+export function startDevServer(opts = {}) {
+  return startServer({ quiet: true, ...opts });
+}
+
+/** Collect page errors and console errors so tests can assert none happened. */
+export function watchErrors(page) {
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  return errors;
+}
