@@ -1,5 +1,6 @@
-// Size budget: gzipped bytes a page downloads for the whole runtime (the ESM
-// bundle with the wasm inlined), against package.json's sizeBudget.
+// Size budget: gzipped bytes a page downloads for the whole runtime, the ESM
+// bundle with the wasm inlined (the default way to load it), against
+// package.json's sizeBudget. The .wasm served alone is printed too.
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 
