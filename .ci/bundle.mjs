@@ -1,30 +1,31 @@
 // Bundle js/ into dist/: switchboard.mjs (ESM) and switchboard.iife.js (global
-// `switchboard`), both with the wasm inlined, plus the .d.ts files.
+// `switchboard`), both with the wasm inlined; switchboard.slim.mjs (ESM, loads
+// switchboard.wasm from beside itself); and the .d.ts files.
 import { build } from 'esbuild';
 import { readFile, readdir, copyFile, mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
 const wasm = await readFile(join(dist, 'switchboard.wasm'));
 
-// Replaces js/wasm-source.js: the bytes travel inside the bundle, gzipped
-// then base64'd (a third smaller on the wire than base64 of the raw module),
-// and are inflated with the platform's DecompressionStream; wasmURL and
-// wasmBinary still work (strict-CSP pages serve the .wasm on its own).
+// Replaces js/wasm-source.js. Default bundles carry the module inline as
+// base64: decoding it is ~0.6 ms and needs no second request. (Inlining it
+// gzipped saves ~10 KB on the wire but DecompressionStream's plumbing cost
+// 5-9 ms at init; docs/decisions.md.) The slim bundle carries nothing and
+// fetches switchboard.wasm next to itself, for strict-CSP and caching setups.
 const inlineSource = `
-const B64 = ${JSON.stringify(gzipSync(wasm, { level: 9 }).toString('base64'))};
+const B64 = ${JSON.stringify(wasm.toString('base64'))};
 export async function loadWasmBytes(opts = {}) {
   if (opts.wasmModule) return opts.wasmModule;
   if (opts.wasmBinary) return opts.wasmBinary;
   if (opts.wasmURL) return fetchWasm(opts.wasmURL);
+  if (Uint8Array.fromBase64) return Uint8Array.fromBase64(B64);
   const bin = atob(B64);
-  const gz = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) gz[i] = bin.charCodeAt(i);
-  const stream = new Blob([gz]).stream().pipeThrough(new DecompressionStream('gzip'));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
 }
 export async function fetchWasm(url) {
   const res = await fetch(url, { credentials: 'same-origin' });
@@ -33,13 +34,26 @@ export async function fetchWasm(url) {
 }
 `;
 
-const inlineWasm = {
-  name: 'inline-wasm',
+const slimSource = `
+export async function loadWasmBytes(opts = {}) {
+  if (opts.wasmModule) return opts.wasmModule;
+  if (opts.wasmBinary) return opts.wasmBinary;
+  return fetchWasm(opts.wasmURL || new URL('./switchboard.wasm', import.meta.url));
+}
+export async function fetchWasm(url) {
+  const res = await fetch(url, { credentials: 'same-origin' });
+  if (!res.ok) throw new Error('switchboard: cannot load ' + url + ': HTTP ' + res.status);
+  return res;
+}
+`;
+
+const wasmSource = (contents) => ({
+  name: 'wasm-source',
   setup(b) {
-    b.onResolve({ filter: /[\\/]?wasm-source\.js$/ }, () => ({ path: 'wasm-source', namespace: 'sb-inline' }));
-    b.onLoad({ filter: /.*/, namespace: 'sb-inline' }, () => ({ contents: inlineSource, loader: 'js' }));
+    b.onResolve({ filter: /[\\/]?wasm-source\.js$/ }, () => ({ path: 'wasm-source', namespace: 'sb-wasm' }));
+    b.onLoad({ filter: /.*/, namespace: 'sb-wasm' }, () => ({ contents, loader: 'js' }));
   },
-};
+});
 
 const common = {
   entryPoints: [join(root, 'js', 'index.js')],
@@ -47,11 +61,11 @@ const common = {
   minify: true,
   target: 'es2020',
   legalComments: 'none',
-  plugins: [inlineWasm],
   logLevel: 'warning',
 };
-await build({ ...common, format: 'esm', outfile: join(dist, 'switchboard.mjs') });
-await build({ ...common, format: 'iife', globalName: 'switchboard', outfile: join(dist, 'switchboard.iife.js') });
+await build({ ...common, plugins: [wasmSource(inlineSource)], format: 'esm', outfile: join(dist, 'switchboard.mjs') });
+await build({ ...common, plugins: [wasmSource(inlineSource)], format: 'iife', globalName: 'switchboard', outfile: join(dist, 'switchboard.iife.js') });
+await build({ ...common, plugins: [wasmSource(slimSource)], format: 'esm', outfile: join(dist, 'switchboard.slim.mjs') });
 
 await mkdir(dist, { recursive: true });
 for (const f of await readdir(join(root, 'js'))) {

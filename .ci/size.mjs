@@ -1,6 +1,7 @@
-// Size budget: gzipped bytes a page downloads for the whole runtime, the ESM
-// bundle with the wasm inlined (the default way to load it), against
-// package.json's sizeBudget. The .wasm served alone is printed too.
+// Size budget: the whole runtime as a page downloads it, gzipped:
+// dist/switchboard.wasm + the ESM glue (switchboard.slim.mjs, the bundle without
+// the inlined copy), against package.json's sizeBudget. The default bundle,
+// which carries the wasm as base64, is printed too.
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 
@@ -8,10 +9,11 @@ const root = new URL('..', import.meta.url);
 const gz = (f) => gzipSync(readFileSync(new URL(f, root)), { level: 9 }).length;
 const budget = JSON.parse(readFileSync(new URL('package.json', root))).sizeBudget.gzipBytes;
 const wasm = gz('dist/switchboard.wasm');
-const esm = gz('dist/switchboard.mjs');
-const iife = gz('dist/switchboard.iife.js');
-console.log(`size: switchboard.wasm ${wasm} B gz; switchboard.mjs (wasm inlined) ${esm} B gz; iife ${iife} B gz; budget ${budget} B`);
-if (esm > budget) {
-  console.error(`size: switchboard.mjs is ${esm - budget} B over the budget`);
+const glue = gz('dist/switchboard.slim.mjs');
+const total = wasm + glue;
+console.log(`size: runtime ${total} B gzipped (switchboard.wasm ${wasm} + ESM glue ${glue}), budget ${budget} B; ` +
+  `switchboard.mjs with the wasm inlined: ${gz('dist/switchboard.mjs')} B, switchboard.iife.js: ${gz('dist/switchboard.iife.js')} B`);
+if (total > budget) {
+  console.error(`size: ${total - budget} B over the budget in package.json`);
   process.exit(1);
 }
