@@ -15,7 +15,8 @@ const wasm = await readFile(join(dist, 'switchboard.wasm'));
 // gzipped saves ~10 KB on the wire but DecompressionStream's plumbing cost
 // 5-9 ms at init; docs/decisions.md.) The slim bundle carries nothing and
 // fetches switchboard.wasm next to itself, for strict-CSP and caching setups.
-const inlineSource = `
+const errorsImport = "import { SwitchboardError } from './errors.js';\n";
+const inlineSource = errorsImport + `
 const B64 = ${JSON.stringify(wasm.toString('base64'))};
 export async function loadWasmBytes(opts = {}) {
   if (opts.wasmModule) return opts.wasmModule;
@@ -29,12 +30,12 @@ export async function loadWasmBytes(opts = {}) {
 }
 export async function fetchWasm(url) {
   const res = await fetch(url, { credentials: 'same-origin' });
-  if (!res.ok) throw new Error('switchboard: cannot load ' + url + ': HTTP ' + res.status);
+  if (!res.ok) throw new SwitchboardError('NOT_FOUND', 'switchboard: cannot load ' + url + ': HTTP ' + res.status);
   return res;
 }
 `;
 
-const slimSource = `
+const slimSource = errorsImport + `
 export async function loadWasmBytes(opts = {}) {
   if (opts.wasmModule) return opts.wasmModule;
   if (opts.wasmBinary) return opts.wasmBinary;
@@ -42,7 +43,7 @@ export async function loadWasmBytes(opts = {}) {
 }
 export async function fetchWasm(url) {
   const res = await fetch(url, { credentials: 'same-origin' });
-  if (!res.ok) throw new Error('switchboard: cannot load ' + url + ': HTTP ' + res.status);
+  if (!res.ok) throw new SwitchboardError('NOT_FOUND', 'switchboard: cannot load ' + url + ': HTTP ' + res.status);
   return res;
 }
 `;
@@ -51,7 +52,7 @@ const wasmSource = (contents) => ({
   name: 'wasm-source',
   setup(b) {
     b.onResolve({ filter: /[\\/]?wasm-source\.js$/ }, () => ({ path: 'wasm-source', namespace: 'sb-wasm' }));
-    b.onLoad({ filter: /.*/, namespace: 'sb-wasm' }, () => ({ contents, loader: 'js' }));
+    b.onLoad({ filter: /.*/, namespace: 'sb-wasm' }, () => ({ contents, loader: 'js', resolveDir: join(root, 'js') }));
   },
 });
 

@@ -30,14 +30,23 @@ export function deflate(data: BytesLike, options?: Omit<CompressOptions, 'format
 /** Inverse of {@link deflate}. */
 export function inflate(data: BytesLike, options?: Omit<DecompressOptions, 'format'>): Uint8Array;
 
-/** Drop-in for `new CompressionStream(format)`, with a level. */
+/**
+ * Drop-in for `new CompressionStream(format)`, with a level:
+ * `new GzipStream('deflate', { level: 9 })` or `new GzipStream({ format, level })`.
+ * Needs `await init()` to have resolved.
+ */
 export class GzipStream extends TransformStream<BytesLike, Uint8Array> {
   constructor(options?: CompressOptions);
+  constructor(format: CompressionFormat, options?: Omit<CompressOptions, 'format'>);
 }
 
-/** Drop-in for `new DecompressionStream(format)`, with an output cap. */
+/**
+ * Drop-in for `new DecompressionStream(format)`, with a cap on the whole
+ * stream's output (`TOO_LARGE` errors the stream). Reads multi-member gzip.
+ */
 export class GunzipStream extends TransformStream<BytesLike, Uint8Array> {
   constructor(options?: DecompressOptions);
+  constructor(format: CompressionFormat, options?: Omit<DecompressOptions, 'format'>);
 }
 
 export interface ContextStats {
@@ -58,7 +67,11 @@ export class DeflateContext {
   close(): void;
 }
 
-/** Receiving side of {@link DeflateContext}. */
+/**
+ * Receiving side of {@link DeflateContext}. A message that fails (`TRUNCATED`,
+ * `CORRUPT`, `TOO_LARGE`) leaves the shared window unusable: later calls throw
+ * `BAD_STATE`; both sides must start new contexts.
+ */
 export class InflateContext {
   /** `maxMessageBytes` caps each decompressed message (default 16 MiB). */
   constructor(options?: { maxMessageBytes?: number });

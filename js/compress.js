@@ -21,6 +21,19 @@ function levelOf(level = 6) {
   return level;
 }
 
+function optsOf(opts) {
+  if (opts === undefined) return {};
+  if (opts === null || typeof opts !== 'object') throw new SwitchboardError('INVALID', 'options must be an object, e.g. { level: 9 }');
+  return opts;
+}
+
+// `new GzipStream('deflate-raw', { level })` as CompressionStream takes its
+// format, or `new GzipStream({ format, level })`.
+function streamOpts(formatOrOpts, opts) {
+  if (typeof formatOrOpts === 'string') return { ...optsOf(opts), format: formatOrOpts };
+  return optsOf(formatOrOpts);
+}
+
 function capOf(max) {
   if (max === undefined) return DEFAULT_MAX_OUT;
   if (!(max > 0) || max > 2 ** 30) throw new SwitchboardError('INVALID', 'maxOutputBytes must be in 1..2^30');
@@ -47,7 +60,8 @@ function input(c, data) {
  * @param {string|ArrayBuffer|ArrayBufferView} data
  * @param {{level?: number, format?: 'gzip'|'deflate'|'deflate-raw'}} [opts]
  */
-export function gzip(data, opts = {}) {
+export function gzip(data, opts) {
+  opts = optsOf(opts);
   const c = core();
   const g = shared(c);
   const [p, n] = input(c, data);
@@ -62,7 +76,8 @@ export function gzip(data, opts = {}) {
  * @param {ArrayBuffer|ArrayBufferView} data
  * @param {{maxOutputBytes?: number, format?: 'gzip'|'deflate'|'deflate-raw'}} [opts]
  */
-export function gunzip(data, opts = {}) {
+export function gunzip(data, opts) {
+  opts = optsOf(opts);
   const c = core();
   const g = shared(c);
   const [p, n] = input(c, data);
@@ -71,13 +86,13 @@ export function gunzip(data, opts = {}) {
 }
 
 /** zlib-wrapped deflate (RFC 1950), as CompressionStream('deflate'). */
-export function deflate(data, opts = {}) {
-  return gzip(data, { format: 'deflate', ...opts });
+export function deflate(data, opts) {
+  return gzip(data, { format: 'deflate', ...optsOf(opts) });
 }
 
 /** Inverse of deflate(). */
-export function inflate(data, opts = {}) {
-  return gunzip(data, { format: 'deflate', ...opts });
+export function inflate(data, opts) {
+  return gunzip(data, { format: 'deflate', ...optsOf(opts) });
 }
 
 // Frees a stream's core memory if its owner is dropped without finishing.
@@ -152,18 +167,26 @@ function transformer(stream) {
 
 /** Drop-in for `new CompressionStream(format)` with a level. */
 export class GzipStream extends TransformStream {
-  /** @param {{level?: number, format?: 'gzip'|'deflate'|'deflate-raw'}} [opts] */
-  constructor(opts = {}) {
-    const s = new ZStream(MODE_DEFLATE, formatId(opts.format), levelOf(opts.level), 15, 0);
+  /**
+   * @param {'gzip'|'deflate'|'deflate-raw'|{level?: number, format?: string}} [format]
+   * @param {{level?: number}} [opts]
+   */
+  constructor(format, opts) {
+    const o = streamOpts(format, opts);
+    const s = new ZStream(MODE_DEFLATE, formatId(o.format), levelOf(o.level), 15, 0);
     super(transformer(s));
   }
 }
 
-/** Drop-in for `new DecompressionStream(format)` with an output cap. */
+/** Drop-in for `new DecompressionStream(format)` with an output cap (for the whole stream). */
 export class GunzipStream extends TransformStream {
-  /** @param {{maxOutputBytes?: number, format?: 'gzip'|'deflate'|'deflate-raw'}} [opts] */
-  constructor(opts = {}) {
-    const s = new ZStream(MODE_INFLATE, formatId(opts.format), 0, 15, capOf(opts.maxOutputBytes));
+  /**
+   * @param {'gzip'|'deflate'|'deflate-raw'|{maxOutputBytes?: number, format?: string}} [format]
+   * @param {{maxOutputBytes?: number}} [opts]
+   */
+  constructor(format, opts) {
+    const o = streamOpts(format, opts);
+    const s = new ZStream(MODE_INFLATE, formatId(o.format), 0, 15, capOf(o.maxOutputBytes));
     super(transformer(s));
   }
 }
@@ -175,7 +198,8 @@ export class GunzipStream extends TransformStream {
  */
 export class DeflateContext {
   /** @param {{level?: number, windowBits?: number}} [opts] */
-  constructor(opts = {}) {
+  constructor(opts) {
+    opts = optsOf(opts);
     const wb = opts.windowBits ?? 15;
     if (!Number.isInteger(wb) || wb < 9 || wb > 15) throw new SwitchboardError('INVALID', 'windowBits must be 9..15');
     this._s = new ZStream(MODE_DEFLATE, 2, levelOf(opts.level), wb, 0);
@@ -199,7 +223,8 @@ export class DeflateContext {
 /** The receiving twin of DeflateContext. */
 export class InflateContext {
   /** @param {{maxMessageBytes?: number}} [opts] */
-  constructor(opts = {}) {
+  constructor(opts) {
+    opts = optsOf(opts);
     this._s = new ZStream(MODE_INFLATE, 2, 0, 15, capOf(opts.maxMessageBytes ?? 16 * 1024 * 1024));
   }
 

@@ -5,6 +5,7 @@ import { SwitchboardError } from './errors.js';
 import { loadWasmBytes } from './wasm-source.js';
 
 const WASM_ABI = 1;
+const SCRATCH_KEEP = 1 << 20;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -29,6 +30,13 @@ class Core {
 
   /** Pointer to a reusable scratch area of at least n bytes (valid until the next scratch()). */
   scratch(n) {
+    // After one big call, give the memory back to the allocator at the next
+    // small one (wasm memory itself never shrinks, but it can be reused).
+    if (this._scratchSize > SCRATCH_KEEP && n <= SCRATCH_KEEP) {
+      this.fn.free(this._scratch);
+      this._scratch = 0;
+      this._scratchSize = 0;
+    }
     if (n > this._scratchSize) {
       if (this._scratch) this.fn.free(this._scratch);
       const size = Math.max(n, 4096, this._scratchSize * 2);
@@ -42,6 +50,9 @@ class Core {
 
   /** Copy bytes into scratch; returns the pointer. */
   writeBytes(bytes) {
+    // A view into the heap (e.g. a previous result) would be clobbered or
+    // detached by the allocation below: copy it out first.
+    if (bytes.buffer === this.memory.buffer) bytes = bytes.slice();
     const p = this.scratch(bytes.length);
     this.heap().set(bytes, p);
     return p;
@@ -49,6 +60,12 @@ class Core {
 
   /** UTF-8 encode a string straight into scratch; returns [ptr, byteLength]. */
   writeString(str) {
+    // 3 bytes per UTF-16 unit is the worst case; for big strings measure
+    // instead of reserving 3x.
+    if (str.length > SCRATCH_KEEP) {
+      const bytes = encoder.encode(str);
+      return [this.writeBytes(bytes), bytes.length];
+    }
     const max = str.length * 3;
     const p = this.scratch(max);
     const { written } = encoder.encodeInto(str, this.heap().subarray(p, p + max));

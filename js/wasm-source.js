@@ -1,6 +1,8 @@
 // Where the wasm bytes come from when running from the source tree (Node
 // tests, the relay server, the dev server's unbundled pages). The bundles in
 // dist/ replace this module with one that carries the wasm inline.
+import { SwitchboardError } from './errors.js';
+
 const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof window === 'undefined';
 
 export async function loadWasmBytes(opts = {}) {
@@ -19,6 +21,6 @@ export async function fetchWasm(url) {
     return readFile(href.startsWith('file:') ? new URL(href) : href);
   }
   const res = await fetch(url, { credentials: 'same-origin' });
-  if (!res.ok) throw new Error(`switchboard: cannot load ${href}: HTTP ${res.status}`);
+  if (!res.ok) throw new SwitchboardError('NOT_FOUND', `switchboard: cannot load ${href}: HTTP ${res.status}`);
   return res;
 }

@@ -12,10 +12,15 @@ struct sb_backoff {
 
 static double ceiling_for(double min_ms, double max_ms, double factor, int k)
 {
-    double c = min_ms;
-    /* Multiply step by step and stop at max: no pow(), no overflow to inf. */
-    for (int i = 0; i < k && c < max_ms; i++)
-        c *= factor;
+    /* min * factor^k by squaring: O(log k) steps, and no libm pow() (which
+     * would add 5 KB of tables to the wasm). Overflow to +inf compares fine. */
+    double c = min_ms, f = factor;
+    while (k > 0 && c < max_ms) {
+        if (k & 1)
+            c *= f;
+        f *= f;
+        k >>= 1;
+    }
     return c < max_ms ? c : max_ms;
 }
 
@@ -54,7 +59,8 @@ double sb_backoff_next(sb_backoff *b)
     if (!b || (b->max_attempts && b->attempts >= b->max_attempts))
         return -1;
     d = sb_backoff_delay(b->min_ms, b->max_ms, b->factor, b->attempts, &b->rng);
-    b->attempts++;
+    if (b->attempts < 0x7fffffff) /* unlimited attempts: saturate, never wrap */
+        b->attempts++;
     return d;
 }
 

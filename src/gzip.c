@@ -8,7 +8,13 @@
 #include "zlib.h"
 
 #define SB_Z_DEFAULT_MAX ((size_t)64 << 20)
+/* Deflate output is bounded by deflateBound(), not by a bomb cap; this only
+ * keeps one call's output within the int the API returns. */
+#define SB_Z_DEFLATE_MAX ((size_t)0x7fffff00)
 #define SB_Z_MIN_CHUNK 1024
+/* A buffer grown past this by one large call is released at the next reset,
+ * so a single 64 MiB gunzip does not pin 64 MiB of wasm memory for good. */
+#define SB_Z_KEEP_BYTES ((size_t)1 << 20)
 
 enum z_state {
     ZS_ACTIVE,  /* inside a stream (or member) */
@@ -93,7 +99,10 @@ sb_z *sb_z_create(int mode, int format, int level, int window_bits, double max_o
     z->level = level;
     /* inflate accepts any smaller window too, so always allow the largest. */
     z->wbits = mode == SB_Z_INFLATE ? 15 : window_bits;
-    z->max_out = max_out > 0 ? (size_t)max_out : SB_Z_DEFAULT_MAX;
+    if (mode == SB_Z_DEFLATE)
+        z->max_out = max_out > 0 ? (size_t)max_out : SB_Z_DEFLATE_MAX;
+    else
+        z->max_out = max_out > 0 ? (size_t)max_out : SB_Z_DEFAULT_MAX;
     if (z_init(z) != SB_OK) {
         free(z);
         return NULL;
@@ -126,6 +135,11 @@ int sb_z_reset(sb_z *z)
     z->nmagic = 0;
     z->out_len = 0;
     z->total_in = z->total_out = 0;
+    if (z->out_cap > SB_Z_KEEP_BYTES) {
+        free(z->out);
+        z->out = NULL;
+        z->out_cap = 0;
+    }
     return SB_OK;
 }
 
@@ -140,9 +154,12 @@ static int reserve(sb_z *z, size_t want)
     need = z->out_len + want;
     if (need <= z->out_cap)
         return SB_OK;
-    cap = z->out_cap ? z->out_cap : SB_Z_MIN_CHUNK;
-    while (cap < need)
-        cap *= 2;
+    /* Double for amortized growth, but never past what the cap can use. */
+    cap = z->out_cap ? z->out_cap * 2 : SB_Z_MIN_CHUNK;
+    if (cap < need)
+        cap = need;
+    if (cap > z->out_len + limit)
+        cap = z->out_len + limit;
     {
         uint8_t *p = realloc(z->out, cap);
         if (!p)
@@ -215,8 +232,8 @@ static int inflate_run(sb_z *z, int zflush)
             return SB_OK;
         }
         room = z->out_cap - z->out_len;
-        if (room == 0 || z->out_len + 1 > z->out_cap) {
-            size_t want = zs->avail_in * 4;
+        if (room == 0) {
+            size_t want = (size_t)zs->avail_in * 4;
             if (want < SB_Z_MIN_CHUNK)
                 want = SB_Z_MIN_CHUNK;
             if (want < z->out_cap)
@@ -284,14 +301,20 @@ static int inflate_run(sb_z *z, int zflush)
 static int deflate_run(sb_z *z, int zflush)
 {
     z_stream *zs = &z->zs;
+    unsigned pending = 0;
+    int bits = 0;
+    int rc;
+    /* Room for everything up front: deflate then finishes in one call. A
+     * second sync-flush call with no room left would emit another empty
+     * stored block (zlib.h on Z_SYNC_FLUSH). */
+    deflatePending(zs, &pending, &bits);
+    rc = reserve(z, (size_t)deflateBound(zs, zs->avail_in) + pending + 16);
+    if (rc < 0)
+        return fail(z, rc);
     for (;;) {
         size_t room;
-        int rc;
-        if (z->out_len == z->out_cap || z->out_cap - z->out_len < 64) {
-            size_t want = deflateBound(zs, zs->avail_in) + 16;
-            if (want < z->out_cap)
-                want = z->out_cap;
-            rc = reserve(z, want);
+        if (z->out_len == z->out_cap) {
+            rc = reserve(z, z->out_cap);
             if (rc < 0)
                 return fail(z, rc);
             if (z->out_cap == z->out_len)
@@ -341,6 +364,7 @@ int sb_z_push(sb_z *z, const uint8_t *in, size_t n, int flush)
     if (z->mode == SB_Z_DEFLATE) {
         if (z->state == ZS_DONE)
             return n ? SB_E_CLOSED : 0;
+        z->produced = 0; /* deflate's limit is per call */
         zflush = flush == SB_Z_FINISH ? Z_FINISH : (flush == SB_Z_SYNC_FLUSH ? Z_SYNC_FLUSH : Z_NO_FLUSH);
         rc = deflate_run(z, zflush);
     } else {
@@ -364,7 +388,7 @@ static const uint8_t sync_tail[4] = {0x00, 0x00, 0xff, 0xff};
 int sb_z_message(sb_z *z, const uint8_t *in, size_t n)
 {
     int rc;
-    if (!z || z->format != SB_Z_RAW)
+    if (!z || z->format != SB_Z_RAW || (!in && n) || n > (size_t)0x7fffffff)
         return SB_E_INVALID;
     if (z->state == ZS_FAILED)
         return SB_E_STATE;
@@ -386,8 +410,6 @@ int sb_z_message(sb_z *z, const uint8_t *in, size_t n)
         return (int)z->out_len;
     }
     /* Inflate: message bytes then the tail the sender dropped. */
-    if (!in && n)
-        return SB_E_INVALID;
     z->out_len = 0;
     if (z->state == ZS_DONE) {
         /* The peer ended its stream (BFINAL): start a new one. */
@@ -400,10 +422,15 @@ int sb_z_message(sb_z *z, const uint8_t *in, size_t n)
     rc = inflate_run(z, Z_SYNC_FLUSH);
     if (rc == SB_OK && z->state != ZS_DONE) {
         /* inflate_run appends to out, so the message's bytes stay. A final
-         * block (ZS_DONE) had no tail stripped. */
+         * block (ZS_DONE) had no tail stripped. Z_BLOCK makes inflate report
+         * whether it ended on a block boundary (data_type bit 128): the tail
+         * is an empty stored block, so a complete message always does, and a
+         * truncated one has eaten the tail as data. */
         z->zs.next_in = (Bytef *)(uintptr_t)sync_tail;
         z->zs.avail_in = 4;
-        rc = inflate_run(z, Z_SYNC_FLUSH);
+        rc = inflate_run(z, Z_BLOCK);
+        if (rc == SB_OK && z->state != ZS_DONE && !(z->zs.data_type & 128))
+            rc = fail(z, SB_E_TRUNCATED);
     }
     z->zs.next_in = NULL;
     z->zs.avail_in = 0;

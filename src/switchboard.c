@@ -30,17 +30,17 @@ static const struct {
 };
 
 #define SB_NERR ((int)(sizeof sb_errors / sizeof sb_errors[0]))
+_Static_assert(SB_NERR == -SB_E_LAST_, "sb_errors must list every sb_err");
 
 const char *sb_strerror(int err)
 {
-    int i = -err;
-    return (i >= 0 && i < SB_NERR) ? sb_errors[i].msg : "unknown error";
+    /* Range-check before negating: -INT_MIN is undefined. */
+    return (err <= 0 && err > SB_E_LAST_) ? sb_errors[-err].msg : "unknown error";
 }
 
 const char *sb_errname(int err)
 {
-    int i = -err;
-    return (i >= 0 && i < SB_NERR) ? sb_errors[i].name : "UNKNOWN";
+    return (err <= 0 && err > SB_E_LAST_) ? sb_errors[-err].name : "UNKNOWN";
 }
 
 const char *sb_version(void)

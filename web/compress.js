@@ -79,7 +79,7 @@ function messages() {
   inf.close();
   const stat = (label, value) => el('span', { class: 'stat' }, el('b', {}, value), label);
   $('msgstats').replaceChildren(
-    stat('raw JSON', fmtBytes(raw)),
+    stat(`raw JSON (${Math.round(raw / msgs.length)} B avg)`, fmtBytes(raw)),
     stat(`gzip per message (×${(raw / single).toFixed(2)})`, fmtBytes(single)),
     stat(`shared window (×${(raw / shared).toFixed(2)})`, fmtBytes(shared)),
     stat('round trip', ok ? 'exact' : 'MISMATCH'),

@@ -65,6 +65,11 @@ static void test_max_attempts_and_args(void)
     CHECK(sb_backoff_create(10, 5, 2, 0, 1) == NULL);
     CHECK(sb_backoff_create(1, 5, 0.5, 0, 1) == NULL);
     CHECK(sb_backoff_create(1, 5, 2, -1, 1) == NULL);
+    /* a factor barely above 1 with unlimited attempts stays cheap and bounded */
+    b = sb_backoff_create(10, 20, 1.0000001, 0, 1);
+    for (int k = 0; k < 100000; k++)
+        CHECK(sb_backoff_next(b) <= 20);
+    sb_backoff_destroy(b);
     /* huge factor and attempt counts never overflow */
     b = sb_backoff_create(1, 1e9, 1e6, 0, 1);
     for (int k = 0; k < 1000; k++)

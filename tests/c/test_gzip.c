@@ -191,6 +191,25 @@ static void test_message_mode(void)
         memcpy(e, sb_z_out(d), el);
         CHECK_EQ(sb_z_message(i, e, el), 0);
     }
+    /* a truncated message is an error, not a shorter message */
+    {
+        const char *m = "hello hello hello, a message that will be cut short";
+        sb_z *d2 = sb_z_create(SB_Z_DEFLATE, SB_Z_RAW, 6, 15, 0);
+        int cl = sb_z_message(d2, (const uint8_t *)m, strlen(m));
+        uint8_t cbuf[128];
+        CHECK(cl > 6);
+        memcpy(cbuf, sb_z_out(d2), (size_t)cl);
+        for (int cut = 1; cut < cl; cut++) {
+            sb_z *i2 = sb_z_create(SB_Z_INFLATE, SB_Z_RAW, 0, 15, 0);
+            int r = sb_z_message(i2, cbuf, (size_t)(cl - cut));
+            CHECK(r == SB_E_TRUNCATED || r == SB_E_CORRUPT);
+            sb_z_destroy(i2);
+        }
+        sb_z *i2 = sb_z_create(SB_Z_INFLATE, SB_Z_RAW, 0, 15, 0);
+        CHECK_EQ(sb_z_message(i2, cbuf, (size_t)cl), (int)strlen(m));
+        sb_z_destroy(i2);
+        sb_z_destroy(d2);
+    }
     /* per-message cap */
     {
         uint8_t big[8192];
@@ -249,6 +268,9 @@ static void test_bad_args(void)
     sb_gzip_destroy(g);
     CHECK(strcmp(sb_errname(SB_E_TOO_LARGE), "TOO_LARGE") == 0);
     CHECK(strcmp(sb_errname(-999), "UNKNOWN") == 0);
+    CHECK(strcmp(sb_errname(-2147483647 - 1), "UNKNOWN") == 0);
+    CHECK(strcmp(sb_strerror(5), "unknown error") == 0);
+    CHECK(strcmp(sb_errname(SB_E_LAST_ + 1), "UNKNOWN") != 0);
 }
 
 int main(void)

@@ -117,6 +117,27 @@ test('GzipStream / GunzipStream are drop-in TransformStreams with a level and a 
   await assert.rejects(viaStream(z.subarray(0, z.length - 4), new GunzipStream()), { code: 'TRUNCATED' });
 });
 
+test('streams take the format positionally, as CompressionStream does; bad options throw', async () => {
+  const src = corpus(30000, 4);
+  const raw = await viaStream(src, new GzipStream('deflate-raw', { level: 1 }));
+  assert.deepEqual(new Uint8Array(zlib.inflateRawSync(raw)), src);
+  assert.deepEqual(await viaStream(raw, new GunzipStream('deflate-raw')), src);
+  assert.deepEqual(await viaStream(zlib.deflateSync(src), new GunzipStream('deflate', { maxOutputBytes: 1 << 20 })), src);
+  assert.throws(() => new GzipStream('brotli'), { code: 'INVALID' });
+  assert.throws(() => gzip('x', 9), { code: 'INVALID' });
+  assert.throws(() => gunzip(gzip('x'), null), { code: 'INVALID' });
+});
+
+test('a truncated per-message payload is TRUNCATED, and the context then refuses more', () => {
+  const d = new DeflateContext();
+  const i = new InflateContext();
+  const c = d.compress('a message long enough to be cut in the middle of its deflate data');
+  assert.throws(() => i.decompress(c.subarray(0, c.length - 2)), { code: 'TRUNCATED' });
+  assert.throws(() => i.decompress(c), { code: 'BAD_STATE' });
+  d.close();
+  i.close();
+});
+
 test('DeflateContext shares one window across messages and interoperates with raw sync-flush inflate', () => {
   const d = new DeflateContext();
   const i = new InflateContext();

@@ -1,0 +1,40 @@
+// The wasm boundary: one import, and every SB_EXPORT function of src/*.h
+// exported, so a missing export fails here rather than as `undefined is not a
+// function` in a page.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { init } from '../../js/index.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const wasmPath = process.env.SWITCHBOARD_WASM || `${root}dist/switchboard.wasm`;
+const mod = new WebAssembly.Module(readFileSync(wasmPath));
+
+test('the module is a standalone reactor with a single import', () => {
+  const imports = WebAssembly.Module.imports(mod).map((i) => `${i.module}.${i.name}`);
+  assert.deepEqual(imports, ['env.emscripten_notify_memory_growth']);
+  const exports = WebAssembly.Module.exports(mod).map((e) => e.name);
+  for (const name of ['_initialize', 'memory', 'malloc', 'free', 'sb_wasm_abi']) assert.ok(exports.includes(name), name);
+});
+
+test('every SB_EXPORT declaration is exported', () => {
+  const exports = new Set(WebAssembly.Module.exports(mod).map((e) => e.name));
+  const declared = [];
+  for (const f of readdirSync(`${root}src`).filter((n) => n.endsWith('.h'))) {
+    for (const line of readFileSync(`${root}src/${f}`, 'utf8').split('\n')) {
+      const m = /^SB_EXPORT .*?([a-z0-9_]+)\(/.exec(line);
+      if (m) declared.push(m[1]);
+    }
+  }
+  assert.ok(declared.length > 10);
+  const missing = declared.filter((n) => !exports.has(n));
+  assert.deepEqual(missing, []);
+});
+
+test('init() is idempotent and concurrent calls share one load', async () => {
+  const [a, b] = [init(), init()];
+  assert.equal(a, b);
+  await a;
+  assert.equal(init(), a);
+});
