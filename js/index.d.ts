@@ -33,3 +33,5 @@ export class SwitchboardError extends Error {
 }
 
 export * from './compress.js';
+export * from './frame.js';
+export * from './queue.js';

@@ -2,3 +2,5 @@
 export { init } from './core.js';
 export { SwitchboardError } from './errors.js';
 export * from './compress.js';
+export { encodeFrame, decodeFrame, BatchReader, FrameKind, FrameFlag } from './frame.js';
+export { Batcher, Outbox, Inbox, MessageQueue } from './queue.js';

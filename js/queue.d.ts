@@ -1,0 +1,212 @@
+// Batching and queues (docs/protocol.md §8–§9): thin glue over the C state
+// machines. Every class holds wasm memory: call close() when done.
+import type { Frame, FrameInit, FrameKindName } from './frame.js';
+import type { SwitchboardError } from './index.js';
+
+export interface BatcherOptions {
+  /** flush when this many frames are pending (default 100) */
+  maxMessages?: number;
+  /** flush when the pending frames reach this many bytes, before compression (default 64 KiB) */
+  maxBytes?: number;
+  /** flush this long after the first pending frame (default 10 ms; 0 = at once) */
+  maxDelayMs?: number;
+  /** compress a batch only from this many bytes (default 1024), and only if smaller */
+  compressAbove?: number;
+  /** 'shared' (one deflate window per link, best ratio), 'deflate' (each batch alone) or 'none'; default 'shared' */
+  compression?: 'shared' | 'deflate' | 'none';
+  /** zlib level 0..9 (default 6) */
+  level?: number;
+}
+
+export interface FlushInfo {
+  /** the transport message: one frame, or a batch frame */
+  bytes: Uint8Array;
+  /** frames in it */
+  frames: number;
+  compressed: boolean;
+}
+
+export interface BatcherStats {
+  frames: number; batches: number; rawBytes: number; outBytes: number;
+  compressed: number; compressionSkipped: number; pending: number; pendingBytes: number;
+  /** rawBytes / outBytes */
+  ratio: number;
+}
+
+/**
+ * Collects frames and flushes on max count, bytes or delay, whichever comes
+ * first (one timer). Event `flush` (CustomEvent<FlushInfo>).
+ */
+export declare class Batcher extends EventTarget {
+  constructor(opts?: BatcherOptions, onFlush?: (bytes: Uint8Array, info: FlushInfo) => void);
+  /** Add an encoded frame or a frame to encode. @throws CLOSED, BAD_FRAME… */
+  add(frame: Uint8Array | FrameInit): void;
+  /** Flush now. */
+  flush(): void;
+  /** The link was re-established: the next compressed batch starts a fresh window. */
+  resetStream(): void;
+  readonly pending: number;
+  stats(): BatcherStats;
+  /** Flush what is pending, then free the core object. */
+  close(): void;
+}
+
+export interface OutboxOptions {
+  /** called with each frame to put on the wire */
+  transmit: (bytes: Uint8Array) => void;
+  /** messages held, queued + in flight (default 1000) */
+  maxMessages?: number;
+  /** payload bytes held (default 8 MiB) */
+  maxBytes?: number;
+  /** when full: throw QUEUE_FULL, evict the oldest unsent of the lowest priority, or drop the new one (default 'reject') */
+  overflow?: 'reject' | 'drop-oldest' | 'drop-newest';
+  /** frames in flight without an ack (default 64) */
+  window?: number;
+  /** wait this long for an ack (default 5000 ms) */
+  ackTimeoutMs?: number;
+  /** retry delay: full jitter in [retryMinMs, min(retryMaxMs, retryMinMs·2^k)] (defaults 100 / 30000 ms) */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  /** dead-letter after this many retries (default 0 = retry until the TTL) */
+  maxRetries?: number;
+  /** distinct channels (default 256) */
+  maxChannels?: number;
+  /** jitter seed (default: crypto.getRandomValues) */
+  seed?: number;
+  /** start offline (default true = online) */
+  online?: boolean;
+  /** a state from serialize(): resume where a previous page left off */
+  state?: Uint8Array;
+}
+
+export interface SendOptions {
+  channel?: number;
+  kind?: FrameKindName | number;
+  /** 0 (lowest) .. 7 (default 0) */
+  priority?: number;
+  /** give up if not acked within this many ms (default: never) */
+  ttlMs?: number;
+  corr?: number;
+  /** default: true for bytes, false for strings */
+  binary?: boolean;
+  last?: boolean;
+}
+
+export interface OutboxEventDetail {
+  id: number; channel: number; seq: number; attempts: number;
+  /** `ack`: round-trip time of the acked transmission */
+  rtt?: number;
+  /** `timeout`: delay before the retry */
+  retryInMs?: number;
+  /** `drop` (QUEUE_FULL), `expired` (EXPIRED), `deadletter` (TIMEOUT) */
+  error?: SwitchboardError;
+}
+
+export interface OutboxStats {
+  depth: number; bytes: number; inFlight: number; sent: number; retries: number; acked: number;
+  drops: number; expired: number; deadLetters: number;
+  /** smoothed ack RTT in ms, -1 before the first ack */
+  rtt: number; rttLast: number;
+}
+
+/**
+ * Reliable outbound queue. Events (CustomEvent<OutboxEventDetail>): `ack`,
+ * `drop`, `expired`, `timeout`, `deadletter`.
+ */
+export declare class Outbox extends EventTarget {
+  constructor(opts: OutboxOptions);
+  /** Queue a message, returns its id. @throws QUEUE_FULL, TOO_LARGE, INVALID, CLOSED */
+  enqueue(payload: string | ArrayBuffer | ArrayBufferView, opts?: SendOptions): number;
+  /** Queue and wait for the ack. Rejects QUEUE_FULL, EXPIRED, TIMEOUT or CLOSED. */
+  send(payload: string | ArrayBuffer | ArrayBufferView, opts?: SendOptions): Promise<{ id: number; rtt: number }>;
+  /** Feed an ack frame from the peer; returns how many messages it acknowledged. */
+  receiveAck(frameBytes: ArrayBuffer | ArrayBufferView): number;
+  /** Offline stops transmissions and ack timers; online resends every unacked frame. */
+  setOnline(online: boolean): void;
+  /** Transmit what is due now (normally automatic). */
+  pump(): void;
+  /** The whole queue, for persistence. */
+  serialize(): Uint8Array;
+  stats(): OutboxStats;
+  /** Free the core object; pending send() promises reject with CLOSED. */
+  close(): void;
+}
+
+export interface InboxOptions {
+  /** called with each ack frame to send back */
+  sendAck: (bytes: Uint8Array) => void;
+  /** how far past the next expected seq frames are held (default 1024) */
+  window?: number;
+  /** bytes held waiting for gaps + undelivered (default 8 MiB) */
+  maxBytes?: number;
+  maxChannels?: number;
+  /** coalesce acks for this long (default 0: one ack per task) */
+  ackDelayMs?: number;
+  /** decode payloads as UTF-8 strings (frames flagged BINARY keep their bytes) */
+  text?: boolean;
+  /** ack frames received by receive() go to this Outbox (a two-way link) */
+  outbox?: Outbox;
+  /** dedup state from serialize() */
+  state?: Uint8Array;
+  onMessage?: (frame: Frame<any>) => void;
+}
+
+/**
+ * Receiving side: delivers every reliable frame once, in per-channel order,
+ * and acks it. Event `message` (CustomEvent<Frame>).
+ */
+export declare class Inbox extends EventTarget {
+  constructor(opts: InboxOptions);
+  /**
+   * Feed a transport message (frame or batch); returns frames delivered.
+   * A malformed message throws before anything is delivered; a bad frame
+   * inside a valid batch throws after the others were processed.
+   */
+  receive(message: ArrayBuffer | ArrayBufferView): number;
+  /** Feed one encoded frame; returns frames delivered. */
+  push(frameBytes: ArrayBuffer | ArrayBufferView): number;
+  /** The peer restarted without its state: forget dedup state. */
+  reset(): void;
+  /** Dedup state, frames held for order (already acked) and undelivered ones, for persistence; restore with `new Inbox({state})`. */
+  serialize(): Uint8Array;
+  stats(): { delivered: number; duplicates: number; held: number; refused: number; skipped: number; acks: number };
+  close(): void;
+}
+
+export interface MessageQueueOptions {
+  /** handlers running at once (default 1 = strict order) */
+  concurrency?: number;
+  /** retries after the first failure before dead-lettering (default 3) */
+  retries?: number;
+  /** backoff with full jitter (defaults 100 / 10000 ms) */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  /** push() throws QUEUE_FULL past this (default 10000) */
+  maxQueued?: number;
+  /** oldest dead letters are forgotten past this (default 1000) */
+  maxDeadLetters?: number;
+  seed?: number;
+}
+
+export interface DeadLetter<T> { item: T; attempts: number; error: unknown }
+
+/**
+ * Ordered async processing with a concurrency limit, retries with backoff and
+ * a dead-letter list. Events: `done` {item, attempts}, `retry` {item,
+ * attempts, error, delayMs}, `deadletter` {item, attempts, error}, `idle`.
+ */
+export declare class MessageQueue<T = unknown> extends EventTarget {
+  constructor(handler: (item: T, info: { attempt: number; signal: AbortSignal }) => unknown, opts?: MessageQueueOptions);
+  /** @throws QUEUE_FULL, CLOSED */
+  push(item: T): void;
+  readonly deadLetters: DeadLetter<T>[];
+  /** Re-queue dead letters (all, or those filter accepts); returns how many. */
+  replay(filter?: (d: DeadLetter<T>) => boolean): number;
+  pause(): void;
+  resume(): void;
+  /** Resolves when nothing is queued, running or waiting to retry. */
+  idle(): Promise<void>;
+  stats(): { queued: number; running: number; waiting: number; deadLetterCount: number; done: number; failed: number; retries: number; deadLetters: number };
+  /** Stop; running handlers see their AbortSignal abort. */
+  close(): void;
+}
