@@ -35,3 +35,6 @@ export class SwitchboardError extends Error {
 export * from './compress.js';
 export * from './frame.js';
 export * from './queue.js';
+export * from './bridge.js';
+export * from './tabs.js';
+export * from './events.js';

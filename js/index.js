@@ -4,3 +4,6 @@ export { SwitchboardError } from './errors.js';
 export * from './compress.js';
 export { encodeFrame, decodeFrame, BatchReader, FrameKind, FrameFlag } from './frame.js';
 export { Batcher, Outbox, Inbox, MessageQueue } from './queue.js';
+export * from './bridge.js';
+export * from './tabs.js';
+export * from './events.js';

@@ -1,0 +1,180 @@
+// Server-Sent Events: EventStream and the bare SseParser.
+
+import type { SwitchboardError } from './index.js';
+
+/** Reconnect policy. Delays are drawn with full jitter above a floor. */
+export interface ReconnectOptions {
+  /**
+   * Floor of the delay until the server sends `retry:` (which then becomes
+   * the floor). ms, default 1000. The first reconnect after a connection that
+   * delivered events waits exactly the floor.
+   */
+  minDelay?: number;
+  /** Cap on the exponential growth (a server `retry:` above it still wins). ms, default 30000. */
+  maxDelay?: number;
+  /** Growth per consecutive failed attempt, default 2. */
+  factor?: number;
+  /** Give up (close with CONNECTION_LOST) after this many consecutive failures; 0 = never (default). */
+  maxAttempts?: number;
+  /** Jitter seed; default from crypto.getRandomValues. */
+  seed?: number;
+}
+
+export interface EventStreamOptions {
+  /** HTTP method, default 'GET'. A non-GET (or headers, or a body) needs the fetch transport. */
+  method?: string;
+  /** Request headers, e.g. Authorization. `Accept` and `Last-Event-ID` are set by EventStream. */
+  headers?: HeadersInit;
+  /** Request body; it is sent again on every reconnect, so it cannot be a ReadableStream. */
+  body?: BodyInit | null;
+  /** fetch credentials mode, default 'same-origin'; 'include' = EventSource's withCredentials. */
+  credentials?: RequestCredentials;
+  /** Reconnect policy, or false to close on the first lost connection. */
+  reconnect?: ReconnectOptions | false;
+  /** Resume from this id on the first request (sent as Last-Event-ID). */
+  lastEventId?: string;
+  /**
+   * Keep the stream open while the page is hidden (default true). With false
+   * the connection is dropped when the tab is hidden (state 'paused') and
+   * resumed from Last-Event-ID when it is visible again.
+   */
+  openWhenHidden?: boolean;
+  /** Aborting it closes the stream and fires `close` with reason 'aborted'. */
+  signal?: AbortSignal;
+  /**
+   * 'fetch' (default): fetch + the wasm parser, any method/headers/body.
+   * 'native': the browser's EventSource (GET without headers only); our
+   * reconnect policy still applies, and since a new EventSource cannot send
+   * Last-Event-ID, the id travels as the `resumeParam` query parameter.
+   * 'auto': native when the request allows it, else fetch.
+   */
+  transport?: 'fetch' | 'native' | 'auto';
+  /** Query parameter carrying the last id on native reconnects, default 'lastEventId'; '' = none. */
+  resumeParam?: string;
+  /** Cap on one line of the stream in bytes (default 64 KiB); past it: error TOO_LARGE, closed. */
+  maxLineBytes?: number;
+  /** Cap on one event's data in bytes (default 1 MiB); past it: error TOO_LARGE, closed. */
+  maxEventBytes?: number;
+  /** fetch implementation to use (default globalThis.fetch). */
+  fetch?: typeof fetch;
+}
+
+export type EventStreamState = 'idle' | 'connecting' | 'open' | 'retrying' | 'paused' | 'closed';
+
+/** `retrying`: the connection was lost; the next attempt starts after `delay` ms. */
+export class RetryingEvent extends Event {
+  readonly type: 'retrying';
+  /** ms until the next attempt */
+  readonly delay: number;
+  /** consecutive failed attempts so far (1 for the first reconnect) */
+  readonly attempt: number;
+  /** why the connection was lost */
+  readonly error: SwitchboardError;
+}
+
+/** `statechange`: from `previous` to `state`. */
+export class StateChangeEvent extends Event {
+  readonly type: 'statechange';
+  readonly state: EventStreamState;
+  readonly previous: EventStreamState;
+}
+
+/**
+ * `error`: fired for every lost connection (then `retrying` follows) and for
+ * fatal answers (then `close` follows). `error.code` is one of
+ * CONNECTION_LOST, HTTP_ERROR (with `.status`), NO_CONTENT (HTTP 204),
+ * BAD_CONTENT_TYPE, TOO_LARGE, NOT_INITIALIZED.
+ */
+export class StreamErrorEvent extends Event {
+  readonly type: 'error';
+  readonly error: SwitchboardError & { status?: number };
+}
+
+/** `close`: the stream is over for good. */
+export class StreamCloseEvent extends Event {
+  readonly type: 'close';
+  /** 'closed' (close()), 'aborted' (the signal), 'error' (fatal answer or attempts used up) */
+  readonly reason: 'closed' | 'aborted' | 'error';
+  readonly error?: SwitchboardError;
+}
+
+export interface EventStreamEventMap {
+  open: Event;
+  message: MessageEvent<string>;
+  error: StreamErrorEvent;
+  retrying: RetryingEvent;
+  statechange: StateChangeEvent;
+  close: StreamCloseEvent;
+}
+
+/**
+ * An EventSource that resumes. Named events (`event: price`) arrive as
+ * MessageEvents of that type, like EventSource: `es.addEventListener('price', …)`.
+ *
+ * ```js
+ * const es = new EventStream('/llm', { method: 'POST', headers: { authorization }, body });
+ * es.addEventListener('token', (e) => out.append(e.data));
+ * es.addEventListener('close', (e) => console.log(e.reason, e.error?.code));
+ * ```
+ */
+export class EventStream extends EventTarget {
+  static readonly CONNECTING: 0;
+  static readonly OPEN: 1;
+  static readonly CLOSED: 2;
+  constructor(url: string | URL, options?: EventStreamOptions);
+  /** Absolute URL of the stream. */
+  readonly url: string;
+  /** 0 connecting / waiting to retry / paused, 1 open, 2 closed (like EventSource). */
+  readonly readyState: 0 | 1 | 2;
+  readonly state: EventStreamState;
+  readonly withCredentials: boolean;
+  /** The id a reconnect resumes from. */
+  readonly lastEventId: string;
+  /** The server's last `retry:` in ms, or null (fetch transport only). */
+  readonly retry: number | null;
+  readonly transport: 'fetch' | 'native';
+  /** Stop for good; `close` fires (reason 'closed'). Idempotent. */
+  close(): void;
+  /**
+   * Async iteration over the events of `types` (default ['message']). Ends
+   * when the stream closes; throws its error if it closed on one (e.g.
+   * NO_CONTENT). Leaving the loop early closes the stream. Past
+   * `maxBuffered` (default 10000) unread events the stream closes and the
+   * iterator throws QUEUE_FULL.
+   */
+  events(types?: string[], options?: { maxBuffered?: number }): AsyncIterableIterator<MessageEvent<string>>;
+  /** `for await (const e of stream)`: the `message` events (see events()). */
+  [Symbol.asyncIterator](): AsyncIterableIterator<MessageEvent<string>>;
+  onopen: ((this: EventStream, ev: Event) => unknown) | null;
+  onmessage: ((this: EventStream, ev: MessageEvent<string>) => unknown) | null;
+  onerror: ((this: EventStream, ev: StreamErrorEvent) => unknown) | null;
+  onclose: ((this: EventStream, ev: StreamCloseEvent) => unknown) | null;
+  onretrying: ((this: EventStream, ev: RetryingEvent) => unknown) | null;
+  onstatechange: ((this: EventStream, ev: StateChangeEvent) => unknown) | null;
+  addEventListener<K extends keyof EventStreamEventMap>(type: K, listener: (this: EventStream, ev: EventStreamEventMap[K]) => unknown, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: (this: EventStream, ev: MessageEvent<string>) => unknown, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+}
+
+/**
+ * The WHATWG event-stream parser on its own (sans-I/O), for custom
+ * transports. Needs `await init()` first. Holds wasm memory: close() it.
+ */
+export class SseParser {
+  constructor(options?: { maxLineBytes?: number; maxEventBytes?: number });
+  /**
+   * Parse more bytes (any chunking); calls onEvent for each completed event,
+   * in order, and returns how many. Return false from onEvent to stop the
+   * rest of this batch. Throws TOO_LARGE past a cap (after the events before
+   * it); the parser then refuses input until end().
+   */
+  feed(chunk: Uint8Array | ArrayBuffer | ArrayBufferView | string, onEvent: (type: string, data: string, lastEventId: string) => unknown): number;
+  /** End of one stream (connection gone): drops a partial line/event. */
+  end(): void;
+  /** Last event id as of the last dispatch; settable (no NUL). */
+  lastEventId: string;
+  /** The server's `retry:` in ms, or null. */
+  readonly retry: number | null;
+  /** Free the core memory. Idempotent. */
+  close(): void;
+}

@@ -1,0 +1,692 @@
+// Server-Sent Events: EventStream (an EventSource that resumes, with headers,
+// POST bodies and a backoff policy) on the C event-stream parser.
+//
+// The C object (src/sse.c) parses the bytes and owns the reconnect state
+// machine; this file owns fetch/EventSource, timers and DOM events only.
+import { init, core, toBytes, SwitchboardError } from './core.js';
+
+// ignoreBOM: the C side already skipped the stream's BOM; a U+FEFF inside
+// data is data and must survive.
+const textDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
+const REC = 6;
+const SAME = 0xffffffff;
+const SLICE = 1 << 20; // bytes handed to the core per call
+const E_CONNECTION_LOST = -17;
+const OWN_EVENTS = new Set(['open', 'message', 'error', 'retrying', 'statechange', 'close']);
+
+const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
+
+function randomSeed() {
+  const a = new Uint32Array(1);
+  globalThis.crypto.getRandomValues(a);
+  return a[0];
+}
+
+function num(v, dflt, name, lo, hi) {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !(v >= lo) || !(v <= hi)) throw new SwitchboardError('INVALID', `${name} must be a number in ${lo}..${hi}`);
+  return v;
+}
+
+/**
+ * The bare event-stream parser: feed bytes in any chunks, get events.
+ * Sans-I/O; what EventStream uses, exported for custom transports
+ * (WebTransport, a Response you already hold, a worker).
+ */
+export class SseParser {
+  /**
+   * @param {{maxLineBytes?: number, maxEventBytes?: number}} [opts]
+   */
+  constructor(opts = {}) {
+    this._c = core();
+    this._h = this._c.fn.sb_sse_create(
+      num(opts.maxLineBytes, 65536, 'maxLineBytes', 1, 2 ** 28),
+      num(opts.maxEventBytes, 1 << 20, 'maxEventBytes', 1, 2 ** 28),
+      num(opts._minDelay, 1000, 'reconnect.minDelay', 0, 1e12),
+      num(opts._maxDelay, 30000, 'reconnect.maxDelay', 0, 1e12),
+      num(opts._factor, 2, 'reconnect.factor', 1, 1e6),
+      num(opts._maxAttempts, 0, 'reconnect.maxAttempts', 0, 2 ** 31 - 1),
+      opts._seed ?? randomSeed(),
+    );
+    if (!this._h) throw new SwitchboardError('NO_MEMORY', 'cannot create the SSE parser');
+  }
+
+  _handle() {
+    if (!this._h) throw new SwitchboardError('CLOSED', 'parser is closed');
+    return this._h;
+  }
+
+  /**
+   * Parse more bytes; calls onEvent(type, data, lastEventId) for every event
+   * they complete, in order. Returns how many. Throws TOO_LARGE (after
+   * delivering the events before the offending line) when a cap is hit; the
+   * parser then refuses input until end().
+   * @param {Uint8Array|ArrayBuffer|ArrayBufferView|string} chunk
+   * @param {(type: string, data: string, lastEventId: string) => void} onEvent
+   */
+  feed(chunk, onEvent) {
+    const h = this._handle();
+    if (this._busy) throw new SwitchboardError('BAD_STATE', 'feed() called from inside its own event handler');
+    this._busy = true;
+    try {
+      return this._feed(h, chunk, onEvent);
+    } finally {
+      this._busy = false;
+    }
+  }
+
+  _feed(h, chunk, onEvent) {
+    const c = this._c;
+    const fn = c.fn;
+    const bytes = chunk instanceof Uint8Array ? chunk : toBytes(chunk);
+    let total = 0;
+    let off = 0;
+    do {
+      const n = Math.min(bytes.length - off, SLICE);
+      const p = c.writeBytes(n === bytes.length ? bytes : bytes.subarray(off, off + n));
+      const rc = fn.sb_sse_feed(h, p, n);
+      const count = rc < 0 ? fn.sb_sse_count(h) : rc;
+      if (count) total += this._deliver(h, count, onEvent);
+      if (rc < 0) throw c.error(rc, 'event stream');
+      off += n;
+    } while (off < bytes.length);
+    return total;
+  }
+
+  _deliver(h, count, onEvent) {
+    const c = this._c;
+    const fn = c.fn;
+    const heap = c.heap();
+    const tp = fn.sb_sse_text(h);
+    // One decode per feed; the records give UTF-16 lengths, so slicing is exact.
+    const text = textDecoder.decode(heap.subarray(tp, tp + fn.sb_sse_text_len(h)));
+    // The records are copied out (one view + one set per feed, into a reused
+    // array): handlers may grow, and so detach, the heap.
+    const words = count * REC;
+    if (!this._rec || this._rec.length < words) this._rec = new Uint32Array(Math.max(words, 1024));
+    const rec = this._rec;
+    rec.set(new Uint32Array(heap.buffer, fn.sb_sse_records(h), words));
+    let pos = 0;
+    let id = '';
+    let named = 'message';
+    for (let r = 0, i = 1; r < words; r += REC, i++) {
+      const data = text.slice(pos, (pos += rec[r + 1]));
+      const tb = rec[r + 2];
+      const type = tb === SAME ? named : tb ? (named = text.slice(pos, (pos += rec[r + 3]))) : 'message';
+      if (rec[r + 4] !== SAME) id = text.slice(pos, (pos += rec[r + 5]));
+      if (onEvent(type, data, id) === false) return i; // the caller stopped
+    }
+    return count;
+  }
+
+  /** End of one stream: drop a partial line/event; the next byte starts a new stream. */
+  end() {
+    this._c.fn.sb_sse_end(this._handle());
+  }
+
+  /** Last event ID as of the last dispatch (what a reconnect resumes from). */
+  get lastEventId() {
+    const h = this._handle();
+    const c = this._c;
+    const n = c.fn.sb_sse_last_id_len(h);
+    return n ? c.readString(c.fn.sb_sse_last_id(h), n) : '';
+  }
+
+  set lastEventId(id) {
+    const c = this._c;
+    const h = this._handle();
+    const [p, n] = c.writeString(String(id));
+    c.check(c.fn.sb_sse_set_last_id(h, p, n), 'lastEventId');
+  }
+
+  /** The server's `retry:` in ms, or null if it sent none. */
+  get retry() {
+    const r = this._c.fn.sb_sse_retry(this._handle());
+    return r < 0 ? null : r;
+  }
+
+  /** Free the core memory. Idempotent. */
+  close() {
+    if (this._h) this._c.fn.sb_sse_destroy(this._h);
+    this._h = 0;
+  }
+}
+
+function asError(e) {
+  return e instanceof SwitchboardError ? e : new SwitchboardError('INTERNAL', String(e?.message || e), { cause: e });
+}
+
+/** `retrying`: the connection was lost; the next attempt starts after `delay` ms. */
+export class RetryingEvent extends Event {
+  constructor(delay, attempt, error) {
+    super('retrying');
+    this.delay = delay;
+    this.attempt = attempt;
+    this.error = error;
+  }
+}
+
+/** `statechange`: state moved from `previous` to `state`. */
+export class StateChangeEvent extends Event {
+  constructor(state, previous) {
+    super('statechange');
+    this.state = state;
+    this.previous = previous;
+  }
+}
+
+/** `error`: carries the SwitchboardError (`error.code`). */
+export class StreamErrorEvent extends Event {
+  constructor(error) {
+    super('error');
+    this.error = error;
+  }
+}
+
+/** `close`: the stream is over for good; `reason` is 'closed' | 'aborted' | 'error'. */
+export class StreamCloseEvent extends Event {
+  constructor(reason, error) {
+    super('close');
+    this.reason = reason;
+    this.error = error;
+  }
+}
+
+// The HTTP statuses worth retrying: the server is alive but busy or broken
+// for now. Anything else (401, 404, …) would fail the same way again.
+const RETRIABLE = new Set([408, 425, 429, 500, 502, 503, 504]);
+
+/**
+ * An EventSource that resumes: custom headers, POST bodies and credentials over
+ * fetch (or the native EventSource for plain GETs), a WHATWG-conformant parser
+ * in the wasm core, `retry:` honoured as the floor of an exponential backoff
+ * with jitter, `Last-Event-ID` on every reconnect.
+ */
+export class EventStream extends EventTarget {
+  static CONNECTING = 0;
+  static OPEN = 1;
+  static CLOSED = 2;
+
+  /**
+   * @param {string|URL} url
+   * @param {object} [options] see events.d.ts
+   */
+  constructor(url, options = {}) {
+    super();
+    const base = typeof location !== 'undefined' ? location.href : undefined;
+    this.url = new URL(String(url), base).href;
+    const method = String(options.method || 'GET').toUpperCase();
+    const headers = new Headers(options.headers || {});
+    const body = options.body;
+    if (body !== undefined && body !== null && typeof ReadableStream !== 'undefined' && body instanceof ReadableStream) {
+      throw new SwitchboardError('INVALID', 'body must be re-sendable on reconnect (string, Blob, FormData, URLSearchParams, bytes), not a ReadableStream');
+    }
+    if (body != null && (method === 'GET' || method === 'HEAD')) throw new SwitchboardError('INVALID', `a ${method} request has no body`);
+    const plain = method === 'GET' && body == null && [...headers.keys()].length === 0;
+    let transport = options.transport || 'fetch';
+    if (!['fetch', 'native', 'auto'].includes(transport)) throw new SwitchboardError('INVALID', 'transport must be fetch, native or auto');
+    const hasNative = typeof EventSource !== 'undefined';
+    if (transport === 'auto') transport = plain && hasNative ? 'native' : 'fetch';
+    if (transport === 'native' && (!plain || !hasNative)) {
+      throw new SwitchboardError('INVALID', hasNative ? 'the native transport can only send a GET without headers or body' : 'no EventSource here');
+    }
+    // Checked here, synchronously, so a bad option throws from the constructor.
+    const rc = options.reconnect === false ? null : options.reconnect || {};
+    const policy = rc && {
+      minDelay: num(rc.minDelay, 1000, 'reconnect.minDelay', 0, 1e12),
+      maxDelay: num(rc.maxDelay, 30000, 'reconnect.maxDelay', 0, 1e12),
+      factor: num(rc.factor, 2, 'reconnect.factor', 1, 1e6),
+      maxAttempts: num(rc.maxAttempts, 0, 'reconnect.maxAttempts', 0, 2 ** 31 - 1),
+      seed: rc.seed === undefined ? undefined : num(rc.seed, 0, 'reconnect.seed', 0, 2 ** 32 - 1),
+    };
+    const caps = {
+      maxLineBytes: num(options.maxLineBytes, 65536, 'maxLineBytes', 1, 2 ** 28),
+      maxEventBytes: num(options.maxEventBytes, 1 << 20, 'maxEventBytes', 1, 2 ** 28),
+    };
+    if (options.lastEventId != null && String(options.lastEventId).includes('\0')) {
+      throw new SwitchboardError('INVALID', 'lastEventId cannot contain NUL');
+    }
+    this._opts = {
+      method,
+      headers,
+      body: body ?? undefined,
+      credentials: options.credentials || 'same-origin',
+      transport,
+      fetch: options.fetch || globalThis.fetch?.bind(globalThis),
+      resumeParam: options.resumeParam ?? 'lastEventId',
+      openWhenHidden: options.openWhenHidden !== false,
+      reconnect: policy,
+    };
+    this._state = 'idle';
+    this._closed = false;
+    this._h = 0;
+    this._parser = null;
+    this._ac = null;
+    this._es = null;
+    this._timer = null;
+    this._retry = null;
+    this._lastId = options.lastEventId != null ? String(options.lastEventId) : '';
+    this._origin = new URL(this.url).origin;
+    this._types = new Set();
+    this._onHandlers = {};
+    this._onVisibility = null;
+
+    const signal = options.signal;
+    if (signal) {
+      if (signal.aborted) {
+        queueMicrotask(() => this._finish('aborted', undefined));
+        return;
+      }
+      this._signal = signal;
+      this._onAbort = () => this._finish('aborted', undefined);
+      signal.addEventListener('abort', this._onAbort, { once: true });
+    }
+    if (!this._opts.openWhenHidden && typeof document !== 'undefined') {
+      this._onVisibility = () => this._visibility();
+      document.addEventListener('visibilitychange', this._onVisibility);
+    }
+    init().then(
+      () => {
+        if (this._closed) return;
+        const r = this._opts.reconnect || {};
+        try {
+          this._parser = new SseParser({
+            ...caps,
+            _minDelay: r.minDelay,
+            _maxDelay: r.maxDelay,
+            _factor: r.factor,
+            _maxAttempts: r.maxAttempts,
+            _seed: r.seed,
+          });
+          this._h = this._parser._h;
+          if (this._lastId) this._parser.lastEventId = this._lastId;
+        } catch (e) {
+          return this._fatal(asError(e));
+        }
+        if (this._opts.openWhenHidden || typeof document === 'undefined' || !document.hidden) this._connect();
+        else this._setState('paused');
+      },
+      (e) => this._fatal(e instanceof SwitchboardError ? e : new SwitchboardError('NOT_INITIALIZED', String(e?.message || e), { cause: e })),
+    );
+  }
+
+  /** 0 connecting (or waiting to retry), 1 open, 2 closed — like EventSource. */
+  get readyState() {
+    return this._state === 'open' ? 1 : this._state === 'closed' ? 2 : 0;
+  }
+
+  /** 'idle' | 'connecting' | 'open' | 'retrying' | 'paused' | 'closed' */
+  get state() {
+    return this._state;
+  }
+
+  get withCredentials() {
+    return this._opts.credentials === 'include';
+  }
+
+  /** The id a reconnect resumes from (sent as Last-Event-ID). */
+  get lastEventId() {
+    this._sync();
+    return this._lastId;
+  }
+
+  /** The server's last `retry:` value in ms, or null. */
+  get retry() {
+    this._sync();
+    return this._retry;
+  }
+
+  /** 'fetch' or 'native'. */
+  get transport() {
+    return this._opts.transport;
+  }
+
+  /** Stop for good: aborts the request, fires `close` (reason 'closed'). Idempotent. */
+  close() {
+    this._finish('closed', undefined);
+  }
+
+  /**
+   * Async iteration over the events of `types` (default ['message']): ends
+   * when the stream closes, throws its error if it closed on one. Leaving
+   * the loop early (break, return, throw) closes the stream. At most
+   * `maxBuffered` events wait for a slow consumer; past that the stream
+   * closes and the iterator throws QUEUE_FULL.
+   * @param {string[]} [types]
+   * @param {{maxBuffered?: number}} [opts]
+   * @returns {AsyncIterableIterator<MessageEvent>}
+   */
+  events(types = ['message'], { maxBuffered = 10000 } = {}) {
+    const queue = [];
+    let head = 0;
+    let wake = null;
+    let done = false;
+    let error = null;
+    const notify = () => { const w = wake; wake = null; w?.(); };
+    const push = (e) => {
+      if (done) return;
+      if (queue.length - head >= maxBuffered) {
+        error = new SwitchboardError('QUEUE_FULL', `more than ${maxBuffered} events waiting for the iterator`);
+        done = true;
+        cleanup();
+        this.close();
+      } else {
+        queue.push(e);
+      }
+      notify();
+    };
+    const onClose = (e) => {
+      if (!done && e.reason === 'error') error = e.error;
+      done = true;
+      notify();
+    };
+    const cleanup = () => {
+      for (const t of types) this.removeEventListener(t, push);
+      this.removeEventListener('close', onClose);
+    };
+    for (const t of types) this.addEventListener(t, push);
+    this.addEventListener('close', onClose);
+    if (this._state === 'closed') done = true;
+    const stream = this;
+    return {
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      async next() {
+        while (head === queue.length && !done) await new Promise((r) => { wake = r; });
+        if (head < queue.length) {
+          const value = queue[head];
+          queue[head++] = undefined;
+          if (head > 1024 && head * 2 > queue.length) { queue.splice(0, head); head = 0; }
+          return { value, done: false };
+        }
+        cleanup();
+        if (error) {
+          const e = error;
+          error = null;
+          throw e;
+        }
+        return { value: undefined, done: true };
+      },
+      async return() {
+        done = true;
+        cleanup();
+        stream.close();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  /** `for await (const e of stream)`: the `message` events, see events(). */
+  [Symbol.asyncIterator]() {
+    return this.events();
+  }
+
+  addEventListener(type, listener, options) {
+    super.addEventListener(type, listener, options);
+    // Native EventSource only reports named events someone listens to.
+    if (!OWN_EVENTS.has(type) && !this._types.has(type)) {
+      this._types.add(type);
+      if (this._es) this._es.addEventListener(type, this._relay);
+    }
+  }
+
+  _setState(s) {
+    if (s === this._state) return;
+    const prev = this._state;
+    this._state = s;
+    this.dispatchEvent(new StateChangeEvent(s, prev));
+  }
+
+  _connect() {
+    this._timer = null;
+    if (this._closed) return;
+    try {
+      const c = core();
+      c.check(c.fn.sb_sse_connect(this._h, now()), 'connect');
+      this._setState('connecting');
+      if (this._opts.transport === 'native') this._connectNative();
+      else this._connectFetch().catch((e) => this._fatal(asError(e)));
+    } catch (e) {
+      this._fatal(asError(e));
+    }
+  }
+
+  async _connectFetch() {
+    const o = this._opts;
+    const ac = new AbortController();
+    this._ac = ac;
+    const headers = new Headers(o.headers);
+    headers.set('accept', 'text/event-stream');
+    this._sync();
+    if (this._lastId) headers.set('last-event-id', this._lastId);
+    let res;
+    try {
+      res = await o.fetch(this.url, {
+        method: o.method,
+        headers,
+        body: o.body,
+        credentials: o.credentials,
+        cache: 'no-store',
+        signal: ac.signal,
+      });
+    } catch (e) {
+      if (this._stale(ac)) return;
+      return this._lost(new SwitchboardError('CONNECTION_LOST', `request failed: ${e?.message || e}`, { cause: e }));
+    }
+    if (this._stale(ac)) {
+      res.body?.cancel().catch(() => {});
+      return;
+    }
+    if (res.status === 204) {
+      res.body?.cancel().catch(() => {});
+      return this._fatal(new SwitchboardError('NO_CONTENT', 'server answered 204 No Content: it asks us not to reconnect'));
+    }
+    if (res.status !== 200) {
+      res.body?.cancel().catch(() => {});
+      const err = new SwitchboardError('HTTP_ERROR', `server answered HTTP ${res.status}`);
+      err.status = res.status;
+      return RETRIABLE.has(res.status) ? this._lost(err) : this._fatal(err);
+    }
+    const type = (res.headers.get('content-type') || '').split(';')[0].trim().toLowerCase();
+    if (type !== 'text/event-stream') {
+      res.body?.cancel().catch(() => {});
+      return this._fatal(new SwitchboardError('BAD_CONTENT_TYPE', `expected text/event-stream, got ${JSON.stringify(type || 'none')}`));
+    }
+    if (res.url) this._origin = new URL(res.url).origin;
+    core().fn.sb_sse_opened(this._h, now());
+    this._setState('open');
+    this.dispatchEvent(new Event('open'));
+    if (this._stale(ac)) return;
+    const reader = res.body.getReader();
+    let readError = null;
+    for (;;) {
+      let chunk;
+      try {
+        chunk = await reader.read();
+      } catch (e) {
+        readError = e;
+        break;
+      }
+      if (this._stale(ac)) {
+        reader.cancel().catch(() => {});
+        return;
+      }
+      if (chunk.done) break;
+      try {
+        this._feed(chunk.value);
+      } catch (e) {
+        reader.cancel().catch(() => {});
+        if (this._stale(ac)) return;
+        // A stream over the caps would fail the same way after a reconnect.
+        return this._fatal(e);
+      }
+      if (this._stale(ac)) {
+        reader.cancel().catch(() => {});
+        return;
+      }
+    }
+    if (this._stale(ac)) return;
+    this._lost(new SwitchboardError('CONNECTION_LOST', readError ? `stream broke: ${readError?.message || readError}` : 'server ended the stream', { cause: readError || undefined }));
+  }
+
+  // True once this request is no longer the current one (closed, paused, replaced).
+  _stale(ac) {
+    return this._closed || ac !== this._ac;
+  }
+
+  _feed(bytes) {
+    this._parser.feed(bytes, (type, data, id) => {
+      this.dispatchEvent(new MessageEvent(type, { data, lastEventId: id, origin: this._origin }));
+      return !this._closed;
+    });
+  }
+
+  // With the fetch transport the core holds the last id (id-only blocks move
+  // it too) and the retry value; read them when asked, not per chunk.
+  _sync() {
+    if (this._parser && this._opts.transport === 'fetch') {
+      this._lastId = this._parser.lastEventId;
+      this._retry = this._parser.retry;
+    }
+  }
+
+  _connectNative() {
+    let url = this.url;
+    if (this._lastId && this._opts.resumeParam) {
+      // A new EventSource cannot send Last-Event-ID; the id rides in the query.
+      const u = new URL(url);
+      u.searchParams.set(this._opts.resumeParam, this._lastId);
+      url = u.href;
+    }
+    const es = new EventSource(url, { withCredentials: this.withCredentials });
+    this._es = es;
+    let opened = false;
+    this._relay = (e) => {
+      if (this._es !== es || this._closed) return;
+      this._lastId = e.lastEventId;
+      core().fn.sb_sse_progress(this._h);
+      this.dispatchEvent(new MessageEvent(e.type, { data: e.data, lastEventId: e.lastEventId, origin: e.origin }));
+    };
+    es.onopen = () => {
+      if (this._es !== es || this._closed) return;
+      opened = true;
+      core().fn.sb_sse_opened(this._h, now());
+      this._setState('open');
+      this.dispatchEvent(new Event('open'));
+    };
+    es.onmessage = this._relay;
+    for (const t of this._types) es.addEventListener(t, this._relay);
+    es.onerror = () => {
+      if (this._es !== es || this._closed) return;
+      const refused = !opened && es.readyState === 2;
+      es.close();
+      this._es = null;
+      if (refused) {
+        // The browser failed the connection (non-200, 204 or wrong type) and
+        // does not say which; it would not retry either.
+        return this._fatal(new SwitchboardError('HTTP_ERROR', 'server refused the event stream (native EventSource gives no detail)'));
+      }
+      this._lost(new SwitchboardError('CONNECTION_LOST', 'event stream lost'));
+    };
+  }
+
+  // The connection is gone but the stream is not: tell, then schedule a retry.
+  _lost(err) {
+    if (this._closed) return;
+    this._ac = null;
+    this.dispatchEvent(new StreamErrorEvent(err));
+    if (this._closed) return;
+    if (!this._opts.reconnect) return this._finish('error', err);
+    const c = core();
+    const t = now();
+    const rc = c.fn.sb_sse_failed(this._h, t);
+    if (rc === E_CONNECTION_LOST) {
+      return this._finish('error', new SwitchboardError('CONNECTION_LOST', `gave up after ${c.fn.sb_sse_attempts(this._h)} attempts`, { cause: err }));
+    }
+    c.check(rc, 'reconnect');
+    // deadline is t + delay in doubles; at epoch-scale t the subtraction
+    // loses ~1e-13 ms, so round to the microsecond (150 stays 150).
+    const delay = Math.max(0, Math.round((c.fn.sb_sse_deadline(this._h) - t) * 1000) / 1000);
+    this._setState('retrying');
+    this.dispatchEvent(new RetryingEvent(delay, c.fn.sb_sse_attempts(this._h), err));
+    if (this._closed) return;
+    this._timer = setTimeout(() => this._connect(), delay);
+  }
+
+  _fatal(err) {
+    if (this._closed) return;
+    this.dispatchEvent(new StreamErrorEvent(err));
+    this._finish('error', err);
+  }
+
+  // openWhenHidden: false — drop the connection while hidden, resume (with
+  // Last-Event-ID) when visible again.
+  _visibility() {
+    if (this._closed || !this._h) return;
+    if (document.hidden) {
+      if (this._state === 'paused') return;
+      this._hang();
+      this._setState('paused');
+    } else if (this._state === 'paused') {
+      this._hang();
+      this._connect();
+    }
+  }
+
+  // Drop the current attempt (request or timer) without firing anything.
+  _hang() {
+    const c = core();
+    if (this._timer) clearTimeout(this._timer);
+    this._timer = null;
+    this._ac?.abort();
+    this._ac = null;
+    if (this._es) this._es.close();
+    this._es = null;
+    const s = c.fn.sb_sse_state(this._h);
+    if (s === 1 || s === 2) c.fn.sb_sse_failed(this._h, now());
+  }
+
+  _finish(reason, err) {
+    if (this._closed) return;
+    this._closed = true;
+    if (this._timer) clearTimeout(this._timer);
+    this._timer = null;
+    this._ac?.abort();
+    this._ac = null;
+    if (this._es) this._es.close();
+    this._es = null;
+    if (this._signal) this._signal.removeEventListener('abort', this._onAbort);
+    if (this._onVisibility) document.removeEventListener('visibilitychange', this._onVisibility);
+    if (this._parser) {
+      this._sync();
+      this._parser.close();
+      this._parser = null;
+    }
+    this._h = 0;
+    // readyState is CLOSED at once; the events follow in a microtask, so a
+    // listener added right after close() or abort() still hears them
+    const prev = this._state;
+    this._state = 'closed';
+    queueMicrotask(() => {
+      this.dispatchEvent(new StateChangeEvent('closed', prev));
+      this.dispatchEvent(new StreamCloseEvent(reason, err));
+    });
+  }
+}
+
+// onopen / onmessage / onerror / onclose … like EventSource's handler attributes.
+for (const name of ['open', 'message', 'error', 'close', 'retrying', 'statechange']) {
+  Object.defineProperty(EventStream.prototype, `on${name}`, {
+    configurable: true,
+    enumerable: true,
+    get() {
+      return this._onHandlers[name] || null;
+    },
+    set(fn) {
+      if (this._onHandlers[name]) this.removeEventListener(name, this._onHandlers[name]);
+      this._onHandlers[name] = typeof fn === 'function' ? fn : null;
+      if (this._onHandlers[name]) this.addEventListener(name, this._onHandlers[name]);
+    },
+  });
+}

@@ -1,0 +1,116 @@
+/* router — the endpoint table behind the cross-document bridge.
+ *
+ * The glue owns every window, port, worker and JS value; the router owns the
+ * decisions: which endpoint an incoming handshake message belongs to (channel
+ * + expected source + origin allowlist), whether a handshake reply carries the
+ * nonce we sent, which call ids are pending on which endpoint and until when,
+ * when a heartbeat is due and when a silent peer counts as lost. Sources are
+ * small integers the glue assigns to the windows/workers it expects (0 means
+ * "not a window anybody expects").
+ *
+ * Endpoint life: WAITING --offer--> OFFERED --confirm--> CONNECTED.
+ * A new offer on a CONNECTED endpoint (the child reloaded) or a lost peer
+ * fails every pending call with SB_E_CONNECTION_LOST and starts over.
+ *
+ * Calls: sb_router_call() hands out an id; sb_router_settle() retires it when
+ * the answer arrives (an id that is not pending on that endpoint is refused,
+ * so late, duplicate or forged answers are dropped). Time is passed in; the
+ * glue keeps one timer for sb_router_next_deadline() and calls
+ * sb_router_poll() when it fires. Work the glue must do is reported as an
+ * event table read with sb_router_events() (valid until the next call that
+ * produces events). */
+#ifndef SB_ROUTER_H
+#define SB_ROUTER_H
+
+#include "origin.h"
+#include "switchboard.h"
+
+#define SB_ROUTER_CHANNEL_MAX 64
+#define SB_ROUTER_NONCE_MAX 64
+
+enum sb_ep_state {
+    SB_EP_WAITING = 1,   /* no handshake yet */
+    SB_EP_OFFERED = 2,   /* our nonce is out, waiting for it to come back */
+    SB_EP_CONNECTED = 3
+};
+
+/* Event kinds in the table (4 int32 per event: kind, endpoint, call id, err). */
+enum sb_router_event {
+    SB_RT_CALL_FAILED = 1,   /* call id failed with err (TIMEOUT or CONNECTION_LOST) */
+    SB_RT_PING = 2,          /* send a heartbeat on the endpoint */
+    SB_RT_LOST = 3,          /* peer silent past dead_ms: the endpoint is WAITING again */
+    SB_RT_CONNECT_TIMEOUT = 4 /* no handshake before the connect deadline */
+};
+
+/* Why sb_router_route() / sb_router_confirm() refused a message. */
+enum sb_route_reason {
+    SB_RR_NONE = 0,
+    SB_RR_NO_CHANNEL = 1,      /* nobody listens on that channel */
+    SB_RR_BAD_ORIGIN = 2,      /* origin does not parse */
+    SB_RR_ORIGIN_REJECTED = 3, /* origin not in the endpoint's allowlist */
+    SB_RR_WRONG_SOURCE = 4,    /* allowed origin, but not the window we expect */
+    SB_RR_BAD_NONCE = 5,       /* handshake reply does not carry our nonce */
+    SB_RR_BAD_STATE = 6        /* handshake message out of order */
+};
+
+typedef struct sb_router sb_router;
+
+/* max_endpoints 1..4095, max_pending 1..65535 calls in flight in total,
+ * max_origins allowlist entries per endpoint (1..256). */
+SB_EXPORT sb_router *sb_router_create(int max_endpoints, int max_pending, int max_origins);
+SB_EXPORT void sb_router_destroy(sb_router *r);
+
+/* New endpoint on a channel name (1..SB_ROUTER_CHANNEL_MAX bytes), expecting
+ * messages from `source` (0 = none, e.g. an already private port).
+ * heartbeat_ms 0 = no heartbeat; dead_ms: silence after which the peer is
+ * lost (0 = never); connect_timeout_ms 0 = wait forever. Returns a handle
+ * (> 0), SB_E_TOO_LARGE when the table is full, SB_E_STATE when another
+ * endpoint already has that channel and source. */
+SB_EXPORT int sb_router_open(sb_router *r, const char *channel, size_t len, uint32_t source,
+                             double heartbeat_ms, double dead_ms, double connect_timeout_ms,
+                             double now_ms);
+/* Allow an origin pattern on the endpoint (origin.h syntax). */
+SB_EXPORT int sb_router_allow(sb_router *r, int ep, const char *pattern, size_t len);
+/* Close: every pending call of the endpoint is reported as CALL_FAILED with
+ * err (SB_E_CONNECTION_LOST or SB_E_CLOSED); returns the event count. */
+SB_EXPORT int sb_router_close(sb_router *r, int ep, int err);
+SB_EXPORT int sb_router_state(const sb_router *r, int ep);
+
+/* Which endpoint a handshake message on the window belongs to. Returns the
+ * endpoint handle, or an sb_err with sb_router_reason() saying why (and
+ * sb_router_reason_ep() the endpoint of that channel, if any, to report to). */
+SB_EXPORT int sb_router_route(sb_router *r, const char *channel, size_t clen, uint32_t source,
+                              const char *origin, size_t olen);
+SB_EXPORT int sb_router_reason(const sb_router *r);
+SB_EXPORT int sb_router_reason_ep(const sb_router *r);
+
+/* Remember the nonce we are sending; from CONNECTED this is a re-handshake
+ * and fails the endpoint's pending calls (events, count returned). */
+SB_EXPORT int sb_router_offer(sb_router *r, int ep, const char *nonce, size_t len, double now_ms);
+/* The peer answered with `nonce`: CONNECTED if it is ours (compared in
+ * constant time), else SB_E_ORIGIN_REJECTED with reason BAD_NONCE. */
+SB_EXPORT int sb_router_confirm(sb_router *r, int ep, const char *nonce, size_t len,
+                                double now_ms);
+
+/* The peer said goodbye (or its window is gone but the endpoint stays for
+ * a reload): fail pending calls with CONNECTION_LOST, back to WAITING.
+ * Returns the event count. */
+SB_EXPORT int sb_router_lost(sb_router *r, int ep);
+
+/* Traffic from the peer: refreshes liveness. */
+SB_EXPORT int sb_router_heard(sb_router *r, int ep, double now_ms);
+
+/* A call id (> 0) pending on ep until now + timeout_ms (0 = no deadline),
+ * SB_E_STATE if ep is not connected, SB_E_QUEUE_FULL at max_pending. */
+SB_EXPORT int sb_router_call(sb_router *r, int ep, double now_ms, double timeout_ms);
+/* Retire a pending call: 0, or SB_E_NOT_FOUND if id is not pending on ep. */
+SB_EXPORT int sb_router_settle(sb_router *r, int ep, uint32_t id, double now_ms);
+SB_EXPORT int sb_router_pending(const sb_router *r, int ep);
+
+/* Fire whatever is due at now_ms; returns the event count. */
+SB_EXPORT int sb_router_poll(sb_router *r, double now_ms);
+/* Earliest deadline (call, heartbeat, liveness, connect), -1 for none. */
+SB_EXPORT double sb_router_next_deadline(const sb_router *r);
+SB_EXPORT const int32_t *sb_router_events(const sb_router *r);
+
+#endif

@@ -1,0 +1,1228 @@
+/* sync — see sync.h and docs/tabs.md (wire format and GC rule). */
+#include "sync.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+
+#define WALL_MAX ((uint64_t)1 << 53)
+#define CAP_LIMIT (1u << 20) /* sanity bound on every count cap */
+
+typedef struct hlc {
+    uint64_t wall;
+    uint32_t ctr;
+} hlc;
+
+typedef struct entry {
+    uint8_t *kv; /* key bytes then value bytes */
+    uint32_t klen, vlen, hash;
+    sb_sync_ts ts;
+    uint32_t seq; /* dot = (ts.rid, seq); 0 while a local write awaits flush */
+    uint8_t used, tomb, dirty, mark;
+} entry;
+
+typedef struct peer {
+    uint32_t id;
+    uint32_t vv;       /* every write of this peer with seq <= vv is absorbed */
+    uint64_t window;   /* bit i: seq vv+1+i absorbed (out of order) */
+    uint32_t last_seq; /* highest seq absorbed and its stamp */
+    hlc last_ts;
+    uint32_t adv_seq;  /* highest seq the peer said it has sent */
+    hlc complete;      /* we hold all of its writes stamped <= complete */
+    hlc stable;        /* the stable point it last reported */
+    uint8_t live, gone;
+    uint64_t touched;  /* for evicting departed peers (logical time) */
+} peer;
+
+typedef struct buf {
+    uint8_t *p;
+    size_t len, cap;
+} buf;
+
+struct sb_sync {
+    uint32_t id;
+    uint32_t max_keys, max_key, max_value, max_tomb, max_peers;
+    size_t max_msg;
+    hlc clock;
+    uint32_t own_seq;
+    entry *tab;
+    size_t tab_cap; /* power of two */
+    uint32_t count, ndirty, ntomb;
+    /* Slots written locally since the last flush, so a flush does not scan
+     * the table (may hold stale or repeated slots: flush re-checks each;
+     * on overflow flush falls back to a scan). */
+    uint32_t *dirty;
+    uint32_t ndirty_list, dirty_cap;
+    int dirty_overflow;
+    peer *peers;
+    uint32_t npeers;
+    uint64_t tick;
+    buf out, payload, changes;
+    int nchanges;
+    int last_type;
+    uint32_t last_origin;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int hlc_cmp(hlc a, hlc b)
+{
+    if (a.wall != b.wall)
+        return a.wall < b.wall ? -1 : 1;
+    if (a.ctr != b.ctr)
+        return a.ctr < b.ctr ? -1 : 1;
+    return 0;
+}
+
+static hlc hlc_max(hlc a, hlc b)
+{
+    return hlc_cmp(a, b) >= 0 ? a : b;
+}
+
+static hlc ts_hlc(const sb_sync_ts *t)
+{
+    hlc h = {t->wall, t->ctr};
+    return h;
+}
+
+int sb_sync_ts_cmp(const sb_sync_ts *a, const sb_sync_ts *b)
+{
+    int c = hlc_cmp(ts_hlc(a), ts_hlc(b));
+    if (c)
+        return c;
+    if (a->rid != b->rid)
+        return a->rid < b->rid ? -1 : 1;
+    return 0;
+}
+
+static uint64_t wall_of(double now_ms)
+{
+    if (!(now_ms > 0))
+        return 0;
+    if (now_ms >= (double)WALL_MAX)
+        return WALL_MAX;
+    return (uint64_t)now_ms;
+}
+
+/* Local event: strictly above everything this replica has stamped or seen. */
+static hlc clock_tick(sb_sync *s, double now_ms)
+{
+    uint64_t w = wall_of(now_ms);
+    if (w > s->clock.wall) {
+        s->clock.wall = w;
+        s->clock.ctr = 0;
+    } else if (s->clock.ctr == UINT32_MAX) {
+        s->clock.wall++;
+        s->clock.ctr = 0;
+    } else {
+        s->clock.ctr++;
+    }
+    return s->clock;
+}
+
+static void clock_seen(sb_sync *s, hlc remote)
+{
+    s->clock = hlc_max(s->clock, remote);
+}
+
+static uint32_t hash_key(const uint8_t *k, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ k[i]) * 16777619u;
+    return h;
+}
+
+static int buf_reserve(buf *b, size_t extra)
+{
+    size_t need = b->len + extra;
+    uint8_t *p;
+    size_t cap;
+    if (need <= b->cap)
+        return 0;
+    cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    p = realloc(b->p, cap);
+    if (!p)
+        return SB_E_NOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static void put_u8(buf *b, uint8_t v)
+{
+    b->p[b->len++] = v;
+}
+
+static void put_var(buf *b, uint64_t v)
+{
+    b->len += sb_varint_put(b->p + b->len, v);
+}
+
+static void put_bytes(buf *b, const uint8_t *p, size_t n)
+{
+    if (n)
+        memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+/* ---- reader over untrusted bytes ------------------------------------------ */
+
+typedef struct rd {
+    const uint8_t *p;
+    size_t n, pos;
+    int err;
+} rd;
+
+static uint64_t rd_var(rd *r, uint64_t max)
+{
+    uint64_t v = 0;
+    int k;
+    if (r->err)
+        return 0;
+    k = sb_varint_get(r->p + r->pos, r->n - r->pos, max, &v);
+    if (k == 0) {
+        r->err = SB_E_TRUNCATED;
+        return 0;
+    }
+    if (k < 0) {
+        r->err = SB_E_BAD_FRAME;
+        return 0;
+    }
+    r->pos += (size_t)k;
+    return v;
+}
+
+/* A count or length against one of our caps: over it is TOO_LARGE, not malformed. */
+static uint64_t rd_cap(rd *r, uint64_t cap)
+{
+    uint64_t v = rd_var(r, UINT64_MAX);
+    if (!r->err && v > cap) {
+        r->err = SB_E_TOO_LARGE;
+        return 0;
+    }
+    return v;
+}
+
+static uint8_t rd_u8(rd *r)
+{
+    if (r->err)
+        return 0;
+    if (r->pos >= r->n) {
+        r->err = SB_E_TRUNCATED;
+        return 0;
+    }
+    return r->p[r->pos++];
+}
+
+static const uint8_t *rd_bytes(rd *r, size_t len)
+{
+    const uint8_t *p;
+    if (r->err)
+        return NULL;
+    if (len > r->n - r->pos) {
+        r->err = SB_E_TRUNCATED;
+        return NULL;
+    }
+    p = r->p + r->pos;
+    r->pos += len;
+    return p;
+}
+
+/* ---- hash table (linear probing, backward-shift delete) --------------------- */
+
+static entry *find(const sb_sync *s, const uint8_t *key, size_t klen, uint32_t h)
+{
+    size_t mask = s->tab_cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        entry *e = &s->tab[i];
+        if (!e->used)
+            return NULL;
+        if (e->hash == h && e->klen == klen && memcmp(e->kv, key, klen) == 0)
+            return e;
+    }
+}
+
+/* Slot for a new key (caller checked the caps, so the table has room). */
+static entry *insert_slot(sb_sync *s, uint32_t h)
+{
+    size_t mask = s->tab_cap - 1;
+    size_t i = h & mask;
+    while (s->tab[i].used)
+        i = (i + 1) & mask;
+    return &s->tab[i];
+}
+
+static void remove_entry(sb_sync *s, entry *e)
+{
+    size_t mask = s->tab_cap - 1;
+    size_t i = (size_t)(e - s->tab);
+    if (e->tomb)
+        s->ntomb--;
+    else
+        s->count--;
+    free(e->kv);
+    memset(e, 0, sizeof *e);
+    /* Pull later members of the probe run back so lookups never stop early. */
+    for (size_t j = (i + 1) & mask; s->tab[j].used; j = (j + 1) & mask) {
+        size_t home = s->tab[j].hash & mask;
+        int movable = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
+        if (movable) {
+            if (s->tab[j].dirty)
+                for (uint32_t d = 0; d < s->ndirty_list; d++)
+                    if (s->dirty[d] == j)
+                        s->dirty[d] = (uint32_t)i;
+            s->tab[i] = s->tab[j];
+            memset(&s->tab[j], 0, sizeof s->tab[j]);
+            i = j;
+        }
+    }
+}
+
+/* ---- peers ----------------------------------------------------------------- */
+
+static peer *peer_find(sb_sync *s, uint32_t id)
+{
+    for (uint32_t i = 0; i < s->npeers; i++)
+        if (s->peers[i].id == id)
+            return &s->peers[i];
+    return NULL;
+}
+
+/* Find or add; a full table evicts the longest-idle departed peer. */
+static peer *peer_get(sb_sync *s, uint32_t id)
+{
+    peer *p = peer_find(s, id);
+    if (!p) {
+        if (s->npeers == s->max_peers) {
+            peer *victim = NULL;
+            for (uint32_t i = 0; i < s->npeers; i++) {
+                peer *q = &s->peers[i];
+                if (!q->live && (!victim || q->touched < victim->touched))
+                    victim = q;
+            }
+            if (!victim)
+                return NULL;
+            *victim = s->peers[--s->npeers];
+        }
+        p = &s->peers[s->npeers++];
+        memset(p, 0, sizeof *p);
+        p->id = id;
+    }
+    p->touched = ++s->tick;
+    return p;
+}
+
+static void peer_alive(peer *p)
+{
+    if (!p->gone)
+        p->live = 1;
+}
+
+static int covered(const sb_sync *s, uint32_t rid, uint32_t seq)
+{
+    const peer *p;
+    if (rid == s->id)
+        return seq <= s->own_seq;
+    p = peer_find((sb_sync *)s, rid);
+    if (!p)
+        return 0;
+    if (seq <= p->vv)
+        return 1;
+    return seq - p->vv - 1 < 64 && (p->window >> (seq - p->vv - 1) & 1);
+}
+
+static void peer_advance(peer *p)
+{
+    while (p->window & 1) {
+        p->vv++;
+        p->window >>= 1;
+    }
+    if (p->last_seq <= p->vv)
+        p->complete = hlc_max(p->complete, p->last_ts);
+}
+
+static void peer_raise_vv(peer *p, uint32_t vv)
+{
+    if (vv <= p->vv)
+        return;
+    uint32_t shift = vv - p->vv;
+    p->window = shift >= 64 ? 0 : p->window >> shift;
+    p->vv = vv;
+    peer_advance(p);
+}
+
+/* Record that write (p, seq) stamped ts is absorbed. */
+static void peer_mark(peer *p, uint32_t seq, hlc ts)
+{
+    if (seq > p->last_seq) {
+        p->last_seq = seq;
+        p->last_ts = ts;
+    }
+    if (seq > p->adv_seq)
+        p->adv_seq = seq;
+    /* Further ahead than the window: left for a snapshot to repair. */
+    if (seq > p->vv && seq - p->vv - 1 < 64)
+        p->window |= (uint64_t)1 << (seq - p->vv - 1);
+    peer_advance(p);
+}
+
+/* ---- create / destroy ------------------------------------------------------ */
+
+sb_sync *sb_sync_create(uint32_t replica_id, uint32_t max_keys, uint32_t max_key_len,
+                        uint32_t max_value_len, uint32_t max_tombstones, uint32_t max_peers)
+{
+    sb_sync *s;
+    size_t slots = 16, per;
+    if (!replica_id || !max_keys || !max_key_len || !max_peers || max_keys > CAP_LIMIT ||
+        max_tombstones > CAP_LIMIT || max_peers > 65536 || max_key_len > (1u << 16) ||
+        max_value_len > (64u << 20))
+        return NULL;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->id = replica_id;
+    s->max_keys = max_keys;
+    s->max_key = max_key_len;
+    s->max_value = max_value_len;
+    s->max_tomb = max_tombstones;
+    s->max_peers = max_peers;
+    while (slots < 2 * ((size_t)max_keys + max_tombstones))
+        slots *= 2;
+    s->tab_cap = slots;
+    s->tab = calloc(slots, sizeof *s->tab);
+    s->dirty_cap = max_keys + max_tombstones;
+    s->dirty = calloc(s->dirty_cap ? s->dirty_cap : 1, sizeof *s->dirty);
+    s->peers = calloc(max_peers, sizeof *s->peers);
+    /* Largest legitimate message: a full snapshot at every cap. */
+    per = (size_t)max_key_len + max_value_len + 48;
+    s->max_msg = ((size_t)max_keys + max_tombstones) * per + (size_t)max_peers * 40 + 64;
+    if (s->max_msg > (1u << 30))
+        s->max_msg = 1u << 30;
+    if (!s->tab || !s->peers || !s->dirty) {
+        sb_sync_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+void sb_sync_destroy(sb_sync *s)
+{
+    if (!s)
+        return;
+    if (s->tab)
+        for (size_t i = 0; i < s->tab_cap; i++)
+            free(s->tab[i].kv);
+    free(s->tab);
+    free(s->dirty);
+    free(s->peers);
+    free(s->out.p);
+    free(s->payload.p);
+    free(s->changes.p);
+    free(s);
+}
+
+/* ---- applying one write ----------------------------------------------------- */
+
+static int record_change(sb_sync *s, const entry *e)
+{
+    int rc = buf_reserve(&s->changes, 1 + 10 + e->klen + 10 + e->vlen);
+    if (rc)
+        return rc;
+    put_u8(&s->changes, e->tomb ? SB_SYNC_CH_DELETED : 0);
+    put_var(&s->changes, e->klen);
+    put_bytes(&s->changes, e->kv, e->klen);
+    put_var(&s->changes, e->tomb ? 0 : e->vlen);
+    if (!e->tomb)
+        put_bytes(&s->changes, e->kv + e->klen, e->vlen);
+    s->nchanges++;
+    return 0;
+}
+
+/* Last-writer-wins: install (ts, seq, value) for key unless what we hold is
+ * newer. Returns 1 if the entry changed, 0 if not, or an sb_err (caps). */
+static int apply(sb_sync *s, const uint8_t *key, size_t klen, const sb_sync_ts *ts, uint32_t seq,
+                 int tomb, const uint8_t *val, size_t vlen, int report)
+{
+    uint32_t h = hash_key(key, klen);
+    entry *e = find(s, key, klen, h);
+    int was_live, same;
+    uint8_t *kv;
+    if (tomb)
+        vlen = 0;
+    if (e && sb_sync_ts_cmp(&e->ts, ts) >= 0)
+        return 0;
+    if (!e && tomb && s->ntomb >= s->max_tomb)
+        return SB_E_TOO_LARGE;
+    if (!e && !tomb && s->count >= s->max_keys)
+        return SB_E_TOO_LARGE;
+    if (e && e->tomb && !tomb && s->count >= s->max_keys)
+        return SB_E_TOO_LARGE;
+    if (e && !e->tomb && tomb && s->ntomb >= s->max_tomb)
+        return SB_E_TOO_LARGE;
+    was_live = e && !e->tomb;
+    same = was_live && !tomb && e->vlen == vlen && memcmp(e->kv + e->klen, val, vlen) == 0;
+    kv = malloc(klen + vlen + 1);
+    if (!kv)
+        return SB_E_NOMEM;
+    memcpy(kv, key, klen);
+    if (vlen)
+        memcpy(kv + klen, val, vlen);
+    if (!e) {
+        e = insert_slot(s, h);
+        e->used = 1;
+        e->hash = h;
+        e->tomb = 1; /* counted below as a transition from "absent" */
+        s->ntomb++;
+    } else {
+        free(e->kv);
+        if (e->dirty)
+            s->ndirty--; /* an unsent local write, superseded: never sent */
+    }
+    if (e->tomb && !tomb) {
+        s->ntomb--;
+        s->count++;
+    } else if (!e->tomb && tomb) {
+        s->count--;
+        s->ntomb++;
+    }
+    e->kv = kv;
+    e->klen = (uint32_t)klen;
+    e->vlen = (uint32_t)vlen;
+    e->ts = *ts;
+    e->seq = seq;
+    e->tomb = (uint8_t)tomb;
+    e->dirty = 0;
+    if (report && !same && (was_live || !tomb))
+        return record_change(s, e) ? SB_E_NOMEM : 1;
+    return 1;
+}
+
+/* ---- local writes ------------------------------------------------------------- */
+
+static int local_write(sb_sync *s, double now_ms, const uint8_t *key, uint32_t klen,
+                       const uint8_t *val, uint32_t vlen, int tomb)
+{
+    sb_sync_ts ts;
+    hlc c;
+    uint32_t h;
+    entry *e;
+    int rc;
+    if (!s || !key || !klen || (!val && vlen))
+        return SB_E_INVALID;
+    if (klen > s->max_key || vlen > s->max_value)
+        return SB_E_TOO_LARGE;
+    h = hash_key(key, klen);
+    e = find(s, key, klen, h);
+    if (tomb && (!e || e->tomb))
+        return 0;
+    if (tomb && s->ntomb >= s->max_tomb) {
+        sb_sync_gc(s);
+        if (s->ntomb >= s->max_tomb)
+            return SB_E_TOO_LARGE;
+    }
+    if (!tomb && (!e || e->tomb) && s->count >= s->max_keys)
+        return SB_E_TOO_LARGE;
+    c = clock_tick(s, now_ms);
+    ts.wall = c.wall;
+    ts.ctr = c.ctr;
+    ts.rid = s->id;
+    rc = apply(s, key, klen, &ts, 0, tomb, val, vlen, 0);
+    if (rc < 0)
+        return rc;
+    e = find(s, key, klen, h);
+    if (e && !e->dirty) {
+        e->dirty = 1;
+        s->ndirty++;
+        if (s->ndirty_list < s->dirty_cap)
+            s->dirty[s->ndirty_list++] = (uint32_t)(e - s->tab);
+        else
+            s->dirty_overflow = 1;
+    }
+    return tomb ? 1 : 0;
+}
+
+int sb_sync_set(sb_sync *s, double now_ms, const uint8_t *key, uint32_t klen, const uint8_t *val,
+                uint32_t vlen)
+{
+    return local_write(s, now_ms, key, klen, val, vlen, 0);
+}
+
+int sb_sync_delete(sb_sync *s, double now_ms, const uint8_t *key, uint32_t klen)
+{
+    return local_write(s, now_ms, key, klen, NULL, 0, 1);
+}
+
+int sb_sync_pending(const sb_sync *s)
+{
+    return s ? (int)s->ndirty : 0;
+}
+
+/* ---- encoding --------------------------------------------------------------------- */
+
+static int payload_begin(sb_sync *s, int type, size_t body)
+{
+    s->payload.len = 0;
+    if (buf_reserve(&s->payload, body + 16))
+        return SB_E_NOMEM;
+    put_u8(&s->payload, (uint8_t)type);
+    put_var(&s->payload, s->id);
+    return 0;
+}
+
+/* Wrap the payload in a STATE_OP frame in s->out. */
+static int frame_out(sb_sync *s)
+{
+    sb_frame f;
+    int n;
+    sb_frame_init(&f, SB_FRAME_STATE_OP);
+    f.flags = SB_FRAME_F_BINARY;
+    f.payload = s->payload.p;
+    f.payload_len = s->payload.len;
+    n = sb_frame_size(&f);
+    if (n < 0)
+        return n;
+    s->out.len = 0;
+    if (buf_reserve(&s->out, (size_t)n))
+        return SB_E_NOMEM;
+    n = sb_frame_write(&f, s->out.p, s->out.cap);
+    if (n >= 0)
+        s->out.len = (size_t)n;
+    return n;
+}
+
+static size_t entry_wire_max(const entry *e)
+{
+    return 4 * 10 + 1 + 2 * 5 + e->klen + e->vlen;
+}
+
+static void put_entry_value(buf *b, const entry *e)
+{
+    put_u8(b, e->tomb);
+    put_var(b, e->klen);
+    put_bytes(b, e->kv, e->klen);
+    if (!e->tomb) {
+        put_var(b, e->vlen);
+        put_bytes(b, e->kv + e->klen, e->vlen);
+    }
+}
+
+static int cmp_entry_ts(const void *a, const void *b)
+{
+    const entry *x = *(const entry *const *)a, *y = *(const entry *const *)b;
+    return sb_sync_ts_cmp(&x->ts, &y->ts);
+}
+
+int sb_sync_flush(sb_sync *s)
+{
+    entry **list;
+    size_t n = 0, body = 10;
+    int rc;
+    if (!s)
+        return SB_E_INVALID;
+    if (!s->ndirty) {
+        s->ndirty_list = 0; /* only superseded writes were listed */
+        s->dirty_overflow = 0;
+        return 0;
+    }
+    list = malloc(s->ndirty * sizeof *list);
+    if (!list)
+        return SB_E_NOMEM;
+    if (s->dirty_overflow) {
+        for (size_t i = 0; i < s->tab_cap && n < s->ndirty; i++)
+            if (s->tab[i].used && s->tab[i].dirty) {
+                list[n++] = &s->tab[i];
+                body += entry_wire_max(&s->tab[i]);
+            }
+    } else {
+        for (uint32_t d = 0; d < s->ndirty_list && n < s->ndirty; d++) {
+            entry *e = &s->tab[s->dirty[d]];
+            if (e->used && e->dirty) {
+                e->dirty = 0; /* listed twice: take it once */
+                list[n++] = e;
+                body += entry_wire_max(e);
+            }
+        }
+    }
+    s->ndirty_list = 0;
+    s->dirty_overflow = 0;
+    if (n != s->ndirty) {
+        free(list);
+        return SB_E_INTERNAL;
+    }
+    /* Sequence numbers follow stamp order, so "all writes up to seq k" is
+     * also "all writes up to the stamp of k" (the GC rule relies on it). */
+    qsort(list, n, sizeof *list, cmp_entry_ts);
+    rc = payload_begin(s, SB_SYNC_OPS, body);
+    if (rc) {
+        for (size_t i = 0; i < n; i++)
+            list[i]->dirty = 1; /* still owed: the next flush scans for them */
+        s->dirty_overflow = 1;
+        free(list);
+        return rc;
+    }
+    put_var(&s->payload, n);
+    for (size_t i = 0; i < n; i++) {
+        entry *e = list[i];
+        e->seq = ++s->own_seq;
+        e->dirty = 0;
+        put_var(&s->payload, e->seq);
+        put_var(&s->payload, e->ts.wall);
+        put_var(&s->payload, e->ts.ctr);
+        put_entry_value(&s->payload, e);
+    }
+    s->ndirty = 0;
+    free(list);
+    return frame_out(s);
+}
+
+/* Our own stable point: every live origin's writes up to it are here. */
+static hlc self_stable(const sb_sync *s)
+{
+    hlc m = s->clock;
+    for (uint32_t i = 0; i < s->npeers; i++)
+        if (s->peers[i].live && hlc_cmp(s->peers[i].complete, m) < 0)
+            m = s->peers[i].complete;
+    return m;
+}
+
+int sb_sync_snapshot(sb_sync *s, double now_ms)
+{
+    size_t body = 64 + (size_t)s->npeers * 40;
+    hlc c, st;
+    int rc;
+    if (!s)
+        return SB_E_INVALID;
+    if (s->ndirty)
+        return SB_E_STATE;
+    for (size_t i = 0; i < s->tab_cap; i++)
+        if (s->tab[i].used)
+            body += entry_wire_max(&s->tab[i]);
+    c = clock_tick(s, now_ms);
+    st = self_stable(s);
+    rc = payload_begin(s, SB_SYNC_SNAPSHOT, body);
+    if (rc)
+        return rc;
+    put_var(&s->payload, c.wall);
+    put_var(&s->payload, c.ctr);
+    put_var(&s->payload, st.wall);
+    put_var(&s->payload, st.ctr);
+    /* Version vector, ourselves first. */
+    put_var(&s->payload, (uint64_t)s->npeers + 1);
+    put_var(&s->payload, s->id);
+    put_var(&s->payload, s->own_seq);
+    put_var(&s->payload, c.wall);
+    put_var(&s->payload, c.ctr);
+    for (uint32_t i = 0; i < s->npeers; i++) {
+        const peer *p = &s->peers[i];
+        put_var(&s->payload, p->id);
+        put_var(&s->payload, p->vv);
+        put_var(&s->payload, p->complete.wall);
+        put_var(&s->payload, p->complete.ctr);
+    }
+    put_var(&s->payload, (uint64_t)s->count + s->ntomb);
+    for (size_t i = 0; i < s->tab_cap; i++) {
+        const entry *e = &s->tab[i];
+        if (!e->used)
+            continue;
+        put_var(&s->payload, e->ts.wall);
+        put_var(&s->payload, e->ts.ctr);
+        put_var(&s->payload, e->ts.rid);
+        put_var(&s->payload, e->seq);
+        put_entry_value(&s->payload, e);
+    }
+    return frame_out(s);
+}
+
+int sb_sync_digest(sb_sync *s, double now_ms)
+{
+    hlc c, st;
+    int rc;
+    if (!s)
+        return SB_E_INVALID;
+    if (s->ndirty)
+        return SB_E_STATE;
+    c = clock_tick(s, now_ms); /* later writes are stamped above c */
+    st = self_stable(s);
+    rc = payload_begin(s, SB_SYNC_DIGEST, 60);
+    if (rc)
+        return rc;
+    put_var(&s->payload, c.wall);
+    put_var(&s->payload, c.ctr);
+    put_var(&s->payload, s->own_seq);
+    put_var(&s->payload, st.wall);
+    put_var(&s->payload, st.ctr);
+    return frame_out(s);
+}
+
+int sb_sync_request(sb_sync *s)
+{
+    int rc;
+    if (!s)
+        return SB_E_INVALID;
+    rc = payload_begin(s, SB_SYNC_REQUEST, 0);
+    if (rc)
+        return rc;
+    return frame_out(s);
+}
+
+const uint8_t *sb_sync_out(const sb_sync *s)
+{
+    return s ? s->out.p : NULL;
+}
+
+/* ---- decoding and merging -------------------------------------------------------- */
+
+typedef struct wop {
+    sb_sync_ts ts;
+    uint32_t seq;
+    int tomb;
+    const uint8_t *key, *val;
+    size_t klen, vlen;
+} wop;
+
+typedef struct vvrec {
+    uint32_t id, vv;
+    hlc complete;
+} vvrec;
+
+static void rd_write(sb_sync *s, rd *r, wop *w, int with_rid, uint32_t origin)
+{
+    w->ts.wall = rd_var(r, WALL_MAX);
+    w->ts.ctr = (uint32_t)rd_var(r, UINT32_MAX);
+    w->ts.rid = with_rid ? (uint32_t)rd_var(r, UINT32_MAX) : origin;
+    if (with_rid)
+        w->seq = (uint32_t)rd_var(r, UINT32_MAX);
+    w->tomb = rd_u8(r);
+    w->klen = (size_t)rd_cap(r, s->max_key);
+    w->key = rd_bytes(r, w->klen);
+    w->vlen = 0;
+    w->val = NULL;
+    if (!r->err && w->tomb == 0) {
+        w->vlen = (size_t)rd_cap(r, s->max_value);
+        w->val = rd_bytes(r, w->vlen);
+    }
+    if (r->err)
+        return;
+    if (w->tomb > 1 || !w->klen || !w->ts.rid || (with_rid && !w->seq))
+        r->err = SB_E_BAD_FRAME;
+}
+
+/* Parse a whole OPS payload body into ops[] (validated before anything applies). */
+static int parse_ops(sb_sync *s, rd *r, uint32_t origin, wop **out, size_t *nout)
+{
+    size_t n = (size_t)rd_cap(r, (uint64_t)s->max_keys + s->max_tomb);
+    uint32_t prev = 0;
+    wop *ops;
+    if (r->err)
+        return r->err;
+    ops = calloc(n ? n : 1, sizeof *ops);
+    if (!ops)
+        return SB_E_NOMEM;
+    for (size_t i = 0; i < n && !r->err; i++) {
+        ops[i].seq = (uint32_t)rd_var(r, UINT32_MAX);
+        rd_write(s, r, &ops[i], 0, origin);
+        if (!r->err && ops[i].seq <= prev)
+            r->err = SB_E_BAD_FRAME; /* ascending, non-zero */
+        prev = ops[i].seq;
+    }
+    if (!r->err && r->pos != r->n)
+        r->err = SB_E_TRAILING;
+    if (r->err) {
+        free(ops);
+        return r->err;
+    }
+    *out = ops;
+    *nout = n;
+    return 0;
+}
+
+static int merge_ops(sb_sync *s, rd *r, uint32_t origin)
+{
+    wop *ops = NULL;
+    size_t n = 0;
+    peer *p;
+    int rc = parse_ops(s, r, origin, &ops, &n);
+    if (rc)
+        return rc;
+    p = peer_get(s, origin);
+    if (!p) {
+        free(ops);
+        return SB_E_TOO_LARGE;
+    }
+    peer_alive(p);
+    for (size_t i = 0; i < n; i++) {
+        wop *w = &ops[i];
+        hlc th = ts_hlc(&w->ts);
+        if (covered(s, origin, w->seq))
+            continue; /* duplicate, or superseded and collected */
+        rc = apply(s, w->key, w->klen, &w->ts, w->seq, w->tomb, w->val, w->vlen, 1);
+        if (rc < 0)
+            break; /* a cap: the ops before this one stay applied (each stands alone) */
+        clock_seen(s, th);
+        peer_mark(p, w->seq, th);
+        rc = 0;
+    }
+    free(ops);
+    return rc < 0 ? rc : 0;
+}
+
+static const vvrec *vv_lookup(const vvrec *v, size_t n, uint32_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].id == id)
+            return &v[i];
+    return NULL;
+}
+
+static int merge_snapshot(sb_sync *s, rd *r, uint32_t origin)
+{
+    hlc clk, st;
+    size_t nv, ne;
+    vvrec *vv = NULL;
+    wop *ents = NULL;
+    peer *sender;
+    int rc = 0;
+    clk.wall = rd_var(r, WALL_MAX);
+    clk.ctr = (uint32_t)rd_var(r, UINT32_MAX);
+    st.wall = rd_var(r, WALL_MAX);
+    st.ctr = (uint32_t)rd_var(r, UINT32_MAX);
+    nv = (size_t)rd_cap(r, (uint64_t)s->max_peers + 1);
+    if (r->err)
+        return r->err;
+    vv = calloc(nv ? nv : 1, sizeof *vv);
+    if (!vv)
+        return SB_E_NOMEM;
+    for (size_t i = 0; i < nv && !r->err; i++) {
+        vv[i].id = (uint32_t)rd_var(r, UINT32_MAX);
+        vv[i].vv = (uint32_t)rd_var(r, UINT32_MAX);
+        vv[i].complete.wall = rd_var(r, WALL_MAX);
+        vv[i].complete.ctr = (uint32_t)rd_var(r, UINT32_MAX);
+        if (!r->err && (!vv[i].id || vv_lookup(vv, i, vv[i].id)))
+            r->err = SB_E_BAD_FRAME;
+    }
+    ne = (size_t)rd_cap(r, (uint64_t)s->max_keys + s->max_tomb);
+    if (!r->err) {
+        ents = calloc(ne ? ne : 1, sizeof *ents);
+        if (!ents)
+            r->err = SB_E_NOMEM;
+    }
+    for (size_t i = 0; i < ne && !r->err; i++)
+        rd_write(s, r, &ents[i], 1, 0);
+    if (!r->err && r->pos != r->n)
+        r->err = SB_E_TRAILING;
+    if (!r->err && !vv_lookup(vv, nv, origin))
+        r->err = SB_E_BAD_FRAME; /* the sender always lists itself */
+    if (r->err) {
+        rc = r->err;
+        goto done;
+    }
+    /* A snapshot may come from storage written by a long-gone tab, so it
+     * does not make its sender live (live traffic and presence do). */
+    sender = peer_get(s, origin);
+    if (!sender) {
+        rc = SB_E_TOO_LARGE;
+        goto done;
+    }
+    for (size_t i = 0; i < s->tab_cap; i++)
+        s->tab[i].mark = 0;
+    for (size_t i = 0; i < ne; i++) {
+        wop *w = &ents[i];
+        uint32_t h = hash_key(w->key, w->klen);
+        entry *e = find(s, w->key, w->klen, h);
+        if (e)
+            e->mark = 1;
+        if (covered(s, w->ts.rid, w->seq))
+            continue;
+        rc = apply(s, w->key, w->klen, &w->ts, w->seq, w->tomb, w->val, w->vlen, 1);
+        if (rc < 0)
+            goto done; /* without the version vector: nothing claims more than we hold */
+        if (rc > 0 && !e) {
+            e = find(s, w->key, w->klen, h);
+            e->mark = 1;
+        }
+        clock_seen(s, ts_hlc(&w->ts));
+        rc = 0;
+    }
+    /* An entry the sender lacks although it has seen the entry's write was
+     * superseded there by a delete whose tombstone is already collected. */
+    for (size_t i = 0; i < s->tab_cap; i++) {
+        entry *e = &s->tab[i];
+        const vvrec *v;
+        if (!e->used || e->mark || e->dirty || !e->seq)
+            continue;
+        v = vv_lookup(vv, nv, e->ts.rid);
+        if (v && v->vv >= e->seq) {
+            if (!e->tomb) {
+                e->tomb = 1;
+                e->vlen = 0;
+                if (record_change(s, e)) {
+                    rc = SB_E_NOMEM;
+                    goto done;
+                }
+                e->tomb = 0;
+            }
+            remove_entry(s, e);
+            i--; /* the backward shift may have moved an unvisited entry here */
+        }
+    }
+    for (size_t i = 0; i < nv; i++) {
+        peer *p;
+        if (vv[i].id == s->id)
+            continue;
+        p = peer_get(s, vv[i].id);
+        if (!p)
+            continue; /* table full of live peers: we just claim less */
+        peer_raise_vv(p, vv[i].vv);
+        p->complete = hlc_max(p->complete, vv[i].complete);
+        if (vv[i].vv > p->adv_seq)
+            p->adv_seq = vv[i].vv;
+    }
+    /* peer_get above may have moved peers around: look the sender up again. */
+    sender = peer_find(s, origin);
+    if (sender)
+        sender->stable = hlc_max(sender->stable, st);
+    clock_seen(s, clk);
+done:
+    free(vv);
+    free(ents);
+    return rc;
+}
+
+static int merge_digest(sb_sync *s, rd *r, uint32_t origin)
+{
+    hlc clk, st;
+    uint32_t last;
+    peer *p;
+    clk.wall = rd_var(r, WALL_MAX);
+    clk.ctr = (uint32_t)rd_var(r, UINT32_MAX);
+    last = (uint32_t)rd_var(r, UINT32_MAX);
+    st.wall = rd_var(r, WALL_MAX);
+    st.ctr = (uint32_t)rd_var(r, UINT32_MAX);
+    if (!r->err && r->pos != r->n)
+        r->err = SB_E_TRAILING;
+    if (r->err)
+        return r->err;
+    p = peer_get(s, origin);
+    if (!p)
+        return SB_E_TOO_LARGE;
+    peer_alive(p);
+    if (last > p->adv_seq)
+        p->adv_seq = last;
+    /* The sender stamps nothing at or below clk from now on, so holding all
+     * its writes up to `last` means holding all of them up to clk. */
+    if (p->vv >= last)
+        p->complete = hlc_max(p->complete, clk);
+    p->stable = hlc_max(p->stable, st);
+    clock_seen(s, clk);
+    return 0;
+}
+
+int sb_sync_merge(sb_sync *s, double now_ms, const uint8_t *in, uint32_t n)
+{
+    sb_frame f;
+    rd r;
+    int type, rc;
+    uint32_t origin;
+    (void)now_ms;
+    if (!s || (!in && n))
+        return SB_E_INVALID;
+    s->changes.len = 0;
+    s->nchanges = 0;
+    s->last_type = 0;
+    s->last_origin = 0;
+    rc = sb_frame_decode(in, n, s->max_msg, &f);
+    if (rc < 0)
+        return rc;
+    if (f.kind != SB_FRAME_STATE_OP || (f.flags & SB_FRAME_F_COMPRESSED))
+        return SB_E_BAD_FRAME;
+    r.p = f.payload;
+    r.n = f.payload_len;
+    r.pos = 0;
+    r.err = 0;
+    type = rd_u8(&r);
+    origin = (uint32_t)rd_var(&r, UINT32_MAX);
+    if (r.err)
+        return r.err;
+    if (type < SB_SYNC_OPS || type > SB_SYNC_REQUEST || !origin)
+        return SB_E_BAD_FRAME;
+    s->last_type = type;
+    s->last_origin = origin;
+    if (origin == s->id)
+        return 0; /* our own message echoed back (or a replayed snapshot of ours) */
+    /* Late traffic from a tab presence says has left is still merged (its
+     * writes are data: dropping them would diverge from tabs that got them);
+     * it only does not make that tab live again. */
+    switch (type) {
+    case SB_SYNC_OPS:
+        rc = merge_ops(s, &r, origin);
+        break;
+    case SB_SYNC_SNAPSHOT:
+        rc = merge_snapshot(s, &r, origin);
+        break;
+    case SB_SYNC_DIGEST:
+        rc = merge_digest(s, &r, origin);
+        break;
+    default:
+        if (r.pos != r.n)
+            return SB_E_TRAILING;
+        {
+            peer *p = peer_get(s, origin);
+            if (!p)
+                return SB_E_TOO_LARGE;
+            peer_alive(p);
+        }
+        rc = 0;
+    }
+    return rc < 0 ? rc : s->nchanges;
+}
+
+int sb_sync_last_type(const sb_sync *s)
+{
+    return s ? s->last_type : 0;
+}
+
+uint32_t sb_sync_last_origin(const sb_sync *s)
+{
+    return s ? s->last_origin : 0;
+}
+
+const uint8_t *sb_sync_changes(const sb_sync *s)
+{
+    return s ? s->changes.p : NULL;
+}
+
+int sb_sync_changes_len(const sb_sync *s)
+{
+    return s ? (int)s->changes.len : 0;
+}
+
+int sb_sync_dump(sb_sync *s)
+{
+    if (!s)
+        return SB_E_INVALID;
+    s->changes.len = 0;
+    s->nchanges = 0;
+    for (size_t i = 0; i < s->tab_cap; i++)
+        if (s->tab[i].used && !s->tab[i].tomb && record_change(s, &s->tab[i]))
+            return SB_E_NOMEM;
+    return s->nchanges;
+}
+
+/* ---- presence and GC --------------------------------------------------------------- */
+
+int sb_sync_peer_join(sb_sync *s, uint32_t id)
+{
+    peer *p;
+    if (!s || !id)
+        return SB_E_INVALID;
+    if (id == s->id)
+        return 0;
+    p = peer_get(s, id);
+    if (!p)
+        return SB_E_TOO_LARGE;
+    p->gone = 0; /* presence saw it again (it was only silent, e.g. busy) */
+    p->live = 1;
+    return 0;
+}
+
+int sb_sync_peer_leave(sb_sync *s, uint32_t id)
+{
+    peer *p;
+    if (!s || !id)
+        return SB_E_INVALID;
+    p = peer_find(s, id);
+    if (!p)
+        return SB_E_NOT_FOUND;
+    p->live = 0;
+    p->gone = 1; /* its own traffic no longer revives it; only presence does */
+    return 0;
+}
+
+int sb_sync_missing(const sb_sync *s)
+{
+    int n = 0;
+    if (!s)
+        return 0;
+    for (uint32_t i = 0; i < s->npeers; i++)
+        if (s->peers[i].live && s->peers[i].adv_seq > s->peers[i].vv)
+            n++;
+    return n;
+}
+
+int sb_sync_gc(sb_sync *s)
+{
+    hlc g;
+    int n = 0;
+    if (!s)
+        return SB_E_INVALID;
+    g = self_stable(s);
+    for (uint32_t i = 0; i < s->npeers; i++)
+        if (s->peers[i].live && hlc_cmp(s->peers[i].stable, g) < 0)
+            g = s->peers[i].stable;
+    for (size_t i = 0; i < s->tab_cap; i++) {
+        entry *e = &s->tab[i];
+        if (e->used && e->tomb && !e->dirty && e->seq && hlc_cmp(ts_hlc(&e->ts), g) < 0) {
+            remove_entry(s, e);
+            n++;
+            i--; /* re-examine the slot the backward shift refilled */
+        }
+    }
+    return n;
+}
+
+int sb_sync_count(const sb_sync *s)
+{
+    return s ? (int)s->count : 0;
+}
+
+int sb_sync_tombstones(const sb_sync *s)
+{
+    return s ? (int)s->ntomb : 0;
+}
+
+uint32_t sb_sync_id(const sb_sync *s)
+{
+    return s ? s->id : 0;
+}
+
+int sb_sync_lookup(const sb_sync *s, const uint8_t *key, size_t klen, sb_sync_ts *ts,
+                   const uint8_t **val, size_t *vlen, int *tombstone)
+{
+    const entry *e;
+    if (!s || !key)
+        return SB_E_INVALID;
+    e = find(s, key, klen, hash_key(key, klen));
+    if (!e)
+        return SB_E_NOT_FOUND;
+    if (ts)
+        *ts = e->ts;
+    if (val)
+        *val = e->kv + e->klen;
+    if (vlen)
+        *vlen = e->vlen;
+    if (tombstone)
+        *tombstone = e->tomb;
+    return 0;
+}
+
+int sb_sync_next(const sb_sync *s, size_t *cursor, const uint8_t **key, size_t *klen,
+                 const uint8_t **val, size_t *vlen)
+{
+    for (size_t i = *cursor; i < s->tab_cap; i++) {
+        const entry *e = &s->tab[i];
+        if (e->used && !e->tomb) {
+            *key = e->kv;
+            *klen = e->klen;
+            *val = e->kv + e->klen;
+            *vlen = e->vlen;
+            *cursor = i + 1;
+            return 1;
+        }
+    }
+    *cursor = s->tab_cap;
+    return 0;
+}

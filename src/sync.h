@@ -1,0 +1,118 @@
+/* sync — replicated key/value state for tabs of one origin (DESIGN §4.4).
+ *
+ * Each key is a last-writer-wins register stamped with a hybrid logical clock
+ * (wall ms from the caller + counter) with the writing replica's id as the
+ * tie-break, so every replica orders any two writes the same way. Deletes are
+ * tombstones. Every write also carries a "dot" (writer id, per-writer
+ * sequence number assigned at flush time); each replica keeps, per writer,
+ * the highest contiguous sequence it has absorbed (a version vector). That
+ * lets a replica (a) ignore a write it has already seen and since dropped,
+ * and (b) drop an entry a peer's full snapshot proves was superseded, so
+ * tombstones can be garbage-collected without deleted keys coming back.
+ *
+ * A tombstone is collected once it is causally stable: every live replica
+ * has reported that it holds every write stamped before it (each replica
+ * advertises that point in its digests). Merge is commutative, associative
+ * and idempotent: merging the same messages in any order, any number of
+ * times, gives the same map.
+ *
+ * Everything on the wire is one switchboard frame of kind STATE_OP (frame.h)
+ * whose payload is the sync message described in docs/tabs.md. Every decoder
+ * is bounded by the caps given at create time; a message that would exceed a
+ * cap is refused as a whole with SB_E_TOO_LARGE. */
+#ifndef SB_SYNC_H
+#define SB_SYNC_H
+
+#include "switchboard.h"
+
+typedef struct sb_sync sb_sync;
+
+/* Message types (first payload byte), reported by sb_sync_last_type(). */
+enum sb_sync_msg {
+    SB_SYNC_OPS = 1,      /* a batch of writes from one replica */
+    SB_SYNC_SNAPSHOT = 2, /* full state: entries, tombstones, version vector */
+    SB_SYNC_DIGEST = 3,   /* heartbeat: clock, last sequence, stable point */
+    SB_SYNC_REQUEST = 4   /* "I just joined, please send a snapshot" */
+};
+
+/* Change-record flags in the buffer from sb_sync_changes(). */
+enum sb_sync_change_flag {
+    SB_SYNC_CH_DELETED = 1
+};
+
+/* replica_id must be non-zero and unique among the tabs (the glue draws it
+ * from crypto.getRandomValues). Caps: live keys, key bytes, value bytes,
+ * tombstones, known peers (live or departed). Returns NULL on bad args. */
+SB_EXPORT sb_sync *sb_sync_create(uint32_t replica_id, uint32_t max_keys, uint32_t max_key_len, uint32_t max_value_len, uint32_t max_tombstones, uint32_t max_peers);
+SB_EXPORT void sb_sync_destroy(sb_sync *s);
+
+/* Local write; the op is queued until sb_sync_flush (bursts coalesce: a key
+ * written ten times before a flush is sent once). Returns 0 or an sb_err
+ * (SB_E_TOO_LARGE for key/value/key-count caps, SB_E_INVALID for an empty key). */
+SB_EXPORT int sb_sync_set(sb_sync *s, double now_ms, const uint8_t *key, uint32_t klen, const uint8_t *val, uint32_t vlen);
+/* Local delete: 1 if the key was live, 0 if there was nothing to delete. */
+SB_EXPORT int sb_sync_delete(sb_sync *s, double now_ms, const uint8_t *key, uint32_t klen);
+/* Local writes waiting for a flush. */
+SB_EXPORT int sb_sync_pending(const sb_sync *s);
+
+/* Each of these encodes one frame into the output buffer and returns its
+ * length (0 from flush when nothing is pending). */
+SB_EXPORT int sb_sync_flush(sb_sync *s);
+/* Full state; SB_E_STATE while local writes are pending (flush first, so
+ * every write travels as an op exactly once). */
+SB_EXPORT int sb_sync_snapshot(sb_sync *s, double now_ms);
+/* Heartbeat: clock, last sequence sent, stable point; SB_E_STATE while
+ * local writes are pending (the digest promises nothing older is unsent). */
+SB_EXPORT int sb_sync_digest(sb_sync *s, double now_ms);
+SB_EXPORT int sb_sync_request(sb_sync *s);
+SB_EXPORT const uint8_t *sb_sync_out(const sb_sync *s);
+
+/* Merge one frame from another replica (or persisted storage). Returns the
+ * number of change records (visible keys whose value changed) or an sb_err.
+ * A message that does not decode changes nothing; a cap hit part-way through
+ * an OPS batch keeps the writes before it (each write stands alone) and a
+ * snapshot that hits a cap does not merge its version vector. Messages from
+ * this replica are ignored. */
+SB_EXPORT int sb_sync_merge(sb_sync *s, double now_ms, const uint8_t *in, uint32_t n);
+/* enum sb_sync_msg of the last merged message, its sender's id. */
+SB_EXPORT int sb_sync_last_type(const sb_sync *s);
+SB_EXPORT uint32_t sb_sync_last_origin(const sb_sync *s);
+/* Change records of the last merge (or of sb_sync_dump): repeated
+ * { u8 flags, varint key length, key, varint value length, value }. */
+SB_EXPORT const uint8_t *sb_sync_changes(const sb_sync *s);
+SB_EXPORT int sb_sync_changes_len(const sb_sync *s);
+/* Every live entry as change records; returns the count. */
+SB_EXPORT int sb_sync_dump(sb_sync *s);
+
+/* Presence from the glue: a live peer holds tombstones back until it has
+ * reported seeing them; a departed one no longer does. Peers are also added
+ * (as live) when live traffic (ops, digest, request) from them arrives,
+ * unless presence said they left; only sb_sync_peer_join revives those.
+ * Writes are merged whoever sent them. */
+SB_EXPORT int sb_sync_peer_join(sb_sync *s, uint32_t id);
+SB_EXPORT int sb_sync_peer_leave(sb_sync *s, uint32_t id);
+/* Collect causally stable tombstones; returns how many. */
+SB_EXPORT int sb_sync_gc(sb_sync *s);
+/* Live peers whose digests announce writes we have not absorbed (dropped
+ * messages): the glue answers with a REQUEST so a snapshot repairs the gap. */
+SB_EXPORT int sb_sync_missing(const sb_sync *s);
+
+SB_EXPORT int sb_sync_count(const sb_sync *s);
+SB_EXPORT int sb_sync_tombstones(const sb_sync *s);
+SB_EXPORT uint32_t sb_sync_id(const sb_sync *s);
+
+/* Native-side inspection (tests): the entry for key, live or tombstone. */
+typedef struct sb_sync_ts {
+    uint64_t wall;
+    uint32_t ctr;
+    uint32_t rid;
+} sb_sync_ts;
+int sb_sync_lookup(const sb_sync *s, const uint8_t *key, size_t klen, sb_sync_ts *ts,
+                   const uint8_t **val, size_t *vlen, int *tombstone);
+/* Compare two stamps: <0, 0, >0. */
+int sb_sync_ts_cmp(const sb_sync_ts *a, const sb_sync_ts *b);
+/* Iterate live entries: call with *cursor = 0, returns 1 while there is one. */
+int sb_sync_next(const sb_sync *s, size_t *cursor, const uint8_t **key, size_t *klen,
+                 const uint8_t **val, size_t *vlen);
+
+#endif

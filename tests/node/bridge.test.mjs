@@ -1,0 +1,121 @@
+// The bridge over Node's MessageChannel: the same glue and wasm router as in
+// browsers (ports need no window handshake), so RPC semantics are checked here
+// fast; windows, origins and spoofing are in tests/browser/bridge.test.mjs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, CallOptions, transfer } from '../../js/bridge.js';
+
+async function pair(aOpts = {}, bOpts = {}) {
+  const mc = new MessageChannel();
+  const [a, b] = await Promise.all([connect(mc.port1, aOpts), connect(mc.port2, bOpts)]);
+  return [a, b];
+}
+
+test('calls, errors with name/message/stack/code, missing and inherited methods', async () => {
+  const [a, b] = await pair({}, {
+    methods: {
+      add: (x, y) => x + y,
+      async later(v) { await new Promise((r) => setTimeout(r, 5)); return v; },
+      boom() { const e = new RangeError('too far'); e.code = 'E_FAR'; throw e; },
+      rejectPlain() { return Promise.reject('just a string'); },
+    },
+  });
+  assert.equal(await a.call('add', 2, 40), 42);
+  assert.deepEqual(await a.call('later', { m: new Map([[1, 2]]) }), { m: new Map([[1, 2]]) });
+  await assert.rejects(a.call('boom'), (e) => e instanceof Error && e.name === 'RangeError' && e.message === 'too far' && e.code === 'E_FAR' && /boom/.test(e.stack));
+  await assert.rejects(a.call('rejectPlain'), (e) => e.message === 'just a string');
+  for (const name of ['nope', 'constructor', 'hasOwnProperty', '__proto__']) {
+    await assert.rejects(a.call(name), (e) => e.code === 'NOT_FOUND', name);
+  }
+  a.close();
+  b.close();
+});
+
+test('per-call timeout, late answers dropped, the id is retired in the core', async () => {
+  const [a, b] = await pair({ timeout: 1000 }, {
+    methods: { slow: (ms) => new Promise((r) => setTimeout(() => r('late'), ms)), echo: (x) => x },
+  });
+  const t0 = performance.now();
+  await assert.rejects(a.call('slow', 200, new CallOptions({ timeout: 30 })), (e) => e.code === 'TIMEOUT');
+  assert.ok(performance.now() - t0 < 190);
+  await new Promise((r) => setTimeout(r, 250)); // the late reply arrives and is ignored
+  assert.equal(a.pending.size, 0);
+  assert.equal(await a.call('echo', 'still fine'), 'still fine');
+  a.close();
+  b.close();
+});
+
+test('transferables both ways, events both ways, batching keeps order with calls', async () => {
+  let got = [];
+  const [a, b] = await pair({ batch: true }, {
+    methods: {
+      size: (buf) => buf.byteLength,
+      make: (n) => { const buf = new ArrayBuffer(n); return transfer(buf, [buf]); },
+      seen: () => got,
+    },
+  });
+  b.on('tick', (d) => got.push(d));
+  const buf = new ArrayBuffer(1000);
+  assert.equal(await a.call('size', buf, new CallOptions({ transfer: [buf] })), 1000);
+  assert.equal(buf.byteLength, 0); // detached on the sender
+  assert.equal((await a.call('make', 77)).byteLength, 77);
+  for (let i = 0; i < 10; i++) a.emit('tick', i);
+  assert.deepEqual(await a.call('seen'), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  const back = new Promise((r) => a.on('pong', r));
+  b.emit('pong', { ok: true });
+  assert.deepEqual(await back, { ok: true });
+  got = [];
+  a.close();
+  b.close();
+});
+
+test('closing one side rejects the other side\'s pending calls with CONNECTION_LOST; own pending with CLOSED', async () => {
+  const [a, b] = await pair({ methods: { never: () => new Promise(() => {}) } }, { methods: { never: () => new Promise(() => {}) } });
+  const lost = a.call('never');
+  const own = b.call('never');
+  let disconnected = null;
+  a.addEventListener('disconnect', (e) => { disconnected = e.detail.reason; });
+  b.close();
+  await assert.rejects(own, (e) => e.code === 'CLOSED');
+  await assert.rejects(lost, (e) => e.code === 'CONNECTION_LOST');
+  assert.ok(['bye', 'port-closed'].includes(disconnected));
+  await assert.rejects(a.call('never'), (e) => e.code === 'CLOSED' || e.code === 'CONNECTION_LOST');
+  assert.throws(() => b.emit('x'), (e) => e.code === 'CLOSED');
+  a.close();
+});
+
+test('a peer that never answers the handshake: connect rejects with TIMEOUT', async () => {
+  const mc = new MessageChannel();
+  await assert.rejects(connect(mc.port1, { timeout: 100 }), (e) => e.code === 'TIMEOUT');
+  mc.port2.close();
+});
+
+test('a peer that handshakes and then goes silent is lost after deadAfter', async () => {
+  const mc = new MessageChannel();
+  // a hand-written peer: echoes our nonce (ACK = 11 for SYN = 10), then never answers again
+  mc.port2.onmessage = (e) => { if (e.data[0] === 10) mc.port2.postMessage([11, 0, e.data[2]]); };
+  const a = await connect(mc.port1, { heartbeat: 20, deadAfter: 80, timeout: 0 });
+  const reasons = [];
+  a.addEventListener('disconnect', (e) => reasons.push(e.detail.reason));
+  const t0 = performance.now();
+  await assert.rejects(a.call('anything'), (e) => e.code === 'CONNECTION_LOST');
+  const ms = performance.now() - t0;
+  assert.ok(ms >= 60 && ms < 1000, `lost after ${ms} ms ${reasons}`);
+  assert.deepEqual(reasons, ['timeout']);
+  mc.port2.close();
+});
+
+test('AbortSignal cancels one call; the late answer is dropped', async () => {
+  const [a, b] = await pair({}, { methods: { slow: (ms) => new Promise((r) => setTimeout(() => r('late'), ms)), echo: (x) => x } });
+  const ac = new AbortController();
+  const p = a.call('slow', 50, new CallOptions({ signal: ac.signal }));
+  ac.abort(new Error('user left'));
+  await assert.rejects(p, (e) => e.message === 'user left');
+  await assert.rejects(a.call('echo', 1, new CallOptions({ signal: AbortSignal.abort() })), (e) => e.name === 'AbortError');
+  assert.equal(a.pending.size, 0);
+  await new Promise((r) => setTimeout(r, 80));
+  const ok = new AbortController();
+  assert.equal(await a.call('echo', 'kept', new CallOptions({ signal: ok.signal })), 'kept');
+  a.close();
+  b.close();
+});

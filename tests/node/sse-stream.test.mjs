@@ -1,0 +1,186 @@
+// EventStream (fetch transport) against the dev server's real SSE endpoint.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer } from '../../web/server.mjs';
+import { init, EventStream } from '../../js/index.js';
+
+await init();
+const srv = await startServer({ quiet: true });
+after(() => srv.close());
+
+let n = 0;
+const name = () => `node-${process.pid}-${++n}`;
+const stats = async (s) => (await fetch(`${srv.url}/sse/stats?s=${s}`)).json();
+const closed = (es) => new Promise((ok) => es.addEventListener('close', ok, { once: true }));
+const TYPES = ['time', 'notification', 'alert', 'message'];
+
+test('named events, and 20 mid-event drops lose and duplicate nothing', async () => {
+  const s = name();
+  const es = new EventStream(`${srv.url}/sse/stream?s=${s}&interval=3&count=200&retry=10&dropEvery=9`);
+  const ids = [];
+  const types = new Set();
+  for (const t of TYPES) {
+    es.addEventListener(t, (e) => {
+      const body = JSON.parse(e.data);
+      assert.equal(String(body.n), e.lastEventId);
+      ids.push(body.n);
+      types.add(e.type);
+    });
+  }
+  let retries = 0;
+  es.addEventListener('retrying', () => retries++);
+  const ev = await closed(es);
+  assert.equal(ev.error?.code, 'NO_CONTENT'); // the finished stream says 204
+  assert.deepEqual(ids, Array.from({ length: 200 }, (_, i) => i + 1));
+  assert.deepEqual([...types].sort(), [...TYPES].sort());
+  const st = await stats(s);
+  assert.ok(st.drops >= 20, `only ${st.drops} drops`);
+  assert.ok(retries >= 20);
+  // every reconnect carried the last id it had seen
+  const resumed = st.requests.slice(1).map((r) => Number(r.lastEventId));
+  assert.ok(resumed.every((v, i) => v > 0 && (i === 0 || v >= resumed[i - 1])));
+  assert.equal(es.readyState, EventStream.CLOSED);
+});
+
+test('POST with headers and a body', async () => {
+  const es = new EventStream(`${srv.url}/sse/stream?s=${name()}&interval=0&echo=1`, {
+    method: 'POST',
+    headers: { authorization: 'Bearer t0ken', 'x-trace': 'abc' },
+    body: JSON.stringify({ prompt: 'hi' }),
+  });
+  const req = await new Promise((ok) => es.addEventListener('request', (e) => ok(JSON.parse(e.data))));
+  es.close();
+  assert.equal(req.method, 'POST');
+  assert.equal(req.headers.authorization, 'Bearer t0ken');
+  assert.equal(req.headers['x-trace'], 'abc');
+  assert.equal(req.headers.accept, 'text/event-stream');
+  assert.deepEqual(JSON.parse(req.body), { prompt: 'hi' });
+});
+
+test('retry: is the floor of the reconnect delay and Last-Event-ID is sent', async () => {
+  const s = name();
+  const es = new EventStream(`${srv.url}/sse/stream?s=${s}&interval=5&count=12&retry=150&dropEvery=4`, { lastEventId: '0' });
+  const delays = [];
+  es.addEventListener('retrying', (e) => delays.push(e.delay));
+  await closed(es);
+  assert.equal(es.retry, 150);
+  assert.ok(delays.length >= 3);
+  // after a connection that delivered events the first wait is exactly retry
+  for (const d of delays) assert.ok(d >= 150, `delay ${d} under the server's retry`);
+  const st = await stats(s);
+  for (let i = 1; i < st.requests.length; i++) {
+    assert.ok(st.requests[i].at - st.requests[i - 1].at >= 145, 'reconnected before retry ms');
+  }
+  assert.equal(st.requests[0].lastEventId, '0');
+  assert.ok(st.requests.slice(1).every((r) => Number(r.lastEventId) > 0));
+});
+
+test('204 stops for good', async () => {
+  const s = name();
+  const es = new EventStream(`${srv.url}/sse/stream?s=${s}&status=204`, { reconnect: { minDelay: 5 } });
+  let errors = 0;
+  es.addEventListener('error', () => errors++);
+  const ev = await closed(es);
+  assert.equal(ev.reason, 'error');
+  assert.equal(ev.error.code, 'NO_CONTENT');
+  assert.equal(errors, 1);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal((await stats(s)).requests.length, 1);
+});
+
+test('a wrong content type stops with BAD_CONTENT_TYPE', async () => {
+  const es = new EventStream(`${srv.url}/sse/stream?s=${name()}&ctype=text/plain`);
+  const ev = await closed(es);
+  assert.equal(ev.error.code, 'BAD_CONTENT_TYPE');
+});
+
+test('404 is fatal, 503 retries with backoff until maxAttempts', async () => {
+  const a = new EventStream(`${srv.url}/sse/nope`);
+  const ea = await closed(a);
+  assert.equal(ea.error.code, 'HTTP_ERROR');
+  assert.equal(ea.error.status, 404);
+
+  const s = name();
+  const b = new EventStream(`${srv.url}/sse/stream?s=${s}&status=503`, { reconnect: { minDelay: 5, maxDelay: 40, maxAttempts: 3, seed: 7 } });
+  const delays = [];
+  b.addEventListener('retrying', (e) => delays.push(e.delay));
+  const eb = await closed(b);
+  assert.equal(eb.error.code, 'CONNECTION_LOST');
+  assert.equal(delays.length, 3);
+  assert.equal(delays[0], 5);
+  assert.ok(delays.every((d) => d >= 5 && d <= 40));
+  assert.equal((await stats(s)).requests.length, 4);
+});
+
+test('abort signal and close() both fire close', async () => {
+  const ac = new AbortController();
+  const a = new EventStream(`${srv.url}/sse/stream?s=${name()}&interval=5`, { signal: ac.signal });
+  await new Promise((ok) => a.addEventListener('open', ok, { once: true }));
+  const states = [];
+  a.addEventListener('statechange', (e) => states.push(e.state));
+  ac.abort();
+  const ea = await closed(a);
+  assert.equal(ea.reason, 'aborted');
+  assert.deepEqual(states, ['closed']);
+
+  const b = new EventStream(`${srv.url}/sse/stream?s=${name()}&interval=5`);
+  const got = [];
+  b.addEventListener('time', () => { got.push(1); if (got.length === 2) b.close(); });
+  const eb = await closed(b);
+  assert.equal(eb.reason, 'closed');
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(got.length, 2); // nothing after close, even from the same chunk
+  b.close(); // idempotent
+
+  const c = new EventStream(`${srv.url}/sse/stream`, { signal: AbortSignal.abort() });
+  assert.equal((await closed(c)).reason, 'aborted');
+});
+
+test('options are checked', () => {
+  assert.throws(() => new EventStream('http://x/', { method: 'GET', body: 'b' }), (e) => e.code === 'INVALID');
+  assert.throws(() => new EventStream('http://x/', { transport: 'native' }), (e) => e.code === 'INVALID');
+  assert.throws(() => new EventStream('http://x/', { transport: 'carrier-pigeon' }), (e) => e.code === 'INVALID');
+  assert.throws(() => new EventStream('http://x/', { reconnect: { minDelay: -1 } }), (e) => e.code === 'INVALID');
+  assert.throws(() => new EventStream('http://x/', { reconnect: { factor: 0.5 } }), (e) => e.code === 'INVALID');
+  assert.throws(() => new EventStream('http://x/', { maxEventBytes: 0 }), (e) => e.code === 'INVALID');
+  assert.throws(() => new EventStream('http://x/', { lastEventId: 'a\u0000b' }), (e) => e.code === 'INVALID');
+  assert.throws(() => new EventStream('http://x/', { method: 'POST', body: new ReadableStream() }), (e) => e.code === 'INVALID');
+});
+
+test('reconnect: false closes on the first lost connection', async () => {
+  const s = name();
+  const es = new EventStream(`${srv.url}/sse/stream?s=${s}&interval=3&dropEvery=3`, { reconnect: false });
+  const got = [];
+  for (const t of TYPES) es.addEventListener(t, (e) => got.push(Number(e.lastEventId)));
+  const errors = [];
+  es.addEventListener('error', (e) => errors.push(e.error.code));
+  const ev = await closed(es);
+  assert.equal(ev.reason, 'error');
+  assert.equal(ev.error.code, 'CONNECTION_LOST');
+  assert.deepEqual(got, [1, 2, 3]);
+  assert.deepEqual(errors, ['CONNECTION_LOST']);
+  assert.equal((await stats(s)).requests.length, 1);
+});
+
+test('async iteration: events in order, ends on close, throws the closing error, break closes', async () => {
+  const a = new EventStream(`${srv.url}/sse/stream?s=${name()}&interval=2&count=30&retry=5&dropEvery=7`);
+  const ns = [];
+  await assert.rejects(async () => {
+    for await (const e of a.events(TYPES)) ns.push(JSON.parse(e.data).n);
+  }, (e) => e.code === 'NO_CONTENT');
+  assert.deepEqual(ns, Array.from({ length: 30 }, (_, i) => i + 1));
+
+  const b = new EventStream(`${srv.url}/sse/stream?s=${name()}&interval=2&types=message`);
+  let k = 0;
+  for await (const e of b) {
+    assert.equal(e.type, 'message');
+    if (++k === 5) break;
+  }
+  assert.equal(b.readyState, EventStream.CLOSED);
+
+  const c = new EventStream(`${srv.url}/sse/stream?s=${name()}&interval=1&types=time`);
+  const it = c.events(['time'], { maxBuffered: 3 });
+  await new Promise((r) => setTimeout(r, 80)); // nobody reads: the buffer overflows
+  await assert.rejects(async () => { for await (const e of it) assert.ok(e); }, (e) => e.code === 'QUEUE_FULL');
+  assert.equal(c.readyState, EventStream.CLOSED);
+});

@@ -1,0 +1,223 @@
+// TabGroup and SharedState across several instances in one Node process
+// (Node 20 has BroadcastChannel; instances with one name talk to each other).
+// No Web Locks in Node 20, so these run the heartbeat-lease path.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { init, SwitchboardError } from '../../js/index.js';
+import { TabGroup, SharedState } from '../../js/tabs.js';
+
+await init();
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(cond, ms = 3000, what = 'condition') {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+let n = 0;
+const uniq = (p) => `${p}-${process.pid}-${++n}`;
+const fast = { mode: 'lease', heartbeatMs: 40, leaseMs: 200 };
+
+function memoryStorage() {
+  const m = new Map();
+  return { getItem: (k) => (m.has(k) ? m.get(k) : null), setItem: (k, v) => m.set(k, String(v)), removeItem: (k) => m.delete(k), map: m };
+}
+
+test('TabGroup: one leader everywhere, presence, leader close elects exactly one new leader', async () => {
+  const name = uniq('g');
+  const groups = [];
+  for (let i = 0; i < 4; i++) groups.push(await TabGroup.open(name, fast));
+  const leaders = () => groups.filter((g) => !g.closed && g.isLeader);
+  await until(() => leaders().length === 1 && groups.every((g) => g.leader === leaders()[0].id && g.tabs.length === 4), 3000, 'election');
+  assert.equal(groups[0].mode, 'lease');
+  const old = leaders()[0];
+  let lost = 0;
+  old.addEventListener('leadershiplost', () => lost++);
+  const changes = [];
+  for (const g of groups) if (g !== old) g.addEventListener('leaderchange', (e) => changes.push(e.detail.leader));
+  const t0 = Date.now();
+  old.close();
+  const rest = groups.filter((g) => g !== old);
+  await until(() => leaders().length === 1 && rest.every((g) => g.leader === leaders()[0].id), 2000, 're-election');
+  assert.ok(Date.now() - t0 < 1000, 'a closing leader is replaced without waiting for its lease');
+  assert.equal(lost, 1);
+  assert.notEqual(leaders()[0].id, old.id);
+  assert.ok(changes.length >= 3);
+  // Stays exactly one for a while (no flapping).
+  for (let i = 0; i < 10; i++) { await sleep(30); assert.equal(leaders().length, 1); }
+  await until(() => rest.every((g) => g.tabs.length === 3), 2000, 'presence');
+  for (const g of rest) g.close();
+});
+
+test('TabGroup: whenLeader and garbage on the channel', async () => {
+  const name = uniq('w');
+  const a = await TabGroup.open(name, fast);
+  await a.whenLeader();
+  const spy = new BroadcastChannel(`switchboard:tabs:${name}`);
+  spy.postMessage(new Uint8Array([0x15, 0, 0, 9, 9]));
+  spy.postMessage('not bytes');
+  spy.postMessage(new Uint8Array(5000));
+  await sleep(50);
+  assert.ok(a.isLeader);
+  spy.close();
+  a.close();
+  await assert.rejects(a.whenLeader(), (e) => e instanceof SwitchboardError);
+});
+
+test('SharedState: writes reach every tab, late tab catches up, deletes, one winner', async () => {
+  const name = uniq('s');
+  const tabs = [];
+  for (let i = 0; i < 4; i++) tabs.push(await SharedState.open(name, { group: fast, joinTimeoutMs: 60 }));
+  const seen = [];
+  tabs[1].addEventListener('change', (e) => seen.push(e.detail));
+  tabs[0].set('theme', 'dark');
+  tabs[0].set('cart', { items: [1, 2, 3], total: 9.5 });
+  assert.equal(tabs[0].get('theme'), 'dark'); // visible locally at once
+  await until(() => tabs.every((t) => t.get('cart')?.total === 9.5), 2000, 'propagation');
+  assert.deepEqual(tabs[3].get('cart'), { items: [1, 2, 3], total: 9.5 });
+  assert.equal(seen.length, 1, 'both keys arrived in one batch');
+  assert.deepEqual(seen[0].keys.sort(), ['cart', 'theme']);
+  assert.equal(seen[0].local, false);
+  assert.equal(seen[0].origin, tabs[0].id);
+
+  // Per-key watch: only that key, with its new value.
+  const watched = [];
+  const unwatch = tabs[3].watch('theme', (v, d) => watched.push([v, d.local]));
+  tabs[0].set('unrelated', 1);
+  tabs[0].set('theme', 'light');
+  await until(() => watched.length === 1, 2000, 'watch');
+  assert.deepEqual(watched, [['light', false]]);
+  unwatch();
+  tabs[0].set('theme', 'dark');
+  await until(() => tabs[3].get('theme') === 'dark', 2000, 'theme back');
+  assert.equal(watched.length, 1);
+
+  // Local changes are reported as local.
+  const local = [];
+  const off = tabs[2].subscribe((d) => local.push(d));
+  tabs[2].update('count', (v = 0) => v + 1);
+  await sleep(0);
+  assert.deepEqual(local[0], { keys: ['count'], local: true, origin: tabs[2].id });
+  off();
+
+  // Late tab: full state without anyone writing again.
+  const late = await SharedState.open(name, { group: fast, joinTimeoutMs: 500 });
+  assert.equal(late.get('theme'), 'dark');
+  assert.deepEqual(late.get('cart').items, [1, 2, 3]);
+  await until(() => late.get('count') === 1, 1000, 'count');
+
+  // Delete.
+  assert.equal(tabs[1].delete('theme'), true);
+  assert.equal(tabs[1].delete('theme'), false);
+  await until(() => [...tabs, late].every((t) => !t.has('theme')), 2000, 'delete');
+
+  // Concurrent writes of one key from every tab in the same task: all converge.
+  for (let i = 0; i < tabs.length; i++) tabs[i].set('winner', `tab${i}`);
+  await until(() => {
+    const v = late.get('winner');
+    return v !== undefined && tabs.every((t) => t.get('winner') === v);
+  }, 2000, 'convergence');
+  assert.deepEqual(Object.keys(late.toJSON()).sort(), ['cart', 'count', 'unrelated', 'winner']);
+  for (const t of [...tabs, late]) t.close();
+});
+
+test('SharedState: values that cannot be encoded throw at set() time', async () => {
+  const s = await SharedState.open(uniq('e'), { group: fast, joinTimeoutMs: 10, maxValueBytes: 100 });
+  const code = (fn) => { try { fn(); } catch (e) { assert.ok(e instanceof SwitchboardError); return e.code; } return null; };
+  assert.equal(code(() => s.set('f', () => 1)), 'INVALID');
+  assert.equal(code(() => s.set('u', undefined)), 'INVALID');
+  assert.equal(code(() => s.set('b', 10n)), 'INVALID');
+  const cyc = {}; cyc.self = cyc;
+  assert.equal(code(() => s.set('c', cyc)), 'INVALID');
+  assert.equal(code(() => s.set('big', 'x'.repeat(200))), 'TOO_LARGE');
+  assert.equal(code(() => s.set('', 1)), 'INVALID');
+  assert.equal(s.size, 0);
+  // The stored value is a copy: mutating the caller's object changes nothing.
+  const obj = { a: 1 };
+  s.set('o', obj);
+  obj.a = 2;
+  assert.equal(s.get('o').a, 1);
+  s.close();
+  assert.equal(code(() => s.set('x', 1)), 'CLOSED');
+  await assert.rejects(SharedState.open(uniq('bad'), { maxKeys: 0 }), (e) => e.code === 'INVALID');
+  await assert.rejects(TabGroup.open(uniq('bad'), { heartbeatMs: 500, leaseMs: 100 }), (e) => e.code === 'INVALID');
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(SharedState.open(uniq('bad'), { signal: ac.signal }), (e) => e.code === 'CLOSED');
+});
+
+test('SharedState: a burst of sets is one broadcast', async () => {
+  const name = uniq('b');
+  const a = await SharedState.open(name, { group: fast, joinTimeoutMs: 10 });
+  const b = await SharedState.open(name, { group: fast, joinTimeoutMs: 10 });
+  const spy = new BroadcastChannel(`switchboard:state:${name}`);
+  let msgs = 0;
+  spy.onmessage = () => msgs++;
+  for (let i = 0; i < 1000; i++) a.set(`k${i % 100}`, i);
+  await until(() => b.get('k99') === 999 && msgs >= 1, 2000, 'burst');
+  await sleep(30);
+  assert.equal(msgs, 1);
+  assert.equal(b.size, 100);
+  spy.close();
+  a.close();
+  b.close();
+});
+
+test('SharedState: persistence restores the state when a tab is alone', async () => {
+  const name = uniq('p');
+  const storage = memoryStorage();
+  const a = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, persist: true, storage });
+  a.set('draft', { text: 'hello' });
+  a.set('gone', 1);
+  a.delete('gone');
+  a.close(); // the last tab saves on the way out
+  assert.equal(storage.map.size, 1);
+  const b = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, persist: true, storage, initial: { draft: { text: 'default' }, fresh: true } });
+  assert.deepEqual(b.get('draft'), { text: 'hello' });
+  assert.equal(b.has('gone'), false);
+  assert.equal(b.get('fresh'), true, 'initial fills keys nobody has');
+  // Corrupt storage is ignored, not fatal.
+  b.close();
+  storage.setItem(`switchboard:state:${name}`, 'garbage');
+  const c = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, persist: true, storage });
+  assert.equal(c.size, 0);
+  c.close();
+});
+
+test('SharedState: a replica that missed a broadcast is repaired from a digest', async () => {
+  const name = uniq('r');
+  const a = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, digestMs: 50 });
+  const b = await SharedState.open(name, { group: fast, joinTimeoutMs: 100, digestMs: 50 });
+  // Simulate a lost message: write while b's channel drops everything.
+  const realPost = BroadcastChannel.prototype.postMessage;
+  BroadcastChannel.prototype.postMessage = function (m) { if (this.name === `switchboard:state:${name}`) return; realPost.call(this, m); };
+  a.set('lost', 42);
+  a.flush();
+  BroadcastChannel.prototype.postMessage = realPost;
+  await sleep(20);
+  assert.equal(b.has('lost'), false);
+  await until(() => b.get('lost') === 42, 3000, 'repair');
+  a.close();
+  b.close();
+});
+
+test('SharedState: foreign garbage is refused by the core and reported', async () => {
+  const name = uniq('x');
+  const s = await SharedState.open(name, { group: fast, joinTimeoutMs: 10 });
+  s.set('keep', 1);
+  s.flush();
+  const errors = [];
+  s.addEventListener('error', (e) => errors.push(e.detail.code));
+  const spy = new BroadcastChannel(`switchboard:state:${name}`);
+  spy.postMessage(new Uint8Array([0x18, 0x10, 0x00, 0x03, 0x01, 0x09, 0xff])); // truncated OPS
+  spy.postMessage(new Uint8Array([0x18, 0x10, 0x00, 0x02, 0x09, 0x01]));       // unknown type
+  spy.postMessage(new Uint8Array([0x15, 0x10, 0x00, 0x00]));                   // not a state op
+  spy.postMessage({ not: 'bytes' });
+  await until(() => errors.length === 3, 1000, 'errors');
+  assert.deepEqual(errors, ['TRUNCATED', 'BAD_FRAME', 'BAD_FRAME']);
+  assert.deepEqual(s.toJSON(), { keep: 1 });
+  spy.close();
+  s.close();
+});
