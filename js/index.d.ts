@@ -33,8 +33,9 @@ export class SwitchboardError extends Error {
 }
 
 export * from './compress.js';
+export * from './events.js';
+export * from './socket.js';
+export * from './tabs.js';
 export * from './frame.js';
 export * from './queue.js';
 export * from './bridge.js';
-export * from './tabs.js';
-export * from './events.js';

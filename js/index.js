@@ -2,8 +2,9 @@
 export { init } from './core.js';
 export { SwitchboardError } from './errors.js';
 export * from './compress.js';
+export * from './events.js';
+export * from './socket.js';
+export * from './tabs.js';
 export { encodeFrame, decodeFrame, BatchReader, FrameKind, FrameFlag } from './frame.js';
 export { Batcher, Outbox, Inbox, MessageQueue } from './queue.js';
 export * from './bridge.js';
-export * from './tabs.js';
-export * from './events.js';

@@ -32,3 +32,107 @@ export async function compression(file: Blob): Promise<number> {
   void streamed;
   return a.length + b.length + c.length + text.length + bytes.length + bytesIn + bytesOut;
 }
+
+// ---- frames and queues ----------------------------------------------------
+import {
+  encodeFrame, decodeFrame, BatchReader, FrameKind, FrameFlag, Batcher, Outbox, Inbox, MessageQueue,
+  type Frame,
+} from 'switchboard';
+
+export async function queues(port: MessagePort): Promise<number> {
+  const bytes: Uint8Array = encodeFrame({ kind: 'message', channel: 1, id: 7, seq: 1, payload: '{"a":1}', flags: FrameFlag.LAST });
+  const f: Frame<string> = decodeFrame(bytes, { text: true });
+  const kind: number = FrameKind.message;
+  const reader = new BatchReader({ maxPayload: 1 << 20 });
+  const frames = reader.read(bytes);
+  const batcher = new Batcher({ maxMessages: 10, maxBytes: 4096, maxDelayMs: 5, compressAbove: 512 }, (out, info) => port.postMessage(out, [out.buffer]) ?? info.frames);
+  batcher.add({ kind: 'message', payload: 'x' });
+  batcher.flush();
+  const outbox = new Outbox({ transmit: (b) => port.postMessage(b), maxMessages: 100, overflow: 'drop-oldest', window: 64 });
+  outbox.addEventListener('drop', () => {});
+  const { rtt } = await outbox.send('hello', { channel: 1, ttlMs: 5000 });
+  const saved: Uint8Array = outbox.serialize();
+  const inbox = new Inbox({ sendAck: (b) => port.postMessage(b), text: true, onMessage: (m) => m.seq });
+  const q = new MessageQueue<string>(async (item, { attempt }) => item.length + attempt, { concurrency: 2, retries: 3 });
+  q.push('job');
+  await q.idle();
+  q.replay();
+  const depth = outbox.stats().depth + batcher.stats().frames + q.stats().queued + inbox.stats().delivered;
+  for (const o of [reader, batcher, outbox, inbox, q]) o.close();
+  return f.seq + kind + frames.length + rtt + saved.length + depth;
+}
+
+// ---- iframe bridge ----------------------------------------------------------
+import { connectFrame, connectParent, connect, CallOptions, transfer, bridgeMonitor, type Remote } from 'switchboard';
+
+export async function bridge(iframe: HTMLIFrameElement, worker: Worker): Promise<string> {
+  const child: Remote = await connectFrame(iframe, { origin: ['https://*.example.com'], methods: { ping: () => 'pong' }, timeout: 3000 });
+  const sum = await child.call<number>('add', 1, 2, new CallOptions({ timeout: 500, transfer: [] }));
+  const off = child.on('resized', (d) => d);
+  child.emit('hello', { at: Date.now() });
+  child.addEventListener('disconnect', () => {});
+  off();
+  const w = await connect(worker, { methods: { sum: (a: number, b: number) => transfer(new ArrayBuffer(a + b), []) } });
+  bridgeMonitor.addEventListener('reject', () => {});
+  const parent = await connectParent({ allowedOrigins: 'https://app.example.com' });
+  parent.close();
+  w.close();
+  return `${sum}${child.isConnected}`;
+}
+
+// ---- tabs -------------------------------------------------------------------
+import { SharedState, TabGroup } from 'switchboard';
+
+export async function tabs(): Promise<number> {
+  const group = await TabGroup.open('app', { mode: 'auto', preferVisible: true });
+  group.addEventListener('leadershiplost', () => {});
+  await group.whenLeader();
+  const state = await SharedState.open<{ count: number; user: string }>('state', { initial: { count: 0 }, persist: true });
+  state.set('user', 'ada');
+  const n: number = state.update('count', (c) => (c ?? 0) + 1);
+  const unsubscribe = state.subscribe(({ keys, local }) => keys.length + Number(local));
+  for (const [key, value] of state.entries()) void [key, value];
+  state.delete('user');
+  unsubscribe();
+  state.close();
+  group.close();
+  return n + state.size;
+}
+
+// ---- WebSocket ----------------------------------------------------------------
+import { Socket, SOCKET_PROTOCOL } from 'switchboard';
+
+export async function socket(): Promise<string> {
+  const s = new Socket(async (attempt) => ({ url: `wss://example.com/relay?try=${attempt}`, protocols: ['chat'] }), {
+    reconnect: { minDelay: 250, maxDelay: 30000, factor: 2, maxAttempts: 0 },
+    heartbeat: { interval: 25000, timeout: 10000 },
+    queue: { maxMessages: 1000, overflow: 'reject', persist: 'outbox' },
+    batch: { maxDelay: 0 }, compress: { threshold: 256 }, binaryType: 'arraybuffer',
+  });
+  s.addEventListener('message', (e) => e.data);
+  s.addEventListener('drop', (e) => e.reason);
+  s.onclose = (e) => e.code;
+  s.send('hi');
+  const reply = await s.request('ping', { timeout: 1000 });
+  s.close(1000, 'bye');
+  return `${SOCKET_PROTOCOL}${s.stats().queued}${typeof reply}`;
+}
+
+// ---- Server-Sent Events ---------------------------------------------------------
+import { EventStream, SseParser } from 'switchboard';
+
+export async function sse(signal: AbortSignal): Promise<number> {
+  const es = new EventStream('/events', { method: 'POST', headers: { Authorization: 'Bearer x' }, body: '{}', signal, openWhenHidden: false, reconnect: { minDelay: 1000 } });
+  es.addEventListener('notification', (e) => e.data);
+  let n = 0;
+  for await (const ev of es.events(['message'])) {
+    n += ev.data.length;
+    if (n > 10) break;
+  }
+  es.close();
+  const p = new SseParser({ maxLineBytes: 1024 });
+  p.feed('data: x\n\n', (type, data, id) => { n += type.length + data.length + id.length; });
+  p.end();
+  p.close();
+  return n + es.readyState;
+}

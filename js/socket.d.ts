@@ -1,0 +1,175 @@
+// Socket: a WebSocket that loses nothing (docs/socket.md).
+
+/** The subprotocol Socket offers first: `switchboard.v1`. */
+export const SOCKET_PROTOCOL: 'switchboard.v1';
+
+export type SocketState = 'idle' | 'connecting' | 'open' | 'closing' | 'closed' | 'reconnecting';
+
+/** Why the last state change happened. */
+export type SocketReason =
+  | 'none' | 'start' | 'opened' | 'connect-timeout' | 'heartbeat-timeout' | 'peer-closed'
+  | 'user-close' | 'retry' | 'online' | 'visible' | 'gave-up' | 'protocol-error' | 'server-close';
+
+/** What the URL provider may return for one attempt. */
+export type SocketTarget = string | URL | { url: string | URL; protocols?: string[] };
+
+export interface SocketOptions {
+  /** Extra subprotocols, offered after `switchboard.v1`. */
+  protocols?: string | string[];
+  /** Offer `switchboard.v1` (default true). false: always plain messages. */
+  framed?: boolean;
+  /** Reconnect policy, or false for a single connection. */
+  reconnect?: false | {
+    /** Backoff floor, ms (default 250). */
+    minDelay?: number;
+    /** Backoff ceiling, ms (default 30000). */
+    maxDelay?: number;
+    /** Growth of the ceiling per failed attempt (default 2). Each delay is drawn uniformly in [minDelay, ceiling]. */
+    factor?: number;
+    /** Give up after this many failed attempts in a row; 0 = never (default). */
+    maxAttempts?: number;
+    /** An attempt (socket open + hello) that takes longer fails, ms (default 10000). */
+    connectTimeout?: number;
+  };
+  /** Heartbeat (framed mode), or false. A connection is declared dead when a ping got no traffic back within `timeout`. */
+  heartbeat?: false | {
+    /** Ping after this long without traffic, ms (default 25000). */
+    interval?: number;
+    /** Dead when nothing arrives this long after a ping, ms (default 10000). */
+    timeout?: number;
+    /** Plain mode only: an application ping message to send (any reply counts as life). */
+    plainPing?: string;
+  };
+  /** The outbox: bounded, and kept across reconnects (and reloads with `persist`). */
+  queue?: {
+    /** Default 10000. */
+    maxMessages?: number;
+    /** Default 16 MiB. */
+    maxBytes?: number;
+    /** What a full outbox does with one more message (default 'reject': send() throws QUEUE_FULL). Every drop fires `drop`. */
+    overflow?: 'reject' | 'drop-oldest' | 'drop-newest';
+    /** IndexedDB key: the outbox, session and sequence numbers survive a reload. */
+    persist?: string | null;
+  };
+  /** Batching of frames into one WebSocket message (framed mode), or false. */
+  batch?: false | {
+    /** Frames per WebSocket message (default 512). */
+    maxMessages?: number;
+    /** Bytes per WebSocket message before compression (default 256 KiB). */
+    maxBytes?: number;
+    /** Wait this long for more messages, ms (default 0: everything sent in the same task goes together). */
+    maxDelay?: number;
+  };
+  /** Per-message deflate on a shared window (framed mode), or false. */
+  compress?: false | { threshold?: number; level?: number };
+  /** Like WebSocket.binaryType (default 'blob'). */
+  binaryType?: 'blob' | 'arraybuffer';
+  /** Extra fields for the server's hello, e.g. `{ room: 'chat', user: 'ann', echo: true }` for the relay. */
+  hello?: Record<string, unknown>;
+  /** Session id to resume (default: restored from `queue.persist`, else random). */
+  session?: string;
+  /** The WebSocket constructor (required in Node: `import WebSocket from 'ws'`). */
+  WebSocket?: { new (url: string, protocols?: string | string[]): WebSocket };
+  /** Passed to init() when the core is not loaded yet. */
+  wasm?: { wasmURL?: string | URL; wasmBinary?: ArrayBuffer | Uint8Array; wasmModule?: WebAssembly.Module };
+}
+
+export interface SocketMessageEvent extends Event {
+  readonly data: string | ArrayBuffer | Blob;
+  /** Frame channel (0 = data; 1 = relay presence). */
+  readonly channel: number;
+  /** Sequence number in the server's stream (0 if none). */
+  readonly seq: number;
+}
+export interface SocketCloseEvent extends Event { readonly code: number; readonly reason: string; readonly wasClean: boolean }
+export interface SocketErrorEvent extends Event { readonly error: Error & { code?: string } }
+export interface SocketStateEvent extends Event { readonly state: SocketState; readonly reason: SocketReason }
+export interface SocketReconnectingEvent extends Event { readonly attempt: number; readonly delay: number; readonly reason: SocketReason }
+export interface SocketDropEvent extends Event { readonly data: string | Uint8Array; readonly reason: 'overflow' | 'rejected' | 'too-large'; readonly seq: number }
+
+export interface SocketStats {
+  state: SocketState;
+  mode: 'framed' | 'plain' | null;
+  queued: number;
+  queuedBytes: number;
+  inFlight: number;
+  requestsPending: number;
+  sent: number;
+  received: number;
+  duplicates: number;
+  retransmits: number;
+  dropped: number;
+  gaps: number;
+  opens: number;
+  reconnects: number;
+  attempt: number;
+  /** Last ping round trip, ms, or -1. */
+  rtt: number;
+  /** Bytes on the wire (after compression). */
+  bytesOut: number;
+  bytesIn: number;
+  /** Frame bytes before compression. */
+  payloadBytesOut: number;
+  payloadBytesIn: number;
+  compressionSaved: number;
+  lastSeq: { tx: number; acked: number; rx: number } | null;
+}
+
+interface SocketEventMap {
+  open: Event;
+  message: SocketMessageEvent;
+  close: SocketCloseEvent;
+  error: SocketErrorEvent;
+  statechange: SocketStateEvent;
+  reconnecting: SocketReconnectingEvent;
+  drop: SocketDropEvent;
+}
+
+/**
+ * A WebSocket that loses nothing: same events and methods as WebSocket (port
+ * existing code by changing the constructor), plus reconnect, heartbeat, an
+ * outbox, requests and, with a switchboard server, batching, compression,
+ * acks and resume.
+ */
+export class Socket extends EventTarget {
+  static readonly CONNECTING: 0;
+  static readonly OPEN: 1;
+  static readonly CLOSING: 2;
+  static readonly CLOSED: 3;
+  /**
+   * @param url a ws:/wss: URL, or a function called before every attempt
+   *   (fresh URL, token or protocols per attempt; may be async)
+   */
+  constructor(url: string | URL | ((attempt: number) => SocketTarget | Promise<SocketTarget>), options?: SocketOptions);
+  /** Resolves once the core is loaded and the first attempt has begun. */
+  readonly ready: Promise<void>;
+  readonly url: string;
+  readonly protocol: string;
+  readonly extensions: string;
+  /** 'framed' with a switchboard server, 'plain' otherwise (null before the first open). */
+  readonly mode: 'framed' | 'plain' | null;
+  /** The session id the server resumes. */
+  readonly session: string | null;
+  readonly readyState: 0 | 1 | 2 | 3;
+  readonly state: SocketState;
+  /** Bytes queued and not yet confirmed. */
+  readonly bufferedAmount: number;
+  binaryType: 'blob' | 'arraybuffer';
+  onopen: ((ev: Event) => unknown) | null;
+  onmessage: ((ev: SocketMessageEvent) => unknown) | null;
+  onclose: ((ev: SocketCloseEvent) => unknown) | null;
+  onerror: ((ev: SocketErrorEvent) => unknown) | null;
+  /** Queue a message; throws QUEUE_FULL (overflow 'reject'), TOO_LARGE or CLOSED. */
+  send(data: string | ArrayBuffer | ArrayBufferView | Blob, options?: { channel?: number }): void;
+  /** Resolves with the server's response; rejects TIMEOUT, CLOSED, the server's error code, or the signal's reason. */
+  request(data: string | ArrayBuffer | ArrayBufferView, options?: { timeout?: number; signal?: AbortSignal }): Promise<string | Uint8Array>;
+  /** Stop reconnecting and close. */
+  close(code?: number, reason?: string): void;
+  stats(): SocketStats;
+  /** Resolves when the outbox state is written to IndexedDB (queue.persist). */
+  persisted(): Promise<void>;
+  addEventListener<K extends keyof SocketEventMap>(type: K, listener: (ev: SocketEventMap[K]) => unknown, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof SocketEventMap>(type: K, listener: (ev: SocketEventMap[K]) => unknown, options?: boolean | EventListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+}

@@ -1,0 +1,406 @@
+// Socket + relay over real `ws` servers on loopback (Node has no global
+// WebSocket: the Socket takes the `ws` constructor as an option).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket, { WebSocketServer } from 'ws';
+import { init } from '../../js/core.js';
+import { Socket } from '../../js/socket.js';
+import { Wire, Kind, Flag, PROTOCOL } from '../../js/socket-wire.js';
+import { Relay } from '../../js/server/relay.mjs';
+import { JournalStore } from '../../js/server/store.mjs';
+import { createEchoServer } from '../../js/server/echo.mjs';
+
+const FAST = { reconnect: { minDelay: 20, maxDelay: 200, connectTimeout: 2000 }, heartbeat: false };
+
+before(async () => {
+  await init();
+});
+
+/** An http server on a free (or given) loopback port routing upgrades to `target`. */
+async function serve(target, port = 0) {
+  const srv = createServer();
+  const sockets = new Set();
+  srv.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  srv.on('upgrade', (req, socket, head) => target.handleUpgrade(req, socket, head));
+  await new Promise((ok, fail) => { srv.once('error', fail); srv.listen(port, '127.0.0.1', ok); });
+  return {
+    port: srv.address().port,
+    url: `ws://127.0.0.1:${srv.address().port}/`,
+    /** Drop every connection without a close handshake (like a crash). */
+    async kill() {
+      for (const s of sockets) s.destroy();
+      await new Promise((ok) => srv.close(() => ok()));
+    },
+  };
+}
+
+function once(target, type, pred = () => true, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => { target.removeEventListener(type, h); reject(new Error(`no ${type} within ${ms} ms`)); }, ms);
+    const h = (e) => { if (pred(e)) { clearTimeout(t); target.removeEventListener(type, h); resolve(e); } };
+    target.addEventListener(type, h);
+  });
+}
+
+async function until(fn, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+test('framed mode: messages fan out in order, requests resolve, payloads are compressed', async () => {
+  const relay = await Relay.create();
+  const s = await serve(relay);
+  const a = new Socket(s.url, { WebSocket, ...FAST, hello: { room: 'r1', user: 'ann' } });
+  const b = new Socket(s.url, { WebSocket, ...FAST, hello: { room: 'r1', user: 'bob' } });
+  const got = [];
+  const presence = [];
+  b.onmessage = (e) => (e.channel === 1 ? presence.push(JSON.parse(e.data)) : got.push(e.data));
+  await Promise.all([once(a, 'open'), once(b, 'open')]);
+  assert.equal(a.protocol, PROTOCOL);
+  assert.equal(a.mode, 'framed');
+  assert.equal(a.readyState, Socket.OPEN);
+  const msgs = Array.from({ length: 2000 }, (_, i) => JSON.stringify({ type: 'chat', user: 'ann', n: i, text: `message number ${i} from ann to the room` }));
+  for (const m of msgs) a.send(m);
+  a.send(new Uint8Array([1, 2, 3]));
+  const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => a.request(`q${i}`)));
+  assert.deepEqual(answers, Array.from({ length: 50 }, (_, i) => `q${i}`));
+  await until(() => got.length === 2001);
+  assert.deepEqual(got.slice(0, 2000), msgs);
+  assert.ok(got[2000] instanceof Blob);
+  assert.deepEqual([...new Uint8Array(await got[2000].arrayBuffer())], [1, 2, 3]);
+  assert.ok(presence.some((p) => p.type === 'join' && p.users.includes('ann') && p.users.includes('bob')));
+  await until(() => a.stats().queued === 0);
+  const st = a.stats();
+  assert.equal(st.sent, 2001);
+  assert.ok(st.bytesOut * 2.4 < st.payloadBytesOut, `wire ${st.bytesOut} vs payload ${st.payloadBytesOut}`);
+  const closed = once(a, 'close');
+  a.close(1000, 'bye');
+  const ev = await closed;
+  assert.equal(ev.code, 1000);
+  assert.equal(a.readyState, Socket.CLOSED);
+  assert.throws(() => a.send('late'), { code: 'CLOSED' });
+  const left = once(b, 'message', (e) => e.channel === 1 && JSON.parse(e.data).type === 'leave');
+  await left;
+  b.close();
+  relay.close();
+  await s.kill();
+});
+
+test('resume: relay killed and restarted from its journal mid-stream, nothing lost, nothing twice', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-relay-'));
+  const journal = join(dir, 'relay.journal');
+  let relay = await Relay.create({ store: new JournalStore(journal) });
+  let s = await serve(relay);
+  const port = s.port;
+  const a = new Socket(s.url, { WebSocket, ...FAST, hello: { room: 'chaos', user: 'a' } });
+  const b = new Socket(s.url, { WebSocket, ...FAST, hello: { room: 'chaos', user: 'b' } });
+  const gotA = [], gotB = [];
+  a.onmessage = (e) => { if (e.channel === 0) gotA.push(e.data); };
+  b.onmessage = (e) => { if (e.channel === 0) gotB.push(e.data); };
+  await Promise.all([once(a, 'open'), once(b, 'open')]);
+  const N = 3000;
+  let sent = 0;
+  const pump = setInterval(() => {
+    for (let k = 0; k < 60 && sent < N; k++, sent++) { a.send(`a${sent}`); b.send(`b${sent}`); }
+  }, 2);
+  for (let round = 0; round < 4; round++) {
+    await until(() => a.state === 'open' && b.state === 'open', 5000);
+    await new Promise((r) => setTimeout(r, 30 + round * 15));
+    relay.close();
+    await s.kill();
+    relay = await Relay.create({ store: new JournalStore(journal) });
+    s = await serve(relay, port);
+  }
+  await until(() => sent === N && gotA.length >= N && gotB.length >= N, 20000);
+  clearInterval(pump);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(gotB, Array.from({ length: N }, (_, i) => `a${i}`));
+  assert.deepEqual(gotA, Array.from({ length: N }, (_, i) => `b${i}`));
+  assert.ok(a.stats().reconnects >= 4);
+  a.close(); b.close(); relay.close();
+  await s.kill();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('fallback: a plain echo server gets plain text and binary; the queue waits for it', async () => {
+  const echo = createEchoServer();
+  // Start before the server exists: sends queue up while connecting fails.
+  const probe = await serve(echo);
+  const port = probe.port;
+  await probe.kill();
+  const sock = new Socket(`ws://127.0.0.1:${port}/`, { WebSocket, ...FAST, binaryType: 'arraybuffer' });
+  const got = [];
+  sock.onmessage = (e) => got.push(e.data);
+  sock.send('one');
+  sock.send('two');
+  sock.send(new Uint8Array([9, 8, 7]).buffer);
+  await once(sock, 'reconnecting');
+  assert.equal(sock.stats().queued, 3);
+  const s = await serve(echo, port);
+  await once(sock, 'open', () => true, 5000);
+  assert.equal(sock.mode, 'plain');
+  assert.equal(sock.protocol, '');
+  await until(() => got.length === 3);
+  assert.deepEqual(got.slice(0, 2), ['one', 'two']);
+  assert.deepEqual([...new Uint8Array(got[2])], [9, 8, 7]);
+  await until(() => sock.stats().queued === 0);
+  await assert.rejects(sock.request('x'), { code: 'BAD_STATE' });
+  sock.close();
+  echo.close();
+  await s.kill();
+});
+
+/** A switchboard.v1 server that says hello and then never says anything again. */
+function silentServer() {
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: () => PROTOCOL });
+  let connections = 0;
+  wss.on('connection', (ws) => {
+    connections++;
+    const wire = new Wire({ compress: false });
+    ws.send(wire.pack([wire.frame(Kind.HELLO, { payload: JSON.stringify({ v: 1, session: 'silent-session-1', epoch: 'e1', rx: 0, tx: 0, compress: false }) })]));
+    ws.on('error', () => {});
+  });
+  return {
+    get connections() { return connections; },
+    handleUpgrade: (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)),
+    close: () => { for (const c of wss.clients) c.terminate(); wss.close(); },
+  };
+}
+
+test('fallback: a server that accepts the subprotocol blindly and echoes is detected', async () => {
+  const wss = new WebSocketServer({ noServer: true }); // ws picks the first offered protocol
+  wss.on('connection', (ws) => ws.on('message', (d, bin) => ws.send(d, { binary: bin })));
+  const s = await serve({ handleUpgrade: (q, so, h) => wss.handleUpgrade(q, so, h, (ws) => wss.emit('connection', ws, q)) });
+  const sock = new Socket(s.url, { WebSocket, ...FAST });
+  const got = [];
+  sock.onmessage = (e) => got.push(e.data);
+  sock.send('hi');
+  await once(sock, 'open');
+  assert.equal(sock.mode, 'plain');
+  await until(() => got.length === 1);
+  assert.deepEqual(got, ['hi']);
+  sock.close();
+  for (const c of wss.clients) c.terminate();
+  wss.close();
+  await s.kill();
+});
+
+test('heartbeat: a server that stops answering without closing is detected and replaced', async () => {
+  const srv = silentServer();
+  const s = await serve(srv);
+  const sock = new Socket(s.url, { WebSocket, reconnect: { minDelay: 10, maxDelay: 20 }, heartbeat: { interval: 80, timeout: 80 } });
+  await once(sock, 'open');
+  const t0 = Date.now();
+  const ev = await once(sock, 'reconnecting', () => true, 3000);
+  assert.equal(ev.reason, 'heartbeat-timeout');
+  assert.ok(Date.now() - t0 >= 150, 'not before interval + timeout');
+  await until(() => srv.connections >= 2);
+  sock.close();
+  srv.close();
+  await s.kill();
+});
+
+test('backoff: delays between failed attempts grow and are jittered', async () => {
+  const probe = await serve(createEchoServer());
+  const port = probe.port;
+  await probe.kill();
+  const delays = [];
+  const sock = new Socket(`ws://127.0.0.1:${port}/`, { WebSocket, reconnect: { minDelay: 5, maxDelay: 400, factor: 2 }, heartbeat: false });
+  sock.addEventListener('reconnecting', (e) => delays.push(e.delay));
+  sock.addEventListener('error', () => {});
+  await until(() => delays.length >= 7, 10000);
+  sock.close();
+  // attempt k draws from [5, 5 * 2^k]
+  delays.forEach((d, k) => assert.ok(d >= 5 && d <= 5 * 2 ** k + 1e-9, `delay ${d} at attempt ${k}`));
+  assert.ok(Math.max(...delays.slice(4)) > 20, 'later delays reach past the early ceilings');
+  assert.ok(new Set(delays.map(Math.round)).size >= 5, 'jittered, not a fixed ladder');
+});
+
+test('full queue: each overflow policy applies and every drop is an event', async () => {
+  const dead = 'ws://127.0.0.1:9/'; // nothing listens: everything stays queued
+  for (const overflow of ['reject', 'drop-oldest', 'drop-newest']) {
+    const sock = new Socket(dead, { WebSocket, ...FAST, queue: { maxMessages: 3, overflow } });
+    sock.addEventListener('error', () => {});
+    const drops = [];
+    sock.addEventListener('drop', (e) => drops.push([e.data, e.reason]));
+    for (const m of ['m1', 'm2', 'm3']) sock.send(m);
+    if (overflow === 'reject') {
+      assert.throws(() => sock.send('m4'), { code: 'QUEUE_FULL' });
+      assert.deepEqual(drops, [['m4', 'rejected']]);
+    } else {
+      sock.send('m4');
+      sock.send('m5');
+      assert.deepEqual(drops, overflow === 'drop-oldest' ? [['m1', 'overflow'], ['m2', 'overflow']] : [['m4', 'overflow'], ['m5', 'overflow']]);
+    }
+    assert.equal(sock.stats().queued, 3);
+    assert.equal(sock.stats().dropped, drops.length);
+    sock.close();
+  }
+  const big = new Socket(dead, { WebSocket, ...FAST, queue: { maxBytes: 10 } });
+  big.addEventListener('error', () => {});
+  big.addEventListener('drop', () => {});
+  assert.throws(() => big.send('x'.repeat(11)), { code: 'TOO_LARGE' });
+  big.close();
+});
+
+/** A switchboard.v1 server that answers hello and then sends `evil` bytes. */
+function evilServer(evil) {
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: () => PROTOCOL });
+  wss.on('connection', (ws) => {
+    const wire = new Wire({ compress: false });
+    ws.send(wire.pack([wire.frame(Kind.HELLO, { payload: JSON.stringify({ v: 1, session: 'evil-session-01', epoch: 'e', rx: 0, tx: 0, compress: true }) })]));
+    ws.send(evil(wire));
+    ws.on('error', () => {});
+  });
+  return {
+    handleUpgrade: (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)),
+    close: () => { for (const c of wss.clients) c.terminate(); wss.close(); },
+  };
+}
+
+test('bad input from the server closes the connection with a clear error', async () => {
+  const zlib = await import('node:zlib');
+  const bomb = zlib.deflateRawSync(Buffer.alloc(64 << 20), { level: 9 });
+  const frameOf = (kind, flags, payload) => {
+    // Hand-made header: version 1, kind, flags, no fields, varint length.
+    const len = [];
+    let n = payload.length;
+    do { len.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0)); n >>>= 7; } while (n);
+    return Buffer.concat([Buffer.from([0x10 | kind, flags, 0]), Buffer.from(len), payload]);
+  };
+  const cases = [
+    ['garbage', () => Buffer.from('{"not":"a frame"}'), 'BAD_VERSION'],
+    ['text in framed mode', null, 'BAD_FRAME'],
+    ['truncated', () => Buffer.from([0x10, 0x00, 0x00, 0x05, 0x61]), 'TRUNCATED'],
+    ['oversize payload', () => frameOf(0, 0, Buffer.alloc((1 << 20) + 1)), 'TOO_LARGE'],
+    ['deflate bomb', () => frameOf(Kind.BATCH, Flag.COMPRESSED | Flag.SHARED, bomb), 'TOO_LARGE'],
+    ['corrupt deflate', () => frameOf(Kind.BATCH, Flag.COMPRESSED | Flag.SHARED, Buffer.from([0xff, 0xff, 0xff, 0xff])), 'CORRUPT'],
+    ['nested batch', () => frameOf(Kind.BATCH, 0, frameOf(Kind.BATCH, 0, Buffer.alloc(0))), 'TOO_DEEP'],
+  ];
+  for (const [name, make, code] of cases) {
+    const srv = make ? evilServer(make) : (() => {
+      const wss = new WebSocketServer({ noServer: true, handleProtocols: () => PROTOCOL });
+      wss.on('connection', (ws) => {
+        const wire = new Wire({ compress: false });
+        ws.send(wire.pack([wire.frame(Kind.HELLO, { payload: JSON.stringify({ v: 1, session: 'evil-session-01', epoch: 'e', rx: 0 }) })]));
+        ws.send('plain text');
+      });
+      return { handleUpgrade: (q, so, h) => wss.handleUpgrade(q, so, h, (ws) => wss.emit('connection', ws, q)), close: () => { for (const c of wss.clients) c.terminate(); wss.close(); } };
+    })();
+    const s = await serve(srv);
+    const sock = new Socket(s.url, { WebSocket, reconnect: { minDelay: 1000, maxDelay: 1000 }, heartbeat: false });
+    const err = await once(sock, 'error', (e) => e.error?.code !== 'CONNECTION_LOST');
+    assert.equal(err.error.code, code, name);
+    const rec = await once(sock, 'reconnecting');
+    assert.equal(rec.reason, 'protocol-error', name);
+    sock.close();
+    srv.close();
+    await s.kill();
+  }
+});
+
+test('the relay refuses garbage and oversize frames from a client with a close code and reason', async () => {
+  const relay = await Relay.create({ maxPayload: 1024 });
+  const s = await serve(relay);
+  const closeOf = (send) => new Promise((resolve) => {
+    const ws = new WebSocket(s.url, [PROTOCOL]);
+    ws.on('open', () => send(ws));
+    ws.on('close', (code, reason) => resolve([code, String(reason)]));
+  });
+  let [code, reason] = await closeOf((ws) => ws.send(Buffer.from('{"hello":1}')));
+  assert.equal(code, 1002);
+  assert.match(reason, /^BAD_VERSION/);
+  [code, reason] = await closeOf((ws) => ws.send('text'));
+  assert.match(reason, /^BAD_FRAME/);
+  const wire = new Wire({ compress: false, maxPayload: 1 << 20 });
+  [code, reason] = await closeOf((ws) => ws.send(wire.frame(Kind.MESSAGE, { seq: 1, payload: new Uint8Array(2000) })));
+  assert.equal(code, 1009);
+  assert.match(reason, /^TOO_LARGE/);
+  [code, reason] = await closeOf((ws) => ws.send(wire.frame(Kind.MESSAGE, { seq: 1, payload: 'x' })));
+  assert.match(reason, /^BAD_STATE/); // no hello first
+  assert.equal(relay.stats.protocolErrors, 4);
+  // and without the subprotocol at all
+  const refused = await new Promise((resolve) => {
+    const ws = new WebSocket(s.url);
+    ws.on('open', () => resolve('opened'));
+    ws.on('error', (e) => resolve(e.message));
+  });
+  assert.match(refused, /400/);
+  relay.close();
+  await s.kill();
+});
+
+test('a request outlives a reconnect and fails cleanly on timeout and close', async () => {
+  let answer = true;
+  const relay = await Relay.create({ onRequest: ({ data }) => (answer ? `re:${data}` : new Promise(() => {})) });
+  const s = await serve(relay);
+  const sock = new Socket(s.url, { WebSocket, ...FAST });
+  await once(sock, 'open');
+  assert.equal(await sock.request('a'), 're:a');
+  answer = false;
+  await assert.rejects(sock.request('slow', { timeout: 50 }), { code: 'TIMEOUT' });
+  const ac = new AbortController();
+  const aborted = sock.request('b', { signal: ac.signal });
+  ac.abort();
+  await assert.rejects(aborted);
+  const pending = sock.request('c', { timeout: 0 });
+  sock.close();
+  await assert.rejects(pending, { code: 'CLOSED' });
+  relay.close();
+  await s.kill();
+});
+
+test('the URL provider is asked before every attempt (fresh token each time)', async () => {
+  const relay = await Relay.create();
+  const s = await serve(relay);
+  const seen = [];
+  const sock = new Socket(async (attempt) => {
+    seen.push(attempt);
+    await new Promise((r) => setTimeout(r, 1));
+    // first attempt: a port nobody listens on; then the relay, with a token
+    return seen.length === 1 ? 'ws://127.0.0.1:9/' : { url: `${s.url}?token=t${seen.length}` };
+  }, { WebSocket, ...FAST });
+  sock.onerror = () => {};
+  await once(sock, 'open');
+  // attempt numbers count up (one extra attempt may probe for a plain server)
+  assert.deepEqual(seen, seen.map((_, i) => i));
+  assert.ok(seen.length >= 2);
+  assert.equal(sock.url, `${s.url}?token=t${seen.length}`);
+  sock.close();
+  relay.close();
+  await s.kill();
+});
+
+test('a client away for longer than the relay\'s bounded history is told about the gap and goes on', async () => {
+  const relay = await Relay.create({ maxHistory: 5 });
+  const s = await serve(relay);
+  const a = new Socket(s.url, { WebSocket, ...FAST, hello: { room: 'gap' } });
+  const b = new Socket(s.url, { WebSocket, reconnect: { minDelay: 300, maxDelay: 300 }, heartbeat: false, hello: { room: 'gap' } });
+  const got = [];
+  const errors = [];
+  b.onmessage = (e) => { if (e.channel === 0) got.push(e.data); };
+  b.onerror = (e) => errors.push(e.error.code);
+  await Promise.all([once(a, 'open'), once(b, 'open')]);
+  a.send('m-before');
+  await until(() => got.length === 1);
+  relay.sessions.get(b.session).conn.ws.terminate();
+  await once(b, 'reconnecting');
+  for (let i = 0; i < 20; i++) a.send(`m${i}`);
+  await until(() => got.length === 6, 5000);
+  assert.deepEqual(got, ['m-before', 'm15', 'm16', 'm17', 'm18', 'm19']);
+  assert.ok(errors.includes('CONNECTION_LOST'));
+  assert.ok(b.stats().gaps >= 1);
+  a.close(); b.close(); relay.close();
+  await s.kill();
+});
+
+test('options are validated', () => {
+  assert.throws(() => new Socket('ws://127.0.0.1:9/', { WebSocket, queue: { overflow: 'lose-it' } }), { code: 'INVALID' });
+});
