@@ -1,5 +1,6 @@
 /* batch — see batch.h. */
 #include "batch.h"
+#include "buf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -9,41 +10,6 @@
 #define DEFAULT_CAP (16u << 20)
 #define FRAME_CAP (0x7fffffffu - SB_FRAME_MAX_HEADER)
 
-typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
-} buf;
-
-static int buf_reserve(buf *b, size_t extra)
-{
-    size_t need = b->len + extra, cap;
-    uint8_t *p;
-    if (need < b->len)
-        return SB_E_TOO_LARGE;
-    if (need <= b->cap)
-        return SB_OK;
-    cap = b->cap ? b->cap : 1024;
-    while (cap < need)
-        cap *= 2;
-    p = realloc(b->p, cap);
-    if (!p)
-        return SB_E_NOMEM;
-    b->p = p;
-    b->cap = cap;
-    return SB_OK;
-}
-
-static int buf_put(buf *b, const uint8_t *src, size_t n)
-{
-    int rc = buf_reserve(b, n);
-    if (rc < 0)
-        return rc;
-    if (n)
-        memcpy(b->p + b->len, src, n);
-    b->len += n;
-    return SB_OK;
-}
-
 /* ---- writer ------------------------------------------------------------- */
 
 struct sb_batch {
@@ -52,7 +18,7 @@ struct sb_batch {
     int mode;
     int need_fresh; /* deflater holds bytes the peer never saw: restart it */
     sb_z *z;
-    buf pend, out;
+    sb_buf pend, out;
     uint32_t count;
     double first_at;
     double stats[6];
@@ -124,14 +90,14 @@ static int close_batch(sb_batch *b)
         }
     }
     if (b->count == 1 && !flags) {
-        rc = buf_put(&b->out, b->pend.p, b->pend.len);
+        rc = sb_buf_put(&b->out, b->pend.p, b->pend.len);
     } else {
         sb_frame_init(&f, SB_FRAME_BATCH);
         f.flags = flags;
         f.payload = payload;
         f.payload_len = plen;
         size = sb_frame_size(&f);
-        rc = size < 0 ? size : buf_reserve(&b->out, (size_t)size);
+        rc = size < 0 ? size : sb_buf_reserve(&b->out, (size_t)size);
         if (rc >= 0)
             b->out.len = (size_t)sb_frame_write(&f, b->out.p, b->out.cap);
     }
@@ -161,7 +127,7 @@ int sb_batch_add(sb_batch *b, const uint8_t *frame, uint32_t n, double now_ms)
             return rc;
         res |= SB_BATCH_OUT;
     }
-    rc = buf_put(&b->pend, frame, n);
+    rc = sb_buf_put(&b->pend, frame, n);
     if (rc < 0)
         return rc;
     if (b->count++ == 0)
@@ -242,7 +208,7 @@ struct sb_unbatch {
     int max_depth;
     int have_window; /* a fresh compressed batch was inflated on this link */
     sb_z *z;
-    buf in, body; /* the message as fed; the inflated batch payload */
+    sb_buf in, body; /* the message as fed; the inflated batch payload */
     const uint8_t *base; /* in.p or body.p: where items point */
     item *items;
     size_t nitems, cap_items, cur;
@@ -336,7 +302,7 @@ int sb_unbatch_feed(sb_unbatch *u, const uint8_t *in, uint32_t n)
     u->in.len = 0;
     if (n > u->max_payload + (uint32_t)SB_FRAME_MAX_HEADER)
         return SB_E_TOO_LARGE;
-    rc = buf_put(&u->in, in, n);
+    rc = sb_buf_put(&u->in, in, n);
     if (rc < 0)
         return rc;
     rc = sb_frame_decode(u->in.p, n, u->max_payload, &f);
@@ -363,7 +329,7 @@ int sb_unbatch_feed(sb_unbatch *u, const uint8_t *in, uint32_t n)
             return dlen;
         }
         u->body.len = 0;
-        rc = buf_put(&u->body, sb_z_out(u->z), (size_t)dlen);
+        rc = sb_buf_put(&u->body, sb_z_out(u->z), (size_t)dlen);
         if (rc < 0)
             return rc;
         u->base = u->body.p;

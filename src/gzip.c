@@ -267,31 +267,19 @@ static int inflate_run(sb_z *z, int zflush)
             z->state = z->format == SB_Z_GZIP ? ZS_BETWEEN : ZS_DONE;
             continue;
         }
+        /* Out of room: the top of the loop grows the buffer (by at most one
+         * byte past the cap, which tells a bomb from a stream that ends
+         * exactly at it). */
         if (rc == Z_OK) {
             if (zs->avail_in == 0 && zs->avail_out > 0)
                 return SB_OK;
-            if (zs->avail_out == 0 && z->produced == z->max_out) {
-                /* Exactly at the cap with output still pending: one more byte
-                 * of room tells a bomb from a stream that ends right here. */
-                if (reserve(z, 1) < 0)
-                    return fail(z, SB_E_NOMEM);
-            }
-            if (zs->avail_out == 0) {
-                int r2 = reserve(z, z->out_cap);
-                if (r2 < 0)
-                    return fail(z, r2);
-            }
             continue;
         }
         if (rc == Z_BUF_ERROR) {
             if (zs->avail_in == 0)
                 return SB_OK; /* needs more input */
-            if (zs->avail_out == 0) {
-                int r2 = reserve(z, z->out_cap);
-                if (r2 < 0)
-                    return fail(z, r2);
+            if (zs->avail_out == 0)
                 continue;
-            }
             return fail(z, SB_E_INTERNAL);
         }
         return fail(z, map_inflate_error(zs, rc));

@@ -1,5 +1,6 @@
 /* queue — see queue.h and docs/protocol.md §9. */
 #include "queue.h"
+#include "buf.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -17,26 +18,11 @@ _Static_assert(offsetof(sb_outbox_event, value) == 24, "sb_outbox_event layout")
 
 /* ---- small helpers ------------------------------------------------------ */
 
-typedef struct outbuf {
-    uint8_t *p;
-    size_t len, cap;
-} outbuf;
-
-static int out_reserve(outbuf *b, size_t need)
+/* Output buffers here are rewritten from the start by every call. */
+static int out_reserve(sb_buf *b, size_t need)
 {
-    size_t cap;
-    uint8_t *p;
-    if (need <= b->cap)
-        return SB_OK;
-    cap = b->cap ? b->cap : 256;
-    while (cap < need)
-        cap *= 2;
-    p = realloc(b->p, cap);
-    if (!p)
-        return SB_E_NOMEM;
-    b->p = p;
-    b->cap = cap;
-    return SB_OK;
+    b->len = 0;
+    return sb_buf_reserve(b, need);
 }
 
 static void put_f64(uint8_t *p, double d)
@@ -141,7 +127,7 @@ struct sb_outbox {
     sb_outbox_event *evq;
     uint32_t ev_head, ev_n, ev_alloc, ev_cap; /* ring of ev_alloc slots; ev_cap = bound */
     sb_outbox_event ev_cur;
-    outbuf out;
+    sb_buf out;
     double stats[SB_OUTBOX_STAT_COUNT_];
 };
 
@@ -891,7 +877,7 @@ struct sb_inbox {
     uint32_t nready;
     sb_frame_view view;
     uint8_t out[SB_FRAME_MAX_HEADER + MAX_SACK_RANGES * 10];
-    outbuf ser;
+    sb_buf ser;
     const uint8_t *outp; /* out or ser.p: what the last call produced */
     double stats[SB_INBOX_STAT_COUNT_];
 };

@@ -1,5 +1,6 @@
 /* sse — see sse.h. */
 #include "sse.h"
+#include "buf.h"
 
 #include "backoff.h"
 
@@ -10,10 +11,6 @@
 #define SSE_DEFAULT_EVENT (1024u * 1024u)
 #define SSE_MAX_CAP (1u << 28) /* keeps 3 * cap (worst-case UTF-8 repair) in 32 bits */
 
-typedef struct sse_buf {
-    uint8_t *p;
-    size_t len, cap;
-} sse_buf;
 
 struct sb_sse {
     uint32_t max_line, max_event;
@@ -21,18 +18,18 @@ struct sb_sse {
     int bom;    /* BOM bytes matched at the stream start; 3 = past the start */
     int cr;     /* previous chunk ended with CR: a leading LF belongs to it */
     int failed; /* sticky error until sb_sse_end */
-    sse_buf line; /* a line split across feeds */
+    sb_buf line; /* a line split across feeds */
     /* out: the committed events of this batch, then the pending event's data
      * (written in place so a dispatch copies nothing but type and id) */
-    sse_buf out;
+    sb_buf out;
     size_t committed;
     uint32_t data_units;
-    sse_buf type;
+    sb_buf type;
     uint32_t type_units;
-    sse_buf id; /* last event ID buffer (pending) */
+    sb_buf id; /* last event ID buffer (pending) */
     uint32_t id_units;
     int id_dirty;
-    sse_buf last; /* last event ID string (dispatched) */
+    sb_buf last; /* last event ID string (dispatched) */
     uint32_t last_units;
     int last_in_batch; /* `last` already written once in this batch */
     int type_in_batch; /* a type was written in this batch, at type_off */
@@ -62,23 +59,6 @@ static void copy_bytes(uint8_t *dst, const uint8_t *src, size_t n)
     }
     while (n--)
         *dst++ = *src++;
-}
-
-static int buf_reserve(sse_buf *b, size_t extra)
-{
-    size_t need = b->len + extra;
-    if (need > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        uint8_t *p;
-        if (cap < need)
-            cap = need;
-        p = realloc(b->p, cap);
-        if (!p)
-            return SB_E_NOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    return SB_OK;
 }
 
 /* Copy n bytes to dst as valid UTF-8, replacing each maximal invalid subpart
@@ -158,11 +138,11 @@ static uint32_t utf8_clean(uint8_t *dst, const uint8_t *src, size_t n, size_t *w
 
 /* Replace b's content by the repaired UTF-8 of src (a plain copy when the
  * caller knows it is ASCII); *units gets its UTF-16 length. */
-static int set_clean(sse_buf *b, uint32_t *units, const uint8_t *src, size_t n, int ascii)
+static int set_clean(sb_buf *b, uint32_t *units, const uint8_t *src, size_t n, int ascii)
 {
     size_t w = n;
     b->len = 0;
-    if (buf_reserve(b, ascii ? n : 3 * n) < 0)
+    if (sb_buf_reserve(b, ascii ? n : 3 * n) < 0)
         return SB_E_NOMEM;
     if (ascii) {
         copy_bytes(b->p, src, n);
@@ -174,10 +154,10 @@ static int set_clean(sse_buf *b, uint32_t *units, const uint8_t *src, size_t n, 
     return SB_OK;
 }
 
-static int set_copy(sse_buf *dst, const sse_buf *src)
+static int set_copy(sb_buf *dst, const sb_buf *src)
 {
     dst->len = 0;
-    if (buf_reserve(dst, src->len) < 0)
+    if (sb_buf_reserve(dst, src->len) < 0)
         return SB_E_NOMEM;
     copy_bytes(dst->p, src->p, src->len);
     dst->len = src->len;
@@ -212,7 +192,7 @@ static int dispatch(sb_sse *s)
         s->rec_cap = cap;
     }
     id_len = s->last_in_batch ? 0 : s->last.len;
-    if (buf_reserve(&s->out, type_len + id_len) < 0)
+    if (sb_buf_reserve(&s->out, type_len + id_len) < 0)
         return SB_E_NOMEM;
     r = s->rec + s->nrec * SB_SSE_REC_WORDS;
     s->out.len--; /* the LF after the last data line */
@@ -274,7 +254,7 @@ static int process_line(sb_sse *s, const uint8_t *l, size_t len, int ascii)
     case 4:
         if (memcmp(l, "data", 4) == 0) {
             size_t w = vlen;
-            if (buf_reserve(&s->out, (ascii ? vlen : 3 * vlen) + 1) < 0)
+            if (sb_buf_reserve(&s->out, (ascii ? vlen : 3 * vlen) + 1) < 0)
                 return SB_E_NOMEM;
             if (ascii) {
                 copy_bytes(s->out.p + s->out.len, v, vlen);
@@ -320,7 +300,7 @@ static int line_append(sb_sse *s, const uint8_t *p, size_t n)
 {
     if (s->line.len + n > s->max_line)
         return SB_E_TOO_LARGE;
-    if (buf_reserve(&s->line, n) < 0)
+    if (sb_buf_reserve(&s->line, n) < 0)
         return SB_E_NOMEM;
     memcpy(s->line.p + s->line.len, p, n);
     s->line.len += n;

@@ -1,5 +1,6 @@
 /* sync — see sync.h and docs/tabs.md (wire format and GC rule). */
 #include "sync.h"
+#include "buf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +36,6 @@ typedef struct peer {
     uint64_t touched;  /* for evicting departed peers (logical time) */
 } peer;
 
-typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
-} buf;
 
 struct sb_sync {
     uint32_t id;
@@ -58,7 +55,7 @@ struct sb_sync {
     peer *peers;
     uint32_t npeers;
     uint64_t tick;
-    buf out, payload, changes;
+    sb_buf out, payload, changes;
     int nchanges;
     int last_type;
     uint32_t last_origin;
@@ -134,35 +131,17 @@ static uint32_t hash_key(const uint8_t *k, size_t n)
     return h;
 }
 
-static int buf_reserve(buf *b, size_t extra)
-{
-    size_t need = b->len + extra;
-    uint8_t *p;
-    size_t cap;
-    if (need <= b->cap)
-        return 0;
-    cap = b->cap ? b->cap : 256;
-    while (cap < need)
-        cap *= 2;
-    p = realloc(b->p, cap);
-    if (!p)
-        return SB_E_NOMEM;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-}
-
-static void put_u8(buf *b, uint8_t v)
+static void put_u8(sb_buf *b, uint8_t v)
 {
     b->p[b->len++] = v;
 }
 
-static void put_var(buf *b, uint64_t v)
+static void put_var(sb_buf *b, uint64_t v)
 {
     b->len += sb_varint_put(b->p + b->len, v);
 }
 
-static void put_bytes(buf *b, const uint8_t *p, size_t n)
+static void put_bytes(sb_buf *b, const uint8_t *p, size_t n)
 {
     if (n)
         memcpy(b->p + b->len, p, n);
@@ -429,7 +408,7 @@ void sb_sync_destroy(sb_sync *s)
 
 static int record_change(sb_sync *s, const entry *e)
 {
-    int rc = buf_reserve(&s->changes, 1 + 10 + e->klen + 10 + e->vlen);
+    int rc = sb_buf_reserve(&s->changes, 1 + 10 + e->klen + 10 + e->vlen);
     if (rc)
         return rc;
     put_u8(&s->changes, e->tomb ? SB_SYNC_CH_DELETED : 0);
@@ -566,7 +545,7 @@ int sb_sync_pending(const sb_sync *s)
 static int payload_begin(sb_sync *s, int type, size_t body)
 {
     s->payload.len = 0;
-    if (buf_reserve(&s->payload, body + 16))
+    if (sb_buf_reserve(&s->payload, body + 16))
         return SB_E_NOMEM;
     put_u8(&s->payload, (uint8_t)type);
     put_var(&s->payload, s->id);
@@ -586,7 +565,7 @@ static int frame_out(sb_sync *s)
     if (n < 0)
         return n;
     s->out.len = 0;
-    if (buf_reserve(&s->out, (size_t)n))
+    if (sb_buf_reserve(&s->out, (size_t)n))
         return SB_E_NOMEM;
     n = sb_frame_write(&f, s->out.p, s->out.cap);
     if (n >= 0)
@@ -599,7 +578,7 @@ static size_t entry_wire_max(const entry *e)
     return 4 * 10 + 1 + 2 * 5 + e->klen + e->vlen;
 }
 
-static void put_entry_value(buf *b, const entry *e)
+static void put_entry_value(sb_buf *b, const entry *e)
 {
     put_u8(b, e->tomb);
     put_var(b, e->klen);

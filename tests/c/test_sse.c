@@ -1,4 +1,5 @@
 #include "sse.h"
+#include "utf8_oracle.h"
 #include "sbtest.h"
 
 #include <stdlib.h>
@@ -19,28 +20,6 @@ static void put(result *r, const void *p, size_t n)
     }
 }
 
-/* Length in UTF-16 units of valid UTF-8, or -1 if it is not valid. */
-static long utf16_units(const uint8_t *p, size_t n)
-{
-    long u = 0;
-    for (size_t i = 0; i < n;) {
-        uint8_t b = p[i];
-        size_t k = b < 0x80 ? 1 : b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3
-                                : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
-        if (!k || i + k > n)
-            return -1;
-        for (size_t j = 1; j < k; j++)
-            if ((p[i + j] & 0xC0) != 0x80)
-                return -1;
-        if ((b == 0xE0 && p[i + 1] < 0xA0) || (b == 0xED && p[i + 1] > 0x9F) ||
-            (b == 0xF0 && p[i + 1] < 0x90) || (b == 0xF4 && p[i + 1] > 0x8F))
-            return -1;
-        u += k == 4 ? 2 : 1;
-        i += k;
-    }
-    return u;
-}
-
 /* Append the events of the last feed to r, checking the record invariants. */
 static void collect(sb_sse *s, result *r, int n)
 {
@@ -51,7 +30,7 @@ static void collect(sb_sse *s, result *r, int n)
     CHECK_EQ(n, sb_sse_count(s));
     for (int i = 0; i < n; i++, rec += SB_SSE_REC_WORDS) {
         const uint8_t *data = t + off;
-        CHECK_EQ(utf16_units(data, rec[0]), rec[1]);
+        CHECK_EQ(utf8_oracle_units(data, rec[0]), rec[1]);
         off += rec[0];
         if (rec[2] == SB_SSE_SAME) {
             CHECK(type != NULL); /* refers to a type written earlier in the batch */
@@ -59,7 +38,7 @@ static void collect(sb_sse *s, result *r, int n)
         } else if (rec[2]) {
             type = t + off;
             typelen = rec[2];
-            CHECK_EQ(utf16_units(type, typelen), rec[3]);
+            CHECK_EQ(utf8_oracle_units(type, typelen), rec[3]);
             off += typelen;
         }
         if (rec[4] == SB_SSE_SAME) {
@@ -68,7 +47,7 @@ static void collect(sb_sse *s, result *r, int n)
         } else {
             id = t + off;
             idlen = rec[4];
-            CHECK_EQ(utf16_units(id, idlen), rec[5]);
+            CHECK_EQ(utf8_oracle_units(id, idlen), rec[5]);
             off += idlen;
         }
         if (rec[2])

@@ -3,6 +3,7 @@
  * the same point, the same last id and retry. Output is valid UTF-8 whose
  * UTF-16 lengths match the records. */
 #include "sse.h"
+#include "../c/utf8_oracle.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,27 +26,6 @@ static void put(acc *a, const void *p, size_t n)
     a->len += n;
 }
 
-static long units(const uint8_t *p, size_t n)
-{
-    long u = 0;
-    for (size_t i = 0; i < n;) {
-        uint8_t b = p[i];
-        size_t k = b < 0x80 ? 1 : b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3
-                                : b >= 0xF0 && b <= 0xF4 ? 4 : 0;
-        if (!k || i + k > n)
-            return -1;
-        for (size_t j = 1; j < k; j++)
-            if ((p[i + j] & 0xC0) != 0x80)
-                return -1;
-        if ((b == 0xE0 && p[i + 1] < 0xA0) || (b == 0xED && p[i + 1] > 0x9F) ||
-            (b == 0xF0 && p[i + 1] < 0x90) || (b == 0xF4 && p[i + 1] > 0x8F))
-            return -1;
-        u += k == 4 ? 2 : 1;
-        i += k;
-    }
-    return u;
-}
-
 /* Serialize a batch: each string length-prefixed so nothing is ambiguous. */
 static void collect(sb_sse *s, int n, acc *a)
 {
@@ -56,7 +36,7 @@ static void collect(sb_sse *s, int n, acc *a)
     for (int i = 0; i < n; i++, r += SB_SSE_REC_WORDS) {
         uint32_t lens[3], tl;
         const uint8_t *data = t + off;
-        if (units(data, r[0]) != (long)r[1])
+        if (utf8_oracle_units(data, r[0]) != (long)r[1])
             abort();
         off += r[0];
         if (r[2] == SB_SSE_SAME) {
@@ -64,7 +44,7 @@ static void collect(sb_sse *s, int n, acc *a)
                 abort();
             tl = typelen;
         } else {
-            if (units(t + off, r[2]) != (long)r[3])
+            if (utf8_oracle_units(t + off, r[2]) != (long)r[3])
                 abort();
             if (r[2]) {
                 type = t + off;
@@ -79,7 +59,7 @@ static void collect(sb_sse *s, int n, acc *a)
         } else {
             id = t + off;
             idlen = r[4];
-            if (units(id, idlen) != (long)r[5])
+            if (utf8_oracle_units(id, idlen) != (long)r[5])
                 abort();
             off += idlen;
         }
@@ -121,7 +101,7 @@ static int run(const uint8_t *d, size_t n, uint32_t caps, uint32_t seed, int chu
         put(a, &retry, sizeof retry);
         put(a, &l, sizeof l);
         put(a, sb_sse_last_id(s), l);
-        if (units(sb_sse_last_id(s), l) < 0)
+        if (utf8_oracle_units(sb_sse_last_id(s), l) < 0)
             abort();
     }
     /* after end, the object takes a fresh stream */
