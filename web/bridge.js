@@ -3,7 +3,7 @@
 // handshake, traffic runs over a private MessageChannel, and everything shown
 // goes through textContent.
 import { connectFrame, bridgeMonitor } from '/js/bridge.js';
-import { el, logLine } from '/web/ui.js';
+import { el, logLine, Sparkline } from '/web/ui.js';
 
 const $ = (id) => document.getElementById(id);
 const origins = await (await fetch('/api/bridge/origins')).json();
@@ -48,7 +48,7 @@ async function mount() {
     return;
   }
   setStatus(`connected to ${childOrigin}`, 'ok');
-  remote.on('reply', (m) => logLine($('messages'), `child: ${m.content}  (${m.timestamp})`));
+  remote.on('reply', (m) => { tick.events++; logLine($('messages'), `child: ${m.content}  (${m.timestamp})`); });
   remote.addEventListener('disconnect', (e) => setStatus(`disconnected (${e.detail.reason})`, 'bad'));
   remote.addEventListener('connect', () => setStatus(`connected to ${childOrigin} again`, 'ok'));
 }
@@ -57,14 +57,47 @@ $('send').addEventListener('click', () => {
   const content = $('messageInput').value;
   if (!content || !remote?.isConnected) return;
   remote.emit('message', { content, timestamp: new Date().toISOString() });
+  tick.events++;
   logLine($('messages'), `me: ${content}`);
   $('messageInput').value = '';
+});
+
+// Live stats: every call is timed; once a second the charts get the calls
+// completed, their median round trip and the events that crossed.
+const tick = { calls: 0, events: 0, rtts: [] };
+const charts = {
+  rate: new Sparkline($('chartRate'), { label: 'calls/s' }),
+  latency: new Sparkline($('chartLatency'), { label: 'round trip p50, ms', color: '#15803d' }),
+  events: new Sparkline($('chartEvents'), { label: 'events/s', color: '#b45309' }),
+};
+async function timedCall(name) {
+  const t0 = performance.now();
+  const v = await remote.call(name);
+  tick.calls++;
+  tick.rtts.push(performance.now() - t0);
+  return v;
+}
+setInterval(() => {
+  const sorted = tick.rtts.sort((a, b) => a - b);
+  charts.rate.push(tick.calls);
+  charts.latency.push(sorted.length ? sorted[sorted.length >> 1] : 0);
+  charts.events.push(tick.events);
+  Object.assign(tick, { calls: 0, events: 0, rtts: [] });
+}, 1000);
+setInterval(() => { if (remote?.isConnected) timedCall('stats').catch(() => {}); }, 250);
+
+$('burst').addEventListener('click', async () => {
+  if (!remote?.isConnected) return;
+  const t0 = performance.now();
+  const results = await Promise.allSettled(Array.from({ length: 1000 }, () => timedCall('stats')));
+  const ok = results.filter((r) => r.status === 'fulfilled').length;
+  $('burstResult').textContent = `${ok} of 1,000 calls answered in ${(performance.now() - t0).toFixed(0)} ms`;
 });
 
 async function callAndLog(name) {
   const t0 = performance.now();
   try {
-    const v = await remote.call(name);
+    const v = await timedCall(name);
     logLine($('messages'), `child.${name}() → ${JSON.stringify(v)}  in ${(performance.now() - t0).toFixed(2)} ms`, 'ok');
   } catch (e) {
     logLine($('messages'), `child.${name}() rejected: ${e.code || e.name}: ${e.message}`, 'bad');

@@ -2,12 +2,12 @@
 // (web/services/relay.mjs). Presence (join/leave, user list) arrives on
 // channel 1; chat messages are JSON on channel 0.
 import { init, Socket } from '/js/index.js';
-import { el } from '/web/ui.js';
+import { el, Sparkline } from '/web/ui.js';
 
 const $ = (id) => document.getElementById(id);
 const messages = $('messages');
 let sock = null;
-let lastStats = null;
+let lastStats = null; // the previous tick's stats, for rates
 
 // One outbox per tab that survives reloads: sessionStorage keeps the key for
 // this tab only, so two tabs never share (and fight over) one session.
@@ -66,7 +66,8 @@ function join() {
       line(`${m.user}: ${m.text}`, 'message');
     }
   });
-  lastStats = null;
+  // A new Socket counts from zero: rates start now, not at the first tick.
+  lastStats = { received: 0, sent: 0, compressionSaved: 0, t: performance.now() };
 }
 
 function leave() {
@@ -93,12 +94,24 @@ $('burst').addEventListener('click', () => {
 $('join').addEventListener('click', join);
 $('leave').addEventListener('click', leave);
 
+const charts = {
+  rate: new Sparkline($('chartRate'), { label: 'messages/s in' }),
+  saved: new Sparkline($('chartSaved'), { label: 'bytes saved/s', color: '#15803d' }),
+  depth: new Sparkline($('chartDepth'), { label: 'queue depth', color: '#b45309' }),
+  rtt: new Sparkline($('chartRtt'), { label: 'ping RTT, ms', color: '#7c3aed' }),
+};
+
 setInterval(() => {
   if (!sock) return;
   const s = sock.stats();
-  const dt = lastStats ? (performance.now() - lastStats.t) / 1000 : 1;
-  $('rateIn').textContent = lastStats ? Math.round((s.received - lastStats.received) / dt) : 0;
-  $('rateOut').textContent = lastStats ? Math.round((s.sent - lastStats.sent) / dt) : 0;
+  const dt = (performance.now() - lastStats.t) / 1000;
+  const rateIn = Math.round((s.received - lastStats.received) / dt);
+  charts.rate.push(rateIn);
+  charts.saved.push(Math.max(0, Math.round((s.compressionSaved - lastStats.compressionSaved) / dt)));
+  charts.depth.push(s.queued);
+  charts.rtt.push(s.rtt >= 0 ? Math.round(s.rtt) : 0);
+  $('rateIn').textContent = rateIn;
+  $('rateOut').textContent = Math.round((s.sent - lastStats.sent) / dt);
   $('saved').textContent = s.compressionSaved > 4096 ? `${(s.compressionSaved / 1024).toFixed(1)} KiB` : `${s.compressionSaved} B`;
   $('depth').textContent = s.queued;
   $('reconnects').textContent = s.reconnects;

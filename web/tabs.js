@@ -3,7 +3,7 @@
 // storage after every tab closed), the TabGroup shows who leads, and every
 // string from another tab is rendered with textContent.
 import { init, SharedState } from '/js/index.js';
-import { el } from '/web/ui.js';
+import { el, Sparkline } from '/web/ui.js';
 
 const params = new URLSearchParams(location.search);
 const room = params.get('room') || 'demo';
@@ -32,12 +32,16 @@ function messageKey() {
 $('user').value = sessionStorage.getItem('tabs-demo:user') || `tab ${String(state.id).slice(-4)}`;
 $('user').addEventListener('change', () => sessionStorage.setItem('tabs-demo:user', $('user').value));
 
+function say(text) {
+  state.set(messageKey(), { user: $('user').value.slice(0, 40), text: text.slice(0, 2000), at: Date.now(), from: state.id });
+}
 function send() {
   const text = $('text').value.trim();
   if (!text) return;
-  state.set(messageKey(), { user: $('user').value.slice(0, 40), text: text.slice(0, 2000), at: Date.now(), from: state.id });
+  say(text);
   $('text').value = '';
 }
+$('burst').addEventListener('click', () => { for (let i = 1; i <= 100; i++) say(`burst line ${i} of 100`); });
 $('send').addEventListener('click', send);
 $('text').addEventListener('keydown', (e) => { if (e.key === 'Enter') send(); });
 
@@ -99,7 +103,30 @@ function prune() {
   for (let i = 0; i < keys.length - MAX_LINES; i++) state.delete(keys[i]);
 }
 
+// Live stats, pushed once a second. Tabs of one browser share a clock, so
+// now - at is the time a line took from the writer's set() to this tab.
+const tick = { changes: 0, delays: [] };
+const charts = {
+  rate: new Sparkline($('chartRate'), { label: 'changes/s from other tabs' }),
+  latency: new Sparkline($('chartLatency'), { label: 'delivery p50, ms', color: '#15803d' }),
+  tabs: new Sparkline($('chartTabs'), { label: 'tabs open', color: '#b45309' }),
+};
+setInterval(() => {
+  const sorted = tick.delays.sort((a, b) => a - b);
+  charts.rate.push(tick.changes);
+  charts.latency.push(sorted.length ? sorted[sorted.length >> 1] : 0);
+  charts.tabs.push(group.tabs.length);
+  Object.assign(tick, { changes: 0, delays: [] });
+}, 1000);
+
 state.subscribe((d) => {
+  if (!d.local && d.remote !== false) {
+    tick.changes += d.keys.length;
+    for (const k of d.keys) {
+      const m = k.startsWith('msg:') ? state.get(k) : undefined;
+      if (m && Number.isFinite(m.at)) tick.delays.push(Math.max(0, Date.now() - m.at));
+    }
+  }
   if (d.keys.some((k) => k.startsWith('msg:'))) { renderChat(); prune(); }
   if (d.keys.some((k) => k.startsWith('todo:'))) renderTodos();
 });

@@ -36,6 +36,9 @@ export class Sparkline {
   push(v) {
     this.values.push(v);
     if (this.values.length > this.points) this.values.shift();
+    // What is drawn, readable by tests and tools: the newest and largest value.
+    this.canvas.dataset.last = String(v);
+    this.canvas.dataset.max = String(Math.max(...this.values));
     this.draw();
   }
 
@@ -49,13 +52,21 @@ export class Sparkline {
     const max = Math.max(1, ...this.values);
     g.strokeStyle = this.color;
     g.lineWidth = 2 * dpr;
+    // The newest value sits at the right edge and history scrolls left, so a
+    // chart is readable from its first second.
+    const n = this.values.length;
+    const xy = (v, i) => [w - ((n - 1 - i) / (this.points - 1)) * (w - 4 * dpr) - 2 * dpr,
+      h - (v / max) * (h - 16 * dpr) - 2 * dpr];
     g.beginPath();
-    this.values.forEach((v, i) => {
-      const x = (i / (this.points - 1)) * w;
-      const y = h - (v / max) * (h - 14 * dpr) - 2 * dpr;
-      if (i) g.lineTo(x, y); else g.moveTo(x, y);
-    });
+    this.values.forEach((v, i) => { const [x, y] = xy(v, i); if (i) g.lineTo(x, y); else g.moveTo(x, y); });
     g.stroke();
+    if (n) {
+      const [x, y] = xy(this.values[n - 1], n - 1);
+      g.fillStyle = this.color;
+      g.beginPath();
+      g.arc(x, y, 2.5 * dpr, 0, 2 * Math.PI);
+      g.fill();
+    }
     g.fillStyle = '#5b6470';
     g.font = `${11 * dpr}px system-ui`;
     const last = this.values.at(-1) ?? 0;

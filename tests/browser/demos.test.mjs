@@ -70,9 +70,17 @@ test('queue demo: a lossy link still delivers every message once', async () => {
   await page.close();
 });
 
+// A chart has drawn live data once its largest value is above min.
+const chartShows = (page, id, min = 0) => page.waitForFunction(
+  ([i, m]) => Number(document.getElementById(i).dataset.max) > m, [id, min], { timeout: 15000 });
+
 test('bridge demo: parent and cross-origin child talk; a spoof is rejected and logged', async () => {
   const { page, errors } = await open('/web/bridge.html');
   await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('connected'));
+  await page.click('#burst');
+  await page.waitForFunction(() => document.getElementById('burstResult').textContent.startsWith('1000 of 1,000'));
+  await chartShows(page, 'chartRate', 100);
+  await chartShows(page, 'chartLatency');
   await page.fill('#messageInput', 'hello child');
   await page.click('#send');
   await page.click('#spoofForeign');
@@ -93,6 +101,9 @@ test('tabs demo: a chat line written in one tab shows in another', async () => {
   await a.page.fill('#text', 'hello from tab A');
   await a.page.click('#send');
   await b.page.waitForFunction(() => document.getElementById('messages').textContent.includes('hello from tab A'));
+  await a.page.click('#burst');
+  await chartShows(b.page, 'chartRate', 50);
+  await chartShows(b.page, 'chartTabs', 1);
   await b.page.screenshot({ path: `${SHOTS}tabs.png`, fullPage: true });
   assert.deepEqual([...a.errors, ...b.errors], []);
   await ctx.close();
@@ -118,6 +129,9 @@ test('chat demo over the relay: two users, a message crosses', async () => {
   await b.page.fill('#text', 'hi from the demo test');
   await b.page.click('#send');
   await a.page.waitForFunction(() => document.getElementById('messages').textContent.includes('hi from the demo test'));
+  await b.page.click('#burst');
+  await chartShows(a.page, 'chartRate', 50);
+  await chartShows(a.page, 'chartSaved');
   await a.page.screenshot({ path: `${SHOTS}chat.png`, fullPage: true });
   assert.deepEqual([...a.errors, ...b.errors], []);
   await ctx.close();

@@ -14,7 +14,9 @@ import { launchBrowser, watchErrors } from './harness.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const WORK = join(ROOT, 'build', 'package-test');
-const sh = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+// Synchronous, so node:test's per-test timeout cannot interrupt it: each
+// command carries its own limit (an npm install that hangs fails the test).
+const sh = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 240000, killSignal: 'SIGKILL' });
 
 let tarball;
 let browser;

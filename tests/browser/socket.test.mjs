@@ -18,6 +18,7 @@ import { Wire, Kind, PROTOCOL } from '../../js/socket-wire.js';
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const RELAY_CLI = join(ROOT, 'js/server/relay-cli.mjs');
 let browser, server, tmp;
+const relays = new Set(); // every relay child, killed in after() whatever a test did
 
 before(async () => {
   await init();
@@ -28,6 +29,7 @@ before(async () => {
 });
 
 after(async () => {
+  for (const child of relays) child.kill('SIGKILL');
   await browser?.close();
   await server?.close();
   if (tmp && !process.env.SB_KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
@@ -59,13 +61,17 @@ function startRelay(port, journal) {
     const child = spawn(process.execPath, [RELAY_CLI, '--port', String(port), '--journal', journal], {
       env: process.env, stdio: ['ignore', 'pipe', 'pipe'],
     });
+    relays.add(child);
     let out = '';
     child.stderr.on('data', () => {});
     child.stdout.on('data', (d) => {
       out += d;
       if (out.includes('"port"')) resolveStart(child);
     });
-    child.on('exit', (code) => reject(new Error(`relay exited early (${code})`)));
+    child.on('exit', (code) => {
+      relays.delete(child);
+      reject(new Error(`relay exited early (${code})`));
+    });
   });
 }
 
@@ -190,6 +196,9 @@ test('offline -> reload -> online: messages queued while the relay is down survi
     for (let i = 0; i < 5; i++) window.sock.send(`before-${i}`);
   });
   await until(() => got.length === 5, 5000, 'messages before the outage');
+  // Their acks too: an unacked message is still the page's to resend, and
+  // would (rightly) come back from IndexedDB with the 40 queued below.
+  await until(async () => (await page.evaluate(() => window.sock.stats().inFlight)) === 0, 5000, 'acks of the first messages');
 
   await kill9(relay);
   const queued = await page.evaluate(async () => {
