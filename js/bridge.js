@@ -463,8 +463,9 @@ export class Remote extends EventTarget {
       case OK:
       case ERR: {
         const id = d[1];
-        // Liveness comes from ping/pong, so no clock read on the hot path.
-        if (typeof id !== 'number' || this.fn.sb_router_settle(this.r, this.ep, id >>> 0, 0) !== 0) return;
+        // An answer proves the peer alive as a pong does: a pong queued behind
+        // a burst of answers must not get the peer declared dead.
+        if (typeof id !== 'number' || this.fn.sb_router_settle(this.r, this.ep, id >>> 0, now()) !== 0) return;
         const p = this.pending.get(id);
         this.pending.delete(id);
         if (p) {

@@ -6,7 +6,7 @@
 // write(2) per committed step, so `kill -9` at any moment loses nothing that
 // a client was told (acks go out only after the commit). On start the
 // journal is replayed; it is compacted into a snapshot when it grows.
-import { openSync, writeSync, closeSync, readFileSync, renameSync, existsSync, fsyncSync } from 'node:fs';
+import { openSync, writeSync, closeSync, readFileSync, renameSync, existsSync, fsyncSync, truncateSync } from 'node:fs';
 
 export class MemoryStore {
   constructor() {
@@ -46,17 +46,19 @@ export class JournalStore {
   load() {
     const recs = [];
     if (existsSync(this.path)) {
-      const text = readFileSync(this.path, 'utf8');
-      const lines = text.split('\n');
+      const bytes = readFileSync(this.path);
+      // A process killed inside a write leaves a torn last line. It was never
+      // acked (records are written before their acks), so it is cut off here:
+      // appending after it would glue the next record onto it.
+      const end = bytes.lastIndexOf(0x0a) + 1;
+      if (end < bytes.length) truncateSync(this.path, end);
+      const lines = bytes.subarray(0, end).toString('utf8').split('\n');
       for (let i = 0; i < lines.length; i++) {
-        const line = lines[i];
-        if (!line) continue;
+        if (!lines[i]) continue;
         try {
-          recs.push(JSON.parse(line));
+          recs.push(JSON.parse(lines[i]));
         } catch {
-          // Only a torn last line (the process died inside a write) is
-          // expected; anything else means the file is not ours.
-          if (i < lines.length - 2) throw new Error(`relay journal ${this.path}: bad record at line ${i + 1}`);
+          throw new Error(`relay journal ${this.path}: bad record at line ${i + 1}`);
         }
       }
     }

@@ -74,6 +74,9 @@ test('README iframe bridge examples (parent and cross-origin child)', async () =
 test('README tab sync example, in two tabs', async () => {
   const a = await run('tabs', /cart: 1 items/);
   assert.deepEqual(a.errors, []);
+  // The second tab starts from a live tab's snapshot or, when that is late
+  // (a loaded machine), from storage: have the first tab's save land first.
+  await a.page.waitForFunction(() => localStorage.getItem('switchboard:state:cart') !== null, null, { timeout: 10000 });
   const b = await run('tabs', /cart: 2 items/);
   assert.deepEqual(b.errors, []);
   // the first tab sees the second tab's write

@@ -19,6 +19,7 @@ const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const RELAY_CLI = join(ROOT, 'js/server/relay-cli.mjs');
 let browser, server, tmp;
 const relays = new Set(); // every relay child, killed in after() whatever a test did
+const sockets = new Set(); // every Node-side Socket, closed in after() likewise
 
 before(async () => {
   await init();
@@ -29,6 +30,7 @@ before(async () => {
 });
 
 after(async () => {
+  for (const sock of sockets) sock.close();
   for (const child of relays) child.kill('SIGKILL');
   await browser?.close();
   await server?.close();
@@ -77,7 +79,7 @@ function startRelay(port, journal) {
 
 function kill9(child) {
   return new Promise((ok) => {
-    if (child.exitCode !== null) return ok();
+    if (child.exitCode !== null || child.signalCode !== null) return ok();
     child.once('exit', () => ok());
     child.kill('SIGKILL');
   });
@@ -127,6 +129,7 @@ test('chaos: 10,000 messages each way, relay killed -9 and restarted 10 times, e
   }, { url, opts, N });
 
   const node = new Socket(url, { WebSocket, ...opts, hello: { room: 'chaos', user: 'node' } });
+  sockets.add(node);
   const gotNode = [];
   node.onmessage = (e) => { if (e.channel === 0) gotNode.push(e.data); };
   node.onerror = () => {};
@@ -140,11 +143,16 @@ test('chaos: 10,000 messages each way, relay killed -9 and restarted 10 times, e
     }
   })();
 
+  const opens = async () => [node.stats().opens, await page.evaluate(() => window.sock.stats().opens)];
   for (let i = 0; i < 10; i++) {
     await sleep(150 + Math.random() * 350);
+    const [nodeOpens, pageOpens] = await opens();
     await kill9(relay);
     await sleep(Math.random() * 150);
     relay = await startRelay(port, journal);
+    // Both sides back before the next kill, so each kill cuts a live
+    // connection however slow the machine is.
+    await until(async () => { const [n, p] = await opens(); return n > nodeOpens && p > pageOpens; }, 20000, `both sides reconnected after kill ${i + 1}`);
   }
   await pumpNode;
   try {
@@ -175,6 +183,7 @@ test('offline -> reload -> online: messages queued while the relay is down survi
   const url = `ws://127.0.0.1:${port}/`;
   const opts = { reconnect: { minDelay: 20, maxDelay: 200 }, heartbeat: false, queue: { persist: 'offline-test' } };
   const node = new Socket(url, { WebSocket, reconnect: opts.reconnect, heartbeat: false, hello: { room: 'offline', user: 'node' } });
+  sockets.add(node);
   const got = [];
   node.onmessage = (e) => { if (e.channel === 0) got.push(e.data); };
   node.onerror = () => {};

@@ -137,7 +137,10 @@ test('an aborted signal fires close and stops the stream', async () => {
     return { reason, states, after, readyState: es.readyState };
   }, `/sse/stream?s=${s}&interval=5&types=time`);
   assert.deepEqual(r, { reason: 'aborted', states: ['closed'], after: 0, readyState: 2 });
-  await new Promise((ok) => setTimeout(ok, 50));
+  // The server sees the aborted request close once Chromium's network
+  // service has closed the connection: wait for it, within a deadline.
+  const end = Date.now() + 5000;
+  while ((await stats(s)).connections !== 0 && Date.now() < end) await new Promise((ok) => setTimeout(ok, 20));
   assert.equal((await stats(s)).connections, 0);
   await page.close();
 });
@@ -164,15 +167,22 @@ test('openWhenHidden: false pauses while hidden and resumes from Last-Event-ID; 
     const pausedState = a.state;
     const pausedAt = na.length;
     const bAt = nb.length;
-    await new Promise((ok) => setTimeout(ok, 150));
+    // Conditions with a deadline, not fixed sleeps: the paused stream's
+    // connection is gone at the server, and the default stream goes on.
+    const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+    const openAtServer = async () => (await (await fetch(`/sse/stats?s=${new URL(url, location.href).searchParams.get('s')}`)).json()).connections;
+    const deadline = performance.now() + 5000;
+    let open;
+    while ((open = await openAtServer()) !== 0 && performance.now() < deadline) await sleep(20);
+    while (nb.length === bAt && performance.now() < deadline) await sleep(20);
     const duringPause = na.length - pausedAt;
     const bDuring = nb.length - bAt;
-    const connections = await (await fetch(`/sse/stats?s=${new URL(url, location.href).searchParams.get('s')}`)).json();
     flip(false);
-    while (na.length < pausedAt + 20) await new Promise((ok) => setTimeout(ok, 10));
+    const resumeBy = performance.now() + 10000;
+    while (na.length < pausedAt + 20 && performance.now() < resumeBy) await sleep(10);
     a.close();
     b.close();
-    return { pausedState, duringPause, bDuring, open: connections.connections, states, na, lastBefore: na[pausedAt - 1] };
+    return { pausedState, duringPause, bDuring, open, states, na, lastBefore: na[pausedAt - 1] };
   }, [`/sse/stream?s=${s}&interval=5&types=time`, `/sse/stream?s=${s2}&interval=5&types=time`]);
   assert.equal(r.pausedState, 'paused');
   assert.equal(r.duringPause, 0);

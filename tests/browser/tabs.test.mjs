@@ -54,7 +54,7 @@ async function oneLeader(pages, timeoutMs = 8000) {
 for (const mode of ['locks', 'lease']) {
   test(`four tabs (${mode}): writes, late tab, leader failover, concurrent writes`, async () => {
     const context = await newContext();
-    const query = `room=r${++rooms}-${Date.now()}${mode === 'lease' ? '&mode=lease' : ''}`;
+    const query = `room=r${++rooms}-${Date.now()}${mode === 'lease' ? '&mode=lease&leaseMs=3000' : ''}`;
     const pages = [];
     for (let i = 0; i < 4; i++) pages.push(await openTab(context, query));
     assert.equal(await pages[0].evaluate(() => tabsDemo.group.mode), mode);
@@ -85,7 +85,7 @@ for (const mode of ['locks', 'lease']) {
 
     // A tab opened late has everything at once.
     const late = await openTab(context, query);
-    assert.equal(await late.evaluate(() => document.querySelectorAll('#messages .msg').length), 5);
+    await late.waitForFunction(() => document.querySelectorAll('#messages .msg').length === 5, null, { timeout: 5000 });
     assert.equal(await late.evaluate(() => document.querySelector('#todos .todo span')?.textContent), 'buy milk');
     pages.push(late);
 

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -403,4 +403,29 @@ test('a client away for longer than the relay\'s bounded history is told about t
 
 test('options are validated', () => {
   assert.throws(() => new Socket('ws://127.0.0.1:9/', { WebSocket, queue: { overflow: 'lose-it' } }), { code: 'INVALID' });
+});
+
+test('journal: a torn last line (killed inside a write) is cut off, and later records still load', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-journal-'));
+  try {
+    const path = join(dir, 'j');
+    const a = new JournalStore(path);
+    assert.deepEqual(a.load(), []);
+    a.record({ n: 1 });
+    a.record({ n: 2 });
+    a.commit();
+    a.close();
+    writeFileSync(path, readFileSync(path, 'utf8') + '{"n":3,"pay', { flag: 'w' }); // the torn write
+    const b = new JournalStore(path);
+    assert.deepEqual(b.load(), [{ n: 1 }, { n: 2 }]);
+    b.record({ n: 4 });
+    b.commit();
+    b.close();
+    assert.deepEqual(new JournalStore(path).load(), [{ n: 1 }, { n: 2 }, { n: 4 }]);
+    // Anything else that does not parse is not a journal of ours.
+    writeFileSync(path, '{"n":1}\nnot json\n{"n":2}\n');
+    assert.throws(() => new JournalStore(path).load(), /bad record at line 2/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
