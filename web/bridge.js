@@ -3,7 +3,7 @@
 // handshake, traffic runs over a private MessageChannel, and everything shown
 // goes through textContent.
 import { connectFrame, bridgeMonitor } from '/js/bridge.js';
-import { el, logLine, Sparkline } from '/web/ui.js';
+import { el, logLine, Sparkline, median } from '/web/ui.js';
 
 const $ = (id) => document.getElementById(id);
 const origins = await (await fetch('/api/bridge/origins')).json();
@@ -78,9 +78,8 @@ async function timedCall(name) {
   return v;
 }
 setInterval(() => {
-  const sorted = tick.rtts.sort((a, b) => a - b);
   charts.rate.push(tick.calls);
-  charts.latency.push(sorted.length ? sorted[sorted.length >> 1] : 0);
+  charts.latency.push(median(tick.rtts));
   charts.events.push(tick.events);
   Object.assign(tick, { calls: 0, events: 0, rtts: [] });
 }, 1000);

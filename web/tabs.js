@@ -3,7 +3,7 @@
 // storage after every tab closed), the TabGroup shows who leads, and every
 // string from another tab is rendered with textContent.
 import { init, SharedState } from '/js/index.js';
-import { el, Sparkline } from '/web/ui.js';
+import { el, Sparkline, median } from '/web/ui.js';
 
 const params = new URLSearchParams(location.search);
 const room = params.get('room') || 'demo';
@@ -113,9 +113,8 @@ const charts = {
   tabs: new Sparkline($('chartTabs'), { label: 'tabs open', color: '#b45309' }),
 };
 setInterval(() => {
-  const sorted = tick.delays.sort((a, b) => a - b);
   charts.rate.push(tick.changes);
-  charts.latency.push(sorted.length ? sorted[sorted.length >> 1] : 0);
+  charts.latency.push(median(tick.delays));
   charts.tabs.push(group.tabs.length);
   Object.assign(tick, { changes: 0, delays: [] });
 }, 1000);

@@ -74,6 +74,12 @@ export class Sparkline {
   }
 }
 
+/** The median of a list of numbers (0 for none); sorts the list in place. */
+export function median(values) {
+  values.sort((a, b) => a - b);
+  return values.length ? values[values.length >> 1] : 0;
+}
+
 export function fmtBytes(n) {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;

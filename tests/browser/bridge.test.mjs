@@ -1,29 +1,16 @@
 // The iframe bridge in headless Chromium: parent on one loopback origin, the
 // child on a second one (same site, 127.0.0.1:p2) or cross-site (localhost:p2,
 // which Chromium puts in its own process).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, startDevServer, watchErrors } from './harness.mjs';
+import { browser, server, routeWasm, useBrowserAndServer, watchErrors } from './harness.mjs';
 
-let browser;
-let server;
-
-before(async () => {
-  server = await startDevServer();
-  browser = await launchBrowser(['--site-per-process']);
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+useBrowserAndServer(['--site-per-process']);
 
 // Run against a private wasm build when asked (same variable as the Node tests).
 async function hostPage() {
   const context = await browser.newContext();
-  if (process.env.SWITCHBOARD_WASM) {
-    await context.route('**/dist/switchboard.wasm', (r) => r.fulfill({ path: process.env.SWITCHBOARD_WASM, contentType: 'application/wasm' }));
-  }
+  await routeWasm(context);
   const page = await context.newPage();
   const errors = watchErrors(page);
   await page.goto(`${server.url}/tests/browser/fixtures/bridge-host.html`);
@@ -343,9 +330,7 @@ test('workers and MessagePorts: the same API over a symmetric nonce handshake', 
 
 test('demo page: two origins, chat both ways, spoofing frames are logged', async () => {
   const context = await browser.newContext();
-  if (process.env.SWITCHBOARD_WASM) {
-    await context.route('**/dist/switchboard.wasm', (r) => r.fulfill({ path: process.env.SWITCHBOARD_WASM, contentType: 'application/wasm' }));
-  }
+  await routeWasm(context);
   const page = await context.newPage();
   const errors = watchErrors(page);
   await page.goto(`${server.url}/web/bridge.html`);

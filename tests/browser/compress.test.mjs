@@ -1,20 +1,9 @@
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
-import { launchBrowser, startDevServer, watchErrors } from './harness.mjs';
+import { browser, server, useBrowserAndServer, watchErrors } from './harness.mjs';
 
-let browser;
-let server;
-
-before(async () => {
-  server = await startDevServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+useBrowserAndServer();
 
 const TEXT = JSON.stringify(Array.from({ length: 400 }, (_, i) => ({ id: i, user: `u${i % 13}`, text: 'héllo wörld 😀' })));
 

@@ -1,25 +1,14 @@
 // Every demo page linked from the hub opens, does its one job when used the
 // way a visitor would, and leaves a screenshot in build/screenshots/.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { launchBrowser, startDevServer, watchErrors } from './harness.mjs';
+import { browser, server, useBrowserAndServer, watchErrors } from './harness.mjs';
 
 const SHOTS = fileURLToPath(new URL('../../build/screenshots/', import.meta.url));
-let browser;
-let server;
-
-before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  server = await startDevServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+mkdirSync(SHOTS, { recursive: true });
+useBrowserAndServer();
 
 async function open(path, context = null) {
   const page = await (context || browser).newPage({ viewport: { width: 1200, height: 900 } });

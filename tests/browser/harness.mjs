@@ -1,6 +1,7 @@
 // Shared set-up for browser tests: Debian's Chromium driven by playwright-core
 // (no browser download), and the dev server on two loopback ports.
 import { mkdtemp, rm } from 'node:fs/promises';
+import { before, after } from 'node:test';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -33,6 +34,36 @@ export async function launchPersistent(extraArgs = []) {
 /** Start the dev server on free ports: { url, url2, crossSiteUrl, close() }. */
 export function startDevServer(opts = {}) {
   return startServer({ quiet: true, ...opts });
+}
+
+/** The dev server and Chromium of a test file, set by useBrowserAndServer(). */
+export let server;
+export let browser;
+
+/**
+ * One dev server and one browser for the whole file: started before its first
+ * test, closed after its last. `server` and `browser` above are live bindings.
+ * `setup` runs once both are up (a file's own before() hooks may run first).
+ */
+export function useBrowserAndServer(extraArgs = [], setup = null) {
+  before(async () => {
+    server = await startDevServer();
+    browser = await launchBrowser(extraArgs);
+    await setup?.();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+}
+
+/**
+ * Serve a freshly built core instead of dist/switchboard.wasm when
+ * SWITCHBOARD_WASM names one (as the Node tests do). target: page or context.
+ */
+export async function routeWasm(target) {
+  const path = process.env.SWITCHBOARD_WASM;
+  if (path) await target.route('**/dist/switchboard.wasm', (r) => r.fulfill({ path, contentType: 'application/wasm' }));
 }
 
 /** Collect page errors and console errors so tests can assert none happened. */

@@ -1,32 +1,17 @@
 // The reliable-queue demo in Chromium: Outbox and Inbox over a real
 // MessageChannel made lossy on purpose; the sender persisted to IndexedDB and
 // restarted mid-stream. The page checks its own guarantee; the test reads it.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { launchBrowser, startDevServer, watchErrors } from './harness.mjs';
+import { browser, server, routeWasm, useBrowserAndServer, watchErrors } from './harness.mjs';
 
-let browser;
-let server;
-
-before(async () => {
-  server = await startDevServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+useBrowserAndServer();
 
 async function open() {
   const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
   const errors = watchErrors(page);
   // Same switch as the Node tests: a freshly built core instead of dist/.
-  if (process.env.SWITCHBOARD_WASM) {
-    const wasm = readFileSync(process.env.SWITCHBOARD_WASM);
-    await page.route('**/dist/switchboard.wasm', (route) => route.fulfill({ body: wasm, contentType: 'application/wasm' }));
-  }
+  await routeWasm(page);
   await page.goto(`${server.url}/web/queue.html`);
   await page.waitForFunction(() => document.getElementById('status').textContent === 'core loaded');
   return { page, errors };

@@ -2,22 +2,17 @@
 // test reads each block marked <!-- example: NAME -->, serves it as a module
 // (only the example hosts are swapped for the test servers'), and checks what
 // it prints.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { launchBrowser, startDevServer } from './harness.mjs';
+import { browser, server, useBrowserAndServer } from './harness.mjs';
 
 const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 const examples = {};
 for (const m of README.matchAll(/<!-- example: ([\w-]+) -->\n```js\n([\s\S]*?)```/g)) examples[m[1]] = m[2];
 
-let browser;
-let server;
-let context;
-
-before(async () => {
-  server = await startDevServer();
-  browser = await launchBrowser();
+let context; // closed with the browser
+useBrowserAndServer([], async () => {
   context = await browser.newContext();
   const host = (u) => u.replace(/^http:\/\//, '');
   await context.route('**/__readme/*.js', (route) => {
@@ -28,12 +23,6 @@ before(async () => {
       .replaceAll('wss://chat.example.com', `ws://${host(server.url)}`);
     route.fulfill({ status: 200, contentType: 'text/javascript', body: code });
   });
-});
-
-after(async () => {
-  await context?.close();
-  await browser?.close();
-  await server?.close();
 });
 
 // Open the example page and resolve with its console lines once `until` matches one.

@@ -10,21 +10,20 @@ import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket, { WebSocketServer } from 'ws';
-import { launchBrowser, startDevServer, watchErrors } from './harness.mjs';
+import { browser, server, routeWasm, useBrowserAndServer, watchErrors } from './harness.mjs';
 import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
 import { Wire, Kind, PROTOCOL } from '../../js/socket-wire.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const RELAY_CLI = join(ROOT, 'js/server/relay-cli.mjs');
-let browser, server, tmp;
+let tmp;
 const relays = new Set(); // every relay child, killed in after() whatever a test did
 const sockets = new Set(); // every Node-side Socket, closed in after() likewise
 
+useBrowserAndServer();
 before(async () => {
   await init();
-  server = await startDevServer();
-  browser = await launchBrowser();
   mkdirSync(join(ROOT, 'build'), { recursive: true });
   tmp = mkdtempSync(join(ROOT, 'build', 'socket-test-'));
 });
@@ -32,8 +31,6 @@ before(async () => {
 after(async () => {
   for (const sock of sockets) sock.close();
   for (const child of relays) child.kill('SIGKILL');
-  await browser?.close();
-  await server?.close();
   if (tmp && !process.env.SB_KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -41,9 +38,7 @@ async function newPage() {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
   // Test a freshly built core when one is named (the page otherwise loads /dist).
-  if (process.env.SWITCHBOARD_WASM) {
-    await page.route('**/dist/switchboard.wasm', (route) => route.fulfill({ path: process.env.SWITCHBOARD_WASM, contentType: 'application/wasm' }));
-  }
+  await routeWasm(page);
   const errors = watchErrors(page);
   await page.goto(`${server.url}/tests/browser/fixtures/blank.html`);
   return { page, ctx, errors };

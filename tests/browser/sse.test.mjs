@@ -1,29 +1,14 @@
 // EventStream in headless Chromium against the dev server's real SSE endpoint.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { launchBrowser, startDevServer, watchErrors } from './harness.mjs';
+import { browser, server, routeWasm, useBrowserAndServer, watchErrors } from './harness.mjs';
 
-let browser;
-let server;
-let wasm = null;
-
-before(async () => {
-  server = await startDevServer();
-  browser = await launchBrowser();
-  // A build outside dist/ (e.g. a per-engineer build dir) replaces the served core.
-  if (process.env.SWITCHBOARD_WASM) wasm = await readFile(process.env.SWITCHBOARD_WASM);
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+useBrowserAndServer();
 
 async function open() {
   const page = await browser.newPage();
   const errors = watchErrors(page);
-  if (wasm) await page.route('**/dist/switchboard.wasm', (r) => r.fulfill({ body: wasm, contentType: 'application/wasm' }));
+  await routeWasm(page);
   await page.goto(`${server.url}/tests/browser/fixtures/blank.html`);
   await page.evaluate(async () => {
     window.sb = await import('/js/index.js');
@@ -200,7 +185,7 @@ test('openWhenHidden: false pauses while hidden and resumes from Last-Event-ID; 
 test('the dashboard demo: events flow, the drop button reconnects with no gap, the chart draws', async () => {
   const page = await browser.newPage();
   const errors = watchErrors(page);
-  if (wasm) await page.route('**/dist/switchboard.wasm', (r) => r.fulfill({ body: wasm, contentType: 'application/wasm' }));
+  await routeWasm(page);
   await page.goto(`${server.url}/web/sse.html`);
   await page.selectOption('#rate', '100');
   const text = (id) => page.$eval(`#${id}`, (e) => e.textContent);

@@ -1,29 +1,16 @@
 // SharedState + TabGroup in headless Chromium: several pages of one context
 // (same origin, one BroadcastChannel namespace, one Web Locks manager)
 // running the web/tabs.html demo.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, startDevServer, watchErrors } from './harness.mjs';
+import { browser, server, routeWasm, useBrowserAndServer, watchErrors } from './harness.mjs';
 
-let browser;
-let server;
+useBrowserAndServer();
 let rooms = 0;
-
-before(async () => {
-  server = await startDevServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
 
 async function newContext() {
   const context = await browser.newContext();
-  if (process.env.SWITCHBOARD_WASM) {
-    await context.route('**/dist/switchboard.wasm', (r) => r.fulfill({ path: process.env.SWITCHBOARD_WASM, contentType: 'application/wasm' }));
-  }
+  await routeWasm(context);
   return context;
 }
 
