@@ -1,14 +1,16 @@
 // Bundle js/ into dist/: switchboard.mjs (ESM) and switchboard.iife.js (global
 // `switchboard`), both with the wasm inlined; switchboard.slim.mjs (ESM, loads
-// switchboard.wasm from beside itself); and the .d.ts files.
+// switchboard.wasm from beside itself); the .d.ts files; and per job
+// (.ci/jobs.mjs) switchboard-<job>.mjs/.iife.js/.d.ts with that job's own core.
 import { build } from 'esbuild';
-import { readFile, readdir, copyFile, mkdir } from 'node:fs/promises';
+import { readFile, readdir, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { jobs, entrySource, entryTypes } from './jobs.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
-const wasm = await readFile(join(dist, 'switchboard.wasm'));
+const wasmBuild = process.env.SB_WASM_BUILD || join(root, 'build', 'wasm');
 
 // Replaces js/wasm-source.js. Default bundles carry the module inline as
 // base64: decoding it is ~0.6 ms and needs no second request. (Inlining it
@@ -16,7 +18,7 @@ const wasm = await readFile(join(dist, 'switchboard.wasm'));
 // 5-9 ms at init; docs/decisions.md.) The slim bundle carries nothing and
 // fetches switchboard.wasm next to itself, for strict-CSP and caching setups.
 const errorsImport = "import { SwitchboardError } from './errors.js';\n";
-const inlineSource = errorsImport + `
+const inlineSource = (wasm) => errorsImport + `
 const B64 = ${JSON.stringify(wasm.toString('base64'))};
 export async function loadWasmBytes(opts = {}) {
   if (opts.wasmModule) return opts.wasmModule;
@@ -57,18 +59,33 @@ const wasmSource = (contents) => ({
 });
 
 const common = {
-  entryPoints: [join(root, 'js', 'index.js')],
   bundle: true,
   minify: true,
-  target: 'es2020',
+  // Private fields and static blocks stay as written (es2020 lowered them to
+  // WeakMap helpers: +0.9 KB gzipped); every browser in README's list has them.
+  target: 'es2022',
   legalComments: 'none',
   logLevel: 'warning',
 };
-await build({ ...common, plugins: [wasmSource(inlineSource)], format: 'esm', outfile: join(dist, 'switchboard.mjs') });
-await build({ ...common, plugins: [wasmSource(inlineSource)], format: 'iife', globalName: 'switchboard', outfile: join(dist, 'switchboard.iife.js') });
-await build({ ...common, plugins: [wasmSource(slimSource)], format: 'esm', outfile: join(dist, 'switchboard.slim.mjs') });
+const entry = { entryPoints: [join(root, 'js', 'index.js')] };
+const whole = inlineSource(await readFile(join(dist, 'switchboard.wasm')));
+await build({ ...common, ...entry, plugins: [wasmSource(whole)], format: 'esm', outfile: join(dist, 'switchboard.mjs') });
+await build({ ...common, ...entry, plugins: [wasmSource(whole)], format: 'iife', globalName: 'switchboard', outfile: join(dist, 'switchboard.iife.js') });
+await build({ ...common, ...entry, plugins: [wasmSource(slimSource)], format: 'esm', outfile: join(dist, 'switchboard.slim.mjs') });
 
 await mkdir(dist, { recursive: true });
 for (const f of await readdir(join(root, 'js'))) {
   if (f.endsWith('.d.ts')) await copyFile(join(root, 'js', f), join(dist, f));
+}
+
+// One job: its entry, its own core inlined. The glue alone (without the core)
+// goes to build/size/ for .ci/size.mjs; it is not shipped.
+for (const job of Object.keys(jobs)) {
+  const stdin = { contents: entrySource(job), resolveDir: join(root, 'js'), sourcefile: `switchboard-${job}.js` };
+  const own = inlineSource(await readFile(join(wasmBuild, 'jobs', `switchboard-${job}.wasm`)));
+  const out = join(dist, `switchboard-${job}`);
+  await build({ ...common, stdin, plugins: [wasmSource(own)], format: 'esm', outfile: out + '.mjs' });
+  await build({ ...common, stdin, plugins: [wasmSource(own)], format: 'iife', globalName: 'switchboard', outfile: out + '.iife.js' });
+  await build({ ...common, stdin, plugins: [wasmSource(slimSource)], format: 'esm', outfile: join(root, 'build', 'size', `${job}.glue.mjs`) });
+  await writeFile(out + '.d.ts', `// switchboard/${job}: ${job} alone, on a core holding only what it calls.\n` + entryTypes(job));
 }

@@ -1,7 +1,8 @@
 // The npm tarball as a newcomer meets it: `npm pack`, install into fresh
 // consumer projects, and use it three ways in headless Chromium: a Vite app
 // importing ESM, a plain page with one <script> tag, and the slim bundle with
-// a separately served .wasm under a strict CSP. Also type-checks a consumer
+// a separately served .wasm under a strict CSP; the per-job entries
+// (switchboard/<job>) in the first two. Also type-checks a consumer
 // TypeScript file against the packed .d.ts with tsc --strict.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import { createServer } from 'node:http';
 import { join, extname, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchBrowser, watchErrors } from './harness.mjs';
+import { jobs } from '../../.ci/jobs.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const WORK = join(ROOT, 'build', 'package-test');
@@ -72,9 +74,13 @@ test('npm pack holds only dist/, types, README and package.json', () => {
   for (const f of files) {
     assert.ok(/^(dist\/[\w.-]+|README\.md|package\.json|LICENSE)$/.test(f), `unexpected file in tarball: ${f}`);
   }
-  for (const f of ['dist/switchboard.mjs', 'dist/switchboard.slim.mjs', 'dist/switchboard.iife.js', 'dist/switchboard.wasm', 'dist/index.d.ts', 'README.md']) {
-    assert.ok(files.includes(f), `missing ${f}`);
+  const wanted = ['dist/switchboard.mjs', 'dist/switchboard.slim.mjs', 'dist/switchboard.iife.js', 'dist/switchboard.wasm', 'dist/index.d.ts', 'README.md'];
+  const { exports } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  for (const job of Object.keys(jobs)) {
+    wanted.push(...['.mjs', '.iife.js', '.d.ts'].map((ext) => `dist/switchboard-${job}${ext}`));
+    assert.deepEqual(exports[`./${job}`], { types: `./dist/switchboard-${job}.d.ts`, default: `./dist/switchboard-${job}.mjs` }, job);
   }
+  for (const f of wanted) assert.ok(files.includes(f), `missing ${f}`);
 });
 
 test('a Vite app imports switchboard as ESM with no plugin or config', async () => {
@@ -95,13 +101,15 @@ test('one <script> tag: the IIFE from the installed package', async () => {
   cpSync(join(ROOT, 'tests/package/static'), site, { recursive: true });
   sh('npm', ['init', '-y'], site);
   sh('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball], site);
-  for (const f of ['switchboard.iife.js', 'switchboard.slim.mjs', 'switchboard.wasm']) {
+  for (const f of ['switchboard.iife.js', 'switchboard-tabs.iife.js', 'switchboard.slim.mjs', 'switchboard.wasm']) {
     cpSync(join(site, 'node_modules/switchboard/dist', f), join(site, f));
   }
   const url = await serveDir(site);
-  const { text, errors } = await pageSays(`${url}/script-tag.html`);
-  assert.equal(text, 'ok');
-  assert.deepEqual(errors, []);
+  for (const page of ['script-tag.html', 'script-tag-job.html']) {
+    const { text, errors } = await pageSays(`${url}/${page}`);
+    assert.equal(text, 'ok', page);
+    assert.deepEqual(errors, [], page);
+  }
 });
 
 test('strict CSP: slim bundle + separately served .wasm', async () => {

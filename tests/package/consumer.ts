@@ -136,3 +136,26 @@ export async function sse(signal: AbortSignal): Promise<number> {
   p.close();
   return n + es.readyState;
 }
+
+// ---- One job alone: switchboard/<job> exports init, SwitchboardError and that job's API ----
+import * as bridgeJob from 'switchboard/bridge';
+import * as tabsJob from 'switchboard/tabs';
+import * as socketJob from 'switchboard/socket';
+import * as sseJob from 'switchboard/sse';
+import * as gzipJob from 'switchboard/gzip';
+import * as queueJob from 'switchboard/queue';
+
+export async function jobs(port: MessagePort): Promise<number> {
+  await Promise.all([bridgeJob.init(), tabsJob.init(), socketJob.init(), sseJob.init(), gzipJob.init({ wasmBinary: new Uint8Array(8) }), queueJob.init()]);
+  const remote: bridgeJob.Remote = await bridgeJob.connect(port, { timeout: 100 });
+  const state: tabsJob.SharedState<{ n: number }> = await tabsJob.SharedState.open('jobs', { initial: { n: 1 } });
+  const ws = new socketJob.Socket('wss://example.test/ws');
+  const es = new sseJob.EventStream('/events');
+  const z: Uint8Array = gzipJob.gzip('x');
+  const f: Uint8Array = queueJob.encodeFrame({ kind: 'message', seq: 1, payload: z });
+  const err: gzipJob.SwitchboardErrorCode = new queueJob.SwitchboardError('INVALID').code;
+  remote.close();
+  ws.close();
+  es.close();
+  return (state.get('n') ?? 0) + f.length + err.length;
+}

@@ -1,0 +1,78 @@
+// The per-job builds (docs/decisions.md, "One job, one small download"): a page
+// that needs one job imports `switchboard/<job>` and downloads that job's glue
+// and a wasm core holding only the C that glue calls. The whole runtime stays
+// `switchboard`.
+//
+//   node .ci/jobs.mjs names                      the job names, one a line
+//   node .ci/jobs.mjs exports JOB ALL.txt OUT    the job's wasm export list
+//   node .ci/jobs.mjs tests JOB                  its Node test files
+//
+// A job's export list is every sb_* name its glue (the modules its entry pulls
+// in, followed through their imports) mentions, kept only if ALL.txt (the
+// SB_EXPORT list CMake generates) has it; the linker drops the C nothing else
+// reaches. Each job's Node tests run against its own core in `npm test`.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const js = fileURLToPath(new URL('../js/', import.meta.url));
+
+const base = "export { init } from './core.js';\nexport { SwitchboardError } from './errors.js';\n";
+const baseTypes = "export { init, SwitchboardError } from './index.js';\nexport type { InitOptions, SwitchboardErrorCode } from './index.js';\n";
+
+/** job -> the lines its entry adds to init + SwitchboardError (as in js/index.js), and its Node tests. */
+export const jobs = {
+  bridge: { exports: ["export * from './bridge.js';"], tests: ['bridge'] },
+  tabs: { exports: ["export * from './tabs.js';"], tests: ['tabs'] },
+  socket: { exports: ["export * from './socket.js';"], tests: ['socket'] },
+  sse: { exports: ["export * from './events.js';"], tests: ['sse', 'sse-stream'] },
+  gzip: { exports: ["export * from './compress.js';"], tests: ['compress'] },
+  queue: {
+    exports: [
+      "export { encodeFrame, decodeFrame, BatchReader, FrameKind, FrameFlag } from './frame.js';",
+      "export { Batcher, Outbox, Inbox, MessageQueue } from './queue.js';",
+    ],
+    tests: ['frame', 'queue'],
+  },
+};
+
+/** The job's entry module, resolved against js/. */
+export const entrySource = (job) => base + jobs[job].exports.join('\n') + '\n';
+/** Its .d.ts, beside the per-module .d.ts files in dist/. */
+export const entryTypes = (job) => baseTypes + jobs[job].exports.join('\n') + '\n';
+
+function modules(job) {
+  const seen = new Set();
+  const walk = (src) => {
+    for (const m of src.matchAll(/from '\.\/([a-z-]+\.js)'/g)) {
+      if (seen.has(m[1])) continue;
+      seen.add(m[1]);
+      walk(readFileSync(js + m[1], 'utf8'));
+    }
+  };
+  walk(entrySource(job));
+  return [...seen];
+}
+
+export function exportList(job, all) {
+  const known = new Set(all);
+  const names = new Set(['_initialize', 'malloc', 'free', 'sb_wasm_abi', 'sb_errname', 'sb_strerror']);
+  for (const m of modules(job)) {
+    for (const [n] of readFileSync(js + m, 'utf8').matchAll(/\bsb_[a-z0-9_]+/g)) if (known.has(n)) names.add(n);
+  }
+  return [...names].sort();
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const [cmd, job, allPath, out] = process.argv.slice(2);
+  if (cmd === 'names') {
+    console.log(Object.keys(jobs).join('\n'));
+  } else if (cmd === 'tests' && jobs[job]) {
+    console.log(jobs[job].tests.map((t) => `tests/node/${t}.test.mjs`).join('\n'));
+  } else if (cmd === 'exports' && jobs[job] && allPath && out) {
+    const all = readFileSync(allPath, 'utf8').split('\n').filter(Boolean);
+    writeFileSync(out, exportList(job, all).map((n) => '_' + n).join('\n') + '\n');
+  } else {
+    console.error('usage: node .ci/jobs.mjs names | tests JOB | exports JOB ALL.txt OUT');
+    process.exit(2);
+  }
+}
