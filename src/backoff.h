@@ -13,18 +13,18 @@ typedef struct sb_backoff sb_backoff;
 
 /* min_ms > 0, max_ms >= min_ms, factor >= 1, max_attempts 0 = unlimited.
  * Returns NULL on bad arguments. */
-SB_EXPORT sb_backoff *sb_backoff_create(double min_ms, double max_ms, double factor,
+sb_backoff *sb_backoff_create(double min_ms, double max_ms, double factor,
                                         int max_attempts, uint32_t seed);
-SB_EXPORT void sb_backoff_destroy(sb_backoff *b);
+void sb_backoff_destroy(sb_backoff *b);
 
 /* Delay before the next attempt, in ms, and counts the attempt; returns -1
  * once max_attempts have been used. */
-SB_EXPORT double sb_backoff_next(sb_backoff *b);
+double sb_backoff_next(sb_backoff *b);
 /* Upper bound of the delay the next call would draw from (for UIs). */
-SB_EXPORT double sb_backoff_ceiling(const sb_backoff *b);
+double sb_backoff_ceiling(const sb_backoff *b);
 /* After a success: start again from the floor. */
-SB_EXPORT void sb_backoff_reset(sb_backoff *b);
-SB_EXPORT int sb_backoff_attempts(const sb_backoff *b);
+void sb_backoff_reset(sb_backoff *b);
+int sb_backoff_attempts(const sb_backoff *b);
 
 /* Stateless form for per-message retries: the delay for attempt k using a
  * caller-owned generator. */

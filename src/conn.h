@@ -112,7 +112,7 @@ SB_EXPORT double sb_conn_retry_delay(const sb_conn *c);
 /* Last measured ping round trip in ms, or -1. */
 SB_EXPORT double sb_conn_rtt(const sb_conn *c);
 /* Times the connection opened (1 on the first open). */
-SB_EXPORT double sb_conn_opens(const sb_conn *c);
+double sb_conn_opens(const sb_conn *c);
 
 /* ---- resume bookkeeping: sequence numbers in both directions ----
  * Outbound: the glue numbers messages with sb_conn_tx_next; the peer's

@@ -124,6 +124,6 @@ SB_EXPORT int sb_frame_codec_parse(sb_frame_codec *c, const uint8_t *in, uint32_
 SB_EXPORT const sb_frame_view *sb_frame_codec_view(const sb_frame_codec *c);
 
 /* "message", "request", ... or "unknown". */
-SB_EXPORT const char *sb_frame_kind_name(int kind);
+const char *sb_frame_kind_name(int kind);
 
 #endif

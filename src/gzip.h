@@ -44,7 +44,7 @@ SB_EXPORT void sb_z_destroy(sb_z *z);
 SB_EXPORT int sb_z_push(sb_z *z, const uint8_t *in, size_t n, int flush);
 
 /* Back to a fresh stream with the same settings (keeps allocations). */
-SB_EXPORT int sb_z_reset(sb_z *z);
+int sb_z_reset(sb_z *z);
 
 /* Per-message mode over one long-lived raw stream (shared window):
  * deflate: sync-flush the message and drop the 00 00 ff ff tail;
@@ -53,7 +53,7 @@ SB_EXPORT int sb_z_reset(sb_z *z);
 SB_EXPORT int sb_z_message(sb_z *z, const uint8_t *in, size_t n);
 
 SB_EXPORT const uint8_t *sb_z_out(const sb_z *z);
-SB_EXPORT size_t sb_z_out_len(const sb_z *z);
+size_t sb_z_out_len(const sb_z *z);
 /* Total input and output bytes since create/reset (for stats). */
 SB_EXPORT double sb_z_total_in(const sb_z *z);
 SB_EXPORT double sb_z_total_out(const sb_z *z);
@@ -62,7 +62,7 @@ SB_EXPORT double sb_z_total_out(const sb_z *z);
  * burst of small messages does not pay zlib's set-up cost each time. */
 typedef struct sb_gzip sb_gzip;
 SB_EXPORT sb_gzip *sb_gzip_create(void);
-SB_EXPORT void sb_gzip_destroy(sb_gzip *g);
+void sb_gzip_destroy(sb_gzip *g);
 /* Returns the compressed length (read with sb_gzip_out) or an sb_err. */
 SB_EXPORT int sb_gzip_compress(sb_gzip *g, const uint8_t *in, size_t n, int level, int format);
 /* Returns the decompressed length or an sb_err; max_out 0 = 64 MiB. */

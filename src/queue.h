@@ -86,7 +86,7 @@ SB_EXPORT int sb_outbox_on_ack(sb_outbox *o, const uint8_t *frame, uint32_t n, d
 /* The same from decoded fields (sack = the ack frame's payload). */
 int sb_outbox_ack(sb_outbox *o, uint32_t channel, uint32_t cum, const uint8_t *sack, size_t sack_len, double now_ms);
 /* Expire TTLs and fire ack timeouts; returns the number of pending events. */
-SB_EXPORT int sb_outbox_poll(sb_outbox *o, double now_ms);
+int sb_outbox_poll(sb_outbox *o, double now_ms);
 /* Pop the next event (type, 0 = none); details in sb_outbox_event_view. */
 SB_EXPORT int sb_outbox_next_event(sb_outbox *o);
 SB_EXPORT const sb_outbox_event *sb_outbox_event_view(const sb_outbox *o);

@@ -58,7 +58,7 @@ typedef struct sb_router sb_router;
 /* max_endpoints 1..4095, max_pending 1..65535 calls in flight in total,
  * max_origins allowlist entries per endpoint (1..256). */
 SB_EXPORT sb_router *sb_router_create(int max_endpoints, int max_pending, int max_origins);
-SB_EXPORT void sb_router_destroy(sb_router *r);
+void sb_router_destroy(sb_router *r);
 
 /* New endpoint on a channel name (1..SB_ROUTER_CHANNEL_MAX bytes), expecting
  * messages from `source` (0 = none, e.g. an already private port).
@@ -74,7 +74,7 @@ SB_EXPORT int sb_router_allow(sb_router *r, int ep, const char *pattern, size_t 
 /* Close: every pending call of the endpoint is reported as CALL_FAILED with
  * err (SB_E_CONNECTION_LOST or SB_E_CLOSED); returns the event count. */
 SB_EXPORT int sb_router_close(sb_router *r, int ep, int err);
-SB_EXPORT int sb_router_state(const sb_router *r, int ep);
+int sb_router_state(const sb_router *r, int ep);
 
 /* Which endpoint a handshake message on the window belongs to. Returns the
  * endpoint handle, or an sb_err with sb_router_reason() saying why (and
@@ -105,7 +105,7 @@ SB_EXPORT int sb_router_heard(sb_router *r, int ep, double now_ms);
 SB_EXPORT int sb_router_call(sb_router *r, int ep, double now_ms, double timeout_ms);
 /* Retire a pending call: 0, or SB_E_NOT_FOUND if id is not pending on ep. */
 SB_EXPORT int sb_router_settle(sb_router *r, int ep, uint32_t id, double now_ms);
-SB_EXPORT int sb_router_pending(const sb_router *r, int ep);
+int sb_router_pending(const sb_router *r, int ep);
 
 /* Fire whatever is due at now_ms; returns the event count. */
 SB_EXPORT int sb_router_poll(sb_router *r, double now_ms);

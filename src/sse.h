@@ -90,7 +90,7 @@ SB_EXPORT int sb_sse_opened(sb_sse *s, double now_ms);
  * attempt (sb_sse_deadline). Returns SB_OK, or SB_E_CONNECTION_LOST when
  * max_attempts are used up (the state is then CLOSED). */
 SB_EXPORT int sb_sse_failed(sb_sse *s, double now_ms);
-SB_EXPORT void sb_sse_close(sb_sse *s);
+void sb_sse_close(sb_sse *s);
 /* An event arrived by another path (the native EventSource transport): counts
  * as progress, like a dispatch by sb_sse_feed. */
 SB_EXPORT void sb_sse_progress(sb_sse *s);

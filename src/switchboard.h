@@ -15,7 +15,9 @@
 #include <stdint.h>
 
 /* Marks a function that the wasm build exports (the list is generated from
- * these markers at configure time). It expands to nothing. */
+ * these markers at configure time): what the JS glue or its Node tests call.
+ * The rest is C API only; the linker drops what no export reaches. It
+ * expands to nothing. */
 #define SB_EXPORT
 
 typedef enum sb_err {
@@ -50,7 +52,7 @@ SB_EXPORT const char *sb_strerror(int err);
 SB_EXPORT const char *sb_errname(int err);
 
 /* Library version, "MAJOR.MINOR.PATCH". */
-SB_EXPORT const char *sb_version(void);
+const char *sb_version(void);
 
 /* Deterministic PRNG (xorshift32 variant) seeded by the caller; modules embed
  * one so jitter and ids are reproducible in tests. */

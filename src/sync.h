@@ -53,7 +53,7 @@ SB_EXPORT int sb_sync_set(sb_sync *s, double now_ms, const uint8_t *key, uint32_
 /* Local delete: 1 if the key was live, 0 if there was nothing to delete. */
 SB_EXPORT int sb_sync_delete(sb_sync *s, double now_ms, const uint8_t *key, uint32_t klen);
 /* Local writes waiting for a flush. */
-SB_EXPORT int sb_sync_pending(const sb_sync *s);
+int sb_sync_pending(const sb_sync *s);
 
 /* Each of these encodes one frame into the output buffer and returns its
  * length (0 from flush when nothing is pending). */
@@ -82,7 +82,7 @@ SB_EXPORT uint32_t sb_sync_last_origin(const sb_sync *s);
 SB_EXPORT const uint8_t *sb_sync_changes(const sb_sync *s);
 SB_EXPORT int sb_sync_changes_len(const sb_sync *s);
 /* Every live entry as change records; returns the count. */
-SB_EXPORT int sb_sync_dump(sb_sync *s);
+int sb_sync_dump(sb_sync *s);
 
 /* Presence from the glue: a live peer holds tombstones back until it has
  * reported seeing them; a departed one no longer does. Peers are also added
@@ -97,9 +97,9 @@ SB_EXPORT int sb_sync_gc(sb_sync *s);
  * messages): the glue answers with a REQUEST so a snapshot repairs the gap. */
 SB_EXPORT int sb_sync_missing(const sb_sync *s);
 
-SB_EXPORT int sb_sync_count(const sb_sync *s);
-SB_EXPORT int sb_sync_tombstones(const sb_sync *s);
-SB_EXPORT uint32_t sb_sync_id(const sb_sync *s);
+int sb_sync_count(const sb_sync *s);
+int sb_sync_tombstones(const sb_sync *s);
+uint32_t sb_sync_id(const sb_sync *s);
 
 /* Native-side inspection (tests): the entry for key, live or tombstone. */
 typedef struct sb_sync_ts {
