@@ -1,7 +1,8 @@
 // Bundle js/ into dist/: switchboard.mjs (ESM) and switchboard.iife.js (global
 // `switchboard`), both with the wasm inlined; switchboard.slim.mjs (ESM, loads
-// switchboard.wasm from beside itself); the .d.ts files; and per job
-// (.ci/jobs.mjs) switchboard-<job>.mjs/.iife.js/.d.ts with that job's own core.
+// switchboard.wasm from beside itself); the .d.ts files; and the same three
+// per job (.ci/jobs.mjs), switchboard-<job>.mjs/.iife.js/.slim.mjs/.d.ts, on
+// that job's own core (dist/switchboard-<job>.wasm, written by CMake).
 import { build } from 'esbuild';
 import { readFile, readdir, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +11,6 @@ import { jobs, entrySource, entryTypes } from './jobs.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
-const wasmBuild = process.env.SB_WASM_BUILD || join(root, 'build', 'wasm');
 
 // Replaces js/wasm-source.js. Default bundles carry the module inline as
 // base64: decoding it is ~0.6 ms and needs no second request. (Inlining it
@@ -37,11 +37,11 @@ export async function fetchWasm(url) {
 }
 `;
 
-const slimSource = errorsImport + `
+const slimSource = (file) => errorsImport + `
 export async function loadWasmBytes(opts = {}) {
   if (opts.wasmModule) return opts.wasmModule;
   if (opts.wasmBinary) return opts.wasmBinary;
-  return fetchWasm(opts.wasmURL || new URL('./switchboard.wasm', import.meta.url));
+  return fetchWasm(opts.wasmURL || new URL('./${file}', import.meta.url));
 }
 export async function fetchWasm(url) {
   const res = await fetch(url, { credentials: 'same-origin' });
@@ -71,21 +71,20 @@ const entry = { entryPoints: [join(root, 'js', 'index.js')] };
 const whole = inlineSource(await readFile(join(dist, 'switchboard.wasm')));
 await build({ ...common, ...entry, plugins: [wasmSource(whole)], format: 'esm', outfile: join(dist, 'switchboard.mjs') });
 await build({ ...common, ...entry, plugins: [wasmSource(whole)], format: 'iife', globalName: 'switchboard', outfile: join(dist, 'switchboard.iife.js') });
-await build({ ...common, ...entry, plugins: [wasmSource(slimSource)], format: 'esm', outfile: join(dist, 'switchboard.slim.mjs') });
+await build({ ...common, ...entry, plugins: [wasmSource(slimSource('switchboard.wasm'))], format: 'esm', outfile: join(dist, 'switchboard.slim.mjs') });
 
 await mkdir(dist, { recursive: true });
 for (const f of await readdir(join(root, 'js'))) {
   if (f.endsWith('.d.ts')) await copyFile(join(root, 'js', f), join(dist, f));
 }
 
-// One job: its entry, its own core inlined. The glue alone (without the core)
-// goes to build/size/ for .ci/size.mjs; it is not shipped.
+// One job: its entry on its own core, inline or beside it (slim).
 for (const job of Object.keys(jobs)) {
   const stdin = { contents: entrySource(job), resolveDir: join(root, 'js'), sourcefile: `switchboard-${job}.js` };
-  const own = inlineSource(await readFile(join(wasmBuild, 'jobs', `switchboard-${job}.wasm`)));
   const out = join(dist, `switchboard-${job}`);
+  const own = inlineSource(await readFile(out + '.wasm'));
   await build({ ...common, stdin, plugins: [wasmSource(own)], format: 'esm', outfile: out + '.mjs' });
   await build({ ...common, stdin, plugins: [wasmSource(own)], format: 'iife', globalName: 'switchboard', outfile: out + '.iife.js' });
-  await build({ ...common, stdin, plugins: [wasmSource(slimSource)], format: 'esm', outfile: join(root, 'build', 'size', `${job}.glue.mjs`) });
+  await build({ ...common, stdin, plugins: [wasmSource(slimSource(`switchboard-${job}.wasm`))], format: 'esm', outfile: out + '.slim.mjs' });
   await writeFile(out + '.d.ts', `// switchboard/${job}: ${job} alone, on a core holding only what it calls.\n` + entryTypes(job));
 }

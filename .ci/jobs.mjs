@@ -19,7 +19,11 @@ const js = fileURLToPath(new URL('../js/', import.meta.url));
 const base = "export { init } from './core.js';\nexport { SwitchboardError } from './errors.js';\n";
 const baseTypes = "export { init, SwitchboardError } from './index.js';\nexport type { InitOptions, SwitchboardErrorCode } from './index.js';\n";
 
-/** job -> the lines its entry adds to init + SwitchboardError (as in js/index.js), and its Node tests. */
+/**
+ * job -> the lines its entry adds to init + SwitchboardError (as js/index.js
+ * and js/index.d.ts have them: `types` where the .d.ts line differs), and its
+ * Node tests.
+ */
 export const jobs = {
   bridge: { exports: ["export * from './bridge.js';"], tests: ['bridge'] },
   tabs: { exports: ["export * from './tabs.js';"], tests: ['tabs'] },
@@ -31,6 +35,7 @@ export const jobs = {
       "export { encodeFrame, decodeFrame, BatchReader, FrameKind, FrameFlag } from './frame.js';",
       "export { Batcher, Outbox, Inbox, MessageQueue } from './queue.js';",
     ],
+    types: ["export * from './frame.js';", "export * from './queue.js';"],
     tests: ['frame', 'queue'],
   },
 };
@@ -38,12 +43,12 @@ export const jobs = {
 /** The job's entry module, resolved against js/. */
 export const entrySource = (job) => base + jobs[job].exports.join('\n') + '\n';
 /** Its .d.ts, beside the per-module .d.ts files in dist/. */
-export const entryTypes = (job) => baseTypes + jobs[job].exports.join('\n') + '\n';
+export const entryTypes = (job) => baseTypes + (jobs[job].types || jobs[job].exports).join('\n') + '\n';
 
 function modules(job) {
   const seen = new Set();
   const walk = (src) => {
-    for (const m of src.matchAll(/from '\.\/([a-z-]+\.js)'/g)) {
+    for (const m of src.matchAll(/(?:from|import)\s*['"]\.\/([\w.-]+\.js)['"]/g)) {
       if (seen.has(m[1])) continue;
       seen.add(m[1]);
       walk(readFileSync(js + m[1], 'utf8'));
@@ -53,11 +58,20 @@ function modules(job) {
   return [...seen];
 }
 
+// Always there: the loader's own calls (js/core.js reads sb_wasm_abi off the
+// instance before it wraps it) and the allocator.
+const always = ['_initialize', 'malloc', 'free', 'sb_wasm_abi', 'sb_errname', 'sb_strerror'];
+
+/** Every sb_* name the job's glue calls (`.sb_x` or a 'sb_x' string); each must be an SB_EXPORT. */
 export function exportList(job, all) {
   const known = new Set(all);
-  const names = new Set(['_initialize', 'malloc', 'free', 'sb_wasm_abi', 'sb_errname', 'sb_strerror']);
+  const names = new Set(always);
   for (const m of modules(job)) {
-    for (const [n] of readFileSync(js + m, 'utf8').matchAll(/\bsb_[a-z0-9_]+/g)) if (known.has(n)) names.add(n);
+    for (const [, n] of readFileSync(js + m, 'utf8').matchAll(/[.'"](sb_[a-z0-9_]+)\b/g)) {
+      if (names.has(n)) continue;
+      if (!known.has(n)) throw new Error(`js/${m} calls ${n}, which no src/*.h marks SB_EXPORT`);
+      names.add(n);
+    }
   }
   return [...names].sort();
 }

@@ -1,7 +1,8 @@
 // Download size, peers side by side: what an app that imports a job's API
 // ships, bundled by esbuild (minified, ES2022, tree-shaken) and gzipped -9.
 // switchboard's entries carry their wasm core inline (base64), as from npm;
-// "core + glue" is the same job with the core as a separate .wasm (slim).
+// "core + glue" is the same job in slim mode (switchboard-<job>.slim.mjs +
+// switchboard-<job>.wasm), as `npm test` budgets it.
 // Peers are the dev dependencies installed here; socket.io-client and
 // broadcast-channel are not, so they are not in the table.
 //
@@ -10,6 +11,7 @@ import { build } from 'esbuild';
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
+import { jobs } from '../.ci/jobs.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const gz = (b) => gzipSync(b, { level: 9 }).length;
@@ -19,7 +21,7 @@ async function bundled(contents) {
     stdin: { contents, resolveDir: root, sourcefile: 'app.js' },
     bundle: true, minify: true, format: 'esm', target: 'es2022', platform: 'browser',
     write: false, logLevel: 'silent',
-    alias: Object.fromEntries(['bridge', 'tabs', 'socket', 'sse', 'gzip', 'queue'].map((j) => [`switchboard/${j}`, `./dist/switchboard-${j}.mjs`])),
+    alias: { switchboard: './dist/switchboard.mjs', ...Object.fromEntries(Object.keys(jobs).map((j) => [`switchboard/${j}`, `./dist/switchboard-${j}.mjs`])) },
   });
   return gz(r.outputFiles[0].contents);
 }
@@ -44,10 +46,9 @@ const rows = [
 console.log('| job | switchboard (inline core) | core + glue | peers |');
 console.log('| --- | ---: | ---: | --- |');
 for (const [label, ours, job, peers] of rows) {
-  const mine = await bundled(ours.replace("'switchboard'", "'./dist/switchboard.mjs'"));
-  const split = job
-    ? gz(readFileSync(`${root}build/wasm/jobs/switchboard-${job}.wasm`)) + gz(readFileSync(`${root}build/size/${job}.glue.mjs`))
-    : gz(readFileSync(`${root}dist/switchboard.wasm`)) + gz(readFileSync(`${root}dist/switchboard.slim.mjs`));
+  const mine = await bundled(ours);
+  const base = `${root}dist/switchboard${job ? `-${job}` : ''}`;
+  const split = gz(readFileSync(`${base}.wasm`)) + gz(readFileSync(`${base}.slim.mjs`));
   const theirs = [];
   for (const [name, src] of peers) theirs.push(`${name} ${await bundled(src)} B`);
   console.log(`| ${label} | ${mine} B | ${split} B | ${theirs.join(', ') || '—'} |`);

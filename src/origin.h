@@ -40,8 +40,8 @@ SB_EXPORT void sb_origin_list_destroy(sb_origin_list *l);
  * or over an IP address), SB_E_TOO_LARGE when the list is full. Adding an
  * entry that is already present returns the existing index. */
 SB_EXPORT int sb_origin_list_add(sb_origin_list *l, const char *pattern, size_t len);
-SB_EXPORT int sb_origin_list_count(const sb_origin_list *l);
-SB_EXPORT void sb_origin_list_clear(sb_origin_list *l);
+int sb_origin_list_count(const sb_origin_list *l);
+void sb_origin_list_clear(sb_origin_list *l);
 
 /* Index of the first entry that allows the origin, SB_E_ORIGIN_REJECTED if
  * none does, SB_E_BAD_ORIGIN if the origin does not parse. */
@@ -49,8 +49,8 @@ SB_EXPORT int sb_origin_list_match(const sb_origin_list *l, const char *origin, 
 
 /* The normalized text of entry i (NUL-terminated), or NULL. For exact
  * entries this is the targetOrigin to post to. */
-SB_EXPORT const char *sb_origin_list_entry(const sb_origin_list *l, int i);
+const char *sb_origin_list_entry(const sb_origin_list *l, int i);
 /* 1 if entry i is an exact origin (usable as a postMessage targetOrigin). */
-SB_EXPORT int sb_origin_list_is_exact(const sb_origin_list *l, int i);
+int sb_origin_list_is_exact(const sb_origin_list *l, int i);
 
 #endif

@@ -1,8 +1,8 @@
 // The npm tarball as a newcomer meets it: `npm pack`, install into fresh
 // consumer projects, and use it three ways in headless Chromium: a Vite app
 // importing ESM, a plain page with one <script> tag, and the slim bundle with
-// a separately served .wasm under a strict CSP; the per-job entries
-// (switchboard/<job>) in the first two. Also type-checks a consumer
+// a separately served .wasm under a strict CSP; a per-job entry
+// (switchboard/<job>) in each of the three. Also type-checks a consumer
 // TypeScript file against the packed .d.ts with tsc --strict.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -77,7 +77,7 @@ test('npm pack holds only dist/, types, README and package.json', () => {
   const wanted = ['dist/switchboard.mjs', 'dist/switchboard.slim.mjs', 'dist/switchboard.iife.js', 'dist/switchboard.wasm', 'dist/index.d.ts', 'README.md'];
   const { exports } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
   for (const job of Object.keys(jobs)) {
-    wanted.push(...['.mjs', '.iife.js', '.d.ts'].map((ext) => `dist/switchboard-${job}${ext}`));
+    wanted.push(...['.mjs', '.iife.js', '.slim.mjs', '.wasm', '.d.ts'].map((ext) => `dist/switchboard-${job}${ext}`));
     assert.deepEqual(exports[`./${job}`], { types: `./dist/switchboard-${job}.d.ts`, default: `./dist/switchboard-${job}.mjs` }, job);
   }
   for (const f of wanted) assert.ok(files.includes(f), `missing ${f}`);
@@ -101,7 +101,7 @@ test('one <script> tag: the IIFE from the installed package', async () => {
   cpSync(join(ROOT, 'tests/package/static'), site, { recursive: true });
   sh('npm', ['init', '-y'], site);
   sh('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball], site);
-  for (const f of ['switchboard.iife.js', 'switchboard-tabs.iife.js', 'switchboard.slim.mjs', 'switchboard.wasm']) {
+  for (const f of ['switchboard.iife.js', 'switchboard-tabs.iife.js', 'switchboard.slim.mjs', 'switchboard.wasm', 'switchboard-gzip.slim.mjs', 'switchboard-gzip.wasm']) {
     cpSync(join(site, 'node_modules/switchboard/dist', f), join(site, f));
   }
   const url = await serveDir(site);
@@ -112,7 +112,7 @@ test('one <script> tag: the IIFE from the installed package', async () => {
   }
 });
 
-test('strict CSP: slim bundle + separately served .wasm', async () => {
+test('strict CSP: slim bundles + separately served .wasm (whole and one job)', async () => {
   const site = join(WORK, 'static');
   const url = await serveDir(site);
   const { text, errors } = await pageSays(`${url}/strict-csp.html`);

@@ -1,6 +1,8 @@
-// The wasm boundary: one import, and every SB_EXPORT function of src/*.h
-// exported, so a missing export fails here rather than as `undefined is not a
-// function` in a page.
+// The wasm boundary of the whole core: one import, and every SB_EXPORT
+// function of src/*.h exported, so a missing export fails here rather than as
+// `undefined is not a function` in a page. (The job cores export what their
+// glue calls, checked by .ci/jobs.mjs at build time and by each job's Node
+// tests, which npm test runs again on that job's core.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';

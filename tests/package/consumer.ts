@@ -144,6 +144,8 @@ import * as socketJob from 'switchboard/socket';
 import * as sseJob from 'switchboard/sse';
 import * as gzipJob from 'switchboard/gzip';
 import * as queueJob from 'switchboard/queue';
+import type { OutboxOptions as JobOutboxOptions, Frame as JobFrame } from 'switchboard/queue';
+import * as bridgeSlim from 'switchboard/slim/bridge';
 
 export async function jobs(port: MessagePort): Promise<number> {
   await Promise.all([bridgeJob.init(), tabsJob.init(), socketJob.init(), sseJob.init(), gzipJob.init({ wasmBinary: new Uint8Array(8) }), queueJob.init()]);
@@ -154,8 +156,13 @@ export async function jobs(port: MessagePort): Promise<number> {
   const z: Uint8Array = gzipJob.gzip('x');
   const f: Uint8Array = queueJob.encodeFrame({ kind: 'message', seq: 1, payload: z });
   const err: gzipJob.SwitchboardErrorCode = new queueJob.SwitchboardError('INVALID').code;
+  const opts: JobOutboxOptions = { maxMessages: 10, transmit: (bytes: Uint8Array) => port.postMessage(bytes) };
+  const frame: JobFrame = queueJob.decodeFrame(f);
+  const outbox = new queueJob.Outbox(opts);
+  await bridgeSlim.init({ wasmURL: '/switchboard-bridge.wasm' });
+  outbox.close();
   remote.close();
   ws.close();
   es.close();
-  return (state.get('n') ?? 0) + f.length + err.length;
+  return (state.get('n') ?? 0) + f.length + err.length + frame.payload.length;
 }
