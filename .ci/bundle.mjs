@@ -1,7 +1,7 @@
 // Bundle js/ into dist/: switchboard.mjs (ESM) and switchboard.iife.js (global
 // `switchboard`), both with the wasm inlined; switchboard.slim.mjs (ESM, loads
-// switchboard.wasm from beside itself); the .d.ts files; and the same three
-// per job (.ci/jobs.mjs), switchboard-<job>.mjs/.iife.js/.slim.mjs/.d.ts, on
+// switchboard.wasm from beside itself); the .d.ts files; and the same per
+// job (.ci/jobs.mjs), switchboard-<job>.mjs/.iife.js/.slim.mjs/.d.ts, on
 // that job's own core (dist/switchboard-<job>.wasm, written by CMake).
 import { build } from 'esbuild';
 import { readFile, readdir, copyFile, mkdir, writeFile } from 'node:fs/promises';
