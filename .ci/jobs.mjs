@@ -8,42 +8,35 @@
 //   node .ci/jobs.mjs tests JOB                  its Node test files
 //
 // A job's export list is every sb_* name its glue (the modules its entry pulls
-// in, followed through their imports) mentions, kept only if ALL.txt (the
-// SB_EXPORT list CMake generates) has it; the linker drops the C nothing else
+// in, followed through their imports) calls, each of which must be in ALL.txt
+// (the SB_EXPORT list CMake generates); the linker drops the C nothing else
 // reaches. Each job's Node tests run against its own core in `npm test`.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const js = fileURLToPath(new URL('../js/', import.meta.url));
 
-const base = "export { init } from './core.js';\nexport { SwitchboardError } from './errors.js';\n";
+// A job's entry is the lines of js/index.js (and, for its types, of
+// js/index.d.ts) that re-export its modules, after init and SwitchboardError:
+// an entry cannot drift from the whole runtime's.
+const lines = (file) => readFileSync(js + file, 'utf8').split('\n').filter((l) => /^export .* from '\.\//.test(l));
+const pick = (file, mods) => lines(file).filter((l) => mods.some((m) => l.endsWith(` from './${m}.js';`)));
 const baseTypes = "export { init, SwitchboardError } from './index.js';\nexport type { InitOptions, SwitchboardErrorCode } from './index.js';\n";
 
-/**
- * job -> the lines its entry adds to init + SwitchboardError (as js/index.js
- * and js/index.d.ts have them: `types` where the .d.ts line differs), and its
- * Node tests.
- */
+/** job -> its modules in js/ (as js/index.js re-exports them) and its Node tests. */
 export const jobs = {
-  bridge: { exports: ["export * from './bridge.js';"], tests: ['bridge'] },
-  tabs: { exports: ["export * from './tabs.js';"], tests: ['tabs'] },
-  socket: { exports: ["export * from './socket.js';"], tests: ['socket'] },
-  sse: { exports: ["export * from './events.js';"], tests: ['sse', 'sse-stream'] },
-  gzip: { exports: ["export * from './compress.js';"], tests: ['compress'] },
-  queue: {
-    exports: [
-      "export { encodeFrame, decodeFrame, BatchReader, FrameKind, FrameFlag } from './frame.js';",
-      "export { Batcher, Outbox, Inbox, MessageQueue } from './queue.js';",
-    ],
-    types: ["export * from './frame.js';", "export * from './queue.js';"],
-    tests: ['frame', 'queue'],
-  },
+  bridge: { modules: ['bridge'], tests: ['bridge'] },
+  tabs: { modules: ['tabs'], tests: ['tabs'] },
+  socket: { modules: ['socket'], tests: ['socket'] },
+  sse: { modules: ['events'], tests: ['sse', 'sse-stream'] },
+  gzip: { modules: ['compress'], tests: ['compress'] },
+  queue: { modules: ['frame', 'queue'], tests: ['frame', 'queue'] },
 };
 
 /** The job's entry module, resolved against js/. */
-export const entrySource = (job) => base + jobs[job].exports.join('\n') + '\n';
+export const entrySource = (job) => pick('index.js', ['core', 'errors', ...jobs[job].modules]).join('\n') + '\n';
 /** Its .d.ts, beside the per-module .d.ts files in dist/. */
-export const entryTypes = (job) => baseTypes + (jobs[job].types || jobs[job].exports).join('\n') + '\n';
+export const entryTypes = (job) => baseTypes + pick('index.d.ts', jobs[job].modules).join('\n') + '\n';
 
 function modules(job) {
   const seen = new Set();
@@ -83,7 +76,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   } else if (cmd === 'tests' && jobs[job]) {
     console.log(jobs[job].tests.map((t) => `tests/node/${t}.test.mjs`).join('\n'));
   } else if (cmd === 'exports' && jobs[job] && allPath && out) {
-    const all = readFileSync(allPath, 'utf8').split('\n').filter(Boolean);
+    const all = readFileSync(allPath, 'utf8').split('\n').filter(Boolean).map((n) => n.replace(/^_/, ''));
     writeFileSync(out, exportList(job, all).map((n) => '_' + n).join('\n') + '\n');
   } else {
     console.error('usage: node .ci/jobs.mjs names | tests JOB | exports JOB ALL.txt OUT');
