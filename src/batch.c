@@ -253,7 +253,7 @@ static int push_item(sb_unbatch *u, size_t off, size_t len)
         size_t cap = u->cap_items ? u->cap_items * 2 : 64;
         item *p = realloc(u->items, cap * sizeof *p);
         if (!p)
-            return SB_E_NOMEM;
+            return SB_E_NO_MEMORY;
         u->items = p;
         u->cap_items = cap;
     }
@@ -276,7 +276,7 @@ static int walk(sb_unbatch *u, const uint8_t *base, size_t off, size_t len, int 
         size_t used = (size_t)r;
         if (f.kind == SB_FRAME_BATCH) {
             if (depth + 1 > u->max_depth)
-                return SB_E_DEPTH;
+                return SB_E_TOO_DEEP;
             if (f.flags & SB_FRAME_F_COMPRESSED)
                 return SB_E_BAD_FRAME;
             r = walk(u, base, (size_t)(f.payload - base), f.payload_len, depth + 1);

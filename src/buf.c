@@ -17,7 +17,7 @@ int sb_buf_reserve(sb_buf *b, size_t extra)
         cap = need;
     p = realloc(b->p, cap);
     if (!p)
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     b->p = p;
     b->cap = cap;
     return SB_OK;

@@ -12,7 +12,7 @@ typedef struct sb_buf {
 } sb_buf;
 
 /* Room for `extra` more bytes after len (capacity doubles, so appends are
- * amortised O(1)). SB_E_TOO_LARGE if len + extra overflows, SB_E_NOMEM. */
+ * amortised O(1)). SB_E_TOO_LARGE if len + extra overflows, SB_E_NO_MEMORY. */
 int sb_buf_reserve(sb_buf *b, size_t extra);
 /* Append n bytes. */
 int sb_buf_put(sb_buf *b, const uint8_t *src, size_t n);

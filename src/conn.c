@@ -117,7 +117,7 @@ int sb_conn_start(sb_conn *c, double now_ms)
     if (!c)
         return SB_E_INVALID;
     if (c->state != SB_CONN_IDLE)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     return begin_attempt(c, now_ms, SB_CONN_R_START);
 }
 
@@ -126,7 +126,7 @@ int sb_conn_opened(sb_conn *c, double now_ms)
     if (!c)
         return SB_E_INVALID;
     if (c->state != SB_CONN_CONNECTING)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     c->opened_at = now_ms;
     c->last_rx = now_ms;
     c->ping_at = -1;
@@ -447,7 +447,7 @@ int sb_conn_restore(sb_conn *c, uint32_t tx, uint32_t acked, uint32_t rx)
     if (!c || acked > tx)
         return SB_E_INVALID;
     if (c->state != SB_CONN_IDLE)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     c->tx = tx;
     c->acked = acked;
     c->rx = rx;

@@ -123,7 +123,7 @@ int sb_frame_write(const sb_frame *f, uint8_t *out, size_t cap)
     if (size < 0)
         return size;
     if ((size_t)size > cap || !out)
-        return SB_E_BUF_TOO_SMALL;
+        return SB_E_BUFFER_TOO_SMALL;
     check_frame(f, &m);
     out[i++] = (uint8_t)(SB_FRAME_VERSION << 4 | f->kind);
     out[i++] = f->flags;
@@ -172,7 +172,7 @@ int sb_frame_parse(const uint8_t *in, size_t n, size_t max_payload, sb_frame *f)
     ver = in[0] >> 4;
     kind = in[0] & 15;
     if (ver != SB_FRAME_VERSION)
-        return SB_E_VERSION;
+        return SB_E_BAD_VERSION;
     if (n < 3)
         return SB_E_TRUNCATED;
     flags = in[1];
@@ -219,7 +219,7 @@ int sb_frame_decode(const uint8_t *in, size_t n, size_t max_payload, sb_frame *f
 {
     int r = sb_frame_parse(in, n, max_payload, f);
     if (r >= 0 && (size_t)r != n)
-        return SB_E_TRAILING;
+        return SB_E_TRAILING_DATA;
     return r;
 }
 
@@ -282,7 +282,7 @@ int sb_frame_codec_encode(sb_frame_codec *c, int kind, int flags, uint32_t chann
             cap *= 2;
         p = realloc(c->out, cap);
         if (!p)
-            return SB_E_NOMEM;
+            return SB_E_NO_MEMORY;
         c->out = p;
         c->cap = cap;
     }

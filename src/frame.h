@@ -81,16 +81,16 @@ typedef struct sb_frame {
 void sb_frame_init(sb_frame *f, int kind);
 /* Bytes sb_frame_write would produce, or an sb_err for an invalid frame. */
 int sb_frame_size(const sb_frame *f);
-/* Encode into out[0..cap); returns the length, SB_E_BUF_TOO_SMALL or
+/* Encode into out[0..cap); returns the length, SB_E_BUFFER_TOO_SMALL or
  * SB_E_INVALID (bad kind/flags, deadline not an integer in 0..2^53 or -1,
  * payload over 2^31). */
 int sb_frame_write(const sb_frame *f, uint8_t *out, size_t cap);
 /* Decode one frame from the front of in[0..n); returns the bytes it spans.
- * Errors: SB_E_TRUNCATED, SB_E_VERSION, SB_E_BAD_FRAME (unknown kind,
+ * Errors: SB_E_TRUNCATED, SB_E_BAD_VERSION, SB_E_BAD_FRAME (unknown kind,
  * reserved bits, non-shortest varint, zero in a present field, SHARED
  * without COMPRESSED), SB_E_TOO_LARGE (payload over max_payload). */
 int sb_frame_parse(const uint8_t *in, size_t n, size_t max_payload, sb_frame *f);
-/* As sb_frame_parse, but the frame must span all of in: SB_E_TRAILING if not. */
+/* As sb_frame_parse, but the frame must span all of in: SB_E_TRAILING_DATA if not. */
 int sb_frame_decode(const uint8_t *in, size_t n, size_t max_payload, sb_frame *f);
 
 /* Varint helpers shared with batch/queue (shortest form, strict). */

@@ -70,7 +70,7 @@ static int z_init(sb_z *z)
                           Z_DEFAULT_STRATEGY);
     else
         rc = inflateInit2(&z->zs, wbits_for(z->format, z->wbits));
-    return rc == Z_OK ? SB_OK : (rc == Z_MEM_ERROR ? SB_E_NOMEM : SB_E_INVALID);
+    return rc == Z_OK ? SB_OK : (rc == Z_MEM_ERROR ? SB_E_NO_MEMORY : SB_E_INVALID);
 }
 
 sb_z *sb_z_create(int mode, int format, int level, int window_bits, double max_out)
@@ -163,7 +163,7 @@ static int reserve(sb_z *z, size_t want)
     {
         uint8_t *p = realloc(z->out, cap);
         if (!p)
-            return SB_E_NOMEM;
+            return SB_E_NO_MEMORY;
         z->out = p;
         z->out_cap = cap;
     }
@@ -180,7 +180,7 @@ static int fail(sb_z *z, int err)
 static int map_inflate_error(const z_stream *zs, int rc)
 {
     if (rc == Z_MEM_ERROR)
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     if (rc == Z_DATA_ERROR && zs->msg &&
         (strcmp(zs->msg, "incorrect data check") == 0 ||
          strcmp(zs->msg, "incorrect length check") == 0))
@@ -200,7 +200,7 @@ static int inflate_run(sb_z *z, int zflush)
             while (zs->avail_in && z->nmagic < 2) {
                 uint8_t b = *zs->next_in;
                 if (b != (z->nmagic == 0 ? 0x1f : 0x8b))
-                    return fail(z, SB_E_TRAILING);
+                    return fail(z, SB_E_TRAILING_DATA);
                 z->magic[z->nmagic++] = b;
                 zs->next_in++;
                 zs->avail_in--;
@@ -228,7 +228,7 @@ static int inflate_run(sb_z *z, int zflush)
         }
         if (z->state == ZS_DONE) {
             if (zs->avail_in)
-                return fail(z, SB_E_TRAILING);
+                return fail(z, SB_E_TRAILING_DATA);
             return SB_OK;
         }
         room = z->out_cap - z->out_len;
@@ -345,7 +345,7 @@ int sb_z_push(sb_z *z, const uint8_t *in, size_t n, int flush)
     if (flush != SB_Z_NO_FLUSH && flush != SB_Z_SYNC_FLUSH && flush != SB_Z_FINISH)
         return SB_E_INVALID;
     if (z->state == ZS_FAILED)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     z->out_len = 0;
     z->zs.next_in = (Bytef *)(uintptr_t)in;
     z->zs.avail_in = (uInt)n;
@@ -361,7 +361,7 @@ int sb_z_push(sb_z *z, const uint8_t *in, size_t n, int flush)
             if (z->state == ZS_ACTIVE)
                 rc = fail(z, SB_E_TRUNCATED);
             else if (z->state == ZS_BETWEEN && z->nmagic)
-                rc = fail(z, SB_E_TRAILING);
+                rc = fail(z, SB_E_TRAILING_DATA);
         }
     }
     z->zs.next_in = NULL;
@@ -379,7 +379,7 @@ int sb_z_message(sb_z *z, const uint8_t *in, size_t n)
     if (!z || z->format != SB_Z_RAW || (!in && n) || n > (size_t)0x7fffffff)
         return SB_E_INVALID;
     if (z->state == ZS_FAILED)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     z->produced = 0;
     if (z->mode == SB_Z_DEFLATE) {
         rc = sb_z_push(z, in, n, SB_Z_SYNC_FLUSH);
@@ -487,7 +487,7 @@ int sb_gzip_compress(sb_gzip *g, const uint8_t *in, size_t n, int level, int for
     if (!z) {
         z = g->def[format] = sb_z_create(SB_Z_DEFLATE, format, level, 15, 0);
         if (!z)
-            return SB_E_NOMEM;
+            return SB_E_NO_MEMORY;
         g->def_level[format] = level;
     } else {
         if (sb_z_reset(z) < 0)
@@ -516,7 +516,7 @@ int sb_gzip_decompress(sb_gzip *g, const uint8_t *in, size_t n, int format, doub
     if (!z) {
         z = g->inf[format] = sb_z_create(SB_Z_INFLATE, format, 0, 15, max_out);
         if (!z)
-            return SB_E_NOMEM;
+            return SB_E_NO_MEMORY;
     } else if (sb_z_reset(z) < 0) {
         return SB_E_INTERNAL;
     }

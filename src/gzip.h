@@ -40,7 +40,7 @@ SB_EXPORT void sb_z_destroy(sb_z *z);
  * inflate, SB_Z_FINISH means "this was the last input": a stream that is not
  * complete then is SB_E_TRUNCATED. gzip inflate reads every member of a
  * multi-member file; bytes after a member that do not start another one are
- * SB_E_TRAILING. After an error the stream must be reset before reuse. */
+ * SB_E_TRAILING_DATA. After an error the stream must be reset before reuse. */
 SB_EXPORT int sb_z_push(sb_z *z, const uint8_t *in, size_t n, int flush);
 
 /* Back to a fresh stream with the same settings (keeps allocations). */

@@ -180,7 +180,7 @@ int sb_lease_start(sb_lease *l, double now_ms, int visible)
     if (!l)
         return SB_E_INVALID;
     if (l->started)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     l->started = 1;
     l->visible = !!visible;
     /* Give running tabs one heartbeat period to answer before claiming. */
@@ -229,7 +229,7 @@ int sb_lease_recv(sb_lease *l, double now_ms, const uint8_t *in, uint32_t n)
         return k ? SB_E_BAD_FRAME : SB_E_TRUNCATED;
     pos += (size_t)k;
     if (pos != f.payload_len)
-        return SB_E_TRAILING;
+        return SB_E_TRAILING_DATA;
     if (!l->started || l->stopped || id == l->id)
         return 0;
     p = peer_find(l, (uint32_t)id);
@@ -300,7 +300,7 @@ int sb_lease_claim(sb_lease *l, double now_ms)
     if (!l)
         return SB_E_INVALID;
     if (!l->started || l->stopped)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     if (l->leader != l->id)
         set_leader(l, l->id, l->max_term + 1);
     l->send_now = 1;

@@ -227,7 +227,7 @@ int sb_origin_normalize(const char *in, size_t len, char *out, size_t cap)
     if (parse(in, len, 0, &p))
         return SB_E_BAD_ORIGIN;
     if (!out || cap < (size_t)p.len + 1)
-        return SB_E_BUF_TOO_SMALL;
+        return SB_E_BUFFER_TOO_SMALL;
     memcpy(out, p.text, (size_t)p.len + 1);
     return p.len;
 }

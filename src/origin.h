@@ -26,7 +26,7 @@
 
 /* Normalize in[0..len) into out (cap bytes, NUL-terminated when room).
  * Returns the normalized length, SB_E_BAD_ORIGIN if it does not parse, or
- * SB_E_BUF_TOO_SMALL. */
+ * SB_E_BUFFER_TOO_SMALL. */
 SB_EXPORT int sb_origin_normalize(const char *in, size_t len, char *out, size_t cap);
 
 typedef struct sb_origin_list sb_origin_list;

@@ -250,7 +250,7 @@ static int ensure_chan_room(sb_outbox *o)
     n2 = o->chans_alloc * 2 > o->max_channels ? o->max_channels : o->chans_alloc * 2;
     p = realloc(o->chans, (size_t)n2 * sizeof *p);
     if (!p)
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     o->chans = p;
     o->chans_alloc = n2;
     return SB_OK;
@@ -378,7 +378,7 @@ int sb_outbox_send(sb_outbox *o, int kind, uint32_t channel, int priority, int f
     }
     e = malloc(sizeof *e + (n ? n : 1));
     if (!e)
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     memset(e, 0, sizeof *e);
     get_chan(o, channel, 1);
     o->next_id = id >= 0x7fffffffu ? 1 : id + 1;
@@ -740,11 +740,11 @@ int sb_outbox_restore(sb_outbox *o, const uint8_t *blob, uint32_t n, double now_
     if (!o || (!blob && n))
         return SB_E_INVALID;
     if (o->count || o->nchans)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     if (n < 4 || memcmp(blob, "SBQ", 3) != 0)
         return SB_E_CORRUPT;
     if (blob[3] != 1)
-        return SB_E_VERSION;
+        return SB_E_BAD_VERSION;
     next_id = rd_u32(&r);
     nch = rd_u32(&r);
     if (r.err)
@@ -797,7 +797,7 @@ int sb_outbox_restore(sb_outbox *o, const uint8_t *blob, uint32_t n, double now_
         }
         e = malloc(sizeof *e + (len ? len : 1));
         if (!e) {
-            r.err = SB_E_NOMEM;
+            r.err = SB_E_NO_MEMORY;
             goto fail;
         }
         memset(e, 0, sizeof *e);
@@ -834,7 +834,7 @@ int sb_outbox_restore(sb_outbox *o, const uint8_t *blob, uint32_t n, double now_
         o->bytes += len;
     }
     if (r.pos != r.n) {
-        r.err = SB_E_TRAILING;
+        r.err = SB_E_TRAILING_DATA;
         goto fail;
     }
     o->next_id = next_id;
@@ -951,7 +951,7 @@ static ichan *iget(sb_inbox *in, uint32_t channel, int create, int *err)
             cap = in->max_channels;
         p = realloc(in->chans, (size_t)cap * sizeof *p);
         if (!p) {
-            *err = SB_E_NOMEM;
+            *err = SB_E_NO_MEMORY;
             return NULL;
         }
         in->chans = p;
@@ -1017,7 +1017,7 @@ int sb_inbox_push(sb_inbox *in, const uint8_t *frame, uint32_t n, double now_ms)
     sb_frame f;
     ichan *ch;
     rent *r, **pp;
-    int rc, err = SB_E_NOMEM;
+    int rc, err = SB_E_NO_MEMORY;
     size_t cap;
     if (!in)
         return SB_E_INVALID;
@@ -1054,7 +1054,7 @@ int sb_inbox_push(sb_inbox *in, const uint8_t *frame, uint32_t n, double now_ms)
         }
         r = make_rent(frame, n, 0);
         if (!r)
-            return SB_E_NOMEM;
+            return SB_E_NO_MEMORY;
         in->bytes += n;
         make_ready(in, r);
         return (int)count_ready(in);
@@ -1080,7 +1080,7 @@ int sb_inbox_push(sb_inbox *in, const uint8_t *frame, uint32_t n, double now_ms)
     }
     r = make_rent(frame, n, f.seq);
     if (!r)
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     in->bytes += n;
     if (f.seq == ch->cum + 1) {
         ch->cum = f.seq;
@@ -1275,7 +1275,7 @@ static rent *restore_frame(sb_inbox *in, rd *r, const ichan *ch, uint32_t seq_mi
     }
     e = make_rent(r->p + r->pos, len, f.seq);
     if (!e) {
-        r->err = SB_E_NOMEM;
+        r->err = SB_E_NO_MEMORY;
         return NULL;
     }
     r->pos += len;
@@ -1287,15 +1287,15 @@ int sb_inbox_restore(sb_inbox *in, const uint8_t *blob, uint32_t n)
 {
     rd r = {blob, n, 4, 0};
     uint32_t nch, nready;
-    int err = SB_E_NOMEM;
+    int err = SB_E_NO_MEMORY;
     if (!in || (!blob && n))
         return SB_E_INVALID;
     if (in->nchans || in->ready || in->cur)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     if (n < 4 || memcmp(blob, "SBI", 3) != 0)
         return SB_E_CORRUPT;
     if (blob[3] != 1)
-        return SB_E_VERSION;
+        return SB_E_BAD_VERSION;
     nch = rd_u32(&r);
     if (r.err)
         return r.err;
@@ -1341,7 +1341,7 @@ int sb_inbox_restore(sb_inbox *in, const uint8_t *blob, uint32_t n)
             make_ready(in, e);
     }
     if (!r.err && r.pos != n)
-        r.err = SB_E_TRAILING;
+        r.err = SB_E_TRAILING_DATA;
     if (r.err) {
         /* Leave the inbox empty, as it was. */
         sb_inbox_reset(in);

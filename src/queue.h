@@ -101,8 +101,8 @@ SB_EXPORT double sb_outbox_stat(const sb_outbox *o, int which);
  * sb_outbox_out; returns the length. */
 SB_EXPORT int sb_outbox_serialize(sb_outbox *o);
 /* Load a serialized state into an empty outbox (same or larger caps): unacked
- * messages go out again at once. SB_E_VERSION, SB_E_CORRUPT, SB_E_TOO_LARGE
- * (over this outbox's caps), SB_E_STATE (not empty). */
+ * messages go out again at once. SB_E_BAD_VERSION, SB_E_CORRUPT, SB_E_TOO_LARGE
+ * (over this outbox's caps), SB_E_BAD_STATE (not empty). */
 SB_EXPORT int sb_outbox_restore(sb_outbox *o, const uint8_t *blob, uint32_t n, double now_ms);
 
 enum sb_inbox_stat {
@@ -145,8 +145,8 @@ SB_EXPORT double sb_inbox_stat(const sb_inbox *in, int which);
  * (the dedup state), the frames held for order (already acked selectively,
  * so they must survive a restart) and undelivered ones. */
 SB_EXPORT int sb_inbox_serialize(sb_inbox *in);
-/* Into an empty inbox; SB_E_CORRUPT, SB_E_VERSION, SB_E_TOO_LARGE (caps),
- * SB_E_TRAILING, SB_E_STATE (not empty). Returns the channel count. */
+/* Into an empty inbox; SB_E_CORRUPT, SB_E_BAD_VERSION, SB_E_TOO_LARGE (caps),
+ * SB_E_TRAILING_DATA, SB_E_BAD_STATE (not empty). Returns the channel count. */
 SB_EXPORT int sb_inbox_restore(sb_inbox *in, const uint8_t *blob, uint32_t n);
 
 #endif

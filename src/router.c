@@ -146,7 +146,7 @@ int sb_router_open(sb_router *r, const char *channel, size_t len, uint32_t sourc
                 idx = i;
         } else if (source && o->source == source && o->chlen == (int)len &&
                    !memcmp(o->channel, channel, len)) {
-            return SB_E_STATE;
+            return SB_E_BAD_STATE;
         }
     }
     if (idx < 0)
@@ -154,7 +154,7 @@ int sb_router_open(sb_router *r, const char *channel, size_t len, uint32_t sourc
     e = &r->ep[idx];
     e->allow = sb_origin_list_create(r->max_origins);
     if (!e->allow)
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     e->used = 1;
     e->gen = (e->gen + 1) & 0x7ffff;
     if (!e->gen)
@@ -288,7 +288,7 @@ int sb_router_confirm(sb_router *r, int ep, const char *nonce, size_t len, doubl
     r->reason = SB_RR_NONE;
     r->reason_ep = 0;
     if (e->state != SB_EP_OFFERED)
-        return refuse(r, SB_RR_BAD_STATE, idx, SB_E_STATE);
+        return refuse(r, SB_RR_BAD_STATE, idx, SB_E_BAD_STATE);
     if (!nonce || (int)len != e->nlen)
         return refuse(r, SB_RR_BAD_NONCE, idx, SB_E_ORIGIN_REJECTED);
     /* constant time: a probing peer learns nothing from how long this takes */
@@ -333,7 +333,7 @@ int sb_router_call(sb_router *r, int ep, double now_ms, double timeout_ms)
     if (idx < 0)
         return SB_E_NOT_FOUND;
     if (r->ep[idx].state != SB_EP_CONNECTED)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     if (!(timeout_ms >= 0))
         return SB_E_INVALID;
     if (r->nfree == 0)

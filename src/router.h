@@ -64,7 +64,7 @@ void sb_router_destroy(sb_router *r);
  * messages from `source` (0 = none, e.g. an already private port).
  * heartbeat_ms 0 = no heartbeat; dead_ms: silence after which the peer is
  * lost (0 = never); connect_timeout_ms 0 = wait forever. Returns a handle
- * (> 0), SB_E_TOO_LARGE when the table is full, SB_E_STATE when another
+ * (> 0), SB_E_TOO_LARGE when the table is full, SB_E_BAD_STATE when another
  * endpoint already has that channel and source. */
 SB_EXPORT int sb_router_open(sb_router *r, const char *channel, size_t len, uint32_t source,
                              double heartbeat_ms, double dead_ms, double connect_timeout_ms,
@@ -101,7 +101,7 @@ SB_EXPORT int sb_router_lost(sb_router *r, int ep);
 SB_EXPORT int sb_router_heard(sb_router *r, int ep, double now_ms);
 
 /* A call id (> 0) pending on ep until now + timeout_ms (0 = no deadline),
- * SB_E_STATE if ep is not connected, SB_E_QUEUE_FULL at max_pending. */
+ * SB_E_BAD_STATE if ep is not connected, SB_E_QUEUE_FULL at max_pending. */
 SB_EXPORT int sb_router_call(sb_router *r, int ep, double now_ms, double timeout_ms);
 /* Retire a pending call: 0, or SB_E_NOT_FOUND if id is not pending on ep. */
 SB_EXPORT int sb_router_settle(sb_router *r, int ep, uint32_t id, double now_ms);

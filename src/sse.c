@@ -143,7 +143,7 @@ static int set_clean(sb_buf *b, uint32_t *units, const uint8_t *src, size_t n, i
     size_t w = n;
     b->len = 0;
     if (sb_buf_reserve(b, ascii ? n : 3 * n) < 0)
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     if (ascii) {
         copy_bytes(b->p, src, n);
         *units = (uint32_t)n;
@@ -158,7 +158,7 @@ static int set_copy(sb_buf *dst, const sb_buf *src)
 {
     dst->len = 0;
     if (sb_buf_reserve(dst, src->len) < 0)
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     copy_bytes(dst->p, src->p, src->len);
     dst->len = src->len;
     return SB_OK;
@@ -173,7 +173,7 @@ static int dispatch(sb_sse *s)
     uint32_t *r;
     if (s->id_dirty) {
         if (set_copy(&s->last, &s->id) < 0)
-            return SB_E_NOMEM;
+            return SB_E_NO_MEMORY;
         s->last_units = s->id_units;
         s->id_dirty = 0;
         s->last_in_batch = 0;
@@ -187,13 +187,13 @@ static int dispatch(sb_sse *s)
         size_t cap = s->rec_cap ? s->rec_cap * 2 : 16;
         uint32_t *p = realloc(s->rec, cap * SB_SSE_REC_WORDS * sizeof *p);
         if (!p)
-            return SB_E_NOMEM;
+            return SB_E_NO_MEMORY;
         s->rec = p;
         s->rec_cap = cap;
     }
     id_len = s->last_in_batch ? 0 : s->last.len;
     if (sb_buf_reserve(&s->out, type_len + id_len) < 0)
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     r = s->rec + s->nrec * SB_SSE_REC_WORDS;
     s->out.len--; /* the LF after the last data line */
     r[0] = (uint32_t)(dlen - 1);
@@ -255,7 +255,7 @@ static int process_line(sb_sse *s, const uint8_t *l, size_t len, int ascii)
         if (memcmp(l, "data", 4) == 0) {
             size_t w = vlen;
             if (sb_buf_reserve(&s->out, (ascii ? vlen : 3 * vlen) + 1) < 0)
-                return SB_E_NOMEM;
+                return SB_E_NO_MEMORY;
             if (ascii) {
                 copy_bytes(s->out.p + s->out.len, v, vlen);
                 s->data_units += (uint32_t)vlen + 1;
@@ -301,7 +301,7 @@ static int line_append(sb_sse *s, const uint8_t *p, size_t n)
     if (s->line.len + n > s->max_line)
         return SB_E_TOO_LARGE;
     if (sb_buf_reserve(&s->line, n) < 0)
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     memcpy(s->line.p + s->line.len, p, n);
     s->line.len += n;
     return SB_OK;
@@ -526,7 +526,7 @@ int sb_sse_connect(sb_sse *s, double now_ms)
     if (!s)
         return SB_E_INVALID;
     if (s->state != SB_SSE_IDLE && s->state != SB_SSE_WAITING)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     sb_sse_end(s);
     s->state = SB_SSE_CONNECTING;
     s->progress = 0;
@@ -540,7 +540,7 @@ int sb_sse_opened(sb_sse *s, double now_ms)
     if (!s)
         return SB_E_INVALID;
     if (s->state != SB_SSE_CONNECTING)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     s->state = SB_SSE_OPEN;
     return SB_OK;
 }
@@ -551,7 +551,7 @@ int sb_sse_failed(sb_sse *s, double now_ms)
     if (!s)
         return SB_E_INVALID;
     if (s->state != SB_SSE_CONNECTING && s->state != SB_SSE_OPEN)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     sb_sse_end(s);
     if (s->progress)
         s->attempts = 0;

@@ -82,7 +82,7 @@ SB_EXPORT int sb_sse_set_last_id(sb_sse *s, const uint8_t *id, size_t n);
 /* The server's reconnection time from `retry:`, or -1 if none seen yet. */
 SB_EXPORT double sb_sse_retry(const sb_sse *s);
 
-/* Connection state machine; each returns SB_OK or SB_E_STATE when the
+/* Connection state machine; each returns SB_OK or SB_E_BAD_STATE when the
  * transition is not valid from the current state. */
 SB_EXPORT int sb_sse_connect(sb_sse *s, double now_ms);
 SB_EXPORT int sb_sse_opened(sb_sse *s, double now_ms);

@@ -22,27 +22,27 @@
 
 typedef enum sb_err {
     SB_OK = 0,
-    SB_E_NOMEM = -1,          /* allocation failed */
-    SB_E_INVALID = -2,        /* bad argument from the caller */
-    SB_E_TOO_LARGE = -3,      /* a configured cap was hit */
-    SB_E_CORRUPT = -4,        /* compressed data is not valid */
-    SB_E_BAD_CHECKSUM = -5,   /* CRC32 / Adler-32 / ISIZE mismatch */
-    SB_E_TRUNCATED = -6,      /* input ended before the structure did */
-    SB_E_TRAILING = -7,       /* bytes after a complete structure */
-    SB_E_BAD_FRAME = -8,      /* frame does not decode */
-    SB_E_VERSION = -9,        /* unknown protocol version */
-    SB_E_DEPTH = -10,         /* nesting deeper than allowed */
-    SB_E_QUEUE_FULL = -11,    /* queue bound reached under the reject policy */
-    SB_E_TIMEOUT = -12,       /* a deadline passed */
-    SB_E_CLOSED = -13,        /* object already closed */
-    SB_E_ORIGIN_REJECTED = -14, /* origin not in the allowlist */
-    SB_E_NOT_FOUND = -15,     /* no such id / handle / key */
-    SB_E_STATE = -16,         /* call not valid in the current state */
-    SB_E_CONNECTION_LOST = -17, /* peer went away with work pending */
-    SB_E_EXPIRED = -18,       /* message TTL elapsed before delivery */
-    SB_E_BUF_TOO_SMALL = -19, /* caller's output buffer is too small */
-    SB_E_BAD_ORIGIN = -20,    /* origin string does not parse */
-    SB_E_INTERNAL = -21,      /* a library bug: please report */
+    SB_E_NO_MEMORY = -1,          /* allocation failed */
+    SB_E_INVALID = -2,            /* bad argument from the caller */
+    SB_E_TOO_LARGE = -3,          /* a configured cap was hit */
+    SB_E_CORRUPT = -4,            /* compressed data is not valid */
+    SB_E_BAD_CHECKSUM = -5,       /* CRC32 / Adler-32 / ISIZE mismatch */
+    SB_E_TRUNCATED = -6,          /* input ended before the structure did */
+    SB_E_TRAILING_DATA = -7,      /* bytes after a complete structure */
+    SB_E_BAD_FRAME = -8,          /* frame does not decode */
+    SB_E_BAD_VERSION = -9,        /* unknown protocol version */
+    SB_E_TOO_DEEP = -10,          /* nesting deeper than allowed */
+    SB_E_QUEUE_FULL = -11,        /* queue bound reached under the reject policy */
+    SB_E_TIMEOUT = -12,           /* a deadline passed */
+    SB_E_CLOSED = -13,            /* object already closed */
+    SB_E_ORIGIN_REJECTED = -14,   /* origin not in the allowlist */
+    SB_E_NOT_FOUND = -15,         /* no such id / handle / key */
+    SB_E_BAD_STATE = -16,         /* call not valid in the current state */
+    SB_E_CONNECTION_LOST = -17,   /* peer went away with work pending */
+    SB_E_EXPIRED = -18,           /* message TTL elapsed before delivery */
+    SB_E_BUFFER_TOO_SMALL = -19,  /* caller's output buffer is too small */
+    SB_E_BAD_ORIGIN = -20,        /* origin string does not parse */
+    SB_E_INTERNAL = -21,          /* a library bug: please report */
     SB_E_LAST_ = -22
 } sb_err;
 

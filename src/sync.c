@@ -446,7 +446,7 @@ static int apply(sb_sync *s, const uint8_t *key, size_t klen, const sb_sync_ts *
     same = was_live && !tomb && e->vlen == vlen && memcmp(e->kv + e->klen, val, vlen) == 0;
     kv = malloc(klen + vlen + 1);
     if (!kv)
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     memcpy(kv, key, klen);
     if (vlen)
         memcpy(kv + klen, val, vlen);
@@ -476,7 +476,7 @@ static int apply(sb_sync *s, const uint8_t *key, size_t klen, const sb_sync_ts *
     e->tomb = (uint8_t)tomb;
     e->dirty = 0;
     if (report && !same && (was_live || !tomb))
-        return record_change(s, e) ? SB_E_NOMEM : 1;
+        return record_change(s, e) ? SB_E_NO_MEMORY : 1;
     return 1;
 }
 
@@ -546,7 +546,7 @@ static int payload_begin(sb_sync *s, int type, size_t body)
 {
     s->payload.len = 0;
     if (sb_buf_reserve(&s->payload, body + 16))
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     put_u8(&s->payload, (uint8_t)type);
     put_var(&s->payload, s->id);
     return 0;
@@ -566,7 +566,7 @@ static int frame_out(sb_sync *s)
         return n;
     s->out.len = 0;
     if (sb_buf_reserve(&s->out, (size_t)n))
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     n = sb_frame_write(&f, s->out.p, s->out.cap);
     if (n >= 0)
         s->out.len = (size_t)n;
@@ -609,7 +609,7 @@ int sb_sync_flush(sb_sync *s)
     }
     list = malloc(s->ndirty * sizeof *list);
     if (!list)
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     if (s->dirty_overflow) {
         for (size_t i = 0; i < s->tab_cap && n < s->ndirty; i++)
             if (s->tab[i].used && s->tab[i].dirty) {
@@ -676,7 +676,7 @@ int sb_sync_snapshot(sb_sync *s, double now_ms)
     if (!s)
         return SB_E_INVALID;
     if (s->ndirty)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     for (size_t i = 0; i < s->tab_cap; i++)
         if (s->tab[i].used)
             body += entry_wire_max(&s->tab[i]);
@@ -723,7 +723,7 @@ int sb_sync_digest(sb_sync *s, double now_ms)
     if (!s)
         return SB_E_INVALID;
     if (s->ndirty)
-        return SB_E_STATE;
+        return SB_E_BAD_STATE;
     c = clock_tick(s, now_ms); /* later writes are stamped above c */
     st = self_stable(s);
     rc = payload_begin(s, SB_SYNC_DIGEST, 60);
@@ -800,7 +800,7 @@ static int parse_ops(sb_sync *s, rd *r, uint32_t origin, wop **out, size_t *nout
         return r->err;
     ops = calloc(n ? n : 1, sizeof *ops);
     if (!ops)
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     for (size_t i = 0; i < n && !r->err; i++) {
         ops[i].seq = (uint32_t)rd_var(r, UINT32_MAX);
         rd_write(s, r, &ops[i], 0, origin);
@@ -809,7 +809,7 @@ static int parse_ops(sb_sync *s, rd *r, uint32_t origin, wop **out, size_t *nout
         prev = ops[i].seq;
     }
     if (!r->err && r->pos != r->n)
-        r->err = SB_E_TRAILING;
+        r->err = SB_E_TRAILING_DATA;
     if (r->err) {
         free(ops);
         return r->err;
@@ -874,7 +874,7 @@ static int merge_snapshot(sb_sync *s, rd *r, uint32_t origin)
         return r->err;
     vv = calloc(nv ? nv : 1, sizeof *vv);
     if (!vv)
-        return SB_E_NOMEM;
+        return SB_E_NO_MEMORY;
     for (size_t i = 0; i < nv && !r->err; i++) {
         vv[i].id = (uint32_t)rd_var(r, UINT32_MAX);
         vv[i].vv = (uint32_t)rd_var(r, UINT32_MAX);
@@ -887,12 +887,12 @@ static int merge_snapshot(sb_sync *s, rd *r, uint32_t origin)
     if (!r->err) {
         ents = calloc(ne ? ne : 1, sizeof *ents);
         if (!ents)
-            r->err = SB_E_NOMEM;
+            r->err = SB_E_NO_MEMORY;
     }
     for (size_t i = 0; i < ne && !r->err; i++)
         rd_write(s, r, &ents[i], 1, 0);
     if (!r->err && r->pos != r->n)
-        r->err = SB_E_TRAILING;
+        r->err = SB_E_TRAILING_DATA;
     if (!r->err && !vv_lookup(vv, nv, origin))
         r->err = SB_E_BAD_FRAME; /* the sender always lists itself */
     if (r->err) {
@@ -939,7 +939,7 @@ static int merge_snapshot(sb_sync *s, rd *r, uint32_t origin)
                 e->tomb = 1;
                 e->vlen = 0;
                 if (record_change(s, e)) {
-                    rc = SB_E_NOMEM;
+                    rc = SB_E_NO_MEMORY;
                     goto done;
                 }
                 e->tomb = 0;
@@ -982,7 +982,7 @@ static int merge_digest(sb_sync *s, rd *r, uint32_t origin)
     st.wall = rd_var(r, WALL_MAX);
     st.ctr = (uint32_t)rd_var(r, UINT32_MAX);
     if (!r->err && r->pos != r->n)
-        r->err = SB_E_TRAILING;
+        r->err = SB_E_TRAILING_DATA;
     if (r->err)
         return r->err;
     p = peer_get(s, origin);
@@ -1047,7 +1047,7 @@ int sb_sync_merge(sb_sync *s, double now_ms, const uint8_t *in, uint32_t n)
         break;
     default:
         if (r.pos != r.n)
-            return SB_E_TRAILING;
+            return SB_E_TRAILING_DATA;
         {
             peer *p = peer_get(s, origin);
             if (!p)
@@ -1087,7 +1087,7 @@ int sb_sync_dump(sb_sync *s)
     s->nchanges = 0;
     for (size_t i = 0; i < s->tab_cap; i++)
         if (s->tab[i].used && !s->tab[i].tomb && record_change(s, &s->tab[i]))
-            return SB_E_NOMEM;
+            return SB_E_NO_MEMORY;
     return s->nchanges;
 }
 

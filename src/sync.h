@@ -58,10 +58,10 @@ int sb_sync_pending(const sb_sync *s);
 /* Each of these encodes one frame into the output buffer and returns its
  * length (0 from flush when nothing is pending). */
 SB_EXPORT int sb_sync_flush(sb_sync *s);
-/* Full state; SB_E_STATE while local writes are pending (flush first, so
+/* Full state; SB_E_BAD_STATE while local writes are pending (flush first, so
  * every write travels as an op exactly once). */
 SB_EXPORT int sb_sync_snapshot(sb_sync *s, double now_ms);
-/* Heartbeat: clock, last sequence sent, stable point; SB_E_STATE while
+/* Heartbeat: clock, last sequence sent, stable point; SB_E_BAD_STATE while
  * local writes are pending (the digest promises nothing older is unsent). */
 SB_EXPORT int sb_sync_digest(sb_sync *s, double now_ms);
 SB_EXPORT int sb_sync_request(sb_sync *s);

@@ -94,7 +94,7 @@ static void test_flush_triggers(void)
     CHECK_EQ(seqs[0], 2);
     CHECK_EQ(sb_batch_flush(b), n);
     /* garbage is refused, nothing is queued */
-    CHECK_EQ(sb_batch_add(b, (const uint8_t *)"{}", 2, 0), SB_E_VERSION);
+    CHECK_EQ(sb_batch_add(b, (const uint8_t *)"{}", 2, 0), SB_E_BAD_VERSION);
     CHECK_EQ(sb_batch_pending(b), 0);
     sb_batch_destroy(b);
 
@@ -245,7 +245,7 @@ static void test_reader_limits(void)
             CHECK_EQ(rc, 1);
             CHECK_EQ(seqs[0], 1);
         } else {
-            CHECK_EQ(rc, SB_E_DEPTH);
+            CHECK_EQ(rc, SB_E_TOO_DEEP);
         }
     }
     /* a compressed batch inside a batch */
@@ -256,7 +256,7 @@ static void test_reader_limits(void)
     int k = enc(b2, sizeof b2, 1, 1, "ok");
     b2[k] = 0x7b;
     n = wrap(a, sizeof a, b2, (size_t)k + 1, 0);
-    CHECK_EQ(sb_unbatch_feed(u, a, (uint32_t)n), SB_E_VERSION);
+    CHECK_EQ(sb_unbatch_feed(u, a, (uint32_t)n), SB_E_BAD_VERSION);
     CHECK_EQ(sb_unbatch_next(u), 0);
     /* inner truncated */
     n = wrap(a, sizeof a, b2, (size_t)k - 1, 0);
@@ -295,7 +295,7 @@ static void test_reader_limits(void)
     /* trailing bytes after the outer frame */
     n = enc(a, sizeof a, 1, 1, "x");
     a[n] = 0;
-    CHECK_EQ(sb_unbatch_feed(u, a, (uint32_t)n + 1), SB_E_TRAILING);
+    CHECK_EQ(sb_unbatch_feed(u, a, (uint32_t)n + 1), SB_E_TRAILING_DATA);
     CHECK(sb_unbatch_create(0, 0, 17) == NULL);
     sb_unbatch_destroy(u);
 }

@@ -18,7 +18,7 @@ static void test_create_args(void)
     CHECK(c != NULL);
     CHECK_EQ(sb_conn_state(c), SB_CONN_IDLE);
     CHECK_EQ(sb_conn_next_deadline(c), -1);
-    CHECK_EQ(sb_conn_opened(c, 0), SB_E_STATE);
+    CHECK_EQ(sb_conn_opened(c, 0), SB_E_BAD_STATE);
     sb_conn_destroy(c);
     sb_conn_destroy(NULL);
 }
@@ -30,7 +30,7 @@ static void test_open_and_user_close(void)
     CHECK_EQ(a, SB_CONN_DO_CONNECT | SB_CONN_CHANGED);
     CHECK_EQ(sb_conn_state(c), SB_CONN_CONNECTING);
     CHECK_EQ(sb_conn_reason(c), SB_CONN_R_START);
-    CHECK_EQ(sb_conn_start(c, 0), SB_E_STATE);
+    CHECK_EQ(sb_conn_start(c, 0), SB_E_BAD_STATE);
     CHECK_EQ(sb_conn_next_deadline(c), 1000);
     CHECK_EQ(sb_conn_tick(c, 999), 0);
     CHECK_EQ(sb_conn_opened(c, 10), SB_CONN_CHANGED);
@@ -329,7 +329,7 @@ static void test_restore_and_resume(void)
     CHECK_EQ(sb_conn_resume_from(c, 20), 21);
     CHECK_EQ(sb_conn_tx_next(c), 21);
     sb_conn_start(c, 0);
-    CHECK_EQ(sb_conn_restore(c, 1, 1, 1), SB_E_STATE);
+    CHECK_EQ(sb_conn_restore(c, 1, 1, 1), SB_E_BAD_STATE);
     sb_conn_destroy(c);
 }
 
@@ -356,7 +356,7 @@ static void test_random_events(void)
             case 6: a = sb_conn_fail(c, now); break;
             default: a = sb_conn_tick(c, now); break;
             }
-            CHECK(a >= 0 || a == SB_E_STATE);
+            CHECK(a >= 0 || a == SB_E_BAD_STATE);
             int s = sb_conn_state(c);
             CHECK(s >= SB_CONN_CONNECTING && s <= SB_CONN_RECONNECTING);
             if (a > 0 && (a & SB_CONN_DO_CONNECT))

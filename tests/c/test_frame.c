@@ -186,14 +186,14 @@ static void test_encode_rejects(void)
     f.deadline = -1;
     f.payload = (const uint8_t *)"abcdef";
     f.payload_len = 6;
-    CHECK_EQ(sb_frame_write(&f, buf, 9), SB_E_BUF_TOO_SMALL);
+    CHECK_EQ(sb_frame_write(&f, buf, 9), SB_E_BUFFER_TOO_SMALL);
     CHECK_EQ(sb_frame_write(&f, buf, 10), 10);
     {
         sb_frame_codec *c = sb_frame_codec_create(4);
         CHECK_EQ(sb_frame_codec_encode(c, 0, 0, 0, 0, 0, 0, -1, buf, 5), SB_E_TOO_LARGE);
         CHECK_EQ(sb_frame_codec_encode(c, 0, 0, 0, 0, 0, 0, -1, buf, 4), 8);
         CHECK_EQ(sb_frame_codec_parse(c, (const uint8_t *)"\x10\x00\x00\x00\x10", 5), 4);
-        CHECK_EQ(sb_frame_codec_decode(c, (const uint8_t *)"\x10\x00\x00\x00\x10", 5), SB_E_TRAILING);
+        CHECK_EQ(sb_frame_codec_decode(c, (const uint8_t *)"\x10\x00\x00\x00\x10", 5), SB_E_TRAILING_DATA);
         sb_frame_codec_destroy(c);
     }
     CHECK(strcmp(sb_frame_kind_name(SB_FRAME_STATE_OP), "state-op") == 0);

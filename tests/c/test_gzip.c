@@ -109,9 +109,9 @@ static void test_errors(void)
     /* trailing garbage, one byte and several */
     memcpy(bad, c, (size_t)clen);
     bad[clen] = 0;
-    CHECK_EQ(sb_gzip_decompress(g, bad, (size_t)clen + 1, SB_Z_GZIP, 0), SB_E_TRAILING);
+    CHECK_EQ(sb_gzip_decompress(g, bad, (size_t)clen + 1, SB_Z_GZIP, 0), SB_E_TRAILING_DATA);
     memcpy(bad + clen, "garbage!", 8);
-    CHECK_EQ(sb_gzip_decompress(g, bad, (size_t)clen + 8, SB_Z_GZIP, 0), SB_E_TRAILING);
+    CHECK_EQ(sb_gzip_decompress(g, bad, (size_t)clen + 8, SB_Z_GZIP, 0), SB_E_TRAILING_DATA);
 
     /* corrupt body */
     memcpy(bad, c, (size_t)clen);
@@ -133,7 +133,7 @@ static void test_errors(void)
         int zl = sb_gzip_compress(g, src, 100, 6, SB_Z_ZLIB);
         memcpy(bad, sb_gzip_out(g), (size_t)zl);
         bad[zl] = 'x';
-        CHECK_EQ(sb_gzip_decompress(g, bad, (size_t)zl + 1, SB_Z_ZLIB, 0), SB_E_TRAILING);
+        CHECK_EQ(sb_gzip_decompress(g, bad, (size_t)zl + 1, SB_Z_ZLIB, 0), SB_E_TRAILING_DATA);
         bad[zl - 1] ^= 1;
         CHECK_EQ(sb_gzip_decompress(g, bad, (size_t)zl, SB_Z_ZLIB, 0), SB_E_BAD_CHECKSUM);
     }
@@ -219,7 +219,7 @@ static void test_message_mode(void)
         CHECK(cl > 0 && cl < 256);
         memcpy(cbuf, sb_z_out(d), (size_t)cl);
         CHECK_EQ(sb_z_message(i, cbuf, (size_t)cl), SB_E_TOO_LARGE);
-        CHECK_EQ(sb_z_message(i, cbuf, (size_t)cl), SB_E_STATE);
+        CHECK_EQ(sb_z_message(i, cbuf, (size_t)cl), SB_E_BAD_STATE);
     }
     sb_z_destroy(d);
     sb_z_destroy(i);

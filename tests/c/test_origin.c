@@ -54,7 +54,7 @@ static void test_normalize(void)
             fprintf(stderr, "  accepted bad origin %s\n", bad[i]);
     }
     /* small output buffer */
-    CHECK_EQ(sb_origin_normalize("https://a.com", 13, out, 5), SB_E_BUF_TOO_SMALL);
+    CHECK_EQ(sb_origin_normalize("https://a.com", 13, out, 5), SB_E_BUFFER_TOO_SMALL);
     /* over-long input */
     {
         char big[400];

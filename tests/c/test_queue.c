@@ -358,7 +358,7 @@ static void test_inbox_dedup_window(void)
     f.channel = 11;
     one.n = (uint32_t)sb_frame_write(&f, one.p, sizeof one.p);
     CHECK_EQ(sb_inbox_push(in2, one.p, one.n, 0), SB_E_TOO_LARGE);
-    CHECK_EQ(sb_inbox_push(in2, (const uint8_t *)"{}", 2, 0), SB_E_VERSION);
+    CHECK_EQ(sb_inbox_push(in2, (const uint8_t *)"{}", 2, 0), SB_E_BAD_VERSION);
     /* reset: a peer that restarted from scratch starts at seq 1 again */
     sb_inbox_reset(in2);
     f.channel = 9;
@@ -441,7 +441,7 @@ static void test_serialize_restore(void)
     memcpy(blob, sb_outbox_out(o), (size_t)n);
     sb_outbox *r = sb_outbox_create(10, 1000, SB_QUEUE_REJECT, 2, 100, 10, 1000, 0, 4, 1);
     CHECK_EQ(sb_outbox_restore(r, blob, (uint32_t)n, 10), 3);
-    CHECK_EQ(sb_outbox_restore(r, blob, (uint32_t)n, 10), SB_E_STATE);
+    CHECK_EQ(sb_outbox_restore(r, blob, (uint32_t)n, 10), SB_E_BAD_STATE);
     CHECK_EQ(pump(r, 10, fr, 4), 2); /* the two in flight, again */
     sb_frame f = dec(&fr[0]);
     CHECK_EQ(f.id, 3);
@@ -489,7 +489,7 @@ static void test_serialize_restore(void)
     sb_outbox_destroy(r);
     blob[3] = 2;
     r = sb_outbox_create(10, 1000, SB_QUEUE_REJECT, 2, 100, 10, 1000, 0, 4, 1);
-    CHECK_EQ(sb_outbox_restore(r, blob, (uint32_t)n, 0), SB_E_VERSION);
+    CHECK_EQ(sb_outbox_restore(r, blob, (uint32_t)n, 0), SB_E_BAD_VERSION);
     sb_outbox_destroy(r);
     free(blob);
     sb_outbox_destroy(o);

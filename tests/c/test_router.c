@@ -27,7 +27,7 @@ static void test_route_and_reasons(void)
     int b = sb_router_open(r, S("app"), 9, 0, 0, 0, 0);
     int c = sb_router_open(r, S("other"), 7, 0, 0, 0, 0);
     CHECK(a > 0 && b > 0 && c > 0 && a != b && b != c);
-    CHECK_EQ(sb_router_open(r, S("app"), 7, 0, 0, 0, 0), SB_E_STATE);
+    CHECK_EQ(sb_router_open(r, S("app"), 7, 0, 0, 0, 0), SB_E_BAD_STATE);
     CHECK_EQ(sb_router_allow(r, a, S("http://127.0.0.1:8001")), 0);
     CHECK_EQ(sb_router_allow(r, b, S("https://*.example.com")), 0);
     CHECK_EQ(sb_router_allow(r, c, S("http://127.0.0.1:8001")), 0);
@@ -79,9 +79,9 @@ static void test_handshake_nonce(void)
     sb_router *r = sb_router_create(2, 4, 2);
     int ep = sb_router_open(r, S("x"), 1, 0, 0, 0, 0);
     /* confirm before offer is out of order */
-    CHECK_EQ(sb_router_confirm(r, ep, S("whatever-123"), 0), SB_E_STATE);
+    CHECK_EQ(sb_router_confirm(r, ep, S("whatever-123"), 0), SB_E_BAD_STATE);
     CHECK_EQ(sb_router_reason(r), SB_RR_BAD_STATE);
-    CHECK_EQ(sb_router_call(r, ep, 0, 0), SB_E_STATE);
+    CHECK_EQ(sb_router_call(r, ep, 0, 0), SB_E_BAD_STATE);
     CHECK_EQ(sb_router_offer(r, ep, S("short"), 0), SB_E_INVALID);
     CHECK_EQ(sb_router_offer(r, ep, S("AAAAAAAAAAAAAAAA"), 0), 0);
     CHECK_EQ(sb_router_state(r, ep), SB_EP_OFFERED);
@@ -93,7 +93,7 @@ static void test_handshake_nonce(void)
     CHECK_EQ(sb_router_confirm(r, ep, S("AAAAAAAAAAAAAAAA"), 0), 0);
     CHECK_EQ(sb_router_state(r, ep), SB_EP_CONNECTED);
     /* a replayed reply after connecting is out of order */
-    CHECK_EQ(sb_router_confirm(r, ep, S("AAAAAAAAAAAAAAAA"), 0), SB_E_STATE);
+    CHECK_EQ(sb_router_confirm(r, ep, S("AAAAAAAAAAAAAAAA"), 0), SB_E_BAD_STATE);
     sb_router_destroy(r);
 }
 
@@ -193,7 +193,7 @@ static void test_rehandshake_and_close_fail_pending(void)
     CHECK_EQ(ev(r, 0)[0], SB_RT_CALL_FAILED);
     CHECK_EQ(ev(r, 0)[3], SB_E_CONNECTION_LOST);
     CHECK_EQ(ev(r, 0)[2] + ev(r, 1)[2], a + b);
-    CHECK_EQ(sb_router_call(r, ep, 5, 0), SB_E_STATE);
+    CHECK_EQ(sb_router_call(r, ep, 5, 0), SB_E_BAD_STATE);
     CHECK_EQ(sb_router_confirm(r, ep, S("nonce-0123456789"), 6), SB_E_ORIGIN_REJECTED);
     CHECK_EQ(sb_router_confirm(r, ep, S("second-nonce-xyz"), 6), 0);
     a = sb_router_call(r, ep, 6, 1000);

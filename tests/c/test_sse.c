@@ -330,10 +330,10 @@ static void test_states(void)
 {
     sb_sse *s = sb_sse_create(0, 0, 500, 8000, 2, 0, 3);
     CHECK_EQ(sb_sse_state(s), SB_SSE_IDLE);
-    CHECK_EQ(sb_sse_opened(s, 0), SB_E_STATE);
-    CHECK_EQ(sb_sse_failed(s, 0), SB_E_STATE);
+    CHECK_EQ(sb_sse_opened(s, 0), SB_E_BAD_STATE);
+    CHECK_EQ(sb_sse_failed(s, 0), SB_E_BAD_STATE);
     CHECK_EQ(sb_sse_connect(s, 0), SB_OK);
-    CHECK_EQ(sb_sse_connect(s, 0), SB_E_STATE);
+    CHECK_EQ(sb_sse_connect(s, 0), SB_E_BAD_STATE);
     CHECK_EQ(sb_sse_state(s), SB_SSE_CONNECTING);
     CHECK_EQ(sb_sse_deadline(s), -1);
     CHECK_EQ(sb_sse_opened(s, 10), SB_OK);
@@ -385,7 +385,7 @@ static void test_states(void)
     sb_sse_close(s);
     CHECK_EQ(sb_sse_state(s), SB_SSE_CLOSED);
     CHECK_EQ(sb_sse_deadline(s), -1);
-    CHECK_EQ(sb_sse_connect(s, 0), SB_E_STATE);
+    CHECK_EQ(sb_sse_connect(s, 0), SB_E_BAD_STATE);
     sb_sse_destroy(s);
 }
 

@@ -52,7 +52,7 @@ static void test_basic_lww_and_frames(void)
     sb_frame f;
     CHECK_EQ(sb_sync_set(a, 1000, K("theme"), K("\"dark\"")), 0);
     CHECK_EQ(sb_sync_pending(a), 1);
-    CHECK_EQ(sb_sync_snapshot(a, 1000), SB_E_STATE); /* flush first */
+    CHECK_EQ(sb_sync_snapshot(a, 1000), SB_E_BAD_STATE); /* flush first */
     int n = sb_sync_flush(a);
     CHECK(n > 0);
     /* The op travels as a STATE_OP frame. */
