@@ -61,7 +61,7 @@ void sb_batch_destroy(sb_batch *b)
 }
 
 /* Encode the pending frames into out. */
-static int close_batch(sb_batch *b)
+static int close_batch(sb_batch *b, int may_compress)
 {
     sb_frame f;
     int size, rc;
@@ -70,14 +70,17 @@ static int close_batch(sb_batch *b)
     uint8_t flags = 0;
 
     b->out.len = 0;
-    if (b->mode != SB_BATCH_PLAIN && plen >= b->compress_above && plen > 0) {
+    if (may_compress && b->mode != SB_BATCH_PLAIN && plen >= b->compress_above && plen > 0) {
         int fresh = b->mode == SB_BATCH_DEFLATE || b->need_fresh;
         int clen;
         if (fresh && sb_z_reset(b->z) < 0)
             clen = SB_E_INTERNAL;
         else
             clen = sb_z_message(b->z, b->pend.p, plen);
-        if (clen > 0 && (size_t)clen < plen) {
+        /* Kept only when smaller, and never over max_bytes: a lone frame
+         * larger than max_bytes may shrink and still not fit the peer's
+         * payload cap, so it then travels as itself. */
+        if (clen > 0 && (size_t)clen < plen && (size_t)clen <= b->max_bytes) {
             payload = sb_z_out(b->z);
             plen = (size_t)clen;
             flags = (uint8_t)(SB_FRAME_F_COMPRESSED | (fresh ? 0 : SB_FRAME_F_SHARED));
@@ -122,7 +125,7 @@ int sb_batch_add(sb_batch *b, const uint8_t *frame, uint32_t n, double now_ms)
     if (rc < 0)
         return rc;
     if (b->count > 0 && b->pend.len + n > b->max_bytes) {
-        rc = close_batch(b);
+        rc = close_batch(b, 1);
         if (rc < 0)
             return rc;
         res |= SB_BATCH_OUT;
@@ -141,13 +144,18 @@ int sb_batch_add(sb_batch *b, const uint8_t *frame, uint32_t n, double now_ms)
 
 int sb_batch_flush(sb_batch *b)
 {
+    return sb_batch_flush_as(b, 1);
+}
+
+int sb_batch_flush_as(sb_batch *b, int may_compress)
+{
     if (!b)
         return SB_E_INVALID;
     if (b->count == 0) {
         b->out.len = 0;
         return 0;
     }
-    return close_batch(b);
+    return close_batch(b, may_compress);
 }
 
 int sb_batch_poll(sb_batch *b, double now_ms)
@@ -155,7 +163,7 @@ int sb_batch_poll(sb_batch *b, double now_ms)
     if (!b)
         return SB_E_INVALID;
     if (b->count && now_ms >= b->first_at + b->max_delay_ms)
-        return close_batch(b);
+        return close_batch(b, 1);
     return 0;
 }
 

@@ -49,6 +49,9 @@ SB_EXPORT void sb_batch_destroy(sb_batch *b);
 SB_EXPORT int sb_batch_add(sb_batch *b, const uint8_t *frame, uint32_t n, double now_ms);
 /* Close the pending batch; returns its encoded length (0 if nothing pending). */
 SB_EXPORT int sb_batch_flush(sb_batch *b);
+/* The same; may_compress 0 sends it uncompressed (latency-bound frames:
+ * a lone request or ping is not worth a deflate call on both ends). */
+int sb_batch_flush_as(sb_batch *b, int may_compress);
 /* Flush if the delay deadline has passed; returns the length or 0. */
 SB_EXPORT int sb_batch_poll(sb_batch *b, double now_ms);
 /* When the pending batch must be flushed, or -1 if nothing is pending. */

@@ -127,6 +127,9 @@ struct sb_outbox {
     sb_outbox_event *evq;
     uint32_t ev_head, ev_n, ev_alloc, ev_cap; /* ring of ev_alloc slots; ev_cap = bound */
     sb_outbox_event ev_cur;
+    /* Entries removed with a DROP/EXPIRED/DEADLETTER event, in event order,
+     * kept until their event is popped so the payload can be reported. */
+    entry *grave, *grave_tail, *ev_cur_e;
     sb_buf out;
     double stats[SB_OUTBOX_STAT_COUNT_];
 };
@@ -232,6 +235,12 @@ void sb_outbox_destroy(sb_outbox *o)
     for (int p = 0; p < SB_QUEUE_PRIORITIES; p++)
         free_list(&o->queued[p]);
     free_list(&o->inflight);
+    while (o->grave) {
+        entry *e = o->grave;
+        o->grave = e->next;
+        free(e);
+    }
+    free(o->ev_cur_e);
     free(o->chans);
     free(o->evq);
     free(o->out.p);
@@ -256,19 +265,22 @@ static int ensure_chan_room(sb_outbox *o)
     return SB_OK;
 }
 
-static void emit(sb_outbox *o, uint32_t type, const entry *e, int code, double value)
+static uint32_t chan_floor(const sb_outbox *o, const ochan *ch);
+
+/* Returns 1 if the event was queued, 0 if it was lost. */
+static int emit(sb_outbox *o, uint32_t type, const entry *e, int code, double value)
 {
     sb_outbox_event *ev;
     if (o->ev_n >= o->ev_cap) {
         o->stats[SB_OUTBOX_STAT_EVENTS_LOST]++;
-        return;
+        return 0;
     }
     if (o->ev_n == o->ev_alloc) {
         /* Grow and unwrap the ring. */
         sb_outbox_event *p = malloc((size_t)o->ev_alloc * 2 * sizeof *p);
         if (!p) {
             o->stats[SB_OUTBOX_STAT_EVENTS_LOST]++;
-            return;
+            return 0;
         }
         for (uint32_t i = 0; i < o->ev_n; i++)
             p[i] = o->evq[(o->ev_head + i) % o->ev_alloc];
@@ -286,16 +298,51 @@ static void emit(sb_outbox *o, uint32_t type, const entry *e, int code, double v
     ev->attempts = e->attempts;
     ev->code = code;
     ev->value = value;
+    return 1;
 }
 
 int sb_outbox_next_event(sb_outbox *o)
 {
-    if (!o || !o->ev_n)
+    if (!o)
+        return SB_OUTBOX_EV_NONE;
+    free(o->ev_cur_e);
+    o->ev_cur_e = NULL;
+    if (!o->ev_n)
         return SB_OUTBOX_EV_NONE;
     o->ev_cur = o->evq[o->ev_head];
     o->ev_head = (o->ev_head + 1) % o->ev_alloc;
     o->ev_n--;
+    if (o->ev_cur.type != SB_OUTBOX_EV_ACK && o->grave && o->grave->id == o->ev_cur.id &&
+        o->ev_cur.type != SB_OUTBOX_EV_TIMEOUT) {
+        o->ev_cur_e = o->grave;
+        o->grave = o->grave->next;
+        if (!o->grave)
+            o->grave_tail = NULL;
+    }
     return (int)o->ev_cur.type;
+}
+
+const uint8_t *sb_outbox_event_payload(const sb_outbox *o, uint32_t *len)
+{
+    if (!o || !o->ev_cur_e) {
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    if (len)
+        *len = o->ev_cur_e->len;
+    return o->ev_cur_e->data;
+}
+
+int sb_outbox_chan_info(const sb_outbox *o, uint32_t i, uint32_t *channel, uint32_t *last_seq,
+                        uint32_t *floor)
+{
+    if (!o || i >= o->nchans)
+        return SB_E_NOT_FOUND;
+    *channel = o->chans[i].channel;
+    *last_seq = o->chans[i].next_seq - 1;
+    *floor = chan_floor(o, &o->chans[i]);
+    return SB_OK;
 }
 
 const sb_outbox_event *sb_outbox_event_view(const sb_outbox *o)
@@ -316,13 +363,13 @@ static uint32_t chan_floor(const sb_outbox *o, const ochan *ch)
 static void remove_entry(sb_outbox *o, list *l, entry *e, uint32_t ev, int code, double value,
                          double now)
 {
-    int was_sent = e->state != ST_QUEUED;
+    int was_sent = e->state != ST_QUEUED, keep;
     list_unlink(l, e);
     if (!was_sent && e->expires_at >= 0)
         o->ttl_queued--;
     o->count--;
     o->bytes -= e->len;
-    emit(o, ev, e, code, value);
+    keep = emit(o, ev, e, code, value) && ev != SB_OUTBOX_EV_ACK;
     if (was_sent && ev != SB_OUTBOX_EV_ACK) {
         /* The receiver may be waiting for this seq: announce the new floor. */
         ochan *ch = get_chan(o, e->channel, 0);
@@ -334,7 +381,16 @@ static void remove_entry(sb_outbox *o, list *l, entry *e, uint32_t ev, int code,
             }
         }
     }
-    free(e);
+    if (!keep) {
+        free(e);
+        return;
+    }
+    e->next = NULL;
+    if (o->grave_tail)
+        o->grave_tail->next = e;
+    else
+        o->grave = e;
+    o->grave_tail = e;
 }
 
 int sb_outbox_send(sb_outbox *o, int kind, uint32_t channel, int priority, int flags,
@@ -919,6 +975,15 @@ void sb_inbox_reset(sb_inbox *in)
         free_rents(in->chans[i].held);
     in->nchans = 0;
     in->stats[SB_INBOX_STAT_HELD] = 0;
+}
+
+int sb_inbox_chan_info(const sb_inbox *in, uint32_t i, uint32_t *channel, uint32_t *cum)
+{
+    if (!in || i >= in->nchans)
+        return SB_E_NOT_FOUND;
+    *channel = in->chans[i].channel;
+    *cum = in->chans[i].cum;
+    return SB_OK;
 }
 
 void sb_inbox_destroy(sb_inbox *in)

@@ -90,6 +90,14 @@ int sb_outbox_poll(sb_outbox *o, double now_ms);
 /* Pop the next event (type, 0 = none); details in sb_outbox_event_view. */
 SB_EXPORT int sb_outbox_next_event(sb_outbox *o);
 SB_EXPORT const sb_outbox_event *sb_outbox_event_view(const sb_outbox *o);
+/* The payload of the message the current DROP / EXPIRED / DEADLETTER event
+ * is about (valid until the next sb_outbox_next_event), or NULL. */
+const uint8_t *sb_outbox_event_payload(const sb_outbox *o, uint32_t *len);
+/* Channel i (0 .. count-1) of the sender: its number, the last seq
+ * assigned and the floor (lowest seq still unresolved, or the next one).
+ * SB_E_NOT_FOUND past the last channel. */
+int sb_outbox_chan_info(const sb_outbox *o, uint32_t i, uint32_t *channel, uint32_t *last_seq,
+                        uint32_t *floor);
 /* Earliest time something is due (retry, timeout, TTL, SKIP), or -1. */
 SB_EXPORT double sb_outbox_deadline(const sb_outbox *o);
 /* Offline: nothing is transmitted and ack timers stop (TTLs still run).
@@ -140,6 +148,9 @@ SB_EXPORT const uint8_t *sb_inbox_out(const sb_inbox *in);
 SB_EXPORT double sb_inbox_deadline(const sb_inbox *in);
 /* The peer restarted without its state: forget every channel. */
 SB_EXPORT void sb_inbox_reset(sb_inbox *in);
+/* Channel i (0 .. count-1) of the receiver: its number and the last seq
+ * delivered in order. SB_E_NOT_FOUND past the last channel. */
+int sb_inbox_chan_info(const sb_inbox *in, uint32_t i, uint32_t *channel, uint32_t *cum);
 SB_EXPORT double sb_inbox_stat(const sb_inbox *in, int which);
 /* Whole receiver state as bytes at sb_inbox_out: per-channel delivered seq
  * (the dedup state), the frames held for order (already acked selectively,

@@ -1,0 +1,1769 @@
+/* session — see session.h and docs/protocol.md §10. */
+#include "session.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "buf.h"
+#include "conn.h"
+#include "frame.h"
+#include "queue.h"
+
+/* js/socket.js reads the event as Uint32Array[8] + Float64 at byte 32. */
+_Static_assert(offsetof(sb_session_event, code) == 20, "sb_session_event layout");
+_Static_assert(offsetof(sb_session_event, value) == 32, "sb_session_event layout");
+
+#define ID_MAX 64
+#define EPOCH_LEN 16
+#define CTL_MAX 16          /* pongs and pings waiting for the next write */
+#define HELLO_APP_MAX 65536 /* application JSON in a client hello */
+#define NO_TIMEOUT 1e15     /* ack timeouts off: a transport is ordered and lossless;
+                             * what it lost is resent on the next one */
+#define INBOX_WINDOW 65536
+#define DRAIN_POLL_MS 20    /* plain mode: how often to look whether the socket wrote out */
+#define BLOCKED_POLL_MS 10  /* over the high-water mark: look again this soon */
+
+/* Handshake messages: payload of a HELLO frame, first byte says which. */
+enum { H_GREETING = 'S', H_HELLO = 'C', H_WELCOME = 'W', H_VERSION = 1 };
+enum { HF_COMPRESS = 1, HF_LOST = 2 };
+
+typedef struct pos {
+    uint32_t ch, v;
+} pos;
+
+typedef struct hello {
+    uint32_t flags;
+    uint8_t id[ID_MAX], epoch[ID_MAX];
+    uint32_t id_len, epoch_len;
+    pos *rx, *fl; /* what the sender has received; the sender's outbox floors */
+    uint32_t nrx, nfl;
+    sb_buf app;
+} hello;
+
+/* One transport's state: what a new WebSocket starts from scratch. */
+typedef struct link {
+    int framed;            /* client: the server picked the subprotocol */
+    int greeted;           /* client: the greeting arrived; server: it was written */
+    int hello_out;         /* client: our hello waits for the next write */
+    int have_hello;        /* server: the client's hello arrived */
+    int welcome_out;       /* server: the welcome waits for the next write */
+    int up;                /* handshake done (or plain): data flows */
+    int compress;
+    double hello_due, last_rx;
+    uint32_t peer_payload, peer_message, peer_frames;
+    sb_unbatch *rd;
+    sb_batch *wr;
+    sb_frame_codec *codec;
+    hello h;
+    uint8_t ctl[CTL_MAX][16];
+    uint8_t ctl_len[CTL_MAX];
+    int nctl;
+    int plain_written; /* plain: messages written since the socket last drained */
+    double poll_at;    /* look at the socket's buffer again then (-1 = no need) */
+    int ping_out;      /* plain: write the application ping */
+} link;
+
+typedef struct ev {
+    sb_session_event e;
+    size_t off;
+} ev;
+
+typedef struct req {
+    uint32_t id;
+    double deadline; /* -1 = none */
+} req;
+
+struct sb_session {
+    int role, state, mode, started;
+    double opt[SB_SO_COUNT_];
+    sb_rng rng;
+    sb_conn *conn;
+    sb_outbox *out;
+    sb_inbox *in;
+    link *l;
+    uint8_t id[ID_MAX], epoch[ID_MAX];
+    uint32_t id_len, epoch_len;
+    int lost;           /* server: messages were dropped for this client */
+    int dirty;
+    double detached_at; /* server */
+    double buffered;
+    int offer_framed, offered_framed, framed_worked, plain_worked;
+    int close_code;     /* the code and reason for the next DISCONNECT */
+    char close_reason[124];
+    uint32_t ping_id;
+    sb_buf plain_ping;
+    req *reqs;
+    uint32_t nreqs;
+    ev *evs;
+    uint32_t nev, ev_head, ev_cap;
+    sb_buf arena, out_buf;
+    sb_session_event cur;
+    const uint8_t *cur_data;
+    double stats[SB_SS_COUNT_];
+};
+
+static const double defaults[SB_SO_COUNT_] = {
+    [SB_SO_CONNECT_TIMEOUT] = 10000, [SB_SO_HELLO_TIMEOUT] = -1, [SB_SO_PING_INTERVAL] = 25000,
+    [SB_SO_PING_TIMEOUT] = 10000, [SB_SO_IDLE_TIMEOUT] = 60000, [SB_SO_SESSION_TTL] = 300000,
+    [SB_SO_RECONNECT] = 1, [SB_SO_BACKOFF_MIN] = 250, [SB_SO_BACKOFF_MAX] = 30000,
+    [SB_SO_BACKOFF_FACTOR] = 2, [SB_SO_MAX_ATTEMPTS] = 0, [SB_SO_QUEUE_MAX_COUNT] = 10000,
+    [SB_SO_QUEUE_MAX_BYTES] = 16 << 20, [SB_SO_QUEUE_POLICY] = -1,
+    [SB_SO_BATCH_MAX_FRAMES] = 512, [SB_SO_BATCH_MAX_BYTES] = 256 << 10,
+    [SB_SO_BATCH_DELAY] = 0, [SB_SO_COMPRESS] = 1, [SB_SO_COMPRESS_ABOVE] = 96,
+    [SB_SO_COMPRESS_LEVEL] = 6, [SB_SO_MAX_PAYLOAD] = 1 << 20, [SB_SO_MAX_MESSAGE] = 8 << 20,
+    [SB_SO_MAX_FRAMES] = 4096, [SB_SO_ACK_DELAY] = 20, [SB_SO_FRAMED] = 1,
+    [SB_SO_MAX_REQUESTS] = 4096, [SB_SO_MAX_CHANNELS] = 256, [SB_SO_HIGH_WATER] = 4 << 20,
+};
+
+/* Valid ranges; integer options are checked to be whole. */
+static const struct {
+    double lo, hi;
+    int whole;
+} ranges[SB_SO_COUNT_] = {
+    [SB_SO_CONNECT_TIMEOUT] = {1, 1e9, 0}, [SB_SO_HELLO_TIMEOUT] = {1, 1e9, 0},
+    [SB_SO_PING_INTERVAL] = {0, 1e9, 0}, [SB_SO_PING_TIMEOUT] = {1, 1e9, 0},
+    [SB_SO_IDLE_TIMEOUT] = {0, 1e9, 0}, [SB_SO_SESSION_TTL] = {0, 1e10, 0},
+    [SB_SO_RECONNECT] = {0, 1, 1}, [SB_SO_BACKOFF_MIN] = {0, 1e9, 0},
+    [SB_SO_BACKOFF_MAX] = {0, 1e9, 0}, [SB_SO_BACKOFF_FACTOR] = {1, 100, 0},
+    [SB_SO_MAX_ATTEMPTS] = {0, 1e9, 1}, [SB_SO_QUEUE_MAX_COUNT] = {1, 1 << 24, 1},
+    [SB_SO_QUEUE_MAX_BYTES] = {1, 1e12, 0}, [SB_SO_QUEUE_POLICY] = {0, 2, 1},
+    [SB_SO_BATCH_MAX_FRAMES] = {1, 1 << 20, 1}, [SB_SO_BATCH_MAX_BYTES] = {1, 1 << 30, 1},
+    [SB_SO_BATCH_DELAY] = {0, 1e6, 0}, [SB_SO_COMPRESS] = {0, 1, 1},
+    [SB_SO_COMPRESS_ABOVE] = {0, 1 << 30, 1}, [SB_SO_COMPRESS_LEVEL] = {0, 9, 1},
+    [SB_SO_MAX_PAYLOAD] = {64, 1 << 30, 1}, [SB_SO_MAX_MESSAGE] = {256, 1 << 30, 1},
+    [SB_SO_MAX_FRAMES] = {1, 1 << 20, 1}, [SB_SO_ACK_DELAY] = {0, 1e6, 0},
+    [SB_SO_FRAMED] = {0, 1, 1}, [SB_SO_MAX_REQUESTS] = {1, 1 << 20, 1},
+    [SB_SO_MAX_CHANNELS] = {1, 1 << 16, 1}, [SB_SO_HIGH_WATER] = {1, 1e12, 0},
+};
+
+static double mind(double a, double b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
+/* ---- events ---------------------------------------------------------------- */
+
+static void emit(sb_session *s, uint32_t type, uint32_t channel, uint32_t seq, uint32_t id,
+                 uint32_t flags, int code, double value, const uint8_t *data, size_t len)
+{
+    ev *e;
+    if (s->nev == s->ev_cap) {
+        uint32_t cap = s->ev_cap ? s->ev_cap * 2 : 32;
+        ev *p = realloc(s->evs, (size_t)cap * sizeof *p);
+        if (!p)
+            return; /* out of memory: the event is lost, nothing else breaks */
+        s->evs = p;
+        s->ev_cap = cap;
+    }
+    e = &s->evs[s->nev];
+    memset(e, 0, sizeof *e);
+    e->off = s->arena.len;
+    if (len && sb_buf_put(&s->arena, data, len) < 0)
+        return;
+    e->e.type = type;
+    e->e.channel = channel;
+    e->e.seq = seq;
+    e->e.id = id;
+    e->e.flags = flags;
+    e->e.code = code;
+    e->e.len = (uint32_t)len;
+    e->e.value = value;
+    s->nev++;
+}
+
+static void emit_text(sb_session *s, uint32_t type, int code, const char *text)
+{
+    emit(s, type, 0, 0, 0, 0, code, 0, (const uint8_t *)text, strlen(text));
+}
+
+/* "CODE: what" into the pending close reason. */
+static void set_close(sb_session *s, int code, int err, const char *what)
+{
+    const char *name = err < 0 ? sb_errname(err) : "";
+    size_t n = 0, cap = sizeof s->close_reason - 1;
+    s->close_code = code;
+    for (const char *p = name; *p && n < cap; p++)
+        s->close_reason[n++] = *p;
+    if (*name && n + 2 < cap) {
+        s->close_reason[n++] = ':';
+        s->close_reason[n++] = ' ';
+    }
+    for (const char *p = what; *p && n < cap; p++)
+        s->close_reason[n++] = *p;
+    s->close_reason[n] = 0;
+}
+
+/* ---- create / options ---------------------------------------------------------- */
+
+sb_session *sb_session_create(int role, uint32_t seed)
+{
+    sb_session *s;
+    if (role != SB_SESSION_CLIENT && role != SB_SESSION_SERVER)
+        return NULL;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->role = role;
+    memcpy(s->opt, defaults, sizeof defaults);
+    s->opt[SB_SO_HELLO_TIMEOUT] = role == SB_SESSION_CLIENT ? 3000 : 10000;
+    s->opt[SB_SO_QUEUE_POLICY] = role == SB_SESSION_CLIENT ? SB_QUEUE_REJECT : SB_QUEUE_DROP_OLDEST;
+    sb_rng_seed(&s->rng, seed);
+    s->offer_framed = 1;
+    s->stats[SB_SS_RTT] = -1;
+    return s;
+}
+
+static void free_hello(hello *h)
+{
+    free(h->rx);
+    free(h->fl);
+    sb_buf_free(&h->app);
+    memset(h, 0, sizeof *h);
+}
+
+static void free_link(link *l)
+{
+    if (!l)
+        return;
+    sb_unbatch_destroy(l->rd);
+    sb_batch_destroy(l->wr);
+    sb_frame_codec_destroy(l->codec);
+    free_hello(&l->h);
+    free(l);
+}
+
+void sb_session_destroy(sb_session *s)
+{
+    if (!s)
+        return;
+    free_link(s->l);
+    sb_conn_destroy(s->conn);
+    sb_outbox_destroy(s->out);
+    sb_inbox_destroy(s->in);
+    sb_buf_free(&s->plain_ping);
+    sb_buf_free(&s->arena);
+    sb_buf_free(&s->out_buf);
+    free(s->reqs);
+    free(s->evs);
+    free(s);
+}
+
+int sb_session_set(sb_session *s, int opt, double v)
+{
+    if (!s || opt < 0 || opt >= SB_SO_COUNT_ || v != v || v < ranges[opt].lo ||
+        v > ranges[opt].hi || (ranges[opt].whole && v != (double)(long long)v))
+        return SB_E_INVALID;
+    if (s->started)
+        return SB_E_BAD_STATE;
+    s->opt[opt] = v;
+    return SB_OK;
+}
+
+int sb_session_set_plain_ping(sb_session *s, const uint8_t *text, uint32_t n)
+{
+    if (!s || (!text && n) || n > 4096)
+        return SB_E_INVALID;
+    s->plain_ping.len = 0;
+    return n ? sb_buf_put(&s->plain_ping, text, n) : SB_OK;
+}
+
+int sb_session_set_id(sb_session *s, const uint8_t *id, uint32_t n)
+{
+    if (!s || !id || n < 1 || n > ID_MAX)
+        return SB_E_INVALID;
+    memcpy(s->id, id, n);
+    s->id_len = n;
+    return SB_OK;
+}
+
+const uint8_t *sb_session_out(const sb_session *s)
+{
+    return s ? s->out_buf.p : NULL;
+}
+
+int sb_session_get_id(sb_session *s)
+{
+    const uint8_t *p;
+    uint32_t n;
+    if (!s)
+        return SB_E_INVALID;
+    p = s->id;
+    n = s->id_len;
+    if (s->role == SB_SESSION_SERVER && s->state == SB_SESSION_CONNECTING && s->l &&
+        s->l->have_hello) {
+        p = s->l->h.id;
+        n = s->l->h.id_len;
+    }
+    s->out_buf.len = 0;
+    if (n && sb_buf_put(&s->out_buf, p, n) < 0)
+        return SB_E_NO_MEMORY;
+    return (int)n;
+}
+
+/* Outbox, inbox and (client) conn, from the options; once. */
+static int setup(sb_session *s)
+{
+    const double *o = s->opt;
+    if (s->started)
+        return SB_OK;
+    s->out = sb_outbox_create((uint32_t)o[SB_SO_QUEUE_MAX_COUNT], o[SB_SO_QUEUE_MAX_BYTES],
+                              (int)o[SB_SO_QUEUE_POLICY], (uint32_t)o[SB_SO_QUEUE_MAX_COUNT],
+                              NO_TIMEOUT, 1000, 1000, 0, (uint32_t)o[SB_SO_MAX_CHANNELS],
+                              sb_rng_next(&s->rng));
+    s->in = sb_inbox_create(INBOX_WINDOW, o[SB_SO_MAX_MESSAGE] * 4,
+                            (uint32_t)o[SB_SO_MAX_CHANNELS], o[SB_SO_ACK_DELAY]);
+    if (!s->out || !s->in)
+        return SB_E_NO_MEMORY;
+    sb_outbox_set_online(s->out, 0, 0);
+    if (s->role == SB_SESSION_CLIENT) {
+        double hb = o[SB_SO_PING_INTERVAL];
+        double bmin = o[SB_SO_BACKOFF_MIN], bmax = o[SB_SO_BACKOFF_MAX];
+        if (!o[SB_SO_RECONNECT])
+            bmin = bmax = 1;
+        s->conn = sb_conn_create(o[SB_SO_CONNECT_TIMEOUT], hb, o[SB_SO_PING_TIMEOUT], 1, 1, bmin,
+                                 bmax < bmin ? bmin : bmax, o[SB_SO_BACKOFF_FACTOR],
+                                 (int)o[SB_SO_MAX_ATTEMPTS], sb_rng_next(&s->rng));
+        if (!s->conn)
+            return SB_E_INVALID;
+        s->offer_framed = o[SB_SO_FRAMED] != 0;
+    }
+    s->started = 1;
+    return SB_OK;
+}
+
+/* ---- serialized state --------------------------------------------------------- */
+
+static int put_bytes(sb_buf *b, const uint8_t *p, uint32_t n)
+{
+    uint8_t v[10];
+    int rc = sb_buf_put(b, v, sb_varint_put(v, n));
+    return rc < 0 ? rc : sb_buf_put(b, p, n);
+}
+
+static int put_u(sb_buf *b, uint64_t x)
+{
+    uint8_t v[10];
+    return sb_buf_put(b, v, sb_varint_put(v, x));
+}
+
+typedef struct rd {
+    const uint8_t *p;
+    size_t n, pos;
+    int err;
+} rd;
+
+static uint64_t rd_u(rd *r, uint64_t max)
+{
+    uint64_t v = 0;
+    int k;
+    if (r->err)
+        return 0;
+    k = sb_varint_get(r->p + r->pos, r->n - r->pos, max, &v);
+    if (k <= 0) {
+        r->err = SB_E_CORRUPT;
+        return 0;
+    }
+    r->pos += (size_t)k;
+    return v;
+}
+
+/* A length-prefixed byte string of at most max bytes; returns a pointer into r. */
+static const uint8_t *rd_bytes(rd *r, uint32_t max, uint32_t *len)
+{
+    uint64_t n = rd_u(r, max);
+    const uint8_t *p;
+    if (r->err || r->n - r->pos < n) {
+        r->err = SB_E_CORRUPT;
+        *len = 0;
+        return NULL;
+    }
+    p = r->p + r->pos;
+    r->pos += (size_t)n;
+    *len = (uint32_t)n;
+    return p;
+}
+
+int sb_session_serialize(sb_session *s)
+{
+    int n, rc;
+    sb_buf *b;
+    if (!s)
+        return SB_E_INVALID;
+    if ((rc = setup(s)) < 0)
+        return rc;
+    b = &s->out_buf;
+    b->len = 0;
+    rc = sb_buf_put(b, (const uint8_t *)"SBS\1", 4);
+    if (rc >= 0)
+        rc = put_u(b, (uint64_t)s->role << 1 | (uint64_t)(s->lost != 0));
+    if (rc >= 0)
+        rc = put_bytes(b, s->id, s->id_len);
+    if (rc >= 0)
+        rc = put_bytes(b, s->epoch, s->epoch_len);
+    if (rc >= 0 && (n = sb_outbox_serialize(s->out)) >= 0)
+        rc = put_bytes(b, sb_outbox_out(s->out), (uint32_t)n);
+    else if (rc >= 0)
+        rc = n;
+    if (rc >= 0 && (n = sb_inbox_serialize(s->in)) >= 0)
+        rc = put_bytes(b, sb_inbox_out(s->in), (uint32_t)n);
+    else if (rc >= 0)
+        rc = n;
+    return rc < 0 ? rc : (int)b->len;
+}
+
+int sb_session_restore(sb_session *s, const uint8_t *blob, uint32_t n, double now_ms)
+{
+    rd r = {blob, n, 4, 0};
+    const uint8_t *p;
+    uint32_t len;
+    uint64_t role;
+    int rc;
+    if (!s || (!blob && n))
+        return SB_E_INVALID;
+    if (s->state != SB_SESSION_IDLE || s->id_len)
+        return SB_E_BAD_STATE;
+    if (n < 4 || memcmp(blob, "SBS", 3) != 0)
+        return SB_E_CORRUPT;
+    if (blob[3] != 1)
+        return SB_E_BAD_VERSION;
+    if ((rc = setup(s)) < 0)
+        return rc;
+    role = rd_u(&r, 3);
+    if (!r.err && (int)(role >> 1) != s->role)
+        return SB_E_CORRUPT;
+    p = rd_bytes(&r, ID_MAX, &len);
+    if (r.err)
+        return r.err;
+    memcpy(s->id, p, len);
+    s->id_len = len;
+    p = rd_bytes(&r, ID_MAX, &len);
+    if (r.err)
+        return r.err;
+    memcpy(s->epoch, p, len);
+    s->epoch_len = len;
+    p = rd_bytes(&r, 0xffffffffu, &len);
+    if (r.err)
+        return r.err;
+    if ((rc = sb_outbox_restore(s->out, p, len, now_ms)) < 0)
+        goto fail;
+    sb_outbox_set_online(s->out, 0, now_ms);
+    p = rd_bytes(&r, 0xffffffffu, &len);
+    if (r.err) {
+        rc = r.err;
+        goto fail;
+    }
+    if ((rc = sb_inbox_restore(s->in, p, len)) < 0)
+        goto fail;
+    if (r.pos != r.n) {
+        rc = SB_E_TRAILING_DATA;
+        goto fail;
+    }
+    s->lost = (int)(role & 1);
+    return SB_OK;
+fail:
+    /* Leave a session that can start from scratch. */
+    sb_outbox_destroy(s->out);
+    sb_inbox_destroy(s->in);
+    s->out = NULL;
+    s->in = NULL;
+    s->started = 0;
+    s->id_len = s->epoch_len = 0;
+    return rc;
+}
+
+/* ---- handshake messages -------------------------------------------------------- */
+
+static int put_positions(sb_buf *b, sb_session *s, int floors)
+{
+    uint32_t ch, a, fl, count = 0;
+    int rc;
+    for (uint32_t i = 0; floors ? sb_outbox_chan_info(s->out, i, &ch, &a, &fl) == 0
+                                : sb_inbox_chan_info(s->in, i, &ch, &a) == 0;
+         i++)
+        count++;
+    if ((rc = put_u(b, count)) < 0)
+        return rc;
+    for (uint32_t i = 0; i < count; i++) {
+        if (floors)
+            sb_outbox_chan_info(s->out, i, &ch, &a, &fl);
+        else
+            sb_inbox_chan_info(s->in, i, &ch, &fl);
+        if ((rc = put_u(b, ch)) < 0 || (rc = put_u(b, fl)) < 0)
+            return rc;
+    }
+    return SB_OK;
+}
+
+static int rd_positions(rd *r, uint32_t max, pos **out, uint32_t *n)
+{
+    uint64_t k = rd_u(r, max);
+    if (r->err)
+        return r->err;
+    *n = 0;
+    *out = k ? malloc((size_t)k * sizeof **out) : NULL;
+    if (k && !*out)
+        return SB_E_NO_MEMORY;
+    for (uint64_t i = 0; i < k; i++) {
+        (*out)[i].ch = (uint32_t)rd_u(r, 0xffffffffu);
+        (*out)[i].v = (uint32_t)rd_u(r, 0xffffffffu);
+    }
+    *n = (uint32_t)k;
+    return r->err;
+}
+
+/* Encode a HELLO frame around payload b into the link's control area or
+ * straight into a WRITE event. */
+static int write_hello(sb_session *s, sb_buf *payload)
+{
+    link *l = s->l;
+    int n = sb_frame_codec_encode(l->codec, SB_FRAME_HELLO, 0, 0, 0, 0, 0, -1, payload->p,
+                                  (uint32_t)payload->len);
+    if (n < 0)
+        return n;
+    emit(s, SB_SEV_WRITE, 0, 0, 0, 0, 0, 0, sb_frame_codec_out(l->codec), (size_t)n);
+    s->stats[SB_SS_BYTES_OUT] += n;
+    return SB_OK;
+}
+
+static int send_greeting(sb_session *s)
+{
+    sb_buf b = {0};
+    const double *o = s->opt;
+    int rc = sb_buf_put(&b, (const uint8_t *)"S\1", 2);
+    if (rc >= 0)
+        rc = put_u(&b, o[SB_SO_COMPRESS] ? HF_COMPRESS : 0);
+    if (rc >= 0)
+        rc = put_u(&b, (uint64_t)o[SB_SO_MAX_PAYLOAD]);
+    if (rc >= 0)
+        rc = put_u(&b, (uint64_t)o[SB_SO_MAX_MESSAGE]);
+    if (rc >= 0)
+        rc = put_u(&b, (uint64_t)o[SB_SO_MAX_FRAMES]);
+    if (rc >= 0)
+        rc = write_hello(s, &b);
+    sb_buf_free(&b);
+    return rc;
+}
+
+static int send_client_hello(sb_session *s, const uint8_t *app, size_t app_len)
+{
+    sb_buf b = {0};
+    int rc = sb_buf_put(&b, (const uint8_t *)"C\1", 2);
+    if (rc >= 0)
+        rc = put_u(&b, s->opt[SB_SO_COMPRESS] ? HF_COMPRESS : 0);
+    if (rc >= 0)
+        rc = put_bytes(&b, s->id, s->id_len);
+    if (rc >= 0)
+        rc = put_bytes(&b, s->epoch, s->epoch_len);
+    if (rc >= 0)
+        rc = put_positions(&b, s, 0);
+    if (rc >= 0)
+        rc = put_positions(&b, s, 1);
+    if (rc >= 0)
+        rc = put_bytes(&b, app, (uint32_t)app_len);
+    if (rc >= 0)
+        rc = write_hello(s, &b);
+    sb_buf_free(&b);
+    return rc;
+}
+
+static int send_welcome(sb_session *s)
+{
+    sb_buf b = {0};
+    int rc = sb_buf_put(&b, (const uint8_t *)"W\1", 2);
+    if (rc >= 0)
+        rc = put_u(&b, (s->l->compress ? HF_COMPRESS : 0) | (s->lost ? HF_LOST : 0));
+    if (rc >= 0)
+        rc = put_bytes(&b, s->id, s->id_len);
+    if (rc >= 0)
+        rc = put_bytes(&b, s->epoch, s->epoch_len);
+    if (rc >= 0)
+        rc = put_positions(&b, s, 0);
+    if (rc >= 0)
+        rc = put_positions(&b, s, 1);
+    if (rc >= 0)
+        rc = write_hello(s, &b);
+    sb_buf_free(&b);
+    s->lost = 0;
+    return rc;
+}
+
+/* The peer's floors: everything below is resolved on its side (acked by us
+ * earlier, or given up on and reported). Applied as SKIP frames; not a gap
+ * for the application (a stale saved state is the usual cause). */
+static void apply_floors(sb_session *s, const pos *fl, uint32_t n, double now)
+{
+    uint8_t f[SB_FRAME_MAX_HEADER];
+    sb_frame fr;
+    for (uint32_t i = 0; i < n; i++) {
+        int k;
+        if (fl[i].v < 2)
+            continue;
+        sb_frame_init(&fr, SB_FRAME_SKIP);
+        fr.channel = fl[i].ch;
+        fr.seq = fl[i].v;
+        k = sb_frame_write(&fr, f, sizeof f);
+        if (k > 0 && sb_inbox_push(s->in, f, (uint32_t)k, now) >= 0)
+            while (sb_inbox_next(s->in) == 1)
+                ; /* a SKIP delivers only held frames: none before the handshake */
+    }
+}
+
+/* The peer's receive positions: an implicit cumulative ack per channel. */
+static void apply_rx(sb_session *s, const pos *rx, uint32_t n, double now)
+{
+    for (uint32_t i = 0; i < n; i++)
+        sb_outbox_ack(s->out, rx[i].ch, rx[i].v, NULL, 0, now);
+}
+
+/* ---- link ------------------------------------------------------------------- */
+
+static int new_link(sb_session *s, double now)
+{
+    link *l = calloc(1, sizeof *l);
+    const double *o = s->opt;
+    if (!l)
+        return SB_E_NO_MEMORY;
+    l->codec = sb_frame_codec_create((uint32_t)o[SB_SO_MAX_PAYLOAD]);
+    if (!l->codec) {
+        free(l);
+        return SB_E_NO_MEMORY;
+    }
+    l->last_rx = now;
+    l->poll_at = -1;
+    l->peer_payload = 1 << 20;
+    l->peer_message = 8 << 20;
+    l->peer_frames = 4096;
+    free_link(s->l);
+    s->l = l;
+    return SB_OK;
+}
+
+/* Batch writer and reader once the handshake says how. */
+static int link_up(sb_session *s)
+{
+    link *l = s->l;
+    const double *o = s->opt;
+    uint32_t bytes = (uint32_t)o[SB_SO_BATCH_MAX_BYTES];
+    uint32_t frames = (uint32_t)o[SB_SO_BATCH_MAX_FRAMES];
+    /* No frame we write may exceed what the peer accepts. */
+    if (bytes > l->peer_payload)
+        bytes = l->peer_payload;
+    if (bytes > l->peer_message / 2)
+        bytes = l->peer_message / 2;
+    if (frames > l->peer_frames)
+        frames = l->peer_frames;
+    l->wr = sb_batch_create(frames, bytes, o[SB_SO_BATCH_DELAY], (uint32_t)o[SB_SO_COMPRESS_ABOVE],
+                            l->compress ? SB_BATCH_SHARED : SB_BATCH_PLAIN,
+                            (int)o[SB_SO_COMPRESS_LEVEL]);
+    l->rd = sb_unbatch_create((uint32_t)o[SB_SO_MAX_PAYLOAD], (uint32_t)o[SB_SO_MAX_MESSAGE], 2);
+    if (!l->wr || !l->rd)
+        return SB_E_NO_MEMORY;
+    l->up = 1;
+    sb_outbox_set_online(s->out, 1, 0);
+    return SB_OK;
+}
+
+/* The transport is gone (or being replaced): what it carried unconfirmed
+ * goes out again on the next one. */
+static void end_link(sb_session *s)
+{
+    if (!s->l)
+        return;
+    free_link(s->l);
+    s->l = NULL;
+    if (s->out)
+        sb_outbox_set_online(s->out, 0, 0);
+}
+
+static void disconnect(sb_session *s, int code, const char *reason)
+{
+    emit(s, SB_SEV_DISCONNECT, 0, 0, 0, 0, code, 0, (const uint8_t *)reason, strlen(reason));
+}
+
+/* ---- client life cycle ---------------------------------------------------------- */
+
+static void fail_requests(sb_session *s, int code)
+{
+    for (uint32_t i = 0; i < s->nreqs; i++)
+        emit(s, SB_SEV_REQUEST_FAILED, 0, 0, s->reqs[i].id, 0, code, 0, NULL, 0);
+    s->nreqs = 0;
+}
+
+static void conn_apply(sb_session *s, int a, double now);
+
+static void state_changed(sb_session *s, double now)
+{
+    int st = sb_conn_state(s->conn), reason = sb_conn_reason(s->conn);
+    s->state = st;
+    emit(s, SB_SEV_STATE, 0, 0, 0, 0, reason, st, NULL, 0);
+    switch (st) {
+    case SB_SESSION_OPEN:
+        s->stats[SB_SS_OPENS]++;
+        emit(s, SB_SEV_OPEN, 0, 0, 0, 0, 0, s->mode, NULL, 0);
+        break;
+    case SB_SESSION_RECONNECTING:
+        end_link(s);
+        if (!s->opt[SB_SO_RECONNECT]) {
+            conn_apply(s, sb_conn_close(s->conn, now), now);
+            return;
+        }
+        emit(s, SB_SEV_RECONNECTING, 0, (uint32_t)sb_conn_attempt(s->conn), 0, 0, reason,
+             sb_conn_retry_delay(s->conn), NULL, 0);
+        break;
+    case SB_SESSION_CONNECTING:
+        end_link(s);
+        break;
+    case SB_SESSION_CLOSED:
+        end_link(s);
+        fail_requests(s, SB_E_CLOSED);
+        emit(s, SB_SEV_CLOSED, 0, 0, 0, 0, reason, 0, NULL, 0);
+        break;
+    default:
+        break;
+    }
+}
+
+static void queue_ctl(link *l, int kind, uint32_t id, uint32_t corr)
+{
+    int n;
+    if (l->nctl >= CTL_MAX)
+        return; /* a ping flood: answering the first ones proves life enough */
+    {
+        sb_frame f;
+        sb_frame_init(&f, kind);
+        f.id = id;
+        f.corr = corr;
+        n = sb_frame_write(&f, l->ctl[l->nctl], sizeof l->ctl[0]);
+    }
+    if (n > 0)
+        l->ctl_len[l->nctl++] = (uint8_t)n;
+}
+
+static void conn_apply(sb_session *s, int a, double now)
+{
+    if (a < 0 || !s->conn)
+        return;
+    if (a & SB_CONN_DO_CLOSE) {
+        int closing = sb_conn_state(s->conn) == SB_CONN_CLOSING;
+        if (closing)
+            disconnect(s, s->close_code ? s->close_code : SB_CLOSE_NORMAL, s->close_reason);
+        else if (s->close_code)
+            disconnect(s, s->close_code, s->close_reason);
+        else
+            disconnect(s, SB_CLOSE_REPLACING, "switchboard: replacing connection");
+        if (!closing) {
+            s->close_code = 0;
+            s->close_reason[0] = 0;
+            end_link(s);
+        }
+    }
+    if (a & SB_CONN_CHANGED)
+        state_changed(s, now);
+    if ((a & SB_CONN_DO_CONNECT) && s->state == SB_SESSION_CONNECTING) {
+        s->offered_framed = s->offer_framed;
+        s->mode = SB_SESSION_MODE_NONE;
+        emit(s, SB_SEV_CONNECT, 0, 0, 0, s->offered_framed ? SB_SEV_F_OFFER_FRAMED : 0, 0,
+             sb_conn_attempt(s->conn), NULL, 0);
+    }
+    if ((a & SB_CONN_DO_PING) && s->l && s->l->up) {
+        if (s->mode == SB_SESSION_MODE_FRAMED) {
+            s->ping_id = s->ping_id >= 0x7fffffffu ? 1 : s->ping_id + 1;
+            queue_ctl(s->l, SB_FRAME_PING, s->ping_id, 0);
+        } else if (s->plain_ping.len) {
+            s->l->ping_out = 1;
+        } else {
+            /* A plain server cannot be pinged from a browser: no verdict. */
+            sb_conn_pong(s->conn, now);
+        }
+    }
+}
+
+int sb_session_start(sb_session *s, double now_ms)
+{
+    int rc;
+    if (!s || s->role != SB_SESSION_CLIENT)
+        return SB_E_INVALID;
+    if (s->state != SB_SESSION_IDLE)
+        return SB_E_BAD_STATE;
+    if ((rc = setup(s)) < 0)
+        return rc;
+    conn_apply(s, sb_conn_start(s->conn, now_ms), now_ms);
+    return SB_OK;
+}
+
+/* Plain mode on this transport: the server does not speak switchboard.v1. */
+static void go_plain(sb_session *s, double now)
+{
+    s->mode = SB_SESSION_MODE_PLAIN;
+    s->plain_worked = 1;
+    s->offer_framed = s->framed_worked; /* plain until framed has worked */
+    s->l->up = 1;
+    sb_outbox_set_online(s->out, 1, now);
+    conn_apply(s, sb_conn_opened(s->conn, now), now);
+}
+
+int sb_session_transport_open(sb_session *s, double now_ms, int framed)
+{
+    int rc;
+    if (!s)
+        return SB_E_INVALID;
+    if (s->role == SB_SESSION_SERVER) {
+        if (s->state != SB_SESSION_IDLE)
+            return SB_E_BAD_STATE;
+        if ((rc = setup(s)) < 0 || (rc = new_link(s, now_ms)) < 0)
+            return rc;
+        s->l->framed = 1;
+        s->l->hello_due = now_ms + s->opt[SB_SO_HELLO_TIMEOUT];
+        s->state = SB_SESSION_CONNECTING;
+        return SB_OK;
+    }
+    if (s->state != SB_SESSION_CONNECTING || s->l)
+        return SB_E_BAD_STATE;
+    if ((rc = new_link(s, now_ms)) < 0)
+        return rc;
+    s->l->framed = framed != 0;
+    if (!framed) {
+        go_plain(s, now_ms);
+        return SB_OK;
+    }
+    s->l->hello_due = now_ms + s->opt[SB_SO_HELLO_TIMEOUT];
+    return SB_OK;
+}
+
+int sb_session_transport_closed(sb_session *s, double now_ms, int code)
+{
+    if (!s)
+        return SB_E_INVALID;
+    if (s->role == SB_SESSION_SERVER) {
+        if (!s->l)
+            return SB_OK;
+        end_link(s);
+        if (s->state == SB_SESSION_CONNECTING || s->state == SB_SESSION_IDLE) {
+            s->state = SB_SESSION_CLOSED;
+            emit(s, SB_SEV_CLOSED, 0, 0, 0, 0, 0, 0, NULL, 0);
+        } else if (s->state == SB_SESSION_OPEN) {
+            s->state = SB_SESSION_RECONNECTING;
+            s->detached_at = now_ms;
+            emit(s, SB_SEV_STATE, 0, 0, 0, 0, SB_CONN_R_PEER_CLOSED, s->state, NULL, 0);
+        }
+        return SB_OK;
+    }
+    if (!s->conn)
+        return SB_OK;
+    if (s->state != SB_SESSION_CLOSING) {
+        if (!s->l)
+            return SB_OK; /* a transport we already let go of */
+        if (!s->l->up && s->opt[SB_SO_FRAMED]) {
+            /* Failed before it worked. Chromium fails the handshake when a
+             * server picks no subprotocol; until one mode has worked,
+             * alternate what the next attempt offers. */
+            if (s->offered_framed && !s->framed_worked)
+                s->offer_framed = 0;
+            else if (!s->offered_framed && !s->plain_worked)
+                s->offer_framed = 1;
+        }
+    }
+    end_link(s);
+    conn_apply(s, sb_conn_closed(s->conn, now_ms, code == SB_CLOSE_POLICY || code == SB_CLOSE_REPLACED),
+               now_ms);
+    return SB_OK;
+}
+
+int sb_session_set_buffered(sb_session *s, double bytes)
+{
+    if (!s || !(bytes >= 0))
+        return SB_E_INVALID;
+    s->buffered = bytes;
+    return SB_OK;
+}
+
+int sb_session_network(sb_session *s, double now_ms, int online)
+{
+    if (!s || !s->conn)
+        return SB_E_INVALID;
+    conn_apply(s, sb_conn_network(s->conn, now_ms, online), now_ms);
+    return SB_OK;
+}
+
+int sb_session_visibility(sb_session *s, double now_ms, int visible)
+{
+    if (!s || !s->conn)
+        return SB_E_INVALID;
+    conn_apply(s, sb_conn_visibility(s->conn, now_ms, visible), now_ms);
+    return SB_OK;
+}
+
+/* ---- receiving -------------------------------------------------------------------- */
+
+/* The peer sent something we refuse: report it and drop the transport. */
+static void protocol_error(sb_session *s, int err, const char *what, double now)
+{
+    int code = err == SB_E_TOO_LARGE ? SB_CLOSE_TOO_BIG : SB_CLOSE_PROTOCOL;
+    emit(s, SB_SEV_ERROR, 0, 0, 0, 0, err, 0, (const uint8_t *)what, strlen(what));
+    if (s->role == SB_SESSION_CLIENT) {
+        set_close(s, SB_CLOSE_BAD_SERVER, err, what);
+        conn_apply(s, sb_conn_fail(s->conn, now), now);
+        return;
+    }
+    set_close(s, code, err, what);
+    disconnect(s, s->close_code, s->close_reason);
+    s->close_code = 0;
+    sb_session_transport_closed(s, now, code);
+}
+
+static void request_answered(sb_session *s, const sb_frame_view *v, const uint8_t *payload)
+{
+    for (uint32_t i = 0; i < s->nreqs; i++)
+        if (s->reqs[i].id == v->corr) {
+            s->reqs[i] = s->reqs[--s->nreqs];
+            if (v->kind == SB_FRAME_RESPONSE)
+                emit(s, SB_SEV_RESPONSE, v->channel, v->seq, v->corr, v->flags, 0, 0, payload,
+                     v->payload_len);
+            else
+                emit(s, SB_SEV_REQUEST_FAILED, v->channel, v->seq, v->corr, SB_SEV_F_REMOTE,
+                     SB_E_CONNECTION_LOST, 0, payload, v->payload_len);
+            return;
+        }
+    /* answered after we gave up on it: nothing waits */
+}
+
+/* Deliver what the inbox has ready, in order. */
+static int deliver(sb_session *s)
+{
+    while (sb_inbox_next(s->in) == 1) {
+        const sb_frame_view *v = sb_inbox_view(s->in);
+        const uint8_t *payload = sb_inbox_frame(s->in) + v->payload_off;
+        int client = s->role == SB_SESSION_CLIENT;
+        switch (v->kind) {
+        case SB_FRAME_MESSAGE:
+            s->stats[SB_SS_RECEIVED]++;
+            emit(s, SB_SEV_MESSAGE, v->channel, v->seq, v->id, v->flags & SB_FRAME_F_BINARY, 0, 0,
+                 payload, v->payload_len);
+            break;
+        case SB_FRAME_REQUEST:
+            if (client)
+                return SB_E_BAD_FRAME;
+            emit(s, SB_SEV_REQUEST, v->channel, v->seq, v->id, v->flags & SB_FRAME_F_BINARY, 0,
+                 0, payload, v->payload_len);
+            break;
+        case SB_FRAME_RESPONSE:
+        case SB_FRAME_ERROR:
+            if (!client)
+                return SB_E_BAD_FRAME;
+            request_answered(s, v, payload);
+            break;
+        default:
+            return SB_E_BAD_FRAME;
+        }
+        s->dirty = 1;
+    }
+    return SB_OK;
+}
+
+static int on_frame(sb_session *s, const uint8_t *frame, uint32_t n, double now)
+{
+    sb_frame f;
+    int rc = sb_frame_decode(frame, n, (size_t)s->opt[SB_SO_MAX_PAYLOAD], &f);
+    if (rc < 0)
+        return rc;
+    switch (f.kind) {
+    case SB_FRAME_MESSAGE:
+    case SB_FRAME_REQUEST:
+    case SB_FRAME_RESPONSE:
+    case SB_FRAME_ERROR:
+    case SB_FRAME_SKIP: {
+        double dup = sb_inbox_stat(s->in, SB_INBOX_STAT_DUPLICATES);
+        double skipped = sb_inbox_stat(s->in, SB_INBOX_STAT_SKIPPED);
+        if (s->role == SB_SESSION_SERVER && f.channel == 1 && f.kind != SB_FRAME_SKIP)
+            return SB_E_BAD_FRAME; /* channel 1 is the server's */
+        rc = sb_inbox_push(s->in, frame, n, now);
+        if (rc < 0)
+            return rc;
+        s->stats[SB_SS_DUPLICATES] += sb_inbox_stat(s->in, SB_INBOX_STAT_DUPLICATES) - dup;
+        if (sb_inbox_stat(s->in, SB_INBOX_STAT_SKIPPED) > skipped) {
+            s->stats[SB_SS_GAPS]++;
+            emit_text(s, SB_SEV_ERROR, SB_E_CONNECTION_LOST,
+                      "the peer gave up on messages before they arrived");
+        }
+        return deliver(s);
+    }
+    case SB_FRAME_ACK:
+        rc = sb_outbox_on_ack(s->out, frame, n, now);
+        if (rc < 0)
+            return rc;
+        if (rc > 0)
+            s->dirty = 1;
+        return SB_OK;
+    case SB_FRAME_PING:
+        queue_ctl(s->l, SB_FRAME_PONG, 0, f.id);
+        return SB_OK;
+    case SB_FRAME_PONG:
+        if (s->conn)
+            sb_conn_pong(s->conn, now);
+        return SB_OK;
+    case SB_FRAME_HELLO:
+        return SB_E_BAD_STATE;
+    default:
+        return SB_E_BAD_FRAME;
+    }
+}
+
+/* One HELLO frame spanning the whole message, its payload starting with tag. */
+static int hello_payload(sb_session *s, const uint8_t *data, uint32_t n, int tag, rd *r)
+{
+    sb_frame f;
+    int rc = sb_frame_decode(data, n, (size_t)s->opt[SB_SO_MAX_PAYLOAD], &f);
+    if (rc < 0)
+        return rc;
+    if (f.kind != SB_FRAME_HELLO || f.payload_len < 2 || f.payload[0] != tag)
+        return SB_E_BAD_STATE;
+    if (f.payload[1] != H_VERSION)
+        return SB_E_BAD_VERSION;
+    r->p = f.payload;
+    r->n = f.payload_len;
+    r->pos = 2;
+    r->err = 0;
+    return SB_OK;
+}
+
+static int read_greeting(sb_session *s, const uint8_t *data, uint32_t n)
+{
+    rd r;
+    uint64_t flags;
+    link *l = s->l;
+    int rc = hello_payload(s, data, n, H_GREETING, &r);
+    if (rc < 0)
+        return rc;
+    flags = rd_u(&r, 0xffffffffu);
+    l->peer_payload = (uint32_t)rd_u(&r, 1u << 30);
+    l->peer_message = (uint32_t)rd_u(&r, 1u << 30);
+    l->peer_frames = (uint32_t)rd_u(&r, 1u << 20);
+    if (r.err || l->peer_payload < 64 || l->peer_message < 256 || l->peer_frames < 1)
+        return SB_E_BAD_FRAME;
+    l->compress = (flags & HF_COMPRESS) && s->opt[SB_SO_COMPRESS];
+    return SB_OK; /* later fields, if any, are a newer minor version's */
+}
+
+static int read_welcome(sb_session *s, const uint8_t *data, uint32_t n, double now)
+{
+    rd r;
+    uint64_t flags;
+    const uint8_t *id, *epoch;
+    uint32_t id_len, epoch_len, nrx = 0, nfl = 0;
+    pos *rx = NULL, *fl = NULL;
+    int rc = hello_payload(s, data, n, H_WELCOME, &r);
+    if (rc < 0)
+        return rc;
+    flags = rd_u(&r, 0xffffffffu);
+    id = rd_bytes(&r, ID_MAX, &id_len);
+    epoch = rd_bytes(&r, ID_MAX, &epoch_len);
+    if (!r.err && id_len == 0)
+        r.err = SB_E_BAD_FRAME;
+    if (r.err)
+        return SB_E_BAD_FRAME;
+    if ((rc = rd_positions(&r, (uint32_t)s->opt[SB_SO_MAX_CHANNELS], &rx, &nrx)) < 0 ||
+        (rc = rd_positions(&r, (uint32_t)s->opt[SB_SO_MAX_CHANNELS], &fl, &nfl)) < 0) {
+        free(rx);
+        free(fl);
+        return rc == SB_E_NO_MEMORY ? rc : SB_E_BAD_FRAME;
+    }
+    if (s->epoch_len && (epoch_len != s->epoch_len || memcmp(epoch, s->epoch, epoch_len))) {
+        /* The server no longer has our stream: its numbering starts again. */
+        uint32_t ch, cum;
+        int had = 0;
+        for (uint32_t i = 0; sb_inbox_chan_info(s->in, i, &ch, &cum) == 0; i++)
+            had |= cum > 0;
+        sb_inbox_reset(s->in);
+        if (had) {
+            s->stats[SB_SS_GAPS]++;
+            emit_text(s, SB_SEV_ERROR, SB_E_CONNECTION_LOST,
+                      "the server no longer knows this session; its messages restart");
+        }
+    }
+    memcpy(s->id, id, id_len);
+    s->id_len = id_len;
+    memcpy(s->epoch, epoch, epoch_len);
+    s->epoch_len = epoch_len;
+    if (flags & HF_LOST) {
+        s->stats[SB_SS_GAPS]++;
+        emit_text(s, SB_SEV_ERROR, SB_E_CONNECTION_LOST,
+                  "some messages aged out of the server's history before we came back");
+    }
+    s->l->compress = s->l->compress && (flags & HF_COMPRESS);
+    apply_rx(s, rx, nrx, now);
+    apply_floors(s, fl, nfl, now);
+    free(rx);
+    free(fl);
+    if ((rc = link_up(s)) < 0)
+        return rc;
+    s->mode = SB_SESSION_MODE_FRAMED;
+    s->framed_worked = 1;
+    s->offer_framed = 1;
+    s->dirty = 1;
+    conn_apply(s, sb_conn_opened(s->conn, now), now);
+    return SB_OK;
+}
+
+static int read_client_hello(sb_session *s, const uint8_t *data, uint32_t n)
+{
+    rd r;
+    const uint8_t *p;
+    uint32_t len;
+    link *l = s->l;
+    hello *h = &l->h;
+    int rc = hello_payload(s, data, n, H_HELLO, &r);
+    if (rc < 0)
+        return rc;
+    h->flags = (uint32_t)rd_u(&r, 0xffffffffu);
+    p = rd_bytes(&r, ID_MAX, &len);
+    if (!r.err) {
+        memcpy(h->id, p, len);
+        h->id_len = len;
+    }
+    p = rd_bytes(&r, ID_MAX, &len);
+    if (!r.err) {
+        memcpy(h->epoch, p, len);
+        h->epoch_len = len;
+    }
+    if (r.err)
+        return SB_E_BAD_FRAME;
+    if ((rc = rd_positions(&r, (uint32_t)s->opt[SB_SO_MAX_CHANNELS], &h->rx, &h->nrx)) < 0 ||
+        (rc = rd_positions(&r, (uint32_t)s->opt[SB_SO_MAX_CHANNELS], &h->fl, &h->nfl)) < 0)
+        return rc == SB_E_NO_MEMORY ? rc : SB_E_BAD_FRAME;
+    p = rd_bytes(&r, HELLO_APP_MAX, &len);
+    if (r.err)
+        return SB_E_BAD_FRAME;
+    if (len && (rc = sb_buf_put(&h->app, p, len)) < 0)
+        return rc;
+    l->have_hello = 1;
+    l->compress = (h->flags & HF_COMPRESS) && s->opt[SB_SO_COMPRESS];
+    l->hello_due = -1; /* the host decides now, at its own pace */
+    emit(s, SB_SEV_HELLO, 0, 0, 0, l->compress, 0, 0, h->app.p, h->app.len);
+    return SB_OK;
+}
+
+static int recv_framed(sb_session *s, const uint8_t *data, uint32_t n, double now)
+{
+    int count, rc;
+    link *l = s->l;
+    if (n > s->opt[SB_SO_MAX_MESSAGE])
+        return SB_E_TOO_LARGE;
+    count = sb_unbatch_feed(l->rd, data, n);
+    if (count < 0)
+        return count;
+    if ((double)count > s->opt[SB_SO_MAX_FRAMES])
+        return SB_E_TOO_LARGE;
+    while (sb_unbatch_next(l->rd) == 1) {
+        s->stats[SB_SS_FRAME_BYTES_IN] += sb_unbatch_frame_len(l->rd);
+        rc = on_frame(s, sb_unbatch_frame(l->rd), sb_unbatch_frame_len(l->rd), now);
+        if (rc < 0)
+            return rc;
+        if (!s->l)
+            return SB_OK; /* the frame ended the transport */
+    }
+    return SB_OK;
+}
+
+int sb_session_recv(sb_session *s, const uint8_t *data, uint32_t n, int text, double now_ms)
+{
+    link *l;
+    int rc = SB_OK;
+    const char *what = "bad frame";
+    if (!s || (!data && n))
+        return SB_E_INVALID;
+    l = s->l;
+    if (!l)
+        return SB_OK; /* nothing is attached: a stale transport */
+    s->stats[SB_SS_BYTES_IN] += n;
+    l->last_rx = now_ms;
+    if (s->conn)
+        conn_apply(s, sb_conn_received(s->conn, now_ms), now_ms);
+    if (!s->l)
+        return SB_OK;
+    if (s->mode == SB_SESSION_MODE_PLAIN) {
+        s->stats[SB_SS_RECEIVED]++;
+        emit(s, SB_SEV_MESSAGE, 0, 0, 0, text ? 0 : SB_FRAME_F_BINARY, 0, 0, data, n);
+        return SB_OK;
+    }
+    if (s->role == SB_SESSION_CLIENT && !l->greeted) {
+        /* The first message decides: a server greeting, or a plain server
+         * (whose message is the application's). Nothing of ours went out. */
+        if (!text && read_greeting(s, data, n) == SB_OK) {
+            l->greeted = 1;
+            l->hello_out = 1;
+            l->hello_due = -1;
+            return SB_OK;
+        }
+        go_plain(s, now_ms);
+        s->stats[SB_SS_RECEIVED]++;
+        emit(s, SB_SEV_MESSAGE, 0, 0, 0, text ? 0 : SB_FRAME_F_BINARY, 0, 0, data, n);
+        return SB_OK;
+    }
+    if (text) {
+        rc = SB_E_BAD_FRAME;
+        what = "switchboard.v1 carries binary frames only";
+    } else if (s->role == SB_SESSION_CLIENT && !l->up) {
+        rc = read_welcome(s, data, n, now_ms);
+        what = "bad welcome";
+    } else if (s->role == SB_SESSION_SERVER && !l->have_hello) {
+        rc = read_client_hello(s, data, n);
+        what = rc == SB_E_BAD_STATE ? "the first frame must be hello" : "bad hello";
+    } else if (!l->up) {
+        rc = SB_E_BAD_STATE;
+        what = "frames before the welcome";
+    } else {
+        rc = recv_framed(s, data, n, now_ms);
+        what = rc == SB_E_BAD_STATE ? "second hello" : rc == SB_E_TOO_LARGE ? "over a cap" : "bad frame";
+    }
+    if (rc < 0 && rc != SB_E_NO_MEMORY)
+        protocol_error(s, rc, what, now_ms);
+    else if (rc < 0)
+        protocol_error(s, rc, "out of memory", now_ms);
+    return SB_OK;
+}
+
+/* ---- server decisions ----------------------------------------------------------------- */
+
+static void new_epoch(sb_session *s)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (int i = 0; i < EPOCH_LEN; i++)
+        s->epoch[i] = (uint8_t)abc[sb_rng_next(&s->rng) >> 26];
+    s->epoch_len = EPOCH_LEN;
+}
+
+/* Resume s on its (new) link from the client's hello. */
+static int welcome(sb_session *s, double now)
+{
+    link *l = s->l;
+    hello *h = &l->h;
+    int rc;
+    if (h->epoch_len == s->epoch_len && !memcmp(h->epoch, s->epoch, s->epoch_len))
+        apply_rx(s, h->rx, h->nrx, now); /* what it has of this epoch's stream */
+    apply_floors(s, h->fl, h->nfl, now);
+    if ((rc = link_up(s)) < 0)
+        return rc;
+    l->welcome_out = 1;
+    free_hello(h);
+    s->state = SB_SESSION_OPEN;
+    s->mode = SB_SESSION_MODE_FRAMED;
+    s->dirty = 1;
+    s->stats[SB_SS_OPENS]++;
+    emit(s, SB_SEV_STATE, 0, 0, 0, 0, SB_CONN_R_OPENED, s->state, NULL, 0);
+    emit(s, SB_SEV_OPEN, 0, 0, 0, 0, 0, s->mode, NULL, 0);
+    return SB_OK;
+}
+
+int sb_session_accept(sb_session *s, double now_ms)
+{
+    if (!s || s->role != SB_SESSION_SERVER || !s->id_len)
+        return SB_E_INVALID;
+    if (s->state != SB_SESSION_CONNECTING || !s->l || !s->l->have_hello)
+        return SB_E_BAD_STATE;
+    new_epoch(s);
+    return welcome(s, now_ms);
+}
+
+int sb_session_takeover(sb_session *s, sb_session *p, double now_ms)
+{
+    if (!s || !p || s == p || s->role != SB_SESSION_SERVER || p->role != SB_SESSION_SERVER)
+        return SB_E_INVALID;
+    if (p->state != SB_SESSION_CONNECTING || !p->l || !p->l->have_hello ||
+        s->state == SB_SESSION_CLOSED || s->state == SB_SESSION_CONNECTING || !s->started)
+        return SB_E_BAD_STATE;
+    if (s->l) {
+        disconnect(s, SB_CLOSE_REPLACED, "replaced by a newer connection");
+        end_link(s);
+    }
+    s->l = p->l;
+    p->l = NULL;
+    p->state = SB_SESSION_CLOSED;
+    return welcome(s, now_ms);
+}
+
+int sb_session_refuse(sb_session *s, int code, const uint8_t *reason, uint32_t n, double now_ms)
+{
+    char text[124];
+    if (!s || (!reason && n) || code < 1000 || code > 4999)
+        return SB_E_INVALID;
+    if (n >= sizeof text)
+        n = sizeof text - 1;
+    if (n)
+        memcpy(text, reason, n);
+    text[n] = 0;
+    if (!s->l)
+        return SB_E_BAD_STATE;
+    disconnect(s, code, text);
+    return sb_session_transport_closed(s, now_ms, code);
+}
+
+int sb_session_respond(sb_session *s, uint32_t id, int is_error, int flags, const uint8_t *data,
+                       uint32_t n, double now_ms)
+{
+    int rc;
+    if (!s || s->role != SB_SESSION_SERVER || !id || (flags & ~SB_FRAME_F_BINARY) || (!data && n))
+        return SB_E_INVALID;
+    if (!s->started || s->state == SB_SESSION_CLOSED)
+        return SB_E_CLOSED;
+    if (n > s->opt[SB_SO_MAX_PAYLOAD] || (s->l && n > s->l->peer_payload))
+        return SB_E_TOO_LARGE;
+    rc = sb_outbox_send(s->out, is_error ? SB_FRAME_ERROR : SB_FRAME_RESPONSE, 0, 0, flags, id, 0,
+                        data, n, now_ms);
+    if (rc > 0)
+        s->dirty = 1;
+    return rc;
+}
+
+/* ---- sending ---------------------------------------------------------------------------- */
+
+static uint32_t payload_cap(const sb_session *s)
+{
+    uint32_t cap = (uint32_t)s->opt[SB_SO_MAX_PAYLOAD];
+    if (s->l && s->l->up && s->mode == SB_SESSION_MODE_FRAMED && s->l->peer_payload < cap)
+        cap = s->l->peer_payload;
+    return cap;
+}
+
+static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, uint32_t n);
+
+static int enqueue(sb_session *s, int kind, uint32_t channel, int flags, const uint8_t *data,
+                   uint32_t n, double ttl, double now)
+{
+    int rc;
+    if (!s || (!data && n) || (flags & ~SB_FRAME_F_BINARY))
+        return SB_E_INVALID;
+    if (s->state == SB_SESSION_CLOSED || s->state == SB_SESSION_CLOSING)
+        return SB_E_CLOSED;
+    if ((rc = setup(s)) < 0)
+        return rc;
+    if (channel == 1 && s->role == SB_SESSION_CLIENT)
+        return SB_E_INVALID;
+    if (n > payload_cap(s)) {
+        s->stats[SB_SS_DROPPED]++;
+        emit(s, SB_SEV_DROP, channel, SB_DROP_TOO_LARGE, 0, (uint32_t)flags, SB_E_TOO_LARGE, 0,
+             data, n);
+        return SB_E_TOO_LARGE;
+    }
+    rc = sb_outbox_send(s->out, kind, channel, 0, flags, 0, ttl, data, n, now);
+    if (rc == SB_E_QUEUE_FULL || rc == SB_E_TOO_LARGE) {
+        if (s->role == SB_SESSION_SERVER)
+            s->lost = 1;
+        s->stats[SB_SS_DROPPED]++;
+        emit(s, SB_SEV_DROP, channel, rc == SB_E_TOO_LARGE ? SB_DROP_TOO_LARGE : SB_DROP_REJECTED,
+             0, (uint32_t)flags, rc, 0, data, n);
+        return rc;
+    }
+    if (rc > 0)
+        s->dirty = 1;
+    outbox_events(s, rc > 0 ? (uint32_t)rc : 0, data, n);
+    return rc;
+}
+
+int sb_session_send(sb_session *s, uint32_t channel, int flags, const uint8_t *data, uint32_t n,
+                    double now_ms)
+{
+    return enqueue(s, SB_FRAME_MESSAGE, channel, flags, data, n, 0, now_ms);
+}
+
+int sb_session_request(sb_session *s, uint32_t channel, int flags, const uint8_t *data, uint32_t n,
+                       double timeout_ms, double now_ms)
+{
+    int id;
+    if (!s || s->role != SB_SESSION_CLIENT || timeout_ms != timeout_ms)
+        return SB_E_INVALID;
+    if (s->mode == SB_SESSION_MODE_PLAIN)
+        return SB_E_BAD_STATE;
+    if (s->nreqs >= (uint32_t)s->opt[SB_SO_MAX_REQUESTS])
+        return SB_E_QUEUE_FULL;
+    if (!s->reqs) {
+        s->reqs = malloc((size_t)s->opt[SB_SO_MAX_REQUESTS] * sizeof *s->reqs);
+        if (!s->reqs)
+            return SB_E_NO_MEMORY;
+    }
+    /* The request leaves the outbox when it times out: a late one is never sent. */
+    id = enqueue(s, SB_FRAME_REQUEST, channel, flags, data, n, timeout_ms > 0 ? timeout_ms : 0,
+                 now_ms);
+    if (id <= 0)
+        return id;
+    s->reqs[s->nreqs].id = (uint32_t)id;
+    s->reqs[s->nreqs].deadline = timeout_ms > 0 ? now_ms + timeout_ms : -1;
+    s->nreqs++;
+    return id;
+}
+
+int sb_session_cancel(sb_session *s, uint32_t id)
+{
+    if (!s)
+        return SB_E_INVALID;
+    for (uint32_t i = 0; i < s->nreqs; i++)
+        if (s->reqs[i].id == id) {
+            s->reqs[i] = s->reqs[--s->nreqs];
+            return SB_OK;
+        }
+    return SB_E_NOT_FOUND;
+}
+
+int sb_session_close(sb_session *s, double now_ms, int code)
+{
+    if (!s || code < 1000 || code > 4999)
+        return SB_E_INVALID;
+    if (s->role == SB_SESSION_SERVER) {
+        if (s->state == SB_SESSION_CLOSED)
+            return SB_OK;
+        if (s->l)
+            disconnect(s, code, "");
+        end_link(s);
+        s->state = SB_SESSION_CLOSED;
+        emit(s, SB_SEV_CLOSED, 0, 0, 0, 0, 0, 0, NULL, 0);
+        return SB_OK;
+    }
+    if (!s->conn) {
+        if (s->state != SB_SESSION_CLOSED) {
+            s->state = SB_SESSION_CLOSED;
+            emit(s, SB_SEV_CLOSED, 0, 0, 0, 0, SB_CONN_R_USER_CLOSE, 0, NULL, 0);
+        }
+        return SB_OK;
+    }
+    if (s->state == SB_SESSION_OPEN)
+        sb_session_flush(s, now_ms); /* what is queued goes out first */
+    s->close_code = code;
+    s->close_reason[0] = 0;
+    conn_apply(s, sb_conn_close(s->conn, now_ms), now_ms);
+    return SB_OK;
+}
+
+/* ---- writing -------------------------------------------------------------------------------- */
+
+static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, uint32_t n)
+{
+    int t;
+    while ((t = sb_outbox_next_event(s->out)) != SB_OUTBOX_EV_NONE) {
+        const sb_outbox_event *e = sb_outbox_event_view(s->out);
+        const uint8_t *p;
+        uint32_t len;
+        if (t != SB_OUTBOX_EV_DROP && t != SB_OUTBOX_EV_EXPIRED && t != SB_OUTBOX_EV_DEADLETTER)
+            continue;
+        p = sb_outbox_event_payload(s->out, &len);
+        if (!p && e->id == new_id) { /* drop-newest: the message being sent */
+            p = data;
+            len = n;
+        }
+        s->dirty = 1;
+        s->stats[SB_SS_DROPPED]++;
+        if (s->role == SB_SESSION_SERVER) {
+            /* A client we had to drop messages for hears of it in the next
+             * welcome; if it is attached it is not keeping up: make it come back. */
+            s->lost = 1;
+            if (s->l && s->l->up)
+                set_close(s, SB_CLOSE_TRY_AGAIN, SB_E_QUEUE_FULL, "client is not reading");
+        }
+        for (uint32_t i = 0; i < s->nreqs; i++)
+            if (s->reqs[i].id == e->id) {
+                s->reqs[i] = s->reqs[--s->nreqs];
+                emit(s, SB_SEV_REQUEST_FAILED, 0, 0, e->id, 0,
+                     t == SB_OUTBOX_EV_EXPIRED ? SB_E_TIMEOUT : e->code, 0, NULL, 0);
+                p = NULL; /* a request's failure is its own event */
+                break;
+            }
+        if (p || t == SB_OUTBOX_EV_DROP)
+            emit(s, SB_SEV_DROP, e->channel, t == SB_OUTBOX_EV_DROP ? SB_DROP_OVERFLOW : SB_DROP_EXPIRED,
+                 e->id, 0, e->code, 0, p, len);
+    }
+}
+
+static void write_out(sb_session *s, const uint8_t *p, size_t n, uint32_t flags)
+{
+    emit(s, SB_SEV_WRITE, 0, 0, 0, flags, 0, 0, p, n);
+    s->stats[SB_SS_BYTES_OUT] += (double)n;
+}
+
+/* Close the pending batch (uncompressed if it is one latency-bound frame). */
+static int flush_batch(sb_session *s, int urgent)
+{
+    link *l = s->l;
+    int n = sb_batch_flush_as(l->wr, !urgent);
+    if (n > 0)
+        write_out(s, sb_batch_out(l->wr), (size_t)n, 0);
+    return n;
+}
+
+static int add_frame(sb_session *s, const uint8_t *f, uint32_t n, double now)
+{
+    link *l = s->l;
+    int rc = sb_batch_add(l->wr, f, n, now);
+    if (rc < 0)
+        return rc;
+    s->stats[SB_SS_FRAME_BYTES_OUT] += n;
+    if (rc & SB_BATCH_OUT)
+        write_out(s, sb_batch_out(l->wr), sb_batch_out_len(l->wr), 0);
+    if (sb_batch_pending(l->wr) >= (uint32_t)s->opt[SB_SO_BATCH_MAX_FRAMES] ||
+        sb_batch_pending(l->wr) >= l->peer_frames ||
+        sb_batch_pending_bytes(l->wr) >= (uint32_t)s->opt[SB_SO_BATCH_MAX_BYTES])
+        return flush_batch(s, 0);
+    return SB_OK;
+}
+
+static int pump_plain(sb_session *s, double now)
+{
+    link *l = s->l;
+    double written = 0;
+    int n;
+    if (l->ping_out) {
+        l->ping_out = 0;
+        write_out(s, s->plain_ping.p, s->plain_ping.len, SB_SEV_F_TEXT);
+    }
+    while (s->buffered + written < s->opt[SB_SO_HIGH_WATER] &&
+           (n = sb_outbox_next_frame(s->out, now)) > 0) {
+        sb_frame f;
+        if (sb_frame_decode(sb_outbox_out(s->out), (size_t)n, 0x7fffffff, &f) < 0)
+            return SB_E_INTERNAL;
+        write_out(s, f.payload, f.payload_len, f.flags & SB_FRAME_F_BINARY ? 0 : SB_SEV_F_TEXT);
+        s->stats[f.flags & SB_FRAME_F_RETRY ? SB_SS_RETRANSMITS : SB_SS_SENT]++;
+        written += f.payload_len;
+        l->plain_written++;
+    }
+    /* A message leaves the outbox once the socket has written it out. */
+    if (l->plain_written && written == 0 && s->buffered == 0) {
+        uint32_t ch, last, fl;
+        for (uint32_t i = 0; sb_outbox_chan_info(s->out, i, &ch, &last, &fl) == 0; i++)
+            sb_outbox_ack(s->out, ch, last, NULL, 0, now);
+        l->plain_written = 0;
+        s->dirty = 1;
+    }
+    l->poll_at = l->plain_written ? now + DRAIN_POLL_MS : -1;
+    return SB_OK;
+}
+
+static int pump(sb_session *s, double now)
+{
+    link *l = s->l;
+    int n, rc, urgent = 1;
+    double written0;
+    if (!l)
+        return SB_OK;
+    if (s->role == SB_SESSION_SERVER && !l->greeted) {
+        l->greeted = 1;
+        if ((rc = send_greeting(s)) < 0)
+            return rc;
+    }
+    if (l->hello_out) {
+        l->hello_out = 0;
+        rc = send_client_hello(s, NULL, 0);
+        if (rc < 0)
+            return rc;
+    }
+    if (l->welcome_out) {
+        l->welcome_out = 0;
+        if ((rc = send_welcome(s)) < 0)
+            return rc;
+    }
+    if (!l->up)
+        return SB_OK;
+    if (s->mode == SB_SESSION_MODE_PLAIN)
+        return pump_plain(s, now);
+    written0 = s->stats[SB_SS_BYTES_OUT];
+    for (int i = 0; i < l->nctl; i++)
+        if ((rc = add_frame(s, l->ctl[i], l->ctl_len[i], now)) < 0)
+            return rc;
+    l->nctl = 0;
+    while ((n = sb_inbox_take_ack(s->in, now)) > 0)
+        if ((rc = add_frame(s, sb_inbox_out(s->in), (uint32_t)n, now)) < 0)
+            return rc;
+    l->poll_at = -1;
+    while ((n = sb_outbox_next_frame(s->out, now)) > 0) {
+        const uint8_t *f = sb_outbox_out(s->out);
+        s->stats[f[1] & SB_FRAME_F_RETRY ? SB_SS_RETRANSMITS : SB_SS_SENT]++;
+        if ((f[0] & 15) == SB_FRAME_MESSAGE)
+            urgent = 0;
+        if ((rc = add_frame(s, f, (uint32_t)n, now)) < 0)
+            return rc;
+        if (s->buffered + (s->stats[SB_SS_BYTES_OUT] - written0) >= s->opt[SB_SO_HIGH_WATER]) {
+            /* The transport is not keeping up: leave the rest queued. */
+            l->poll_at = now + BLOCKED_POLL_MS;
+            break;
+        }
+    }
+    outbox_events(s, 0, NULL, 0);
+    if (s->opt[SB_SO_BATCH_DELAY] == 0)
+        rc = flush_batch(s, urgent && sb_batch_pending(l->wr) == 1);
+    else if ((rc = sb_batch_poll(l->wr, now)) > 0)
+        write_out(s, sb_batch_out(l->wr), (size_t)rc, 0);
+    return rc < 0 ? rc : SB_OK;
+}
+
+/* Timers, then writes. */
+static int run(sb_session *s, double now)
+{
+    link *l = s->l;
+    int rc;
+    if (s->conn)
+        conn_apply(s, sb_conn_tick(s->conn, now), now);
+    l = s->l;
+    if (l && l->hello_due >= 0 && now >= l->hello_due) {
+        l->hello_due = -1;
+        if (s->role == SB_SESSION_CLIENT && s->state == SB_SESSION_CONNECTING) {
+            go_plain(s, now); /* an open socket and no greeting: a plain server */
+        } else if (s->role == SB_SESSION_SERVER) {
+            disconnect(s, SB_CLOSE_HELLO_TIMEOUT, "TIMEOUT: no hello");
+            sb_session_transport_closed(s, now, SB_CLOSE_HELLO_TIMEOUT);
+        }
+    }
+    if (s->role == SB_SESSION_SERVER) {
+        double idle = s->opt[SB_SO_IDLE_TIMEOUT];
+        if (s->l && s->l->up && idle > 0 && now - s->l->last_rx >= idle) {
+            disconnect(s, SB_CLOSE_IDLE, "TIMEOUT: no traffic");
+            sb_session_transport_closed(s, now, SB_CLOSE_IDLE);
+        }
+        if (s->state == SB_SESSION_RECONNECTING &&
+            now - s->detached_at >= s->opt[SB_SO_SESSION_TTL]) {
+            s->state = SB_SESSION_CLOSED;
+            emit(s, SB_SEV_CLOSED, 0, 0, 0, 0, 0, 0, NULL, 0);
+        }
+    }
+    for (uint32_t i = 0; i < s->nreqs;) {
+        if (s->reqs[i].deadline >= 0 && now >= s->reqs[i].deadline) {
+            uint32_t id = s->reqs[i].id;
+            s->reqs[i] = s->reqs[--s->nreqs];
+            emit(s, SB_SEV_REQUEST_FAILED, 0, 0, id, 0, SB_E_TIMEOUT, 0, NULL, 0);
+        } else {
+            i++;
+        }
+    }
+    if (s->out) {
+        sb_outbox_poll(s->out, now);
+        outbox_events(s, 0, NULL, 0);
+    }
+    if (s->close_code == SB_CLOSE_TRY_AGAIN && s->role == SB_SESSION_SERVER && s->l) {
+        disconnect(s, s->close_code, s->close_reason);
+        s->close_code = 0;
+        sb_session_transport_closed(s, now, SB_CLOSE_TRY_AGAIN);
+    }
+    rc = pump(s, now);
+    if (s->dirty) {
+        s->dirty = 0;
+        emit(s, SB_SEV_DIRTY, 0, 0, 0, 0, 0, 0, NULL, 0);
+    }
+    return rc;
+}
+
+int sb_session_flush(sb_session *s, double now_ms)
+{
+    return s ? run(s, now_ms) : SB_E_INVALID;
+}
+
+int sb_session_tick(sb_session *s, double now_ms)
+{
+    return s ? run(s, now_ms) : SB_E_INVALID;
+}
+
+double sb_session_next_deadline(const sb_session *s)
+{
+    double d = -1;
+    const link *l;
+    if (!s)
+        return -1;
+    l = s->l;
+    if (s->conn)
+        d = sb_conn_next_deadline(s->conn);
+    if (l) {
+        if (l->hello_due >= 0)
+            d = mind(d, l->hello_due);
+        if (l->up) {
+            d = mind(d, sb_inbox_deadline(s->in));
+            if (l->wr && sb_batch_pending(l->wr))
+                d = mind(d, sb_batch_deadline(l->wr));
+            if (l->poll_at >= 0)
+                d = mind(d, l->poll_at);
+            if (s->role == SB_SESSION_SERVER && s->opt[SB_SO_IDLE_TIMEOUT] > 0)
+                d = mind(d, l->last_rx + s->opt[SB_SO_IDLE_TIMEOUT]);
+        }
+    }
+    if (s->out)
+        d = mind(d, sb_outbox_deadline(s->out));
+    if (s->role == SB_SESSION_SERVER && s->state == SB_SESSION_RECONNECTING)
+        d = mind(d, s->detached_at + s->opt[SB_SO_SESSION_TTL]);
+    for (uint32_t i = 0; i < s->nreqs; i++)
+        if (s->reqs[i].deadline >= 0)
+            d = mind(d, s->reqs[i].deadline);
+    return d;
+}
+
+/* ---- output ---------------------------------------------------------------------------------- */
+
+int sb_session_next_event(sb_session *s)
+{
+    ev *e;
+    if (!s)
+        return SB_SEV_NONE;
+    if (s->ev_head == s->nev) {
+        s->ev_head = s->nev = 0;
+        s->arena.len = 0;
+        memset(&s->cur, 0, sizeof s->cur);
+        s->cur_data = NULL;
+        return SB_SEV_NONE;
+    }
+    e = &s->evs[s->ev_head++];
+    s->cur = e->e;
+    s->cur_data = s->arena.p ? s->arena.p + e->off : NULL;
+    return (int)s->cur.type;
+}
+
+const sb_session_event *sb_session_event_view(const sb_session *s)
+{
+    return s ? &s->cur : NULL;
+}
+
+const uint8_t *sb_session_event_data(const sb_session *s)
+{
+    return s ? s->cur_data : NULL;
+}
+
+int sb_session_state(const sb_session *s)
+{
+    return s ? s->state : SB_E_INVALID;
+}
+
+int sb_session_mode(const sb_session *s)
+{
+    return s ? s->mode : SB_E_INVALID;
+}
+
+double sb_session_stat(const sb_session *s, int which)
+{
+    uint32_t ch, last, fl, cum;
+    if (!s || which < 0 || which >= SB_SS_COUNT_)
+        return -1;
+    switch (which) {
+    case SB_SS_QUEUED:
+        return s->out ? sb_outbox_stat(s->out, SB_OUTBOX_STAT_DEPTH) : 0;
+    case SB_SS_QUEUED_BYTES:
+        return s->out ? sb_outbox_stat(s->out, SB_OUTBOX_STAT_BYTES) : 0;
+    case SB_SS_IN_FLIGHT:
+        return s->out ? sb_outbox_stat(s->out, SB_OUTBOX_STAT_IN_FLIGHT) : 0;
+    case SB_SS_REQUESTS:
+        return s->nreqs;
+    case SB_SS_ATTEMPT:
+        return s->conn ? sb_conn_attempt(s->conn) : 0;
+    case SB_SS_RTT:
+        return s->conn ? sb_conn_rtt(s->conn) : -1;
+    case SB_SS_TX_SEQ:
+    case SB_SS_ACKED_SEQ:
+        for (uint32_t i = 0; s->out && sb_outbox_chan_info(s->out, i, &ch, &last, &fl) == 0; i++)
+            if (ch == 0)
+                return which == SB_SS_TX_SEQ ? last : fl - 1;
+        return 0;
+    case SB_SS_RX_SEQ:
+        for (uint32_t i = 0; s->in && sb_inbox_chan_info(s->in, i, &ch, &cum) == 0; i++)
+            if (ch == 0)
+                return cum;
+        return 0;
+    default:
+        return s->stats[which];
+    }
+}
