@@ -11,6 +11,12 @@
 // MessageChannel; the window is only ever used for the handshake.
 import { init, core } from './core.js';
 import { SwitchboardError } from './errors.js';
+import {
+  RT_CALL_FAILED, RT_PING, RT_LOST, RT_CONNECT_TIMEOUT, RR_NONE, RR_NO_CHANNEL, RR_BAD_ORIGIN, RR_ORIGIN_REJECTED,
+  RR_WRONG_SOURCE, RR_BAD_NONCE, RR_BAD_STATE, ROUTER_RECORD_KIND, ROUTER_RECORD_ENDPOINT, ROUTER_RECORD_ID,
+  ROUTER_RECORD_ERR, ROUTER_RECORD_SIZE, ROUTER_CHANNEL_MAX, ROUTER_NONCE_MAX, ORIGIN_MAX,
+  E_TIMEOUT, E_CLOSED, E_CONNECTION_LOST,
+} from './constants.js';
 
 const MARK = '__switchboard_bridge';
 const VERSION = 1;
@@ -21,9 +27,13 @@ const CALL = 1, OK = 2, ERR = 3, EVENT = 4, BATCH = 5, PING = 6, PONG = 7, BYE =
 // One-argument calls skip the args array: one nesting level less to clone.
 const CALL1 = 12;
 
-// router.h enums
-const RT_CALL_FAILED = 1, RT_PING = 2, RT_LOST = 3, RT_CONNECT_TIMEOUT = 4;
-const REASONS = ['none', 'no-channel', 'bad-origin', 'origin-rejected', 'wrong-source', 'bad-nonce', 'unexpected'];
+// What a reject event's detail.reason says for each sb_route_reason.
+const REASONS = {
+  [RR_NONE]: 'none', [RR_NO_CHANNEL]: 'no-channel', [RR_BAD_ORIGIN]: 'bad-origin', [RR_ORIGIN_REJECTED]: 'origin-rejected',
+  [RR_WRONG_SOURCE]: 'wrong-source', [RR_BAD_NONCE]: 'bad-nonce', [RR_BAD_STATE]: 'unexpected',
+};
+// The router's event table: int32 words, one record per event.
+const REC = ROUTER_RECORD_SIZE >> 2;
 
 const EMPTY = [];
 const encoder = new TextEncoder();
@@ -138,7 +148,7 @@ class Hub {
         this.c.check(this.fn.sb_router_allow(this.r, ep, q, m), `origin ${JSON.stringify(pat)}`);
       }
     } catch (e) {
-      this.fn.sb_router_close(this.r, ep, -13);
+      this.fn.sb_router_close(this.r, ep, E_CLOSED);
       throw e;
     }
     this.eps.set(ep, remote);
@@ -175,10 +185,10 @@ class Hub {
   // Act on the router's event table (kind, endpoint, call id, err).
   events(n) {
     if (n <= 0) return;
-    const base = this.fn.sb_router_events(this.r) >> 2;
-    const t = new Int32Array(this.c.heap().buffer, base * 4, n * 4).slice();
-    for (let i = 0; i < n; i++) {
-      const kind = t[4 * i], remote = this.eps.get(t[4 * i + 1]), id = t[4 * i + 2] >>> 0, err = t[4 * i + 3];
+    const t = new Int32Array(this.c.heap().buffer, this.fn.sb_router_events(this.r), n * REC).slice();
+    for (let r = 0; r < n * REC; r += REC) {
+      const kind = t[r + (ROUTER_RECORD_KIND >> 2)], remote = this.eps.get(t[r + (ROUTER_RECORD_ENDPOINT >> 2)]);
+      const id = t[r + (ROUTER_RECORD_ID >> 2)] >>> 0, err = t[r + (ROUTER_RECORD_ERR >> 2)];
       if (!remote) continue;
       if (kind === RT_CALL_FAILED) remote._fail(id, err);
       else if (kind === RT_PING) remote._ping();
@@ -193,8 +203,8 @@ class Hub {
     if (!d || typeof d !== 'object' || d[MARK] !== VERSION) return;
     // Cut to just over the core's caps before copying into wasm: a hostile
     // window must not make us allocate, and the core still refuses the rest.
-    const ch = typeof d.ch === 'string' ? d.ch.slice(0, 65) : '';
-    const [p, n, q, m] = this.strings(ch, String(origin).slice(0, 301));
+    const ch = typeof d.ch === 'string' ? d.ch.slice(0, ROUTER_CHANNEL_MAX + 1) : '';
+    const [p, n, q, m] = this.strings(ch, String(origin).slice(0, ORIGIN_MAX + 1));
     const src = (sourceObj && this.sources.get(sourceObj)) || 0;
     const ep = this.fn.sb_router_route(this.r, p, n, src, q, m);
     if (ep < 0) {
@@ -206,7 +216,7 @@ class Hub {
   }
 
   report(remote, reason, origin, d) {
-    const detail = { reason, origin: String(origin), channel: typeof d?.ch === 'string' ? d.ch.slice(0, 64) : undefined, type: typeof d?.t === 'string' ? d.t.slice(0, 16) : undefined };
+    const detail = { reason, origin: String(origin), channel: typeof d?.ch === 'string' ? d.ch.slice(0, ROUTER_CHANNEL_MAX) : undefined, type: typeof d?.t === 'string' ? d.t.slice(0, 16) : undefined };
     bridgeMonitor.dispatchEvent(Object.assign(new Event('reject'), { detail }));
     if (remote) remote._report(detail);
   }
@@ -357,7 +367,7 @@ export class Remote extends EventTarget {
     }
     const was = this.connected;
     this.connected = false;
-    if (this.ep) this.hub.close(this.ep, -13);
+    if (this.ep) this.hub.close(this.ep, E_CLOSED);
     if (this._cleanup) this._cleanup();
     if (this._ready) this._ready.reject(new SwitchboardError('CLOSED', 'bridge closed before connecting'));
     if (was) this.dispatchEvent(Object.assign(new Event('disconnect'), { detail: { reason: 'closed' } }));
@@ -415,7 +425,7 @@ export class Remote extends EventTarget {
     if (was) this.dispatchEvent(Object.assign(new Event('disconnect'), { detail: { reason } }));
     if (this._permanent || (this._gone && this._gone())) {
       this.closed = true;
-      this.hub.close(this.ep, -17);
+      this.hub.close(this.ep, E_CONNECTION_LOST);
       if (this._cleanup) this._cleanup();
       return;
     }
@@ -427,7 +437,7 @@ export class Remote extends EventTarget {
       const r = this._ready;
       this._ready = null;
       this.closed = true;
-      this.hub.close(this.ep, -12);
+      this.hub.close(this.ep, E_TIMEOUT);
       if (this._cleanup) this._cleanup();
       r.reject(new SwitchboardError('TIMEOUT', `no handshake on channel "${this.opts.channel}" within ${this.opts.timeout} ms`));
     }
@@ -447,7 +457,7 @@ export class Remote extends EventTarget {
   }
 
   _confirm(n, origin) {
-    const [p, len] = this.hub.c.writeString(typeof n === 'string' ? n.slice(0, 64) : '');
+    const [p, len] = this.hub.c.writeString(typeof n === 'string' ? n.slice(0, ROUTER_NONCE_MAX) : '');
     const rc = this.fn.sb_router_confirm(this.r, this.ep, p, len, now());
     if (rc < 0) {
       this.hub.report(this, REASONS[this.fn.sb_router_reason(this.r)] || 'unexpected', origin, { ch: this.opts.channel, t: 'confirm' });
@@ -505,7 +515,7 @@ export class Remote extends EventTarget {
           // arrives late on the window, is known as a duplicate.
           if (typeof d[3] === 'string') {
             this.peerNonce = d[3];
-            this.port.postMessage([ACK, 0, d[3].slice(0, 64)]);
+            this.port.postMessage([ACK, 0, d[3].slice(0, ROUTER_NONCE_MAX)]);
           }
           this._connected();
         }
@@ -571,9 +581,10 @@ function targetOrigins(hub, remote, win, guess) {
     // '*' when written; and an opaque ('null') peer can only be reached that way
     if (o === '*' || o === 'null') { out.push('*'); continue; }
     const room = o.length * 3;
-    const p = hub.c.scratch(room + 320);
+    // a normalized origin is at most ORIGIN_MAX bytes, then its NUL
+    const p = hub.c.scratch(room + ORIGIN_MAX + 1);
     const n = encoder.encodeInto(o, hub.c.heap().subarray(p, p + room)).written;
-    const len = hub.fn.sb_origin_normalize(p, n, p + room, 320);
+    const len = hub.fn.sb_origin_normalize(p, n, p + room, ORIGIN_MAX + 1);
     if (len > 0) out.push(hub.c.readString(p + room, len));
   }
   if (guess && !out.includes(guess) && hub.allows(remote.opts.channel, win, guess)) out.push(guess);
@@ -639,7 +650,7 @@ class WindowParent extends Remote {
     if (wasConnected) this.dispatchEvent(Object.assign(new Event('disconnect'), { detail: { reason: 'reload' } }));
     const mc = new MessageChannel();
     this._setPort(mc.port1);
-    this.win.postMessage({ [MARK]: VERSION, t: 'welcome', ch: this.opts.channel, n: d.n.slice(0, 64), m: this.myNonce },
+    this.win.postMessage({ [MARK]: VERSION, t: 'welcome', ch: this.opts.channel, n: d.n.slice(0, ROUTER_NONCE_MAX), m: this.myNonce },
       origin === 'null' ? '*' : origin, [mc.port2]);
   }
 }
@@ -685,7 +696,7 @@ class WindowChild extends Remote {
       // connected once it echoes ours back (ACK). A welcome that answers our
       // hello still wins (race with the parent's own offer).
       this._setPort(ev.ports[0]);
-      this.port.postMessage([READY, 0, d.m.slice(0, 64), this.myNonce]);
+      this.port.postMessage([READY, 0, d.m.slice(0, ROUTER_NONCE_MAX), this.myNonce]);
       return;
     }
     if (d.t !== 'welcome' || this.connected) {
@@ -698,7 +709,7 @@ class WindowChild extends Remote {
     }
     if (!this._confirm(d.n, origin)) return;
     this._setPort(ev.ports[0]);
-    this.port.postMessage([READY, 0, d.m.slice(0, 64)]);
+    this.port.postMessage([READY, 0, d.m.slice(0, ROUTER_NONCE_MAX)]);
     this._connected();
   }
 }

@@ -2,12 +2,9 @@
 // Format names follow CompressionStream: 'gzip', 'deflate' (zlib-wrapped),
 // 'deflate-raw'.
 import { core, toBytes, SwitchboardError } from './core.js';
+import { Z_GZIP, Z_ZLIB, Z_RAW, Z_DEFLATE, Z_INFLATE, Z_NO_FLUSH, Z_FINISH } from './constants.js';
 
-const FORMATS = { gzip: 0, deflate: 1, 'deflate-raw': 2 };
-const MODE_DEFLATE = 0;
-const MODE_INFLATE = 1;
-const NO_FLUSH = 0;
-const FINISH = 4;
+const FORMATS = { gzip: Z_GZIP, deflate: Z_ZLIB, 'deflate-raw': Z_RAW };
 const DEFAULT_MAX_OUT = 64 * 1024 * 1024;
 
 function formatId(format = 'gzip') {
@@ -144,7 +141,7 @@ function transformer(stream) {
     transform(chunk, controller) {
       let out;
       try {
-        out = stream.push(chunk, NO_FLUSH);
+        out = stream.push(chunk, Z_NO_FLUSH);
       } catch (e) {
         stream.destroy();
         throw e;
@@ -153,7 +150,7 @@ function transformer(stream) {
     },
     flush(controller) {
       try {
-        const out = stream.push(null, FINISH);
+        const out = stream.push(null, Z_FINISH);
         if (out) controller.enqueue(out);
       } finally {
         stream.destroy();
@@ -173,7 +170,7 @@ export class GzipStream extends TransformStream {
    */
   constructor(format, opts) {
     const o = streamOpts(format, opts);
-    const s = new ZStream(MODE_DEFLATE, formatId(o.format), levelOf(o.level), 15, 0);
+    const s = new ZStream(Z_DEFLATE, formatId(o.format), levelOf(o.level), 15, 0);
     super(transformer(s));
   }
 }
@@ -186,7 +183,7 @@ export class GunzipStream extends TransformStream {
    */
   constructor(format, opts) {
     const o = streamOpts(format, opts);
-    const s = new ZStream(MODE_INFLATE, formatId(o.format), 0, 15, capOf(o.maxOutputBytes));
+    const s = new ZStream(Z_INFLATE, formatId(o.format), 0, 15, capOf(o.maxOutputBytes));
     super(transformer(s));
   }
 }
@@ -202,7 +199,7 @@ export class DeflateContext {
     opts = optsOf(opts);
     const wb = opts.windowBits ?? 15;
     if (!Number.isInteger(wb) || wb < 9 || wb > 15) throw new SwitchboardError('INVALID', 'windowBits must be 9..15');
-    this._s = new ZStream(MODE_DEFLATE, 2, levelOf(opts.level), wb, 0);
+    this._s = new ZStream(Z_DEFLATE, Z_RAW, levelOf(opts.level), wb, 0);
   }
 
   /** @param {string|ArrayBuffer|ArrayBufferView} message @returns {Uint8Array} */
@@ -225,7 +222,7 @@ export class InflateContext {
   /** @param {{maxMessageBytes?: number}} [opts] */
   constructor(opts) {
     opts = optsOf(opts);
-    this._s = new ZStream(MODE_INFLATE, 2, 0, 15, capOf(opts.maxMessageBytes ?? 16 * 1024 * 1024));
+    this._s = new ZStream(Z_INFLATE, Z_RAW, 0, 15, capOf(opts.maxMessageBytes ?? 16 * 1024 * 1024));
   }
 
   /** @param {ArrayBuffer|ArrayBufferView} data @returns {Uint8Array} */

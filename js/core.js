@@ -3,8 +3,8 @@
 // _initialize() runs once after instantiation. Nothing here decides policy.
 import { SwitchboardError } from './errors.js';
 import { loadWasmBytes } from './wasm-source.js';
+import { WASM_ABI } from './constants.js';
 
-const WASM_ABI = 1;
 const SCRATCH_KEEP = 1 << 20;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

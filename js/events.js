@@ -4,14 +4,15 @@
 // The C object (src/sse.c) parses the bytes and owns the reconnect state
 // machine; this file owns fetch/EventSource, timers and DOM events only.
 import { init, core, toBytes, SwitchboardError } from './core.js';
+import {
+  SSE_REC_WORDS as REC, SSE_SAME as SAME, SSE_RECORD_DATA_UNITS, SSE_RECORD_TYPE_BYTES, SSE_RECORD_TYPE_UNITS,
+  SSE_RECORD_ID_BYTES, SSE_RECORD_ID_UNITS, SSE_CONNECTING, SSE_OPEN, E_CONNECTION_LOST,
+} from './constants.js';
 
 // ignoreBOM: the C side already skipped the stream's BOM; a U+FEFF inside
 // data is data and must survive.
 const textDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
-const REC = 6;
-const SAME = 0xffffffff;
 const SLICE = 1 << 20; // bytes handed to the core per call
-const E_CONNECTION_LOST = -17;
 const OWN_EVENTS = new Set(['open', 'message', 'error', 'retrying', 'statechange', 'close']);
 
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
@@ -109,11 +110,12 @@ export class SseParser {
     let pos = 0;
     let id = '';
     let named = 'message';
+    // One sb_sse_record per event: its UTF-16 lengths slice the text.
     for (let r = 0, i = 1; r < words; r += REC, i++) {
-      const data = text.slice(pos, (pos += rec[r + 1]));
-      const tb = rec[r + 2];
-      const type = tb === SAME ? named : tb ? (named = text.slice(pos, (pos += rec[r + 3]))) : 'message';
-      if (rec[r + 4] !== SAME) id = text.slice(pos, (pos += rec[r + 5]));
+      const data = text.slice(pos, (pos += rec[r + (SSE_RECORD_DATA_UNITS >> 2)]));
+      const tb = rec[r + (SSE_RECORD_TYPE_BYTES >> 2)];
+      const type = tb === SAME ? named : tb ? (named = text.slice(pos, (pos += rec[r + (SSE_RECORD_TYPE_UNITS >> 2)]))) : 'message';
+      if (rec[r + (SSE_RECORD_ID_BYTES >> 2)] !== SAME) id = text.slice(pos, (pos += rec[r + (SSE_RECORD_ID_UNITS >> 2)]));
       if (onEvent(type, data, id) === false) return i; // the caller stopped
     }
     return count;
@@ -644,7 +646,7 @@ export class EventStream extends EventTarget {
     if (this._es) this._es.close();
     this._es = null;
     const s = c.fn.sb_sse_state(this._h);
-    if (s === 1 || s === 2) c.fn.sb_sse_failed(this._h, now());
+    if (s === SSE_CONNECTING || s === SSE_OPEN) c.fn.sb_sse_failed(this._h, now());
   }
 
   _finish(reason, err) {

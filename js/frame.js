@@ -1,18 +1,19 @@
 // Frames: the one binary envelope (docs/protocol.md), encoded and decoded by
 // the C codec (src/frame.c) through wasm. Foreign bytes are never parsed here.
 import { core, toBytes, SwitchboardError } from './core.js';
+import {
+  FrameKind as KIND, FRAME_VIEW_KIND, FRAME_VIEW_FLAGS, FRAME_VIEW_CHANNEL, FRAME_VIEW_ID, FRAME_VIEW_SEQ,
+  FRAME_VIEW_CORR, FRAME_VIEW_PAYLOAD_OFF, FRAME_VIEW_PAYLOAD_LEN, FRAME_VIEW_DEADLINE,
+} from './constants.js';
 
-/** Frame kinds by name (docs/protocol.md §2). */
-export const FrameKind = Object.freeze({
-  message: 0, request: 1, response: 2, error: 3, ack: 4, ping: 5, pong: 6,
-  hello: 7, 'state-op': 8, batch: 9, skip: 10,
-});
+/** Frame kinds by name (docs/protocol.md §2): enum sb_frame_kind's names in
+ * lower case, '_' as '-', as the C core's sb_frame_kind_name spells them. */
+export const FrameKind = Object.freeze(Object.fromEntries(
+  Object.entries(KIND).map(([k, v]) => [k.toLowerCase().replaceAll('_', '-'), v])));
 const KIND_NAMES = Object.keys(FrameKind);
 
-/** Flag bits (docs/protocol.md §3). */
-export const FrameFlag = Object.freeze({
-  COMPRESSED: 0x01, SHARED: 0x02, LAST: 0x04, ACK_REQ: 0x08, BINARY: 0x10, RETRY: 0x20,
-});
+/** Flag bits (docs/protocol.md §3): enum sb_frame_flag. */
+export { FrameFlag } from './constants.js';
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
@@ -33,7 +34,7 @@ export function kindName(k) {
 }
 
 // Per loaded core: one codec object and typed views over its fixed-layout
-// sb_frame_view (uint32 ×8, float64 at byte 32).
+// sb_frame_view (uint32 words, then a float64: js/constants.js).
 class CodecState {
   constructor(c, maxPayload) {
     this.c = c;
@@ -54,8 +55,8 @@ class CodecState {
   fields() {
     if (this.u32.length === 0) {
       const buf = this.c.memory.buffer;
-      this.u32 = new Uint32Array(buf, this.viewPtr, 8);
-      this.f64 = new Float64Array(buf, this.viewPtr + 32, 1);
+      this.u32 = new Uint32Array(buf, this.viewPtr, FRAME_VIEW_DEADLINE >> 2);
+      this.f64 = new Float64Array(buf, this.viewPtr + FRAME_VIEW_DEADLINE, 1);
     }
     return this;
   }
@@ -134,15 +135,15 @@ export function encodeFrame(frame) {
 
 /** Build the frame object from a decoded view whose payload lies in `bytes`. */
 export function frameFromView(u32v, f64v, bytes, base = 0, text = false) {
-  const off = base + u32v[6];
-  const payload = bytes.subarray(off, off + u32v[7]);
+  const off = base + u32v[FRAME_VIEW_PAYLOAD_OFF >> 2];
+  const payload = bytes.subarray(off, off + u32v[FRAME_VIEW_PAYLOAD_LEN >> 2]);
   return {
-    kind: kindName(u32v[0]),
-    flags: u32v[1],
-    channel: u32v[2],
-    id: u32v[3],
-    seq: u32v[4],
-    corr: u32v[5],
+    kind: kindName(u32v[FRAME_VIEW_KIND >> 2]),
+    flags: u32v[FRAME_VIEW_FLAGS >> 2],
+    channel: u32v[FRAME_VIEW_CHANNEL >> 2],
+    id: u32v[FRAME_VIEW_ID >> 2],
+    seq: u32v[FRAME_VIEW_SEQ >> 2],
+    corr: u32v[FRAME_VIEW_CORR >> 2],
     deadline: f64v[0],
     payload: text ? decoder.decode(payload) : payload,
   };
@@ -201,7 +202,7 @@ export class BatchReader {
       const len = fn.sb_unbatch_frame_len(this._h);
       const bytes = c.readBytes(fn.sb_unbatch_frame(this._h), len);
       const buf = c.memory.buffer;
-      const f = frameFromView(new Uint32Array(buf, this._viewPtr, 8), new Float64Array(buf, this._viewPtr + 32, 1), bytes, 0, text);
+      const f = frameFromView(new Uint32Array(buf, this._viewPtr, FRAME_VIEW_DEADLINE >> 2), new Float64Array(buf, this._viewPtr + FRAME_VIEW_DEADLINE, 1), bytes, 0, text);
       f.bytes = bytes;
       out.push(f);
     }

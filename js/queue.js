@@ -3,13 +3,25 @@
 // transport; the core decides everything else.
 import { core, toBytes, SwitchboardError } from './core.js';
 import { encodeFrame, kindId, BatchReader, frameFromView } from './frame.js';
+import {
+  QUEUE_REJECT, QUEUE_DROP_OLDEST, QUEUE_DROP_NEWEST, BATCH_PLAIN, BATCH_DEFLATE, BATCH_SHARED, BATCH_OUT, BATCH_DUE,
+  BATCH_STAT_FRAMES, BATCH_STAT_BATCHES, BATCH_STAT_RAW_BYTES, BATCH_STAT_OUT_BYTES, BATCH_STAT_COMPRESSED, BATCH_STAT_SKIPPED,
+  OUTBOX_EV_ACK, OUTBOX_EV_DROP, OUTBOX_EV_EXPIRED, OUTBOX_EV_TIMEOUT, OUTBOX_EV_DEADLETTER,
+  OUTBOX_STAT_DEPTH, OUTBOX_STAT_BYTES, OUTBOX_STAT_IN_FLIGHT, OUTBOX_STAT_SENT, OUTBOX_STAT_RETRIES, OUTBOX_STAT_ACKED,
+  OUTBOX_STAT_DROPS, OUTBOX_STAT_EXPIRED, OUTBOX_STAT_DEADLETTERS, OUTBOX_STAT_RTT, OUTBOX_STAT_RTT_LAST,
+  INBOX_STAT_DELIVERED, INBOX_STAT_DUPLICATES, INBOX_STAT_HELD, INBOX_STAT_REFUSED, INBOX_STAT_SKIPPED, INBOX_STAT_ACKS,
+  OUTBOX_EVENT_ID, OUTBOX_EVENT_CHANNEL, OUTBOX_EVENT_SEQ, OUTBOX_EVENT_ATTEMPTS, OUTBOX_EVENT_VALUE,
+  FRAME_VIEW_FLAGS, FRAME_VIEW_DEADLINE, FRAME_F_COMPRESSED, FRAME_F_LAST, FRAME_F_BINARY, FRAME_VERSION, FRAME_ACK, FRAME_BATCH,
+} from './constants.js';
 
 const now = () => performance.timeOrigin + performance.now();
-const POLICIES = { reject: 0, 'drop-oldest': 1, 'drop-newest': 2 };
-const COMPRESSION = { none: 0, deflate: 1, shared: 2 };
-const BATCH_OUT = 1;
-const BATCH_DUE = 2;
-const EV_TYPES = [null, 'ack', 'drop', 'expired', 'timeout', 'deadletter'];
+const POLICIES = { reject: QUEUE_REJECT, 'drop-oldest': QUEUE_DROP_OLDEST, 'drop-newest': QUEUE_DROP_NEWEST };
+const COMPRESSION = { none: BATCH_PLAIN, deflate: BATCH_DEFLATE, shared: BATCH_SHARED };
+// Outbox event type -> the event's name.
+const EV_TYPES = {
+  [OUTBOX_EV_ACK]: 'ack', [OUTBOX_EV_DROP]: 'drop', [OUTBOX_EV_EXPIRED]: 'expired',
+  [OUTBOX_EV_TIMEOUT]: 'timeout', [OUTBOX_EV_DEADLETTER]: 'deadletter',
+};
 const EV_CODES = { drop: 'QUEUE_FULL', expired: 'EXPIRED', deadletter: 'TIMEOUT' };
 
 function emit(target, type, detail) {
@@ -30,12 +42,12 @@ class Emitter extends EventTarget {
   }
 }
 
-/** Typed views over a fixed-layout C struct, refreshed when memory grows. */
+/** Typed views over a fixed-layout C struct (uint32 words, then one float64 at
+ * f64Off), refreshed when memory grows. */
 class StructView {
-  constructor(c, ptr, nU32, f64Off) {
+  constructor(c, ptr, f64Off) {
     this.c = c;
     this.ptr = ptr;
-    this.nU32 = nU32;
     this.f64Off = f64Off;
     this.buf = null;
   }
@@ -44,7 +56,7 @@ class StructView {
     const buf = this.c.memory.buffer;
     if (buf !== this.buf) {
       this.buf = buf;
-      this.u32 = new Uint32Array(buf, this.ptr, this.nU32);
+      this.u32 = new Uint32Array(buf, this.ptr, this.f64Off >> 2);
       this.f64 = new Float64Array(buf, this.ptr + this.f64Off, 1);
     }
     return this;
@@ -145,10 +157,11 @@ export class Batcher extends Emitter {
 
   stats() {
     const s = (i) => (this._h ? this._c.fn.sb_batch_stat(this._h, i) : 0);
-    const raw = s(2);
-    const out = s(3);
+    const raw = s(BATCH_STAT_RAW_BYTES);
+    const out = s(BATCH_STAT_OUT_BYTES);
     return {
-      frames: s(0), batches: s(1), rawBytes: raw, outBytes: out, compressed: s(4), compressionSkipped: s(5),
+      frames: s(BATCH_STAT_FRAMES), batches: s(BATCH_STAT_BATCHES), rawBytes: raw, outBytes: out,
+      compressed: s(BATCH_STAT_COMPRESSED), compressionSkipped: s(BATCH_STAT_SKIPPED),
       pending: this.pending, pendingBytes: this._h ? this._c.fn.sb_batch_pending_bytes(this._h) : 0,
       ratio: out ? raw / out : 1,
     };
@@ -181,7 +194,7 @@ export class Batcher extends Emitter {
   _deliver(n, frames) {
     const c = this._c;
     const bytes = c.readBytes(c.fn.sb_batch_out(this._h), n);
-    const compressed = (bytes[1] & 1) === 1;
+    const compressed = (bytes[1] & FRAME_F_COMPRESSED) !== 0;
     const info = { bytes, frames, compressed };
     if (this._onFlush) this._onFlush(bytes, info);
     emit(this, 'flush', info);
@@ -226,7 +239,7 @@ export class Outbox extends Emitter {
       opts.seed === undefined ? seed32() : opts.seed >>> 0);
     if (!this._h) throw new SwitchboardError('INVALID', 'bad Outbox options');
     this._transmit = opts.transmit;
-    this._ev = new StructView(this._c, fn.sb_outbox_event_view(this._h), 6, 24);
+    this._ev = new StructView(this._c, fn.sb_outbox_event_view(this._h), OUTBOX_EVENT_VALUE);
     this._waiters = new Map(); // id -> {resolve, reject}
     this._timer = new Timer(() => this.pump());
     this._pumping = false;
@@ -259,7 +272,7 @@ export class Outbox extends Emitter {
       n = b.length;
     }
     const binary = opts.binary ?? typeof payload !== 'string';
-    const flags = (binary ? 0x10 : 0) | (opts.last ? 0x04 : 0);
+    const flags = (binary ? FRAME_F_BINARY : 0) | (opts.last ? FRAME_F_LAST : 0);
     const id = c.check(c.fn.sb_outbox_send(this._h, kindId(opts.kind), (opts.channel ?? 0) >>> 0,
       opts.priority ?? 0, flags, (opts.corr ?? 0) >>> 0, opts.ttlMs ?? 0, p, n, now()), 'Outbox.send');
     this._drainEvents();
@@ -338,8 +351,10 @@ export class Outbox extends Emitter {
   stats() {
     const s = (i) => (this._h ? this._c.fn.sb_outbox_stat(this._h, i) : 0);
     return {
-      depth: s(0), bytes: s(1), inFlight: s(2), sent: s(3), retries: s(4), acked: s(5),
-      drops: s(6), expired: s(7), deadLetters: s(8), rtt: s(9), rttLast: s(10),
+      depth: s(OUTBOX_STAT_DEPTH), bytes: s(OUTBOX_STAT_BYTES), inFlight: s(OUTBOX_STAT_IN_FLIGHT),
+      sent: s(OUTBOX_STAT_SENT), retries: s(OUTBOX_STAT_RETRIES), acked: s(OUTBOX_STAT_ACKED),
+      drops: s(OUTBOX_STAT_DROPS), expired: s(OUTBOX_STAT_EXPIRED), deadLetters: s(OUTBOX_STAT_DEADLETTERS),
+      rtt: s(OUTBOX_STAT_RTT), rttLast: s(OUTBOX_STAT_RTT_LAST),
     };
   }
 
@@ -370,7 +385,10 @@ export class Outbox extends Emitter {
       const u = ev.u32;
       const value = ev.f64[0];
       const type = EV_TYPES[t];
-      const detail = { id: u[1], channel: u[2], seq: u[3], attempts: u[4] };
+      const detail = {
+        id: u[OUTBOX_EVENT_ID >> 2], channel: u[OUTBOX_EVENT_CHANNEL >> 2],
+        seq: u[OUTBOX_EVENT_SEQ >> 2], attempts: u[OUTBOX_EVENT_ATTEMPTS >> 2],
+      };
       if (type === 'ack') detail.rtt = value;
       if (type === 'timeout') detail.retryInMs = value;
       const code = EV_CODES[type];
@@ -422,7 +440,7 @@ export class Inbox extends Emitter {
     this._onMessage = opts.onMessage;
     this._outbox = opts.outbox;
     this._text = opts.text === true;
-    this._view = new StructView(this._c, fn.sb_inbox_view(this._h), 8, 32);
+    this._view = new StructView(this._c, fn.sb_inbox_view(this._h), FRAME_VIEW_DEADLINE);
     this._ackScheduled = false;
     this._reader = new BatchReader({ maxPayload: Math.min(0x7fffffff, opts.maxBytes ?? 8 << 20) });
     this._timer = new Timer(() => this._acks());
@@ -441,9 +459,9 @@ export class Inbox extends Emitter {
     if (!this._h) throw new SwitchboardError('CLOSED', 'Inbox is closed');
     const b = toBytes(message);
     // A lone frame (the common case on a quiet link) skips the batch reader;
-    // the C side still decodes it strictly.
-    if (b.length > 0 && (b[0] & 0xf0) === 0x10 && (b[0] & 0x0f) !== 9) {
-      if ((b[0] & 0x0f) !== 4) return this.push(b);
+    // the C side still decodes it strictly. Byte 0 is version << 4 | kind.
+    if (b.length > 0 && (b[0] & 0xf0) === FRAME_VERSION << 4 && (b[0] & 0x0f) !== FRAME_BATCH) {
+      if ((b[0] & 0x0f) !== FRAME_ACK) return this.push(b);
       if (this._outbox) this._outbox.receiveAck(b);
       return 0;
     }
@@ -480,7 +498,7 @@ export class Inbox extends Emitter {
     while (fn.sb_inbox_next(this._h) === 1) {
       const bytes = c.readBytes(fn.sb_inbox_frame(this._h), fn.sb_inbox_frame_len(this._h));
       const v = this._view.get();
-      const f = frameFromView(v.u32, v.f64, bytes, 0, this._text && !(v.u32[1] & 0x10));
+      const f = frameFromView(v.u32, v.f64, bytes, 0, this._text && !(v.u32[FRAME_VIEW_FLAGS >> 2] & FRAME_F_BINARY));
       n++;
       if (this._onMessage) this._onMessage(f);
       emit(this, 'message', f);
@@ -508,7 +526,10 @@ export class Inbox extends Emitter {
 
   stats() {
     const s = (i) => (this._h ? this._c.fn.sb_inbox_stat(this._h, i) : 0);
-    return { delivered: s(0), duplicates: s(1), held: s(2), refused: s(3), skipped: s(4), acks: s(5) };
+    return {
+      delivered: s(INBOX_STAT_DELIVERED), duplicates: s(INBOX_STAT_DUPLICATES), held: s(INBOX_STAT_HELD),
+      refused: s(INBOX_STAT_REFUSED), skipped: s(INBOX_STAT_SKIPPED), acks: s(INBOX_STAT_ACKS),
+    };
   }
 
   close() {

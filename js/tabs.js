@@ -3,6 +3,9 @@
 // map kept in the C core (src/sync.c); this file only moves bytes between the
 // core, BroadcastChannel, timers and storage, and turns values into JSON.
 import { init, core, SwitchboardError } from './core.js';
+import {
+  LEASE_EV_LEADER, LEASE_EV_LOST, LEASE_EV_PRESENCE, LEASE_MSG_MAX, SYNC_SNAPSHOT, SYNC_DIGEST, SYNC_REQUEST, SYNC_CH_DELETED,
+} from './constants.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -142,7 +145,7 @@ export class TabGroup extends EventTarget {
 
   #recv(data) {
     const bytes = toU8(data);
-    if (!bytes || !this.#h || bytes.length > 64) return;
+    if (!bytes || !this.#h || bytes.length > LEASE_MSG_MAX) return;
     const c = this.#c;
     const p = c.writeBytes(bytes);
     const r = c.fn.sb_lease_recv(this.#h, performance.now(), p, bytes.length);
@@ -172,12 +175,12 @@ export class TabGroup extends EventTarget {
     if (!this.#h) return;
     const f = this.#c.fn;
     const ev = f.sb_lease_events(this.#h);
-    if (ev & 4) {
+    if (ev & LEASE_EV_PRESENCE) {
       this.#refreshTabs();
       this.dispatchEvent(new CustomEvent('presence', { detail: { tabs: this.tabs } }));
     }
-    if (ev & 2) this.dispatchEvent(new Event('leadershiplost'));
-    if (ev & 1) this.dispatchEvent(new CustomEvent('leaderchange', { detail: { leader: this.leader, isLeader: this.isLeader, term: this.term } }));
+    if (ev & LEASE_EV_LOST) this.dispatchEvent(new Event('leadershiplost'));
+    if (ev & LEASE_EV_LEADER) this.dispatchEvent(new CustomEvent('leaderchange', { detail: { leader: this.leader, isLeader: this.isLeader, term: this.term } }));
     if (this.#locks && this.#options.preferVisible && this.isLeader && !isVisible() &&
         this.#tabs.some((t) => !t.self && t.visible) && this.#releaseLock) {
       // Give the lock up and queue again: a visible tab gets its turn.
@@ -519,14 +522,14 @@ export class SharedState extends EventTarget {
     if (n === undefined) return;
     const f = this.#c.fn;
     const type = f.sb_sync_last_type(this.#s);
-    if (type === 2 && this.#joined) this.#joined();
-    if (type === 4) {
+    if (type === SYNC_SNAPSHOT && this.#joined) this.#joined();
+    if (type === SYNC_REQUEST) {
       // A tab joined or missed writes: the leader answers (everyone does
       // while none is known, or when the leader itself asks).
       const g = this.#group;
       const from = f.sb_sync_last_origin(this.#s) >>> 0;
       if (g.isLeader || !g.leader || g.leader === from) this.#sendSnapshot();
-    } else if (type === 3 && f.sb_sync_missing(this.#s) > 0) {
+    } else if (type === SYNC_DIGEST && f.sb_sync_missing(this.#s) > 0) {
       this.#request(false); // a digest shows writes we never got: repair
     }
   }
@@ -558,7 +561,7 @@ export class SharedState extends EventTarget {
       const vl = readVar(buf, pos);
       const vb = buf.subarray(pos.i, pos.i + vl);
       pos.i += vl;
-      if (flags & 1) {
+      if (flags & SYNC_CH_DELETED) {
         this.#cache.delete(key);
       } else {
         let v;

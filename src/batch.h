@@ -31,7 +31,7 @@ enum sb_batch_mode {
 };
 
 /* sb_batch_add result bits. */
-enum {
+enum sb_batch_result {
     SB_BATCH_OUT = 1, /* a batch was closed to make room: send sb_batch_out now */
     SB_BATCH_DUE = 2  /* the pending batch is full: call sb_batch_flush */
 };

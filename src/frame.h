@@ -101,9 +101,9 @@ int sb_varint_get(const uint8_t *in, size_t n, uint64_t max, uint64_t *v);
 /* ---- codec object: the wasm/JS face ------------------------------------- */
 
 /* Fixed layout on every platform (no pointers): JS reads it as
- * Uint32Array[8] + Float64 at byte 32. payload_off is relative to the
- * input given to sb_frame_codec_decode. */
-typedef struct sb_frame_view {
+ * Uint32Array[8] + Float64 at byte 32 (offsets from js/constants.js).
+ * payload_off is relative to the input given to sb_frame_codec_decode. */
+SB_LAYOUT typedef struct sb_frame_view {
     uint32_t kind, flags, channel, id, seq, corr, payload_off, payload_len;
     double deadline;
 } sb_frame_view;

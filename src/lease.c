@@ -29,7 +29,7 @@ struct sb_lease {
     int events;
     int send_now;   /* a heartbeat is owed at the next step */
     int send_flags; /* extra flags for it (HELLO, RESIGN) */
-    uint8_t out[64];
+    uint8_t out[SB_LEASE_MSG_MAX];
 };
 
 sb_lease *sb_lease_create(uint32_t id, double heartbeat_ms, double lease_ms, uint32_t max_peers,
@@ -203,7 +203,7 @@ int sb_lease_recv(sb_lease *l, double now_ms, const uint8_t *in, uint32_t n)
     lpeer *p;
     if (!l || (!in && n))
         return SB_E_INVALID;
-    k = sb_frame_decode(in, n, 64, &f);
+    k = sb_frame_decode(in, n, SB_LEASE_MSG_MAX, &f);
     if (k < 0)
         return k;
     if (f.kind != SB_FRAME_PING || f.payload_len < 1)

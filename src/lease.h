@@ -22,6 +22,9 @@
 
 #include "switchboard.h"
 
+/* No lease message is longer (the glue drops longer ones unread). */
+#define SB_LEASE_MSG_MAX 64
+
 typedef struct sb_lease sb_lease;
 
 /* Event bits returned by sb_lease_events(). */

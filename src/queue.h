@@ -37,8 +37,9 @@ enum sb_outbox_event_type {
     SB_OUTBOX_EV_DEADLETTER = 5  /* gave up after max_retries; code = TIMEOUT */
 };
 
-/* Fixed layout for JS: Uint32Array[6] (code as int32) + Float64 at byte 24. */
-typedef struct sb_outbox_event {
+/* Fixed layout for JS: Uint32Array[6] (code as int32) + Float64 at byte 24
+ * (offsets from js/constants.js). */
+SB_LAYOUT typedef struct sb_outbox_event {
     uint32_t type, id, channel, seq, attempts;
     int32_t code;
     double value;

@@ -1,8 +1,13 @@
 /* router — see router.h. */
 #include "router.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* sb_router_events() hands the records out as int32 words. */
+_Static_assert(sizeof(sb_router_record) == 4 * sizeof(int32_t), "sb_router_record layout");
+_Static_assert(offsetof(sb_router_record, err) == 12, "sb_router_record layout");
 
 #define EP_BITS 12
 #define EP_MASK ((1 << EP_BITS) - 1)
@@ -37,7 +42,7 @@ struct sb_router {
     slot *slots;
     uint32_t *free_slots;
     int nfree;
-    int32_t *events;
+    sb_router_record *events;
     int nevents, max_events;
     int reason, reason_ep;
 };
@@ -60,7 +65,7 @@ sb_router *sb_router_create(int max_endpoints, int max_pending, int max_origins)
     r->ep = calloc((size_t)max_endpoints, sizeof *r->ep);
     r->slots = calloc((size_t)max_pending, sizeof *r->slots);
     r->free_slots = calloc((size_t)max_pending, sizeof *r->free_slots);
-    r->events = calloc((size_t)r->max_events * 4, sizeof *r->events);
+    r->events = calloc((size_t)r->max_events, sizeof *r->events);
     if (!r->ep || !r->slots || !r->free_slots || !r->events) {
         sb_router_destroy(r);
         return NULL;
@@ -104,14 +109,14 @@ static int lookup(const sb_router *r, int h)
 
 static void emit(sb_router *r, int kind, int ep_idx, uint32_t id, int err)
 {
-    int32_t *e;
+    sb_router_record *e;
     if (r->nevents >= r->max_events) /* cannot happen, see create() */
         return;
-    e = r->events + 4 * r->nevents++;
-    e[0] = kind;
-    e[1] = ep_idx >= 0 ? handle_of(r, ep_idx) : 0;
-    e[2] = (int32_t)id;
-    e[3] = err;
+    e = &r->events[r->nevents++];
+    e->kind = kind;
+    e->endpoint = ep_idx >= 0 ? handle_of(r, ep_idx) : 0;
+    e->id = (int32_t)id;
+    e->err = err;
 }
 
 static void free_slot(sb_router *r, uint32_t s)
@@ -438,5 +443,5 @@ double sb_router_next_deadline(const sb_router *r)
 
 const int32_t *sb_router_events(const sb_router *r)
 {
-    return r ? r->events : NULL;
+    return r ? (const int32_t *)r->events : NULL;
 }

@@ -34,7 +34,7 @@ enum sb_ep_state {
     SB_EP_CONNECTED = 3
 };
 
-/* Event kinds in the table (4 int32 per event: kind, endpoint, call id, err). */
+/* Event kinds in the table (one sb_router_record per event). */
 enum sb_router_event {
     SB_RT_CALL_FAILED = 1,   /* call id failed with err (TIMEOUT or CONNECTION_LOST) */
     SB_RT_PING = 2,          /* send a heartbeat on the endpoint */
@@ -52,6 +52,15 @@ enum sb_route_reason {
     SB_RR_BAD_NONCE = 5,       /* handshake reply does not carry our nonce */
     SB_RR_BAD_STATE = 6        /* handshake message out of order */
 };
+
+/* One event of the table from sb_router_events(): 4 int32 (the call id as
+ * int32; read it unsigned). */
+SB_LAYOUT typedef struct sb_router_record {
+    int32_t kind;     /* enum sb_router_event */
+    int32_t endpoint; /* handle */
+    int32_t id;       /* call id (CALL_FAILED), else 0 */
+    int32_t err;      /* sb_err (CALL_FAILED), else 0 */
+} sb_router_record;
 
 typedef struct sb_router sb_router;
 
@@ -111,6 +120,8 @@ int sb_router_pending(const sb_router *r, int ep);
 SB_EXPORT int sb_router_poll(sb_router *r, double now_ms);
 /* Earliest deadline (call, heartbeat, liveness, connect), -1 for none. */
 SB_EXPORT double sb_router_next_deadline(const sb_router *r);
+/* The event table: the records of the last call that produced events, as
+ * int32 (4 per record). */
 SB_EXPORT const int32_t *sb_router_events(const sb_router *r);
 
 #endif

@@ -4,8 +4,13 @@
 
 #include "backoff.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* sb_sse_records() hands the records out as uint32 words. */
+_Static_assert(sizeof(sb_sse_record) == SB_SSE_REC_WORDS * sizeof(uint32_t), "sb_sse_record layout");
+_Static_assert(offsetof(sb_sse_record, id_units) == 20, "sb_sse_record layout");
 
 #define SSE_DEFAULT_LINE (64u * 1024u)
 #define SSE_DEFAULT_EVENT (1024u * 1024u)
@@ -34,7 +39,7 @@ struct sb_sse {
     int last_in_batch; /* `last` already written once in this batch */
     int type_in_batch; /* a type was written in this batch, at type_off */
     size_t type_off, type_len;
-    uint32_t *rec;
+    sb_sse_record *rec;
     size_t nrec, rec_cap;
     double retry;
     /* connection */
@@ -170,7 +175,7 @@ static int dispatch(sb_sse *s)
     size_t dlen = s->out.len - s->committed;
     size_t type_len = s->type.len;
     size_t id_len;
-    uint32_t *r;
+    sb_sse_record *r;
     if (s->id_dirty) {
         if (set_copy(&s->last, &s->id) < 0)
             return SB_E_NO_MEMORY;
@@ -185,7 +190,7 @@ static int dispatch(sb_sse *s)
     }
     if (s->nrec == s->rec_cap) {
         size_t cap = s->rec_cap ? s->rec_cap * 2 : 16;
-        uint32_t *p = realloc(s->rec, cap * SB_SSE_REC_WORDS * sizeof *p);
+        sb_sse_record *p = realloc(s->rec, cap * sizeof *p);
         if (!p)
             return SB_E_NO_MEMORY;
         s->rec = p;
@@ -194,14 +199,14 @@ static int dispatch(sb_sse *s)
     id_len = s->last_in_batch ? 0 : s->last.len;
     if (sb_buf_reserve(&s->out, type_len + id_len) < 0)
         return SB_E_NO_MEMORY;
-    r = s->rec + s->nrec * SB_SSE_REC_WORDS;
+    r = &s->rec[s->nrec];
     s->out.len--; /* the LF after the last data line */
-    r[0] = (uint32_t)(dlen - 1);
-    r[1] = s->data_units - 1;
+    r->data_bytes = (uint32_t)(dlen - 1);
+    r->data_units = s->data_units - 1;
     if (type_len && s->type_in_batch && type_len == s->type_len &&
         memcmp(s->out.p + s->type_off, s->type.p, type_len) == 0) {
-        r[2] = SB_SSE_SAME; /* streams reuse a few types: no copy, no JS slice */
-        r[3] = SB_SSE_SAME;
+        r->type_bytes = SB_SSE_SAME; /* streams reuse a few types: no copy, no JS slice */
+        r->type_units = SB_SSE_SAME;
     } else {
         if (type_len) {
             copy_bytes(s->out.p + s->out.len, s->type.p, type_len);
@@ -210,18 +215,18 @@ static int dispatch(sb_sse *s)
             s->type_len = type_len;
         }
         s->out.len += type_len;
-        r[2] = (uint32_t)type_len;
-        r[3] = s->type_units;
+        r->type_bytes = (uint32_t)type_len;
+        r->type_units = s->type_units;
     }
     if (!s->last_in_batch) {
         copy_bytes(s->out.p + s->out.len, s->last.p, id_len);
         s->out.len += id_len;
-        r[4] = (uint32_t)id_len;
-        r[5] = s->last_units;
+        r->id_bytes = (uint32_t)id_len;
+        r->id_units = s->last_units;
         s->last_in_batch = 1;
     } else {
-        r[4] = SB_SSE_SAME;
-        r[5] = SB_SSE_SAME;
+        r->id_bytes = SB_SSE_SAME;
+        r->id_units = SB_SSE_SAME;
     }
     s->nrec++;
     s->committed = s->out.len;
@@ -451,7 +456,7 @@ size_t sb_sse_text_len(const sb_sse *s)
 
 const uint32_t *sb_sse_records(const sb_sse *s)
 {
-    return s ? s->rec : NULL;
+    return s ? (const uint32_t *)s->rec : NULL;
 }
 
 const uint8_t *sb_sse_last_id(const sb_sse *s)

@@ -15,8 +15,8 @@
  * slices it with substring().
  *
  * Output of one feed: sb_sse_count() events. Their strings live back to back
- * in sb_sse_text() and sb_sse_records() describes them, SB_SSE_REC_WORDS
- * uint32 per event, in this order:
+ * in sb_sse_text() and sb_sse_records() describes them, one sb_sse_record
+ * (SB_SSE_REC_WORDS uint32) per event:
  *   data_bytes, data_units, type_bytes, type_units, id_bytes, id_units
  * The text of one event is data, then type, then id. type_bytes == 0 means the
  * type "message". SB_SSE_SAME in type_bytes means "the type of the last event
@@ -47,6 +47,10 @@ enum sb_sse_state {
     SB_SSE_WAITING = 3,    /* lost, reconnect at sb_sse_deadline() */
     SB_SSE_CLOSED = 4      /* for good (caller, fatal answer or attempts used) */
 };
+
+SB_LAYOUT typedef struct sb_sse_record {
+    uint32_t data_bytes, data_units, type_bytes, type_units, id_bytes, id_units;
+} sb_sse_record;
 
 typedef struct sb_sse sb_sse;
 

@@ -20,6 +20,18 @@
  * expands to nothing. */
 #define SB_EXPORT
 
+/* Marks a struct whose memory the JS glue reads at fixed offsets
+ * (`SB_LAYOUT typedef struct sb_x { fixed-width fields } sb_x;`):
+ * .ci/constants.mjs writes its field offsets into js/constants.js. It
+ * expands to nothing. */
+#define SB_LAYOUT
+
+/* Version of the wasm boundary (exported signatures, SB_LAYOUT structs),
+ * bumped whenever it changes: sb_wasm_abi() returns it, and the JS loader,
+ * which has it from js/constants.js, refuses a stale separately served
+ * .wasm instead of misbehaving. */
+#define SB_WASM_ABI 1
+
 typedef enum sb_err {
     SB_OK = 0,
     SB_E_NO_MEMORY = -1,          /* allocation failed */

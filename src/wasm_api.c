@@ -5,10 +5,6 @@
 
 #include "switchboard.h"
 
-/* Bumped whenever an exported signature changes, so the JS loader can refuse
- * a stale separately-served .wasm instead of misbehaving. */
-#define SB_WASM_ABI 1
-
 EMSCRIPTEN_KEEPALIVE int sb_wasm_abi(void);
 
 int sb_wasm_abi(void)
