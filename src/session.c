@@ -857,9 +857,11 @@ int sb_session_transport_closed(sb_session *s, double now_ms, int code)
     if (!s->conn)
         return SB_OK;
     if (s->state != SB_SESSION_CLOSING) {
-        if (!s->l)
-            return SB_OK; /* a transport we already let go of */
-        if (!s->l->up && s->opt[SB_SO_FRAMED]) {
+        /* No link: a transport we already let go of, unless the attempt
+         * never got one (the host could not even create it). */
+        if (!s->l && s->state != SB_SESSION_CONNECTING)
+            return SB_OK;
+        if ((!s->l || !s->l->up) && s->opt[SB_SO_FRAMED]) {
             /* Failed before it worked. Chromium fails the handshake when a
              * server picks no subprotocol; until one mode has worked,
              * alternate what the next attempt offers. */
@@ -1160,7 +1162,7 @@ static int recv_framed(sb_session *s, const uint8_t *data, uint32_t n, double no
     if ((double)count > s->opt[SB_SO_MAX_FRAMES])
         return SB_E_TOO_LARGE;
     while (sb_unbatch_next(l->rd) == 1) {
-        s->stats[SB_SS_FRAME_BYTES_IN] += sb_unbatch_frame_len(l->rd);
+        s->stats[SB_SS_PAYLOAD_BYTES_IN] += sb_unbatch_frame_len(l->rd);
         rc = on_frame(s, sb_unbatch_frame(l->rd), sb_unbatch_frame_len(l->rd), now);
         if (rc < 0)
             return rc;
@@ -1499,7 +1501,7 @@ static int add_frame(sb_session *s, const uint8_t *f, uint32_t n, double now)
     int rc = sb_batch_add(l->wr, f, n, now);
     if (rc < 0)
         return rc;
-    s->stats[SB_SS_FRAME_BYTES_OUT] += n;
+    s->stats[SB_SS_PAYLOAD_BYTES_OUT] += n;
     if (rc & SB_BATCH_OUT)
         write_out(s, sb_batch_out(l->wr), sb_batch_out_len(l->wr), 0);
     if (sb_batch_pending(l->wr) >= (uint32_t)s->opt[SB_SO_BATCH_MAX_FRAMES] ||
@@ -1746,7 +1748,7 @@ double sb_session_stat(const sb_session *s, int which)
         return s->out ? sb_outbox_stat(s->out, SB_OUTBOX_STAT_BYTES) : 0;
     case SB_SS_IN_FLIGHT:
         return s->out ? sb_outbox_stat(s->out, SB_OUTBOX_STAT_IN_FLIGHT) : 0;
-    case SB_SS_REQUESTS:
+    case SB_SS_REQUESTS_PENDING:
         return s->nreqs;
     case SB_SS_ATTEMPT:
         return s->conn ? sb_conn_attempt(s->conn) : 0;

@@ -149,7 +149,7 @@ enum sb_session_close_code {
 };
 
 /* Fixed layout for JS: Uint32Array[8] (code as int32) + Float64 at byte 32. */
-typedef struct sb_session_event {
+SB_LAYOUT typedef struct sb_session_event {
     uint32_t type, channel, seq, id, flags;
     int32_t code;
     uint32_t len, reserved;
@@ -167,11 +167,11 @@ enum sb_session_stat {
     SB_SS_QUEUED = 7,           /* outbox depth (queued + unacked) */
     SB_SS_QUEUED_BYTES = 8,
     SB_SS_IN_FLIGHT = 9,        /* transmitted, not yet confirmed */
-    SB_SS_REQUESTS = 10,        /* requests waiting for an answer */
+    SB_SS_REQUESTS_PENDING = 10, /* requests waiting for an answer */
     SB_SS_BYTES_OUT = 11,       /* transport bytes written */
     SB_SS_BYTES_IN = 12,        /* transport bytes read */
-    SB_SS_FRAME_BYTES_OUT = 13, /* frame bytes before compression */
-    SB_SS_FRAME_BYTES_IN = 14,  /* frame bytes after inflating */
+    SB_SS_PAYLOAD_BYTES_OUT = 13, /* frame bytes before compression */
+    SB_SS_PAYLOAD_BYTES_IN = 14,  /* frame bytes after inflating */
     SB_SS_ATTEMPT = 15,         /* failed attempts since the last good connection */
     SB_SS_RTT = 16,             /* last ping round trip, ms, or -1 */
     SB_SS_TX_SEQ = 17,          /* channel 0: last seq transmitted */

@@ -1,0 +1,129 @@
+// One switchboard.v1 session of the C core (src/session.h), for the hosts
+// that carry it: the browser Socket (client role) and the relay (server
+// role). Bytes and options go in, events come out; every decision is the
+// core's. Nothing here knows the protocol.
+import { core } from './core.js';
+import { SwitchboardError } from './errors.js';
+import {
+  SESSION_EVENT_CHANNEL, SESSION_EVENT_SEQ, SESSION_EVENT_ID, SESSION_EVENT_FLAGS,
+  SESSION_EVENT_CODE, SESSION_EVENT_LEN, SESSION_EVENT_VALUE, FRAME_F_BINARY,
+} from './constants.js';
+
+const encoder = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+
+/** A seed from the platform's CSPRNG (jitter, epochs). */
+export function randomSeed() {
+  const a = new Uint32Array(1);
+  globalThis.crypto.getRandomValues(a);
+  return a[0] || 1;
+}
+
+export class Session {
+  /**
+   * @param {number} role SESSION_CLIENT | SESSION_SERVER
+   * @param {Iterable<[number, number]>} options [SO_* key, value] pairs
+   */
+  constructor(role, options = [], seed = randomSeed()) {
+    this.c = core();
+    this.fn = this.c.fn;
+    this.h = this.fn.sb_session_create(role, seed >>> 0);
+    if (!this.h) throw new SwitchboardError('NO_MEMORY', 'cannot create a session');
+    for (const [k, v] of options) {
+      if (v === undefined) continue;
+      const rc = this.fn.sb_session_set(this.h, k, Number(v));
+      if (rc < 0) { this.destroy(); throw this.c.error(rc, `session option ${k} = ${v}`); }
+    }
+  }
+
+  /** Bytes (or a string, as UTF-8) into the scratch area: [ptr, len]. */
+  put(data) {
+    if (typeof data === 'string') return this.c.writeString(data);
+    const bytes = data || EMPTY;
+    return [this.c.writeBytes(bytes), bytes.length];
+  }
+
+  check(rc, what) {
+    if (rc < 0) throw this.c.error(rc, what);
+    return rc;
+  }
+
+  send(channel, binary, data, now) {
+    const [p, n] = this.put(data);
+    return this.check(this.fn.sb_session_send(this.h, channel >>> 0, binary ? FRAME_F_BINARY : 0, p, n, now), 'send');
+  }
+
+  request(channel, binary, data, timeout, now) {
+    const [p, n] = this.put(data);
+    return this.check(this.fn.sb_session_request(this.h, channel >>> 0, binary ? FRAME_F_BINARY : 0, p, n, timeout, now), 'request');
+  }
+
+  respond(id, isError, binary, data, now) {
+    const [p, n] = this.put(data);
+    return this.check(this.fn.sb_session_respond(this.h, id, isError ? 1 : 0, binary ? FRAME_F_BINARY : 0, p, n, now), 'respond');
+  }
+
+  recv(data, text, now) {
+    const [p, n] = this.put(data);
+    return this.check(this.fn.sb_session_recv(this.h, p, n, text ? 1 : 0, now), 'recv');
+  }
+
+  /** Bytes at sb_session_out after a call that returned their length. */
+  out(len) {
+    return len > 0 ? this.c.readBytes(this.fn.sb_session_out(this.h), len) : EMPTY;
+  }
+
+  serialize() {
+    return this.out(this.check(this.fn.sb_session_serialize(this.h), 'serialize'));
+  }
+
+  restore(blob, now) {
+    const [p, n] = this.put(blob);
+    return this.check(this.fn.sb_session_restore(this.h, p, n, now), 'restore');
+  }
+
+  id() {
+    return new TextDecoder().decode(this.out(this.check(this.fn.sb_session_get_id(this.h), 'id')));
+  }
+
+  setId(id) {
+    const [p, n] = this.put(id);
+    return this.check(this.fn.sb_session_set_id(this.h, p, n), 'session id');
+  }
+
+  stat(k) { return this.fn.sb_session_stat(this.h, k); }
+  get state() { return this.fn.sb_session_state(this.h); }
+  get mode() { return this.fn.sb_session_mode(this.h); }
+  deadline() { return this.fn.sb_session_next_deadline(this.h); }
+
+  /**
+   * Hand every pending event to fn(type, ev). ev's data is a copy (the
+   * heap may move under later calls), and ev is reused between calls.
+   */
+  drain(fn) {
+    const f = this.fn, h = this.h, c = this.c, ev = this._ev || (this._ev = {});
+    let t;
+    while (this.h && (t = f.sb_session_next_event(h))) {
+      const v = f.sb_session_event_view(h);
+      const heap = c.heap();
+      const dv = this._dv && this._dv.buffer === heap.buffer ? this._dv : (this._dv = new DataView(heap.buffer));
+      ev.channel = dv.getUint32(v + SESSION_EVENT_CHANNEL, true);
+      ev.seq = dv.getUint32(v + SESSION_EVENT_SEQ, true);
+      ev.id = dv.getUint32(v + SESSION_EVENT_ID, true);
+      ev.flags = dv.getUint32(v + SESSION_EVENT_FLAGS, true);
+      ev.code = dv.getInt32(v + SESSION_EVENT_CODE, true);
+      ev.value = dv.getFloat64(v + SESSION_EVENT_VALUE, true);
+      const len = dv.getUint32(v + SESSION_EVENT_LEN, true);
+      ev.data = len ? c.readBytes(f.sb_session_event_data(h), len) : EMPTY;
+      fn(t, ev);
+    }
+  }
+
+  destroy() {
+    if (this.h) this.fn.sb_session_destroy(this.h);
+    this.h = 0;
+  }
+}
+
+export const utf8 = (bytes) => new TextDecoder().decode(bytes);
+export const bytesOf = (s) => encoder.encode(s);
