@@ -7,8 +7,7 @@
 
 struct sb_conn {
     /* configuration */
-    double connect_timeout, ping_interval, pong_timeout, ack_delay;
-    int ack_every;
+    double connect_timeout, ping_interval, pong_timeout;
     sb_backoff *bo;
 
     int state, reason;
@@ -24,22 +23,15 @@ struct sb_conn {
     int proved;          /* this connection showed it is alive: backoff reset */
     int offline_seen;    /* network went offline while this socket was up */
     int online;
-
-    /* resume bookkeeping */
-    uint32_t tx, acked, rx;
-    int rx_unacked;
-    double ack_due;      /* -1 when nothing waits for an ack */
 };
 
 sb_conn *sb_conn_create(double connect_timeout_ms, double ping_interval_ms,
-                        double pong_timeout_ms, double ack_delay_ms, int ack_every,
-                        double backoff_min_ms, double backoff_max_ms, double backoff_factor,
-                        int max_attempts, uint32_t seed)
+                        double pong_timeout_ms, double backoff_min_ms, double backoff_max_ms,
+                        double backoff_factor, int max_attempts, uint32_t seed)
 {
     sb_conn *c;
     if (!(connect_timeout_ms > 0) || !(ping_interval_ms >= 0) ||
-        (ping_interval_ms > 0 && !(pong_timeout_ms > 0)) || !(ack_delay_ms >= 0) ||
-        ack_every < 1)
+        (ping_interval_ms > 0 && !(pong_timeout_ms > 0)))
         return NULL;
     c = calloc(1, sizeof *c);
     if (!c)
@@ -52,13 +44,10 @@ sb_conn *sb_conn_create(double connect_timeout_ms, double ping_interval_ms,
     c->connect_timeout = connect_timeout_ms;
     c->ping_interval = ping_interval_ms;
     c->pong_timeout = pong_timeout_ms;
-    c->ack_delay = ack_delay_ms;
-    c->ack_every = ack_every;
     c->state = SB_CONN_IDLE;
     c->retry_delay = -1;
     c->ping_at = -1;
     c->rtt = -1;
-    c->ack_due = -1;
     c->online = 1;
     return c;
 }
@@ -93,8 +82,6 @@ static int schedule_retry(sb_conn *c, double now, int reason)
 {
     double d = sb_backoff_next(c->bo);
     c->ping_at = -1;
-    c->ack_due = -1;
-    c->rx_unacked = 0; /* the ack state is re-sent in the next hello */
     if (d < 0) {
         c->retry_delay = -1;
         return set_state(c, SB_CONN_CLOSED, SB_CONN_R_GAVE_UP);
@@ -107,8 +94,6 @@ static int schedule_retry(sb_conn *c, double now, int reason)
 /* Drop the current socket and start a fresh attempt at once. */
 static int reconnect_now(sb_conn *c, double now, int reason)
 {
-    c->ack_due = -1;
-    c->rx_unacked = 0;
     return SB_CONN_DO_CLOSE | begin_attempt(c, now, reason);
 }
 
@@ -298,8 +283,6 @@ int sb_conn_tick(sb_conn *c, double now_ms)
      * a fresh backoff even if the peer never talks (plain servers). */
     if (!c->proved && now_ms - c->opened_at >= c->connect_timeout)
         prove(c);
-    if (c->rx_unacked > 0 && c->ack_due >= 0 && now_ms >= c->ack_due)
-        act |= SB_CONN_DO_ACK;
     return act;
 }
 
@@ -333,8 +316,6 @@ double sb_conn_next_deadline(const sb_conn *c)
         d = c->ping_at >= 0 ? c->ping_at + c->pong_timeout : c->last_rx + c->ping_interval;
     if (!c->proved)
         d = min_deadline(d, c->opened_at + c->connect_timeout);
-    if (c->rx_unacked > 0)
-        d = min_deadline(d, c->ack_due);
     return d;
 }
 
@@ -366,103 +347,4 @@ double sb_conn_rtt(const sb_conn *c)
 double sb_conn_opens(const sb_conn *c)
 {
     return c ? c->opens : 0;
-}
-
-uint32_t sb_conn_tx_next(sb_conn *c)
-{
-    if (!c || c->tx == UINT32_MAX)
-        return 0;
-    return ++c->tx;
-}
-
-uint32_t sb_conn_tx_seq(const sb_conn *c)
-{
-    return c ? c->tx : 0;
-}
-
-int sb_conn_acked(sb_conn *c, uint32_t seq)
-{
-    uint32_t n;
-    if (!c)
-        return SB_E_INVALID;
-    if (seq > c->tx)
-        return SB_E_INVALID;
-    if (seq <= c->acked)
-        return 0;
-    n = seq - c->acked;
-    c->acked = seq;
-    return n > (uint32_t)0x7fffffff ? 0x7fffffff : (int)n;
-}
-
-uint32_t sb_conn_acked_seq(const sb_conn *c)
-{
-    return c ? c->acked : 0;
-}
-
-int sb_conn_rx_seq(sb_conn *c, double now_ms, uint32_t seq)
-{
-    if (!c || seq == 0)
-        return SB_E_INVALID;
-    if (seq <= c->rx) {
-        /* A replay of something we have: our ack may have been lost, so
-         * make sure one goes out. */
-        if (c->rx_unacked == 0)
-            c->rx_unacked = 1;
-        c->ack_due = c->ack_due >= 0 && c->ack_due < now_ms + c->ack_delay ? c->ack_due
-                                                                           : now_ms + c->ack_delay;
-        return SB_CONN_RX_DUP;
-    }
-    if (seq != c->rx + 1)
-        return SB_CONN_RX_GAP;
-    c->rx = seq;
-    if (c->rx_unacked == 0)
-        c->ack_due = now_ms + c->ack_delay;
-    c->rx_unacked++;
-    if (c->rx_unacked >= c->ack_every)
-        c->ack_due = now_ms;
-    return SB_CONN_RX_NEW;
-}
-
-uint32_t sb_conn_rx_last(const sb_conn *c)
-{
-    return c ? c->rx : 0;
-}
-
-void sb_conn_ack_sent(sb_conn *c)
-{
-    if (!c)
-        return;
-    c->rx_unacked = 0;
-    c->ack_due = -1;
-}
-
-void sb_conn_set_rx(sb_conn *c, uint32_t rx)
-{
-    if (c)
-        c->rx = rx;
-}
-
-int sb_conn_restore(sb_conn *c, uint32_t tx, uint32_t acked, uint32_t rx)
-{
-    if (!c || acked > tx)
-        return SB_E_INVALID;
-    if (c->state != SB_CONN_IDLE)
-        return SB_E_BAD_STATE;
-    c->tx = tx;
-    c->acked = acked;
-    c->rx = rx;
-    return 0;
-}
-
-uint32_t sb_conn_resume_from(sb_conn *c, uint32_t peer_has)
-{
-    if (!c)
-        return 0;
-    /* The peer has more than we remember sending (our state was lost):
-     * number new messages after it so they are not taken as duplicates. */
-    if (peer_has > c->tx)
-        c->tx = peer_has;
-    if (peer_has > c->acked)
-        c->acked = peer_has;
-    return c->acked + 1;
 }
