@@ -30,6 +30,8 @@ export interface SocketOptions {
     maxAttempts?: number;
     /** An attempt (socket open + hello) that takes longer fails, ms (default 10000). */
     connectTimeout?: number;
+    /** An open socket whose server sends no switchboard greeting within this is talked to in plain mode, ms (default 3000). */
+    helloTimeout?: number;
   };
   /** Heartbeat (framed mode), or false. A connection is declared dead when a ping got no traffic back within `timeout`. */
   heartbeat?: false | {
@@ -85,7 +87,7 @@ export interface SocketCloseEvent extends Event { readonly code: number; readonl
 export interface SocketErrorEvent extends Event { readonly error: Error & { code?: string } }
 export interface SocketStateEvent extends Event { readonly state: SocketState; readonly reason: SocketReason }
 export interface SocketReconnectingEvent extends Event { readonly attempt: number; readonly delay: number; readonly reason: SocketReason }
-export interface SocketDropEvent extends Event { readonly data: string | Uint8Array; readonly reason: 'overflow' | 'rejected' | 'too-large'; readonly seq: number }
+export interface SocketDropEvent extends Event { readonly data: string | Uint8Array; readonly reason: 'overflow' | 'rejected' | 'too-large' | 'expired'; readonly id: number }
 
 export interface SocketStats {
   state: SocketState;

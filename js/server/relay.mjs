@@ -1,66 +1,49 @@
-// The reference relay: a Node WebSocket server (on `ws`) that speaks
-// switchboard.v1 with the same wasm core as the browser Socket.
+// The reference relay: a Node WebSocket server (on `ws`) whose connections
+// are server-role sessions of the same C core as the browser Socket
+// (src/session.h via js/session.js). The relay keeps rooms, fan-out through
+// the Bus, the store and onRequest; the protocol (handshake, acks, dedup,
+// resume, batching, compression, caps, heartbeat) is the session's.
 //
 //   rooms      every session is in one room (hello.room); a message from a
 //              session goes to every other session of that room (and back to
 //              the sender with hello.echo), through the Bus (bus.mjs)
-//   acks       every client message carries a seq; the relay acks the highest
-//              seq it has accepted, after the store committed it
-//   resume     each session keeps a bounded history of what it was sent; a
-//              client that comes back with hello.rx = last seq it got is
-//              replayed the rest; re-sent client messages (seq <= accepted)
-//              are dropped; so nothing is lost and nothing arrives twice
-//   presence   joins and leaves are messages on channel 1, JSON
-//              {type:'join'|'leave', user, users}
-//   requests   REQUEST frames go to opts.onRequest (default: echo)
-//   caps       frame payload, transport message, frames per batch, history
-//              per session, sessions, send buffer: hitting one closes the
+//   presence   joins and leaves on channel 1, JSON {type, user, users}
+//   requests   go to opts.onRequest (default: echo), answered once
+//   state      each session's serialized state is committed to the store
+//              before anything it caused is written, so an ack never runs
+//              ahead of what survives a restart
+//   errors     anything thrown while handling one connection closes that
 //              connection with a code and a reason naming the error code
 import { WebSocketServer } from 'ws';
 import { randomBytes } from 'node:crypto';
 import { init } from '../core.js';
 import { SwitchboardError } from '../errors.js';
-import { Wire, Kind, Flag, PROTOCOL, WIRE_DEFAULTS, jsonOf, utf8 } from '../socket-wire.js';
+import { Session, utf8, bytesOf } from '../session.js';
+import {
+  SESSION_SERVER, SESSION_PROTOCOL, SESSION_CLOSED, SESSION_OPEN, FRAME_F_BINARY,
+  SEV_WRITE, SEV_DISCONNECT, SEV_MESSAGE, SEV_REQUEST, SEV_HELLO, SEV_CLOSED, SEV_DIRTY, SEV_STATE,
+  SO_MAX_PAYLOAD, SO_MAX_MESSAGE, SO_MAX_FRAMES, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES, SO_SESSION_TTL,
+  SO_HELLO_TIMEOUT, SO_IDLE_TIMEOUT, SO_COMPRESS, SO_HIGH_WATER, CLOSE_PROTOCOL, CLOSE_TRY_AGAIN, CLOSE_TOO_BIG,
+} from '../constants.js';
 import { LocalBus } from './bus.mjs';
 import { MemoryStore } from './store.mjs';
 
 export const SYSTEM_CHANNEL = 1;
-export const CloseCode = Object.freeze({
-  PROTOCOL_ERROR: 1002, POLICY: 1008, TOO_BIG: 1009, TRY_AGAIN: 1013, REPLACED: 4000,
-});
-
-const SESSION_RE = /^[A-Za-z0-9_-]{8,64}$/;
 
 const DEFAULTS = {
-  maxPayload: WIRE_DEFAULTS.maxPayload,
-  maxMessage: WIRE_DEFAULTS.maxMessage,
-  maxFrames: WIRE_DEFAULTS.maxFrames,
-  maxHistory: 20000,
-  maxHistoryBytes: 32 << 20,
-  maxSessions: 10000,
-  maxBuffered: 16 << 20,
-  sessionTtlMs: 5 * 60e3,
-  pingIntervalMs: 30e3,
-  compress: true,
+  maxPayload: undefined, maxMessage: undefined, maxFrames: undefined, // the core's defaults
+  maxQueue: 20000, maxQueueBytes: 32 << 20, // per session: what a client may be behind by
+  maxSessions: 10000, sessionTtlMs: 5 * 60e3, helloTimeoutMs: undefined, idleTimeoutMs: undefined,
+  maxBuffered: 16 << 20, compress: true,
 };
 
-function b64(bytes) {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-}
-
-function unb64(s) {
-  return new Uint8Array(Buffer.from(s, 'base64'));
-}
-
-function newId() {
-  return randomBytes(12).toString('base64url');
-}
+const newId = () => randomBytes(16).toString('base64url'); // 128 random bits
+const ROOM_RE = /^[\w.:-]{1,128}$/;
 
 export class Relay {
   /**
    * Use `await Relay.create(opts)`.
-   * @param {object} opts see DEFAULTS; plus bus (Bus), store (MemoryStore |
-   *   JournalStore), onRequest(ctx) => value | Promise, log(msg)
+   * @param {object} opts see DEFAULTS; plus bus, store, onRequest(ctx), log(msg)
    */
   constructor(opts = {}) {
     this.o = { ...DEFAULTS, ...opts };
@@ -68,454 +51,324 @@ export class Relay {
     this.store = opts.store || new MemoryStore();
     this.onRequest = opts.onRequest || ((ctx) => ctx.data);
     this.log = opts.log || (() => {});
-    /** @type {Map<string, object>} */
+    /** id -> session record {id, s: Session, room, user, echo, ws, timer} */
     this.sessions = new Map();
-    /** room -> { sessions: Set, unsubscribe } */
-    this.rooms = new Map();
-    this.conns = new Set();
-    this._capture = null;
-    this.stats = { connections: 0, messagesIn: 0, duplicatesIn: 0, messagesOut: 0, requests: 0, protocolErrors: 0 };
+    this.rooms = new Map(); // room -> {members: Set, unsubscribe}
+    this.dirty = new Set();
+    this.touched = new Set();
+    this.stats = { connections: 0, messagesIn: 0, messagesOut: 0, requests: 0, protocolErrors: 0 };
     this.wss = new WebSocketServer({
       noServer: true,
-      maxPayload: this.o.maxMessage,
-      perMessageDeflate: false, // switchboard compresses itself, with a shared window
-      handleProtocols: (protocols) => (protocols.has(PROTOCOL) ? PROTOCOL : false),
+      maxPayload: (opts.maxMessage || 8 << 20) + 1024,
+      perMessageDeflate: false, // the session compresses, with a shared window
+      handleProtocols: (protocols) => (protocols.has(SESSION_PROTOCOL) ? SESSION_PROTOCOL : false),
     });
-    this.wss.on('connection', (ws, req) => this._connection(ws, req));
-    this._sweep = setInterval(() => this._expire(), Math.min(10e3, this.o.sessionTtlMs)).unref();
-    this._pinger = setInterval(() => this._ping(), this.o.pingIntervalMs).unref();
+    this.wss.on('connection', (ws) => this.#guard(null, () => this.#connection(ws)));
   }
 
   static async create(opts = {}) {
     await init(opts.wasm || {});
     const r = new Relay(opts);
-    r._load();
+    r.#load();
     return r;
   }
 
-  /** For an http server's 'upgrade' event (the dev server's ctx.upgrade). */
+  /** For an http server's 'upgrade' event. */
   handleUpgrade(req, socket, head) {
-    // Refuse clients that do not offer the subprotocol at the handshake, so a
-    // Socket probing for a plain server sees a failed attempt, not an open
-    // connection that swallows its queue.
+    // A client that does not offer the subprotocol is refused at the
+    // handshake: a Socket probing for a plain server sees a failed attempt.
     const offered = String(req.headers['sec-websocket-protocol'] || '').split(',').map((p) => p.trim());
-    if (!offered.includes(PROTOCOL)) {
-      socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nsubprotocol ${PROTOCOL} required\n`);
+    if (!offered.includes(SESSION_PROTOCOL)) {
+      socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nsubprotocol ${SESSION_PROTOCOL} required\n`);
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
   }
 
   close() {
-    clearInterval(this._sweep);
-    clearInterval(this._pinger);
-    for (const c of this.conns) c.ws.terminate();
+    for (const rec of this.sessions.values()) {
+      clearTimeout(rec.timer);
+      rec.ws?.terminate();
+      rec.s.destroy();
+    }
+    this.sessions.clear();
     for (const r of this.rooms.values()) r.unsubscribe();
     this.rooms.clear();
-    this.store.close();
+    try { this.store.close(); } catch (e) { this.log(`relay: store close: ${e.message}`); }
     this.wss.close();
   }
 
-  // ---- sessions and rooms --------------------------------------------------
-
-  _session(id, room) {
-    let s = this.sessions.get(id);
-    if (!s) {
-      s = { id, epoch: newId(), room, user: '', echo: false, inSeq: 0, outSeq: 0,
-        hist: [], histBytes: 0, conn: null, lastSeen: Date.now() };
-      this.sessions.set(id, s);
-      this._join(s, room);
-    }
-    return s;
+  #options() {
+    const o = this.o;
+    return [
+      [SO_MAX_PAYLOAD, o.maxPayload], [SO_MAX_MESSAGE, o.maxMessage], [SO_MAX_FRAMES, o.maxFrames],
+      [SO_QUEUE_MAX_COUNT, o.maxQueue], [SO_QUEUE_MAX_BYTES, o.maxQueueBytes], [SO_SESSION_TTL, o.sessionTtlMs],
+      [SO_HELLO_TIMEOUT, o.helloTimeoutMs], [SO_IDLE_TIMEOUT, o.idleTimeoutMs], [SO_COMPRESS, o.compress ? 1 : 0],
+      [SO_HIGH_WATER, o.maxBuffered],
+    ];
   }
 
-  _join(s, room) {
+  // ---- connections -----------------------------------------------------------
+
+  #connection(ws) {
+    this.stats.connections++;
+    if (ws.protocol !== SESSION_PROTOCOL) { ws.close(CLOSE_PROTOCOL, `subprotocol ${SESSION_PROTOCOL} required`); return; }
+    const rec = { id: null, s: new Session(SESSION_SERVER, this.#options()), room: null, user: '', echo: false, ws, timer: null };
+    ws.on('message', (data, isBinary) => this.#guard(rec, () => {
+      if (rec.ws !== ws) return; // a transport this session no longer uses
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      rec.s.recv(bytes, !isBinary, Date.now());
+      this.#settle(rec);
+    }));
+    ws.on('close', (code) => this.#guard(rec, () => {
+      if (rec.ws !== ws) return;
+      rec.ws = null;
+      rec.s.fn.sb_session_transport_closed(rec.s.h, Date.now(), code || 1006);
+      this.#settle(rec);
+    }));
+    ws.on('error', (e) => this.log(`relay: socket error: ${e.message}`));
+    rec.s.check(rec.s.fn.sb_session_transport_open(rec.s.h, Date.now(), 1), 'transport');
+    this.#settle(rec);
+  }
+
+  /** Run fn; an error closes this connection only, never the process. */
+  #guard(rec, fn) {
+    try {
+      fn();
+    } catch (e) {
+      this.stats.protocolErrors++;
+      const code = e?.code === 'TOO_LARGE' ? CLOSE_TOO_BIG : e instanceof SwitchboardError ? CLOSE_PROTOCOL : CLOSE_TRY_AGAIN;
+      const reason = `${e?.code || 'INTERNAL'}: ${e?.message || e}`.slice(0, 120);
+      this.log(`relay: closing a connection: ${reason}`);
+      if (!(e instanceof SwitchboardError)) this.log(e?.stack || String(e));
+      try { rec?.ws?.close(code, reason); } catch { /* already gone */ }
+    }
+  }
+
+  /** Events of rec (and of every session they touched), commit, then write. */
+  #settle(rec) {
+    this.touched.add(rec);
+    for (const r of this.touched) this.#events(r);
+    try {
+      this.#commit();
+    } catch (e) {
+      // Nothing may be acked that did not survive: drop the writes, close.
+      this.log(`relay: store commit failed: ${e.message}`);
+      for (const r of this.touched) r.ws?.close(CLOSE_TRY_AGAIN, `INTERNAL: store: ${e.message}`.slice(0, 120));
+      this.touched.clear();
+      return;
+    }
+    const now = Date.now();
+    for (const r of this.touched) {
+      if (!r.s.h) continue;
+      r.s.fn.sb_session_set_buffered(r.s.h, r.ws ? r.ws.bufferedAmount : 0);
+      r.s.fn.sb_session_flush(r.s.h, now);
+      this.#events(r);
+    }
+    this.touched.clear();
+    for (const r of [...this.sessions.values(), rec]) this.#arm(r);
+  }
+
+  #arm(rec) {
+    if (!rec.s.h) return;
+    const d = rec.s.deadline();
+    if (rec.timer && rec.armedAt <= d && d >= 0) return;
+    clearTimeout(rec.timer);
+    rec.timer = null;
+    if (d < 0) return;
+    rec.armedAt = d;
+    rec.timer = setTimeout(() => this.#guard(rec, () => { rec.timer = null; this.#settle(rec); }), Math.max(0, d - Date.now()));
+    rec.timer.unref?.();
+  }
+
+  #events(rec) {
+    if (!rec.s.h) return;
+    rec.s.drain((t, e) => {
+      switch (t) {
+        case SEV_WRITE: if (rec.ws && rec.ws.readyState === 1) rec.ws.send(e.data); break;
+        case SEV_DISCONNECT: {
+          const ws = rec.ws;
+          rec.ws = null;
+          ws?.close(e.code, utf8(e.data).slice(0, 120));
+          break;
+        }
+        case SEV_HELLO: this.#hello(rec, e.data); break;
+        case SEV_MESSAGE:
+          this.stats.messagesIn++;
+          this.#publish(rec, e.channel, e.flags & FRAME_F_BINARY, e.data);
+          break;
+        case SEV_REQUEST: this.#request(rec, e); break;
+        case SEV_STATE: if (rec.id && rec.s.state !== SESSION_OPEN) this.#presence(rec, 'leave'); break;
+        case SEV_DIRTY: if (rec.id) this.dirty.add(rec); break;
+        case SEV_CLOSED: this.#forget(rec); break;
+        default: break;
+      }
+    });
+  }
+
+  // ---- sessions and rooms ------------------------------------------------------
+
+  #hello(pending, data) {
+    let h = {};
+    try { h = JSON.parse(utf8(data)); } catch { /* no application fields */ }
+    if (!h || typeof h !== 'object') h = {};
+    const asked = pending.s.id();
+    const known = asked && this.sessions.get(asked);
+    if (known) {
+      // Resume: the known session moves to this transport.
+      known.s.check(known.s.fn.sb_session_takeover(known.s.h, pending.s.h, Date.now()), 'resume');
+      this.#events(known); // the old transport's DISCONNECT, before the new one is attached
+      known.ws = pending.ws;
+      pending.s.destroy();
+      const ws = known.ws;
+      ws.removeAllListeners('message');
+      ws.removeAllListeners('close');
+      ws.on('message', (d, isBinary) => this.#guard(known, () => {
+        if (known.ws !== ws) return;
+        known.s.recv(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), !isBinary, Date.now());
+        this.#settle(known);
+      }));
+      ws.on('close', (code) => this.#guard(known, () => {
+        if (known.ws !== ws) return;
+        known.ws = null;
+        known.s.fn.sb_session_transport_closed(known.s.h, Date.now(), code || 1006);
+        this.#settle(known);
+      }));
+      known.echo = !!h.echo;
+      this.touched.add(known);
+      this.dirty.add(known);
+      this.#presence(known, 'join');
+      return;
+    }
+    if (this.sessions.size >= this.o.maxSessions) {
+      const reason = bytesOf('TOO_LARGE: relay has too many sessions');
+      pending.s.fn.sb_session_refuse(pending.s.h, CLOSE_TRY_AGAIN, ...pending.s.put(reason), Date.now());
+      return;
+    }
+    const room = typeof h.room === 'string' && ROOM_RE.test(h.room) ? h.room : 'lobby';
+    pending.id = newId();
+    pending.user = typeof h.user === 'string' ? h.user.slice(0, 64) : '';
+    pending.echo = !!h.echo;
+    pending.s.setId(pending.id);
+    pending.s.check(pending.s.fn.sb_session_accept(pending.s.h, Date.now()), 'accept');
+    this.sessions.set(pending.id, pending);
+    this.#join(pending, room);
+    this.dirty.add(pending);
+    this.#presence(pending, 'join');
+  }
+
+  #join(rec, room) {
     let r = this.rooms.get(room);
     if (!r) {
-      r = { sessions: new Set(), unsubscribe: null };
+      r = { members: new Set(), unsubscribe: null };
       this.rooms.set(room, r);
-      r.unsubscribe = this.bus.subscribe(room, (msg) => this._fanout(room, msg));
+      r.unsubscribe = this.bus.subscribe(room, (msg) => this.#fanout(room, msg));
     }
-    r.sessions.add(s);
-    s.room = room;
+    r.members.add(rec);
+    rec.room = room;
   }
 
-  _leaveRoom(s) {
-    const r = this.rooms.get(s.room);
-    if (!r) return;
-    r.sessions.delete(s);
-    if (!r.sessions.size) {
-      r.unsubscribe();
-      this.rooms.delete(s.room);
+  #forget(rec) {
+    clearTimeout(rec.timer);
+    const r = this.rooms.get(rec.room);
+    if (r) {
+      r.members.delete(rec);
+      if (!r.members.size) { r.unsubscribe(); this.rooms.delete(rec.room); }
     }
+    if (rec.id && this.sessions.get(rec.id) === rec) {
+      this.sessions.delete(rec.id);
+      this.store.delete(rec.id);
+    }
+    this.dirty.delete(rec);
+    rec.s.destroy();
   }
 
-  _users(room) {
+  #publish(rec, channel, binary, payload) {
+    if (!rec.room) return;
+    this.bus.publish(rec.room, { from: rec.id, channel, flags: binary ? FRAME_F_BINARY : 0, payload });
+  }
+
+  /** Bus delivery: into the outbox of every recipient session of the room. */
+  #fanout(room, msg) {
     const r = this.rooms.get(room);
-    if (!r) return [];
+    if (!r) return;
+    const now = Date.now();
+    for (const rec of r.members) {
+      if (!rec.s.h || rec.s.state === SESSION_CLOSED) continue;
+      if (msg.from === rec.id && (!rec.echo || msg.channel === SYSTEM_CHANNEL)) continue;
+      try {
+        rec.s.send(msg.channel, msg.flags & FRAME_F_BINARY, msg.payload, now);
+        this.stats.messagesOut++;
+      } catch (e) {
+        // This recipient's queue is full: the session reports the loss when
+        // the client comes back; the others are not held up.
+        this.log(`relay: ${rec.id}: ${e.code || e.message}`);
+      }
+      this.touched.add(rec);
+    }
+  }
+
+  #users(room) {
+    const r = this.rooms.get(room);
     const users = [];
-    for (const s of r.sessions) if (s.conn) users.push(s.user || s.id.slice(0, 6));
+    if (r) for (const rec of r.members) if (rec.ws) users.push(rec.user || rec.id.slice(0, 6));
     return users.sort();
   }
 
-  /** Bus delivery: give the message a seq in every recipient's stream. */
-  _fanout(room, msg) {
-    const r = this.rooms.get(room);
-    if (!r) return;
-    const to = [];
-    for (const s of r.sessions) {
-      if (msg.from === s.id && (!s.echo || msg.channel === SYSTEM_CHANNEL)) continue;
-      const seq = this._deliver(s, msg.channel, msg.flags, msg.payload);
-      to.push([s.id, seq]);
-    }
-    if (this._capture) this._capture.push(...to);
-    else if (to.length) this.store.record({ t: 'm', from: null, to, ch: msg.channel, f: msg.flags, p: b64(msg.payload) });
-  }
-
-  _deliver(s, ch, flags, payload) {
-    const seq = ++s.outSeq;
-    s.hist.push({ seq, ch, f: flags, p: payload });
-    s.histBytes += payload.length + 16;
-    this._trim(s);
-    if (s.conn) s.conn.sendMessage(seq, ch, flags, payload);
-    this.stats.messagesOut++;
-    return seq;
-  }
-
-  /** History is bounded: the oldest entries go first (resume then reports a gap). */
-  _trim(s) {
-    let k = 0;
-    while (s.hist.length - k > this.o.maxHistory || (s.histBytes > this.o.maxHistoryBytes && k < s.hist.length)) {
-      s.histBytes -= s.hist[k].p.length + 16;
-      k++;
-    }
-    if (k) s.hist.splice(0, k);
-  }
-
-  _ackedByClient(s, seq) {
-    let k = 0;
-    while (k < s.hist.length && s.hist[k].seq <= seq) {
-      s.histBytes -= s.hist[k].p.length + 16;
-      k++;
-    }
-    if (k) {
-      s.hist.splice(0, k);
-      this.store.record({ t: 'a', id: s.id, seq });
-    }
-  }
-
-  /** A client message accepted: fan out and journal it as one record. */
-  _publish(s, ch, flags, payload, inSeq) {
-    this._capture = [];
-    try {
-      this.bus.publish(s.room, { from: s.id, channel: ch, flags, payload });
-    } finally {
-      const to = this._capture;
-      this._capture = null;
-      this.store.record({ t: 'm', from: s.id, in: inSeq, to, ch, f: flags, p: b64(payload) });
-    }
-  }
-
-  _presence(s, type) {
-    const payload = new TextEncoder().encode(JSON.stringify({ type, user: s.user || s.id.slice(0, 6), users: this._users(s.room) }));
+  #presence(rec, type) {
+    if (!rec.room) return;
+    const payload = bytesOf(JSON.stringify({ type, user: rec.user || rec.id.slice(0, 6), users: this.#users(rec.room) }));
     // A join goes to the joiner too (it learns the user list); a leave does not.
-    this.bus.publish(s.room, { from: type === 'join' ? null : s.id, channel: SYSTEM_CHANNEL, flags: 0, payload });
-    this._commit();
+    this.bus.publish(rec.room, { from: type === 'join' ? null : rec.id, channel: SYSTEM_CHANNEL, flags: 0, payload });
   }
 
-  _commit() {
-    this.store.commit();
-    if (this.store.wantsCompaction) this.store.compact(this._snapshot());
-  }
-
-  _snapshot() {
-    const recs = [];
-    for (const s of this.sessions.values()) {
-      recs.push({ t: 's', id: s.id, epoch: s.epoch, room: s.room, user: s.user, echo: s.echo, in: s.inSeq, out: s.outSeq });
-      for (const h of s.hist) recs.push({ t: 'm', from: null, to: [[s.id, h.seq]], ch: h.ch, f: h.f, p: b64(h.p) });
-    }
-    return recs;
-  }
-
-  _load() {
-    const recs = this.store.load();
-    for (const r of recs) {
-      if (r.t === 's') {
-        const s = this._session(r.id, r.room);
-        s.epoch = r.epoch; s.user = r.user || ''; s.echo = !!r.echo;
-        s.inSeq = Math.max(s.inSeq, r.in || 0);
-        s.outSeq = Math.max(s.outSeq, r.out || 0);
-        if (s.room !== r.room) { this._leaveRoom(s); this._join(s, r.room); }
-      } else if (r.t === 'm') {
-        if (r.from) {
-          const from = this.sessions.get(r.from);
-          if (from) from.inSeq = Math.max(from.inSeq, r.in);
-        }
-        const p = unb64(r.p);
-        for (const [id, seq] of r.to) {
-          const s = this.sessions.get(id);
-          if (!s) continue;
-          s.hist.push({ seq, ch: r.ch, f: r.f, p });
-          s.histBytes += p.length + 16;
-          s.outSeq = Math.max(s.outSeq, seq);
-        }
-      } else if (r.t === 'a') {
-        const s = this.sessions.get(r.id);
-        if (s) {
-          let k = 0;
-          while (k < s.hist.length && s.hist[k].seq <= r.seq) { s.histBytes -= s.hist[k].p.length + 16; k++; }
-          s.hist.splice(0, k);
-        }
-      } else if (r.t === 'x') {
-        const s = this.sessions.get(r.id);
-        if (s) { this._leaveRoom(s); this.sessions.delete(r.id); }
-      }
-    }
-    for (const s of this.sessions.values()) this._trim(s);
-    if (recs.length) this.log(`relay: restored ${this.sessions.size} sessions from the journal`);
-  }
-
-  _expire() {
-    const now = Date.now();
-    for (const s of this.sessions.values()) {
-      if (!s.conn && now - s.lastSeen > this.o.sessionTtlMs) {
-        this._leaveRoom(s);
-        this.sessions.delete(s.id);
-        this.store.record({ t: 'x', id: s.id });
-      }
-    }
-    this._commit();
-  }
-
-  _ping() {
-    for (const c of this.conns) {
-      if (!c.alive) { c.ws.terminate(); continue; }
-      c.alive = false;
-      c.ws.ping();
-    }
-  }
-
-  _connection(ws, req) {
-    this.stats.connections++;
-    if (ws.protocol !== PROTOCOL) {
-      ws.close(CloseCode.PROTOCOL_ERROR, `subprotocol ${PROTOCOL} required`);
+  #request(rec, e) {
+    this.stats.requests++;
+    const id = e.id, binary = (e.flags & FRAME_F_BINARY) !== 0;
+    const data = binary ? e.data : utf8(e.data);
+    const answer = (isError, v) => this.#guard(rec, () => {
+      if (!rec.s.h || rec.s.state === SESSION_CLOSED) return;
+      if (isError) rec.s.respond(id, true, false, JSON.stringify({ code: v?.code || 'INTERNAL', message: String(v?.message || v) }), Date.now());
+      else if (v instanceof Uint8Array) rec.s.respond(id, false, true, v, Date.now());
+      else rec.s.respond(id, false, false, typeof v === 'string' ? v : JSON.stringify(v ?? null), Date.now());
+      this.#settle(rec);
+    });
+    let v;
+    try {
+      v = this.onRequest({ session: { id: rec.id, user: rec.user, room: rec.room }, data, binary, relay: this });
+    } catch (err) {
+      queueMicrotask(() => answer(true, err));
       return;
     }
-    const c = new Conn(this, ws, req);
-    this.conns.add(c);
+    Promise.resolve(v).then((x) => answer(false, x), (err) => answer(true, err));
   }
 
-  /** Hello from a connection: bind it to its session and start the resume. */
-  _hello(c, h) {
-    if (typeof h !== 'object' || !h || h.v !== 1) throw new SwitchboardError('BAD_VERSION', 'hello.v must be 1');
-    const room = typeof h.room === 'string' && h.room.length <= 128 ? h.room : 'lobby';
-    let id = typeof h.session === 'string' && SESSION_RE.test(h.session) ? h.session : null;
-    let s = id ? this.sessions.get(id) : null;
-    if (!s) {
-      if (this.sessions.size >= this.o.maxSessions) {
-        this._expire();
-        if (this.sessions.size >= this.o.maxSessions) throw Object.assign(new SwitchboardError('TOO_LARGE', 'relay has too many sessions'), { closeCode: CloseCode.TRY_AGAIN });
+  // ---- store -----------------------------------------------------------------------
+
+  #commit() {
+    for (const rec of this.dirty) {
+      if (rec.s.h && rec.id) this.store.put(rec.id, { room: rec.room, user: rec.user, echo: rec.echo }, rec.s.serialize());
+    }
+    this.dirty.clear();
+    this.store.commit();
+  }
+
+  #load() {
+    const now = Date.now();
+    for (const { id, meta, state } of this.store.load()) {
+      const rec = { id, s: new Session(SESSION_SERVER, this.#options()), room: null, user: meta.user || '', echo: !!meta.echo, ws: null, timer: null };
+      try {
+        rec.s.restore(state, now); // detached: it waits for its client's takeover
+      } catch (e) {
+        this.log(`relay: cannot restore session ${id}: ${e.message}`);
+        rec.s.destroy();
+        continue;
       }
-      s = this._session(id || newId(), room);
-      // A client that kept its queue while our state was lost: continue its numbering.
-      s.inSeq = Number.isInteger(h.acked) && h.acked > 0 ? h.acked >>> 0 : 0;
-    } else if (s.room !== room) {
-      this._leaveRoom(s);
-      this._join(s, room);
+      this.sessions.set(id, rec);
+      this.#join(rec, typeof meta.room === 'string' ? meta.room : 'lobby');
+      rec.s.drain(() => {});
+      this.#arm(rec);
     }
-    s.user = typeof h.user === 'string' ? h.user.slice(0, 64) : s.user;
-    s.echo = !!h.echo;
-    if (s.conn && s.conn !== c) s.conn.ws.close(CloseCode.REPLACED, 'replaced by a newer connection');
-    s.conn = c;
-    s.lastSeen = Date.now();
-    c.session = s;
-    c.wire.compress = this.o.compress && h.compress === true;
-    this.store.record({ t: 's', id: s.id, epoch: s.epoch, room: s.room, user: s.user, echo: s.echo, in: s.inSeq, out: s.outSeq });
-
-    // What the client already has: everything up to rx, if it talks about
-    // this epoch of the session; otherwise it starts from scratch.
-    const rx = h.epoch === s.epoch && Number.isInteger(h.rx) && h.rx >= 0 ? Math.min(h.rx, s.outSeq) : 0;
-    const first = s.hist.length ? s.hist[0].seq : s.outSeq + 1;
-    const gap = rx + 1 < first;
-    c.sendFrame(Kind.HELLO, {
-      payload: JSON.stringify({
-        v: 1, session: s.id, epoch: s.epoch, rx: s.inSeq, tx: s.outSeq, gap,
-        compress: c.wire.compress, maxPayload: this.o.maxPayload, maxMessage: this.o.maxMessage, maxFrames: this.o.maxFrames,
-      }),
-    });
-    this._ackedByClient(s, rx);
-    for (const m of s.hist) if (m.seq > rx) c.sendMessage(m.seq, m.ch, m.f, m.p);
-    this._commit();
-    this._presence(s, 'join');
-  }
-
-  _closed(c) {
-    this.conns.delete(c);
-    const s = c.session;
-    c.wire.close();
-    if (s && s.conn === c) {
-      s.conn = null;
-      s.lastSeen = Date.now();
-      this._presence(s, 'leave');
-    }
-  }
-}
-
-/** One WebSocket connection of the relay. */
-class Conn {
-  constructor(relay, ws, req) {
-    this.relay = relay;
-    this.ws = ws;
-    this.remote = req?.socket?.remoteAddress;
-    this.session = null;
-    this.alive = true;
-    this.out = [];
-    this.outBytes = 0;
-    this.scheduled = false;
-    const o = relay.o;
-    this.wire = new Wire({ maxPayload: o.maxPayload, maxMessage: o.maxMessage, maxFrames: o.maxFrames, compress: false });
-    ws.on('pong', () => { this.alive = true; });
-    ws.on('message', (data, isBinary) => this._message(data, isBinary));
-    ws.on('close', () => relay._closed(this));
-    ws.on('error', () => {});
-  }
-
-  fail(err) {
-    const r = this.relay;
-    r.stats.protocolErrors++;
-    const code = err.closeCode || (err.code === 'TOO_LARGE' ? CloseCode.TOO_BIG : CloseCode.PROTOCOL_ERROR);
-    const reason = `${err.code || 'INTERNAL'}: ${err.message}`.slice(0, 120);
-    r.log(`relay: closing ${this.remote}: ${reason}`);
-    if (!(err instanceof SwitchboardError)) r.log(err.stack);
-    this.ws.close(code, reason);
-  }
-
-  _message(data, isBinary) {
-    if (this.ws.readyState !== 1) return;
-    const r = this.relay;
-    this.alive = true;
-    try {
-      if (!isBinary) throw new SwitchboardError('BAD_FRAME', `${PROTOCOL} carries binary frames only`);
-      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      const frames = this.wire.unpack(bytes);
-      let ack = false;
-      for (const f of frames) {
-        if (!this.session) {
-          if (f.kind !== Kind.HELLO) throw new SwitchboardError('BAD_STATE', 'the first frame must be hello');
-          r._hello(this, jsonOf(f.payload));
-          continue;
-        }
-        const s = this.session;
-        // A newer connection of this session took over: whatever still
-        // arrives here is stale, and taking its seqs would make the new
-        // connection's re-sent messages look like duplicates.
-        if (s.conn !== this) return;
-        switch (f.kind) {
-          case Kind.MESSAGE:
-            if (f.channel === SYSTEM_CHANNEL) throw new SwitchboardError('BAD_FRAME', 'channel 1 is the relay\'s');
-            r.stats.messagesIn++;
-            if (f.seq === 0) {
-              r._publish(s, f.channel, f.flags & Flag.BINARY, f.payload, s.inSeq);
-            } else if (f.seq <= s.inSeq) {
-              r.stats.duplicatesIn++;
-              ack = true;
-            } else {
-              s.inSeq = f.seq;
-              r._publish(s, f.channel, f.flags & Flag.BINARY, f.payload, f.seq);
-              ack = true;
-            }
-            break;
-          case Kind.REQUEST:
-            this._request(f);
-            break;
-          case Kind.ACK:
-            if (f.seq > s.outSeq) throw new SwitchboardError('BAD_FRAME', `ack of ${f.seq}, only ${s.outSeq} sent`);
-            r._ackedByClient(s, f.seq);
-            break;
-          case Kind.PING:
-            this.sendFrame(Kind.PONG, { corr: f.id });
-            break;
-          case Kind.PONG:
-            break;
-          case Kind.HELLO:
-            throw new SwitchboardError('BAD_STATE', 'second hello');
-          default:
-            throw new SwitchboardError('BAD_FRAME', `unexpected frame kind ${f.kind}`);
-        }
-      }
-      // Commit before anything that depends on it leaves the process.
-      r._commit();
-      if (ack && this.session) this.sendFrame(Kind.ACK, { seq: this.session.inSeq });
-    } catch (e) {
-      r._commit();
-      this.fail(e);
-    }
-  }
-
-  _request(f) {
-    const r = this.relay;
-    r.stats.requests++;
-    const binary = (f.flags & Flag.BINARY) !== 0;
-    const s = this.session;
-    const reply = (v) => {
-      if (this.ws.readyState !== 1) return;
-      if (v instanceof Uint8Array) this.sendFrame(Kind.RESPONSE, { corr: f.id, flags: Flag.BINARY, payload: v });
-      else this.sendFrame(Kind.RESPONSE, { corr: f.id, payload: typeof v === 'string' ? v : JSON.stringify(v ?? null) });
-    };
-    const fail = (e) => {
-      if (this.ws.readyState !== 1) return;
-      this.sendFrame(Kind.ERROR, { corr: f.id, payload: JSON.stringify({ code: e?.code || 'INTERNAL', message: String(e?.message || e) }) });
-    };
-    try {
-      let data = f.payload;
-      if (!binary) data = utf8(data);
-      const v = r.onRequest({ session: { id: s.id, user: s.user, room: s.room }, data, binary, relay: r });
-      if (v && typeof v.then === 'function') v.then(reply, fail);
-      else reply(v);
-    } catch (e) {
-      fail(e);
-    }
-  }
-
-  sendMessage(seq, ch, flags, payload) {
-    this.sendFrame(Kind.MESSAGE, { seq, channel: ch, flags, payload });
-  }
-
-  sendFrame(kind, fields) {
-    const bytes = this.wire.frame(kind, fields);
-    this.out.push(bytes);
-    this.outBytes += bytes.length;
-    this.outKind = kind;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      // After the current handler (which commits first), before any I/O:
-      // everything one incoming message caused leaves together.
-      queueMicrotask(() => this.flush());
-    }
-  }
-
-  /** Everything queued this turn leaves as few transport messages as the caps allow. */
-  flush() {
-    this.scheduled = false;
-    // A lone response/pong is latency-bound: it skips deflate.
-    const urgent = this.out.length === 1 && this.outKind !== Kind.MESSAGE;
-    if (this.ws.readyState !== 1) { this.out = []; this.outBytes = 0; return; }
-    const o = this.relay.o;
-    const limit = Math.min(o.maxMessage, 1 << 20);
-    let i = 0;
-    while (i < this.out.length) {
-      let j = i, bytes = 0;
-      while (j < this.out.length && j - i < o.maxFrames && (j === i || bytes + this.out[j].length <= limit)) {
-        bytes += this.out[j].length;
-        j++;
-      }
-      this.ws.send(this.wire.pack(this.out.slice(i, j), { urgent }));
-      i = j;
-    }
-    this.out = [];
-    this.outBytes = 0;
-    // A client that does not read: drop the connection rather than the
-    // memory bound; its history is still here when it resumes.
-    if (this.ws.bufferedAmount > o.maxBuffered) this.ws.close(CloseCode.TRY_AGAIN, 'TOO_LARGE: client is not reading');
+    if (this.sessions.size) this.log(`relay: restored ${this.sessions.size} sessions from the store`);
   }
 }
