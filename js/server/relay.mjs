@@ -21,7 +21,7 @@ import { SwitchboardError } from '../errors.js';
 import { Session, utf8, bytesOf } from '../session.js';
 import {
   SESSION_SERVER, SESSION_PROTOCOL, SESSION_CLOSED, SESSION_OPEN, FRAME_F_BINARY,
-  SEV_WRITE, SEV_DISCONNECT, SEV_MESSAGE, SEV_REQUEST, SEV_HELLO, SEV_CLOSED, SEV_DIRTY, SEV_STATE,
+  SEV_WRITE, SEV_DISCONNECT, SEV_MESSAGE, SEV_REQUEST, SEV_HELLO, SEV_CLOSED, SEV_DIRTY, SEV_STATE, SEV_ERROR, errorName,
   SO_MAX_PAYLOAD, SO_MAX_MESSAGE, SO_MAX_FRAMES, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES, SO_SESSION_TTL,
   SO_HELLO_TIMEOUT, SO_IDLE_TIMEOUT, SO_COMPRESS, SO_HIGH_WATER, CLOSE_PROTOCOL, CLOSE_TRY_AGAIN, CLOSE_TOO_BIG,
 } from '../constants.js';
@@ -193,6 +193,10 @@ export class Relay {
           break;
         }
         case SEV_HELLO: this.#hello(rec, e.data); break;
+        case SEV_ERROR:
+          this.stats.protocolErrors++;
+          this.log(`relay: ${rec.id || 'new connection'}: ${this.#errName(e.code)}: ${utf8(e.data)}`);
+          break;
         case SEV_MESSAGE:
           this.stats.messagesIn++;
           this.#publish(rec, e.channel, e.flags & FRAME_F_BINARY, e.data);
@@ -205,6 +209,8 @@ export class Relay {
       }
     });
   }
+
+  #errName(code) { return errorName[code] || 'ERROR'; }
 
   // ---- sessions and rooms ------------------------------------------------------
 

@@ -13,7 +13,8 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { browser, server, routeWasm, useBrowserAndServer, watchErrors } from './harness.mjs';
 import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
-import { Wire, Kind, PROTOCOL } from '../../js/socket-wire.js';
+import { SESSION_PROTOCOL as PROTOCOL } from '../../js/constants.js';
+import { handshake } from '../node/fake-server.mjs';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const RELAY_CLI = join(ROOT, 'js/server/relay-cli.mjs');
@@ -252,15 +253,12 @@ test('garbage and bombs from a server close with a clear error; the page keeps r
   const bomb = zlib.deflateRawSync(Buffer.alloc(32 << 20));
   let n = 0;
   const wss = new WebSocketServer({ noServer: true, handleProtocols: () => PROTOCOL });
-  wss.on('connection', (ws) => {
-    const wire = new Wire({ compress: false, maxPayload: 1 << 20 });
-    ws.send(wire.pack([wire.frame(Kind.HELLO, { payload: JSON.stringify({ v: 1, session: 'evil-session-01', epoch: 'e', rx: 0 }) })]));
+  wss.on('connection', (ws) => handshake(ws, () => {
     const k = n++ % 3;
     if (k === 0) ws.send(Buffer.from('garbage, not a frame'));
     else if (k === 1) ws.send(Buffer.concat([Buffer.from([0x19, 0x03, 0x00]), Buffer.from([bomb.length & 0x7f | 0x80, (bomb.length >> 7) & 0x7f | 0x80, bomb.length >> 14]), bomb]));
     else ws.send(Buffer.from([0x10, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x0f]));
-    ws.on('error', () => {});
-  });
+  }));
   const http = createHttpServer();
   http.on('upgrade', (q, s, h) => wss.handleUpgrade(q, s, h, (ws) => wss.emit('connection', ws, q)));
   await new Promise((ok) => http.listen(0, '127.0.0.1', ok));

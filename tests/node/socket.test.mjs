@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
 import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
-import { Wire, Kind, Flag, PROTOCOL } from '../../js/socket-wire.js';
+import { encodeFrame } from '../../js/frame.js';
+import { SESSION_PROTOCOL as PROTOCOL, FRAME_BATCH, FRAME_F_COMPRESSED, FRAME_F_SHARED } from '../../js/constants.js';
+import { handshake } from './fake-server.mjs';
 import { Relay } from '../../js/server/relay.mjs';
 import { JournalStore } from '../../js/server/store.mjs';
 import { createEchoServer } from '../../js/server/echo.mjs';
@@ -163,9 +165,7 @@ function silentServer() {
   let connections = 0;
   wss.on('connection', (ws) => {
     connections++;
-    const wire = new Wire({ compress: false });
-    ws.send(wire.pack([wire.frame(Kind.HELLO, { payload: JSON.stringify({ v: 1, session: 'silent-session-1', epoch: 'e1', rx: 0, tx: 0, compress: false }) })]));
-    ws.on('error', () => {});
+    handshake(ws);
   });
   return {
     get connections() { return connections; },
@@ -253,12 +253,7 @@ test('full queue: each overflow policy applies and every drop is an event', asyn
 /** A switchboard.v1 server that answers hello and then sends `evil` bytes. */
 function evilServer(evil) {
   const wss = new WebSocketServer({ noServer: true, handleProtocols: () => PROTOCOL });
-  wss.on('connection', (ws) => {
-    const wire = new Wire({ compress: false });
-    ws.send(wire.pack([wire.frame(Kind.HELLO, { payload: JSON.stringify({ v: 1, session: 'evil-session-01', epoch: 'e', rx: 0, tx: 0, compress: true }) })]));
-    ws.send(evil(wire));
-    ws.on('error', () => {});
-  });
+  wss.on('connection', (ws) => handshake(ws, () => ws.send(evil())));
   return {
     handleUpgrade: (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req)),
     close: () => { for (const c of wss.clients) c.terminate(); wss.close(); },
@@ -280,18 +275,14 @@ test('bad input from the server closes the connection with a clear error', async
     ['text in framed mode', null, 'BAD_FRAME'],
     ['truncated', () => Buffer.from([0x10, 0x00, 0x00, 0x05, 0x61]), 'TRUNCATED'],
     ['oversize payload', () => frameOf(0, 0, Buffer.alloc((1 << 20) + 1)), 'TOO_LARGE'],
-    ['deflate bomb', () => frameOf(Kind.BATCH, Flag.COMPRESSED | Flag.SHARED, bomb), 'TOO_LARGE'],
-    ['corrupt deflate', () => frameOf(Kind.BATCH, Flag.COMPRESSED | Flag.SHARED, Buffer.from([0xff, 0xff, 0xff, 0xff])), 'CORRUPT'],
-    ['nested batch', () => frameOf(Kind.BATCH, 0, frameOf(Kind.BATCH, 0, Buffer.alloc(0))), 'TOO_DEEP'],
+    ['deflate bomb', () => frameOf(FRAME_BATCH, FRAME_F_COMPRESSED | FRAME_F_SHARED, bomb), 'TOO_LARGE'],
+    ['corrupt deflate', () => frameOf(FRAME_BATCH, FRAME_F_COMPRESSED | FRAME_F_SHARED, Buffer.from([0xff, 0xff, 0xff, 0xff])), 'CORRUPT'],
+    ['nested batch', () => frameOf(FRAME_BATCH, 0, frameOf(FRAME_BATCH, 0, Buffer.alloc(0))), 'TOO_DEEP'],
   ];
   for (const [name, make, code] of cases) {
     const srv = make ? evilServer(make) : (() => {
       const wss = new WebSocketServer({ noServer: true, handleProtocols: () => PROTOCOL });
-      wss.on('connection', (ws) => {
-        const wire = new Wire({ compress: false });
-        ws.send(wire.pack([wire.frame(Kind.HELLO, { payload: JSON.stringify({ v: 1, session: 'evil-session-01', epoch: 'e', rx: 0 }) })]));
-        ws.send('plain text');
-      });
+      wss.on('connection', (ws) => handshake(ws, () => ws.send('plain text')));
       return { handleUpgrade: (q, so, h) => wss.handleUpgrade(q, so, h, (ws) => wss.emit('connection', ws, q)), close: () => { for (const c of wss.clients) c.terminate(); wss.close(); } };
     })();
     const s = await serve(srv);
@@ -319,11 +310,10 @@ test('the relay refuses garbage and oversize frames from a client with a close c
   assert.match(reason, /^BAD_VERSION/);
   [code, reason] = await closeOf((ws) => ws.send('text'));
   assert.match(reason, /^BAD_FRAME/);
-  const wire = new Wire({ compress: false, maxPayload: 1 << 20 });
-  [code, reason] = await closeOf((ws) => ws.send(wire.frame(Kind.MESSAGE, { seq: 1, payload: new Uint8Array(2000) })));
+  [code, reason] = await closeOf((ws) => ws.send(encodeFrame({ kind: 'message', seq: 1, payload: new Uint8Array(2000) })));
   assert.equal(code, 1009);
   assert.match(reason, /^TOO_LARGE/);
-  [code, reason] = await closeOf((ws) => ws.send(wire.frame(Kind.MESSAGE, { seq: 1, payload: 'x' })));
+  [code, reason] = await closeOf((ws) => ws.send(encodeFrame({ kind: 'message', seq: 1, payload: 'x' })));
   assert.match(reason, /^BAD_STATE/); // no hello first
   assert.equal(relay.stats.protocolErrors, 4);
   // and without the subprotocol at all
@@ -379,7 +369,7 @@ test('the URL provider is asked before every attempt (fresh token each time)', a
 });
 
 test('a client away for longer than the relay\'s bounded history is told about the gap and goes on', async () => {
-  const relay = await Relay.create({ maxHistory: 5 });
+  const relay = await Relay.create({ maxQueue: 6 }); // 5 messages + b's own join
   const s = await serve(relay);
   const a = new Socket(s.url, { WebSocket, ...FAST, hello: { room: 'gap' } });
   const b = new Socket(s.url, { WebSocket, reconnect: { minDelay: 300, maxDelay: 300 }, heartbeat: false, hello: { room: 'gap' } });
@@ -390,7 +380,7 @@ test('a client away for longer than the relay\'s bounded history is told about t
   await Promise.all([once(a, 'open'), once(b, 'open')]);
   a.send('m-before');
   await until(() => got.length === 1);
-  relay.sessions.get(b.session).conn.ws.terminate();
+  relay.sessions.get(b.session).ws.terminate();
   await once(b, 'reconnecting');
   for (let i = 0; i < 20; i++) a.send(`m${i}`);
   await until(() => got.length === 6, 5000);
@@ -407,24 +397,26 @@ test('options are validated', () => {
 
 test('journal: a torn last line (killed inside a write) is cut off, and later records still load', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sb-journal-'));
+  const ids = (st) => st.load().map((r) => [r.id, [...r.state]]);
   try {
     const path = join(dir, 'j');
     const a = new JournalStore(path);
     assert.deepEqual(a.load(), []);
-    a.record({ n: 1 });
-    a.record({ n: 2 });
+    a.put('s1', { room: 'r' }, new Uint8Array([1]));
+    a.put('s2', { room: 'r' }, new Uint8Array([2]));
     a.commit();
     a.close();
-    writeFileSync(path, readFileSync(path, 'utf8') + '{"n":3,"pay', { flag: 'w' }); // the torn write
+    writeFileSync(path, readFileSync(path, 'utf8') + '{"id":"s3","s":"AQ', { flag: 'w' }); // the torn write
     const b = new JournalStore(path);
-    assert.deepEqual(b.load(), [{ n: 1 }, { n: 2 }]);
-    b.record({ n: 4 });
+    assert.deepEqual(ids(b), [['s1', [1]], ['s2', [2]]]);
+    b.put('s1', { room: 'r' }, new Uint8Array([9]));
+    b.delete('s2');
     b.commit();
     b.close();
-    assert.deepEqual(new JournalStore(path).load(), [{ n: 1 }, { n: 2 }, { n: 4 }]);
+    assert.deepEqual(ids(new JournalStore(path)), [['s1', [9]]]);
     // Anything else that does not parse is not a journal of ours.
-    writeFileSync(path, '{"n":1}\nnot json\n{"n":2}\n');
-    assert.throws(() => new JournalStore(path).load(), /bad record at line 2/);
+    writeFileSync(path, '{"id":"a","s":""}\nnot json\n');
+    assert.throws(() => new JournalStore(path).load(), /bad record/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

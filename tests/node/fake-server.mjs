@@ -1,0 +1,28 @@
+// A switchboard.v1 server side for tests that need a server which
+// handshakes correctly and then misbehaves: a real server-role session
+// greets and welcomes; after that the test writes what it likes.
+import { Session } from '../../js/session.js';
+import { SESSION_SERVER, SEV_WRITE, SEV_HELLO, SEV_OPEN } from '../../js/constants.js';
+
+export function handshake(ws, onOpen = () => {}) {
+  const s = new Session(SESSION_SERVER, []);
+  let open = false;
+  const pump = () => {
+    s.fn.sb_session_flush(s.h, Date.now());
+    s.drain((t, e) => {
+      if (t === SEV_WRITE) ws.send(e.data.slice());
+      else if (t === SEV_HELLO) { s.setId('test-session-0001'); s.fn.sb_session_accept(s.h, Date.now()); }
+      else if (t === SEV_OPEN) open = true;
+    });
+  };
+  s.fn.sb_session_transport_open(s.h, Date.now(), 1);
+  pump();
+  ws.on('message', (d, bin) => {
+    if (open || !s.h) return;
+    s.recv(new Uint8Array(d), !bin, Date.now());
+    pump();
+    if (open) { pump(); onOpen(); }
+  });
+  ws.on('close', () => s.destroy());
+  ws.on('error', () => {});
+}
