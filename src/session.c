@@ -335,7 +335,7 @@ static int setup(sb_session *s)
         double bmin = o[SB_SO_BACKOFF_MIN], bmax = o[SB_SO_BACKOFF_MAX];
         if (!o[SB_SO_RECONNECT])
             bmin = bmax = 1;
-        s->conn = sb_conn_create(o[SB_SO_CONNECT_TIMEOUT], hb, o[SB_SO_PING_TIMEOUT], 1, 1, bmin,
+        s->conn = sb_conn_create(o[SB_SO_CONNECT_TIMEOUT], hb, o[SB_SO_PING_TIMEOUT], bmin,
                                  bmax < bmin ? bmin : bmax, o[SB_SO_BACKOFF_FACTOR],
                                  (int)o[SB_SO_MAX_ATTEMPTS], sb_rng_next(&s->rng));
         if (!s->conn)
@@ -474,6 +474,11 @@ int sb_session_restore(sb_session *s, const uint8_t *blob, uint32_t n, double no
         goto fail;
     }
     s->lost = (int)(role & 1);
+    if (s->role == SB_SESSION_SERVER) {
+        /* Detached: it waits for its client's takeover, then its TTL. */
+        s->state = SB_SESSION_RECONNECTING;
+        s->detached_at = now_ms;
+    }
     return SB_OK;
 fail:
     /* Leave a session that can start from scratch. */
