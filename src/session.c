@@ -335,7 +335,7 @@ static int setup(sb_session *s)
         double bmin = o[SB_SO_BACKOFF_MIN], bmax = o[SB_SO_BACKOFF_MAX];
         if (!o[SB_SO_RECONNECT])
             bmin = bmax = 1;
-        s->conn = sb_conn_create(o[SB_SO_CONNECT_TIMEOUT], hb, o[SB_SO_PING_TIMEOUT], bmin,
+        s->conn = sb_conn_create(o[SB_SO_CONNECT_TIMEOUT], hb, o[SB_SO_PING_TIMEOUT], 1, 1, bmin,
                                  bmax < bmin ? bmin : bmax, o[SB_SO_BACKOFF_FACTOR],
                                  (int)o[SB_SO_MAX_ATTEMPTS], sb_rng_next(&s->rng));
         if (!s->conn)
