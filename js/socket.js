@@ -7,7 +7,7 @@
 // batching and compression, request deadlines, heartbeat and reconnect. This
 // file owns the browser objects: the WebSocket, one timer, the online /
 // offline / visibilitychange / pagehide listeners and IndexedDB.
-import { init, toBytes } from './core.js';
+import { init, core, toBytes } from './core.js';
 import { SwitchboardError } from './errors.js';
 import { Session, utf8 } from './session.js';
 import {
@@ -20,6 +20,8 @@ import {
   SO_BATCH_MAX_FRAMES, SO_BATCH_MAX_BYTES, SO_BATCH_DELAY, SO_COMPRESS, SO_COMPRESS_ABOVE, SO_COMPRESS_LEVEL,
   SO_FRAMED, CLOSE_NORMAL,
 } from './constants.js';
+
+const isLoaded = () => { try { return !!core(); } catch { return false; } };
 
 // C enum names as the API spells them: CONNECT_TIMEOUT -> 'connect-timeout'.
 const names = (o) => Object.entries(o).reduce((a, [k, v]) => { a[v] = k.toLowerCase().replace(/_/g, '-'); return a; }, []);
@@ -55,14 +57,15 @@ function sessionOptions(opts) {
   if (q.overflow !== undefined && !(q.overflow in POLICIES)) {
     throw new SwitchboardError('INVALID', 'queue.overflow must be reject, drop-oldest or drop-newest');
   }
+  const g = (o, k) => (o ? o[k] : undefined);
   return [
-    [SO_RECONNECT, r === false ? 0 : 1], [SO_CONNECT_TIMEOUT, r && r.connectTimeout], [SO_HELLO_TIMEOUT, r && r.helloTimeout],
-    [SO_BACKOFF_MIN, r && r.minDelay], [SO_BACKOFF_MAX, r && r.maxDelay], [SO_BACKOFF_FACTOR, r && r.factor],
-    [SO_MAX_ATTEMPTS, r && r.maxAttempts],
-    [SO_PING_INTERVAL, hb === false ? 0 : hb.interval], [SO_PING_TIMEOUT, hb && hb.timeout],
+    [SO_RECONNECT, r === false ? 0 : 1], [SO_CONNECT_TIMEOUT, g(r, 'connectTimeout')], [SO_HELLO_TIMEOUT, g(r, 'helloTimeout')],
+    [SO_BACKOFF_MIN, g(r, 'minDelay')], [SO_BACKOFF_MAX, g(r, 'maxDelay')], [SO_BACKOFF_FACTOR, g(r, 'factor')],
+    [SO_MAX_ATTEMPTS, g(r, 'maxAttempts')],
+    [SO_PING_INTERVAL, hb === false ? 0 : hb.interval], [SO_PING_TIMEOUT, g(hb, 'timeout')],
     [SO_QUEUE_MAX_COUNT, q.maxMessages], [SO_QUEUE_MAX_BYTES, q.maxBytes], [SO_QUEUE_POLICY, POLICIES[q.overflow]],
     [SO_BATCH_MAX_FRAMES, b.maxMessages], [SO_BATCH_MAX_BYTES, b.maxBytes], [SO_BATCH_DELAY, b.maxDelay],
-    [SO_COMPRESS, z === false ? 0 : 1], [SO_COMPRESS_ABOVE, z && z.threshold], [SO_COMPRESS_LEVEL, z && z.level],
+    [SO_COMPRESS, z === false ? 0 : 1], [SO_COMPRESS_ABOVE, g(z, 'threshold')], [SO_COMPRESS_LEVEL, g(z, 'level')],
     [SO_FRAMED, opts.framed === false ? 0 : 1],
   ];
 }
@@ -119,6 +122,9 @@ export class Socket extends EventTarget {
     this.protocol = '';
     this.extensions = '';
     this.session = opts.session || null;
+    // With the core loaded and nothing to restore, the session exists at
+    // once, so send() right after the constructor applies the queue's rules.
+    if (!this.#persist && isLoaded()) this.#create();
     this.ready = init(opts.wasm || {}).then(() => this.#boot()).catch((e) => this.#fatal(e));
   }
 
@@ -231,7 +237,7 @@ export class Socket extends EventTarget {
     return this.#s.state;
   }
 
-  async #boot() {
+  #create() {
     const s = new Session(SESSION_CLIENT, sessionOptions(this.#opts));
     this.#s = s;
     const o = this.#opts;
@@ -241,6 +247,11 @@ export class Socket extends EventTarget {
     }
     const [p, n] = s.put(JSON.stringify(obj(o.hello)));
     s.check(s.fn.sb_session_set_hello(s.h, p, n), 'hello');
+  }
+
+  async #boot() {
+    if (!this.#s) this.#create();
+    const s = this.#s;
     if (this.#persist && typeof indexedDB !== 'undefined') {
       try {
         const saved = await idbDo('readonly', (st) => st.get(this.#persist));

@@ -457,6 +457,20 @@ int sb_outbox_send(sb_outbox *o, int kind, uint32_t channel, int priority, int f
     return (int)id;
 }
 
+int sb_outbox_evict_oldest(sb_outbox *o, double now_ms)
+{
+    entry *e;
+    if (!o)
+        return SB_E_INVALID;
+    e = o->inflight.head;
+    if (!e)
+        return 0;
+    o->stats[SB_OUTBOX_STAT_DROPS]++;
+    /* remove_entry announces the new floor, so the receiver skips it. */
+    remove_entry(o, &o->inflight, e, SB_OUTBOX_EV_DROP, SB_E_QUEUE_FULL, 0, now_ms);
+    return 1;
+}
+
 int sb_outbox_poll(sb_outbox *o, double now_ms)
 {
     entry *e, *next;

@@ -77,6 +77,10 @@ SB_EXPORT void sb_outbox_destroy(sb_outbox *o);
  * SB_E_TOO_LARGE (bigger than max_bytes), SB_E_INVALID. Under drop-newest a
  * full queue still returns an id and reports a DROP event for it. */
 SB_EXPORT int sb_outbox_send(sb_outbox *o, int kind, uint32_t channel, int priority, int flags, uint32_t corr, double ttl_ms, const uint8_t *payload, uint32_t n, double now_ms);
+/* Drop the oldest message in flight (DROP event, and a SKIP so the
+ * receiver does not wait for it): for a sender that must bound what a
+ * disconnected peer is behind by. Returns 1, or 0 if nothing is in flight. */
+int sb_outbox_evict_oldest(sb_outbox *o, double now_ms);
 /* Runs timers, then returns the length of the next frame to transmit (bytes
  * at sb_outbox_out, valid until the next call) or 0 when nothing is due. */
 SB_EXPORT int sb_outbox_next_frame(sb_outbox *o, double now_ms);

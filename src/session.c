@@ -86,7 +86,7 @@ struct sb_session {
     uint8_t id[ID_MAX], epoch[ID_MAX];
     uint32_t id_len, epoch_len;
     int lost;           /* server: messages were dropped for this client */
-    int dirty;
+    int dirty;          /* a DIRTY event is queued */
     double detached_at; /* server */
     double buffered;
     int offer_framed, offered_framed, framed_worked, plain_worked;
@@ -180,6 +180,16 @@ static void emit(sb_session *s, uint32_t type, uint32_t channel, uint32_t seq, u
 static void emit_text(sb_session *s, uint32_t type, int code, const char *text)
 {
     emit(s, type, 0, 0, 0, 0, code, 0, (const uint8_t *)text, strlen(text));
+}
+
+/* Persistent state changed: one DIRTY event per drain, queued at once, so
+ * a host that commits after draining never acks ahead of its store. */
+static void set_dirty(sb_session *s)
+{
+    if (s->dirty)
+        return;
+    s->dirty = 1;
+    emit(s, SB_SEV_DIRTY, 0, 0, 0, 0, 0, 0, NULL, 0);
 }
 
 /* "CODE: what" into the pending close reason. */
@@ -675,7 +685,7 @@ static int link_up(sb_session *s)
     l->wr = sb_batch_create(frames, bytes, o[SB_SO_BATCH_DELAY], (uint32_t)o[SB_SO_COMPRESS_ABOVE],
                             l->compress ? SB_BATCH_SHARED : SB_BATCH_PLAIN,
                             (int)o[SB_SO_COMPRESS_LEVEL]);
-    l->rd = sb_unbatch_create((uint32_t)o[SB_SO_MAX_PAYLOAD], (uint32_t)o[SB_SO_MAX_MESSAGE], 2);
+    l->rd = sb_unbatch_create((uint32_t)o[SB_SO_MAX_PAYLOAD], (uint32_t)o[SB_SO_MAX_MESSAGE], 1);
     if (!l->wr || !l->rd)
         return SB_E_NO_MEMORY;
     l->up = 1;
@@ -846,7 +856,11 @@ int sb_session_transport_open(sb_session *s, double now_ms, int framed)
         go_plain(s, now_ms);
         return SB_OK;
     }
-    s->l->hello_due = now_ms + s->opt[SB_SO_HELLO_TIMEOUT];
+    /* The wait for a greeting must end inside the connect timeout, or a
+     * silent plain server would only ever time out. */
+    s->l->hello_due = now_ms + (s->opt[SB_SO_HELLO_TIMEOUT] < s->opt[SB_SO_CONNECT_TIMEOUT] / 2
+                                    ? s->opt[SB_SO_HELLO_TIMEOUT]
+                                    : s->opt[SB_SO_CONNECT_TIMEOUT] / 2);
     return SB_OK;
 }
 
@@ -977,7 +991,7 @@ static int deliver(sb_session *s)
         default:
             return SB_E_BAD_FRAME;
         }
-        s->dirty = 1;
+        set_dirty(s);
     }
     return SB_OK;
 }
@@ -1014,7 +1028,7 @@ static int on_frame(sb_session *s, const uint8_t *frame, uint32_t n, double now)
         if (rc < 0)
             return rc;
         if (rc > 0)
-            s->dirty = 1;
+            set_dirty(s);
         return SB_OK;
     case SB_FRAME_PING:
         queue_ctl(s->l, SB_FRAME_PONG, 0, f.id);
@@ -1121,7 +1135,7 @@ static int read_welcome(sb_session *s, const uint8_t *data, uint32_t n, double n
     s->mode = SB_SESSION_MODE_FRAMED;
     s->framed_worked = 1;
     s->offer_framed = 1;
-    s->dirty = 1;
+    set_dirty(s);
     conn_apply(s, sb_conn_opened(s->conn, now), now);
     return SB_OK;
 }
@@ -1269,7 +1283,7 @@ static int welcome(sb_session *s, double now)
     free_hello(h);
     s->state = SB_SESSION_OPEN;
     s->mode = SB_SESSION_MODE_FRAMED;
-    s->dirty = 1;
+    set_dirty(s);
     s->stats[SB_SS_OPENS]++;
     emit(s, SB_SEV_STATE, 0, 0, 0, 0, SB_CONN_R_OPENED, s->state, NULL, 0);
     emit(s, SB_SEV_OPEN, 0, 0, 0, 0, 0, s->mode, NULL, 0);
@@ -1332,7 +1346,7 @@ int sb_session_respond(sb_session *s, uint32_t id, int is_error, int flags, cons
     rc = sb_outbox_send(s->out, is_error ? SB_FRAME_ERROR : SB_FRAME_RESPONSE, 0, 0, flags, id, 0,
                         data, n, now_ms);
     if (rc > 0)
-        s->dirty = 1;
+        set_dirty(s);
     return rc;
 }
 
@@ -1367,6 +1381,11 @@ static int enqueue(sb_session *s, int kind, uint32_t channel, int flags, const u
         return SB_E_TOO_LARGE;
     }
     rc = sb_outbox_send(s->out, kind, channel, 0, flags, 0, ttl, data, n, now);
+    /* A server keeps the newest messages for a client that is behind: past
+     * the bound even unconfirmed ones go (the welcome reports the loss). */
+    while (rc == SB_E_QUEUE_FULL && s->role == SB_SESSION_SERVER &&
+           sb_outbox_evict_oldest(s->out, now) == 1)
+        rc = sb_outbox_send(s->out, kind, channel, 0, flags, 0, ttl, data, n, now);
     if (rc == SB_E_QUEUE_FULL || rc == SB_E_TOO_LARGE) {
         if (s->role == SB_SESSION_SERVER)
             s->lost = 1;
@@ -1376,7 +1395,7 @@ static int enqueue(sb_session *s, int kind, uint32_t channel, int flags, const u
         return rc;
     }
     if (rc > 0)
-        s->dirty = 1;
+        set_dirty(s);
     outbox_events(s, rc > 0 ? (uint32_t)rc : 0, data, n);
     return rc;
 }
@@ -1470,7 +1489,7 @@ static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, u
             p = data;
             len = n;
         }
-        s->dirty = 1;
+        set_dirty(s);
         s->stats[SB_SS_DROPPED]++;
         if (s->role == SB_SESSION_SERVER) {
             /* A client we had to drop messages for hears of it in the next
@@ -1550,7 +1569,7 @@ static int pump_plain(sb_session *s, double now)
         for (uint32_t i = 0; sb_outbox_chan_info(s->out, i, &ch, &last, &fl) == 0; i++)
             sb_outbox_ack(s->out, ch, last, NULL, 0, now);
         l->plain_written = 0;
-        s->dirty = 1;
+        set_dirty(s);
     }
     l->poll_at = l->plain_written ? now + DRAIN_POLL_MS : -1;
     return SB_OK;
@@ -1594,9 +1613,10 @@ static int pump(sb_session *s, double now)
     l->poll_at = -1;
     while ((n = sb_outbox_next_frame(s->out, now)) > 0) {
         const uint8_t *f = sb_outbox_out(s->out);
-        s->stats[f[1] & SB_FRAME_F_RETRY ? SB_SS_RETRANSMITS : SB_SS_SENT]++;
-        if ((f[0] & 15) == SB_FRAME_MESSAGE)
+        if ((f[0] & 15) == SB_FRAME_MESSAGE) {
             urgent = 0;
+            s->stats[f[1] & SB_FRAME_F_RETRY ? SB_SS_RETRANSMITS : SB_SS_SENT]++;
+        }
         if ((rc = add_frame(s, f, (uint32_t)n, now)) < 0)
             return rc;
         if (s->buffered + (s->stats[SB_SS_BYTES_OUT] - written0) >= s->opt[SB_SO_HIGH_WATER]) {
@@ -1617,7 +1637,6 @@ static int pump(sb_session *s, double now)
 static int run(sb_session *s, double now)
 {
     link *l = s->l;
-    int rc;
     if (s->conn)
         conn_apply(s, sb_conn_tick(s->conn, now), now);
     l = s->l;
@@ -1660,12 +1679,7 @@ static int run(sb_session *s, double now)
         s->close_code = 0;
         sb_session_transport_closed(s, now, SB_CLOSE_TRY_AGAIN);
     }
-    rc = pump(s, now);
-    if (s->dirty) {
-        s->dirty = 0;
-        emit(s, SB_SEV_DIRTY, 0, 0, 0, 0, 0, 0, NULL, 0);
-    }
-    return rc;
+    return pump(s, now);
 }
 
 int sb_session_flush(sb_session *s, double now_ms)
@@ -1726,6 +1740,8 @@ int sb_session_next_event(sb_session *s)
     }
     e = &s->evs[s->ev_head++];
     s->cur = e->e;
+    if (s->cur.type == SB_SEV_DIRTY)
+        s->dirty = 0;
     s->cur_data = s->arena.p ? s->arena.p + e->off : NULL;
     return (int)s->cur.type;
 }

@@ -44,7 +44,8 @@ enum sb_session_role {
  * (client) or sb_session_attach (server). Defaults in brackets. */
 enum sb_session_opt {
     SB_SO_CONNECT_TIMEOUT = 0,  /* client: socket + handshake must finish within [10000] ms */
-    SB_SO_HELLO_TIMEOUT = 1,    /* client: no greeting within this on an open socket = plain [3000];
+    SB_SO_HELLO_TIMEOUT = 1,    /* client: no greeting within this (and half the connect timeout)
+                                 * on an open socket = plain [3000];
                                  * server: the client's hello must come within [10000] ms */
     SB_SO_PING_INTERVAL = 2,    /* client: ping after this much silence, 0 = no heartbeat [25000] */
     SB_SO_PING_TIMEOUT = 3,     /* client: dead when nothing arrives this long after a ping [10000] */
@@ -112,7 +113,8 @@ enum sb_session_event_type {
     SB_SEV_ERROR = 10,         /* something the app should hear of: code = sb_err, data = text */
     SB_SEV_RECONNECTING = 11,  /* client: waiting value ms before attempt seq; code = reason */
     SB_SEV_CLOSED = 12,        /* final: nothing more will happen */
-    SB_SEV_DIRTY = 13,         /* persistent state changed: sb_session_serialize when convenient */
+    SB_SEV_DIRTY = 13,         /* persistent state changed (queued with the change): serialize
+                                * after draining, before writing what it caused */
     SB_SEV_HELLO = 14,         /* server: the client's hello; data = its application JSON; the host
                                 * answers with sb_session_accept, _takeover or _refuse */
     SB_SEV_REQUEST = 15,       /* server: request id on channel: flags (BINARY), data; answer with
@@ -157,8 +159,8 @@ SB_LAYOUT typedef struct sb_session_event {
 } sb_session_event;
 
 enum sb_session_stat {
-    SB_SS_SENT = 0,             /* messages and requests transmitted the first time */
-    SB_SS_RETRANSMITS = 1,      /* transmitted again on a later transport */
+    SB_SS_SENT = 0,             /* messages transmitted the first time */
+    SB_SS_RETRANSMITS = 1,      /* messages transmitted again on a later transport */
     SB_SS_RECEIVED = 2,         /* messages delivered to the application */
     SB_SS_DUPLICATES = 3,       /* received again and dropped */
     SB_SS_DROPPED = 4,          /* DROP events */

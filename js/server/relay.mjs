@@ -56,6 +56,7 @@ export class Relay {
     this.rooms = new Map(); // room -> {members: Set, unsubscribe}
     this.dirty = new Set();
     this.touched = new Set();
+    this.joined = [];
     this.stats = { connections: 0, messagesIn: 0, messagesOut: 0, requests: 0, protocolErrors: 0 };
     this.wss = new WebSocketServer({
       noServer: true,
@@ -166,6 +167,12 @@ export class Relay {
       this.#events(r);
     }
     this.touched.clear();
+    if (this.joined.length) {
+      const joined = this.joined.splice(0);
+      for (const r of joined) if (r.s.h) this.#presence(r, 'join');
+      this.#settle(joined[0]);
+      return;
+    }
     for (const r of [...this.sessions.values(), rec]) this.#arm(r);
   }
 
@@ -243,7 +250,9 @@ export class Relay {
       known.echo = !!h.echo;
       this.touched.add(known);
       this.dirty.add(known);
-      this.#presence(known, 'join');
+      // Announced once what it missed is on its way, so the presence
+      // message cannot push a missed one out of its bounded queue.
+      this.joined.push(known);
       return;
     }
     if (this.sessions.size >= this.o.maxSessions) {
