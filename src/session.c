@@ -93,7 +93,7 @@ struct sb_session {
     int close_code;     /* the code and reason for the next DISCONNECT */
     char close_reason[124];
     uint32_t ping_id;
-    sb_buf plain_ping;
+    sb_buf plain_ping, hello_app;
     req *reqs;
     uint32_t nreqs;
     ev *evs;
@@ -247,6 +247,7 @@ void sb_session_destroy(sb_session *s)
     sb_outbox_destroy(s->out);
     sb_inbox_destroy(s->in);
     sb_buf_free(&s->plain_ping);
+    sb_buf_free(&s->hello_app);
     sb_buf_free(&s->arena);
     sb_buf_free(&s->out_buf);
     free(s->reqs);
@@ -271,6 +272,14 @@ int sb_session_set_plain_ping(sb_session *s, const uint8_t *text, uint32_t n)
         return SB_E_INVALID;
     s->plain_ping.len = 0;
     return n ? sb_buf_put(&s->plain_ping, text, n) : SB_OK;
+}
+
+int sb_session_set_hello(sb_session *s, const uint8_t *json, uint32_t n)
+{
+    if (!s || (!json && n) || n > HELLO_APP_MAX)
+        return SB_E_INVALID;
+    s->hello_app.len = 0;
+    return n ? sb_buf_put(&s->hello_app, json, n) : SB_OK;
 }
 
 int sb_session_set_id(sb_session *s, const uint8_t *id, uint32_t n)
@@ -1556,7 +1565,7 @@ static int pump(sb_session *s, double now)
     }
     if (l->hello_out) {
         l->hello_out = 0;
-        rc = send_client_hello(s, NULL, 0);
+        rc = send_client_hello(s, s->hello_app.p, s->hello_app.len);
         if (rc < 0)
             return rc;
     }

@@ -193,8 +193,11 @@ SB_EXPORT int sb_session_set(sb_session *s, int opt, double value);
  * ping (any traffic back counts as life). Without one a plain server gets
  * no heartbeat verdict (browsers cannot send WebSocket pings). */
 SB_EXPORT int sb_session_set_plain_ping(sb_session *s, const uint8_t *text, uint32_t n);
+/* Client: application JSON carried by the hello (at most 64 KiB), e.g.
+ * the relay's room, user and token. */
+SB_EXPORT int sb_session_set_hello(sb_session *s, const uint8_t *json, uint32_t n);
 /* Server: the id this session is known by (1..64 bytes, chosen by the host
- * before sb_session_accept). */
+ * before sb_session_accept). Client: the id to resume (from saved state). */
 SB_EXPORT int sb_session_set_id(sb_session *s, const uint8_t *id, uint32_t n);
 /* The session id (bytes at sb_session_out), 0 before one is known. Server,
  * while CONNECTING after SB_SEV_HELLO: the id the client asked to resume. */
