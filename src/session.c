@@ -474,6 +474,11 @@ int sb_session_restore(sb_session *s, const uint8_t *blob, uint32_t n, double no
         goto fail;
     }
     s->lost = (int)(role & 1);
+    if (s->role == SB_SESSION_SERVER) {
+        /* Detached: it waits for its client's takeover, then its TTL. */
+        s->state = SB_SESSION_RECONNECTING;
+        s->detached_at = now_ms;
+    }
     return SB_OK;
 fail:
     /* Leave a session that can start from scratch. */
