@@ -1,107 +1,103 @@
-// Where the relay keeps the state that resume needs: per session, the last
-// client seq accepted (so a re-sent message is dropped, not delivered twice)
-// and the bounded history of what was sent to it (so a client that missed
-// messages gets them replayed). MemoryStore keeps it for the life of the
-// process; JournalStore also appends every change to a file with one
-// write(2) per committed step, so `kill -9` at any moment loses nothing that
-// a client was told (acks go out only after the commit). On start the
-// journal is replayed; it is compacted into a snapshot when it grows.
-import { openSync, writeSync, closeSync, readFileSync, renameSync, existsSync, fsyncSync, truncateSync } from 'node:fs';
+// Where the relay keeps what must survive: per session exactly its
+// sb_session_serialize() blob (id, epoch, outbox = every message not yet
+// confirmed by that client, inbox = the dedup state and frames held for
+// order) plus the relay's own metadata (room, user, echo). The relay commits
+// the sessions that changed after handling a WebSocket message or a timer
+// and before any byte that depends on it (an ack, a delivery) is sent.
+//
+//   interface Store {
+//     load(): Iterable<Row> | Promise<Iterable<Row>>   once, at start
+//     commit(upserts: Row[], deletes: string[]): void  synchronous, all or nothing
+//     close(): void
+//   }
+//   Row = { id: string, room: string, user: string, echo: boolean, blob: Uint8Array }
+//
+// MemoryStore (the default) keeps the rows in memory: resume survives
+// network drops, and a new Relay given the same MemoryStore object, but not
+// a process restart. SqliteStore keeps them in an SQLite database
+// (better-sqlite3, an optional peer dependency loaded only when asked for):
+// one transaction per commit, WAL journal, so `kill -9` at any moment loses
+// nothing a client was told about. docs/decisions.md, "Relay state in SQLite".
 
 export class MemoryStore {
   constructor() {
-    this.pending = [];
+    /** @type {Map<string, object>} */
+    this.rows = new Map();
   }
 
-  /** Records to replay at start: none. */
   load() {
-    return [];
+    return [...this.rows.values()];
   }
 
-  record(rec) {
-    void rec;
+  commit(upserts, deletes) {
+    for (const id of deletes) this.rows.delete(id);
+    for (const r of upserts) this.rows.set(r.id, { ...r });
   }
-
-  commit() {}
-
-  /** Called with a function producing the full state as records. */
-  compact(_snapshot) {}
 
   close() {}
 }
 
-export class JournalStore {
+const SCHEMA = `CREATE TABLE IF NOT EXISTS sessions (
+  id TEXT PRIMARY KEY,
+  room TEXT NOT NULL,
+  user TEXT NOT NULL,
+  echo INTEGER NOT NULL,
+  state BLOB NOT NULL,
+  updated REAL NOT NULL
+) WITHOUT ROWID`;
+
+export class SqliteStore {
   /**
-   * @param {string} path journal file (created if missing)
-   * @param {{compactAfter?: number}} [opts] records written before a compaction
+   * Open (or create) the database file.
+   * @param {string} path
+   * @param {{synchronous?: 'NORMAL'|'FULL'}} [opts] NORMAL (default): a
+   *   commit survives the relay process dying at any point; FULL: also the
+   *   machine losing power (one fsync per commit).
    */
-  constructor(path, opts = {}) {
-    this.path = path;
-    this.compactAfter = opts.compactAfter ?? 50000;
-    this.pending = [];
-    this.written = 0;
-    this.fd = -1;
+  static async open(path, opts = {}) {
+    let Database;
+    try {
+      ({ default: Database } = await import('better-sqlite3'));
+    } catch (e) {
+      throw new Error(`the relay's SQLite store needs the optional peer dependency better-sqlite3 (npm install better-sqlite3@12): ${e.message}`, { cause: e });
+    }
+    return new SqliteStore(new Database(path), opts);
+  }
+
+  constructor(db, opts = {}) {
+    const sync = opts.synchronous === 'FULL' ? 'FULL' : 'NORMAL';
+    this.db = db;
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${sync}`);
+    db.exec(SCHEMA);
+    const upsert = db.prepare(`INSERT INTO sessions (id, room, user, echo, state, updated)
+      VALUES (@id, @room, @user, @echo, @state, @updated)
+      ON CONFLICT (id) DO UPDATE SET room = excluded.room, user = excluded.user,
+        echo = excluded.echo, state = excluded.state, updated = excluded.updated`);
+    const remove = db.prepare('DELETE FROM sessions WHERE id = ?');
+    this._commit = db.transaction((upserts, deletes) => {
+      const now = Date.now();
+      for (const id of deletes) remove.run(id);
+      for (const r of upserts) {
+        upsert.run({ id: r.id, room: r.room, user: r.user, echo: r.echo ? 1 : 0, state: Buffer.from(r.blob.buffer, r.blob.byteOffset, r.blob.byteLength), updated: now });
+      }
+    });
   }
 
   load() {
-    const recs = [];
-    if (existsSync(this.path)) {
-      const bytes = readFileSync(this.path);
-      // A process killed inside a write leaves a torn last line. It was never
-      // acked (records are written before their acks), so it is cut off here:
-      // appending after it would glue the next record onto it.
-      const end = bytes.lastIndexOf(0x0a) + 1;
-      if (end < bytes.length) truncateSync(this.path, end);
-      const lines = bytes.subarray(0, end).toString('utf8').split('\n');
-      for (let i = 0; i < lines.length; i++) {
-        if (!lines[i]) continue;
-        try {
-          recs.push(JSON.parse(lines[i]));
-        } catch {
-          throw new Error(`relay journal ${this.path}: bad record at line ${i + 1}`);
-        }
-      }
-    }
-    this.written = recs.length;
-    this.fd = openSync(this.path, 'a');
-    return recs;
+    return this.db.prepare('SELECT id, room, user, echo, state FROM sessions').all().map((r) => ({
+      id: r.id, room: r.room, user: r.user, echo: r.echo === 1,
+      blob: new Uint8Array(r.state.buffer, r.state.byteOffset, r.state.byteLength),
+    }));
   }
 
-  record(rec) {
-    this.pending.push(JSON.stringify(rec));
-  }
-
-  /** One write for everything recorded since the last commit. */
-  commit() {
-    if (!this.pending.length) return;
-    const text = this.pending.join('\n') + '\n';
-    this.written += this.pending.length;
-    this.pending = [];
-    writeSync(this.fd, text);
-  }
-
-  get wantsCompaction() {
-    return this.written > this.compactAfter;
-  }
-
-  /** Replace the journal with a snapshot (write temp, fsync, rename). */
-  compact(snapshotRecords) {
-    this.commit();
-    const tmp = `${this.path}.tmp`;
-    const fd = openSync(tmp, 'w');
-    const lines = snapshotRecords.map((r) => JSON.stringify(r)).join('\n');
-    writeSync(fd, lines ? lines + '\n' : '');
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, this.path);
-    closeSync(this.fd);
-    this.fd = openSync(this.path, 'a');
-    this.written = snapshotRecords.length;
+  /** One transaction: every changed session's blob, every expired one gone. */
+  commit(upserts, deletes) {
+    if (!upserts.length && !deletes.length) return;
+    this._commit(upserts, deletes);
   }
 
   close() {
-    this.commit();
-    if (this.fd >= 0) closeSync(this.fd);
-    this.fd = -1;
+    if (this.db?.open) this.db.close();
   }
 }
