@@ -1,66 +1,138 @@
-// The reference relay: a Node WebSocket server (on `ws`) that speaks
-// switchboard.v1 with the same wasm core as the browser Socket.
+// The reference relay: a Node WebSocket server (on `ws`) where every
+// connection is a server-role sb_session (src/session.h, through
+// js/session.js) on the same wasm core as the browser Socket. The session
+// does the protocol: greeting, hello, resume, acks, dedup, order, batching,
+// compression, caps, the idle timeout. The relay keeps what is not protocol:
 //
 //   rooms      every session is in one room (hello.room); a message from a
-//              session goes to every other session of that room (and back to
-//              the sender with hello.echo), through the Bus (bus.mjs)
-//   acks       every client message carries a seq; the relay acks the highest
-//              seq it has accepted, after the store committed it
-//   resume     each session keeps a bounded history of what it was sent; a
-//              client that comes back with hello.rx = last seq it got is
-//              replayed the rest; re-sent client messages (seq <= accepted)
-//              are dropped; so nothing is lost and nothing arrives twice
+//              session goes to every other session of that room (and back
+//              to the sender with hello.echo), through the Bus (bus.mjs)
+//   identity   a client that asks to resume a session the relay knows takes
+//              it over (its previous transport is closed with 4000); any
+//              other client gets a new id drawn here (128 random bits)
 //   presence   joins and leaves are messages on channel 1, JSON
 //              {type:'join'|'leave', user, users}
-//   requests   REQUEST frames go to opts.onRequest (default: echo)
-//   caps       frame payload, transport message, frames per batch, history
-//              per session, sessions, send buffer: hitting one closes the
-//              connection with a code and a reason naming the error code
+//   requests   REQUEST events go to opts.onRequest (default: echo)
+//   store      the sessions that changed are committed (serialize() blobs)
+//              before anything that depends on them is sent: an ack leaves
+//              only once what it confirms is stored
+//   timers     one timer per session, at session.deadline(), re-armed after
+//              every call into it
+//
+// Each turn (a WebSocket message or close, a timer, an answered request, a
+// Bus delivery) calls into the sessions, then flushes every session it
+// touched; the WRITE and DISCONNECT events that come out are held until the
+// store has committed every session that reported DIRTY, and sent after.
+// An error in a turn closes the connection it came from (with a code and a
+// reason naming the error code) and is logged; nothing is thrown out of a
+// ws handler, a timer, a promise or a Bus callback.
 import { WebSocketServer } from 'ws';
 import { randomBytes } from 'node:crypto';
-import { init } from '../core.js';
+import { init, core } from '../core.js';
 import { SwitchboardError } from '../errors.js';
-import { Wire, Kind, Flag, PROTOCOL, WIRE_DEFAULTS, jsonOf, utf8 } from '../socket-wire.js';
+import { Session, utf8, bytesOf } from '../session.js';
+import {
+  SESSION_SERVER, SESSION_PROTOCOL, SESSION_CLOSED,
+  SEV_WRITE, SEV_DISCONNECT, SEV_MESSAGE, SEV_REQUEST, SEV_CLOSED, SEV_DIRTY, SEV_HELLO, SEV_ERROR, SEV_DROP,
+  SO_HELLO_TIMEOUT, SO_IDLE_TIMEOUT, SO_SESSION_TTL, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES,
+  SO_BATCH_DELAY, SO_COMPRESS, SO_MAX_PAYLOAD, SO_MAX_MESSAGE, SO_MAX_FRAMES, SO_HIGH_WATER,
+  SS_DUPLICATES, FRAME_F_BINARY,
+  CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, CLOSE_GOING_AWAY,
+} from '../constants.js';
 import { LocalBus } from './bus.mjs';
 import { MemoryStore } from './store.mjs';
 
 export const SYSTEM_CHANNEL = 1;
-export const CloseCode = Object.freeze({
-  PROTOCOL_ERROR: 1002, POLICY: 1008, TOO_BIG: 1009, TRY_AGAIN: 1013, REPLACED: 4000,
-});
-
-const SESSION_RE = /^[A-Za-z0-9_-]{8,64}$/;
 
 const DEFAULTS = {
-  maxPayload: WIRE_DEFAULTS.maxPayload,
-  maxMessage: WIRE_DEFAULTS.maxMessage,
-  maxFrames: WIRE_DEFAULTS.maxFrames,
-  maxHistory: 20000,
-  maxHistoryBytes: 32 << 20,
+  maxPayload: 1 << 20,      // largest frame payload accepted (and announced)
+  maxMessage: 8 << 20,      // largest WebSocket message, also after inflating
+  maxFrames: 4096,          // frames in one WebSocket message
+  maxHistory: 10000,        // messages per session not yet confirmed by its client
+  maxHistoryBytes: 16 << 20, // their payload bytes (oldest dropped first: resume reports a gap)
   maxSessions: 10000,
-  maxBuffered: 16 << 20,
-  sessionTtlMs: 5 * 60e3,
-  pingIntervalMs: 30e3,
+  maxHelloBytes: 8192,      // the hello's application JSON
+  highWater: 4 << 20,       // nothing more is written while a socket buffers this much
+  sessionTtlMs: 5 * 60e3,   // a detached session is forgotten after this
+  helloTimeoutMs: 10e3,
+  idleTimeoutMs: 60e3,      // a connection silent this long is dropped (clients ping every 25 s)
+  batchDelayMs: 0,
   compress: true,
 };
 
-function b64(bytes) {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+const OPTION_KEYS = [
+  ['maxPayload', SO_MAX_PAYLOAD], ['maxMessage', SO_MAX_MESSAGE], ['maxFrames', SO_MAX_FRAMES],
+  ['maxHistory', SO_QUEUE_MAX_COUNT], ['maxHistoryBytes', SO_QUEUE_MAX_BYTES], ['highWater', SO_HIGH_WATER],
+  ['sessionTtlMs', SO_SESSION_TTL], ['helloTimeoutMs', SO_HELLO_TIMEOUT], ['idleTimeoutMs', SO_IDLE_TIMEOUT],
+  ['batchDelayMs', SO_BATCH_DELAY], ['compress', SO_COMPRESS],
+];
+
+const newId = () => randomBytes(16).toString('base64url');
+
+/** At most 123 bytes of UTF-8 (a WebSocket close reason). */
+function closeReason(text) {
+  let s = String(text);
+  while (Buffer.byteLength(s) > 123) s = s.slice(0, -1);
+  return s;
 }
 
-function unb64(s) {
-  return new Uint8Array(Buffer.from(s, 'base64'));
+/** The close code for an error caught in a turn. */
+function closeCodeOf(err) {
+  switch (err?.code) {
+    case 'TOO_LARGE': return CLOSE_TOO_BIG;
+    case 'INVALID': return CLOSE_POLICY;
+    case 'BAD_FRAME': case 'BAD_VERSION': case 'TRUNCATED': case 'TRAILING_DATA': case 'CORRUPT':
+    case 'TOO_DEEP': case 'BAD_STATE':
+      return CLOSE_PROTOCOL;
+    default: return CLOSE_TRY_AGAIN; // ours (store, memory, a bug): come back and resume
+  }
 }
 
-function newId() {
-  return randomBytes(12).toString('base64url');
+/** The hello's application JSON: {room?, user?, echo?}, bounded. */
+function parseHello(bytes, max) {
+  if (bytes.length > max) throw new SwitchboardError('TOO_LARGE', `hello over ${max} bytes`);
+  if (!bytes.length) return {};
+  let h;
+  try {
+    h = JSON.parse(utf8(bytes));
+  } catch {
+    throw new SwitchboardError('INVALID', 'hello is not JSON');
+  }
+  if (!h || typeof h !== 'object' || Array.isArray(h)) throw new SwitchboardError('INVALID', 'hello is not a JSON object');
+  return h;
+}
+
+/** The fields of an sb_session object the relay keeps beside it. */
+class Slot {
+  constructor(s) {
+    this.s = s;          // Session (js/session.js), server role
+    this.id = null;      // null while pending (no hello accepted yet)
+    this.conn = null;    // the Conn attached, or null while detached
+    this.room = 'lobby';
+    this.user = '';
+    this.echo = false;
+    this.timer = null;
+    this.due = -1;
+    this.hello = null;   // pending: the client's hello, until decided
+    this.closed = false; // SEV_CLOSED seen
+  }
+}
+
+/** One WebSocket. */
+class Conn {
+  constructor(ws, remote) {
+    this.ws = ws;
+    this.remote = remote;
+    this.slot = null;
+  }
 }
 
 export class Relay {
   /**
    * Use `await Relay.create(opts)`.
    * @param {object} opts see DEFAULTS; plus bus (Bus), store (MemoryStore |
-   *   JournalStore), onRequest(ctx) => value | Promise, log(msg)
+   *   SqliteStore), onRequest(ctx) => value | Promise, log(msg),
+   *   sessionOptions ([[SO_*, value]…] for the sessions, after the above)
    */
   constructor(opts = {}) {
     this.o = { ...DEFAULTS, ...opts };
@@ -68,28 +140,40 @@ export class Relay {
     this.store = opts.store || new MemoryStore();
     this.onRequest = opts.onRequest || ((ctx) => ctx.data);
     this.log = opts.log || (() => {});
-    /** @type {Map<string, object>} */
+    this.options = [...OPTION_KEYS.map(([k, so]) => [so, typeof this.o[k] === 'boolean' ? Number(this.o[k]) : this.o[k]]),
+      ...(opts.sessionOptions || [])];
+    /** @type {Map<string, Slot>} sessions by id */
     this.sessions = new Map();
-    /** room -> { sessions: Set, unsubscribe } */
+    /** room -> { slots: Set<Slot>, unsubscribe } */
     this.rooms = new Map();
     this.conns = new Set();
-    this._capture = null;
-    this.stats = { connections: 0, messagesIn: 0, duplicatesIn: 0, messagesOut: 0, requests: 0, protocolErrors: 0 };
+    this.stats = { connections: 0, sessions: 0, messagesIn: 0, duplicatesIn: 0, messagesOut: 0, requests: 0, protocolErrors: 0, errors: 0, commits: 0 };
+    this.closed = false;
+    // One turn at a time (everything is synchronous inside it).
+    this._inTurn = false;
+    this._quiet = false;
+    this._touched = new Set();
+    this._dirty = new Set();
+    this._deleted = new Set();
+    this._out = [];
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.o.maxMessage,
-      perMessageDeflate: false, // switchboard compresses itself, with a shared window
-      handleProtocols: (protocols) => (protocols.has(PROTOCOL) ? PROTOCOL : false),
+      perMessageDeflate: false, // the session compresses, with a shared window
+      handleProtocols: (protocols) => (protocols.has(SESSION_PROTOCOL) ? SESSION_PROTOCOL : false),
     });
+    this._session().destroy(); // the options are valid (INVALID otherwise)
     this.wss.on('connection', (ws, req) => this._connection(ws, req));
-    this._sweep = setInterval(() => this._expire(), Math.min(10e3, this.o.sessionTtlMs)).unref();
-    this._pinger = setInterval(() => this._ping(), this.o.pingIntervalMs).unref();
+    this.wss.on('error', (e) => this.log(`relay: ${e.message}`));
   }
 
   static async create(opts = {}) {
     await init(opts.wasm || {});
+    for (const f of ['sb_session_accept', 'sb_session_takeover', 'sb_session_refuse']) {
+      if (typeof core().fn[f] !== 'function') throw new SwitchboardError('NOT_FOUND', `the relay needs the whole core (dist/switchboard.wasm): this one has no ${f}`);
+    }
     const r = new Relay(opts);
-    r._load();
+    await r._load();
     return r;
   }
 
@@ -99,423 +183,498 @@ export class Relay {
     // Socket probing for a plain server sees a failed attempt, not an open
     // connection that swallows its queue.
     const offered = String(req.headers['sec-websocket-protocol'] || '').split(',').map((p) => p.trim());
-    if (!offered.includes(PROTOCOL)) {
-      socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nsubprotocol ${PROTOCOL} required\n`);
+    if (!offered.includes(SESSION_PROTOCOL) || this.closed) {
+      socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nsubprotocol ${SESSION_PROTOCOL} required\n`);
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
   }
 
   close() {
-    clearInterval(this._sweep);
-    clearInterval(this._pinger);
-    for (const c of this.conns) c.ws.terminate();
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.conns) {
+      if (c.slot && !c.slot.id) this._drop(c.slot); // pending
+      c.ws.terminate();
+    }
+    this.conns.clear();
+    for (const slot of this.sessions.values()) this._drop(slot);
+    this.sessions.clear();
     for (const r of this.rooms.values()) r.unsubscribe();
     this.rooms.clear();
-    this.store.close();
+    try { this.store.close(); } catch (e) { this.log(`relay: closing the store: ${e.message}`); }
     this.wss.close();
   }
 
-  // ---- sessions and rooms --------------------------------------------------
+  // ---- sessions ------------------------------------------------------------
 
-  _session(id, room) {
-    let s = this.sessions.get(id);
-    if (!s) {
-      s = { id, epoch: newId(), room, user: '', echo: false, inSeq: 0, outSeq: 0,
-        hist: [], histBytes: 0, conn: null, lastSeen: Date.now() };
-      this.sessions.set(id, s);
-      this._join(s, room);
-    }
-    return s;
+  _session() {
+    return new Session(SESSION_SERVER, this.options);
   }
 
-  _join(s, room) {
+  /** Load the stored sessions, each detached until its client takes it over. */
+  async _load() {
+    const rows = await this.store.load();
+    const now = Date.now();
+    for (const row of rows) {
+      const slot = new Slot(this._session());
+      try {
+        slot.s.restore(row.blob, now);
+        slot.id = slot.s.id();
+        if (slot.id !== row.id) throw new SwitchboardError('CORRUPT', `stored as ${row.id}, holds ${slot.id}`);
+      } catch (e) {
+        this.log(`relay: stored session ${row.id} not restored: ${e.code || ''} ${e.message}`);
+        slot.s.destroy();
+        this._deleted.add(row.id);
+        continue;
+      }
+      slot.user = typeof row.user === 'string' ? row.user : '';
+      slot.echo = !!row.echo;
+      this.sessions.set(slot.id, slot);
+      this._join(slot, typeof row.room === 'string' ? row.room : 'lobby');
+      this._arm(slot);
+    }
+    if (this._deleted.size) this._commit();
+    if (this.sessions.size) this.log(`relay: restored ${this.sessions.size} sessions`);
+    this.stats.sessions = this.sessions.size;
+  }
+
+  _join(slot, room) {
     let r = this.rooms.get(room);
     if (!r) {
-      r = { sessions: new Set(), unsubscribe: null };
+      r = { slots: new Set(), unsubscribe: null };
       this.rooms.set(room, r);
-      r.unsubscribe = this.bus.subscribe(room, (msg) => this._fanout(room, msg));
+      r.unsubscribe = this.bus.subscribe(room, (msg) => this._turn(null, () => this._fanout(room, msg)));
     }
-    r.sessions.add(s);
-    s.room = room;
+    r.slots.add(slot);
+    slot.room = room;
   }
 
-  _leaveRoom(s) {
-    const r = this.rooms.get(s.room);
+  _leaveRoom(slot) {
+    const r = this.rooms.get(slot.room);
     if (!r) return;
-    r.sessions.delete(s);
-    if (!r.sessions.size) {
+    r.slots.delete(slot);
+    if (!r.slots.size) {
       r.unsubscribe();
-      this.rooms.delete(s.room);
+      this.rooms.delete(slot.room);
     }
   }
 
   _users(room) {
     const r = this.rooms.get(room);
-    if (!r) return [];
     const users = [];
-    for (const s of r.sessions) if (s.conn) users.push(s.user || s.id.slice(0, 6));
+    if (r) for (const slot of r.slots) if (slot.conn) users.push(slot.user || slot.id.slice(0, 6));
     return users.sort();
   }
 
-  /** Bus delivery: give the message a seq in every recipient's stream. */
+  _presence(slot, type) {
+    const payload = bytesOf(JSON.stringify({ type, user: slot.user || slot.id.slice(0, 6), users: this._users(slot.room) }));
+    // A join goes to the joiner too (it learns the user list); a leave does not.
+    this.bus.publish(slot.room, { from: type === 'join' ? null : slot.id, channel: SYSTEM_CHANNEL, flags: 0, payload });
+  }
+
+  /** Bus delivery: the message into every recipient session's outbox. */
   _fanout(room, msg) {
     const r = this.rooms.get(room);
     if (!r) return;
-    const to = [];
-    for (const s of r.sessions) {
-      if (msg.from === s.id && (!s.echo || msg.channel === SYSTEM_CHANNEL)) continue;
-      const seq = this._deliver(s, msg.channel, msg.flags, msg.payload);
-      to.push([s.id, seq]);
-    }
-    if (this._capture) this._capture.push(...to);
-    else if (to.length) this.store.record({ t: 'm', from: null, to, ch: msg.channel, f: msg.flags, p: b64(msg.payload) });
-  }
-
-  _deliver(s, ch, flags, payload) {
-    const seq = ++s.outSeq;
-    s.hist.push({ seq, ch, f: flags, p: payload });
-    s.histBytes += payload.length + 16;
-    this._trim(s);
-    if (s.conn) s.conn.sendMessage(seq, ch, flags, payload);
-    this.stats.messagesOut++;
-    return seq;
-  }
-
-  /** History is bounded: the oldest entries go first (resume then reports a gap). */
-  _trim(s) {
-    let k = 0;
-    while (s.hist.length - k > this.o.maxHistory || (s.histBytes > this.o.maxHistoryBytes && k < s.hist.length)) {
-      s.histBytes -= s.hist[k].p.length + 16;
-      k++;
-    }
-    if (k) s.hist.splice(0, k);
-  }
-
-  _ackedByClient(s, seq) {
-    let k = 0;
-    while (k < s.hist.length && s.hist[k].seq <= seq) {
-      s.histBytes -= s.hist[k].p.length + 16;
-      k++;
-    }
-    if (k) {
-      s.hist.splice(0, k);
-      this.store.record({ t: 'a', id: s.id, seq });
+    const binary = (msg.flags & FRAME_F_BINARY) !== 0;
+    const now = Date.now();
+    for (const slot of [...r.slots]) {
+      if (msg.from === slot.id && (!slot.echo || msg.channel === SYSTEM_CHANNEL)) continue;
+      if (!slot.s.h || slot.closed) continue;
+      try {
+        slot.s.send(msg.channel, binary, msg.payload, now);
+        this.stats.messagesOut++;
+      } catch (e) {
+        // TOO_LARGE for this client (a DROP event says so); anything else is
+        // this recipient's problem, not the sender's.
+        if (e.code !== 'TOO_LARGE') this._fail(slot.conn, e, slot);
+      }
+      this._touched.add(slot);
     }
   }
 
-  /** A client message accepted: fan out and journal it as one record. */
-  _publish(s, ch, flags, payload, inSeq) {
-    this._capture = [];
+  /** The client's hello on a pending slot: take over the session it names, or a new one. */
+  _hello(pending) {
+    const conn = pending.conn;
+    const data = pending.hello;
+    pending.hello = null;
+    const h = parseHello(data, this.o.maxHelloBytes);
+    const room = typeof h.room === 'string' && h.room.length > 0 && h.room.length <= 128 ? h.room : 'lobby';
+    const now = Date.now();
+    const asked = pending.s.id();
+    const known = asked ? this.sessions.get(asked) : null;
+    let slot;
+    if (known && !known.closed && known.s.state !== SESSION_CLOSED) {
+      slot = known;
+      const old = slot.conn;
+      this._call(slot, 'takeover', slot.s.fn.sb_session_takeover(slot.s.h, pending.s.h, now));
+      // The previous transport's DISCONNECT (4000) comes out now, for `old`;
+      // the user does not leave the room in between.
+      this._quiet = true;
+      try {
+        this._drain(slot);
+      } finally {
+        this._quiet = false;
+      }
+      if (old && slot.conn === old) this._detach(slot, true);
+      this._forgetPending(pending);
+    } else {
+      if (this.sessions.size >= this.o.maxSessions) {
+        throw Object.assign(new SwitchboardError('QUEUE_FULL', 'the relay has too many sessions'), { closeCode: CLOSE_TRY_AGAIN });
+      }
+      slot = pending;
+      // Never the client's choice. (Until accepted, s.id() is the id asked for.)
+      slot.id = newId();
+      slot.s.setId(slot.id);
+      this._call(slot, 'accept', slot.s.fn.sb_session_accept(slot.s.h, now));
+      this.sessions.set(slot.id, slot);
+      this.stats.sessions = this.sessions.size;
+      this._join(slot, room);
+    }
+    if (slot.room !== room) {
+      this._leaveRoom(slot);
+      this._join(slot, room);
+    }
+    slot.user = typeof h.user === 'string' ? h.user.slice(0, 64) : slot.user;
+    slot.echo = h.echo === true;
+    slot.conn = conn;
+    conn.slot = slot;
+    this._dirty.add(slot); // room, user, echo
+    this._touched.add(slot);
+    this._drain(slot);
+    this._presence(slot, 'join');
+  }
+
+  _forgetPending(pending) {
+    if (pending.conn && pending.conn.slot === pending) pending.conn.slot = null;
+    pending.conn = null;
+    this._drop(pending);
+  }
+
+  /** Free a slot's session and timer (no store change). */
+  _drop(slot) {
+    clearTimeout(slot.timer);
+    slot.timer = null;
+    slot.closed = true;
+    slot.s.destroy();
+    this._touched.delete(slot);
+    this._dirty.delete(slot);
+  }
+
+  /** SEV_CLOSED of a known session (its TTL ran out): forget it, here and in the store. */
+  _forget(slot) {
+    if (slot.conn) this._detach(slot);
+    if (slot.id && this.sessions.get(slot.id) === slot) {
+      this.sessions.delete(slot.id);
+      this._leaveRoom(slot);
+      this._deleted.add(slot.id);
+      this.stats.sessions = this.sessions.size;
+    }
+    this._drop(slot);
+  }
+
+  /** The slot lets go of its transport (the session already did). */
+  _detach(slot, quiet = false) {
+    const conn = slot.conn;
+    if (!conn) return;
+    slot.conn = null;
+    if (conn.slot === slot) conn.slot = null;
+    if (!quiet && !this._quiet && slot.id && this.sessions.get(slot.id) === slot && !this.closed) this._presence(slot, 'leave');
+  }
+
+  _request(slot, id, binary, payload) {
+    this.stats.requests++;
+    const errorOf = (e) => JSON.stringify({ code: String(e?.code || 'INTERNAL'), message: String(e?.message ?? e) });
+    const answer = (isError, v) => this._turn(null, () => {
+      if (!slot.s.h || slot.closed) return; // the session is gone: nobody waits
+      const now = Date.now();
+      this._touched.add(slot);
+      try {
+        if (isError) slot.s.respond(id, true, false, errorOf(v), now);
+        else if (v instanceof Uint8Array) slot.s.respond(id, false, true, v, now);
+        else slot.s.respond(id, false, false, typeof v === 'string' ? v : JSON.stringify(v ?? null), now);
+      } catch (e) {
+        // An answer that cannot be sent (over the client's cap, not JSON) is an error answer.
+        this.log(`relay: answering request ${id}: ${e?.message || e}`);
+        try {
+          slot.s.respond(id, true, false, errorOf(e), now);
+        } catch (e2) {
+          this._fail(slot.conn, e2, slot);
+        }
+      }
+    });
+    let v;
     try {
-      this.bus.publish(s.room, { from: s.id, channel: ch, flags, payload });
-    } finally {
-      const to = this._capture;
-      this._capture = null;
-      this.store.record({ t: 'm', from: s.id, in: inSeq, to, ch, f: flags, p: b64(payload) });
+      v = this.onRequest({ session: { id: slot.id, user: slot.user, room: slot.room }, data: binary ? payload : utf8(payload), binary, relay: this });
+    } catch (e) {
+      this.log(`relay: onRequest threw: ${e?.stack || e}`);
+      answer(true, e);
+      return;
+    }
+    if (v && typeof v.then === 'function') {
+      Promise.resolve(v).then((x) => answer(false, x), (e) => {
+        this.log(`relay: onRequest rejected: ${e?.stack || e}`);
+        answer(true, e);
+      }).catch((e) => this.log(`relay: answering a request: ${e?.stack || e}`));
+    } else {
+      answer(false, v);
     }
   }
 
-  _presence(s, type) {
-    const payload = new TextEncoder().encode(JSON.stringify({ type, user: s.user || s.id.slice(0, 6), users: this._users(s.room) }));
-    // A join goes to the joiner too (it learns the user list); a leave does not.
-    this.bus.publish(s.room, { from: type === 'join' ? null : s.id, channel: SYSTEM_CHANNEL, flags: 0, payload });
-    this._commit();
+  // ---- events --------------------------------------------------------------
+
+  _call(slot, what, rc) {
+    if (rc < 0) throw slot.s.c.error(rc, what);
+    return rc;
+  }
+
+  /** Every pending event of slot's session. Writes and closes are held (see _settle). */
+  _drain(slot) {
+    let closed = false;
+    slot.s.drain((t, ev) => {
+      switch (t) {
+        case SEV_WRITE:
+          if (slot.conn) this._out.push([slot.conn, ev.data]);
+          break;
+        case SEV_DISCONNECT: {
+          const conn = slot.conn;
+          if (conn) {
+            this._out.push([conn, null, ev.code, utf8(ev.data)]);
+            this._detach(slot);
+          }
+          break;
+        }
+        case SEV_HELLO:
+          slot.hello = ev.data;
+          break;
+        case SEV_MESSAGE:
+          this.stats.messagesIn++;
+          this.bus.publish(slot.room, { from: slot.id, channel: ev.channel, flags: ev.flags & FRAME_F_BINARY, payload: ev.data });
+          break;
+        case SEV_REQUEST:
+          this._request(slot, ev.id, (ev.flags & FRAME_F_BINARY) !== 0, ev.data);
+          break;
+        case SEV_DIRTY:
+          if (slot.id) this._dirty.add(slot);
+          break;
+        case SEV_CLOSED:
+          closed = true;
+          break;
+        case SEV_ERROR:
+          if (slot.conn) this.stats.protocolErrors++;
+          this.log(`relay: ${slot.conn?.remote ?? ''} ${slot.id ?? '(pending)'}: ${core().cstr(core().fn.sb_errname(ev.code))}: ${utf8(ev.data)}`);
+          break;
+        case SEV_DROP:
+          break; // counted by the session (SS_DROPPED); the client hears of it at resume
+        default:
+          break;
+      }
+    });
+    if (closed) {
+      if (slot.id && this.sessions.get(slot.id) === slot) this._forget(slot);
+      else this._forgetPending(slot);
+    }
+  }
+
+  // ---- turns -----------------------------------------------------------------
+
+  /**
+   * Run fn (calls into sessions), then settle: flush what it touched, commit,
+   * send. An error is charged to conn (closed) and never escapes.
+   */
+  _turn(conn, fn) {
+    if (this._inTurn) { // a synchronous Bus delivers inside the sender's turn
+      fn();
+      return;
+    }
+    if (this.closed) return;
+    this._inTurn = true;
+    try {
+      try {
+        fn();
+      } catch (e) {
+        this._fail(conn, e);
+      }
+      this._settle();
+    } catch (e) {
+      this.stats.errors++;
+      this.log(`relay: ${e?.stack || e}`);
+    } finally {
+      this._inTurn = false;
+    }
+  }
+
+  /** Flush every touched session, commit the dirty ones, then send. */
+  _settle() {
+    const flushed = new Set();
+    for (let round = 0; this._touched.size && round < 8; round++) {
+      const list = [...this._touched];
+      this._touched.clear();
+      const now = Date.now();
+      for (const slot of list) {
+        if (!slot.s.h) continue;
+        try {
+          if (slot.conn) slot.s.fn.sb_session_set_buffered(slot.s.h, slot.conn.ws.bufferedAmount);
+          this._call(slot, 'flush', slot.s.fn.sb_session_flush(slot.s.h, now));
+          this._drain(slot);
+        } catch (e) {
+          this._fail(slot.conn, e, slot);
+        }
+        flushed.add(slot);
+      }
+    }
+    const out = this._out;
+    this._out = [];
+    try {
+      this._commit();
+    } catch (e) {
+      // Nothing that depends on this turn may leave: drop its writes and
+      // close the connections they were for (their sessions resume later,
+      // resending what the store does not have).
+      this.stats.errors++;
+      this.log(`relay: store commit failed: ${e?.stack || e}`);
+      const reason = closeReason(`INTERNAL: store: ${e?.message || e}`);
+      const conns = new Set(out.map((o) => o[0]));
+      for (const conn of conns) {
+        const slot = conn.slot;
+        if (slot?.s.h) {
+          slot.s.fn.sb_session_transport_closed(slot.s.h, Date.now(), CLOSE_TRY_AGAIN);
+          slot.s.drain(() => {}); // a STATE event: nothing to send
+          this._detach(slot);
+        }
+        try { conn.ws.close(CLOSE_TRY_AGAIN, reason); } catch { conn.ws.terminate(); }
+      }
+      this._touched.clear();
+      this._out = [];
+      for (const slot of flushed) if (slot.s.h) this._arm(slot);
+      return;
+    }
+    for (const [conn, data, code, reason] of out) {
+      const ws = conn.ws;
+      try {
+        if (data) {
+          if (ws.readyState === 1) ws.send(data);
+        } else if (ws.readyState <= 1) {
+          ws.close(code, closeReason(reason));
+        }
+      } catch (e) {
+        this.log(`relay: ${conn.remote}: ${e.message}`);
+        ws.terminate();
+      }
+    }
+    for (const slot of flushed) if (slot.s.h) this._arm(slot);
   }
 
   _commit() {
-    this.store.commit();
-    if (this.store.wantsCompaction) this.store.compact(this._snapshot());
-  }
-
-  _snapshot() {
-    const recs = [];
-    for (const s of this.sessions.values()) {
-      recs.push({ t: 's', id: s.id, epoch: s.epoch, room: s.room, user: s.user, echo: s.echo, in: s.inSeq, out: s.outSeq });
-      for (const h of s.hist) recs.push({ t: 'm', from: null, to: [[s.id, h.seq]], ch: h.ch, f: h.f, p: b64(h.p) });
+    if (!this._dirty.size && !this._deleted.size) return;
+    const upserts = [];
+    for (const slot of this._dirty) {
+      if (!slot.s.h || !slot.id || this.sessions.get(slot.id) !== slot) continue;
+      upserts.push({ id: slot.id, room: slot.room, user: slot.user, echo: slot.echo, blob: slot.s.serialize() });
     }
-    return recs;
+    const deletes = [...this._deleted];
+    this.store.commit(upserts, deletes);
+    this.stats.commits++;
+    this._dirty.clear();
+    this._deleted.clear();
   }
 
-  _load() {
-    const recs = this.store.load();
-    for (const r of recs) {
-      if (r.t === 's') {
-        const s = this._session(r.id, r.room);
-        s.epoch = r.epoch; s.user = r.user || ''; s.echo = !!r.echo;
-        s.inSeq = Math.max(s.inSeq, r.in || 0);
-        s.outSeq = Math.max(s.outSeq, r.out || 0);
-        if (s.room !== r.room) { this._leaveRoom(s); this._join(s, r.room); }
-      } else if (r.t === 'm') {
-        if (r.from) {
-          const from = this.sessions.get(r.from);
-          if (from) from.inSeq = Math.max(from.inSeq, r.in);
-        }
-        const p = unb64(r.p);
-        for (const [id, seq] of r.to) {
-          const s = this.sessions.get(id);
-          if (!s) continue;
-          s.hist.push({ seq, ch: r.ch, f: r.f, p });
-          s.histBytes += p.length + 16;
-          s.outSeq = Math.max(s.outSeq, seq);
-        }
-      } else if (r.t === 'a') {
-        const s = this.sessions.get(r.id);
-        if (s) {
-          let k = 0;
-          while (k < s.hist.length && s.hist[k].seq <= r.seq) { s.histBytes -= s.hist[k].p.length + 16; k++; }
-          s.hist.splice(0, k);
-        }
-      } else if (r.t === 'x') {
-        const s = this.sessions.get(r.id);
-        if (s) { this._leaveRoom(s); this.sessions.delete(r.id); }
+  /** The slot's one timer, at its session's next deadline. */
+  _arm(slot) {
+    const d = slot.s.deadline();
+    if (d === slot.due && slot.timer) return;
+    clearTimeout(slot.timer);
+    slot.timer = null;
+    slot.due = d;
+    if (d < 0) return;
+    slot.timer = setTimeout(() => {
+      slot.timer = null;
+      slot.due = -1;
+      this._turn(slot.conn, () => {
+        if (!slot.s.h) return;
+        if (slot.conn) slot.s.fn.sb_session_set_buffered(slot.s.h, slot.conn.ws.bufferedAmount);
+        this._call(slot, 'tick', slot.s.fn.sb_session_tick(slot.s.h, Date.now()));
+        this._drain(slot);
+        if (slot.s.h) this._touched.add(slot); // re-armed (and flushed) in _settle
+      });
+    }, Math.max(1, Math.min(d - Date.now(), 0x7fffffff)));
+    slot.timer.unref?.();
+  }
+
+  /**
+   * An error in a turn: log it and close the connection it belongs to
+   * (through its session when there is one, so the session knows).
+   */
+  _fail(conn, err, slot = conn?.slot) {
+    this.stats.errors++;
+    const code = err?.closeCode || closeCodeOf(err);
+    const name = err instanceof SwitchboardError || err?.name === 'SwitchboardError' ? err.code : 'INTERNAL';
+    const reason = closeReason(`${name}: ${err?.message || err}`);
+    this.log(`relay: closing ${conn?.remote ?? ''} ${slot?.id ?? '(pending)'}: ${reason}`);
+    if (name === 'INTERNAL') this.log(err?.stack || String(err));
+    if (!conn) return;
+    try {
+      if (slot?.s.h && slot.conn === conn) {
+        const [p, n] = slot.s.put(reason);
+        this._call(slot, 'refuse', slot.s.fn.sb_session_refuse(slot.s.h, code, p, n, Date.now()));
+        this._drain(slot);
+        if (slot.conn !== conn) return; // DISCONNECT held: sent after the commit
       }
+    } catch (e) {
+      this.log(`relay: refusing: ${e?.message || e}`);
     }
-    for (const s of this.sessions.values()) this._trim(s);
-    if (recs.length) this.log(`relay: restored ${this.sessions.size} sessions from the journal`);
+    if (slot && slot.conn === conn) this._detach(slot);
+    try { conn.ws.close(code, reason); } catch { conn.ws.terminate(); }
   }
 
-  _expire() {
-    const now = Date.now();
-    for (const s of this.sessions.values()) {
-      if (!s.conn && now - s.lastSeen > this.o.sessionTtlMs) {
-        this._leaveRoom(s);
-        this.sessions.delete(s.id);
-        this.store.record({ t: 'x', id: s.id });
-      }
-    }
-    this._commit();
-  }
-
-  _ping() {
-    for (const c of this.conns) {
-      if (!c.alive) { c.ws.terminate(); continue; }
-      c.alive = false;
-      c.ws.ping();
-    }
-  }
+  // ---- connections -------------------------------------------------------------
 
   _connection(ws, req) {
     this.stats.connections++;
-    if (ws.protocol !== PROTOCOL) {
-      ws.close(CloseCode.PROTOCOL_ERROR, `subprotocol ${PROTOCOL} required`);
+    const conn = new Conn(ws, req?.socket?.remoteAddress);
+    ws.on('error', (e) => this.log(`relay: ${conn.remote}: ${e.message}`));
+    if (ws.protocol !== SESSION_PROTOCOL) {
+      ws.close(CLOSE_PROTOCOL, `BAD_STATE: subprotocol ${SESSION_PROTOCOL} required`);
       return;
     }
-    const c = new Conn(this, ws, req);
-    this.conns.add(c);
-  }
-
-  /** Hello from a connection: bind it to its session and start the resume. */
-  _hello(c, h) {
-    if (typeof h !== 'object' || !h || h.v !== 1) throw new SwitchboardError('BAD_VERSION', 'hello.v must be 1');
-    const room = typeof h.room === 'string' && h.room.length <= 128 ? h.room : 'lobby';
-    let id = typeof h.session === 'string' && SESSION_RE.test(h.session) ? h.session : null;
-    let s = id ? this.sessions.get(id) : null;
-    if (!s) {
-      if (this.sessions.size >= this.o.maxSessions) {
-        this._expire();
-        if (this.sessions.size >= this.o.maxSessions) throw Object.assign(new SwitchboardError('TOO_LARGE', 'relay has too many sessions'), { closeCode: CloseCode.TRY_AGAIN });
-      }
-      s = this._session(id || newId(), room);
-      // A client that kept its queue while our state was lost: continue its numbering.
-      s.inSeq = Number.isInteger(h.acked) && h.acked > 0 ? h.acked >>> 0 : 0;
-    } else if (s.room !== room) {
-      this._leaveRoom(s);
-      this._join(s, room);
-    }
-    s.user = typeof h.user === 'string' ? h.user.slice(0, 64) : s.user;
-    s.echo = !!h.echo;
-    if (s.conn && s.conn !== c) s.conn.ws.close(CloseCode.REPLACED, 'replaced by a newer connection');
-    s.conn = c;
-    s.lastSeen = Date.now();
-    c.session = s;
-    c.wire.compress = this.o.compress && h.compress === true;
-    this.store.record({ t: 's', id: s.id, epoch: s.epoch, room: s.room, user: s.user, echo: s.echo, in: s.inSeq, out: s.outSeq });
-
-    // What the client already has: everything up to rx, if it talks about
-    // this epoch of the session; otherwise it starts from scratch.
-    const rx = h.epoch === s.epoch && Number.isInteger(h.rx) && h.rx >= 0 ? Math.min(h.rx, s.outSeq) : 0;
-    const first = s.hist.length ? s.hist[0].seq : s.outSeq + 1;
-    const gap = rx + 1 < first;
-    c.sendFrame(Kind.HELLO, {
-      payload: JSON.stringify({
-        v: 1, session: s.id, epoch: s.epoch, rx: s.inSeq, tx: s.outSeq, gap,
-        compress: c.wire.compress, maxPayload: this.o.maxPayload, maxMessage: this.o.maxMessage, maxFrames: this.o.maxFrames,
-      }),
+    this.conns.add(conn);
+    ws.on('message', (data, isBinary) => this._turn(conn, () => this._message(conn, data, isBinary)));
+    ws.on('close', (code) => {
+      this.conns.delete(conn);
+      this._turn(conn, () => this._closed(conn, code));
     });
-    this._ackedByClient(s, rx);
-    for (const m of s.hist) if (m.seq > rx) c.sendMessage(m.seq, m.ch, m.f, m.p);
-    this._commit();
-    this._presence(s, 'join');
+    this._turn(conn, () => {
+      const slot = new Slot(this._session());
+      slot.conn = conn;
+      conn.slot = slot;
+      this._touched.add(slot);
+      // The server speaks first: the greeting is written at the flush.
+      this._call(slot, 'transport_open', slot.s.fn.sb_session_transport_open(slot.s.h, Date.now(), 1));
+      this._drain(slot);
+    });
   }
 
-  _closed(c) {
-    this.conns.delete(c);
-    const s = c.session;
-    c.wire.close();
-    if (s && s.conn === c) {
-      s.conn = null;
-      s.lastSeen = Date.now();
-      this._presence(s, 'leave');
-    }
+  _message(conn, data, isBinary) {
+    const slot = conn.slot;
+    if (!slot || !slot.s.h) return; // a transport the session let go of
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : data;
+    const dup = slot.s.stat(SS_DUPLICATES);
+    slot.s.recv(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), !isBinary, Date.now());
+    this.stats.duplicatesIn += slot.s.stat(SS_DUPLICATES) - dup;
+    this._touched.add(slot);
+    this._drain(slot);
+    if (slot.hello && slot.s.h) this._hello(slot);
+  }
+
+  _closed(conn, code) {
+    const slot = conn.slot;
+    if (!slot || !slot.s.h || slot.conn !== conn) return;
+    this._call(slot, 'transport_closed', slot.s.fn.sb_session_transport_closed(slot.s.h, Date.now(), code || 1006));
+    this._touched.add(slot);
+    this._detach(slot);
+    this._drain(slot);
   }
 }
 
-/** One WebSocket connection of the relay. */
-class Conn {
-  constructor(relay, ws, req) {
-    this.relay = relay;
-    this.ws = ws;
-    this.remote = req?.socket?.remoteAddress;
-    this.session = null;
-    this.alive = true;
-    this.out = [];
-    this.outBytes = 0;
-    this.scheduled = false;
-    const o = relay.o;
-    this.wire = new Wire({ maxPayload: o.maxPayload, maxMessage: o.maxMessage, maxFrames: o.maxFrames, compress: false });
-    ws.on('pong', () => { this.alive = true; });
-    ws.on('message', (data, isBinary) => this._message(data, isBinary));
-    ws.on('close', () => relay._closed(this));
-    ws.on('error', () => {});
-  }
-
-  fail(err) {
-    const r = this.relay;
-    r.stats.protocolErrors++;
-    const code = err.closeCode || (err.code === 'TOO_LARGE' ? CloseCode.TOO_BIG : CloseCode.PROTOCOL_ERROR);
-    const reason = `${err.code || 'INTERNAL'}: ${err.message}`.slice(0, 120);
-    r.log(`relay: closing ${this.remote}: ${reason}`);
-    if (!(err instanceof SwitchboardError)) r.log(err.stack);
-    this.ws.close(code, reason);
-  }
-
-  _message(data, isBinary) {
-    if (this.ws.readyState !== 1) return;
-    const r = this.relay;
-    this.alive = true;
-    try {
-      if (!isBinary) throw new SwitchboardError('BAD_FRAME', `${PROTOCOL} carries binary frames only`);
-      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      const frames = this.wire.unpack(bytes);
-      let ack = false;
-      for (const f of frames) {
-        if (!this.session) {
-          if (f.kind !== Kind.HELLO) throw new SwitchboardError('BAD_STATE', 'the first frame must be hello');
-          r._hello(this, jsonOf(f.payload));
-          continue;
-        }
-        const s = this.session;
-        // A newer connection of this session took over: whatever still
-        // arrives here is stale, and taking its seqs would make the new
-        // connection's re-sent messages look like duplicates.
-        if (s.conn !== this) return;
-        switch (f.kind) {
-          case Kind.MESSAGE:
-            if (f.channel === SYSTEM_CHANNEL) throw new SwitchboardError('BAD_FRAME', 'channel 1 is the relay\'s');
-            r.stats.messagesIn++;
-            if (f.seq === 0) {
-              r._publish(s, f.channel, f.flags & Flag.BINARY, f.payload, s.inSeq);
-            } else if (f.seq <= s.inSeq) {
-              r.stats.duplicatesIn++;
-              ack = true;
-            } else {
-              s.inSeq = f.seq;
-              r._publish(s, f.channel, f.flags & Flag.BINARY, f.payload, f.seq);
-              ack = true;
-            }
-            break;
-          case Kind.REQUEST:
-            this._request(f);
-            break;
-          case Kind.ACK:
-            if (f.seq > s.outSeq) throw new SwitchboardError('BAD_FRAME', `ack of ${f.seq}, only ${s.outSeq} sent`);
-            r._ackedByClient(s, f.seq);
-            break;
-          case Kind.PING:
-            this.sendFrame(Kind.PONG, { corr: f.id });
-            break;
-          case Kind.PONG:
-            break;
-          case Kind.HELLO:
-            throw new SwitchboardError('BAD_STATE', 'second hello');
-          default:
-            throw new SwitchboardError('BAD_FRAME', `unexpected frame kind ${f.kind}`);
-        }
-      }
-      // Commit before anything that depends on it leaves the process.
-      r._commit();
-      if (ack && this.session) this.sendFrame(Kind.ACK, { seq: this.session.inSeq });
-    } catch (e) {
-      r._commit();
-      this.fail(e);
-    }
-  }
-
-  _request(f) {
-    const r = this.relay;
-    r.stats.requests++;
-    const binary = (f.flags & Flag.BINARY) !== 0;
-    const s = this.session;
-    const reply = (v) => {
-      if (this.ws.readyState !== 1) return;
-      if (v instanceof Uint8Array) this.sendFrame(Kind.RESPONSE, { corr: f.id, flags: Flag.BINARY, payload: v });
-      else this.sendFrame(Kind.RESPONSE, { corr: f.id, payload: typeof v === 'string' ? v : JSON.stringify(v ?? null) });
-    };
-    const fail = (e) => {
-      if (this.ws.readyState !== 1) return;
-      this.sendFrame(Kind.ERROR, { corr: f.id, payload: JSON.stringify({ code: e?.code || 'INTERNAL', message: String(e?.message || e) }) });
-    };
-    try {
-      let data = f.payload;
-      if (!binary) data = utf8(data);
-      const v = r.onRequest({ session: { id: s.id, user: s.user, room: s.room }, data, binary, relay: r });
-      if (v && typeof v.then === 'function') v.then(reply, fail);
-      else reply(v);
-    } catch (e) {
-      fail(e);
-    }
-  }
-
-  sendMessage(seq, ch, flags, payload) {
-    this.sendFrame(Kind.MESSAGE, { seq, channel: ch, flags, payload });
-  }
-
-  sendFrame(kind, fields) {
-    const bytes = this.wire.frame(kind, fields);
-    this.out.push(bytes);
-    this.outBytes += bytes.length;
-    this.outKind = kind;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      // After the current handler (which commits first), before any I/O:
-      // everything one incoming message caused leaves together.
-      queueMicrotask(() => this.flush());
-    }
-  }
-
-  /** Everything queued this turn leaves as few transport messages as the caps allow. */
-  flush() {
-    this.scheduled = false;
-    // A lone response/pong is latency-bound: it skips deflate.
-    const urgent = this.out.length === 1 && this.outKind !== Kind.MESSAGE;
-    if (this.ws.readyState !== 1) { this.out = []; this.outBytes = 0; return; }
-    const o = this.relay.o;
-    const limit = Math.min(o.maxMessage, 1 << 20);
-    let i = 0;
-    while (i < this.out.length) {
-      let j = i, bytes = 0;
-      while (j < this.out.length && j - i < o.maxFrames && (j === i || bytes + this.out[j].length <= limit)) {
-        bytes += this.out[j].length;
-        j++;
-      }
-      this.ws.send(this.wire.pack(this.out.slice(i, j), { urgent }));
-      i = j;
-    }
-    this.out = [];
-    this.outBytes = 0;
-    // A client that does not read: drop the connection rather than the
-    // memory bound; its history is still here when it resumes.
-    if (this.ws.bufferedAmount > o.maxBuffered) this.ws.close(CloseCode.TRY_AGAIN, 'TOO_LARGE: client is not reading');
-  }
-}
+export { CLOSE_GOING_AWAY };
