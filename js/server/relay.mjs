@@ -37,7 +37,7 @@ import {
   SO_HELLO_TIMEOUT, SO_IDLE_TIMEOUT, SO_SESSION_TTL, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES,
   SO_BATCH_DELAY, SO_COMPRESS, SO_MAX_PAYLOAD, SO_MAX_MESSAGE, SO_MAX_FRAMES, SO_HIGH_WATER,
   SS_DUPLICATES, FRAME_F_BINARY,
-  CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, CLOSE_GOING_AWAY,
+  CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, CLOSE_REPLACED,
 } from '../constants.js';
 import { LocalBus } from './bus.mjs';
 import { MemoryStore } from './store.mjs';
@@ -440,7 +440,9 @@ export class Relay {
         case SEV_DISCONNECT: {
           const conn = slot.conn;
           if (conn) {
-            this._out.push([conn, null, ev.code, utf8(ev.data)]);
+            const reason = utf8(ev.data);
+            if (ev.code !== CLOSE_REPLACED) this.log(`relay: closing ${conn.remote} ${slot.id ?? '(pending)'}: ${ev.code} ${reason}`);
+            this._out.push([conn, null, ev.code, reason]);
             this._detach(slot);
           }
           break;
@@ -506,7 +508,7 @@ export class Relay {
   }
 
   /** Flush every touched session, commit the dirty ones, then send. */
-  _settle() {
+  _settle(depth = 0) {
     const flushed = new Set();
     for (let round = 0; this._touched.size && round < 8; round++) {
       const list = [...this._touched];
@@ -538,16 +540,18 @@ export class Relay {
       const conns = new Set(out.map((o) => o[0]));
       for (const conn of conns) {
         const slot = conn.slot;
-        if (slot?.s.h) {
+        if (slot?.s.h && slot.conn === conn) {
           slot.s.fn.sb_session_transport_closed(slot.s.h, Date.now(), CLOSE_TRY_AGAIN);
-          slot.s.drain(() => {}); // a STATE event: nothing to send
           this._detach(slot);
+          this._drain(slot);
         }
         try { conn.ws.close(CLOSE_TRY_AGAIN, reason); } catch { conn.ws.terminate(); }
       }
-      this._touched.clear();
       this._out = [];
       for (const slot of flushed) if (slot.s.h) this._arm(slot);
+      // What that caused (presence to the others) goes out once a commit works.
+      if (depth < 3) this._settle(depth + 1);
+      else this._touched.clear();
       return;
     }
     for (const [conn, data, code, reason] of out) {
@@ -613,6 +617,7 @@ export class Relay {
     const reason = closeReason(`${name}: ${err?.message || err}`);
     this.log(`relay: closing ${conn?.remote ?? ''} ${slot?.id ?? '(pending)'}: ${reason}`);
     if (name === 'INTERNAL') this.log(err?.stack || String(err));
+    if (slot?.s.h) this._touched.add(slot); // flushed and re-armed by _settle
     if (!conn) return;
     try {
       if (slot?.s.h && slot.conn === conn) {
@@ -676,5 +681,3 @@ export class Relay {
     this._drain(slot);
   }
 }
-
-export { CLOSE_GOING_AWAY };
