@@ -163,7 +163,15 @@ export class Relay {
       handleProtocols: (protocols) => (protocols.has(SESSION_PROTOCOL) ? SESSION_PROTOCOL : false),
     });
     this._session().destroy(); // the options are valid (INVALID otherwise)
-    this.wss.on('connection', (ws, req) => this._connection(ws, req));
+    this.wss.on('connection', (ws, req) => {
+      try {
+        this._connection(ws, req);
+      } catch (e) {
+        this.stats.errors++;
+        this.log(`relay: ${e?.stack || e}`);
+        ws.terminate();
+      }
+    });
     this.wss.on('error', (e) => this.log(`relay: ${e.message}`));
   }
 
