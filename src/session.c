@@ -1015,6 +1015,8 @@ static int on_frame(sb_session *s, const uint8_t *frame, uint32_t n, double now)
         rc = sb_inbox_push(s->in, frame, n, now);
         if (rc < 0)
             return rc;
+        if (sb_inbox_stat(s->in, SB_INBOX_STAT_DUPLICATES) == dup)
+            set_dirty(s); /* held (acked selectively) or the floor moved: persist it */
         s->stats[SB_SS_DUPLICATES] += sb_inbox_stat(s->in, SB_INBOX_STAT_DUPLICATES) - dup;
         if (sb_inbox_stat(s->in, SB_INBOX_STAT_SKIPPED) > skipped) {
             s->stats[SB_SS_GAPS]++;

@@ -11,9 +11,11 @@
 //   }
 //   BusMessage = { from: string|null, channel: number, flags: number, payload: Uint8Array }
 //
-// The in-process bus delivers synchronously, inside publish(): the relay
-// relies on that to journal a message and all its deliveries as one record
-// (see docs/socket.md, "Relay state across restarts").
+// The in-process bus delivers synchronously, inside publish(): a message and
+// its deliveries into the recipients' sessions are then one turn of the
+// relay, committed to the store together before the sender's ack leaves
+// (docs/socket.md, "Relay state across restarts"). A bus that delivers later
+// (Redis) makes each delivery a turn of its own in the receiving process.
 
 export class LocalBus {
   constructor() {

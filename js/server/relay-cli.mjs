@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Standalone relay process (tests spawn it so they can kill -9 and restart it):
-//   node js/server/relay-cli.mjs [--port 8090] [--host 127.0.0.1] [--journal file] [--echo]
+//   node js/server/relay-cli.mjs [--port 8090] [--host 127.0.0.1] [--db file] [--echo]
+// --db keeps the sessions in an SQLite file (needs better-sqlite3) so a
+// restarted relay resumes them; --journal is an older name for it.
 // Serves the relay on every path, or with --echo the plain echo server.
 // Prints one JSON line {"port": N} on stdout once listening.
 import { createServer } from 'node:http';
 import { Relay } from './relay.mjs';
-import { JournalStore } from './store.mjs';
+import { SqliteStore } from './store.mjs';
 import { createEchoServer } from './echo.mjs';
 
 const args = process.argv.slice(2);
@@ -15,13 +17,14 @@ const opt = (name, def) => {
 };
 const port = Number(opt('port', 8090));
 const host = opt('host', '127.0.0.1');
-const journal = opt('journal', null);
+const db = opt('db', opt('journal', null));
+const log = (m) => process.stderr.write(m + '\n');
 
 const target = args.includes('--echo')
   ? createEchoServer()
   : await Relay.create({
-    store: journal ? new JournalStore(journal) : undefined,
-    log: (m) => process.stderr.write(m + '\n'),
+    store: db ? await SqliteStore.open(db) : undefined,
+    log,
     onRequest: ({ data }) => data,
   });
 

@@ -1,29 +1,43 @@
-// The reference relay: a Node WebSocket server (on `ws`) whose connections
-// are server-role sessions of the same C core as the browser Socket
-// (src/session.h via js/session.js). The relay keeps rooms, fan-out through
-// the Bus, the store and onRequest; the protocol (handshake, acks, dedup,
-// resume, batching, compression, caps, heartbeat) is the session's.
+// The reference relay: a Node WebSocket server (on `ws`) where every
+// connection is a server-role sb_session (src/session.h, through
+// js/session.js) on the same wasm core as the browser Socket. The session
+// does the protocol: greeting, hello, resume, acks, dedup, order, batching,
+// compression, caps, the idle timeout. The relay keeps what is not protocol:
 //
 //   rooms      every session is in one room (hello.room); a message from a
-//              session goes to every other session of that room (and back to
-//              the sender with hello.echo), through the Bus (bus.mjs)
-//   presence   joins and leaves on channel 1, JSON {type, user, users}
-//   requests   go to opts.onRequest (default: echo), answered once
-//   state      each session's serialized state is committed to the store
-//              before anything it caused is written, so an ack never runs
-//              ahead of what survives a restart
-//   errors     anything thrown while handling one connection closes that
-//              connection with a code and a reason naming the error code
+//              session goes to every other session of that room (and back
+//              to the sender with hello.echo), through the Bus (bus.mjs)
+//   identity   a client that asks to resume a session the relay knows takes
+//              it over (its previous transport is closed with 4000); any
+//              other client gets a new id drawn here (128 random bits)
+//   presence   joins and leaves are messages on channel 1, JSON
+//              {type:'join'|'leave', user, users}
+//   requests   REQUEST events go to opts.onRequest (default: echo)
+//   store      the sessions that changed are committed (serialize() blobs)
+//              before anything that depends on them is sent: an ack leaves
+//              only once what it confirms is stored
+//   timers     one timer per session, at session.deadline(), re-armed after
+//              every call into it
+//
+// Each turn (a WebSocket message or close, a timer, an answered request, a
+// Bus delivery) calls into the sessions, then flushes every session it
+// touched; the WRITE and DISCONNECT events that come out are held until the
+// store has committed every session that reported DIRTY, and sent after.
+// An error in a turn closes the connection it came from (with a code and a
+// reason naming the error code) and is logged; nothing is thrown out of a
+// ws handler, a timer, a promise or a Bus callback.
 import { WebSocketServer } from 'ws';
 import { randomBytes } from 'node:crypto';
-import { init } from '../core.js';
+import { init, core } from '../core.js';
 import { SwitchboardError } from '../errors.js';
 import { Session, utf8, bytesOf } from '../session.js';
 import {
-  SESSION_SERVER, SESSION_PROTOCOL, SESSION_CLOSED, SESSION_OPEN, FRAME_F_BINARY,
-  SEV_WRITE, SEV_DISCONNECT, SEV_MESSAGE, SEV_REQUEST, SEV_HELLO, SEV_CLOSED, SEV_DIRTY, SEV_STATE, SEV_ERROR, errorName,
-  SO_MAX_PAYLOAD, SO_MAX_MESSAGE, SO_MAX_FRAMES, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES, SO_SESSION_TTL,
-  SO_HELLO_TIMEOUT, SO_IDLE_TIMEOUT, SO_COMPRESS, SO_HIGH_WATER, CLOSE_PROTOCOL, CLOSE_TRY_AGAIN, CLOSE_TOO_BIG,
+  SESSION_SERVER, SESSION_PROTOCOL, SESSION_CLOSED,
+  SEV_WRITE, SEV_DISCONNECT, SEV_MESSAGE, SEV_REQUEST, SEV_CLOSED, SEV_DIRTY, SEV_HELLO, SEV_ERROR, SEV_DROP,
+  SO_HELLO_TIMEOUT, SO_IDLE_TIMEOUT, SO_SESSION_TTL, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES,
+  SO_BATCH_DELAY, SO_COMPRESS, SO_MAX_PAYLOAD, SO_MAX_MESSAGE, SO_MAX_FRAMES, SO_HIGH_WATER,
+  SS_DUPLICATES, FRAME_F_BINARY,
+  CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, CLOSE_REPLACED,
 } from '../constants.js';
 import { LocalBus } from './bus.mjs';
 import { MemoryStore } from './store.mjs';
@@ -31,19 +45,94 @@ import { MemoryStore } from './store.mjs';
 export const SYSTEM_CHANNEL = 1;
 
 const DEFAULTS = {
-  maxPayload: undefined, maxMessage: undefined, maxFrames: undefined, // the core's defaults
-  maxQueue: 20000, maxQueueBytes: 32 << 20, // per session: what a client may be behind by
-  maxSessions: 10000, sessionTtlMs: 5 * 60e3, helloTimeoutMs: undefined, idleTimeoutMs: undefined,
-  maxBuffered: 16 << 20, compress: true,
+  maxPayload: 1 << 20,      // largest frame payload accepted (and announced)
+  maxMessage: 8 << 20,      // largest WebSocket message, also after inflating
+  maxFrames: 4096,          // frames in one WebSocket message
+  maxHistory: 10000,        // messages per session not yet confirmed by its client
+  maxHistoryBytes: 16 << 20, // their payload bytes (oldest dropped first: resume reports a gap)
+  maxSessions: 10000,
+  maxHelloBytes: 8192,      // the hello's application JSON
+  highWater: 4 << 20,       // nothing more is written while a socket buffers this much
+  sessionTtlMs: 5 * 60e3,   // a detached session is forgotten after this
+  helloTimeoutMs: 10e3,
+  idleTimeoutMs: 60e3,      // a connection silent this long is dropped (clients ping every 25 s)
+  batchDelayMs: 0,
+  compress: true,
 };
 
-const newId = () => randomBytes(16).toString('base64url'); // 128 random bits
-const ROOM_RE = /^[\w.:-]{1,128}$/;
+const OPTION_KEYS = [
+  ['maxPayload', SO_MAX_PAYLOAD], ['maxMessage', SO_MAX_MESSAGE], ['maxFrames', SO_MAX_FRAMES],
+  ['maxHistory', SO_QUEUE_MAX_COUNT], ['maxHistoryBytes', SO_QUEUE_MAX_BYTES], ['highWater', SO_HIGH_WATER],
+  ['sessionTtlMs', SO_SESSION_TTL], ['helloTimeoutMs', SO_HELLO_TIMEOUT], ['idleTimeoutMs', SO_IDLE_TIMEOUT],
+  ['batchDelayMs', SO_BATCH_DELAY], ['compress', SO_COMPRESS],
+];
+
+const newId = () => randomBytes(16).toString('base64url');
+
+/** At most 123 bytes of UTF-8 (a WebSocket close reason). */
+function closeReason(text) {
+  let s = String(text);
+  while (Buffer.byteLength(s) > 123) s = s.slice(0, -1);
+  return s;
+}
+
+/** The close code for an error caught in a turn. */
+function closeCodeOf(err) {
+  switch (err?.code) {
+    case 'TOO_LARGE': return CLOSE_TOO_BIG;
+    case 'INVALID': return CLOSE_POLICY;
+    case 'BAD_FRAME': case 'BAD_VERSION': case 'TRUNCATED': case 'TRAILING_DATA': case 'CORRUPT':
+    case 'TOO_DEEP': case 'BAD_STATE':
+      return CLOSE_PROTOCOL;
+    default: return CLOSE_TRY_AGAIN; // ours (store, memory, a bug): come back and resume
+  }
+}
+
+/** The hello's application JSON: {room?, user?, echo?}, bounded. */
+function parseHello(bytes, max) {
+  if (bytes.length > max) throw new SwitchboardError('TOO_LARGE', `hello over ${max} bytes`);
+  if (!bytes.length) return {};
+  let h;
+  try {
+    h = JSON.parse(utf8(bytes));
+  } catch {
+    throw new SwitchboardError('INVALID', 'hello is not JSON');
+  }
+  if (!h || typeof h !== 'object' || Array.isArray(h)) throw new SwitchboardError('INVALID', 'hello is not a JSON object');
+  return h;
+}
+
+/** The fields of an sb_session object the relay keeps beside it. */
+class Slot {
+  constructor(s) {
+    this.s = s;          // Session (js/session.js), server role
+    this.id = null;      // null while pending (no hello accepted yet)
+    this.conn = null;    // the Conn attached, or null while detached
+    this.room = 'lobby';
+    this.user = '';
+    this.echo = false;
+    this.timer = null;
+    this.due = -1;
+    this.hello = null;   // pending: the client's hello, until decided
+    this.closed = false; // SEV_CLOSED seen
+  }
+}
+
+/** One WebSocket. */
+class Conn {
+  constructor(ws, remote) {
+    this.ws = ws;
+    this.remote = remote;
+    this.slot = null;
+  }
+}
 
 export class Relay {
   /**
    * Use `await Relay.create(opts)`.
-   * @param {object} opts see DEFAULTS; plus bus, store, onRequest(ctx), log(msg)
+   * @param {object} opts see DEFAULTS; plus bus (Bus), store (MemoryStore |
+   *   SqliteStore), onRequest(ctx) => value | Promise, log(msg),
+   *   sessionOptions ([[SO_*, value]…] for the sessions, after the above)
    */
   constructor(opts = {}) {
     this.o = { ...DEFAULTS, ...opts };
@@ -51,35 +140,58 @@ export class Relay {
     this.store = opts.store || new MemoryStore();
     this.onRequest = opts.onRequest || ((ctx) => ctx.data);
     this.log = opts.log || (() => {});
-    /** id -> session record {id, s: Session, room, user, echo, ws, timer} */
+    this.options = [...OPTION_KEYS.map(([k, so]) => [so, typeof this.o[k] === 'boolean' ? Number(this.o[k]) : this.o[k]]),
+      ...(opts.sessionOptions || [])];
+    /** @type {Map<string, Slot>} sessions by id */
     this.sessions = new Map();
-    this.rooms = new Map(); // room -> {members: Set, unsubscribe}
-    this.dirty = new Set();
-    this.touched = new Set();
-    this.joined = [];
-    this.stats = { connections: 0, messagesIn: 0, messagesOut: 0, requests: 0, protocolErrors: 0 };
+    /** room -> { slots: Set<Slot>, unsubscribe } */
+    this.rooms = new Map();
+    this.conns = new Set();
+    this.stats = { connections: 0, sessions: 0, messagesIn: 0, duplicatesIn: 0, messagesOut: 0, requests: 0, protocolErrors: 0, errors: 0, commits: 0 };
+    this.closed = false;
+    // One turn at a time (everything is synchronous inside it).
+    this._inTurn = false;
+    this._quiet = false;
+    this._touched = new Set();
+    this._dirty = new Set();
+    this._deleted = new Set();
+    this._out = [];
     this.wss = new WebSocketServer({
       noServer: true,
-      maxPayload: (opts.maxMessage || 8 << 20) + 1024,
+      maxPayload: this.o.maxMessage,
       perMessageDeflate: false, // the session compresses, with a shared window
       handleProtocols: (protocols) => (protocols.has(SESSION_PROTOCOL) ? SESSION_PROTOCOL : false),
     });
-    this.wss.on('connection', (ws) => this.#guard(null, () => this.#connection(ws)));
+    this._session().destroy(); // the options are valid (INVALID otherwise)
+    this.wss.on('connection', (ws, req) => {
+      try {
+        this._connection(ws, req);
+      } catch (e) {
+        this.stats.errors++;
+        this.log(`relay: ${e?.stack || e}`);
+        ws.terminate();
+      }
+    });
+    this.wss.on('error', (e) => this.log(`relay: ${e.message}`));
   }
 
   static async create(opts = {}) {
     await init(opts.wasm || {});
+    for (const f of ['sb_session_accept', 'sb_session_takeover', 'sb_session_refuse']) {
+      if (typeof core().fn[f] !== 'function') throw new SwitchboardError('NOT_FOUND', `the relay needs the whole core (dist/switchboard.wasm): this one has no ${f}`);
+    }
     const r = new Relay(opts);
-    r.#load();
+    await r._load();
     return r;
   }
 
-  /** For an http server's 'upgrade' event. */
+  /** For an http server's 'upgrade' event (the dev server's ctx.upgrade). */
   handleUpgrade(req, socket, head) {
-    // A client that does not offer the subprotocol is refused at the
-    // handshake: a Socket probing for a plain server sees a failed attempt.
+    // Refuse clients that do not offer the subprotocol at the handshake, so a
+    // Socket probing for a plain server sees a failed attempt, not an open
+    // connection that swallows its queue.
     const offered = String(req.headers['sec-websocket-protocol'] || '').split(',').map((p) => p.trim());
-    if (!offered.includes(SESSION_PROTOCOL)) {
+    if (!offered.includes(SESSION_PROTOCOL) || this.closed) {
       socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nsubprotocol ${SESSION_PROTOCOL} required\n`);
       return;
     }
@@ -87,303 +199,493 @@ export class Relay {
   }
 
   close() {
-    for (const rec of this.sessions.values()) {
-      clearTimeout(rec.timer);
-      rec.ws?.terminate();
-      rec.s.destroy();
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.conns) {
+      if (c.slot && !c.slot.id) this._drop(c.slot); // pending
+      c.ws.terminate();
     }
+    this.conns.clear();
+    for (const slot of this.sessions.values()) this._drop(slot);
     this.sessions.clear();
     for (const r of this.rooms.values()) r.unsubscribe();
     this.rooms.clear();
-    try { this.store.close(); } catch (e) { this.log(`relay: store close: ${e.message}`); }
+    try { this.store.close(); } catch (e) { this.log(`relay: closing the store: ${e.message}`); }
     this.wss.close();
   }
 
-  #options() {
-    const o = this.o;
-    return [
-      [SO_MAX_PAYLOAD, o.maxPayload], [SO_MAX_MESSAGE, o.maxMessage], [SO_MAX_FRAMES, o.maxFrames],
-      [SO_QUEUE_MAX_COUNT, o.maxQueue], [SO_QUEUE_MAX_BYTES, o.maxQueueBytes], [SO_SESSION_TTL, o.sessionTtlMs],
-      [SO_HELLO_TIMEOUT, o.helloTimeoutMs], [SO_IDLE_TIMEOUT, o.idleTimeoutMs], [SO_COMPRESS, o.compress ? 1 : 0],
-      [SO_HIGH_WATER, o.maxBuffered],
-    ];
+  // ---- sessions ------------------------------------------------------------
+
+  _session() {
+    return new Session(SESSION_SERVER, this.options);
   }
 
-  // ---- connections -----------------------------------------------------------
-
-  #connection(ws) {
-    this.stats.connections++;
-    if (ws.protocol !== SESSION_PROTOCOL) { ws.close(CLOSE_PROTOCOL, `subprotocol ${SESSION_PROTOCOL} required`); return; }
-    const rec = { id: null, s: new Session(SESSION_SERVER, this.#options()), room: null, user: '', echo: false, ws, timer: null };
-    ws.on('message', (data, isBinary) => this.#guard(rec, () => {
-      if (rec.ws !== ws) return; // a transport this session no longer uses
-      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      rec.s.recv(bytes, !isBinary, Date.now());
-      this.#settle(rec);
-    }));
-    ws.on('close', (code) => this.#guard(rec, () => {
-      if (rec.ws !== ws) return;
-      rec.ws = null;
-      rec.s.fn.sb_session_transport_closed(rec.s.h, Date.now(), code || 1006);
-      this.#settle(rec);
-    }));
-    ws.on('error', (e) => this.log(`relay: socket error: ${e.message}`));
-    rec.s.check(rec.s.fn.sb_session_transport_open(rec.s.h, Date.now(), 1), 'transport');
-    this.#settle(rec);
-  }
-
-  /** Run fn; an error closes this connection only, never the process. */
-  #guard(rec, fn) {
-    try {
-      fn();
-    } catch (e) {
-      this.stats.protocolErrors++;
-      const code = e?.code === 'TOO_LARGE' ? CLOSE_TOO_BIG : e instanceof SwitchboardError ? CLOSE_PROTOCOL : CLOSE_TRY_AGAIN;
-      const reason = `${e?.code || 'INTERNAL'}: ${e?.message || e}`.slice(0, 120);
-      this.log(`relay: closing a connection: ${reason}`);
-      if (!(e instanceof SwitchboardError)) this.log(e?.stack || String(e));
-      try { rec?.ws?.close(code, reason); } catch { /* already gone */ }
-    }
-  }
-
-  /** Events of rec (and of every session they touched), commit, then write. */
-  #settle(rec) {
-    this.touched.add(rec);
-    for (const r of this.touched) this.#events(r);
-    try {
-      this.#commit();
-    } catch (e) {
-      // Nothing may be acked that did not survive: drop the writes, close.
-      this.log(`relay: store commit failed: ${e.message}`);
-      for (const r of this.touched) r.ws?.close(CLOSE_TRY_AGAIN, `INTERNAL: store: ${e.message}`.slice(0, 120));
-      this.touched.clear();
-      return;
-    }
+  /** Load the stored sessions, each detached until its client takes it over. */
+  async _load() {
+    const rows = await this.store.load();
     const now = Date.now();
-    for (const r of this.touched) {
-      if (!r.s.h) continue;
-      r.s.fn.sb_session_set_buffered(r.s.h, r.ws ? r.ws.bufferedAmount : 0);
-      r.s.fn.sb_session_flush(r.s.h, now);
-      this.#events(r);
-    }
-    this.touched.clear();
-    if (this.joined.length) {
-      const joined = this.joined.splice(0);
-      for (const r of joined) if (r.s.h) this.#presence(r, 'join');
-      this.#settle(joined[0]);
-      return;
-    }
-    for (const r of [...this.sessions.values(), rec]) this.#arm(r);
-  }
-
-  #arm(rec) {
-    if (!rec.s.h) return;
-    const d = rec.s.deadline();
-    if (rec.timer && rec.armedAt <= d && d >= 0) return;
-    clearTimeout(rec.timer);
-    rec.timer = null;
-    if (d < 0) return;
-    rec.armedAt = d;
-    rec.timer = setTimeout(() => this.#guard(rec, () => { rec.timer = null; this.#settle(rec); }), Math.max(0, d - Date.now()));
-    rec.timer.unref?.();
-  }
-
-  #events(rec) {
-    if (!rec.s.h) return;
-    rec.s.drain((t, e) => {
-      switch (t) {
-        case SEV_WRITE: if (rec.ws && rec.ws.readyState === 1) rec.ws.send(e.data); break;
-        case SEV_DISCONNECT: {
-          const ws = rec.ws;
-          rec.ws = null;
-          ws?.close(e.code, utf8(e.data).slice(0, 120));
-          break;
-        }
-        case SEV_HELLO: this.#hello(rec, e.data); break;
-        case SEV_ERROR:
-          this.stats.protocolErrors++;
-          this.log(`relay: ${rec.id || 'new connection'}: ${this.#errName(e.code)}: ${utf8(e.data)}`);
-          break;
-        case SEV_MESSAGE:
-          this.stats.messagesIn++;
-          this.#publish(rec, e.channel, e.flags & FRAME_F_BINARY, e.data);
-          break;
-        case SEV_REQUEST: this.#request(rec, e); break;
-        case SEV_STATE: if (rec.id && rec.s.state !== SESSION_OPEN) this.#presence(rec, 'leave'); break;
-        case SEV_DIRTY: if (rec.id) this.dirty.add(rec); break;
-        case SEV_CLOSED: this.#forget(rec); break;
-        default: break;
+    for (const row of rows) {
+      const slot = new Slot(this._session());
+      try {
+        slot.s.restore(row.blob, now);
+        slot.id = slot.s.id();
+        if (slot.id !== row.id) throw new SwitchboardError('CORRUPT', `stored as ${row.id}, holds ${slot.id}`);
+      } catch (e) {
+        this.log(`relay: stored session ${row.id} not restored: ${e.code || ''} ${e.message}`);
+        slot.s.destroy();
+        this._deleted.add(row.id);
+        continue;
       }
-    });
+      slot.user = typeof row.user === 'string' ? row.user : '';
+      slot.echo = !!row.echo;
+      this.sessions.set(slot.id, slot);
+      this._join(slot, typeof row.room === 'string' ? row.room : 'lobby');
+      this._arm(slot);
+    }
+    if (this._deleted.size) this._commit();
+    if (this.sessions.size) this.log(`relay: restored ${this.sessions.size} sessions`);
+    this.stats.sessions = this.sessions.size;
   }
 
-  #errName(code) { return errorName[code] || 'ERROR'; }
-
-  // ---- sessions and rooms ------------------------------------------------------
-
-  #hello(pending, data) {
-    let h = {};
-    try { h = JSON.parse(utf8(data)); } catch { /* no application fields */ }
-    if (!h || typeof h !== 'object') h = {};
-    const asked = pending.s.id();
-    const known = asked && this.sessions.get(asked);
-    if (known) {
-      // Resume: the known session moves to this transport.
-      known.s.check(known.s.fn.sb_session_takeover(known.s.h, pending.s.h, Date.now()), 'resume');
-      this.#events(known); // the old transport's DISCONNECT, before the new one is attached
-      known.ws = pending.ws;
-      pending.s.destroy();
-      const ws = known.ws;
-      ws.removeAllListeners('message');
-      ws.removeAllListeners('close');
-      ws.on('message', (d, isBinary) => this.#guard(known, () => {
-        if (known.ws !== ws) return;
-        known.s.recv(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), !isBinary, Date.now());
-        this.#settle(known);
-      }));
-      ws.on('close', (code) => this.#guard(known, () => {
-        if (known.ws !== ws) return;
-        known.ws = null;
-        known.s.fn.sb_session_transport_closed(known.s.h, Date.now(), code || 1006);
-        this.#settle(known);
-      }));
-      known.echo = !!h.echo;
-      this.touched.add(known);
-      this.dirty.add(known);
-      // Announced once what it missed is on its way, so the presence
-      // message cannot push a missed one out of its bounded queue.
-      this.joined.push(known);
-      return;
-    }
-    if (this.sessions.size >= this.o.maxSessions) {
-      const reason = bytesOf('TOO_LARGE: relay has too many sessions');
-      pending.s.fn.sb_session_refuse(pending.s.h, CLOSE_TRY_AGAIN, ...pending.s.put(reason), Date.now());
-      return;
-    }
-    const room = typeof h.room === 'string' && ROOM_RE.test(h.room) ? h.room : 'lobby';
-    pending.id = newId();
-    pending.user = typeof h.user === 'string' ? h.user.slice(0, 64) : '';
-    pending.echo = !!h.echo;
-    pending.s.setId(pending.id);
-    pending.s.check(pending.s.fn.sb_session_accept(pending.s.h, Date.now()), 'accept');
-    this.sessions.set(pending.id, pending);
-    this.#join(pending, room);
-    this.dirty.add(pending);
-    this.#presence(pending, 'join');
-  }
-
-  #join(rec, room) {
+  _join(slot, room) {
     let r = this.rooms.get(room);
     if (!r) {
-      r = { members: new Set(), unsubscribe: null };
+      r = { slots: new Set(), unsubscribe: null };
       this.rooms.set(room, r);
-      r.unsubscribe = this.bus.subscribe(room, (msg) => this.#fanout(room, msg));
+      r.unsubscribe = this.bus.subscribe(room, (msg) => this._turn(null, () => this._fanout(room, msg)));
     }
-    r.members.add(rec);
-    rec.room = room;
+    r.slots.add(slot);
+    slot.room = room;
   }
 
-  #forget(rec) {
-    clearTimeout(rec.timer);
-    const r = this.rooms.get(rec.room);
-    if (r) {
-      r.members.delete(rec);
-      if (!r.members.size) { r.unsubscribe(); this.rooms.delete(rec.room); }
-    }
-    if (rec.id && this.sessions.get(rec.id) === rec) {
-      this.sessions.delete(rec.id);
-      this.store.delete(rec.id);
-    }
-    this.dirty.delete(rec);
-    rec.s.destroy();
-  }
-
-  #publish(rec, channel, binary, payload) {
-    if (!rec.room) return;
-    this.bus.publish(rec.room, { from: rec.id, channel, flags: binary ? FRAME_F_BINARY : 0, payload });
-  }
-
-  /** Bus delivery: into the outbox of every recipient session of the room. */
-  #fanout(room, msg) {
-    const r = this.rooms.get(room);
+  _leaveRoom(slot) {
+    const r = this.rooms.get(slot.room);
     if (!r) return;
-    const now = Date.now();
-    for (const rec of r.members) {
-      if (!rec.s.h || rec.s.state === SESSION_CLOSED) continue;
-      if (msg.from === rec.id && (!rec.echo || msg.channel === SYSTEM_CHANNEL)) continue;
-      try {
-        rec.s.send(msg.channel, msg.flags & FRAME_F_BINARY, msg.payload, now);
-        this.stats.messagesOut++;
-      } catch (e) {
-        // This recipient's queue is full: the session reports the loss when
-        // the client comes back; the others are not held up.
-        this.log(`relay: ${rec.id}: ${e.code || e.message}`);
-      }
-      this.touched.add(rec);
+    r.slots.delete(slot);
+    if (!r.slots.size) {
+      r.unsubscribe();
+      this.rooms.delete(slot.room);
     }
   }
 
-  #users(room) {
+  _users(room) {
     const r = this.rooms.get(room);
     const users = [];
-    if (r) for (const rec of r.members) if (rec.ws) users.push(rec.user || rec.id.slice(0, 6));
+    if (r) for (const slot of r.slots) if (slot.conn) users.push(slot.user || slot.id.slice(0, 6));
     return users.sort();
   }
 
-  #presence(rec, type) {
-    if (!rec.room) return;
-    const payload = bytesOf(JSON.stringify({ type, user: rec.user || rec.id.slice(0, 6), users: this.#users(rec.room) }));
+  _presence(slot, type) {
+    const payload = bytesOf(JSON.stringify({ type, user: slot.user || slot.id.slice(0, 6), users: this._users(slot.room) }));
     // A join goes to the joiner too (it learns the user list); a leave does not.
-    this.bus.publish(rec.room, { from: type === 'join' ? null : rec.id, channel: SYSTEM_CHANNEL, flags: 0, payload });
+    this.bus.publish(slot.room, { from: type === 'join' ? null : slot.id, channel: SYSTEM_CHANNEL, flags: 0, payload });
   }
 
-  #request(rec, e) {
+  /** Bus delivery: the message into every recipient session's outbox. */
+  _fanout(room, msg) {
+    const r = this.rooms.get(room);
+    if (!r) return;
+    const binary = (msg.flags & FRAME_F_BINARY) !== 0;
+    const now = Date.now();
+    for (const slot of [...r.slots]) {
+      if (msg.from === slot.id && (!slot.echo || msg.channel === SYSTEM_CHANNEL)) continue;
+      if (!slot.s.h || slot.closed) continue;
+      try {
+        slot.s.send(msg.channel, binary, msg.payload, now);
+        this.stats.messagesOut++;
+      } catch (e) {
+        // TOO_LARGE for this client (a DROP event says so); anything else is
+        // this recipient's problem, not the sender's.
+        if (e.code !== 'TOO_LARGE') this._fail(slot.conn, e, slot);
+      }
+      this._touched.add(slot);
+    }
+  }
+
+  /** The client's hello on a pending slot: take over the session it names, or a new one. */
+  _hello(pending) {
+    const conn = pending.conn;
+    const data = pending.hello;
+    pending.hello = null;
+    const h = parseHello(data, this.o.maxHelloBytes);
+    const room = typeof h.room === 'string' && h.room.length > 0 && h.room.length <= 128 ? h.room : 'lobby';
+    const now = Date.now();
+    const asked = pending.s.id();
+    const known = asked ? this.sessions.get(asked) : null;
+    let slot;
+    if (known && !known.closed && known.s.state !== SESSION_CLOSED) {
+      slot = known;
+      const old = slot.conn;
+      this._call(slot, 'takeover', slot.s.fn.sb_session_takeover(slot.s.h, pending.s.h, now));
+      // The previous transport's DISCONNECT (4000) comes out now, for `old`;
+      // the user does not leave the room in between.
+      this._quiet = true;
+      try {
+        this._drain(slot);
+      } finally {
+        this._quiet = false;
+      }
+      if (old && slot.conn === old) this._detach(slot, true);
+      this._forgetPending(pending);
+    } else {
+      if (this.sessions.size >= this.o.maxSessions) {
+        throw Object.assign(new SwitchboardError('QUEUE_FULL', 'the relay has too many sessions'), { closeCode: CLOSE_TRY_AGAIN });
+      }
+      slot = pending;
+      // Never the client's choice. (Until accepted, s.id() is the id asked for.)
+      slot.id = newId();
+      slot.s.setId(slot.id);
+      this._call(slot, 'accept', slot.s.fn.sb_session_accept(slot.s.h, now));
+      this.sessions.set(slot.id, slot);
+      this.stats.sessions = this.sessions.size;
+      this._join(slot, room);
+    }
+    if (slot.room !== room) {
+      this._leaveRoom(slot);
+      this._join(slot, room);
+    }
+    slot.user = typeof h.user === 'string' ? h.user.slice(0, 64) : slot.user;
+    slot.echo = h.echo === true;
+    slot.conn = conn;
+    conn.slot = slot;
+    this._dirty.add(slot); // room, user, echo
+    this._touched.add(slot);
+    this._drain(slot);
+    this._presence(slot, 'join');
+  }
+
+  _forgetPending(pending) {
+    if (pending.conn && pending.conn.slot === pending) pending.conn.slot = null;
+    pending.conn = null;
+    this._drop(pending);
+  }
+
+  /** Free a slot's session and timer (no store change). */
+  _drop(slot) {
+    clearTimeout(slot.timer);
+    slot.timer = null;
+    slot.closed = true;
+    slot.s.destroy();
+    this._touched.delete(slot);
+    this._dirty.delete(slot);
+  }
+
+  /** SEV_CLOSED of a known session (its TTL ran out): forget it, here and in the store. */
+  _forget(slot) {
+    if (slot.conn) this._detach(slot);
+    if (slot.id && this.sessions.get(slot.id) === slot) {
+      this.sessions.delete(slot.id);
+      this._leaveRoom(slot);
+      this._deleted.add(slot.id);
+      this.stats.sessions = this.sessions.size;
+    }
+    this._drop(slot);
+  }
+
+  /** The slot lets go of its transport (the session already did). */
+  _detach(slot, quiet = false) {
+    const conn = slot.conn;
+    if (!conn) return;
+    slot.conn = null;
+    if (conn.slot === slot) conn.slot = null;
+    if (!quiet && !this._quiet && slot.id && this.sessions.get(slot.id) === slot && !this.closed) this._presence(slot, 'leave');
+  }
+
+  _request(slot, id, binary, payload) {
     this.stats.requests++;
-    const id = e.id, binary = (e.flags & FRAME_F_BINARY) !== 0;
-    const data = binary ? e.data : utf8(e.data);
-    const answer = (isError, v) => this.#guard(rec, () => {
-      if (!rec.s.h || rec.s.state === SESSION_CLOSED) return;
-      if (isError) rec.s.respond(id, true, false, JSON.stringify({ code: v?.code || 'INTERNAL', message: String(v?.message || v) }), Date.now());
-      else if (v instanceof Uint8Array) rec.s.respond(id, false, true, v, Date.now());
-      else rec.s.respond(id, false, false, typeof v === 'string' ? v : JSON.stringify(v ?? null), Date.now());
-      this.#settle(rec);
+    const errorOf = (e) => JSON.stringify({ code: String(e?.code || 'INTERNAL'), message: String(e?.message ?? e) });
+    const answer = (isError, v) => this._turn(null, () => {
+      if (!slot.s.h || slot.closed) return; // the session is gone: nobody waits
+      const now = Date.now();
+      this._touched.add(slot);
+      try {
+        if (isError) slot.s.respond(id, true, false, errorOf(v), now);
+        else if (v instanceof Uint8Array) slot.s.respond(id, false, true, v, now);
+        else slot.s.respond(id, false, false, typeof v === 'string' ? v : JSON.stringify(v ?? null), now);
+      } catch (e) {
+        // An answer that cannot be sent (over the client's cap, not JSON) is an error answer.
+        this.log(`relay: answering request ${id}: ${e?.message || e}`);
+        try {
+          slot.s.respond(id, true, false, errorOf(e), now);
+        } catch (e2) {
+          this._fail(slot.conn, e2, slot);
+        }
+      }
     });
     let v;
     try {
-      v = this.onRequest({ session: { id: rec.id, user: rec.user, room: rec.room }, data, binary, relay: this });
-    } catch (err) {
-      queueMicrotask(() => answer(true, err));
+      v = this.onRequest({ session: { id: slot.id, user: slot.user, room: slot.room }, data: binary ? payload : utf8(payload), binary, relay: this });
+    } catch (e) {
+      this.log(`relay: onRequest threw: ${e?.stack || e}`);
+      answer(true, e);
       return;
     }
-    Promise.resolve(v).then((x) => answer(false, x), (err) => answer(true, err));
-  }
-
-  // ---- store -----------------------------------------------------------------------
-
-  #commit() {
-    for (const rec of this.dirty) {
-      if (rec.s.h && rec.id) this.store.put(rec.id, { room: rec.room, user: rec.user, echo: rec.echo }, rec.s.serialize());
+    if (v && typeof v.then === 'function') {
+      Promise.resolve(v).then((x) => answer(false, x), (e) => {
+        this.log(`relay: onRequest rejected: ${e?.stack || e}`);
+        answer(true, e);
+      }).catch((e) => this.log(`relay: answering a request: ${e?.stack || e}`));
+    } else {
+      answer(false, v);
     }
-    this.dirty.clear();
-    this.store.commit();
   }
 
-  #load() {
-    const now = Date.now();
-    for (const { id, meta, state } of this.store.load()) {
-      const rec = { id, s: new Session(SESSION_SERVER, this.#options()), room: null, user: meta.user || '', echo: !!meta.echo, ws: null, timer: null };
-      try {
-        rec.s.restore(state, now); // detached: it waits for its client's takeover
-      } catch (e) {
-        this.log(`relay: cannot restore session ${id}: ${e.message}`);
-        rec.s.destroy();
-        continue;
+  // ---- events --------------------------------------------------------------
+
+  _call(slot, what, rc) {
+    if (rc < 0) throw slot.s.c.error(rc, what);
+    return rc;
+  }
+
+  /** Every pending event of slot's session. Writes and closes are held (see _settle). */
+  _drain(slot) {
+    let closed = false;
+    slot.s.drain((t, ev) => {
+      switch (t) {
+        case SEV_WRITE:
+          if (slot.conn) this._out.push([slot.conn, ev.data]);
+          break;
+        case SEV_DISCONNECT: {
+          const conn = slot.conn;
+          if (conn) {
+            const reason = utf8(ev.data);
+            if (ev.code !== CLOSE_REPLACED) this.log(`relay: closing ${conn.remote} ${slot.id ?? '(pending)'}: ${ev.code} ${reason}`);
+            this._out.push([conn, null, ev.code, reason]);
+            this._detach(slot);
+          }
+          break;
+        }
+        case SEV_HELLO:
+          slot.hello = ev.data;
+          break;
+        case SEV_MESSAGE:
+          this.stats.messagesIn++;
+          this.bus.publish(slot.room, { from: slot.id, channel: ev.channel, flags: ev.flags & FRAME_F_BINARY, payload: ev.data });
+          break;
+        case SEV_REQUEST:
+          this._request(slot, ev.id, (ev.flags & FRAME_F_BINARY) !== 0, ev.data);
+          break;
+        case SEV_DIRTY:
+          if (slot.id) this._dirty.add(slot);
+          break;
+        case SEV_CLOSED:
+          closed = true;
+          break;
+        case SEV_ERROR:
+          if (slot.conn) this.stats.protocolErrors++;
+          this.log(`relay: ${slot.conn?.remote ?? ''} ${slot.id ?? '(pending)'}: ${core().cstr(core().fn.sb_errname(ev.code))}: ${utf8(ev.data)}`);
+          break;
+        case SEV_DROP:
+          break; // counted by the session (SS_DROPPED); the client hears of it at resume
+        default:
+          break;
       }
-      this.sessions.set(id, rec);
-      this.#join(rec, typeof meta.room === 'string' ? meta.room : 'lobby');
-      rec.s.drain(() => {});
-      this.#arm(rec);
+    });
+    if (closed) {
+      if (slot.id && this.sessions.get(slot.id) === slot) this._forget(slot);
+      else this._forgetPending(slot);
     }
-    if (this.sessions.size) this.log(`relay: restored ${this.sessions.size} sessions from the store`);
+  }
+
+  // ---- turns -----------------------------------------------------------------
+
+  /**
+   * Run fn (calls into sessions), then settle: flush what it touched, commit,
+   * send. An error is charged to conn (closed) and never escapes.
+   */
+  _turn(conn, fn) {
+    if (this._inTurn) { // a synchronous Bus delivers inside the sender's turn
+      fn();
+      return;
+    }
+    if (this.closed) return;
+    this._inTurn = true;
+    try {
+      try {
+        fn();
+      } catch (e) {
+        this._fail(conn, e);
+      }
+      this._settle();
+    } catch (e) {
+      this.stats.errors++;
+      this.log(`relay: ${e?.stack || e}`);
+    } finally {
+      this._inTurn = false;
+    }
+  }
+
+  /** Flush every touched session, commit the dirty ones, then send. */
+  _settle(depth = 0) {
+    const flushed = new Set();
+    for (let round = 0; this._touched.size && round < 8; round++) {
+      const list = [...this._touched];
+      this._touched.clear();
+      const now = Date.now();
+      for (const slot of list) {
+        if (!slot.s.h) continue;
+        try {
+          if (slot.conn) slot.s.fn.sb_session_set_buffered(slot.s.h, slot.conn.ws.bufferedAmount);
+          this._call(slot, 'flush', slot.s.fn.sb_session_flush(slot.s.h, now));
+          this._drain(slot);
+        } catch (e) {
+          this._fail(slot.conn, e, slot);
+        }
+        flushed.add(slot);
+      }
+    }
+    const out = this._out;
+    this._out = [];
+    try {
+      this._commit();
+    } catch (e) {
+      // Nothing that depends on this turn may leave: drop its writes and
+      // close the connections they were for (their sessions resume later,
+      // resending what the store does not have).
+      this.stats.errors++;
+      this.log(`relay: store commit failed: ${e?.stack || e}`);
+      const reason = closeReason(`INTERNAL: store: ${e?.message || e}`);
+      const conns = new Set(out.map((o) => o[0]));
+      for (const conn of conns) {
+        const slot = conn.slot;
+        if (slot?.s.h && slot.conn === conn) {
+          slot.s.fn.sb_session_transport_closed(slot.s.h, Date.now(), CLOSE_TRY_AGAIN);
+          this._detach(slot);
+          this._drain(slot);
+        }
+        try { conn.ws.close(CLOSE_TRY_AGAIN, reason); } catch { conn.ws.terminate(); }
+      }
+      this._out = [];
+      for (const slot of flushed) if (slot.s.h) this._arm(slot);
+      // What that caused (presence to the others) goes out once a commit works.
+      if (depth < 3) this._settle(depth + 1);
+      else this._touched.clear();
+      return;
+    }
+    for (const [conn, data, code, reason] of out) {
+      const ws = conn.ws;
+      try {
+        if (data) {
+          if (ws.readyState === 1) ws.send(data);
+        } else if (ws.readyState <= 1) {
+          ws.close(code, closeReason(reason));
+        }
+      } catch (e) {
+        this.log(`relay: ${conn.remote}: ${e.message}`);
+        ws.terminate();
+      }
+    }
+    for (const slot of flushed) if (slot.s.h) this._arm(slot);
+  }
+
+  _commit() {
+    if (!this._dirty.size && !this._deleted.size) return;
+    const upserts = [];
+    for (const slot of this._dirty) {
+      if (!slot.s.h || !slot.id || this.sessions.get(slot.id) !== slot) continue;
+      upserts.push({ id: slot.id, room: slot.room, user: slot.user, echo: slot.echo, blob: slot.s.serialize() });
+    }
+    const deletes = [...this._deleted];
+    this.store.commit(upserts, deletes);
+    this.stats.commits++;
+    this._dirty.clear();
+    this._deleted.clear();
+  }
+
+  /** The slot's one timer, at its session's next deadline. */
+  _arm(slot) {
+    const d = slot.s.deadline();
+    if (d === slot.due && slot.timer) return;
+    clearTimeout(slot.timer);
+    slot.timer = null;
+    slot.due = d;
+    if (d < 0) return;
+    slot.timer = setTimeout(() => {
+      slot.timer = null;
+      slot.due = -1;
+      this._turn(slot.conn, () => {
+        if (!slot.s.h) return;
+        if (slot.conn) slot.s.fn.sb_session_set_buffered(slot.s.h, slot.conn.ws.bufferedAmount);
+        this._call(slot, 'tick', slot.s.fn.sb_session_tick(slot.s.h, Date.now()));
+        this._drain(slot);
+        if (slot.s.h) this._touched.add(slot); // re-armed (and flushed) in _settle
+      });
+    }, Math.max(1, Math.min(d - Date.now(), 0x7fffffff)));
+    slot.timer.unref?.();
+  }
+
+  /**
+   * An error in a turn: log it and close the connection it belongs to
+   * (through its session when there is one, so the session knows).
+   */
+  _fail(conn, err, slot = conn?.slot) {
+    this.stats.errors++;
+    const code = err?.closeCode || closeCodeOf(err);
+    const name = err instanceof SwitchboardError || err?.name === 'SwitchboardError' ? err.code : 'INTERNAL';
+    const reason = closeReason(`${name}: ${err?.message || err}`);
+    this.log(`relay: closing ${conn?.remote ?? ''} ${slot?.id ?? '(pending)'}: ${reason}`);
+    if (name === 'INTERNAL') this.log(err?.stack || String(err));
+    if (slot?.s.h) this._touched.add(slot); // flushed and re-armed by _settle
+    if (!conn) return;
+    try {
+      if (slot?.s.h && slot.conn === conn) {
+        const [p, n] = slot.s.put(reason);
+        this._call(slot, 'refuse', slot.s.fn.sb_session_refuse(slot.s.h, code, p, n, Date.now()));
+        this._drain(slot);
+        if (slot.conn !== conn) return; // DISCONNECT held: sent after the commit
+      }
+    } catch (e) {
+      this.log(`relay: refusing: ${e?.message || e}`);
+    }
+    if (slot && slot.conn === conn) this._detach(slot);
+    try { conn.ws.close(code, reason); } catch { conn.ws.terminate(); }
+  }
+
+  // ---- connections -------------------------------------------------------------
+
+  _connection(ws, req) {
+    this.stats.connections++;
+    const conn = new Conn(ws, req?.socket?.remoteAddress);
+    ws.on('error', (e) => this.log(`relay: ${conn.remote}: ${e.message}`));
+    if (ws.protocol !== SESSION_PROTOCOL) {
+      ws.close(CLOSE_PROTOCOL, `BAD_STATE: subprotocol ${SESSION_PROTOCOL} required`);
+      return;
+    }
+    this.conns.add(conn);
+    ws.on('message', (data, isBinary) => this._turn(conn, () => this._message(conn, data, isBinary)));
+    ws.on('close', (code) => {
+      this.conns.delete(conn);
+      this._turn(conn, () => this._closed(conn, code));
+    });
+    this._turn(conn, () => {
+      const slot = new Slot(this._session());
+      slot.conn = conn;
+      conn.slot = slot;
+      this._touched.add(slot);
+      // The server speaks first: the greeting is written at the flush.
+      this._call(slot, 'transport_open', slot.s.fn.sb_session_transport_open(slot.s.h, Date.now(), 1));
+      this._drain(slot);
+    });
+  }
+
+  _message(conn, data, isBinary) {
+    const slot = conn.slot;
+    if (!slot || !slot.s.h) return; // a transport the session let go of
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : data;
+    const dup = slot.s.stat(SS_DUPLICATES);
+    slot.s.recv(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), !isBinary, Date.now());
+    this.stats.duplicatesIn += slot.s.stat(SS_DUPLICATES) - dup;
+    this._touched.add(slot);
+    this._drain(slot);
+    if (slot.hello && slot.s.h) this._hello(slot);
+  }
+
+  _closed(conn, code) {
+    const slot = conn.slot;
+    if (!slot || !slot.s.h || slot.conn !== conn) return;
+    this._call(slot, 'transport_closed', slot.s.fn.sb_session_transport_closed(slot.s.h, Date.now(), code || 1006));
+    this._touched.add(slot);
+    this._detach(slot);
+    this._drain(slot);
   }
 }

@@ -1,112 +1,103 @@
-// Where the relay keeps what resume needs across a relay restart: per
-// session, its serialized state (sb_session_serialize: id, epoch, what it
-// has accepted, what it has not yet had confirmed) and its room metadata.
-// The relay commits after handling each input and before writing anything
-// it caused, so an ack never runs ahead of the store.
+// Where the relay keeps what must survive: per session exactly its
+// sb_session_serialize() blob (id, epoch, outbox = every message not yet
+// confirmed by that client, inbox = the dedup state and frames held for
+// order) plus the relay's own metadata (room, user, echo). The relay commits
+// the sessions that changed after handling a WebSocket message or a timer
+// and before any byte that depends on it (an ack, a delivery) is sent.
 //
 //   interface Store {
-//     load(): Iterable<{id, meta, state: Uint8Array}>
-//     put(id, meta, state), delete(id), commit(), close()
+//     load(): Iterable<Row> | Promise<Iterable<Row>>   once, at start
+//     commit(upserts: Row[], deletes: string[]): void  synchronous, all or nothing
+//     close(): void
 //   }
+//   Row = { id: string, room: string, user: string, echo: boolean, blob: Uint8Array }
 //
-// MemoryStore (default): for the life of the process (resume survives
-// network drops, not relay restarts). JournalStore: one JSON line per change
-// appended with one write(2) per commit; on start the last line of each
-// session wins; rewritten (temp file, fsync, rename) once it holds more than
-// twice what is live.
-import { openSync, writeSync, closeSync, readFileSync, renameSync, existsSync, fsyncSync, truncateSync } from 'node:fs';
+// MemoryStore (the default) keeps the rows in memory: resume survives
+// network drops, and a new Relay given the same MemoryStore object, but not
+// a process restart. SqliteStore keeps them in an SQLite database
+// (better-sqlite3, an optional peer dependency loaded only when asked for):
+// one transaction per commit, WAL journal, so `kill -9` at any moment loses
+// nothing a client was told about. docs/decisions.md, "Relay state in SQLite".
 
 export class MemoryStore {
-  load() { return []; }
-  put() {}
-  delete() {}
-  commit() {}
-  close() {}
-}
-
-const b64 = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).toString('base64');
-
-export class JournalStore {
-  /** @param {string} path journal file (created if missing) */
-  constructor(path, opts = {}) {
-    this.path = path;
-    this.minCompact = opts.minCompactBytes ?? (1 << 20);
-    this.live = new Map(); // id -> line
-    this.pending = [];
-    this.size = 0;
-    this.fd = -1;
+  constructor() {
+    /** @type {Map<string, object>} */
+    this.rows = new Map();
   }
 
   load() {
-    if (existsSync(this.path)) {
-      const bytes = readFileSync(this.path);
-      // A process killed inside a write leaves a torn last line. It was never
-      // acked (lines are written before what they cause), so it is cut off.
-      const end = bytes.lastIndexOf(0x0a) + 1;
-      if (end < bytes.length) truncateSync(this.path, end);
-      this.size = end;
-      let start = 0;
-      while (start < end) {
-        const nl = bytes.indexOf(0x0a, start);
-        const line = bytes.subarray(start, nl).toString('utf8');
-        start = nl + 1;
-        let r;
-        try { r = JSON.parse(line); } catch { throw new Error(`relay journal ${this.path}: bad record at byte ${start}`); }
-        if (typeof r?.id !== 'string') continue;
-        if (r.x) this.live.delete(r.id);
-        else this.live.set(r.id, line);
+    return [...this.rows.values()];
+  }
+
+  commit(upserts, deletes) {
+    for (const id of deletes) this.rows.delete(id);
+    for (const r of upserts) this.rows.set(r.id, { ...r });
+  }
+
+  close() {}
+}
+
+const SCHEMA = `CREATE TABLE IF NOT EXISTS sessions (
+  id TEXT PRIMARY KEY,
+  room TEXT NOT NULL,
+  user TEXT NOT NULL,
+  echo INTEGER NOT NULL,
+  state BLOB NOT NULL,
+  updated REAL NOT NULL
+) WITHOUT ROWID`;
+
+export class SqliteStore {
+  /**
+   * Open (or create) the database file.
+   * @param {string} path
+   * @param {{synchronous?: 'NORMAL'|'FULL'}} [opts] NORMAL (default): a
+   *   commit survives the relay process dying at any point; FULL: also the
+   *   machine losing power (one fsync per commit).
+   */
+  static async open(path, opts = {}) {
+    let Database;
+    try {
+      ({ default: Database } = await import('better-sqlite3'));
+    } catch (e) {
+      throw new Error(`the relay's SQLite store needs the optional peer dependency better-sqlite3 (npm install better-sqlite3@12): ${e.message}`, { cause: e });
+    }
+    return new SqliteStore(new Database(path), opts);
+  }
+
+  constructor(db, opts = {}) {
+    const sync = opts.synchronous === 'FULL' ? 'FULL' : 'NORMAL';
+    this.db = db;
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${sync}`);
+    db.exec(SCHEMA);
+    const upsert = db.prepare(`INSERT INTO sessions (id, room, user, echo, state, updated)
+      VALUES (@id, @room, @user, @echo, @state, @updated)
+      ON CONFLICT (id) DO UPDATE SET room = excluded.room, user = excluded.user,
+        echo = excluded.echo, state = excluded.state, updated = excluded.updated`);
+    const remove = db.prepare('DELETE FROM sessions WHERE id = ?');
+    this._commit = db.transaction((upserts, deletes) => {
+      const now = Date.now();
+      for (const id of deletes) remove.run(id);
+      for (const r of upserts) {
+        upsert.run({ id: r.id, room: r.room, user: r.user, echo: r.echo ? 1 : 0, state: Buffer.from(r.blob.buffer, r.blob.byteOffset, r.blob.byteLength), updated: now });
       }
-    }
-    this.fd = openSync(this.path, 'a');
-    const out = [];
-    for (const line of this.live.values()) {
-      const r = JSON.parse(line);
-      out.push({ id: r.id, meta: r.m || {}, state: new Uint8Array(Buffer.from(r.s, 'base64')) });
-    }
-    return out;
+    });
   }
 
-  put(id, meta, state) {
-    const line = JSON.stringify({ id, m: meta, s: b64(state) });
-    this.live.set(id, line);
-    this.pending.push(line);
+  load() {
+    return this.db.prepare('SELECT id, room, user, echo, state FROM sessions').all().map((r) => ({
+      id: r.id, room: r.room, user: r.user, echo: r.echo === 1,
+      blob: new Uint8Array(r.state.buffer, r.state.byteOffset, r.state.byteLength),
+    }));
   }
 
-  delete(id) {
-    if (!this.live.delete(id)) return;
-    this.pending.push(JSON.stringify({ id, x: 1 }));
-  }
-
-  /** One write for everything since the last commit; a short write is retried. */
-  commit() {
-    if (!this.pending.length || this.fd < 0) return;
-    const buf = Buffer.from(this.pending.join('\n') + '\n');
-    this.pending = [];
-    let off = 0;
-    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
-    this.size += buf.length;
-    let liveBytes = 0;
-    for (const l of this.live.values()) liveBytes += l.length + 1;
-    if (this.size > this.minCompact && this.size > 2 * liveBytes) this.#compact();
-  }
-
-  #compact() {
-    const tmp = `${this.path}.tmp`;
-    const fd = openSync(tmp, 'w');
-    const text = Buffer.from([...this.live.values()].map((l) => l + '\n').join(''));
-    let off = 0;
-    while (off < text.length) off += writeSync(fd, text, off, text.length - off);
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, this.path);
-    closeSync(this.fd);
-    this.fd = openSync(this.path, 'a');
-    this.size = text.length;
+  /** One transaction: every changed session's blob, every expired one gone. */
+  commit(upserts, deletes) {
+    if (!upserts.length && !deletes.length) return;
+    this._commit(upserts, deletes);
   }
 
   close() {
-    this.commit();
-    if (this.fd >= 0) closeSync(this.fd);
-    this.fd = -1;
+    if (this.db?.open) this.db.close();
   }
 }

@@ -3,17 +3,18 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
 import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
 import { encodeFrame } from '../../js/frame.js';
-import { SESSION_PROTOCOL as PROTOCOL, FRAME_BATCH, FRAME_F_COMPRESSED } from '../../js/constants.js';
+import { SESSION_PROTOCOL as PROTOCOL, FRAME_BATCH, FRAME_F_COMPRESSED, CLOSE_PROTOCOL, CLOSE_TOO_BIG, FRAME_F_ACK_REQ } from '../../js/constants.js';
 import { handshake } from './fake-server.mjs';
 import { Relay } from '../../js/server/relay.mjs';
-import { JournalStore } from '../../js/server/store.mjs';
+import { SqliteStore } from '../../js/server/store.mjs';
+import { SessionClient } from './session-client.mjs';
 import { createEchoServer } from '../../js/server/echo.mjs';
 
 const FAST = { reconnect: { minDelay: 20, maxDelay: 200, connectTimeout: 2000 }, heartbeat: false };
@@ -97,8 +98,8 @@ test('framed mode: messages fan out in order, requests resolve, payloads are com
 
 test('resume: relay killed and restarted from its journal mid-stream, nothing lost, nothing twice', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sb-relay-'));
-  const journal = join(dir, 'relay.journal');
-  let relay = await Relay.create({ store: new JournalStore(journal) });
+  const journal = join(dir, 'relay.db');
+  let relay = await Relay.create({ store: await SqliteStore.open(journal) });
   let s = await serve(relay);
   const port = s.port;
   const a = new Socket(s.url, { WebSocket, ...FAST, hello: { room: 'chaos', user: 'a' } });
@@ -117,7 +118,7 @@ test('resume: relay killed and restarted from its journal mid-stream, nothing lo
     await new Promise((r) => setTimeout(r, 30 + round * 15));
     relay.close();
     await s.kill();
-    relay = await Relay.create({ store: new JournalStore(journal) });
+    relay = await Relay.create({ store: await SqliteStore.open(journal) });
     s = await serve(relay, port);
   }
   await until(() => sent === N && gotA.length >= N && gotB.length >= N, 20000).catch((e) => {
@@ -309,16 +310,28 @@ test('the relay refuses garbage and oversize frames from a client with a close c
     ws.on('close', (code, reason) => resolve([code, String(reason)]));
   });
   let [code, reason] = await closeOf((ws) => ws.send(Buffer.from('{"hello":1}')));
-  assert.equal(code, 1002);
+  assert.equal(code, CLOSE_PROTOCOL);
   assert.match(reason, /^BAD_VERSION/);
   [code, reason] = await closeOf((ws) => ws.send('text'));
+  assert.equal(code, CLOSE_PROTOCOL);
   assert.match(reason, /^BAD_FRAME/);
-  [code, reason] = await closeOf((ws) => ws.send(encodeFrame({ kind: 'message', seq: 1, payload: new Uint8Array(2000) })));
-  assert.equal(code, 1009);
+  [code, reason] = await closeOf((ws) => ws.send(encodeFrame({ kind: 'hello', payload: new Uint8Array(2000) })));
+  assert.equal(code, CLOSE_TOO_BIG);
   assert.match(reason, /^TOO_LARGE/);
-  [code, reason] = await closeOf((ws) => ws.send(encodeFrame({ kind: 'message', seq: 1, payload: 'x' })));
+  [code, reason] = await closeOf((ws) => ws.send(encodeFrame({ kind: 'message', seq: 1, flags: FRAME_F_ACK_REQ, payload: 'x' })));
+  assert.equal(code, CLOSE_PROTOCOL);
   assert.match(reason, /^BAD_STATE/); // no hello first
-  assert.equal(relay.stats.protocolErrors, 4);
+  // after a real handshake: a frame over the relay's maxPayload
+  const c = new SessionClient(s.url, { hello: { room: 'caps' } });
+  await c.until(() => c.open);
+  const ws = c.hijack();
+  const closed = new Promise((resolve) => ws.on('close', (k, r) => resolve([k, String(r)])));
+  ws.send(encodeFrame({ kind: 'message', seq: 1, flags: FRAME_F_ACK_REQ, payload: new Uint8Array(2000) }));
+  [code, reason] = await closed;
+  assert.equal(code, CLOSE_TOO_BIG);
+  assert.match(reason, /^TOO_LARGE/);
+  c.close();
+  assert.equal(relay.stats.protocolErrors, 5);
   // and without the subprotocol at all
   const refused = await new Promise((resolve) => {
     const ws = new WebSocket(s.url);
@@ -403,29 +416,33 @@ test('options are validated', () => {
   assert.throws(() => new Socket('ws://127.0.0.1:9/', { WebSocket, queue: { overflow: 'lose-it' } }), { code: 'INVALID' });
 });
 
-test('journal: a torn last line (killed inside a write) is cut off, and later records still load', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'sb-journal-'));
-  const ids = (st) => st.load().map((r) => [r.id, [...r.state]]);
+test('SQLite store: a relay restarted on the same database file resumes its sessions, nothing lost, nothing twice', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-sqlite-'));
+  const db = join(dir, 'relay.db');
+  let relay = await Relay.create({ store: await SqliteStore.open(db) });
+  let s = await serve(relay);
+  const port = s.port;
+  const a = new SessionClient(s.url, { hello: { room: 'db', user: 'a' } });
+  const b = new SessionClient(s.url, { hello: { room: 'db', user: 'b' } });
   try {
-    const path = join(dir, 'j');
-    const a = new JournalStore(path);
-    assert.deepEqual(a.load(), []);
-    a.put('s1', { room: 'r' }, new Uint8Array([1]));
-    a.put('s2', { room: 'r' }, new Uint8Array([2]));
-    a.commit();
-    a.close();
-    writeFileSync(path, readFileSync(path, 'utf8') + '{"id":"s3","s":"AQ', { flag: 'w' }); // the torn write
-    const b = new JournalStore(path);
-    assert.deepEqual(ids(b), [['s1', [1]], ['s2', [2]]]);
-    b.put('s1', { room: 'r' }, new Uint8Array([9]));
-    b.delete('s2');
-    b.commit();
-    b.close();
-    assert.deepEqual(ids(new JournalStore(path)), [['s1', [9]]]);
-    // Anything else that does not parse is not a journal of ours.
-    writeFileSync(path, '{"id":"a","s":""}\nnot json\n');
-    assert.throws(() => new JournalStore(path).load(), /bad record/);
+    await Promise.all([a.until(() => a.open), b.until(() => b.open)]);
+    const ids = [a.id, b.id];
+    for (let i = 0; i < 100; i++) a.send(`m${i}`);
+    await b.until(() => b.texts().length >= 40, 5000, 'first messages');
+    // The process dies (no close handshake, nothing flushed on the way out).
+    await s.kill();
+    relay.close();
+    relay = await Relay.create({ store: await SqliteStore.open(db) });
+    assert.deepEqual([...relay.sessions.keys()].sort(), [...ids].sort());
+    s = await serve(relay, port);
+    for (let i = 100; i < 150; i++) a.send(`m${i}`);
+    await b.until(() => b.texts().length >= 150, 10000, 'everything');
+    assert.deepEqual(b.texts(), Array.from({ length: 150 }, (_, i) => `m${i}`));
+    assert.deepEqual([a.id, b.id], ids);
+    assert.deepEqual(b.errors, []);
   } finally {
+    a.close(); b.close(); relay.close();
+    await s.kill();
     rmSync(dir, { recursive: true, force: true });
   }
 });
