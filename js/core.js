@@ -152,6 +152,15 @@ export function init(opts = {}) {
   return corePromise;
 }
 
+/**
+ * A core of its own, apart from the one init() loads for the glue: the
+ * relay runs its sessions on one (the whole core, its own heap).
+ * @param {{wasmURL?: string|URL, wasmBinary?: ArrayBuffer|Uint8Array, wasmModule?: WebAssembly.Module}} [opts]
+ */
+export function createCore(opts = {}) {
+  return instantiate(opts);
+}
+
 /** The loaded core; throws NOT_INITIALIZED before `await init()`. */
 export function core() {
   if (!coreInstance) throw new SwitchboardError('NOT_INITIALIZED', 'call `await switchboard.init()` first');

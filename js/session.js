@@ -23,9 +23,11 @@ export class Session {
   /**
    * @param {number} role SESSION_CLIENT | SESSION_SERVER
    * @param {Iterable<[number, number]>} options [SO_* key, value] pairs
+   * @param {number} [seed]
+   * @param {object} [c] the core to run on (default: the one init() loaded)
    */
-  constructor(role, options = [], seed = randomSeed()) {
-    this.c = core();
+  constructor(role, options = [], seed = randomSeed(), c = core()) {
+    this.c = c;
     this.fn = this.c.fn;
     this.h = this.fn.sb_session_create(role, seed >>> 0);
     if (!this.h) throw new SwitchboardError('NO_MEMORY', 'cannot create a session');

@@ -28,7 +28,9 @@
 // ws handler, a timer, a promise or a Bus callback.
 import { WebSocketServer } from 'ws';
 import { randomBytes } from 'node:crypto';
-import { init, core } from '../core.js';
+import { createCore } from '../core.js';
+
+const WHOLE_CORE = new URL('../../dist/switchboard.wasm', import.meta.url);
 import { SwitchboardError } from '../errors.js';
 import { Session, utf8, bytesOf } from '../session.js';
 import {
@@ -134,7 +136,8 @@ export class Relay {
    *   SqliteStore), onRequest(ctx) => value | Promise, log(msg),
    *   sessionOptions ([[SO_*, value]…] for the sessions, after the above)
    */
-  constructor(opts = {}) {
+  constructor(opts = {}, c) {
+    this.core = c;
     this.o = { ...DEFAULTS, ...opts };
     this.bus = opts.bus || new LocalBus();
     this.store = opts.store || new MemoryStore();
@@ -176,11 +179,11 @@ export class Relay {
   }
 
   static async create(opts = {}) {
-    await init(opts.wasm || {});
-    for (const f of ['sb_session_accept', 'sb_session_takeover', 'sb_session_refuse']) {
-      if (typeof core().fn[f] !== 'function') throw new SwitchboardError('NOT_FOUND', `the relay needs the whole core (dist/switchboard.wasm): this one has no ${f}`);
-    }
-    const r = new Relay(opts);
+    // Its own instance of the whole core (both roles, its own heap), never a
+    // job's core that the glue in the same process may have loaded.
+    const w = opts.wasm || {};
+    const c = await createCore(w.wasmModule || w.wasmBinary || w.wasmURL ? w : { wasmURL: WHOLE_CORE });
+    const r = new Relay(opts, c);
     await r._load();
     return r;
   }
@@ -217,7 +220,7 @@ export class Relay {
   // ---- sessions ------------------------------------------------------------
 
   _session() {
-    return new Session(SESSION_SERVER, this.options);
+    return new Session(SESSION_SERVER, this.options, undefined, this.core);
   }
 
   /** Load the stored sessions, each detached until its client takes it over. */
@@ -473,7 +476,7 @@ export class Relay {
           break;
         case SEV_ERROR:
           if (slot.conn) this.stats.protocolErrors++;
-          this.log(`relay: ${slot.conn?.remote ?? ''} ${slot.id ?? '(pending)'}: ${core().cstr(core().fn.sb_errname(ev.code))}: ${utf8(ev.data)}`);
+          this.log(`relay: ${slot.conn?.remote ?? ''} ${slot.id ?? '(pending)'}: ${this.core.cstr(this.core.fn.sb_errname(ev.code))}: ${utf8(ev.data)}`);
           break;
         case SEV_DROP:
           break; // counted by the session (SS_DROPPED); the client hears of it at resume

@@ -385,7 +385,7 @@ test('the URL provider is asked before every attempt (fresh token each time)', a
 });
 
 test('a client away for longer than the relay\'s bounded history is told about the gap and goes on', async () => {
-  const relay = await Relay.create({ maxQueue: 5 });
+  const relay = await Relay.create({ maxHistory: 5 });
   const s = await serve(relay);
   const a = new Socket(s.url, { WebSocket, ...FAST, hello: { room: 'gap' } });
   const b = new Socket(s.url, { WebSocket, reconnect: { minDelay: 300, maxDelay: 300 }, heartbeat: false, hello: { room: 'gap' } });
@@ -396,7 +396,7 @@ test('a client away for longer than the relay\'s bounded history is told about t
   await Promise.all([once(a, 'open'), once(b, 'open')]);
   a.send('m-before');
   await until(() => got.length === 1);
-  relay.sessions.get(b.session).ws.terminate();
+  relay.sessions.get(b.session).conn.ws.terminate();
   await once(b, 'reconnecting');
   for (let i = 0; i < 20; i++) a.send(`m${i}`);
   // What it gets is the newest of what it missed, in order, and it is told
