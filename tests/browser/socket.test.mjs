@@ -256,7 +256,7 @@ test('garbage and bombs from a server close with a clear error; the page keeps r
   wss.on('connection', (ws) => handshake(ws, () => {
     const k = n++ % 3;
     if (k === 0) ws.send(Buffer.from('garbage, not a frame'));
-    else if (k === 1) ws.send(Buffer.concat([Buffer.from([0x19, 0x03, 0x00]), Buffer.from([bomb.length & 0x7f | 0x80, (bomb.length >> 7) & 0x7f | 0x80, bomb.length >> 14]), bomb]));
+    else if (k === 1) ws.send(Buffer.concat([Buffer.from([0x19, 0x01, 0x00]), Buffer.from([bomb.length & 0x7f | 0x80, (bomb.length >> 7) & 0x7f | 0x80, bomb.length >> 14]), bomb]));
     else ws.send(Buffer.from([0x10, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x0f]));
   }));
   const http = createHttpServer();
