@@ -6,8 +6,9 @@ import type { SwitchboardError } from './index.js';
 export interface ReconnectOptions {
   /**
    * Floor of the delay until the server sends `retry:` (which then becomes
-   * the floor). ms, default 1000. The first reconnect after a connection that
-   * delivered events waits exactly the floor.
+   * the floor). ms, default 1000. No delay is under the floor; the first
+   * reconnect after a connection that delivered events waits between the
+   * floor and twice it (jittered, so clients do not come back at one instant).
    */
   minDelay?: number;
   /** Cap on the exponential growth (a server `retry:` above it still wins). ms, default 30000. */

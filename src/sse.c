@@ -561,15 +561,16 @@ int sb_sse_failed(sb_sse *s, double now_ms)
         s->deadline = -1;
         return SB_E_CONNECTION_LOST;
     }
-    /* the server's retry is a floor we never go under; our jitter and growth
-     * sit on top of it, capped at max_ms unless the server asked for more */
+    /* the server's retry is a floor we never go under (the HTML standard
+     * waits at least that long); our jitter and growth sit on top of it:
+     * sb_backoff_delay draws from [min/2, ...], so asking with min = 2 floor
+     * gives [floor, 2 floor] on the first attempt, growing from there, capped
+     * at max_ms but never below 2 floor (a retry >= max_ms is jittered too) */
     floor = s->retry >= 0 ? s->retry : s->min_ms;
-    hi = s->max_ms > floor ? s->max_ms : floor;
     if (floor < 1) /* retry: 0 still waits 1 ms, and growth needs a base */
         floor = 1;
-    if (hi < floor)
-        hi = floor;
-    s->deadline = now_ms + sb_backoff_delay(floor, hi, s->factor, s->attempts, &s->rng);
+    hi = s->max_ms > 2 * floor ? s->max_ms : 2 * floor;
+    s->deadline = now_ms + sb_backoff_delay(2 * floor, hi, s->factor, s->attempts, &s->rng);
     s->attempts++;
     s->state = SB_SSE_WAITING;
     return SB_OK;

@@ -29,9 +29,11 @@
  * IDLE -> CONNECTING -> OPEN -> WAITING -> CONNECTING ... -> CLOSED. On a
  * failure the delay before the next attempt is drawn with full jitter above a
  * floor: the floor is the server's last `retry:` (else min_ms), the ceiling
- * grows by `factor` per failed attempt up to max(max_ms, floor). Attempts
- * start again from the floor once a connection has delivered an event, so
- * the first reconnect after a healthy stream waits exactly `retry` ms. */
+ * starts at twice the floor and grows by `factor` per failed attempt up to
+ * max(max_ms, 2 floor). Attempts start again once a connection has delivered
+ * an event, so the first reconnect after a healthy stream waits between
+ * `retry` and 2 `retry` ms: never less than the server asked, and a fleet
+ * of clients does not come back at one instant. */
 #ifndef SB_SSE_H
 #define SB_SSE_H
 

@@ -65,8 +65,9 @@ test('retry: is the floor of the reconnect delay and Last-Event-ID is sent', asy
   await closed(es);
   assert.equal(es.retry, 150);
   assert.ok(delays.length >= 3);
-  // after a connection that delivered events the first wait is exactly retry
+  // retry is the floor; the waits are jittered above it (up to 2× on a first attempt)
   for (const d of delays) assert.ok(d >= 150, `delay ${d} under the server's retry`);
+  assert.ok(new Set(delays).size > 1 && delays.some((d) => d > 150), `not jittered: ${delays}`);
   const st = await stats(s);
   for (let i = 1; i < st.requests.length; i++) {
     assert.ok(st.requests[i].at - st.requests[i - 1].at >= 145, 'reconnected before retry ms');
@@ -107,7 +108,8 @@ test('404 is fatal, 503 retries with backoff until maxAttempts', async () => {
   const eb = await closed(b);
   assert.equal(eb.error.code, 'CONNECTION_LOST');
   assert.equal(delays.length, 3);
-  assert.equal(delays[0], 5);
+  // jittered from the first attempt: [5, 10], then [5, 20], [5, 40]
+  assert.ok(delays[0] >= 5 && delays[0] <= 10 && delays[0] !== 5, `first delay ${delays[0]}`);
   assert.ok(delays.every((d) => d >= 5 && d <= 40));
   assert.equal((await stats(s)).requests.length, 4);
 });
