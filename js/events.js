@@ -486,6 +486,9 @@ export class EventStream extends EventTarget {
       res.body?.cancel().catch(() => {});
       const err = new SwitchboardError('HTTP_ERROR', `server answered HTTP ${res.status}`);
       err.status = res.status;
+      // Retry-After: delay-seconds or an HTTP-date; the core bounds it by maxDelay.
+      const ra = (res.status === 429 || res.status === 503) && res.headers.get('retry-after');
+      if (ra) core().fn.sb_sse_retry_after(this._h, /^\s*\d+\s*$/.test(ra) ? ra * 1000 : Date.parse(ra) - Date.now());
       return RETRIABLE.has(res.status) ? this._lost(err) : this._fatal(err);
     }
     const type = (res.headers.get('content-type') || '').split(';')[0].trim().toLowerCase();

@@ -42,6 +42,7 @@ struct sb_sse {
     int progress; /* this connection dispatched an event */
     int attempts, max_attempts;
     double min_ms, max_ms, factor, deadline;
+    double hold; /* Retry-After for the next failure, ms (0 = none) */
     sb_rng rng;
 };
 
@@ -545,9 +546,15 @@ int sb_sse_opened(sb_sse *s, double now_ms)
     return SB_OK;
 }
 
+void sb_sse_retry_after(sb_sse *s, double ms)
+{
+    if (s)
+        s->hold = ms > 0 ? ms : 0;
+}
+
 int sb_sse_failed(sb_sse *s, double now_ms)
 {
-    double floor, hi;
+    double floor, hi, d, hold;
     if (!s)
         return SB_E_INVALID;
     if (s->state != SB_SSE_CONNECTING && s->state != SB_SSE_OPEN)
@@ -570,7 +577,11 @@ int sb_sse_failed(sb_sse *s, double now_ms)
     if (floor < 1) /* retry: 0 still waits 1 ms, and growth needs a base */
         floor = 1;
     hi = s->max_ms > 2 * floor ? s->max_ms : 2 * floor;
-    s->deadline = now_ms + sb_backoff_delay(2 * floor, hi, s->factor, s->attempts, &s->rng);
+    d = sb_backoff_delay(2 * floor, hi, s->factor, s->attempts, &s->rng);
+    /* Retry-After raises this one wait, up to max_ms */
+    hold = s->hold < s->max_ms ? s->hold : s->max_ms;
+    s->hold = 0;
+    s->deadline = now_ms + (d > hold ? d : hold);
     s->attempts++;
     s->state = SB_SSE_WAITING;
     return SB_OK;

@@ -92,6 +92,10 @@ SB_EXPORT int sb_sse_opened(sb_sse *s, double now_ms);
  * attempt (sb_sse_deadline). Returns SB_OK, or SB_E_CONNECTION_LOST when
  * max_attempts are used up (the state is then CLOSED). */
 SB_EXPORT int sb_sse_failed(sb_sse *s, double now_ms);
+/* The server said how long to wait (Retry-After on a 429/503, in ms): the
+ * next sb_sse_failed waits at least that long, at most max_ms (never less
+ * than its own draw). One-shot; ms <= 0 clears it. */
+SB_EXPORT void sb_sse_retry_after(sb_sse *s, double ms);
 void sb_sse_close(sb_sse *s);
 /* An event arrived by another path (the native EventSource transport): counts
  * as progress, like a dispatch by sb_sse_feed. */

@@ -391,6 +391,38 @@ static void test_states(void)
     sb_sse_destroy(s);
 }
 
+/* Retry-After (429/503): the next wait is at least what the server asked,
+ * at most max_ms, once; time driven by hand. */
+static void test_retry_after(void)
+{
+    sb_sse *s = sb_sse_create(0, 0, 100, 8000, 2, 0, 4);
+    CHECK_EQ(sb_sse_connect(s, 0), SB_OK);
+    sb_sse_retry_after(s, 5000);
+    CHECK_EQ(sb_sse_failed(s, 1000), SB_OK);
+    CHECK_EQ(sb_sse_deadline(s), 6000); /* over the draw ([100, 200]) */
+    /* one-shot: the next failure is the plain backoff again */
+    CHECK_EQ(sb_sse_connect(s, 6000), SB_OK);
+    CHECK_EQ(sb_sse_failed(s, 6000), SB_OK);
+    CHECK(sb_sse_deadline(s) >= 6100 && sb_sse_deadline(s) <= 6400);
+    /* bounded by max_ms */
+    CHECK_EQ(sb_sse_connect(s, 7000), SB_OK);
+    sb_sse_retry_after(s, 3600e3);
+    CHECK_EQ(sb_sse_failed(s, 7000), SB_OK);
+    CHECK_EQ(sb_sse_deadline(s), 15000);
+    /* below the draw it changes nothing; 0 or negative is ignored */
+    CHECK_EQ(sb_sse_connect(s, 20000), SB_OK);
+    CHECK_EQ(sb_sse_feed(s, (const uint8_t *)"retry: 1000\ndata: x\n\n", 21), 1);
+    sb_sse_retry_after(s, 10);
+    CHECK_EQ(sb_sse_failed(s, 20000), SB_OK);
+    CHECK(sb_sse_deadline(s) >= 21000);
+    CHECK_EQ(sb_sse_connect(s, 30000), SB_OK);
+    sb_sse_retry_after(s, -5);
+    CHECK_EQ(sb_sse_failed(s, 30000), SB_OK);
+    CHECK(sb_sse_deadline(s) >= 31000 && sb_sse_deadline(s) <= 34000);
+    sb_sse_retry_after(NULL, 1);
+    sb_sse_destroy(s);
+}
+
 static void test_max_attempts_and_retry_zero(void)
 {
     sb_sse *s = sb_sse_create(0, 0, 100, 1000, 2, 3, 9);
@@ -428,5 +460,6 @@ int main(void)
     RUN(test_last_id_and_resume);
     RUN(test_states);
     RUN(test_max_attempts_and_retry_zero);
+    RUN(test_retry_after);
     TEST_MAIN_END();
 }

@@ -114,6 +114,26 @@ test('404 is fatal, 503 retries with backoff until maxAttempts', async () => {
   assert.equal((await stats(s)).requests.length, 4);
 });
 
+test('Retry-After on 429/503 (seconds or HTTP-date) sets the next wait, bounded by maxDelay', async () => {
+  // A fetch that answers each request with the next canned response.
+  const fake = (...answers) => async () => answers.shift();
+  const firstDelay = (answer, reconnect) => new Promise((resolve) => {
+    const es = new EventStream('http://x/feed', { fetch: fake(answer), reconnect: { minDelay: 5, maxDelay: 4000, ...reconnect } });
+    es.addEventListener('error', () => {});
+    es.addEventListener('retrying', (e) => { es.close(); resolve(e.delay); });
+  });
+  const at = (ms) => new Date(Date.now() + ms).toUTCString();
+  assert.equal(await firstDelay(new Response('busy', { status: 503, headers: { 'retry-after': '2' } })), 2000);
+  const d = await firstDelay(new Response('slow down', { status: 429, headers: { 'retry-after': at(3000) } }));
+  assert.ok(d > 1500 && d <= 3000, `HTTP-date: ${d}`);
+  assert.equal(await firstDelay(new Response('', { status: 503, headers: { 'retry-after': '86400' } })), 4000);
+  // garbage, a date in the past, or another status: the plain backoff
+  for (const [status, ra] of [[503, 'soon'], [503, at(-60000)], [500, '2']]) {
+    const x = await firstDelay(new Response('', { status, headers: { 'retry-after': ra } }));
+    assert.ok(x >= 5 && x <= 10, `${status} ${ra}: ${x}`);
+  }
+});
+
 test('abort signal and close() both fire close', async () => {
   const ac = new AbortController();
   const a = new EventStream(`${srv.url}/sse/stream?s=${name()}&interval=5`, { signal: ac.signal });
