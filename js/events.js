@@ -226,7 +226,8 @@ export class EventStream extends EventTarget {
     let transport = options.transport || 'fetch';
     if (!['fetch', 'native', 'auto'].includes(transport)) throw new SwitchboardError('INVALID', 'transport must be fetch, native or auto');
     const hasNative = typeof EventSource !== 'undefined';
-    if (transport === 'auto') transport = plain && hasNative ? 'native' : 'fetch';
+    // Native cannot resume unless the id may ride in the query (opt-in): auto picks it only then.
+    if (transport === 'auto') transport = plain && hasNative && options.resumeParam ? 'native' : 'fetch';
     if (transport === 'native' && (!plain || !hasNative)) {
       throw new SwitchboardError('INVALID', hasNative ? 'the native transport can only send a GET without headers or body' : 'no EventSource here');
     }
@@ -253,7 +254,7 @@ export class EventStream extends EventTarget {
       credentials: options.credentials || 'same-origin',
       transport,
       fetch: options.fetch || globalThis.fetch?.bind(globalThis),
-      resumeParam: options.resumeParam ?? 'lastEventId',
+      resumeParam: options.resumeParam || '', // opt-in: the id would end up in logs and Referer
       openWhenHidden: options.openWhenHidden !== false,
       reconnect: policy,
     };

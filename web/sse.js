@@ -51,6 +51,7 @@ function connect() {
   const url = `/sse/stream?s=${stream}&interval=${Math.round(1000 / rate)}&retry=1000`;
   es = new EventStream(url, {
     transport: $('transport').value,
+    resumeParam: 'lastEventId', // native transport: the dev server reads the id from the query (opt-in)
     openWhenHidden: !$('hidden').checked,
     reconnect: { minDelay: 1000, maxDelay: 15000 },
   });
