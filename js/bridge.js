@@ -58,14 +58,20 @@ function nonce() {
   return s;
 }
 
+// Always answers with plain strings: whatever was thrown (a Symbol, undefined,
+// an object whose getters throw) must not leave the caller waiting.
 function serializeError(e) {
-  if (e && typeof e === 'object') {
-    return {
-      name: String(e.name || 'Error'), message: String(e.message ?? ''),
-      stack: typeof e.stack === 'string' ? e.stack : '', code: e.code === undefined ? undefined : String(e.code),
-    };
+  try {
+    if (e && (typeof e === 'object' || typeof e === 'function')) {
+      return {
+        name: String(e.name || 'Error'), message: String(e.message ?? ''),
+        stack: typeof e.stack === 'string' ? e.stack : '', code: e.code === undefined ? undefined : String(e.code),
+      };
+    }
+    return { name: 'Error', message: String(e), stack: '' };
+  } catch {
+    return { name: 'Error', message: 'a value that cannot be described was thrown', stack: '' };
   }
-  return { name: 'Error', message: String(e), stack: '', value: e };
 }
 
 function reviveError(d) {
@@ -533,22 +539,21 @@ export class Remote extends EventTarget {
         if (kind === OK) port.postMessage([ERR, id, serializeError(e)]);
       }
     };
+    const fail = (e) => reply(ERR, serializeError(e));
     if (typeof name !== 'string' || !Object.hasOwn(m, name) || typeof m[name] !== 'function') {
-      reply(ERR, serializeError(new SwitchboardError('NOT_FOUND', `no method "${String(name)}"`)));
+      fail(new SwitchboardError('NOT_FOUND', `no method "${String(name)}"`));
       return;
     }
     let result;
     try {
       result = args ? m[name].apply(m, args) : m[name](arg);
+      // a `then` getter or call that throws is the method failing too
+      if (result && typeof result.then === 'function') return void result.then((v) => reply(OK, v), fail);
     } catch (e) {
-      reply(ERR, serializeError(e));
+      fail(e);
       return;
     }
-    if (result && typeof result.then === 'function') {
-      result.then((v) => reply(OK, v), (e) => reply(ERR, serializeError(e)));
-    } else {
-      reply(OK, result);
-    }
+    reply(OK, result);
   }
 
   _deliver(name, data) {

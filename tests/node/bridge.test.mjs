@@ -31,6 +31,34 @@ test('calls, errors with name/message/stack/code, missing and inherited methods'
   b.close();
 });
 
+test('whatever a method throws or rejects with, the caller gets an error at once, not a timeout', async () => {
+  const [a, b] = await pair({ timeout: 400 }, {
+    methods: {
+      sym() { throw Symbol('s'); },
+      num() { throw 42; },
+      undef() { throw undefined; },
+      getter() { throw { get name() { throw new Error('no name'); } }; },
+      proxy() { throw new Proxy({}, { get() { throw new Error('trap'); } }); },
+      fn() { throw function secret() {}; },
+      rejectSym() { return Promise.reject(Symbol('r')); },
+      rejectGetter() { return Promise.reject({ get message() { throw new Error('no message'); } }); },
+      badThen() { return { get then() { throw new Error('then'); } }; },
+    },
+  });
+  const expected = { sym: 'Symbol(s)', num: '42', undef: 'undefined', rejectSym: 'Symbol(r)', badThen: 'then' };
+  for (const name of ['sym', 'num', 'undef', 'getter', 'proxy', 'fn', 'rejectSym', 'rejectGetter', 'badThen']) {
+    const t0 = performance.now();
+    const e = await a.call(name).then(() => null, (x) => x);
+    assert.ok(e instanceof Error, name);
+    assert.notEqual(e.code, 'TIMEOUT', `${name} got no answer`);
+    assert.ok(performance.now() - t0 < 300, name);
+    if (expected[name]) assert.equal(e.message, expected[name], name);
+  }
+  assert.equal(await a.call('num').catch(() => 'still connected'), 'still connected');
+  a.close();
+  b.close();
+});
+
 test('per-call timeout, late answers dropped, the id is retired in the core', async () => {
   const [a, b] = await pair({ timeout: 1000 }, {
     methods: { slow: (ms) => new Promise((r) => setTimeout(() => r('late'), ms)), echo: (x) => x },
