@@ -35,6 +35,12 @@ export interface BridgeOptions {
   deadAfter?: number;
   /** Coalesce `emit()`s of one task into one message (optionally at most `max` events). */
   batch?: boolean | { max?: number };
+  /**
+   * Send the `stack` of a method's error to the peer. Default: only when the
+   * peer is same-origin (a Worker, or a window of this origin); a stack
+   * shows file paths, URLs and code structure.
+   */
+  sendErrorStacks?: boolean;
   /** Called for every ignored message aimed at this bridge (also a `reject` event). */
   onReject?: (report: RejectReport) => void;
   /** Passed to `init()` if the core is not loaded yet. */

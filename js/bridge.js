@@ -60,12 +60,12 @@ function nonce() {
 
 // Always answers with plain strings: whatever was thrown (a Symbol, undefined,
 // an object whose getters throw) must not leave the caller waiting.
-function serializeError(e) {
+function serializeError(e, stack) {
   try {
     if (e && (typeof e === 'object' || typeof e === 'function')) {
       return {
         name: String(e.name || 'Error'), message: String(e.message ?? ''),
-        stack: typeof e.stack === 'string' ? e.stack : '', code: e.code === undefined ? undefined : String(e.code),
+        stack: stack && typeof e.stack === 'string' ? e.stack : '', code: e.code === undefined ? undefined : String(e.code),
       };
     }
     return { name: 'Error', message: String(e), stack: '' };
@@ -539,7 +539,8 @@ export class Remote extends EventTarget {
         if (kind === OK) port.postMessage([ERR, id, serializeError(e)]);
       }
     };
-    const fail = (e) => reply(ERR, serializeError(e));
+    // Stacks (file paths, URLs, code structure) only to a same-origin peer, unless asked.
+    const fail = (e) => reply(ERR, serializeError(e, this.opts.sendErrorStacks ?? (this.kind === 'worker' || (!!this.peerOrigin && this.peerOrigin === globalThis.location?.origin))));
     if (typeof name !== 'string' || !Object.hasOwn(m, name) || typeof m[name] !== 'function') {
       fail(new SwitchboardError('NOT_FOUND', `no method "${String(name)}"`));
       return;
@@ -613,6 +614,7 @@ class WindowParent extends Remote {
       // before we listened (saves its hello and our welcome). If the child is
       // not there yet, its hello will get a welcome on a new port instead.
       this.hub.events(this._offer());
+      this.peerOrigin = targets[0];
       const mc = new MessageChannel();
       this._setPort(mc.port1);
       try {
@@ -636,6 +638,7 @@ class WindowParent extends Remote {
     // the welcome is already on its way. A reloaded child has a new nonce.
     if (d.n === this.peerNonce) return;
     this.peerNonce = d.n;
+    this.peerOrigin = origin;
     // A hello while connected is a reload of the child: start over.
     const wasConnected = this.connected;
     this.connected = false;
@@ -690,6 +693,7 @@ class WindowChild extends Remote {
       // connected once it echoes ours back (ACK). A welcome that answers our
       // hello still wins (race with the parent's own offer).
       this._setPort(ev.ports[0]);
+      this.peerOrigin = origin;
       this.port.postMessage([READY, 0, d.m.slice(0, 64), this.myNonce]);
       return;
     }
@@ -703,6 +707,7 @@ class WindowChild extends Remote {
     }
     if (!this._confirm(d.n, origin)) return;
     this._setPort(ev.ports[0]);
+    this.peerOrigin = origin;
     this.port.postMessage([READY, 0, d.m.slice(0, 64)]);
     this._connected();
   }

@@ -13,6 +13,7 @@ async function pair(aOpts = {}, bOpts = {}) {
 
 test('calls, errors with name/message/stack/code, missing and inherited methods', async () => {
   const [a, b] = await pair({}, {
+    sendErrorStacks: true, // a MessagePort's peer may be any origin: stacks only when asked
     methods: {
       add: (x, y) => x + y,
       async later(v) { await new Promise((r) => setTimeout(r, 5)); return v; },
@@ -29,6 +30,15 @@ test('calls, errors with name/message/stack/code, missing and inherited methods'
   }
   a.close();
   b.close();
+});
+
+test('error stacks do not cross to a peer of unknown origin unless sendErrorStacks is set', async () => {
+  const boom = () => { throw new RangeError('too far'); };
+  const [a, b] = await pair({}, { methods: { boom } });
+  await assert.rejects(a.call('boom'), (e) => e.name === 'RangeError' && e.message === 'too far' && !/boom/.test(e.stack));
+  const [c, d] = await pair({}, { methods: { boom }, sendErrorStacks: false });
+  await assert.rejects(c.call('boom'), (e) => !/boom/.test(e.stack));
+  for (const r of [a, b, c, d]) r.close();
 });
 
 test('whatever a method throws or rejects with, the caller gets an error at once, not a timeout', async () => {
