@@ -595,6 +595,9 @@ class WindowParent extends Remote {
     super(kind, opts);
     this.win = win;
     this.origins = toList(opts.origin ?? opts.allowedOrigins);
+    // postMessage cannot address an opaque origin: the port would go to '*',
+    // i.e. to whatever document the frame shows by then. Only when asked.
+    if (this.origins.includes('null') && opts.opaqueTarget !== '*') throw new SwitchboardError('INVALID', 'origin "null" sends the port to "*": pass opaqueTarget: "*" to accept that');
     this._gone = gone;
     this.srcUrl = srcUrl;
   }
@@ -648,7 +651,7 @@ class WindowParent extends Remote {
     const mc = new MessageChannel();
     this._setPort(mc.port1);
     this.win.postMessage({ [MARK]: VERSION, t: 'welcome', ch: this.opts.channel, n: d.n.slice(0, 64), m: this.myNonce },
-      origin === 'null' ? '*' : origin, [mc.port2]);
+      origin === 'null' ? this.opts.opaqueTarget : origin, [mc.port2]);
   }
 }
 

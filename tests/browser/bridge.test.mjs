@@ -180,6 +180,30 @@ test('removing the iframe rejects pending calls with CONNECTION_LOST and fires d
   await close();
 });
 
+test('a sandboxed ("null" origin) child gets the port only when the parent opts in to sending it to "*"', async () => {
+  const { page, errors, close } = await hostPage();
+  const out = await page.evaluate(async (src) => {
+    const { connectFrame } = window.bridge;
+    const f = document.createElement('iframe');
+    f.sandbox = 'allow-scripts';
+    f.src = src;
+    document.body.append(f);
+    await new Promise((resolve) => { f.onload = resolve; });
+    const o = {};
+    // Without the opt-in nothing is sent: the welcome would carry the port to '*'.
+    o.refused = await T.codeOf(connectFrame(f, { origin: 'null', timeout: 1000 }));
+    o.refusedList = await T.codeOf(connectFrame(f, { origin: ['null', 'http://127.0.0.1:1'], timeout: 1000 }));
+    const r = await connectFrame(f, { origin: 'null', opaqueTarget: '*', timeout: 5000 });
+    o.add = await r.call('add', 2, 3);
+    o.origin = await r.call('origin');
+    r.close();
+    return o;
+  }, `${server.url2}/tests/browser/fixtures/bridge-sandboxed.html?allow=${encodeURIComponent(server.url)}`);
+  assert.deepEqual(out, { refused: 'INVALID', refusedList: 'INVALID', add: 5, origin: 'null' });
+  assert.deepEqual(errors, []);
+  await close();
+});
+
 test('a child that never answers: connect rejects with TIMEOUT', async () => {
   const { page, close } = await hostPage();
   const code = await page.evaluate(async (src) => {
