@@ -74,7 +74,9 @@ function connect() {
 $('connect').addEventListener('click', connect);
 $('close').addEventListener('click', () => es?.close());
 $('drop').addEventListener('click', async () => {
+  // POST from this page (the endpoint checks Origin): drop is a state change
   const r = await fetch(`/sse/drop?s=${stream}`, { method: 'POST' });
+  if (!r.ok) return logLine(log, `drop refused: HTTP ${r.status}`, 'sys');
   const { dropped } = await r.json();
   logLine(log, `server dropped ${dropped} connection(s)`, 'sys');
 });

@@ -206,3 +206,46 @@ test('async iteration: events in order, ends on close, throws the closing error,
   await assert.rejects(async () => { for await (const e of it) assert.ok(e); }, (e) => e.code === 'QUEUE_FULL');
   assert.equal(c.readyState, EventStream.CLOSED);
 });
+
+test('dev endpoint: what it reflects is validated and escaped; state changes need POST from its own origin', async () => {
+  const get = (q, headers) => fetch(`${srv.url}/sse/stream?s=${name()}&interval=0&${q}`, { headers });
+  // content types from an allowlist only (text/html would run script on the dev origin)
+  for (const ctype of ['text/html', 'image/svg+xml', 'text/html; charset=utf-8', 'text/event-stream%0D%0ASet-Cookie:%20x=1']) {
+    const r = await get(`ctype=${ctype}`);
+    assert.equal(r.status, 400, ctype);
+    assert.equal(r.headers.get('content-type'), 'text/plain; charset=utf-8');
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+    await r.body?.cancel();
+  }
+  const plain = await get('ctype=text/plain');
+  assert.equal(plain.headers.get('content-type'), 'text/plain');
+  await plain.body.cancel();
+  // event names: a safe charset, so no markup and no injected fields
+  for (const types of ['<svg onload=alert(1)>', 'time%0Adata:%20injected', 'time%0D%0Aid:%20999', 'a:b', 'x'.repeat(65)]) {
+    const r = await get(`types=${types}`);
+    assert.equal(r.status, 400, types);
+    await r.body?.cancel();
+  }
+  // no cookie echo
+  const es = new EventStream(`${srv.url}/sse/stream?s=${name()}&interval=0&echo=1`, { headers: { cookie: 'session=secret', 'x-trace': 'ok' } });
+  const req = await new Promise((ok) => es.addEventListener('request', (e) => ok(JSON.parse(e.data))));
+  es.close();
+  assert.equal(req.headers.cookie, undefined);
+  assert.equal(req.headers['x-trace'], 'ok');
+  // drop / emit: POST only, with an Origin of the dev server itself
+  const s = name();
+  const live = new EventStream(`${srv.url}/sse/stream?s=${s}&interval=0`);
+  await new Promise((ok) => live.addEventListener('open', ok, { once: true }));
+  const post = (path, origin, body) => fetch(`${srv.url}${path}`, { method: 'POST', headers: origin ? { origin } : {}, body });
+  assert.equal((await fetch(`${srv.url}/sse/drop?s=${s}`)).status, 405);
+  assert.equal((await post(`/sse/drop?s=${s}`, 'http://evil.example')).status, 403);
+  assert.equal((await post(`/sse/drop?s=${s}`)).status, 403);
+  assert.equal((await post(`/sse/emit?s=${s}&type=note`, 'http://evil.example', 'x')).status, 403);
+  assert.equal((await post(`/sse/emit?s=${s}&type=a%0Adata:%20x`, srv.url, 'x')).status, 400);
+  const got = new Promise((ok) => live.addEventListener('note', (e) => ok(e.data)));
+  assert.equal((await post(`/sse/emit?s=${s}&type=note`, srv.url, 'line1\rid: 7\r\nline2')).status, 200);
+  assert.equal(await got, 'line1\nid: 7\nline2'); // CR/LF only ever end data lines
+  assert.equal(live.lastEventId, '1');
+  assert.deepEqual(await (await post(`/sse/drop?s=${s}`, srv.url)).json(), { dropped: 1 });
+  live.close();
+});
