@@ -137,7 +137,7 @@ async function browserBench() {
           });
           return;
         }
-        es = kind === 'native' ? new EventSource(url) : new sb.EventStream(url, { transport: kind === 'auto' ? 'auto' : 'fetch' });
+        es = kind === 'native' ? new EventSource(url) : new sb.EventStream(url, kind === 'auto' ? { transport: 'auto', resumeParam: 'lastEventId' } : { transport: 'fetch' });
         es.addEventListener('time', (e) => on(e.data));
       });
       const kinds = ['native', 'ours', 'auto', 'parser-fetch', 'raw-fetch'];

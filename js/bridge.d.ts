@@ -35,6 +35,12 @@ export interface BridgeOptions {
   deadAfter?: number;
   /** Coalesce `emit()`s of one task into one message (optionally at most `max` events). */
   batch?: boolean | { max?: number };
+  /**
+   * Send the `stack` of a method's error to the peer. Default: only when the
+   * peer is same-origin (a Worker, or a window of this origin); a stack
+   * shows file paths, URLs and code structure.
+   */
+  sendErrorStacks?: boolean;
   /** Called for every ignored message aimed at this bridge (also a `reject` event). */
   onReject?: (report: RejectReport) => void;
   /** Passed to `init()` if the core is not loaded yet. */
@@ -45,9 +51,15 @@ export interface FrameOptions extends BridgeOptions {
   /**
    * Origins the child may have: exact ("https://w.example.com:8443"), subdomain
    * wildcards ("https://*.example.com", never the bare domain, same scheme and
-   * port), "null" (sandboxed/opaque) or "*" — the last two only when written.
+   * port), "null" (sandboxed/opaque, needs `opaqueTarget`) or "*" — the last two only when written.
    */
   origin: string | string[];
+  /**
+   * Required with `origin` "null": postMessage cannot address an opaque
+   * origin, so the welcome that carries the private port goes to "*", to
+   * whatever document the frame shows by then. Passing "*" says you accept that.
+   */
+  opaqueTarget?: '*';
 }
 
 export interface ParentOptions extends BridgeOptions {
@@ -102,7 +114,7 @@ export function connectFrame(iframe: HTMLIFrameElement, options: FrameOptions): 
 /** Child side: in an iframe (talks to `parent`), a popup (talks to `opener`) or a Worker (talks to its page). */
 export function connectParent(options?: ParentOptions): Promise<Remote>;
 /** A popup from `window.open` (needs `origin`), a Worker, or a MessagePort whose other end also calls `connect`. */
-export function connect(endpoint: Window | Worker | MessagePort, options?: BridgeOptions & { origin?: string | string[] }): Promise<Remote>;
+export function connect(endpoint: Window | Worker | MessagePort, options?: BridgeOptions & { origin?: string | string[]; opaqueTarget?: '*' }): Promise<Remote>;
 
 /** Every `reject` on this page's bridges, including messages for channels nobody listens on. */
 export const bridgeMonitor: EventTarget;

@@ -68,14 +68,20 @@ function nonce() {
   return s;
 }
 
-function serializeError(e) {
-  if (e && typeof e === 'object') {
-    return {
-      name: String(e.name || 'Error'), message: String(e.message ?? ''),
-      stack: typeof e.stack === 'string' ? e.stack : '', code: e.code === undefined ? undefined : String(e.code),
-    };
+// Always answers with plain strings: whatever was thrown (a Symbol, undefined,
+// an object whose getters throw) must not leave the caller waiting.
+function serializeError(e, stack) {
+  try {
+    if (e && (typeof e === 'object' || typeof e === 'function')) {
+      return {
+        name: String(e.name || 'Error'), message: String(e.message ?? ''),
+        stack: stack && typeof e.stack === 'string' ? e.stack : '', code: e.code === undefined ? undefined : String(e.code),
+      };
+    }
+    return { name: 'Error', message: String(e), stack: '' };
+  } catch {
+    return { name: 'Error', message: 'a value that cannot be described was thrown', stack: '' };
   }
-  return { name: 'Error', message: String(e), stack: '', value: e };
 }
 
 function reviveError(d) {
@@ -543,22 +549,22 @@ export class Remote extends EventTarget {
         if (kind === OK) port.postMessage([ERR, id, serializeError(e)]);
       }
     };
+    // Stacks (file paths, URLs, code structure) only to a same-origin peer, unless asked.
+    const fail = (e) => reply(ERR, serializeError(e, this.opts.sendErrorStacks ?? (this.kind === 'worker' || (!!this.peerOrigin && this.peerOrigin === globalThis.location?.origin))));
     if (typeof name !== 'string' || !Object.hasOwn(m, name) || typeof m[name] !== 'function') {
-      reply(ERR, serializeError(new SwitchboardError('NOT_FOUND', `no method "${String(name)}"`)));
+      fail(new SwitchboardError('NOT_FOUND', `no method "${String(name)}"`));
       return;
     }
     let result;
     try {
       result = args ? m[name].apply(m, args) : m[name](arg);
+      // a `then` getter or call that throws is the method failing too
+      if (result && typeof result.then === 'function') return void result.then((v) => reply(OK, v), fail);
     } catch (e) {
-      reply(ERR, serializeError(e));
+      fail(e);
       return;
     }
-    if (result && typeof result.then === 'function') {
-      result.then((v) => reply(OK, v), (e) => reply(ERR, serializeError(e)));
-    } else {
-      reply(OK, result);
-    }
+    reply(OK, result);
   }
 
   _deliver(name, data) {
@@ -600,6 +606,9 @@ class WindowParent extends Remote {
     super(kind, opts);
     this.win = win;
     this.origins = toList(opts.origin ?? opts.allowedOrigins);
+    // postMessage cannot address an opaque origin: the port would go to '*',
+    // i.e. to whatever document the frame shows by then. Only when asked.
+    if (this.origins.includes('null') && opts.opaqueTarget !== '*') throw new SwitchboardError('INVALID', 'origin "null" sends the port to "*": pass opaqueTarget: "*" to accept that');
     this._gone = gone;
     this.srcUrl = srcUrl;
   }
@@ -619,6 +628,7 @@ class WindowParent extends Remote {
       // before we listened (saves its hello and our welcome). If the child is
       // not there yet, its hello will get a welcome on a new port instead.
       this.hub.events(this._offer());
+      this.peerOrigin = targets[0];
       const mc = new MessageChannel();
       this._setPort(mc.port1);
       try {
@@ -642,6 +652,7 @@ class WindowParent extends Remote {
     // the welcome is already on its way. A reloaded child has a new nonce.
     if (d.n === this.peerNonce) return;
     this.peerNonce = d.n;
+    this.peerOrigin = origin;
     // A hello while connected is a reload of the child: start over.
     const wasConnected = this.connected;
     this.connected = false;
@@ -651,7 +662,7 @@ class WindowParent extends Remote {
     const mc = new MessageChannel();
     this._setPort(mc.port1);
     this.win.postMessage({ [MARK]: VERSION, t: 'welcome', ch: this.opts.channel, n: d.n.slice(0, ROUTER_NONCE_MAX), m: this.myNonce },
-      origin === 'null' ? '*' : origin, [mc.port2]);
+      origin === 'null' ? this.opts.opaqueTarget : origin, [mc.port2]);
   }
 }
 
@@ -696,6 +707,7 @@ class WindowChild extends Remote {
       // connected once it echoes ours back (ACK). A welcome that answers our
       // hello still wins (race with the parent's own offer).
       this._setPort(ev.ports[0]);
+      this.peerOrigin = origin;
       this.port.postMessage([READY, 0, d.m.slice(0, ROUTER_NONCE_MAX), this.myNonce]);
       return;
     }
@@ -709,6 +721,7 @@ class WindowChild extends Remote {
     }
     if (!this._confirm(d.n, origin)) return;
     this._setPort(ev.ports[0]);
+    this.peerOrigin = origin;
     this.port.postMessage([READY, 0, d.m.slice(0, ROUTER_NONCE_MAX)]);
     this._connected();
   }

@@ -6,8 +6,9 @@ import type { SwitchboardError } from './index.js';
 export interface ReconnectOptions {
   /**
    * Floor of the delay until the server sends `retry:` (which then becomes
-   * the floor). ms, default 1000. The first reconnect after a connection that
-   * delivered events waits exactly the floor.
+   * the floor). ms, default 1000. No delay is under the floor; the first
+   * reconnect after a connection that delivered events waits between the
+   * floor and twice it (jittered, so clients do not come back at one instant).
    */
   minDelay?: number;
   /** Cap on the exponential growth (a server `retry:` above it still wins). ms, default 30000. */
@@ -44,12 +45,17 @@ export interface EventStreamOptions {
   /**
    * 'fetch' (default): fetch + the wasm parser, any method/headers/body.
    * 'native': the browser's EventSource (GET without headers only); our
-   * reconnect policy still applies, and since a new EventSource cannot send
-   * Last-Event-ID, the id travels as the `resumeParam` query parameter.
-   * 'auto': native when the request allows it, else fetch.
+   * reconnect policy still applies, but a new EventSource cannot send
+   * Last-Event-ID: it resumes only with `resumeParam`.
+   * 'auto': native when the request allows it and `resumeParam` is set, else fetch.
    */
   transport?: 'fetch' | 'native' | 'auto';
-  /** Query parameter carrying the last id on native reconnects, default 'lastEventId'; '' = none. */
+  /**
+   * Native transport: the query parameter that carries the last event id on
+   * reconnects (e.g. 'lastEventId'). Off by default: the id then appears in
+   * the URL, so in server and proxy logs, history and the Referer of whatever
+   * the response loads. Without it a native reconnect does not resume.
+   */
   resumeParam?: string;
   /** Cap on one line of the stream in bytes (default 64 KiB); past it: error TOO_LARGE, closed. */
   maxLineBytes?: number;

@@ -228,7 +228,8 @@ export class EventStream extends EventTarget {
     let transport = options.transport || 'fetch';
     if (!['fetch', 'native', 'auto'].includes(transport)) throw new SwitchboardError('INVALID', 'transport must be fetch, native or auto');
     const hasNative = typeof EventSource !== 'undefined';
-    if (transport === 'auto') transport = plain && hasNative ? 'native' : 'fetch';
+    // Native cannot resume unless the id may ride in the query (opt-in): auto picks it only then.
+    if (transport === 'auto') transport = plain && hasNative && options.resumeParam ? 'native' : 'fetch';
     if (transport === 'native' && (!plain || !hasNative)) {
       throw new SwitchboardError('INVALID', hasNative ? 'the native transport can only send a GET without headers or body' : 'no EventSource here');
     }
@@ -255,7 +256,7 @@ export class EventStream extends EventTarget {
       credentials: options.credentials || 'same-origin',
       transport,
       fetch: options.fetch || globalThis.fetch?.bind(globalThis),
-      resumeParam: options.resumeParam ?? 'lastEventId',
+      resumeParam: options.resumeParam || '', // opt-in: the id would end up in logs and Referer
       openWhenHidden: options.openWhenHidden !== false,
       reconnect: policy,
     };
@@ -488,6 +489,9 @@ export class EventStream extends EventTarget {
       res.body?.cancel().catch(() => {});
       const err = new SwitchboardError('HTTP_ERROR', `server answered HTTP ${res.status}`);
       err.status = res.status;
+      // Retry-After: delay-seconds or an HTTP-date; the core bounds it by maxDelay.
+      const ra = (res.status === 429 || res.status === 503) && res.headers.get('retry-after');
+      if (ra) core().fn.sb_sse_retry_after(this._h, /^\s*\d+\s*$/.test(ra) ? ra * 1000 : Date.parse(ra) - Date.now());
       return RETRIABLE.has(res.status) ? this._lost(err) : this._fatal(err);
     }
     const type = (res.headers.get('content-type') || '').split(';')[0].trim().toLowerCase();

@@ -64,7 +64,7 @@ export interface OutboxOptions {
   window?: number;
   /** wait this long for an ack (default 5000 ms) */
   ackTimeoutMs?: number;
-  /** retry delay: full jitter in [retryMinMs, min(retryMaxMs, retryMinMs·2^k)] (defaults 100 / 30000 ms) */
+  /** retry delay: full jitter in [retryMinMs/2, min(retryMaxMs, retryMinMs·2^k)] (defaults 100 / 30000 ms) */
   retryMinMs?: number;
   retryMaxMs?: number;
   /** dead-letter after this many retries (default 0 = retry until the TTL) */
@@ -178,7 +178,7 @@ export interface MessageQueueOptions {
   concurrency?: number;
   /** retries after the first failure before dead-lettering (default 3) */
   retries?: number;
-  /** backoff with full jitter (defaults 100 / 10000 ms) */
+  /** backoff with full jitter: retry k waits [retryMinMs/2, min(retryMaxMs, retryMinMs·2^(k-1))] (defaults 100 / 10000 ms) */
   retryMinMs?: number;
   retryMaxMs?: number;
   /** push() throws QUEUE_FULL past this (default 10000) */

@@ -670,7 +670,7 @@ export class MessageQueue extends Emitter {
     let ceil = this._min;
     for (let i = 1; i < attempt && ceil < this._max; i++) ceil *= 2;
     ceil = Math.min(ceil, this._max);
-    return this._min + (ceil - this._min) * this._rand();
+    return this._min / 2 + (ceil - this._min / 2) * this._rand();
   }
 
   _next() {

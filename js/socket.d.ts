@@ -20,11 +20,11 @@ export interface SocketOptions {
   framed?: boolean;
   /** Reconnect policy, or false for a single connection. */
   reconnect?: false | {
-    /** Backoff floor, ms (default 250). */
+    /** Ceiling of the first attempt's delay, ms (default 250); no delay is under minDelay/2. */
     minDelay?: number;
     /** Backoff ceiling, ms (default 30000). */
     maxDelay?: number;
-    /** Growth of the ceiling per failed attempt (default 2). Each delay is drawn uniformly in [minDelay, ceiling]. */
+    /** Growth of the ceiling per failed attempt (default 2). Each delay, the first included, is drawn uniformly in [minDelay/2, ceiling]. */
     factor?: number;
     /** Give up after this many failed attempts in a row; 0 = never (default). */
     maxAttempts?: number;

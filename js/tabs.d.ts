@@ -99,6 +99,21 @@ export interface SharedStateOptions {
   maxValueBytes?: number;
   maxTombstones?: number;
   maxTabs?: number;
+  /**
+   * Total key + value bytes the state may hold (a deleted key keeps its key
+   * until collected), 1 … 2^30. Default 2097152 (2 MiB): the largest snapshot, which is
+   * also the largest message read from another tab or from storage, is then
+   * ≈ 2.4 MB, inside localStorage's ~5 MB. A longer message is refused
+   * (`error` event, TOO_LARGE) before anything is copied into wasm memory.
+   */
+  maxStateBytes?: number;
+  /**
+   * A timestamp from another tab (or storage) more than this many ms ahead of
+   * this tab's `Date.now()` is ignored and reported (`error` event, CLOCK_SKEW):
+   * one bad message cannot drag every tab's clock to the end of its range.
+   * Default 86400000 (24 h); 0 … 2^32 − 1.
+   */
+  maxClockSkewMs?: number;
   /** How long open() waits for a live tab's snapshot (ms). Default 150. */
   joinTimeoutMs?: number;
   /** Digest (heartbeat + tombstone GC + gap repair) period (ms). Default 1000. */
@@ -123,7 +138,11 @@ export interface StateChangeDetail {
 
 export interface SharedStateEventMap {
   change: CustomEvent<StateChangeDetail>;
-  /** Bytes from another tab or from storage that did not decode. */
+  /**
+   * Bytes from another tab or from storage that did not decode or are over
+   * `maxStateBytes` (TOO_LARGE), or timestamps that were ignored (CLOCK_SKEW:
+   * the rest of that message merged).
+   */
   error: CustomEvent<Error>;
   close: Event;
 }

@@ -276,7 +276,7 @@ export class SharedState extends EventTarget {
    * @param {string} name
    * @param {{initial?: Record<string, unknown>, persist?: boolean, codec?: {encode(v: unknown, key: string): string|Uint8Array, decode(b: Uint8Array): unknown},
    *          maxKeys?: number, maxKeyBytes?: number, maxValueBytes?: number, maxTombstones?: number,
-   *          joinTimeoutMs?: number, digestMs?: number, batchMs?: number, storage?: Storage,
+   *          maxStateBytes?: number, maxClockSkewMs?: number, joinTimeoutMs?: number, digestMs?: number, batchMs?: number, storage?: Storage,
    *          group?: object, signal?: AbortSignal}} [options]
    */
   static async open(name, options = {}) {
@@ -301,7 +301,7 @@ export class SharedState extends EventTarget {
   #c; #s = 0; #bc; #name; #codec; #cache = new Map(); #group;
   #flushQueued = false; #flushTimer = null; #digestTimer = null; #persistTimer = null;
   #pendingLocal = new Set(); #closed = false; #storage = null; #joined = null;
-  #lastRequest = -Infinity; #options; #onPageHide; #known = new Set();
+  #lastRequest = -Infinity; #options; #onPageHide; #known = new Set(); #maxMsg = 0;
 
   /** @private use SharedState.open() */
   constructor(name, options, group) {
@@ -321,7 +321,13 @@ export class SharedState extends EventTarget {
     }
     this.#s = this.#c.fn.sb_sync_create(this.id, options.maxKeys ?? 4096, options.maxKeyBytes ?? 256,
       options.maxValueBytes ?? 65536, options.maxTombstones ?? 4096, options.maxTabs ?? 256);
-    if (!this.#s) throw new SwitchboardError('INVALID', 'bad SharedState caps');
+    // The largest message (a full snapshot) follows from maxStateBytes; the
+    // default keeps it (≈ 2.4 MB) well inside localStorage's ~5 MB.
+    if (!this.#s || (this.#maxMsg = this.#c.fn.sb_sync_limits(this.#s, options.maxStateBytes ?? 2097152, options.maxClockSkewMs ?? 86400000)) < 0) {
+      this.#c.fn.sb_sync_destroy(this.#s);
+      this.#s = 0;
+      throw new SwitchboardError('INVALID', 'bad SharedState caps');
+    }
     this.#bc = new BroadcastChannel(`switchboard:state:${name}`);
     this.#bc.onmessage = (e) => this.#recv(e.data);
     if (options.signal) options.signal.addEventListener('abort', () => this.close(), { once: true });
@@ -341,7 +347,7 @@ export class SharedState extends EventTarget {
     // 1. What this browser last saw (the new tab is maybe alone).
     if (this.#storage) {
       const saved = this.#storage.getItem(STORAGE_PREFIX + this.#name);
-      if (saved) {
+      if (saved && saved.length <= this.#maxMsg) {
         try { this.#merge(latin1ToBytes(saved), false); } catch { /* corrupt storage: ignore it */ }
       }
     }
@@ -399,6 +405,8 @@ export class SharedState extends EventTarget {
     if (typeof key !== 'string' || !key) throw new SwitchboardError('INVALID', 'keys are non-empty strings');
     const enc = this.#codec.encode(value, key);
     const c = this.#c;
+    // UTF-8 has at least one byte per UTF-16 unit: refuse before copying into wasm.
+    if (key.length > (this.#options.maxKeyBytes ?? 256) || enc.length > (this.#options.maxValueBytes ?? 65536)) throw new SwitchboardError('TOO_LARGE', `set "${key}": over a cap`);
     // Key and value are encoded straight into wasm memory, side by side.
     const vmax = typeof enc === 'string' ? enc.length * 3 : enc.length;
     const kmax = key.length * 3;
@@ -512,6 +520,11 @@ export class SharedState extends EventTarget {
   #recv(data) {
     const bytes = toU8(data);
     if (!bytes || this.#closed) return;
+    if (bytes.length > this.#maxMsg) {
+      // Checked before anything is copied into wasm memory.
+      this.dispatchEvent(new CustomEvent('error', { detail: new SwitchboardError('TOO_LARGE', `message over ${this.#maxMsg} B`) }));
+      return;
+    }
     let n;
     try {
       n = this.#merge(bytes, true);
@@ -521,6 +534,8 @@ export class SharedState extends EventTarget {
     }
     if (n === undefined) return;
     const f = this.#c.fn;
+    const skewed = f.sb_sync_skewed(this.#s);
+    if (skewed) this.dispatchEvent(new CustomEvent('error', { detail: new SwitchboardError('CLOCK_SKEW', `${skewed} stamps too far ahead, ignored`) }));
     const type = f.sb_sync_last_type(this.#s);
     if (type === SYNC_SNAPSHOT && this.#joined) this.#joined();
     if (type === SYNC_REQUEST) {

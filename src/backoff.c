@@ -26,8 +26,8 @@ static double ceiling_for(double min_ms, double max_ms, double factor, int k)
 
 double sb_backoff_delay(double min_ms, double max_ms, double factor, int k, sb_rng *rng)
 {
-    double hi = ceiling_for(min_ms, max_ms, factor, k);
-    return min_ms + (hi - min_ms) * sb_rng_unit(rng);
+    double hi = ceiling_for(min_ms, max_ms, factor, k), lo = min_ms / 2;
+    return lo + (hi - lo) * sb_rng_unit(rng);
 }
 
 sb_backoff *sb_backoff_create(double min_ms, double max_ms, double factor, int max_attempts,

@@ -2,8 +2,10 @@
  * seeded generator (so tests replay exactly).
  *
  * Attempt k (0-based) waits a delay drawn uniformly from
- * [min_ms, min(max_ms, min_ms * factor^k)]: "full jitter" above a floor, so
- * a fleet of clients spreads out while none of them spins at 0 ms. */
+ * [min_ms / 2, min(max_ms, min_ms * factor^k)]: full jitter from the first
+ * attempt (after a server restart a fleet comes back spread over min_ms / 2,
+ * not at one instant, even with min_ms == max_ms or factor 1), above a floor
+ * of min_ms / 2 so none of them spins at 0 ms (docs/decisions.md). */
 #ifndef SB_BACKOFF_H
 #define SB_BACKOFF_H
 
@@ -22,7 +24,7 @@ void sb_backoff_destroy(sb_backoff *b);
 double sb_backoff_next(sb_backoff *b);
 /* Upper bound of the delay the next call would draw from (for UIs). */
 double sb_backoff_ceiling(const sb_backoff *b);
-/* After a success: start again from the floor. */
+/* After a success: start again from the first attempt's range. */
 void sb_backoff_reset(sb_backoff *b);
 int sb_backoff_attempts(const sb_backoff *b);
 

@@ -47,6 +47,7 @@ struct sb_sse {
     int progress; /* this connection dispatched an event */
     int attempts, max_attempts;
     double min_ms, max_ms, factor, deadline;
+    double hold; /* Retry-After for the next failure, ms (0 = none) */
     sb_rng rng;
 };
 
@@ -550,9 +551,15 @@ int sb_sse_opened(sb_sse *s, double now_ms)
     return SB_OK;
 }
 
+void sb_sse_retry_after(sb_sse *s, double ms)
+{
+    if (s)
+        s->hold = ms > 0 ? ms : 0;
+}
+
 int sb_sse_failed(sb_sse *s, double now_ms)
 {
-    double floor, hi;
+    double floor, hi, d, hold;
     if (!s)
         return SB_E_INVALID;
     if (s->state != SB_SSE_CONNECTING && s->state != SB_SSE_OPEN)
@@ -566,15 +573,20 @@ int sb_sse_failed(sb_sse *s, double now_ms)
         s->deadline = -1;
         return SB_E_CONNECTION_LOST;
     }
-    /* the server's retry is a floor we never go under; our jitter and growth
-     * sit on top of it, capped at max_ms unless the server asked for more */
+    /* the server's retry is a floor we never go under (the HTML standard
+     * waits at least that long); our jitter and growth sit on top of it:
+     * sb_backoff_delay draws from [min/2, ...], so asking with min = 2 floor
+     * gives [floor, 2 floor] on the first attempt, growing from there, capped
+     * at max_ms but never below 2 floor (a retry >= max_ms is jittered too) */
     floor = s->retry >= 0 ? s->retry : s->min_ms;
-    hi = s->max_ms > floor ? s->max_ms : floor;
     if (floor < 1) /* retry: 0 still waits 1 ms, and growth needs a base */
         floor = 1;
-    if (hi < floor)
-        hi = floor;
-    s->deadline = now_ms + sb_backoff_delay(floor, hi, s->factor, s->attempts, &s->rng);
+    hi = s->max_ms > 2 * floor ? s->max_ms : 2 * floor;
+    d = sb_backoff_delay(2 * floor, hi, s->factor, s->attempts, &s->rng);
+    /* Retry-After raises this one wait, up to max_ms */
+    hold = s->hold < s->max_ms ? s->hold : s->max_ms;
+    s->hold = 0;
+    s->deadline = now_ms + (d > hold ? d : hold);
     s->attempts++;
     s->state = SB_SSE_WAITING;
     return SB_OK;

@@ -29,9 +29,11 @@
  * IDLE -> CONNECTING -> OPEN -> WAITING -> CONNECTING ... -> CLOSED. On a
  * failure the delay before the next attempt is drawn with full jitter above a
  * floor: the floor is the server's last `retry:` (else min_ms), the ceiling
- * grows by `factor` per failed attempt up to max(max_ms, floor). Attempts
- * start again from the floor once a connection has delivered an event, so
- * the first reconnect after a healthy stream waits exactly `retry` ms. */
+ * starts at twice the floor and grows by `factor` per failed attempt up to
+ * max(max_ms, 2 floor). Attempts start again once a connection has delivered
+ * an event, so the first reconnect after a healthy stream waits between
+ * `retry` and 2 `retry` ms: never less than the server asked, and a fleet
+ * of clients does not come back at one instant. */
 #ifndef SB_SSE_H
 #define SB_SSE_H
 
@@ -94,6 +96,10 @@ SB_EXPORT int sb_sse_opened(sb_sse *s, double now_ms);
  * attempt (sb_sse_deadline). Returns SB_OK, or SB_E_CONNECTION_LOST when
  * max_attempts are used up (the state is then CLOSED). */
 SB_EXPORT int sb_sse_failed(sb_sse *s, double now_ms);
+/* The server said how long to wait (Retry-After on a 429/503, in ms): the
+ * next sb_sse_failed waits at least that long, at most max_ms (never less
+ * than its own draw). One-shot; ms <= 0 clears it. */
+SB_EXPORT void sb_sse_retry_after(sb_sse *s, double ms);
 void sb_sse_close(sb_sse *s);
 /* An event arrived by another path (the native EventSource transport): counts
  * as progress, like a dispatch by sb_sse_feed. */

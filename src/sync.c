@@ -9,6 +9,7 @@
 
 #define WALL_MAX ((uint64_t)1 << 53)
 #define CAP_LIMIT (1u << 20) /* sanity bound on every count cap */
+#define SKEW_DEFAULT 86400000u /* 24 h: how far ahead of now a remote stamp may be */
 
 typedef struct hlc {
     uint64_t wall;
@@ -41,6 +42,9 @@ struct sb_sync {
     uint32_t id;
     uint32_t max_keys, max_key, max_value, max_tomb, max_peers;
     size_t max_msg;
+    size_t max_bytes, bytes; /* key + value bytes held (tombstones: the key) */
+    uint64_t max_skew, now; /* now: wall clock of the merge in progress */
+    int skewed;             /* remote stamps the last merge ignored */
     hlc clock;
     uint32_t own_seq;
     entry *tab;
@@ -121,6 +125,18 @@ static hlc clock_tick(sb_sync *s, double now_ms)
 static void clock_seen(sb_sync *s, hlc remote)
 {
     s->clock = hlc_max(s->clock, remote);
+}
+
+/* May a remote stamp enter our clock? Not if it is more than max_skew ahead
+ * of our wall clock (one crafted message must not drag every tab's clock to
+ * the end of its range), and never at the top of the range, so the next
+ * local tick still encodes. A refused stamp is counted (sb_sync_skewed). */
+static int stamp_ok(sb_sync *s, uint64_t wall)
+{
+    if (wall < WALL_MAX && wall <= s->now + s->max_skew)
+        return 1;
+    s->skewed++;
+    return 0;
 }
 
 static uint32_t hash_key(const uint8_t *k, size_t n)
@@ -243,6 +259,7 @@ static void remove_entry(sb_sync *s, entry *e)
         s->ntomb--;
     else
         s->count--;
+    s->bytes -= (size_t)e->klen + e->vlen;
     free(e->kv);
     memset(e, 0, sizeof *e);
     /* Pull later members of the probe run back so lookups never stop early. */
@@ -381,11 +398,32 @@ sb_sync *sb_sync_create(uint32_t replica_id, uint32_t max_keys, uint32_t max_key
     s->max_msg = ((size_t)max_keys + max_tombstones) * per + (size_t)max_peers * 40 + 64;
     if (s->max_msg > (1u << 30))
         s->max_msg = 1u << 30;
+    s->max_bytes = s->max_msg;
+    s->max_skew = SKEW_DEFAULT;
     if (!s->tab || !s->peers || !s->dirty) {
         sb_sync_destroy(s);
         return NULL;
     }
     return s;
+}
+
+int sb_sync_limits(sb_sync *s, uint32_t max_bytes, uint32_t max_skew_ms)
+{
+    size_t msg;
+    if (!s || !max_bytes || max_bytes > (1u << 30))
+        return SB_E_INVALID;
+    s->max_bytes = max_bytes;
+    s->max_skew = max_skew_ms;
+    /* A full snapshot: the bytes, then per entry its stamp, dot and lengths. */
+    msg = max_bytes + ((size_t)s->max_keys + s->max_tomb) * 48 + (size_t)s->max_peers * 40 + 64;
+    if (msg < s->max_msg)
+        s->max_msg = msg;
+    return (int)s->max_msg;
+}
+
+int sb_sync_skewed(const sb_sync *s)
+{
+    return s ? s->skewed : 0;
 }
 
 void sb_sync_destroy(sb_sync *s)
@@ -442,6 +480,8 @@ static int apply(sb_sync *s, const uint8_t *key, size_t klen, const sb_sync_ts *
         return SB_E_TOO_LARGE;
     if (e && !e->tomb && tomb && s->ntomb >= s->max_tomb)
         return SB_E_TOO_LARGE;
+    if (s->bytes - (e ? (size_t)e->klen + e->vlen : 0) + klen + vlen > s->max_bytes)
+        return SB_E_TOO_LARGE;
     was_live = e && !e->tomb;
     same = was_live && !tomb && e->vlen == vlen && memcmp(e->kv + e->klen, val, vlen) == 0;
     kv = malloc(klen + vlen + 1);
@@ -457,6 +497,7 @@ static int apply(sb_sync *s, const uint8_t *key, size_t klen, const sb_sync_ts *
         e->tomb = 1; /* counted below as a transition from "absent" */
         s->ntomb++;
     } else {
+        s->bytes -= (size_t)e->klen + e->vlen;
         free(e->kv);
         if (e->dirty)
             s->ndirty--; /* an unsent local write, superseded: never sent */
@@ -468,6 +509,7 @@ static int apply(sb_sync *s, const uint8_t *key, size_t klen, const sb_sync_ts *
         s->count--;
         s->ntomb++;
     }
+    s->bytes += klen + vlen;
     e->kv = kv;
     e->klen = (uint32_t)klen;
     e->vlen = (uint32_t)vlen;
@@ -838,10 +880,16 @@ static int merge_ops(sb_sync *s, rd *r, uint32_t origin)
         hlc th = ts_hlc(&w->ts);
         if (covered(s, origin, w->seq))
             continue; /* duplicate, or superseded and collected */
-        rc = apply(s, w->key, w->klen, &w->ts, w->seq, w->tomb, w->val, w->vlen, 1);
-        if (rc < 0)
-            break; /* a cap: the ops before this one stay applied (each stands alone) */
-        clock_seen(s, th);
+        if (stamp_ok(s, th.wall)) {
+            rc = apply(s, w->key, w->klen, &w->ts, w->seq, w->tomb, w->val, w->vlen, 1);
+            if (rc < 0)
+                break; /* a cap: the ops before this one stay applied (each stands alone) */
+            clock_seen(s, th);
+        } else {
+            th = p->last_ts; /* claim completeness up to what we took, no further */
+        }
+        /* A refused write still counts as received: waiting for it would
+         * hold repair and GC back for good. */
         peer_mark(p, w->seq, th);
         rc = 0;
     }
@@ -914,7 +962,7 @@ static int merge_snapshot(sb_sync *s, rd *r, uint32_t origin)
         entry *e = find(s, w->key, w->klen, h);
         if (e)
             e->mark = 1;
-        if (covered(s, w->ts.rid, w->seq))
+        if (covered(s, w->ts.rid, w->seq) || !stamp_ok(s, w->ts.wall))
             continue;
         rc = apply(s, w->key, w->klen, &w->ts, w->seq, w->tomb, w->val, w->vlen, 1);
         if (rc < 0)
@@ -936,13 +984,16 @@ static int merge_snapshot(sb_sync *s, rd *r, uint32_t origin)
         v = vv_lookup(vv, nv, e->ts.rid);
         if (v && v->vv >= e->seq) {
             if (!e->tomb) {
+                uint32_t vlen = e->vlen;
                 e->tomb = 1;
                 e->vlen = 0;
-                if (record_change(s, e)) {
+                rc = record_change(s, e);
+                e->tomb = 0;
+                e->vlen = vlen;
+                if (rc) {
                     rc = SB_E_NO_MEMORY;
                     goto done;
                 }
-                e->tomb = 0;
             }
             remove_entry(s, e);
             i--; /* the backward shift may have moved an unvisited entry here */
@@ -964,7 +1015,8 @@ static int merge_snapshot(sb_sync *s, rd *r, uint32_t origin)
     sender = peer_find(s, origin);
     if (sender)
         sender->stable = hlc_max(sender->stable, st);
-    clock_seen(s, clk);
+    if (stamp_ok(s, clk.wall))
+        clock_seen(s, clk);
 done:
     free(vv);
     free(ents);
@@ -991,11 +1043,13 @@ static int merge_digest(sb_sync *s, rd *r, uint32_t origin)
     peer_alive(p);
     if (last > p->adv_seq)
         p->adv_seq = last;
+    p->stable = hlc_max(p->stable, st);
+    if (!stamp_ok(s, clk.wall))
+        return 0;
     /* The sender stamps nothing at or below clk from now on, so holding all
      * its writes up to `last` means holding all of them up to clk. */
     if (p->vv >= last)
         p->complete = hlc_max(p->complete, clk);
-    p->stable = hlc_max(p->stable, st);
     clock_seen(s, clk);
     return 0;
 }
@@ -1006,9 +1060,10 @@ int sb_sync_merge(sb_sync *s, double now_ms, const uint8_t *in, uint32_t n)
     rd r;
     int type, rc;
     uint32_t origin;
-    (void)now_ms;
     if (!s || (!in && n))
         return SB_E_INVALID;
+    s->now = wall_of(now_ms);
+    s->skewed = 0;
     s->changes.len = 0;
     s->nchanges = 0;
     s->last_type = 0;

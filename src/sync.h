@@ -45,6 +45,12 @@ enum sb_sync_change_flag {
  * tombstones, known peers (live or departed). Returns NULL on bad args. */
 SB_EXPORT sb_sync *sb_sync_create(uint32_t replica_id, uint32_t max_keys, uint32_t max_key_len, uint32_t max_value_len, uint32_t max_tombstones, uint32_t max_peers);
 SB_EXPORT void sb_sync_destroy(sb_sync *s);
+/* Further limits (defaults: no total beyond the per-key caps, 24 h of skew):
+ * max_bytes (1 .. 2^30) caps the key + value bytes held (a tombstone holds
+ * its key), and with it the largest message merge accepts; a remote stamp
+ * more than max_skew_ms ahead of the caller's wall clock is ignored (see
+ * sb_sync_skewed). Returns the largest message merge accepts, or SB_E_INVALID. */
+SB_EXPORT int sb_sync_limits(sb_sync *s, uint32_t max_bytes, uint32_t max_skew_ms);
 
 /* Local write; the op is queued until sb_sync_flush (bursts coalesce: a key
  * written ten times before a flush is sent once). Returns 0 or an sb_err
@@ -74,6 +80,11 @@ SB_EXPORT const uint8_t *sb_sync_out(const sb_sync *s);
  * snapshot that hits a cap does not merge its version vector. Messages from
  * this replica are ignored. */
 SB_EXPORT int sb_sync_merge(sb_sync *s, double now_ms, const uint8_t *in, uint32_t n);
+/* Remote stamps the last merge ignored: more than max_skew ahead of now_ms,
+ * or at the end of the clock's range. An ignored write is not applied but
+ * counts as received (it is never asked for again); an ignored clock (digest,
+ * snapshot) does not move ours. The rest of the message merges as usual. */
+SB_EXPORT int sb_sync_skewed(const sb_sync *s);
 /* enum sb_sync_msg of the last merged message, its sender's id. */
 SB_EXPORT int sb_sync_last_type(const sb_sync *s);
 SB_EXPORT uint32_t sb_sync_last_origin(const sb_sync *s);

@@ -51,6 +51,7 @@ function connect() {
   const url = `/sse/stream?s=${stream}&interval=${Math.round(1000 / rate)}&retry=1000`;
   es = new EventStream(url, {
     transport: $('transport').value,
+    resumeParam: 'lastEventId', // native transport: the dev server reads the id from the query (opt-in)
     openWhenHidden: !$('hidden').checked,
     reconnect: { minDelay: 1000, maxDelay: 15000 },
   });
@@ -73,7 +74,9 @@ function connect() {
 $('connect').addEventListener('click', connect);
 $('close').addEventListener('click', () => es?.close());
 $('drop').addEventListener('click', async () => {
+  // POST from this page (the endpoint checks Origin): drop is a state change
   const r = await fetch(`/sse/drop?s=${stream}`, { method: 'POST' });
+  if (!r.ok) return logLine(log, `drop refused: HTTP ${r.status}`, 'sys');
   const { dropped } = await r.json();
   logLine(log, `server dropped ${dropped} connection(s)`, 'sys');
 });

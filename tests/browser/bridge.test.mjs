@@ -86,7 +86,7 @@ for (const kind of ['same-site', 'cross-site']) {
       r.close();
       o.afterClose = await T.codeOf(r.call('add', 1, 2));
       return o;
-    }, { src: peerUrl(childOrigin, { allow: server.url, ch: 'main' }), childOrigin });
+    }, { src: peerUrl(childOrigin, { allow: server.url, ch: 'main', ...(kind === 'same-site' ? { stacks: 1 } : {}) }), childOrigin });
 
     assert.equal(out.add, 5);
     assert.equal(out.origin, childOrigin);
@@ -95,7 +95,9 @@ for (const kind of ['same-site', 'cross-site']) {
     assert.equal(out.err.message, 'boom');
     assert.equal(out.err.code, 'E_CUSTOM');
     assert.equal(out.err.isError, true);
-    assert.match(out.err.stack, /bridge-peer\.js/); // the child's stack, not ours
+    // Both children are cross-origin: the stack crosses only when the child opts in.
+    if (kind === 'same-site') assert.match(out.err.stack, /bridge-peer\.js/); // the child's stack, not ours
+    else assert.doesNotMatch(out.err.stack, /bridge-peer\.js/);
     assert.equal(out.errAsync.name, 'RangeError');
     assert.equal(out.errAsync.message, 'async boom');
     assert.equal(out.missing.code, 'NOT_FOUND');
@@ -174,6 +176,30 @@ test('removing the iframe rejects pending calls with CONNECTION_LOST and fires d
   assert.equal(out.b, 'CONNECTION_LOST');
   assert.ok(['bye', 'removed', 'timeout', 'port-closed'].includes(out.disconnected), out.disconnected);
   assert.equal(out.after, 'CLOSED');
+  assert.deepEqual(errors, []);
+  await close();
+});
+
+test('a sandboxed ("null" origin) child gets the port only when the parent opts in to sending it to "*"', async () => {
+  const { page, errors, close } = await hostPage();
+  const out = await page.evaluate(async (src) => {
+    const { connectFrame } = window.bridge;
+    const f = document.createElement('iframe');
+    f.sandbox = 'allow-scripts';
+    f.src = src;
+    document.body.append(f);
+    await new Promise((resolve) => { f.onload = resolve; });
+    const o = {};
+    // Without the opt-in nothing is sent: the welcome would carry the port to '*'.
+    o.refused = await T.codeOf(connectFrame(f, { origin: 'null', timeout: 1000 }));
+    o.refusedList = await T.codeOf(connectFrame(f, { origin: ['null', 'http://127.0.0.1:1'], timeout: 1000 }));
+    const r = await connectFrame(f, { origin: 'null', opaqueTarget: '*', timeout: 5000 });
+    o.add = await r.call('add', 2, 3);
+    o.origin = await r.call('origin');
+    r.close();
+    return o;
+  }, `${server.url2}/tests/browser/fixtures/bridge-sandboxed.html?allow=${encodeURIComponent(server.url)}`);
+  assert.deepEqual(out, { refused: 'INVALID', refusedList: 'INVALID', add: 5, origin: 'null' });
   assert.deepEqual(errors, []);
   await close();
 });

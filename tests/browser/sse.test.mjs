@@ -40,7 +40,7 @@ for (const transport of ['fetch', 'native']) {
     const s = name(transport);
     const r = await page.evaluate(RUN, {
       url: `/sse/stream?s=${s}&interval=3&count=200&retry=15&dropEvery=9`,
-      options: { transport, reconnect: { minDelay: 15 } },
+      options: { transport, reconnect: { minDelay: 15 }, resumeParam: transport === 'native' ? 'lastEventId' : undefined },
     });
     assert.equal(r.transport, transport);
     assert.deepEqual(r.seen.map((e) => e.n), Array.from({ length: 200 }, (_, i) => i + 1));
@@ -56,6 +56,32 @@ for (const transport of ['fetch', 'native']) {
     await page.close();
   });
 }
+
+test('native: the last event id stays out of the URL unless resumeParam asks for it; auto needs it to pick native', async () => {
+  const { page, errors } = await open();
+  const s = name('noid');
+  const r = await page.evaluate(async (url) => {
+    const plain = (o) => { const e = new window.sb.EventStream('/sse/stream?s=unused&interval=0', o); const t = e.transport; e.close(); return t; };
+    const auto = [plain({ transport: 'auto' }), plain({ transport: 'auto', resumeParam: 'lastEventId' })];
+    const es = new window.sb.EventStream(url, { transport: 'native', reconnect: { minDelay: 10 } });
+    const urls = [];
+    const seen = [];
+    es.addEventListener('time', (e) => seen.push(e.lastEventId));
+    await new Promise((ok) => es.addEventListener('retrying', () => { if (es.retry === null && seen.length >= 6) ok(); }));
+    await new Promise((ok) => es.addEventListener('open', ok, { once: true }));
+    es.close();
+    for (const e of performance.getEntriesByType('resource')) if (e.name.includes(url.split('?')[1].split('&')[0])) urls.push(e.name);
+    return { auto, seen, urls };
+  }, `/sse/stream?s=${s}&interval=3&types=time&dropEvery=3`);
+  assert.deepEqual(r.auto, ['fetch', 'native']);
+  assert.ok(r.seen.length >= 6 && r.seen.some((id) => Number(id) > 0));
+  const st = await stats(s);
+  assert.ok(st.requests.length >= 2, `${st.requests.length} requests`);
+  assert.ok(st.requests.every((q) => q.lastEventId === null), JSON.stringify(st.requests));
+  assert.ok(r.urls.every((u) => !/lastEventId/.test(u)), r.urls.join(' '));
+  assert.deepEqual(errors.filter((e) => !/Failed to load resource|net::|204/.test(e)), []);
+  await page.close();
+});
 
 test('retry: from the server is honoured between reconnects', async () => {
   const { page } = await open();

@@ -10,15 +10,51 @@ static void test_growth_and_bounds(void)
         CHECK(c >= prev_ceiling);
         CHECK(c <= 5000);
         double d = sb_backoff_next(b);
-        CHECK(d >= 100 && d <= c);
+        CHECK(d >= 50 && d <= c); /* [min/2, ceiling] */
         prev_ceiling = c;
     }
     CHECK_EQ(sb_backoff_ceiling(b), 5000);
     CHECK_EQ(sb_backoff_attempts(b), 20);
     sb_backoff_reset(b);
     CHECK_EQ(sb_backoff_ceiling(b), 100);
-    CHECK_EQ(sb_backoff_next(b), 100);
+    {
+        double d = sb_backoff_next(b);
+        CHECK(d >= 50 && d <= 100);
+    }
     sb_backoff_destroy(b);
+}
+
+/* A server restart: every client's first reconnect draws from [min/2, min],
+ * so a fleet does not come back at one instant; no delay is under min/2. */
+static void test_first_attempt_is_jittered(void)
+{
+    double lo = 1e9, hi = 0;
+    int distinct = 0;
+    double prev = -1;
+    for (uint32_t seed = 1; seed <= 1000; seed++) {
+        sb_backoff *b = sb_backoff_create(1000, 30000, 2, 0, seed);
+        double d = sb_backoff_next(b);
+        lo = d < lo ? d : lo;
+        hi = d > hi ? d : hi;
+        distinct += d != prev;
+        prev = d;
+        sb_backoff_destroy(b);
+    }
+    CHECK(lo >= 500 && lo < 520);
+    CHECK(hi <= 1000 && hi > 980);
+    CHECK(distinct > 900);
+    /* also when min == max and when factor == 1 (the ceiling never grows) */
+    {
+        sb_rng r;
+        int spread = 0;
+        sb_rng_seed(&r, 5);
+        for (int k = 0; k < 50; k++) {
+            double a = sb_backoff_delay(300, 300, 2, k, &r), c = sb_backoff_delay(300, 9000, 1, k, &r);
+            CHECK(a >= 150 && a <= 300 && c >= 150 && c <= 300);
+            spread += a < 290 && c < 290;
+        }
+        CHECK(spread > 20);
+    }
 }
 
 static void test_jitter_spreads_and_replays(void)
@@ -81,6 +117,7 @@ int main(void)
 {
     RUN(test_growth_and_bounds);
     RUN(test_jitter_spreads_and_replays);
+    RUN(test_first_attempt_is_jittered);
     RUN(test_max_attempts_and_args);
     TEST_MAIN_END();
 }

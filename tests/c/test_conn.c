@@ -72,7 +72,8 @@ static void test_connect_timeout_then_backoff(void)
     CHECK_EQ(sb_conn_state(c), SB_CONN_RECONNECTING);
     CHECK_EQ(sb_conn_reason(c), SB_CONN_R_CONNECT_TIMEOUT);
     double d = sb_conn_retry_delay(c);
-    CHECK(d >= 100 && d <= 100);
+    CHECK(d >= 50 && d <= 100); /* jittered from the first attempt: [min/2, min] */
+    CHECK(d != 100);
     CHECK_EQ(sb_conn_next_deadline(c), 1000 + d);
     CHECK_EQ(sb_conn_tick(c, 1000 + d - 1), 0);
     a = sb_conn_tick(c, 1000 + d);
@@ -83,7 +84,7 @@ static void test_connect_timeout_then_backoff(void)
 }
 
 /* Delays grow (their ceiling doubles) and are jittered: two seeds differ,
- * and each stays inside [min, ceiling]. */
+ * and each stays inside [min/2, ceiling]. */
 static void test_backoff_grows_with_jitter(void)
 {
     sb_conn *a = mk(11), *b = mk(12);
@@ -96,10 +97,10 @@ static void test_backoff_grows_with_jitter(void)
         CHECK_EQ(sb_conn_closed(b, now, 0), SB_CONN_CHANGED);
         CHECK_EQ(sb_conn_reason(a), SB_CONN_R_PEER_CLOSED);
         double da = sb_conn_retry_delay(a), db = sb_conn_retry_delay(b);
-        CHECK(da >= 100 && da <= ceiling);
-        CHECK(db >= 100 && db <= ceiling);
+        CHECK(da >= 50 && da <= ceiling);
+        CHECK(db >= 50 && db <= ceiling);
         differ |= da != db;
-        above_floor += da > 100 + (ceiling - 100) / 4;
+        above_floor += da > 50 + (ceiling - 50) / 4;
         CHECK_EQ(sb_conn_attempt(a), k + 1);
         now += 5000;
         CHECK(sb_conn_tick(a, now) & SB_CONN_DO_CONNECT);
@@ -108,6 +109,17 @@ static void test_backoff_grows_with_jitter(void)
     }
     CHECK(differ);
     CHECK(above_floor >= 3);
+    {
+        /* the first attempt too: seeds 11 and 12 drew different first delays */
+        sb_conn *x = mk(11), *y = mk(12);
+        sb_conn_start(x, 0);
+        sb_conn_start(y, 0);
+        sb_conn_closed(x, 0, 0);
+        sb_conn_closed(y, 0, 0);
+        CHECK(sb_conn_retry_delay(x) != sb_conn_retry_delay(y));
+        sb_conn_destroy(x);
+        sb_conn_destroy(y);
+    }
     /* an open that never proves itself does not reset the backoff... */
     sb_conn_opened(a, now);
     sb_conn_closed(a, now + 1, 0);
@@ -118,7 +130,7 @@ static void test_backoff_grows_with_jitter(void)
     sb_conn_received(a, now + 10001);
     CHECK_EQ(sb_conn_attempt(a), 0);
     sb_conn_closed(a, now + 10002, 0);
-    CHECK_EQ(sb_conn_retry_delay(a), 100);
+    CHECK(sb_conn_retry_delay(a) >= 50 && sb_conn_retry_delay(a) <= 100);
     sb_conn_destroy(a);
     sb_conn_destroy(b);
 }

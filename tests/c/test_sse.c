@@ -338,18 +338,20 @@ static void test_states(void)
     CHECK_EQ(sb_sse_deadline(s), -1);
     CHECK_EQ(sb_sse_opened(s, 10), SB_OK);
     CHECK_EQ(sb_sse_state(s), SB_SSE_OPEN);
-    /* no retry from the server: floor is min_ms; first attempt waits exactly it */
+    /* no retry from the server: floor is min_ms; the first attempt is
+     * jittered too, in [floor, 2 floor] (never under the floor) */
     CHECK_EQ(sb_sse_failed(s, 100), SB_OK);
     CHECK_EQ(sb_sse_state(s), SB_SSE_WAITING);
-    CHECK_EQ(sb_sse_deadline(s), 600);
+    CHECK(sb_sse_deadline(s) >= 600 && sb_sse_deadline(s) <= 1100);
+    CHECK(sb_sse_deadline(s) != 600);
     CHECK_EQ(sb_sse_attempts(s), 1);
-    /* failures without progress grow with jitter, within [floor, floor*2^k], capped */
+    /* failures without progress grow with jitter, within [floor, 2 floor*2^k], capped */
     for (int k = 1; k < 12; k++) {
         double now = 1000.0 * k, d, ceil;
         CHECK_EQ(sb_sse_connect(s, now), SB_OK);
         CHECK_EQ(sb_sse_failed(s, now), SB_OK);
         d = sb_sse_deadline(s) - now;
-        ceil = 500;
+        ceil = 1000;
         for (int j = 0; j < k && ceil < 8000; j++)
             ceil *= 2;
         ceil = ceil > 8000 ? 8000 : ceil;
@@ -357,18 +359,18 @@ static void test_states(void)
     }
     CHECK_EQ(sb_sse_attempts(s), 12);
     /* a connection that delivers an event resets the count; the server's
-     * retry becomes the floor and the first wait is exactly it */
+     * retry becomes the floor: the first wait is in [retry, 2 retry] */
     CHECK_EQ(sb_sse_connect(s, 20000), SB_OK);
     CHECK_EQ(sb_sse_opened(s, 20001), SB_OK);
     CHECK_EQ(sb_sse_feed(s, (const uint8_t *)"retry: 250\ndata: x\n\n", 20), 1);
     CHECK_EQ(sb_sse_failed(s, 20010), SB_OK);
-    CHECK_EQ(sb_sse_deadline(s), 20260);
+    CHECK(sb_sse_deadline(s) >= 20260 && sb_sse_deadline(s) <= 20510);
     CHECK_EQ(sb_sse_attempts(s), 1);
-    /* retry above max_ms is still honoured as the floor */
+    /* retry above max_ms is still honoured as the floor (and still jittered) */
     CHECK_EQ(sb_sse_connect(s, 30000), SB_OK);
     CHECK_EQ(sb_sse_feed(s, (const uint8_t *)"retry: 20000\ndata: x\n\n", 22), 1);
     CHECK_EQ(sb_sse_failed(s, 30000), SB_OK);
-    CHECK_EQ(sb_sse_deadline(s), 50000);
+    CHECK(sb_sse_deadline(s) >= 50000 && sb_sse_deadline(s) <= 70000);
     /* two failures without progress, then an event by another path
      * (sb_sse_progress, the native transport) resets the count */
     CHECK_EQ(sb_sse_connect(s, 60000), SB_OK);
@@ -381,11 +383,43 @@ static void test_states(void)
     sb_sse_progress(s);
     CHECK_EQ(sb_sse_failed(s, 120000), SB_OK);
     CHECK_EQ(sb_sse_attempts(s), 1);
-    CHECK_EQ(sb_sse_deadline(s), 140000);
+    CHECK(sb_sse_deadline(s) >= 140000 && sb_sse_deadline(s) <= 160000);
     sb_sse_close(s);
     CHECK_EQ(sb_sse_state(s), SB_SSE_CLOSED);
     CHECK_EQ(sb_sse_deadline(s), -1);
     CHECK_EQ(sb_sse_connect(s, 0), SB_E_BAD_STATE);
+    sb_sse_destroy(s);
+}
+
+/* Retry-After (429/503): the next wait is at least what the server asked,
+ * at most max_ms, once; time driven by hand. */
+static void test_retry_after(void)
+{
+    sb_sse *s = sb_sse_create(0, 0, 100, 8000, 2, 0, 4);
+    CHECK_EQ(sb_sse_connect(s, 0), SB_OK);
+    sb_sse_retry_after(s, 5000);
+    CHECK_EQ(sb_sse_failed(s, 1000), SB_OK);
+    CHECK_EQ(sb_sse_deadline(s), 6000); /* over the draw ([100, 200]) */
+    /* one-shot: the next failure is the plain backoff again */
+    CHECK_EQ(sb_sse_connect(s, 6000), SB_OK);
+    CHECK_EQ(sb_sse_failed(s, 6000), SB_OK);
+    CHECK(sb_sse_deadline(s) >= 6100 && sb_sse_deadline(s) <= 6400);
+    /* bounded by max_ms */
+    CHECK_EQ(sb_sse_connect(s, 7000), SB_OK);
+    sb_sse_retry_after(s, 3600e3);
+    CHECK_EQ(sb_sse_failed(s, 7000), SB_OK);
+    CHECK_EQ(sb_sse_deadline(s), 15000);
+    /* below the draw it changes nothing; 0 or negative is ignored */
+    CHECK_EQ(sb_sse_connect(s, 20000), SB_OK);
+    CHECK_EQ(sb_sse_feed(s, (const uint8_t *)"retry: 1000\ndata: x\n\n", 21), 1);
+    sb_sse_retry_after(s, 10);
+    CHECK_EQ(sb_sse_failed(s, 20000), SB_OK);
+    CHECK(sb_sse_deadline(s) >= 21000);
+    CHECK_EQ(sb_sse_connect(s, 30000), SB_OK);
+    sb_sse_retry_after(s, -5);
+    CHECK_EQ(sb_sse_failed(s, 30000), SB_OK);
+    CHECK(sb_sse_deadline(s) >= 31000 && sb_sse_deadline(s) <= 34000);
+    sb_sse_retry_after(NULL, 1);
     sb_sse_destroy(s);
 }
 
@@ -405,7 +439,7 @@ static void test_max_attempts_and_retry_zero(void)
     CHECK_EQ(sb_sse_connect(s, 0), SB_OK);
     CHECK_EQ(sb_sse_feed(s, (const uint8_t *)"retry: 0\ndata: x\n\n", 18), 1);
     CHECK_EQ(sb_sse_failed(s, 10), SB_OK);
-    CHECK_EQ(sb_sse_deadline(s), 11); /* retry: 0 still waits 1 ms */
+    CHECK(sb_sse_deadline(s) >= 11 && sb_sse_deadline(s) <= 12); /* retry: 0 still waits 1 ms */
     sb_sse_destroy(s);
 
     CHECK(sb_sse_create(0, 0, -1, 10, 2, 0, 1) == NULL);
@@ -426,5 +460,6 @@ int main(void)
     RUN(test_last_id_and_resume);
     RUN(test_states);
     RUN(test_max_attempts_and_retry_zero);
+    RUN(test_retry_after);
     TEST_MAIN_END();
 }

@@ -606,6 +606,150 @@ static void test_wire_vectors(void)
     sb_sync_destroy(b);
 }
 
+/* One OPS message by hand: writer `origin`, one set of key=val stamped
+ * (wall, ctr), sequence seq. Returns the frame length in out. */
+static size_t craft_ops(uint8_t *out, size_t cap, uint32_t origin, uint32_t seq, uint64_t wall,
+                        uint32_t ctr, const char *key, const char *val)
+{
+    uint8_t pay[128];
+    size_t n = 0;
+    sb_frame f;
+    pay[n++] = SB_SYNC_OPS;
+    n += sb_varint_put(pay + n, origin);
+    n += sb_varint_put(pay + n, 1);
+    n += sb_varint_put(pay + n, seq);
+    n += sb_varint_put(pay + n, wall);
+    n += sb_varint_put(pay + n, ctr);
+    pay[n++] = 0;
+    n += sb_varint_put(pay + n, strlen(key));
+    memcpy(pay + n, key, strlen(key));
+    n += strlen(key);
+    n += sb_varint_put(pay + n, strlen(val));
+    memcpy(pay + n, val, strlen(val));
+    n += strlen(val);
+    sb_frame_init(&f, SB_FRAME_STATE_OP);
+    f.flags = SB_FRAME_F_BINARY;
+    f.payload = pay;
+    f.payload_len = n;
+    return (size_t)sb_frame_write(&f, out, cap);
+}
+
+/* A remote clock at the end of the range (wall 2^53, counter UINT32_MAX)
+ * must not push the next local tick past what the decoders accept: the group
+ * keeps replicating and snapshots keep loading. Time is driven by hand. */
+static void test_remote_clock_bound(void)
+{
+    const double now = 1.7e12; /* a 2023 wall clock */
+    const uint64_t day = 86400000u;
+    sb_sync *a = mk(1), *b = mk(2), *c = mk(3);
+    uint8_t m[160];
+    size_t len;
+    char v[16];
+    sb_sync_ts ts;
+
+    /* the crafted message: a tab that says it is at the end of time */
+    len = craft_ops(m, sizeof m, 9, 1, (uint64_t)1 << 53, UINT32_MAX, "evil", "1");
+    CHECK(sb_sync_merge(a, now, m, (uint32_t)len) >= 0);
+    CHECK_EQ(sb_sync_skewed(a), 1);
+    CHECK_EQ(get_str(a, "evil", v, sizeof v), -1); /* ignored... */
+    CHECK_EQ(sb_sync_merge(a, now, m, (uint32_t)len), 0);
+    CHECK_EQ(sb_sync_skewed(a), 0); /* ...and counted as received: not again */
+    /* a's next write still encodes and merges everywhere */
+    CHECK_EQ(sb_sync_set(a, now, K("k"), K("after")), 0);
+    {
+        uint8_t *w = take(a, sb_sync_flush(a), &len);
+        CHECK_EQ(sb_sync_merge(b, now, w, (uint32_t)len), 1);
+        free(w);
+    }
+    CHECK_EQ(get_str(b, "k", v, sizeof v), 5);
+    CHECK(sb_sync_lookup(b, (const uint8_t *)"k", 1, &ts, NULL, NULL, NULL) == 0);
+    CHECK(ts.wall == (uint64_t)now);
+    /* a's snapshot (the one it would persist) loads */
+    {
+        uint8_t *snap = take(a, sb_sync_snapshot(a, now), &len);
+        CHECK_EQ(sb_sync_merge(c, now, snap, (uint32_t)len), 1);
+        free(snap);
+    }
+    CHECK_EQ(get_str(c, "k", v, sizeof v), 5);
+
+    /* The skew bound: 2 days ahead is ignored, 1 hour ahead is taken. */
+    len = craft_ops(m, sizeof m, 10, 1, (uint64_t)now + 2 * day, 0, "far", "1");
+    CHECK(sb_sync_merge(b, now, m, (uint32_t)len) >= 0);
+    CHECK_EQ(sb_sync_skewed(b), 1);
+    CHECK_EQ(get_str(b, "far", v, sizeof v), -1);
+    len = craft_ops(m, sizeof m, 10, 2, (uint64_t)now + 3600000, 0, "near", "1");
+    CHECK_EQ(sb_sync_merge(b, now, m, (uint32_t)len), 1);
+    CHECK_EQ(sb_sync_skewed(b), 0);
+    /* No repair loop for the refused write: its dot counts as received. */
+    CHECK_EQ(sb_sync_missing(b), 0);
+    /* ...and the same stamp is fine once our own clock has caught up. */
+    len = craft_ops(m, sizeof m, 11, 1, (uint64_t)now + 2 * day, 0, "later", "1");
+    CHECK_EQ(sb_sync_merge(b, now + 2 * day, m, (uint32_t)len), 1);
+    /* The bound is configurable; 0 = no stamp ahead of our clock at all. */
+    CHECK(sb_sync_limits(c, 1 << 20, 0) > 0);
+    len = craft_ops(m, sizeof m, 12, 1, (uint64_t)now + 1, 0, "ahead", "1");
+    CHECK(sb_sync_merge(c, now, m, (uint32_t)len) >= 0);
+    CHECK_EQ(sb_sync_skewed(c), 1);
+    CHECK_EQ(sb_sync_limits(c, 0, 0), SB_E_INVALID);
+    CHECK_EQ(sb_sync_limits(c, (1u << 30) + 1, 0), SB_E_INVALID);
+    /* A digest or snapshot clock beyond the bound does not move ours either. */
+    {
+        sb_sync *far = mk(13);
+        uint8_t *d;
+        sb_sync_set(far, now + 2 * day, K("x"), K("1"));
+        sb_sync_flush(far);
+        d = take(far, sb_sync_digest(far, now + 2 * day), &len);
+        CHECK_EQ(sb_sync_merge(a, now, d, (uint32_t)len), 0);
+        CHECK_EQ(sb_sync_skewed(a), 1);
+        free(d);
+        d = take(far, sb_sync_snapshot(far, now + 2 * day), &len);
+        CHECK_EQ(sb_sync_merge(a, now, d, (uint32_t)len), 0);
+        CHECK_EQ(sb_sync_skewed(a), 2); /* the entry and the clock */
+        free(d);
+        sb_sync_set(a, now, K("k2"), K("1"));
+        CHECK(sb_sync_lookup(a, (const uint8_t *)"k2", 2, &ts, NULL, NULL, NULL) == 0);
+        CHECK(ts.wall == (uint64_t)now);
+        sb_sync_destroy(far);
+    }
+    sb_sync_destroy(a);
+    sb_sync_destroy(b);
+    sb_sync_destroy(c);
+}
+
+/* A total of key + value bytes, and with it the largest message accepted. */
+static void test_total_bytes_cap(void)
+{
+    sb_sync *a = mk(1), *b = mk(2);
+    uint8_t val[60];
+    int max = sb_sync_limits(a, 200, 86400000);
+    memset(val, 'v', sizeof val);
+    /* 64 keys + 64 tombstones x 48, 32 peers x 40, + 64 + 200 */
+    CHECK_EQ(max, 200 + 128 * 48 + 32 * 40 + 64);
+    CHECK_EQ(sb_sync_set(a, 1, K("k1"), val, 60), 0);
+    CHECK_EQ(sb_sync_set(a, 1, K("k2"), val, 60), 0);
+    CHECK_EQ(sb_sync_set(a, 1, K("k3"), val, 60), 0);
+    CHECK_EQ(sb_sync_set(a, 1, K("k4"), val, 60), SB_E_TOO_LARGE); /* 248 > 200 */
+    CHECK_EQ(sb_sync_set(a, 1, K("k3"), val, 40), 0);               /* shrinking is fine */
+    CHECK_EQ(sb_sync_set(a, 1, K("k4"), val, 60), SB_E_TOO_LARGE);  /* 166 + 62 */
+    CHECK_EQ(sb_sync_delete(a, 2, K("k1")), 1);                     /* the tombstone keeps 2 */
+    CHECK_EQ(sb_sync_set(a, 3, K("k4"), val, 60), 0);
+    /* b holds more than a may: a refuses b's snapshot whole (TOO_LARGE). */
+    for (int i = 0; i < 5; i++) {
+        char k[4] = {'z', (char)('0' + i), 0};
+        sb_sync_set(b, 5, (const uint8_t *)k, 2, val, 60);
+    }
+    sb_sync_flush(b);
+    {
+        size_t len;
+        uint8_t *snap = take(b, sb_sync_snapshot(b, 6), &len);
+        CHECK_EQ(sb_sync_merge(a, 6, snap, (uint32_t)len), SB_E_TOO_LARGE);
+        free(snap);
+    }
+    CHECK_EQ(sb_sync_count(a), 3);
+    sb_sync_destroy(a);
+    sb_sync_destroy(b);
+}
+
 /* A small peer table: departed peers make room; live ones never do. */
 static void test_peer_table_eviction(void)
 {
@@ -660,6 +804,8 @@ static void test_silent_peer_is_not_dropped(void)
 int main(void)
 {
     RUN(test_wire_vectors);
+    RUN(test_remote_clock_bound);
+    RUN(test_total_bytes_cap);
     RUN(test_silent_peer_is_not_dropped);
     RUN(test_peer_table_eviction);
     RUN(test_basic_lww_and_frames);

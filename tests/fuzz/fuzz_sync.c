@@ -10,6 +10,7 @@
 static sb_sync *seeded(uint32_t id)
 {
     sb_sync *s = sb_sync_create(id, 32, 16, 64, 32, 8);
+    sb_sync_limits(s, 1024, 100000); /* a total cap and a skew bound in reach of the fuzzer */
     sb_sync_set(s, 1000, (const uint8_t *)"a", 1, (const uint8_t *)"1", 1);
     sb_sync_set(s, 1001, (const uint8_t *)"b", 1, (const uint8_t *)"\"x\"", 3);
     sb_sync_delete(s, 1002, (const uint8_t *)"a", 1);

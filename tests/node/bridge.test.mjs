@@ -13,6 +13,7 @@ async function pair(aOpts = {}, bOpts = {}) {
 
 test('calls, errors with name/message/stack/code, missing and inherited methods', async () => {
   const [a, b] = await pair({}, {
+    sendErrorStacks: true, // a MessagePort's peer may be any origin: stacks only when asked
     methods: {
       add: (x, y) => x + y,
       async later(v) { await new Promise((r) => setTimeout(r, 5)); return v; },
@@ -27,6 +28,43 @@ test('calls, errors with name/message/stack/code, missing and inherited methods'
   for (const name of ['nope', 'constructor', 'hasOwnProperty', '__proto__']) {
     await assert.rejects(a.call(name), (e) => e.code === 'NOT_FOUND', name);
   }
+  a.close();
+  b.close();
+});
+
+test('error stacks do not cross to a peer of unknown origin unless sendErrorStacks is set', async () => {
+  const boom = () => { throw new RangeError('too far'); };
+  const [a, b] = await pair({}, { methods: { boom } });
+  await assert.rejects(a.call('boom'), (e) => e.name === 'RangeError' && e.message === 'too far' && !/boom/.test(e.stack));
+  const [c, d] = await pair({}, { methods: { boom }, sendErrorStacks: false });
+  await assert.rejects(c.call('boom'), (e) => !/boom/.test(e.stack));
+  for (const r of [a, b, c, d]) r.close();
+});
+
+test('whatever a method throws or rejects with, the caller gets an error at once, not a timeout', async () => {
+  const [a, b] = await pair({ timeout: 400 }, {
+    methods: {
+      sym() { throw Symbol('s'); },
+      num() { throw 42; },
+      undef() { throw undefined; },
+      getter() { throw { get name() { throw new Error('no name'); } }; },
+      proxy() { throw new Proxy({}, { get() { throw new Error('trap'); } }); },
+      fn() { throw function secret() {}; },
+      rejectSym() { return Promise.reject(Symbol('r')); },
+      rejectGetter() { return Promise.reject({ get message() { throw new Error('no message'); } }); },
+      badThen() { return { get then() { throw new Error('then'); } }; },
+    },
+  });
+  const expected = { sym: 'Symbol(s)', num: '42', undef: 'undefined', rejectSym: 'Symbol(r)', badThen: 'then' };
+  for (const name of ['sym', 'num', 'undef', 'getter', 'proxy', 'fn', 'rejectSym', 'rejectGetter', 'badThen']) {
+    const t0 = performance.now();
+    const e = await a.call(name).then(() => null, (x) => x);
+    assert.ok(e instanceof Error, name);
+    assert.notEqual(e.code, 'TIMEOUT', `${name} got no answer`);
+    assert.ok(performance.now() - t0 < 300, name);
+    if (expected[name]) assert.equal(e.message, expected[name], name);
+  }
+  assert.equal(await a.call('num').catch(() => 'still connected'), 'still connected');
   a.close();
   b.close();
 });

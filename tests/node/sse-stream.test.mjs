@@ -65,8 +65,9 @@ test('retry: is the floor of the reconnect delay and Last-Event-ID is sent', asy
   await closed(es);
   assert.equal(es.retry, 150);
   assert.ok(delays.length >= 3);
-  // after a connection that delivered events the first wait is exactly retry
+  // retry is the floor; the waits are jittered above it (up to 2× on a first attempt)
   for (const d of delays) assert.ok(d >= 150, `delay ${d} under the server's retry`);
+  assert.ok(new Set(delays).size > 1 && delays.some((d) => d > 150), `not jittered: ${delays}`);
   const st = await stats(s);
   for (let i = 1; i < st.requests.length; i++) {
     assert.ok(st.requests[i].at - st.requests[i - 1].at >= 145, 'reconnected before retry ms');
@@ -107,9 +108,30 @@ test('404 is fatal, 503 retries with backoff until maxAttempts', async () => {
   const eb = await closed(b);
   assert.equal(eb.error.code, 'CONNECTION_LOST');
   assert.equal(delays.length, 3);
-  assert.equal(delays[0], 5);
+  // jittered from the first attempt: [5, 10], then [5, 20], [5, 40]
+  assert.ok(delays[0] >= 5 && delays[0] <= 10 && delays[0] !== 5, `first delay ${delays[0]}`);
   assert.ok(delays.every((d) => d >= 5 && d <= 40));
   assert.equal((await stats(s)).requests.length, 4);
+});
+
+test('Retry-After on 429/503 (seconds or HTTP-date) sets the next wait, bounded by maxDelay', async () => {
+  // A fetch that answers each request with the next canned response.
+  const fake = (...answers) => async () => answers.shift();
+  const firstDelay = (answer, reconnect) => new Promise((resolve) => {
+    const es = new EventStream('http://x/feed', { fetch: fake(answer), reconnect: { minDelay: 5, maxDelay: 4000, ...reconnect } });
+    es.addEventListener('error', () => {});
+    es.addEventListener('retrying', (e) => { es.close(); resolve(e.delay); });
+  });
+  const at = (ms) => new Date(Date.now() + ms).toUTCString();
+  assert.equal(await firstDelay(new Response('busy', { status: 503, headers: { 'retry-after': '2' } })), 2000);
+  const d = await firstDelay(new Response('slow down', { status: 429, headers: { 'retry-after': at(3000) } }));
+  assert.ok(d > 1500 && d <= 3000, `HTTP-date: ${d}`);
+  assert.equal(await firstDelay(new Response('', { status: 503, headers: { 'retry-after': '86400' } })), 4000);
+  // garbage, a date in the past, or another status: the plain backoff
+  for (const [status, ra] of [[503, 'soon'], [503, at(-60000)], [500, '2']]) {
+    const x = await firstDelay(new Response('', { status, headers: { 'retry-after': ra } }));
+    assert.ok(x >= 5 && x <= 10, `${status} ${ra}: ${x}`);
+  }
 });
 
 test('abort signal and close() both fire close', async () => {
@@ -183,4 +205,47 @@ test('async iteration: events in order, ends on close, throws the closing error,
   await new Promise((r) => setTimeout(r, 80)); // nobody reads: the buffer overflows
   await assert.rejects(async () => { for await (const e of it) assert.ok(e); }, (e) => e.code === 'QUEUE_FULL');
   assert.equal(c.readyState, EventStream.CLOSED);
+});
+
+test('dev endpoint: what it reflects is validated and escaped; state changes need POST from its own origin', async () => {
+  const get = (q, headers) => fetch(`${srv.url}/sse/stream?s=${name()}&interval=0&${q}`, { headers });
+  // content types from an allowlist only (text/html would run script on the dev origin)
+  for (const ctype of ['text/html', 'image/svg+xml', 'text/html; charset=utf-8', 'text/event-stream%0D%0ASet-Cookie:%20x=1']) {
+    const r = await get(`ctype=${ctype}`);
+    assert.equal(r.status, 400, ctype);
+    assert.equal(r.headers.get('content-type'), 'text/plain; charset=utf-8');
+    assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+    await r.body?.cancel();
+  }
+  const plain = await get('ctype=text/plain');
+  assert.equal(plain.headers.get('content-type'), 'text/plain');
+  await plain.body.cancel();
+  // event names: a safe charset, so no markup and no injected fields
+  for (const types of ['<svg onload=alert(1)>', 'time%0Adata:%20injected', 'time%0D%0Aid:%20999', 'a:b', 'x'.repeat(65)]) {
+    const r = await get(`types=${types}`);
+    assert.equal(r.status, 400, types);
+    await r.body?.cancel();
+  }
+  // no cookie echo
+  const es = new EventStream(`${srv.url}/sse/stream?s=${name()}&interval=0&echo=1`, { headers: { cookie: 'session=secret', 'x-trace': 'ok' } });
+  const req = await new Promise((ok) => es.addEventListener('request', (e) => ok(JSON.parse(e.data))));
+  es.close();
+  assert.equal(req.headers.cookie, undefined);
+  assert.equal(req.headers['x-trace'], 'ok');
+  // drop / emit: POST only, with an Origin of the dev server itself
+  const s = name();
+  const live = new EventStream(`${srv.url}/sse/stream?s=${s}&interval=0`);
+  await new Promise((ok) => live.addEventListener('open', ok, { once: true }));
+  const post = (path, origin, body) => fetch(`${srv.url}${path}`, { method: 'POST', headers: origin ? { origin } : {}, body });
+  assert.equal((await fetch(`${srv.url}/sse/drop?s=${s}`)).status, 405);
+  assert.equal((await post(`/sse/drop?s=${s}`, 'http://evil.example')).status, 403);
+  assert.equal((await post(`/sse/drop?s=${s}`)).status, 403);
+  assert.equal((await post(`/sse/emit?s=${s}&type=note`, 'http://evil.example', 'x')).status, 403);
+  assert.equal((await post(`/sse/emit?s=${s}&type=a%0Adata:%20x`, srv.url, 'x')).status, 400);
+  const got = new Promise((ok) => live.addEventListener('note', (e) => ok(e.data)));
+  assert.equal((await post(`/sse/emit?s=${s}&type=note`, srv.url, 'line1\rid: 7\r\nline2')).status, 200);
+  assert.equal(await got, 'line1\nid: 7\nline2'); // CR/LF only ever end data lines
+  assert.equal(live.lastEventId, '1');
+  assert.deepEqual(await (await post(`/sse/drop?s=${s}`, srv.url)).json(), { dropped: 1 });
+  live.close();
 });

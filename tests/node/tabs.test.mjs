@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { init, SwitchboardError } from '../../js/index.js';
 import { TabGroup, SharedState } from '../../js/tabs.js';
+import { core } from '../../js/core.js';
 
 await init();
 
@@ -220,4 +221,87 @@ test('SharedState: foreign garbage is refused by the core and reported', async (
   assert.deepEqual(s.toJSON(), { keep: 1 });
   spy.close();
   s.close();
+});
+
+// A STATE_OP frame (docs/tabs.md) carrying one OPS write, built by hand.
+function varint(v) {
+  const out = [];
+  while (v >= 128) { out.push((v % 128) + 128); v = Math.floor(v / 128); }
+  out.push(v);
+  return out;
+}
+function craftedOps(origin, seq, wall, ctr, key, value) {
+  const kb = [...new TextEncoder().encode(key)], vb = [...new TextEncoder().encode(value)];
+  const payload = [1, ...varint(origin), 1, ...varint(seq), ...varint(wall), ...varint(ctr), 0,
+    ...varint(kb.length), ...kb, ...varint(vb.length), ...vb];
+  return new Uint8Array([0x18, 0x10, 0x00, ...varint(payload.length), ...payload]);
+}
+
+test('SharedState: a remote clock at the end of its range is ignored and reported; the group keeps replicating', async () => {
+  const name = uniq('clock');
+  const storage = memoryStorage();
+  const a = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, persist: true, storage });
+  const b = await SharedState.open(name, { group: fast, joinTimeoutMs: 100, persist: true, storage });
+  const errors = [];
+  for (const s of [a, b]) s.addEventListener('error', (e) => errors.push(e.detail.code));
+  const spy = new BroadcastChannel(`switchboard:state:${name}`);
+  spy.postMessage(craftedOps(999, 1, 2 ** 53, 2 ** 32 - 1, 'evil', '1'));       // the cap, counter at UINT32_MAX
+  spy.postMessage(craftedOps(998, 1, Date.now() + 2 * 86400000, 0, 'later', '1')); // two days ahead
+  await until(() => errors.length === 4, 1000, 'clock reports');
+  assert.deepEqual(errors, ['CLOCK_SKEW', 'CLOCK_SKEW', 'CLOCK_SKEW', 'CLOCK_SKEW']);
+  assert.equal(a.has('evil') || a.has('later') || b.has('evil'), false);
+  // The next local writes still encode, replicate and persist.
+  a.set('k', 'after-a');
+  await until(() => b.get('k') === 'after-a', 2000, 'a -> b');
+  b.set('k', 'after-b');
+  await until(() => a.get('k') === 'after-b', 2000, 'b -> a');
+  assert.equal(errors.length, 4, 'nothing else was refused');
+  a.close();
+  b.close();
+  const c = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, persist: true, storage });
+  assert.equal(c.get('k'), 'after-b', 'the saved snapshot loads');
+  spy.close();
+  c.close();
+});
+
+test('SharedState: oversized messages and saved state are refused before any copy into wasm', async () => {
+  const name = uniq('big');
+  const storage = memoryStorage();
+  const s = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, persist: true, storage });
+  const errors = [];
+  s.addEventListener('error', (e) => errors.push(e.detail.code));
+  const c = core();
+  const copies = [];
+  const writeBytes = c.writeBytes;
+  c.writeBytes = function (b) { copies.push(b.length); return writeBytes.call(this, b); };
+  try {
+    // Default limits: 2 MiB of state, so a message over ~2.4 MB is no state of ours.
+    const spy = new BroadcastChannel(`switchboard:state:${name}`);
+    const big = new Uint8Array(3 << 20);
+    big.set([0x18, 0x10, 0x00]);
+    spy.postMessage(big);
+    await until(() => errors.length === 1, 2000, 'report');
+    assert.deepEqual(errors, ['TOO_LARGE']);
+    assert.ok(copies.every((n) => n < 1 << 20), `copied ${Math.max(...copies)} bytes into wasm`);
+    // Writes are refused before their bytes are copied too.
+    assert.throws(() => s.set('v', 'x'.repeat(70000)), (e) => e.code === 'TOO_LARGE');
+    assert.ok(copies.every((n) => n < 1 << 20));
+    spy.close();
+    // So is a saved state over the limit (it is skipped, like corrupt storage).
+    s.close();
+    storage.setItem(`switchboard:state:${name}`, '\x18'.repeat(3 << 20));
+    const t = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, persist: true, storage });
+    assert.equal(t.size, 0);
+    assert.ok(copies.every((n) => n < 1 << 20), `copied ${Math.max(...copies)} bytes into wasm`);
+    t.close();
+  } finally {
+    delete c.writeBytes;
+  }
+  // maxStateBytes caps the whole state: a write past it throws at set().
+  const small = await SharedState.open(uniq('total'), { group: fast, joinTimeoutMs: 10, maxStateBytes: 1000 });
+  small.set('a', 'x'.repeat(600));
+  assert.throws(() => small.set('b', 'x'.repeat(600)), (e) => e.code === 'TOO_LARGE');
+  assert.equal(small.has('b'), false);
+  small.close();
+  await assert.rejects(SharedState.open(uniq('bad'), { group: fast, maxStateBytes: 0 }), (e) => e.code === 'INVALID');
 });
