@@ -88,10 +88,13 @@ export class Session {
     return new TextDecoder().decode(this.out(this.check(this.fn.sb_session_get_id(this.h), 'id')));
   }
 
-  setId(id) {
-    const [p, n] = this.put(id);
-    return this.check(this.fn.sb_session_set_id(this.h, p, n), 'session id');
+  /** fn(h, bytes, len) for one of the sb_session_set_* taking bytes. */
+  setBytes(fn, data) {
+    const [p, n] = this.put(data);
+    return this.check(this.fn[fn](this.h, p, n), fn);
   }
+
+  setId(id) { return this.setBytes('sb_session_set_id', id); }
 
   stat(k) { return this.fn.sb_session_stat(this.h, k); }
   get state() { return this.fn.sb_session_state(this.h); }
@@ -103,9 +106,10 @@ export class Session {
    * heap may move under later calls), and ev is reused between calls.
    */
   drain(fn) {
-    const f = this.fn, h = this.h, c = this.c, ev = this._ev || (this._ev = {});
-    let t;
-    while (this.h && (t = f.sb_session_next_event(h))) {
+    const f = this.fn, c = this.c, ev = this._ev || (this._ev = {});
+    let t, h;
+    // fn may destroy the session (a final close): look at this.h each time.
+    while ((h = this.h) && (t = f.sb_session_next_event(h))) {
       const v = f.sb_session_event_view(h);
       const heap = c.heap();
       const dv = this._dv && this._dv.buffer === heap.buffer ? this._dv : (this._dv = new DataView(heap.buffer));

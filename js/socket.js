@@ -10,6 +10,7 @@
 import { init, core, toBytes } from './core.js';
 import { SwitchboardError } from './errors.js';
 import { Session, utf8 } from './session.js';
+import { now, event, obj, kebabNames, camelEntries, onProperties, listen, idb } from './glue.js';
 import {
   SESSION_CLIENT, SESSION_PROTOCOL, SessionState, ConnReason, QueuePolicy, SessionDropReason, SessionStat,
   SEV_WRITE, SEV_CONNECT, SEV_DISCONNECT, SEV_STATE, SEV_OPEN, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED,
@@ -23,30 +24,12 @@ import {
 
 const isLoaded = () => { try { return !!core(); } catch { return false; } };
 
-// C enum names as the API spells them: CONNECT_TIMEOUT -> 'connect-timeout'.
-const names = (o) => Object.entries(o).reduce((a, [k, v]) => { a[v] = k.toLowerCase().replace(/_/g, '-'); return a; }, []);
-const STATES = names(SessionState);
-const REASONS = names(ConnReason);
-const DROPS = names(SessionDropReason);
-const POLICIES = Object.fromEntries(Object.entries(QueuePolicy).map(([k, v]) => [k.toLowerCase().replace(/_/g, '-'), v]));
-const STATS = Object.entries(SessionStat).map(([k, v]) => [k.toLowerCase().replace(/_(.)/g, (_, c) => c.toUpperCase()), v]);
-
-function now() {
-  // Wall-clock ms: it keeps running while the machine sleeps, which is what
-  // lets the heartbeat notice a sleep. Never let it run backwards.
-  const t = Date.now();
-  if (t > now.last) now.last = t;
-  return now.last;
-}
-now.last = 0;
-
-function event(type, props) {
-  const e = new Event(type);
-  for (const k in props) Object.defineProperty(e, k, { value: props[k], enumerable: true });
-  return e;
-}
-
-const obj = (v) => (v && typeof v === 'object' ? v : {});
+const STATES = kebabNames(SessionState);
+const REASONS = kebabNames(ConnReason);
+const DROPS = kebabNames(SessionDropReason);
+const POLICIES = Object.fromEntries(kebabNames(QueuePolicy).map((k, v) => [k, v]));
+const STATS = camelEntries(SessionStat);
+const MODES = { [SESSION_MODE_FRAMED]: 'framed', [SESSION_MODE_PLAIN]: 'plain', 0: null };
 
 /** User options -> session options (the defaults are the core's). */
 function sessionOptions(opts) {
@@ -70,36 +53,22 @@ function sessionOptions(opts) {
   ];
 }
 
-// ---- IndexedDB persistence ------------------------------------------------
-
-const IDB_NAME = 'switchboard-socket';
-const IDB_STORE = 'outbox';
-
-function idbDo(mode, fn) {
-  return new Promise((resolve, reject) => {
-    const rq = indexedDB.open(IDB_NAME, 1);
-    rq.onupgradeneeded = () => rq.result.createObjectStore(IDB_STORE);
-    rq.onerror = () => reject(rq.error);
-    rq.onsuccess = () => {
-      const db = rq.result;
-      const tx = db.transaction(IDB_STORE, mode);
-      const op = fn(tx.objectStore(IDB_STORE));
-      tx.oncomplete = () => { db.close(); resolve(op.result); };
-      tx.onerror = tx.onabort = () => { db.close(); reject(tx.error); };
-    };
-  });
+/** The server's {code, message} for a failed request. */
+function remoteError(data) {
+  let info;
+  try { info = JSON.parse(utf8(data)); } catch { info = { message: utf8(data) }; }
+  return new SwitchboardError(typeof info?.code === 'string' ? info.code : 'REMOTE', String(info?.message ?? 'server error'));
 }
+
+const idbDo = (mode, fn) => idb('switchboard-socket', 'outbox', mode, fn);
 
 // ---- Socket ----------------------------------------------------------------
 
 export class Socket extends EventTarget {
-  static CONNECTING = 0;
-  static OPEN = 1;
-  static CLOSING = 2;
-  static CLOSED = 3;
+  static CONNECTING = 0; static OPEN = 1; static CLOSING = 2; static CLOSED = 3;
 
   #WS; #url; #protocols; #opts; #s = null; #ws = null; #timer = null; #armedAt = 0; #attempt = 0;
-  #flushQueued = false; #requests = new Map(); #handlers = {}; #listeners = []; #closeInfo = { code: 1006, reason: '', wasClean: false };
+  #flushQueued = false; #requests = new Map(); #listeners = []; #closeInfo = { code: 1006, reason: '', wasClean: false };
   #closed = false; #finished = false; #persist; #saving = null; #saveQueued = false; #binaryType;
 
   /**
@@ -119,8 +88,7 @@ export class Socket extends EventTarget {
     this.#binaryType = opts.binaryType === 'arraybuffer' ? 'arraybuffer' : 'blob';
     this.#persist = obj(opts.queue).persist || null;
     sessionOptions(opts); // validate now, throw in the constructor
-    this.protocol = '';
-    this.extensions = '';
+    this.protocol = this.extensions = '';
     this.session = opts.session || null;
     // With the core loaded and nothing to restore, the session exists at
     // once, so send() right after the constructor applies the queue's rules.
@@ -136,10 +104,7 @@ export class Socket extends EventTarget {
   /** 'idle' | 'connecting' | 'open' | 'closing' | 'closed' | 'reconnecting' */
   get state() { return STATES[this.#state()]; }
   /** 'framed' | 'plain' once connected, else null. */
-  get mode() {
-    const m = this.#s ? this.#s.mode : 0;
-    return m === SESSION_MODE_FRAMED ? 'framed' : m === SESSION_MODE_PLAIN ? 'plain' : null;
-  }
+  get mode() { return MODES[this.#s ? this.#s.mode : 0]; }
 
   get binaryType() { return this.#binaryType; }
   set binaryType(v) { if (v === 'blob' || v === 'arraybuffer') this.#binaryType = v; }
@@ -215,21 +180,6 @@ export class Socket extends EventTarget {
     while (this.#saving) await this.#saving;
   }
 
-  get onopen() { return this.#handlers.open || null; }
-  set onopen(f) { this.#on('open', f); }
-  get onmessage() { return this.#handlers.message || null; }
-  set onmessage(f) { this.#on('message', f); }
-  get onclose() { return this.#handlers.close || null; }
-  set onclose(f) { this.#on('close', f); }
-  get onerror() { return this.#handlers.error || null; }
-  set onerror(f) { this.#on('error', f); }
-
-  #on(type, f) {
-    if (this.#handlers[type]) this.removeEventListener(type, this.#handlers[type]);
-    this.#handlers[type] = typeof f === 'function' ? f : null;
-    if (this.#handlers[type]) this.addEventListener(type, this.#handlers[type]);
-  }
-
   // ---- life cycle ----
 
   #state() {
@@ -241,12 +191,8 @@ export class Socket extends EventTarget {
     const s = new Session(SESSION_CLIENT, sessionOptions(this.#opts));
     this.#s = s;
     const o = this.#opts;
-    if (o.heartbeat && o.heartbeat.plainPing != null) {
-      const [p, n] = s.put(String(o.heartbeat.plainPing));
-      s.check(s.fn.sb_session_set_plain_ping(s.h, p, n), 'heartbeat.plainPing');
-    }
-    const [p, n] = s.put(JSON.stringify(obj(o.hello)));
-    s.check(s.fn.sb_session_set_hello(s.h, p, n), 'hello');
+    if (o.heartbeat?.plainPing != null) s.setBytes('sb_session_set_plain_ping', String(o.heartbeat.plainPing));
+    s.setBytes('sb_session_set_hello', JSON.stringify(obj(o.hello)));
   }
 
   async #boot() {
@@ -276,11 +222,7 @@ export class Socket extends EventTarget {
   }
 
   #listen() {
-    const on = (target, type, fn) => {
-      if (!target || typeof target.addEventListener !== 'function') return;
-      target.addEventListener(type, fn);
-      this.#listeners.push(() => target.removeEventListener(type, fn));
-    };
+    const on = (target, type, fn) => listen(this.#listeners, target, type, fn);
     const call = (f, v) => { if (this.#s) { this.#s.fn[f](this.#s.h, now(), v); this.#flush(); } };
     if (typeof window !== 'undefined') {
       on(window, 'online', () => call('sb_session_network', 1));
@@ -293,9 +235,8 @@ export class Socket extends EventTarget {
   }
 
   #flushSoon() {
-    if (this.#flushQueued) return;
+    if (!this.#flushQueued) queueMicrotask(() => { this.#flushQueued = false; this.#flush(); });
     this.#flushQueued = true;
-    queueMicrotask(() => { this.#flushQueued = false; this.#flush(); });
   }
 
   /** Write what is due, act on every event, re-arm the one timer. */
@@ -342,13 +283,7 @@ export class Socket extends EventTarget {
       case SEV_REQUEST_FAILED: {
         const r = this.#requests.get(e.id);
         if (!r) break;
-        if (e.flags & SEV_F_REMOTE) {
-          let info;
-          try { info = JSON.parse(utf8(e.data)); } catch { info = { message: utf8(e.data) }; }
-          r.reject(new SwitchboardError(typeof info?.code === 'string' ? info.code : 'REMOTE', String(info?.message ?? 'server error')));
-        } else {
-          r.reject(this.#s.c.error(e.code, 'request'));
-        }
+        r.reject(e.flags & SEV_F_REMOTE ? remoteError(e.data) : this.#s.c.error(e.code, 'request'));
         break;
       }
       case SEV_DROP:
@@ -368,12 +303,8 @@ export class Socket extends EventTarget {
   }
 
   #message(e) {
-    let data = e.data;
-    if (e.flags & FRAME_F_BINARY) {
-      data = this.#binaryType === 'blob' && typeof Blob !== 'undefined' ? new Blob([data]) : data.buffer;
-    } else {
-      data = utf8(data);
-    }
+    const bin = e.flags & FRAME_F_BINARY;
+    const data = !bin ? utf8(e.data) : this.#binaryType === 'blob' && typeof Blob !== 'undefined' ? new Blob([e.data]) : e.data.buffer;
     this.dispatchEvent(event('message', { data, channel: e.channel, seq: e.seq, origin: '', lastEventId: e.seq ? String(e.seq) : '' }));
   }
 
@@ -425,11 +356,7 @@ export class Socket extends EventTarget {
       this.#ws = null;
       ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
     }
-    try {
-      ws.close(closing ? this.#closeInfo.code : code, (closing ? this.#closeInfo.reason : reason).slice(0, 120));
-    } catch {
-      try { ws.close(); } catch { /* already closed */ }
-    }
+    try { ws.close(closing ? this.#closeInfo.code : code, (closing ? this.#closeInfo.reason : reason).slice(0, 120)); } catch { /* closed */ }
   }
 
   #finish() {
@@ -442,21 +369,16 @@ export class Socket extends EventTarget {
     this.#listeners = [];
     for (const r of [...this.#requests.values()]) r.reject(new SwitchboardError('CLOSED', 'socket closed'));
     if (this.#persist) this.#save();
-    const s = this.#s;
+    this.#s.destroy(); // after the save above took its snapshot
     this.#s = null;
-    queueMicrotask(() => {
-      // after the save above took its snapshot
-      s?.destroy();
-    });
     this.dispatchEvent(event('close', this.#closeInfo));
   }
 
   // ---- persistence (queue.persist) ----
 
   #saveSoon() {
-    if (!this.#persist || this.#saveQueued) return;
+    if (this.#persist && !this.#saveQueued) setTimeout(() => this.#save(), 0);
     this.#saveQueued = true;
-    setTimeout(() => this.#save(), 0);
   }
 
   #save() {
@@ -471,6 +393,8 @@ export class Socket extends EventTarget {
     this.#saving = p;
   }
 }
+
+onProperties(Socket, ['open', 'message', 'close', 'error']);
 
 /** The subprotocol Socket offers first. */
 export const SOCKET_PROTOCOL = SESSION_PROTOCOL;

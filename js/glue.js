@@ -1,0 +1,66 @@
+// Small helpers every job's glue shares: the clock, events, names of C
+// enums as the API spells them, on* properties, listeners that are removed
+// together, and IndexedDB. No policy.
+
+/** Wall-clock ms that never runs backwards. It keeps running while the
+ * machine sleeps, which is what lets a heartbeat notice a sleep. */
+export function now() {
+  const t = Date.now();
+  if (t > now.last) now.last = t;
+  return now.last;
+}
+now.last = 0;
+
+/** An Event with read-only properties. */
+export function event(type, props) {
+  const e = new Event(type);
+  for (const k in props) Object.defineProperty(e, k, { value: props[k], enumerable: true });
+  return e;
+}
+
+export const obj = (v) => (v && typeof v === 'object' ? v : {});
+
+/** A generated C enum object -> [value] = 'kebab-name' (CONNECT_TIMEOUT -> 'connect-timeout'). */
+export const kebabNames = (o) => Object.entries(o).reduce((a, [k, v]) => { a[v] = k.toLowerCase().replace(/_/g, '-'); return a; }, []);
+/** ... and [[camelName, value]] (QUEUED_BYTES -> 'queuedBytes'). */
+export const camelEntries = (o) => Object.entries(o).map(([k, v]) => [k.toLowerCase().replace(/_(.)/g, (_, c) => c.toUpperCase()), v]);
+
+/** on<type> properties on an EventTarget class, like WebSocket's. */
+export function onProperties(cls, types) {
+  const handlers = new WeakMap();
+  for (const type of types) {
+    Object.defineProperty(cls.prototype, `on${type}`, {
+      get() { return handlers.get(this)?.[type] || null; },
+      set(f) {
+        const h = handlers.get(this) || {};
+        handlers.set(this, h);
+        if (h[type]) this.removeEventListener(type, h[type]);
+        h[type] = typeof f === 'function' ? f : null;
+        if (h[type]) this.addEventListener(type, h[type]);
+      },
+    });
+  }
+}
+
+/** addEventListener that records how to undo it in `offs`. */
+export function listen(offs, target, type, fn) {
+  if (!target || typeof target.addEventListener !== 'function') return;
+  target.addEventListener(type, fn);
+  offs.push(() => target.removeEventListener(type, fn));
+}
+
+/** One IndexedDB transaction on store `store` of database `name`. */
+export function idb(name, store, mode, fn) {
+  return new Promise((resolve, reject) => {
+    const rq = indexedDB.open(name, 1);
+    rq.onupgradeneeded = () => rq.result.createObjectStore(store);
+    rq.onerror = () => reject(rq.error);
+    rq.onsuccess = () => {
+      const db = rq.result;
+      const tx = db.transaction(store, mode);
+      const op = fn(tx.objectStore(store));
+      tx.oncomplete = () => { db.close(); resolve(op.result); };
+      tx.onerror = tx.onabort = () => { db.close(); reject(tx.error); };
+    };
+  });
+}
