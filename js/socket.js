@@ -182,10 +182,7 @@ export class Socket extends EventTarget {
 
   // ---- life cycle ----
 
-  #state() {
-    if (!this.#s) return this.#closed ? SESSION_CLOSED : 0;
-    return this.#s.state;
-  }
+  #state() { return this.#s ? this.#s.state : this.#closed ? SESSION_CLOSED : 0; }
 
   #create() {
     const s = new Session(SESSION_CLIENT, sessionOptions(this.#opts));
@@ -215,29 +212,19 @@ export class Socket extends EventTarget {
     this.#flush();
   }
 
-  #fatal(e) {
-    this.#closed = true;
-    this.dispatchEvent(event('error', { error: e }));
-    this.#finish();
-  }
+  #fatal(e) { this.#closed = true; this.dispatchEvent(event('error', { error: e })); this.#finish(); }
 
   #listen() {
     const on = (target, type, fn) => listen(this.#listeners, target, type, fn);
     const call = (f, v) => { if (this.#s) { this.#s.fn[f](this.#s.h, now(), v); this.#flush(); } };
-    if (typeof window !== 'undefined') {
-      on(window, 'online', () => call('sb_session_network', 1));
-      on(window, 'offline', () => call('sb_session_network', 0));
-      on(window, 'pagehide', () => this.#save());
-    }
-    if (typeof document !== 'undefined') {
-      on(document, 'visibilitychange', () => call('sb_session_visibility', document.visibilityState === 'visible' ? 1 : 0));
-    }
+    const win = typeof window !== 'undefined' ? window : null, doc = typeof document !== 'undefined' ? document : null;
+    on(win, 'online', () => call('sb_session_network', 1));
+    on(win, 'offline', () => call('sb_session_network', 0));
+    on(win, 'pagehide', () => this.#save());
+    on(doc, 'visibilitychange', () => call('sb_session_visibility', doc.visibilityState === 'visible' ? 1 : 0));
   }
 
-  #flushSoon() {
-    if (!this.#flushQueued) queueMicrotask(() => { this.#flushQueued = false; this.#flush(); });
-    this.#flushQueued = true;
-  }
+  #flushSoon() { if (!this.#flushQueued) queueMicrotask(() => { this.#flushQueued = false; this.#flush(); }); this.#flushQueued = true; }
 
   /** Write what is due, act on every event, re-arm the one timer. */
   #flush() {
@@ -376,21 +363,32 @@ export class Socket extends EventTarget {
 
   // ---- persistence (queue.persist) ----
 
+  /** Write the session to IndexedDB after this task (one write for many
+   * changes); persisted() waits for it from the moment it is asked for. */
   #saveSoon() {
-    if (this.#persist && !this.#saveQueued) setTimeout(() => this.#save(), 0);
+    if (!this.#persist || this.#saveQueued || typeof indexedDB === 'undefined') return;
     this.#saveQueued = true;
-  }
-
-  #save() {
-    this.#saveQueued = false;
-    const s = this.#s;
-    if (!this.#persist || typeof indexedDB === 'undefined' || !s || !s.h) return;
-    const state = s.serialize();
-    const prev = this.#saving || Promise.resolve();
-    const p = prev.then(() => idbDo('readwrite', (st) => st.put({ v: 2, state }, this.#persist)))
+    const p = (this.#saving || Promise.resolve()).then(() => new Promise((r) => setTimeout(r, 0)))
+      .then(() => { this.#saveQueued = false; return this.#write(); })
       .catch((e) => this.dispatchEvent(event('error', { error: e })))
       .finally(() => { if (this.#saving === p) this.#saving = null; });
     this.#saving = p;
+  }
+
+  /** Now (pagehide, close): the snapshot is taken synchronously. */
+  #save() {
+    if (!this.#persist || typeof indexedDB === 'undefined' || !this.#s?.h) return;
+    const w = this.#write();
+    const p = Promise.all([this.#saving, w]).catch((e) => this.dispatchEvent(event('error', { error: e })))
+      .finally(() => { if (this.#saving === p) this.#saving = null; });
+    this.#saving = p;
+  }
+
+  #write() {
+    const s = this.#s;
+    if (!s?.h) return Promise.resolve();
+    const state = s.serialize();
+    return idbDo('readwrite', (st) => st.put({ v: 2, state }, this.#persist));
   }
 }
 

@@ -1,11 +1,16 @@
 // A switchboard.v1 server side for tests that need a server which
 // handshakes correctly and then misbehaves: a real server-role session
 // greets and welcomes; after that the test writes what it likes.
+import { createCore } from '../../js/core.js';
 import { Session } from '../../js/session.js';
 import { SESSION_SERVER, SEV_WRITE, SEV_HELLO, SEV_OPEN } from '../../js/constants.js';
 
+// Its own whole core: the glue's may be a job's (npm test runs each job's
+// tests on that job's core), which has no server role.
+const whole = await createCore({ wasmURL: new URL('../../dist/switchboard.wasm', import.meta.url) });
+
 export function handshake(ws, onOpen = () => {}) {
-  const s = new Session(SESSION_SERVER, []);
+  const s = new Session(SESSION_SERVER, [], undefined, whole);
   let open = false;
   const pump = () => {
     s.fn.sb_session_flush(s.h, Date.now());

@@ -456,3 +456,77 @@ test('SqliteStore: one transaction per commit, sessions survive reopening, a fai
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the relay refuses garbage and oversize frames from a client with a close code and reason', async () => {
+  const relay = await Relay.create({ maxPayload: 1024 });
+  const s = await serve(relay);
+  const closeOf = (send) => new Promise((resolve) => {
+    const ws = new WebSocket(s.url, [SESSION_PROTOCOL]);
+    ws.on('open', () => send(ws));
+    ws.on('close', (code, reason) => resolve([code, String(reason)]));
+  });
+  let [code, reason] = await closeOf((ws) => ws.send(Buffer.from('{"hello":1}')));
+  assert.equal(code, CLOSE_PROTOCOL);
+  assert.match(reason, /^BAD_VERSION/);
+  [code, reason] = await closeOf((ws) => ws.send('text'));
+  assert.equal(code, CLOSE_PROTOCOL);
+  assert.match(reason, /^BAD_FRAME/);
+  [code, reason] = await closeOf((ws) => ws.send(encodeFrame({ kind: 'hello', payload: new Uint8Array(2000) })));
+  assert.equal(code, CLOSE_TOO_BIG);
+  assert.match(reason, /^TOO_LARGE/);
+  [code, reason] = await closeOf((ws) => ws.send(encodeFrame({ kind: 'message', seq: 1, flags: FRAME_F_ACK_REQ, payload: 'x' })));
+  assert.equal(code, CLOSE_PROTOCOL);
+  assert.match(reason, /^BAD_STATE/); // no hello first
+  // after a real handshake: a frame over the relay's maxPayload
+  const c = new SessionClient(s.url, { hello: { room: 'caps' } });
+  await c.until(() => c.open);
+  const ws = c.hijack();
+  const closed = new Promise((resolve) => ws.on('close', (k, r) => resolve([k, String(r)])));
+  ws.send(encodeFrame({ kind: 'message', seq: 1, flags: FRAME_F_ACK_REQ, payload: new Uint8Array(2000) }));
+  [code, reason] = await closed;
+  assert.equal(code, CLOSE_TOO_BIG);
+  assert.match(reason, /^TOO_LARGE/);
+  c.close();
+  assert.equal(relay.stats.protocolErrors, 5);
+  // and without the subprotocol at all
+  const refused = await new Promise((resolve) => {
+    const ws = new WebSocket(s.url);
+    ws.on('open', () => resolve('opened'));
+    ws.on('error', (e) => resolve(e.message));
+  });
+  assert.match(refused, /400/);
+  relay.close();
+  await s.kill();
+});
+
+
+test('SQLite store: a relay restarted on the same database file resumes its sessions, nothing lost, nothing twice', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-sqlite-'));
+  const db = join(dir, 'relay.db');
+  let relay = await Relay.create({ store: await SqliteStore.open(db) });
+  let s = await serve(relay);
+  const port = s.port;
+  const a = new SessionClient(s.url, { hello: { room: 'db', user: 'a' } });
+  const b = new SessionClient(s.url, { hello: { room: 'db', user: 'b' } });
+  try {
+    await Promise.all([a.until(() => a.open), b.until(() => b.open)]);
+    const ids = [a.id, b.id];
+    for (let i = 0; i < 100; i++) a.send(`m${i}`);
+    await b.until(() => b.texts().length >= 40, 5000, 'first messages');
+    // The process dies (no close handshake, nothing flushed on the way out).
+    await s.kill();
+    relay.close();
+    relay = await Relay.create({ store: await SqliteStore.open(db) });
+    assert.deepEqual([...relay.sessions.keys()].sort(), [...ids].sort());
+    s = await serve(relay, port);
+    for (let i = 100; i < 150; i++) a.send(`m${i}`);
+    await b.until(() => b.texts().length >= 150, 10000, 'everything');
+    assert.deepEqual(b.texts(), Array.from({ length: 150 }, (_, i) => `m${i}`));
+    assert.deepEqual([a.id, b.id], ids);
+    assert.deepEqual(b.errors, []);
+  } finally {
+    a.close(); b.close(); relay.close();
+    await s.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
