@@ -247,7 +247,8 @@ export class Socket extends EventTarget {
     this.#timer = null;
     if (d < 0) return;
     this.#armedAt = d;
-    this.#timer = setTimeout(() => { this.#timer = null; this.#flush(); }, Math.max(0, d - now()));
+    // (setTimeout fires at once past 2^31 - 1 ms: clamp, an early tick is harmless)
+    this.#timer = setTimeout(() => { this.#timer = null; this.#flush(); }, Math.min(0x7fffffff, Math.max(0, d - now())));
   }
 
   #event(t, e) {

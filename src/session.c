@@ -1716,8 +1716,11 @@ double sb_session_next_deadline(const sb_session *s)
                 d = mind(d, l->last_rx + s->opt[SB_SO_IDLE_TIMEOUT]);
         }
     }
-    if (s->out)
-        d = mind(d, sb_outbox_deadline(s->out));
+    if (s->out) {
+        double od = sb_outbox_deadline(s->out);
+        if (od < NO_TIMEOUT / 2) /* an ack timeout that is off is no deadline */
+            d = mind(d, od);
+    }
     if (s->role == SB_SESSION_SERVER && s->state == SB_SESSION_RECONNECTING)
         d = mind(d, s->detached_at + s->opt[SB_SO_SESSION_TTL]);
     for (uint32_t i = 0; i < s->nreqs; i++)

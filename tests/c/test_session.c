@@ -180,6 +180,9 @@ static void test_handshake_and_messages(void)
     sb_session_flush(c.s, now);
     drain(&c, &up);
     CHECK_EQ(up.n, 1); /* one batch */
+    /* In flight, waiting for an ack: no timer of its own (ack timeouts are
+     * off; hosts would busy-loop on a timer 1e15 ms away). */
+    CHECK(sb_session_next_deadline(c.s) < 0 || sb_session_next_deadline(c.s) <= now + 60000);
     deliver(&sv, &up, now);
     drain(&sv, &down);
     CHECK_EQ(sv.ngot, 100);
