@@ -1449,6 +1449,7 @@ static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, u
         const sb_outbox_event *e = sb_outbox_event_view(s->out);
         const uint8_t *p;
         uint32_t len;
+        int is_req = 0;
         if (t != SB_OUTBOX_EV_DROP && t != SB_OUTBOX_EV_EXPIRED && t != SB_OUTBOX_EV_DEADLETTER)
             continue;
         p = sb_outbox_event_payload(s->out, &len);
@@ -1457,7 +1458,6 @@ static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, u
             len = n;
         }
         s->dirty = 1;
-        s->stats[SB_SS_DROPPED]++;
         if (s->role == SB_SESSION_SERVER) {
             /* A client we had to drop messages for hears of it in the next
              * welcome; if it is attached it is not keeping up: make it come back. */
@@ -1470,12 +1470,14 @@ static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, u
                 s->reqs[i] = s->reqs[--s->nreqs];
                 emit(s, SB_SEV_REQUEST_FAILED, 0, 0, e->id, 0,
                      t == SB_OUTBOX_EV_EXPIRED ? SB_E_TIMEOUT : e->code, 0, NULL, 0);
-                p = NULL; /* a request's failure is its own event */
+                is_req = 1; /* a request's failure is its own event */
                 break;
             }
-        if (p || t == SB_OUTBOX_EV_DROP)
+        if (!is_req && (p || t == SB_OUTBOX_EV_DROP)) {
+            s->stats[SB_SS_DROPPED]++; /* counts DROP events */
             emit(s, SB_SEV_DROP, e->channel, t == SB_OUTBOX_EV_DROP ? SB_DROP_OVERFLOW : SB_DROP_EXPIRED,
                  e->id, 0, e->code, 0, p, len);
+        }
     }
 }
 
@@ -1628,6 +1630,12 @@ static int run(sb_session *s, double now)
             emit(s, SB_SEV_CLOSED, 0, 0, 0, 0, 0, 0, NULL, 0);
         }
     }
+    /* The outbox first: a request that expires there still finds its
+     * waiter, so it fails once instead of also being reported as a drop. */
+    if (s->out) {
+        sb_outbox_poll(s->out, now);
+        outbox_events(s, 0, NULL, 0);
+    }
     for (uint32_t i = 0; i < s->nreqs;) {
         if (s->reqs[i].deadline >= 0 && now >= s->reqs[i].deadline) {
             uint32_t id = s->reqs[i].id;
@@ -1636,10 +1644,6 @@ static int run(sb_session *s, double now)
         } else {
             i++;
         }
-    }
-    if (s->out) {
-        sb_outbox_poll(s->out, now);
-        outbox_events(s, 0, NULL, 0);
     }
     if (s->close_code == SB_CLOSE_TRY_AGAIN && s->role == SB_SESSION_SERVER && s->l) {
         disconnect(s, s->close_code, s->close_reason);

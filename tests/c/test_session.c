@@ -26,7 +26,8 @@ typedef struct end {
     int disconnects, last_close;
     uint32_t got[MAXQ]; /* message payloads received, as numbers */
     int ngot;
-    int responses, failures, hellos, requests;
+    int responses, failures, hellos, requests, drops;
+    int last_fail_code;
     uint32_t req_ids[MAXQ];
     int nreq;
     int opened, closed;
@@ -84,6 +85,10 @@ static void drain(end *e, pipe *out)
             break;
         case SB_SEV_REQUEST_FAILED:
             e->failures++;
+            e->last_fail_code = v->code;
+            break;
+        case SB_SEV_DROP:
+            e->drops++;
             break;
         case SB_SEV_HELLO:
             e->hellos++;
@@ -390,6 +395,42 @@ static void test_cap_guard_near_miss(void)
     sb_session_destroy(sv.s);
 }
 
+/* A request whose deadline passes while it is still unconfirmed in the
+ * outbox fails once, with TIMEOUT, and is not also reported as a drop. */
+static void test_request_timeout_reported_once(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 0;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 12);
+    sb_session_start(c.s, now);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    int id = sb_session_request(c.s, 0, 0, (const uint8_t *)"slow", 4, 100, now);
+    CHECK(id > 0);
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    clear(&up); /* never arrives: no ack, no answer */
+    now = sb_session_next_deadline(c.s);
+    CHECK(now <= 100);
+    while (now < 100) {
+        sb_session_tick(c.s, now);
+        drain(&c, &up);
+        now = sb_session_next_deadline(c.s);
+    }
+    sb_session_tick(c.s, now);
+    drain(&c, &up);
+    CHECK_EQ(c.failures, 1);
+    CHECK_EQ(c.last_fail_code, SB_E_TIMEOUT);
+    CHECK_EQ(c.drops, 0);
+    CHECK_EQ(sb_session_stat(c.s, SB_SS_DROPPED), 0);
+    CHECK_EQ(sb_session_stat(c.s, SB_SS_REQUESTS_PENDING), 0);
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
 int main(void)
 {
     RUN(test_handshake_and_messages);
@@ -397,5 +438,6 @@ int main(void)
     RUN(test_resume_after_drop);
     RUN(test_cap_guard);
     RUN(test_cap_guard_near_miss);
+    RUN(test_request_timeout_reported_once);
     TEST_MAIN_END();
 }
