@@ -644,6 +644,16 @@ int sb_outbox_ack(sb_outbox *o, uint32_t channel, uint32_t cum, const uint8_t *s
             e->due_at = now_ms;
         }
     }
+    /* A seq given up on while an earlier one was unconfirmed did not move
+     * the floor then; now that the earlier one is acked it may: announce
+     * it, or the receiver waits for that seq forever. */
+    if (acked) {
+        uint32_t fl = chan_floor(o, ch);
+        if (fl > ch->acked + 1 && fl > ch->skip_to) {
+            ch->skip_to = fl;
+            ch->skip_due = now_ms;
+        }
+    }
     return acked;
 }
 

@@ -295,6 +295,40 @@ static void test_ttl_and_skip(void)
     sb_inbox_destroy(in);
 }
 
+/* A message that expires while an earlier one is still unacked: the floor
+ * cannot move yet. When the ack for the earlier one arrives (with the later
+ * ones acked selectively), the floor passes the given-up seq and a SKIP
+ * must follow, or the receiver holds the later ones forever. */
+static void test_skip_after_earlier_ack(void)
+{
+    sb_outbox *o = mk(10, 1000, SB_QUEUE_REJECT, 4);
+    sb_inbox *in = sb_inbox_create(64, 1 << 16, 4, 0);
+    bytes fr[8];
+    char log[256] = "";
+    int cnt[6] = {0};
+    send_txt(o, 1, 0, "1", 0, 0);
+    send_txt(o, 1, 0, "2", 50, 0);
+    send_txt(o, 1, 0, "3", 0, 0);
+    CHECK_EQ(pump(o, 0, fr, 8), 3);
+    /* 2 is lost; 1 and 3 arrive, but the ack is late */
+    deliver(in, &fr[0], 1, 1, log, sizeof log);
+    deliver(in, &fr[2], 1, 1, log, sizeof log);
+    CHECK_EQ(sb_outbox_poll(o, 50), 1); /* 2 expires; 1 still unconfirmed */
+    events(o, cnt, NULL);
+    CHECK_EQ(cnt[SB_OUTBOX_EV_EXPIRED], 1);
+    CHECK_EQ(acks_to(in, o, 60), 2); /* cum 1, 3 held */
+    CHECK_EQ(pump(o, 60, fr, 8), 1);
+    sb_frame f = dec(&fr[0]);
+    CHECK_EQ(f.kind, SB_FRAME_SKIP);
+    CHECK_EQ(f.seq, 4);
+    deliver(in, fr, 1, 61, log, sizeof log);
+    CHECK(strcmp(log, "1,3,") == 0);
+    acks_to(in, o, 62);
+    CHECK_EQ(pump(o, 1000, fr, 8), 0);
+    sb_outbox_destroy(o);
+    sb_inbox_destroy(in);
+}
+
 static void test_inbox_dedup_window(void)
 {
     sb_inbox *in = sb_inbox_create(4, 40, 2, 5);
@@ -727,6 +761,7 @@ int main(void)
     RUN(test_overflow_policies);
     RUN(test_timeout_retry_deadletter);
     RUN(test_ttl_and_skip);
+    RUN(test_skip_after_earlier_ack);
     RUN(test_inbox_dedup_window);
     RUN(test_offline_online);
     RUN(test_serialize_restore);
