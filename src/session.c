@@ -595,7 +595,9 @@ static int send_welcome(sb_session *s)
 
 /* The peer's floors: everything below is resolved on its side (acked by us
  * earlier, or given up on and reported). Applied as SKIP frames; not a gap
- * for the application (a stale saved state is the usual cause). */
+ * for the application (a stale saved state is the usual cause). A SKIP
+ * releases frames held behind a seq the peer gave up on: the caller
+ * delivers them (a resumed or restored inbox may hold some). */
 static void apply_floors(sb_session *s, const pos *fl, uint32_t n, double now)
 {
     uint8_t f[SB_FRAME_MAX_HEADER];
@@ -608,9 +610,8 @@ static void apply_floors(sb_session *s, const pos *fl, uint32_t n, double now)
         fr.channel = fl[i].ch;
         fr.seq = fl[i].v;
         k = sb_frame_write(&fr, f, sizeof f);
-        if (k > 0 && sb_inbox_push(s->in, f, (uint32_t)k, now) >= 0)
-            while (sb_inbox_next(s->in) == 1)
-                ; /* a SKIP delivers only held frames: none before the handshake */
+        if (k > 0)
+            sb_inbox_push(s->in, f, (uint32_t)k, now);
     }
 }
 
@@ -1109,7 +1110,7 @@ static int read_welcome(sb_session *s, const uint8_t *data, uint32_t n, double n
     s->offer_framed = 1;
     s->dirty = 1;
     conn_apply(s, sb_conn_opened(s->conn, now), now);
-    return SB_OK;
+    return deliver(s); /* what the floors released */
 }
 
 static int read_client_hello(sb_session *s, const uint8_t *data, uint32_t n)
@@ -1259,6 +1260,10 @@ static int welcome(sb_session *s, double now)
     s->stats[SB_SS_OPENS]++;
     emit(s, SB_SEV_STATE, 0, 0, 0, 0, SB_CONN_R_OPENED, s->state, NULL, 0);
     emit(s, SB_SEV_OPEN, 0, 0, 0, 0, 0, s->mode, NULL, 0);
+    /* What the floors released; a frame of a kind the client may not send
+     * is dropped (each failing call consumes it). */
+    while (deliver(s) < 0)
+        ;
     return SB_OK;
 }
 

@@ -431,6 +431,72 @@ static void test_request_timeout_reported_once(void)
     sb_session_destroy(sv.s);
 }
 
+/* Frames the server holds behind a hole (a request the client gave up on)
+ * are released by the floors in the client's next hello: they reach the
+ * application then, once, and are not swallowed. */
+static void test_floors_release_held_frames(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 0;
+    uint32_t m1 = 1, m2 = 2;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 13);
+    sb_session_set(c.s, SB_SO_BATCH_MAX_FRAMES, 1); /* one frame per transport message */
+    sb_session_start(c.s, now);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    CHECK(sb_session_request(c.s, 0, 0, (const uint8_t *)"gone", 4, 50, now) > 0);
+    CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&m1, 4, now) > 0);
+    CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&m2, 4, now) > 0);
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 3);
+    /* the request is lost on the way; the two messages wait behind it */
+    free(up.msg[0]);
+    memmove(&up.msg[0], &up.msg[1], 2 * sizeof up.msg[0]);
+    memmove(&up.len[0], &up.len[1], 2 * sizeof up.len[0]);
+    memmove(&up.text[0], &up.text[1], 2 * sizeof up.text[0]);
+    up.n = 2;
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.ngot, 0);
+    /* the client gives up on the request before any ack comes back */
+    now = 50;
+    sb_session_tick(c.s, now);
+    drain(&c, &up);
+    CHECK_EQ(c.failures, 1);
+    /* then the link dies and the client comes back */
+    clear(&up);
+    clear(&down);
+    c.open = sv.open = 0;
+    sb_session_transport_closed(c.s, now, 1006);
+    sb_session_transport_closed(sv.s, now, 1006);
+    drain(&c, &up);
+    drain(&sv, &down);
+    now = sb_session_next_deadline(c.s);
+    sb_session_tick(c.s, now);
+    drain(&c, &up);
+    CHECK(c.want_connect);
+    handshake(&c, &sv, &up, &down, now, 1);
+    for (int round = 0; round < 4; round++) {
+        deliver(&sv, &up, now);
+        sb_session_flush(sv.s, now);
+        drain(&sv, &down);
+        deliver(&c, &down, now);
+        sb_session_flush(c.s, now);
+        drain(&c, &up);
+        now += 25;
+    }
+    CHECK_EQ(sv.ngot, 2);
+    CHECK_EQ(sv.got[0], 1);
+    CHECK_EQ(sv.got[1], 2);
+    CHECK_EQ(sb_session_stat(c.s, SB_SS_QUEUED), 0);
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
 int main(void)
 {
     RUN(test_handshake_and_messages);
@@ -439,5 +505,6 @@ int main(void)
     RUN(test_cap_guard);
     RUN(test_cap_guard_near_miss);
     RUN(test_request_timeout_reported_once);
+    RUN(test_floors_release_held_frames);
     TEST_MAIN_END();
 }
