@@ -657,6 +657,19 @@ int sb_outbox_ack(sb_outbox *o, uint32_t channel, uint32_t cum, const uint8_t *s
     return acked;
 }
 
+int sb_outbox_resolve(sb_outbox *o, uint32_t id, double now_ms)
+{
+    if (!o || !id)
+        return SB_E_INVALID;
+    for (entry *e = o->inflight.head; e; e = e->next)
+        if (e->id == id) {
+            o->stats[SB_OUTBOX_STAT_ACKED]++;
+            remove_entry(o, &o->inflight, e, SB_OUTBOX_EV_ACK, 0, now_ms - e->sent_at, now_ms);
+            return 1;
+        }
+    return 0; /* acked already, or never sent: only what was sent can be answered */
+}
+
 int sb_outbox_on_ack(sb_outbox *o, const uint8_t *frame, uint32_t n, double now_ms)
 {
     sb_frame f;

@@ -920,8 +920,11 @@ static void protocol_error(sb_session *s, int err, const char *what, double now)
     sb_session_transport_closed(s, now, code);
 }
 
-static void request_answered(sb_session *s, const sb_frame_view *v, const uint8_t *payload)
+static void request_answered(sb_session *s, const sb_frame_view *v, const uint8_t *payload, double now)
 {
+    /* An answer proves the request arrived, even before its ack: it must
+     * neither expire later (a DROP) nor go out again on the next transport. */
+    sb_outbox_resolve(s->out, v->corr, now);
     for (uint32_t i = 0; i < s->nreqs; i++)
         if (s->reqs[i].id == v->corr) {
             s->reqs[i] = s->reqs[--s->nreqs];
@@ -937,7 +940,7 @@ static void request_answered(sb_session *s, const sb_frame_view *v, const uint8_
 }
 
 /* Deliver what the inbox has ready, in order. */
-static int deliver(sb_session *s)
+static int deliver(sb_session *s, double now)
 {
     while (sb_inbox_next(s->in) == 1) {
         const sb_frame_view *v = sb_inbox_view(s->in);
@@ -959,7 +962,7 @@ static int deliver(sb_session *s)
         case SB_FRAME_ERROR:
             if (!client)
                 return SB_E_BAD_FRAME;
-            request_answered(s, v, payload);
+            request_answered(s, v, payload, now);
             break;
         default:
             return SB_E_BAD_FRAME;
@@ -994,7 +997,7 @@ static int on_frame(sb_session *s, const uint8_t *frame, uint32_t n, double now)
             emit_text(s, SB_SEV_ERROR, SB_E_CONNECTION_LOST,
                       "the peer gave up on messages before they arrived");
         }
-        return deliver(s);
+        return deliver(s, now);
     }
     case SB_FRAME_ACK:
         rc = sb_outbox_on_ack(s->out, frame, n, now);
@@ -1110,7 +1113,7 @@ static int read_welcome(sb_session *s, const uint8_t *data, uint32_t n, double n
     s->offer_framed = 1;
     s->dirty = 1;
     conn_apply(s, sb_conn_opened(s->conn, now), now);
-    return deliver(s); /* what the floors released */
+    return deliver(s, now); /* what the floors released */
 }
 
 static int read_client_hello(sb_session *s, const uint8_t *data, uint32_t n)
@@ -1262,7 +1265,7 @@ static int welcome(sb_session *s, double now)
     emit(s, SB_SEV_OPEN, 0, 0, 0, 0, 0, s->mode, NULL, 0);
     /* What the floors released; a frame of a kind the client may not send
      * is dropped (each failing call consumes it). */
-    while (deliver(s) < 0)
+    while (deliver(s, now) < 0)
         ;
     return SB_OK;
 }

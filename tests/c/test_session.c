@@ -497,6 +497,42 @@ static void test_floors_release_held_frames(void)
     sb_session_destroy(sv.s);
 }
 
+/* A response proves the request arrived: it leaves the outbox then, so it
+ * neither expires later as a DROP nor goes out again after a reconnect. */
+static void test_answered_request_leaves_outbox(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 0;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 14);
+    sb_session_start(c.s, now);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    CHECK(sb_session_request(c.s, 0, 0, (const uint8_t *)"ping", 4, 100, now) > 0);
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.requests, 1);
+    CHECK(sb_session_respond(sv.s, sv.req_ids[0], 0, 0, (const uint8_t *)"pong", 4, now) > 0);
+    sb_session_flush(sv.s, now); /* the answer goes now, the ack only after the ack delay */
+    drain(&sv, &down);
+    deliver(&c, &down, now);
+    drain(&c, &up);
+    CHECK_EQ(c.responses, 1);
+    CHECK_EQ(sb_session_stat(c.s, SB_SS_QUEUED), 0);
+    now = 100;
+    sb_session_tick(c.s, now);
+    drain(&c, &up);
+    CHECK_EQ(c.drops, 0);
+    CHECK_EQ(c.failures, 0);
+    CHECK_EQ(sb_session_stat(c.s, SB_SS_DROPPED), 0);
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
 int main(void)
 {
     RUN(test_handshake_and_messages);
@@ -506,5 +542,6 @@ int main(void)
     RUN(test_cap_guard_near_miss);
     RUN(test_request_timeout_reported_once);
     RUN(test_floors_release_held_frames);
+    RUN(test_answered_request_leaves_outbox);
     TEST_MAIN_END();
 }
