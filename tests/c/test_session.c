@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include "conn.h"
 #include "frame.h"
 #include "queue.h"
 #include "sbtest.h"
@@ -533,6 +534,996 @@ static void test_answered_request_leaves_outbox(void)
     sb_session_destroy(sv.s);
 }
 
+/* ---- property test: a flaky link, restarts from saved state ------------------
+ *
+ * One client and one server session over a link of numbered connections.
+ * Each connection carries transport messages in order in each direction;
+ * the harness delivers a random prefix of what is queued at random times
+ * and kills connections at random moments (everything queued on it is
+ * lost; each side hears of it at its own later time). Either side restarts
+ * from its latest snapshot, taken whenever a DIRTY event is drained, as a
+ * host would persist. Every host action is one task: the call(s), then
+ * flush, then every event drained; restarts happen between tasks.
+ *
+ * Message payloads are a function of (side, channel, index), so the
+ * receiver checks every byte, the index order and that it was sent.
+ *
+ * Environment, for a failing seed: SB_PT_FIRST=n SB_PT_SEEDS=1 runs one
+ * seed, SB_PT_TRACE=1 prints what the link and the host did, SB_PT_SHOW=k
+ * prints k failures per seed, SB_PT_VERBOSE=1 prints a summary per seed. */
+
+#define PT_CONNS 24
+#define PT_NCH 4           /* channels 0..3 */
+#define PT_SRV_PAYLOAD 2048 /* the server's frame cap (announced in its greeting) */
+#define PT_MAXREQ 8192
+#define PT_MAXLEN 4096
+#define PT_MAXANSWER 2048
+
+typedef struct mq {
+    uint8_t **p;
+    uint32_t *n;
+    int len, cap;
+} mq;
+
+enum { OWN_NONE = 0, OWN_PENDING = 1, OWN_MAIN = 2 };
+
+typedef struct lconn {
+    int used, alive;
+    int client_on;        /* the client's current transport (it has not let go) */
+    int owner;            /* who has the server end */
+    sb_session *pend;     /* OWN_PENDING: the pending server session */
+    double open_at;       /* the socket opens then, -1 once open */
+    double c_hear, s_hear; /* each side hears of the death then, -1 = nothing pending */
+    int c_code, s_code;
+    mq up, down;
+} lconn;
+
+typedef struct preq {
+    uint32_t id;
+    int inc;              /* client incarnation that made it */
+    int state;            /* 0 waiting, 1 answered, 2 timed out, 3 abandoned (client restart) */
+    double deadline;      /* -1 = none */
+    uint32_t serial;
+} preq;
+
+typedef struct world {
+    uint32_t seed;
+    sb_rng r;
+    double now, stall_until;
+    int step, quiet;
+    sb_session *c, *s;
+    int c_conn, s_conn, s_replaced;
+    int c_inc;
+    lconn k[PT_CONNS];
+    uint8_t *c_snap, *s_snap;
+    uint32_t c_snap_n, s_snap_n;
+    int c_snap_id;        /* the client snapshot knows its session id */
+    uint32_t c_sent[PT_NCH], c_sent_snap[PT_NCH], s_sent[PT_NCH];
+    uint32_t at_srv[PT_NCH], at_cli[PT_NCH]; /* next index expected by each side */
+    preq req[PT_MAXREQ];
+    int nreq;
+    uint32_t req_serial;
+    uint8_t srv_seen[1 << 16]; /* request ids the server application got */
+    uint32_t to_answer[PT_MAXANSWER];
+    int nanswer;
+    double opt_batch_delay, opt_batch_bytes, opt_batch_frames;
+    uint32_t p_drop, p_stall, p_restart;
+    int fails;
+    /* what happened, for the summary */
+    int drops, c_restarts, s_restarts, takeovers, opens, hb_deaths, idle_kills, timeouts;
+    int responses;
+    uint8_t buf[PT_MAXLEN];
+} world;
+
+static uint32_t pt_mix(uint32_t x)
+{
+    x ^= x >> 16;
+    x *= 0x7feb352du;
+    x ^= x >> 15;
+    x *= 0x846ca68bu;
+    x ^= x >> 16;
+    return x;
+}
+
+static int pt_show = 5;
+static int pt_trace;
+
+#define PT_TRACE(w, ...)                                                         \
+    do {                                                                         \
+        if (pt_trace) {                                                          \
+            fprintf(stderr, "  [%d t=%.0f] ", (w)->step, (w)->now);            \
+            fprintf(stderr, __VA_ARGS__);                                        \
+            fprintf(stderr, "\n");                                               \
+        }                                                                        \
+    } while (0)
+
+#define PT_FAIL(w, ...)                                                          \
+    do {                                                                         \
+        if ((w)->fails++ < pt_show) {                                                  \
+            fprintf(stderr, "property seed %u step %d t=%.0f: ", (w)->seed, (w)->step, \
+                    (w)->now);                                                   \
+            fprintf(stderr, __VA_ARGS__);                                        \
+            fprintf(stderr, "\n");                                               \
+        }                                                                        \
+    } while (0)
+
+/* Payload of message idx on channel ch from side (0 client, 1 server): its
+ * length and bytes depend on nothing else. Some sit at the peer's frame
+ * cap, incompressible, slightly compressible or very compressible. */
+static uint32_t pt_payload(int side, uint32_t ch, uint32_t idx, uint8_t *out)
+{
+    uint32_t h = pt_mix(pt_mix((uint32_t)side * 0x9e3779b9u + ch * 0x85ebca6bu + 1) + idx);
+    uint32_t len, style = (h >> 3) % 4, zeros = (h >> 12) % 64;
+    sb_rng r;
+    switch (h % 8) {
+    case 0:
+        len = PT_SRV_PAYLOAD - (h >> 8) % 40; /* at and just under the cap */
+        break;
+    case 1:
+        len = 200 + (h >> 8) % 900;
+        break;
+    default:
+        len = 12 + (h >> 8) % 100;
+        break;
+    }
+    sb_rng_seed(&r, h | 1);
+    for (uint32_t i = 0; i < len; i++) {
+        uint8_t b = (uint8_t)sb_rng_next(&r);
+        if (style == 1 && i % 8 == 0)
+            b = 0; /* slightly compressible */
+        else if (style == 2 && i < zeros)
+            b = 0; /* a compressible prefix, the rest random */
+        else if (style == 3)
+            b = (uint8_t)('a' + b % 4);
+        out[i] = b;
+    }
+    memcpy(out, &idx, 4);
+    out[4] = (uint8_t)ch;
+    out[5] = (uint8_t)side;
+    return len;
+}
+
+static uint32_t pt_req_payload(uint32_t serial, uint8_t *out)
+{
+    uint32_t len = 8 + pt_mix(serial) % 64;
+    for (uint32_t i = 0; i < len; i++)
+        out[i] = (uint8_t)pt_mix(serial * 131 + i);
+    memcpy(out, &serial, 4);
+    return len;
+}
+
+static void mq_push(mq *q, const uint8_t *d, uint32_t n)
+{
+    if (q->len == q->cap) {
+        q->cap = q->cap ? q->cap * 2 : 16;
+        q->p = realloc(q->p, (size_t)q->cap * sizeof *q->p);
+        q->n = realloc(q->n, (size_t)q->cap * sizeof *q->n);
+    }
+    q->p[q->len] = malloc(n ? n : 1);
+    memcpy(q->p[q->len], d, n);
+    q->n[q->len++] = n;
+}
+
+static void mq_clear(mq *q)
+{
+    for (int i = 0; i < q->len; i++)
+        free(q->p[i]);
+    q->len = 0;
+}
+
+static void mq_free(mq *q)
+{
+    mq_clear(q);
+    free(q->p);
+    free(q->n);
+    memset(q, 0, sizeof *q);
+}
+
+/* Remove the first message into *d (caller frees). */
+static uint32_t mq_pop(mq *q, uint8_t **d)
+{
+    uint32_t n = q->n[0];
+    *d = q->p[0];
+    memmove(q->p, q->p + 1, (size_t)(q->len - 1) * sizeof *q->p);
+    memmove(q->n, q->n + 1, (size_t)(q->len - 1) * sizeof *q->n);
+    q->len--;
+    return n;
+}
+
+static double pt_rand(world *w, double lo, double hi)
+{
+    return lo + (hi - lo) * sb_rng_unit(&w->r);
+}
+
+static int pt_chance(world *w, uint32_t per_mille)
+{
+    return sb_rng_next(&w->r) % 1000 < per_mille;
+}
+
+/* A connection dies: what it carries is lost; each side hears of it later,
+ * unless it already let go. */
+static void pt_kill(world *w, int i, int code, double c_delay, double s_delay)
+{
+    lconn *k = &w->k[i];
+    if (!k->alive)
+        return;
+    PT_TRACE(w, "conn %d dies (%d)%s%s", i, code, k->client_on ? " client on" : "",
+             k->owner ? " server on" : "");
+    k->alive = 0;
+    mq_clear(&k->up);
+    mq_clear(&k->down);
+    if (k->client_on && k->c_hear < 0) {
+        k->c_hear = w->now + c_delay;
+        k->c_code = code;
+    }
+    if (k->owner != OWN_NONE && k->s_hear < 0) {
+        k->s_hear = w->now + s_delay;
+        k->s_code = code;
+    }
+}
+
+static void pt_server_opts(world *w, sb_session *s)
+{
+    sb_session_set(s, SB_SO_MAX_PAYLOAD, PT_SRV_PAYLOAD);
+    sb_session_set(s, SB_SO_IDLE_TIMEOUT, 5000);
+    sb_session_set(s, SB_SO_SESSION_TTL, 1e9);
+    sb_session_set(s, SB_SO_BATCH_DELAY, w->opt_batch_delay);
+    sb_session_set(s, SB_SO_BATCH_MAX_FRAMES, w->opt_batch_frames);
+}
+
+static sb_session *pt_client_new(world *w)
+{
+    sb_session *c = sb_session_create(SB_SESSION_CLIENT, sb_rng_next(&w->r));
+    sb_session_set(c, SB_SO_CONNECT_TIMEOUT, 2500);
+    sb_session_set(c, SB_SO_PING_INTERVAL, 1500);
+    sb_session_set(c, SB_SO_PING_TIMEOUT, 1000);
+    sb_session_set(c, SB_SO_BACKOFF_MIN, 50);
+    sb_session_set(c, SB_SO_BACKOFF_MAX, 800);
+    sb_session_set(c, SB_SO_BATCH_DELAY, w->opt_batch_delay);
+    sb_session_set(c, SB_SO_BATCH_MAX_BYTES, w->opt_batch_bytes);
+    sb_session_set(c, SB_SO_BATCH_MAX_FRAMES, w->opt_batch_frames);
+    return c;
+}
+
+static preq *pt_find_req(world *w, uint32_t id)
+{
+    for (int i = w->nreq - 1; i >= 0; i--)
+        if (w->req[i].id == id && w->req[i].inc == w->c_inc)
+            return &w->req[i];
+    return NULL;
+}
+
+/* A message from side `from` arrived at the other side's application. */
+static void pt_check_msg(world *w, int from, const sb_session_event *v, const uint8_t *d)
+{
+    uint32_t idx, ch = v->channel, n;
+    uint32_t *next = from == 0 ? w->at_srv : w->at_cli;
+    uint32_t *sent = from == 0 ? w->c_sent : w->s_sent;
+    if (ch >= PT_NCH || v->len < 6) {
+        PT_FAIL(w, "side %d got a message on channel %u, %u bytes", 1 - from, ch, v->len);
+        return;
+    }
+    memcpy(&idx, d, 4);
+    if (d[4] != ch || d[5] != from) {
+        PT_FAIL(w, "side %d: message on channel %u says channel %u side %u", 1 - from, ch, d[4], d[5]);
+        return;
+    }
+    if (idx >= sent[ch]) {
+        PT_FAIL(w, "side %d: message %u on channel %u was never sent (%u sent)", 1 - from, idx, ch, sent[ch]);
+        return;
+    }
+    if (idx != next[ch]) {
+        PT_FAIL(w, "%s: channel %u: got message %u, expected %u (%s)", from ? "client" : "server", ch, idx,
+                next[ch], idx < next[ch] ? "duplicate" : "gap");
+        if (idx > next[ch])
+            next[ch] = idx + 1;
+        return;
+    }
+    n = pt_payload(from, ch, idx, w->buf);
+    if (n != v->len || memcmp(w->buf, d, n) != 0)
+        PT_FAIL(w, "side %d: channel %u message %u: payload differs", 1 - from, ch, idx);
+    next[ch]++;
+}
+
+static void pt_snap(uint8_t **snap, uint32_t *snap_n, sb_session *s)
+{
+    int n = sb_session_serialize(s);
+    CHECK(n > 0);
+    if (n <= 0)
+        return;
+    free(*snap);
+    *snap = malloc((size_t)n);
+    memcpy(*snap, sb_session_out(s), (size_t)n);
+    *snap_n = (uint32_t)n;
+}
+
+static void pt_c_drain(world *w)
+{
+    int t;
+    while ((t = sb_session_next_event(w->c)) != SB_SEV_NONE) {
+        const sb_session_event *v = sb_session_event_view(w->c);
+        const uint8_t *d = sb_session_event_data(w->c);
+        lconn *k = w->c_conn >= 0 ? &w->k[w->c_conn] : NULL;
+        switch (t) {
+        case SB_SEV_WRITE:
+            if (!k)
+                PT_FAIL(w, "client wrote with no transport");
+            else if (k->alive && k->open_at < 0)
+                mq_push(&k->up, d, v->len);
+            break;
+        case SB_SEV_CONNECT: {
+            int i;
+            if (k)
+                PT_FAIL(w, "client asked for a transport while it has one");
+            for (i = 0; i < PT_CONNS && w->k[i].used; i++)
+                ;
+            if (i == PT_CONNS) {
+                PT_FAIL(w, "out of connection slots");
+                break;
+            }
+            memset(&w->k[i], 0, sizeof w->k[i]);
+            w->k[i].used = w->k[i].alive = w->k[i].client_on = 1;
+            w->k[i].open_at = w->now + pt_rand(w, 0, 60);
+            w->k[i].c_hear = w->k[i].s_hear = -1;
+            w->c_conn = i;
+            PT_TRACE(w, "client CONNECT -> conn %d%s", i, v->flags & SB_SEV_F_OFFER_FRAMED ? "" : " (plain)");
+            if (!(v->flags & SB_SEV_F_OFFER_FRAMED)) {
+                /* The relay refuses a handshake without switchboard.v1. */
+                w->k[i].alive = 0;
+                w->k[i].c_hear = w->now + pt_rand(w, 0, 30);
+                w->k[i].c_code = 1006;
+            }
+            break;
+        }
+        case SB_SEV_DISCONNECT:
+            PT_TRACE(w, "client DISCONNECT conn %d code %d %.*s", w->c_conn, v->code, (int)v->len, (const char *)d);
+            if (k) {
+                if (v->code == SB_CLOSE_BAD_SERVER)
+                    PT_FAIL(w, "client refused the server: %.*s", (int)v->len, (const char *)d);
+                k->client_on = 0;
+                k->c_hear = -1;
+                pt_kill(w, w->c_conn, v->code, 0, pt_rand(w, 0, 300));
+                w->c_conn = -1;
+            }
+            break;
+        case SB_SEV_STATE:
+            PT_TRACE(w, "client state %g reason %d", v->value, v->code);
+            if (v->value == SB_SESSION_CLOSED)
+                PT_FAIL(w, "client closed (reason %d)", v->code);
+            if (v->code == SB_CONN_R_HEARTBEAT_TIMEOUT)
+                w->hb_deaths++;
+            break;
+        case SB_SEV_OPEN:
+            w->opens++;
+            if (v->value != SB_SESSION_MODE_FRAMED)
+                PT_FAIL(w, "client opened in mode %g", v->value);
+            break;
+        case SB_SEV_MESSAGE:
+            if (pt_trace && v->len >= 4) {
+                uint32_t idx;
+                memcpy(&idx, d, 4);
+                PT_TRACE(w, "client got ch %u seq %u idx %u", v->channel, v->seq, idx);
+            }
+            pt_check_msg(w, 1, v, d);
+            break;
+        case SB_SEV_RESPONSE:
+        case SB_SEV_REQUEST_FAILED: {
+            preq *q = pt_find_req(w, v->id);
+            if (!q || q->state != 0) {
+                PT_FAIL(w, "client: %s for request %u that %s", t == SB_SEV_RESPONSE ? "response" : "failure",
+                        v->id, q ? "was resolved already" : "nothing waits for");
+                break;
+            }
+            if (t == SB_SEV_RESPONSE) {
+                uint32_t n = pt_req_payload(q->serial, w->buf);
+                if (n != v->len || memcmp(w->buf, d, n) != 0)
+                    PT_FAIL(w, "client: response to request %u is not its echo", v->id);
+                q->state = 1;
+                w->responses++;
+            } else {
+                if (v->code != SB_E_TIMEOUT || q->deadline < 0 || w->now < q->deadline)
+                    PT_FAIL(w, "client: request %u failed with %d (deadline %.0f)", v->id, v->code,
+                            q->deadline);
+                q->state = 2;
+                w->timeouts++;
+            }
+            break;
+        }
+        case SB_SEV_DROP: {
+            /* A restored outbox still holds requests nobody waits for now. */
+            int abandoned = 0;
+            for (int i = 0; i < w->nreq; i++)
+                if (w->req[i].id == v->id && w->req[i].state == 3)
+                    abandoned = 1;
+            if (!abandoned || v->seq != SB_DROP_EXPIRED) {
+                int r = -1;
+                for (int i = 0; i < w->nreq; i++)
+                    if (w->req[i].id == v->id)
+                        r = i;
+                PT_FAIL(w, "client dropped message %u (reason %u, %d) ch %u len %u; request: inc %d/%d state %d deadline %.0f",
+                        v->id, v->seq, v->code, v->channel, v->len, r >= 0 ? w->req[r].inc : -1, w->c_inc,
+                        r >= 0 ? w->req[r].state : -1, r >= 0 ? w->req[r].deadline : 0);
+            }
+            break;
+        }
+        case SB_SEV_ERROR:
+            PT_FAIL(w, "client error %d: %.*s", v->code, (int)v->len, (const char *)d);
+            break;
+        case SB_SEV_CLOSED:
+            PT_FAIL(w, "client CLOSED");
+            break;
+        case SB_SEV_DIRTY:
+            PT_TRACE(w, "client snapshot (queued %g in flight %g)", sb_session_stat(w->c, SB_SS_QUEUED),
+                     sb_session_stat(w->c, SB_SS_IN_FLIGHT));
+            pt_snap(&w->c_snap, &w->c_snap_n, w->c);
+            w->c_snap_id = sb_session_get_id(w->c) > 0;
+            memcpy(w->c_sent_snap, w->c_sent, sizeof w->c_sent);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void pt_c_task_end(world *w)
+{
+    CHECK_EQ(sb_session_flush(w->c, w->now), 0);
+    pt_c_drain(w);
+}
+
+static void pt_s_task_end(world *w);
+
+static void pt_s_drain(world *w)
+{
+    int t;
+    while ((t = sb_session_next_event(w->s)) != SB_SEV_NONE) {
+        const sb_session_event *v = sb_session_event_view(w->s);
+        const uint8_t *d = sb_session_event_data(w->s);
+        lconn *k = w->s_conn >= 0 ? &w->k[w->s_conn] : NULL;
+        switch (t) {
+        case SB_SEV_WRITE:
+            if (!k)
+                PT_FAIL(w, "server wrote with no transport");
+            else if (k->alive)
+                mq_push(&k->down, d, v->len);
+            break;
+        case SB_SEV_DISCONNECT:
+            PT_TRACE(w, "server DISCONNECT conn %d code %d", w->s_conn, v->code);
+            if (v->code == SB_CLOSE_REPLACED) {
+                if (w->s_replaced < 0) {
+                    PT_FAIL(w, "server: REPLACED with no previous transport");
+                } else {
+                    w->k[w->s_replaced].owner = OWN_NONE; /* the host closes it */
+                    w->k[w->s_replaced].s_hear = -1;
+                    pt_kill(w, w->s_replaced, v->code, pt_rand(w, 0, 300), 0);
+                }
+                w->s_replaced = -1;
+            } else if (k) {
+                if (v->code == SB_CLOSE_IDLE)
+                    w->idle_kills++;
+                else if (v->code != SB_CLOSE_REPLACED)
+                    PT_FAIL(w, "server dropped the transport: %d %.*s", v->code, (int)v->len,
+                            (const char *)d);
+                k->owner = OWN_NONE;
+                k->s_hear = -1;
+                pt_kill(w, w->s_conn, v->code, pt_rand(w, 0, 300), 0);
+                w->s_conn = -1;
+            }
+            break;
+        case SB_SEV_MESSAGE:
+            if (pt_trace && v->len >= 4) {
+                uint32_t idx;
+                memcpy(&idx, d, 4);
+                PT_TRACE(w, "server got ch %u seq %u idx %u", v->channel, v->seq, idx);
+            }
+            pt_check_msg(w, 0, v, d);
+            break;
+        case SB_SEV_REQUEST:
+            if (v->id >= sizeof w->srv_seen || w->srv_seen[v->id])
+                PT_FAIL(w, "server: request %u delivered again", v->id);
+            else
+                w->srv_seen[v->id] = 1;
+            if (w->nanswer < PT_MAXANSWER)
+                w->to_answer[w->nanswer++] = v->id;
+            else
+                PT_FAIL(w, "server: too many requests at once");
+            /* the echo is the answer: keep the payload */
+            if (v->len >= 4 && v->len <= 72) {
+                uint32_t serial;
+                memcpy(&serial, d, 4);
+                if (pt_req_payload(serial, w->buf) != v->len || memcmp(w->buf, d, v->len) != 0)
+                    PT_FAIL(w, "server: request %u payload differs", v->id);
+            } else {
+                PT_FAIL(w, "server: request %u of %u bytes", v->id, v->len);
+            }
+            break;
+        case SB_SEV_ERROR:
+            /* A request that expired in flight is a gap the client gave up on. */
+            if (v->code != SB_E_CONNECTION_LOST)
+                PT_FAIL(w, "server error %d: %.*s", v->code, (int)v->len, (const char *)d);
+            break;
+        case SB_SEV_DROP:
+            PT_FAIL(w, "server dropped message %u (reason %u)", v->id, v->seq);
+            break;
+        case SB_SEV_CLOSED:
+            PT_FAIL(w, "server session CLOSED");
+            break;
+        case SB_SEV_HELLO:
+            PT_FAIL(w, "hello on the main server session");
+            break;
+        case SB_SEV_DIRTY:
+            pt_snap(&w->s_snap, &w->s_snap_n, w->s);
+            break;
+        default:
+            break;
+        }
+    }
+    /* The application answers every request in the task it arrived in
+     * (echo), so a restart never loses one. */
+    if (w->nanswer) {
+        int n = w->nanswer;
+        static uint32_t ids[PT_MAXANSWER];
+        memcpy(ids, w->to_answer, sizeof ids);
+        w->nanswer = 0;
+        for (int i = 0; i < n; i++) {
+            /* the payload is regenerated from the request's serial */
+            int found = 0;
+            for (int j = w->nreq - 1; j >= 0 && !found; j--)
+                if (w->req[j].id == ids[i]) {
+                    uint32_t len = pt_req_payload(w->req[j].serial, w->buf);
+                    CHECK(sb_session_respond(w->s, ids[i], 0, 0, w->buf, len, w->now) > 0);
+                    found = 1;
+                }
+            if (!found)
+                PT_FAIL(w, "server: request %u was never made", ids[i]);
+        }
+        pt_s_task_end(w);
+    }
+}
+
+static void pt_s_task_end(world *w)
+{
+    CHECK_EQ(sb_session_flush(w->s, w->now), 0);
+    pt_s_drain(w);
+}
+
+/* The host's answer to a hello: the first one makes the session, every
+ * later one resumes it on the new transport. */
+static void pt_hello(world *w, int i)
+{
+    lconn *k = &w->k[i];
+    sb_session *p = k->pend;
+    PT_TRACE(w, "hello on conn %d: %s", i, w->s ? "takeover" : "accept");
+    if (!w->s) {
+        CHECK_EQ(sb_session_set_id(p, (const uint8_t *)"session-1", 9), 0);
+        CHECK_EQ(sb_session_accept(p, w->now), 0);
+        w->s = p;
+    } else {
+        int len = sb_session_get_id(p);
+        /* A client that never got a welcome knows no id yet. */
+        if (len == 0 ? sb_session_get_id(w->c) != 0
+                     : len != 9 || memcmp(sb_session_out(p), "session-1", 9) != 0)
+            PT_FAIL(w, "hello resumes an unknown session (%d bytes)", len);
+        CHECK_EQ(sb_session_takeover(w->s, p, w->now), 0);
+        sb_session_destroy(p);
+        w->takeovers++;
+        /* The first event closes the previous transport, if any; what the
+         * floors released may be answered (and written) at once. */
+        w->s_replaced = w->s_conn;
+    }
+    k->pend = NULL;
+    k->owner = OWN_MAIN;
+    w->s_conn = i;
+    pt_s_task_end(w);
+}
+
+static void pt_p_drain(world *w, int i)
+{
+    lconn *k = &w->k[i];
+    int t, hello = 0, closed = 0;
+    while ((t = sb_session_next_event(k->pend)) != SB_SEV_NONE) {
+        const sb_session_event *v = sb_session_event_view(k->pend);
+        const uint8_t *d = sb_session_event_data(k->pend);
+        switch (t) {
+        case SB_SEV_WRITE:
+            if (k->alive)
+                mq_push(&k->down, d, v->len);
+            break;
+        case SB_SEV_DISCONNECT:
+            PT_TRACE(w, "pending DISCONNECT conn %d code %d", i, v->code);
+            if (v->code != SB_CLOSE_HELLO_TIMEOUT)
+                PT_FAIL(w, "pending session dropped the transport: %d %.*s", v->code, (int)v->len,
+                        (const char *)d);
+            k->owner = OWN_NONE; /* it closed itself */
+            k->s_hear = -1;
+            pt_kill(w, i, v->code, pt_rand(w, 0, 300), 0);
+            break;
+        case SB_SEV_HELLO:
+            hello = 1;
+            break;
+        case SB_SEV_CLOSED:
+            closed = 1;
+            break;
+        case SB_SEV_ERROR:
+            PT_FAIL(w, "pending session error %d: %.*s", v->code, (int)v->len, (const char *)d);
+            break;
+        default:
+            break;
+        }
+    }
+    if (closed) {
+        sb_session_destroy(k->pend);
+        k->pend = NULL;
+        k->owner = OWN_NONE;
+    } else if (hello) {
+        pt_hello(w, i);
+    }
+}
+
+static void pt_recv(world *w, int i, int up, uint8_t *d, uint32_t n)
+{
+    lconn *k = &w->k[i];
+    if (up) {
+        if (k->owner == OWN_PENDING) {
+            CHECK_EQ(sb_session_recv(k->pend, d, n, 0, w->now), 0);
+            CHECK_EQ(sb_session_flush(k->pend, w->now), 0);
+            pt_p_drain(w, i);
+        } else if (k->owner == OWN_MAIN && w->s_conn == i) {
+            CHECK_EQ(sb_session_recv(w->s, d, n, 0, w->now), 0);
+            pt_s_task_end(w);
+        }
+    } else if (k->client_on && w->c_conn == i) {
+        CHECK_EQ(sb_session_recv(w->c, d, n, 0, w->now), 0);
+        pt_c_task_end(w);
+    }
+}
+
+/* Deliver a random prefix of what one direction of connection i holds. */
+static void pt_deliver(world *w, int i, int up, int all)
+{
+    lconn *k = &w->k[i];
+    mq *q = up ? &k->up : &k->down;
+    int count = q->len;
+    if (!count)
+        return;
+    if (!all)
+        count = 1 + (int)(sb_rng_next(&w->r) % (uint32_t)count);
+    for (int j = 0; j < count && k->alive && q->len; j++) {
+        uint8_t *d;
+        uint32_t n = mq_pop(q, &d);
+        pt_recv(w, i, up, d, n);
+        free(d);
+    }
+}
+
+/* Sockets opening, closes being heard. */
+static void pt_timers(world *w)
+{
+    for (int i = 0; i < PT_CONNS; i++) {
+        lconn *k = &w->k[i];
+        if (!k->used)
+            continue;
+        if (k->alive && k->open_at >= 0 && w->now >= k->open_at) {
+            k->open_at = -1;
+            PT_TRACE(w, "conn %d opens", i);
+            if (k->client_on && w->c_conn == i) {
+                CHECK_EQ(sb_session_transport_open(w->c, w->now, 1), 0);
+                pt_c_task_end(w);
+            }
+            if (k->alive) {
+                k->pend = sb_session_create(SB_SESSION_SERVER, sb_rng_next(&w->r));
+                pt_server_opts(w, k->pend);
+                k->owner = OWN_PENDING;
+                CHECK_EQ(sb_session_transport_open(k->pend, w->now, 1), 0);
+                CHECK_EQ(sb_session_flush(k->pend, w->now), 0);
+                pt_p_drain(w, i); /* the greeting */
+            }
+        }
+        if (k->c_hear >= 0 && w->now >= k->c_hear) {
+            k->c_hear = -1;
+            if (k->client_on && w->c_conn == i) {
+                PT_TRACE(w, "client hears conn %d closed", i);
+                k->client_on = 0;
+                w->c_conn = -1;
+                CHECK_EQ(sb_session_transport_closed(w->c, w->now, k->c_code), 0);
+                pt_c_task_end(w);
+            }
+        }
+        if (k->s_hear >= 0 && w->now >= k->s_hear) {
+            k->s_hear = -1;
+            PT_TRACE(w, "server hears conn %d closed (owner %d%s)", i, k->owner,
+                     k->owner == OWN_MAIN && w->s_conn == i ? ", attached" : "");
+            if (k->owner == OWN_PENDING) {
+                CHECK_EQ(sb_session_transport_closed(k->pend, w->now, k->s_code), 0);
+                pt_p_drain(w, i);
+                if (k->pend) {
+                    sb_session_destroy(k->pend); /* closed: the host lets it go */
+                    k->pend = NULL;
+                }
+            } else if (k->owner == OWN_MAIN && w->s_conn == i) {
+                w->s_conn = -1;
+                CHECK_EQ(sb_session_transport_closed(w->s, w->now, k->s_code), 0);
+                pt_s_task_end(w);
+            }
+            k->owner = OWN_NONE;
+        }
+        if (!k->alive && !k->client_on && k->owner == OWN_NONE && k->c_hear < 0 && k->s_hear < 0) {
+            mq_free(&k->up);
+            mq_free(&k->down);
+            memset(k, 0, sizeof *k);
+        }
+    }
+}
+
+static void pt_ticks(world *w)
+{
+    CHECK_EQ(sb_session_tick(w->c, w->now), 0);
+    pt_c_drain(w);
+    if (w->s) {
+        CHECK_EQ(sb_session_tick(w->s, w->now), 0);
+        pt_s_drain(w);
+    }
+    for (int i = 0; i < PT_CONNS; i++)
+        if (w->k[i].used && w->k[i].owner == OWN_PENDING && w->k[i].pend) {
+            CHECK_EQ(sb_session_tick(w->k[i].pend, w->now), 0);
+            pt_p_drain(w, i);
+        }
+}
+
+/* A live connection at random, or -1. */
+static int pt_pick_conn(world *w)
+{
+    int live[PT_CONNS], n = 0;
+    for (int i = 0; i < PT_CONNS; i++)
+        if (w->k[i].used && w->k[i].alive)
+            live[n++] = i;
+    return n ? live[sb_rng_next(&w->r) % (uint32_t)n] : -1;
+}
+
+static void pt_client_send(world *w)
+{
+    static const uint32_t chans[] = {0, 2, 3};
+    int burst = 1 + (int)(sb_rng_next(&w->r) % 6);
+    for (int j = 0; j < burst; j++) {
+        uint32_t ch = chans[sb_rng_next(&w->r) % 3];
+        uint32_t n = pt_payload(0, ch, w->c_sent[ch], w->buf);
+        int rc = sb_session_send(w->c, ch, SB_FRAME_F_BINARY, w->buf, n, w->now);
+        if (rc > 0)
+            w->c_sent[ch]++;
+        else
+            PT_FAIL(w, "client send failed: %d", rc);
+    }
+    pt_c_task_end(w);
+}
+
+static void pt_server_send(world *w)
+{
+    int burst = 1 + (int)(sb_rng_next(&w->r) % 6);
+    if (!w->s)
+        return;
+    for (int j = 0; j < burst; j++) {
+        uint32_t ch = sb_rng_next(&w->r) % 3; /* 0, 1 (the server's own), 2 */
+        uint32_t n = pt_payload(1, ch, w->s_sent[ch], w->buf);
+        int rc = sb_session_send(w->s, ch, SB_FRAME_F_BINARY, w->buf, n, w->now);
+        if (rc > 0)
+            w->s_sent[ch]++;
+        else
+            PT_FAIL(w, "server send failed: %d", rc);
+    }
+    pt_s_task_end(w);
+}
+
+static void pt_client_request(world *w)
+{
+    static const uint32_t chans[] = {0, 2, 3};
+    double timeout = pt_chance(w, 300) ? 0 : pt_rand(w, 100, 4000);
+    uint32_t serial = ++w->req_serial;
+    uint32_t n = pt_req_payload(serial, w->buf);
+    int id;
+    if (w->nreq >= PT_MAXREQ)
+        return;
+    id = sb_session_request(w->c, chans[sb_rng_next(&w->r) % 3], 0, w->buf, n, timeout, w->now);
+    if (id <= 0) {
+        PT_FAIL(w, "request failed: %d", id);
+        return;
+    }
+    if ((size_t)id >= sizeof w->srv_seen)
+        PT_FAIL(w, "request id %d out of range", id);
+    w->req[w->nreq].id = (uint32_t)id;
+    w->req[w->nreq].inc = w->c_inc;
+    w->req[w->nreq].state = 0;
+    w->req[w->nreq].deadline = timeout > 0 ? w->now + timeout : -1;
+    w->req[w->nreq].serial = serial;
+    w->nreq++;
+    pt_c_task_end(w);
+}
+
+/* The browser tab reloads: its transport goes with it; the new client
+ * starts from the last state it persisted. */
+static void pt_client_restart(world *w)
+{
+    if (w->c_conn >= 0) {
+        lconn *k = &w->k[w->c_conn];
+        k->client_on = 0;
+        k->c_hear = -1;
+        pt_kill(w, w->c_conn, 1001, 0, pt_rand(w, 0, 500));
+        w->c_conn = -1;
+    }
+    PT_TRACE(w, "client restarts (queued %g in flight %g)", sb_session_stat(w->c, SB_SS_QUEUED),
+             sb_session_stat(w->c, SB_SS_IN_FLIGHT));
+    sb_session_destroy(w->c);
+    for (int i = 0; i < PT_NCH; i++)
+        if (w->c_sent[i] != w->c_sent_snap[i]) {
+            PT_FAIL(w, "channel %d: %u sends after the last DIRTY", i, w->c_sent[i] - w->c_sent_snap[i]);
+            w->c_sent[i] = w->c_sent_snap[i];
+        }
+    for (int i = 0; i < w->nreq; i++)
+        if (w->req[i].inc == w->c_inc && w->req[i].state == 0)
+            w->req[i].state = 3; /* the page that waited for it is gone */
+    w->c_inc++;
+    w->c = pt_client_new(w);
+    CHECK_EQ(sb_session_restore(w->c, w->c_snap, w->c_snap_n, w->now), 0);
+    PT_TRACE(w, "restored (queued %g in flight %g)", sb_session_stat(w->c, SB_SS_QUEUED),
+             sb_session_stat(w->c, SB_SS_IN_FLIGHT));
+    CHECK_EQ(sb_session_start(w->c, w->now), 0);
+    pt_c_task_end(w);
+    w->c_restarts++;
+}
+
+/* The relay restarts: every transport it had dies; the session comes back
+ * detached from its last committed state. */
+static void pt_server_restart(world *w)
+{
+    for (int i = 0; i < PT_CONNS; i++) {
+        lconn *k = &w->k[i];
+        if (!k->used || k->owner == OWN_NONE)
+            continue;
+        if (k->pend)
+            sb_session_destroy(k->pend);
+        k->pend = NULL;
+        k->owner = OWN_NONE;
+        k->s_hear = -1;
+        pt_kill(w, i, 1006, pt_rand(w, 0, 500), 0);
+    }
+    PT_TRACE(w, "server restarts");
+    w->s_conn = -1;
+    sb_session_destroy(w->s);
+    w->s = sb_session_create(SB_SESSION_SERVER, sb_rng_next(&w->r));
+    pt_server_opts(w, w->s);
+    CHECK_EQ(sb_session_restore(w->s, w->s_snap, w->s_snap_n, w->now), 0);
+    CHECK_EQ(sb_session_state(w->s), SB_SESSION_IDLE);
+    w->s_restarts++;
+}
+
+static int pt_done(world *w)
+{
+    for (int ch = 0; ch < PT_NCH; ch++)
+        if (w->at_srv[ch] != w->c_sent[ch] || w->at_cli[ch] != w->s_sent[ch])
+            return 0;
+    for (int i = 0; i < w->nreq; i++)
+        if (w->req[i].state == 0)
+            return 0;
+    return 1;
+}
+
+static int property_session(uint32_t seed, int steps)
+{
+    world *w = calloc(1, sizeof *w);
+    int fails;
+    w->seed = seed;
+    sb_rng_seed(&w->r, seed * 2654435761u + 1);
+    w->now = 1000;
+    w->c_conn = w->s_conn = w->s_replaced = -1;
+    /* Per seed: how often the link drops a connection, stalls and a side
+     * restarts, so calm runs let the heartbeat and the idle timeout decide
+     * and churny ones stress resume. */
+    w->p_drop = (uint32_t[]){150, 400, 1000}[seed % 3];
+    w->p_stall = (uint32_t[]){4, 2, 1}[seed % 3];
+    w->p_restart = (uint32_t[]){150, 500, 1000}[seed % 3];
+    w->opt_batch_delay = pt_chance(w, 500) ? 0 : 5;
+    w->opt_batch_bytes = pt_chance(w, 500) ? 256 << 10 : 1000 + sb_rng_next(&w->r) % 2000;
+    w->opt_batch_frames = pt_chance(w, 300) ? 1 + sb_rng_next(&w->r) % 4 : 512;
+    w->c = pt_client_new(w);
+    CHECK_EQ(sb_session_start(w->c, w->now), 0);
+    pt_c_drain(w);
+    for (w->step = 0;; w->step++) {
+        uint32_t a = sb_rng_next(&w->r) % 1000;
+        if (w->step == steps)
+            w->quiet = 1; /* no more faults, sends or restarts: everything must arrive */
+        if (w->quiet) {
+            w->now += 5;
+            for (int i = 0; i < PT_CONNS; i++)
+                if (w->k[i].used && w->k[i].alive) {
+                    pt_deliver(w, i, 1, 1);
+                    pt_deliver(w, i, 0, 1);
+                }
+            pt_timers(w);
+            pt_ticks(w);
+            if (pt_done(w) || w->step > steps + 20000)
+                break;
+            continue;
+        }
+        if (a < 250) {
+            /* time passes; now and then the link stalls, long enough for the
+             * heartbeat or the idle timeout to notice */
+            w->now += pt_rand(w, 0, 40);
+            if (w->now >= w->stall_until && pt_chance(w, w->p_stall)) {
+                w->stall_until = w->now + pt_rand(w, 2000, 7000);
+                PT_TRACE(w, "link stalls until %.0f", w->stall_until);
+            }
+            pt_timers(w);
+            if (pt_chance(w, 700))
+                pt_ticks(w);
+        } else if (a < 600) {
+            int i = pt_pick_conn(w);
+            if (i >= 0 && w->now >= w->stall_until)
+                pt_deliver(w, i, (int)(sb_rng_next(&w->r) & 1), 0);
+        } else if (a < 720) {
+            pt_client_send(w);
+        } else if (a < 820) {
+            pt_server_send(w);
+        } else if (a < 880) {
+            pt_client_request(w);
+        } else if (a < 886) {
+            int i = pt_pick_conn(w);
+            if (i >= 0 && pt_chance(w, w->p_drop)) {
+                /* each side hears at its own time; sometimes the server much later */
+                pt_kill(w, i, 1006, pt_rand(w, 0, 200),
+                        pt_chance(w, 200) ? pt_rand(w, 1000, 8000) : pt_rand(w, 0, 300));
+                w->drops++;
+            }
+        } else if (a < 887) {
+            if (w->c_snap && w->c_snap_id && pt_chance(w, w->p_restart))
+                pt_client_restart(w);
+        } else if (a < 888) {
+            if (w->s && w->s_snap && pt_chance(w, w->p_restart))
+                pt_server_restart(w);
+        } else {
+            pt_ticks(w);
+        }
+    }
+    for (int ch = 0; ch < PT_NCH; ch++) {
+        if (w->at_srv[ch] != w->c_sent[ch])
+            PT_FAIL(w, "channel %d: server got %u of %u client messages", ch, w->at_srv[ch], w->c_sent[ch]);
+        if (w->at_cli[ch] != w->s_sent[ch])
+            PT_FAIL(w, "channel %d: client got %u of %u server messages", ch, w->at_cli[ch], w->s_sent[ch]);
+    }
+    for (int i = 0; i < w->nreq; i++)
+        if (w->req[i].state == 0)
+            PT_FAIL(w, "request %u (deadline %.0f) never resolved", w->req[i].id, w->req[i].deadline);
+    if (getenv("SB_PT_VERBOSE"))
+        fprintf(stderr,
+                "seed %u: %d steps, t=%.0f s, sent c %u/%u/%u s %u/%u/%u, %d requests (%d answered, %d timed out), "
+                "%d drops, %d opens, %d takeovers, %d+%d restarts, %d heartbeat deaths, %d idle kills\n",
+                seed, w->step, w->now / 1000, w->c_sent[0], w->c_sent[2], w->c_sent[3], w->s_sent[0],
+                w->s_sent[1], w->s_sent[2], w->nreq, w->responses, w->timeouts, w->drops, w->opens,
+                w->takeovers, w->c_restarts, w->s_restarts, w->hb_deaths, w->idle_kills);
+    fails = w->fails;
+    for (int i = 0; i < PT_CONNS; i++) {
+        sb_session_destroy(w->k[i].pend);
+        mq_free(&w->k[i].up);
+        mq_free(&w->k[i].down);
+    }
+    sb_session_destroy(w->c);
+    sb_session_destroy(w->s);
+    free(w->c_snap);
+    free(w->s_snap);
+    free(w);
+    return fails;
+}
+
+static void test_property_flaky_link(void)
+{
+    const char *env = getenv("SB_PT_SEEDS");
+    int seeds = env ? atoi(env) : 16;
+    uint32_t first = getenv("SB_PT_FIRST") ? (uint32_t)atoi(getenv("SB_PT_FIRST")) : 1;
+    pt_trace = getenv("SB_PT_TRACE") != NULL;
+    if (getenv("SB_PT_SHOW"))
+        pt_show = atoi(getenv("SB_PT_SHOW"));
+    for (uint32_t seed = first; seed < first + (uint32_t)seeds; seed++)
+        CHECK_EQ(property_session(seed, 8000), 0);
+}
+
 int main(void)
 {
     RUN(test_handshake_and_messages);
@@ -543,5 +1534,6 @@ int main(void)
     RUN(test_request_timeout_reported_once);
     RUN(test_floors_release_held_frames);
     RUN(test_answered_request_leaves_outbox);
+    RUN(test_property_flaky_link);
     TEST_MAIN_END();
 }
