@@ -120,11 +120,14 @@ static void deliver(end *to, pipe *p, double now)
 }
 
 static double server_max_payload = 1 << 20;
+static double server_idle_timeout = -1; /* -1 = the default */
 
 static sb_session *server_new(uint32_t seed)
 {
     sb_session *s = sb_session_create(SB_SESSION_SERVER, seed);
     sb_session_set(s, SB_SO_MAX_PAYLOAD, server_max_payload);
+    if (server_idle_timeout >= 0)
+        sb_session_set(s, SB_SO_IDLE_TIMEOUT, server_idle_timeout);
     return s;
 }
 
@@ -308,6 +311,121 @@ static void test_resume_after_drop(void)
     clear(&down);
     sb_session_destroy(c.s);
     sb_session_destroy(sv.s);
+}
+
+/* Run c's timer on time until `until` or until it gives up on its
+ * transport; returns when it did (-1 = it did not). Everything it writes
+ * goes to up; with `echo`, the server gets it and its answers come back. */
+static double hb_run(end *c, end *sv, pipe *up, pipe *down, double now, double until, int echo,
+                     int chatty)
+{
+    uint32_t x = 7;
+    while (now < until) {
+        double d = sb_session_next_deadline(c->s);
+        int dead = 0;
+        if (d < 0 || d > until)
+            d = until;
+        now = d > now ? d : now + 1;
+        if (chatty) /* our own traffic is no proof that the peer lives */
+            sb_session_send(c->s, 0, 0, (const uint8_t *)&x, 4, now);
+        sb_session_tick(c->s, now);
+        {
+            int t;
+            while ((t = sb_session_next_event(c->s)) != SB_SEV_NONE) {
+                const sb_session_event *v = sb_session_event_view(c->s);
+                if (t == SB_SEV_WRITE && c->open)
+                    push(up, sb_session_event_data(c->s), v->len, 0);
+                if (t == SB_SEV_STATE && v->value == SB_SESSION_RECONNECTING) {
+                    CHECK_EQ(v->code, SB_CONN_R_HEARTBEAT_TIMEOUT);
+                    dead = 1;
+                }
+                if (t == SB_SEV_DISCONNECT)
+                    c->open = 0;
+            }
+        }
+        if (dead)
+            return now;
+        if (echo) {
+            deliver(sv, up, now);
+            sb_session_flush(sv->s, now);
+            drain(sv, down);
+            deliver(c, down, now);
+            sb_session_flush(c->s, now);
+            drain(c, up);
+        } else {
+            clear(up); /* the server is gone: nothing it would answer */
+        }
+    }
+    return -1;
+}
+
+/* The heartbeat declares a server that stops answering dead within
+ * ping interval + ping timeout of the last thing that arrived, not
+ * earlier, also while we keep sending; one that answers is never declared
+ * dead. A server drops a silent client after its idle timeout. */
+static void test_heartbeat_verdict(void)
+{
+    static const double cfg[][2] = {{25000, 10000}, {1500, 1000}, {100, 50}, {1000, 1}};
+    for (size_t k = 0; k < sizeof cfg / sizeof cfg[0]; k++)
+        for (int mode = 0; mode < 3; mode++) {
+            pipe up = {0}, down = {0};
+            end c = {0}, sv = {0};
+            double t0 = 1000, bound = t0 + cfg[k][0] + cfg[k][1], dead;
+            c.s = sb_session_create(SB_SESSION_CLIENT, 20 + (uint32_t)k);
+            sb_session_set(c.s, SB_SO_PING_INTERVAL, cfg[k][0]);
+            sb_session_set(c.s, SB_SO_PING_TIMEOUT, cfg[k][1]);
+            sb_session_start(c.s, t0);
+            drain(&c, &up);
+            handshake(&c, &sv, &up, &down, t0, 0); /* the welcome arrives at t0 */
+            CHECK_EQ(sb_session_state(c.s), SB_SESSION_OPEN);
+            sb_session_set(sv.s, SB_SO_IDLE_TIMEOUT, 0); /* started: refused */
+            if (mode < 2) {
+                /* silent server; mode 1: we keep sending */
+                dead = hb_run(&c, &sv, &up, &down, t0, bound + 10 * cfg[k][0], 0, mode == 1);
+                CHECK(dead >= 0);
+                CHECK(dead <= bound);
+                CHECK(dead >= bound); /* no earlier: the verdict is exact on time */
+            } else {
+                /* a server that answers: never dead */
+                dead = hb_run(&c, &sv, &up, &down, t0, t0 + 10 * (cfg[k][0] + cfg[k][1]), 1, 0);
+                CHECK_EQ(dead, -1);
+                CHECK_EQ(sb_session_state(c.s), SB_SESSION_OPEN);
+            }
+            clear(&up);
+            clear(&down);
+            sb_session_destroy(c.s);
+            sb_session_destroy(sv.s);
+        }
+    /* the server side: a client that falls silent is dropped after the idle timeout */
+    {
+        pipe up = {0}, down = {0};
+        end c = {0}, sv = {0};
+        double now = 0, idle = 5000;
+        server_idle_timeout = idle;
+        c.s = sb_session_create(SB_SESSION_CLIENT, 30);
+        sb_session_start(c.s, now);
+        drain(&c, &up);
+        handshake(&c, &sv, &up, &down, now, 0);
+        server_idle_timeout = -1;
+        /* the server keeps sending; nothing comes back */
+        while (sv.disconnects == 0 && now < 10 * idle) {
+            uint32_t x = 9;
+            double d = sb_session_next_deadline(sv.s);
+            now = d > now ? d : now + 100;
+            sb_session_send(sv.s, 0, 0, (const uint8_t *)&x, 4, now);
+            sb_session_tick(sv.s, now);
+            drain(&sv, &down);
+            clear(&down);
+        }
+        CHECK_EQ(sv.disconnects, 1);
+        CHECK_EQ(sv.last_close, SB_CLOSE_IDLE);
+        CHECK(now <= idle);
+        CHECK_EQ(sb_session_state(sv.s), SB_SESSION_RECONNECTING);
+        clear(&up);
+        clear(&down);
+        sb_session_destroy(c.s);
+        sb_session_destroy(sv.s);
+    }
 }
 
 /* Incompressible payloads at and around every cap: no frame over the cap. */
@@ -1529,6 +1647,7 @@ int main(void)
     RUN(test_handshake_and_messages);
     RUN(test_plain_server_sees_nothing_of_ours);
     RUN(test_resume_after_drop);
+    RUN(test_heartbeat_verdict);
     RUN(test_cap_guard);
     RUN(test_cap_guard_near_miss);
     RUN(test_request_timeout_reported_once);
