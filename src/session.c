@@ -1176,26 +1176,15 @@ static int recv_framed(sb_session *s, const uint8_t *data, uint32_t n, double no
     return SB_OK;
 }
 
-int sb_session_recv(sb_session *s, const uint8_t *data, uint32_t n, int text, double now_ms)
+static void recv_message(sb_session *s, const uint8_t *data, uint32_t n, int text, double now_ms)
 {
-    link *l;
+    link *l = s->l;
     int rc = SB_OK;
     const char *what = "bad frame";
-    if (!s || (!data && n))
-        return SB_E_INVALID;
-    l = s->l;
-    if (!l)
-        return SB_OK; /* nothing is attached: a stale transport */
-    s->stats[SB_SS_BYTES_IN] += n;
-    l->last_rx = now_ms;
-    if (s->conn)
-        conn_apply(s, sb_conn_received(s->conn, now_ms), now_ms);
-    if (!s->l)
-        return SB_OK;
     if (s->mode == SB_SESSION_MODE_PLAIN) {
         s->stats[SB_SS_RECEIVED]++;
         emit(s, SB_SEV_MESSAGE, 0, 0, 0, text ? 0 : SB_FRAME_F_BINARY, 0, 0, data, n);
-        return SB_OK;
+        return;
     }
     if (s->role == SB_SESSION_CLIENT && !l->greeted) {
         /* The first message decides: a server greeting, or a plain server
@@ -1204,12 +1193,12 @@ int sb_session_recv(sb_session *s, const uint8_t *data, uint32_t n, int text, do
             l->greeted = 1;
             l->hello_out = 1;
             l->hello_due = -1;
-            return SB_OK;
+            return;
         }
         go_plain(s, now_ms);
         s->stats[SB_SS_RECEIVED]++;
         emit(s, SB_SEV_MESSAGE, 0, 0, 0, text ? 0 : SB_FRAME_F_BINARY, 0, 0, data, n);
-        return SB_OK;
+        return;
     }
     if (text) {
         rc = SB_E_BAD_FRAME;
@@ -1231,6 +1220,24 @@ int sb_session_recv(sb_session *s, const uint8_t *data, uint32_t n, int text, do
         protocol_error(s, rc, what, now_ms);
     else if (rc < 0)
         protocol_error(s, rc, "out of memory", now_ms);
+}
+
+int sb_session_recv(sb_session *s, const uint8_t *data, uint32_t n, int text, double now_ms)
+{
+    int st;
+    if (!s || (!data && n))
+        return SB_E_INVALID;
+    if (!s->l)
+        return SB_OK; /* nothing is attached: a stale transport */
+    s->stats[SB_SS_BYTES_IN] += n;
+    s->l->last_rx = now_ms;
+    st = s->conn ? sb_conn_state(s->conn) : -1;
+    recv_message(s, data, n, text, now_ms);
+    /* Proof of life after the frames, so that a pong still finds its ping
+     * outstanding and yields the round trip; as before, only for a
+     * connection that was open when the message came. */
+    if (st == SB_CONN_OPEN || st == SB_CONN_CLOSING)
+        conn_apply(s, sb_conn_received(s->conn, now_ms), now_ms);
     return SB_OK;
 }
 

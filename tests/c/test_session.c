@@ -390,6 +390,7 @@ static void test_heartbeat_verdict(void)
                 dead = hb_run(&c, &sv, &up, &down, t0, t0 + 10 * (cfg[k][0] + cfg[k][1]), 1, 0);
                 CHECK_EQ(dead, -1);
                 CHECK_EQ(sb_session_state(c.s), SB_SESSION_OPEN);
+                CHECK(sb_session_stat(c.s, SB_SS_RTT) >= 0);
             }
             clear(&up);
             clear(&down);
