@@ -566,6 +566,14 @@ static int send_client_hello(sb_session *s, const uint8_t *app, size_t app_len)
         rc = put_positions(&b, s, 1);
     if (rc >= 0)
         rc = put_bytes(&b, app, (uint32_t)app_len);
+    /* Our caps, as the greeting gives the server's: what it may write to us.
+     * After the fields an older server knows, so it ignores them. */
+    if (rc >= 0)
+        rc = put_u(&b, (uint64_t)s->opt[SB_SO_MAX_PAYLOAD]);
+    if (rc >= 0)
+        rc = put_u(&b, (uint64_t)s->opt[SB_SO_MAX_MESSAGE]);
+    if (rc >= 0)
+        rc = put_u(&b, (uint64_t)s->opt[SB_SO_MAX_FRAMES]);
     if (rc >= 0)
         rc = write_hello(s, &b);
     sb_buf_free(&b);
@@ -1147,6 +1155,14 @@ static int read_client_hello(sb_session *s, const uint8_t *data, uint32_t n)
         return SB_E_BAD_FRAME;
     if (len && (rc = sb_buf_put(&h->app, p, len)) < 0)
         return rc;
+    if (r.pos < r.n) {
+        /* The client's caps (absent from an older client: the defaults). */
+        l->peer_payload = (uint32_t)rd_u(&r, 1u << 30);
+        l->peer_message = (uint32_t)rd_u(&r, 1u << 30);
+        l->peer_frames = (uint32_t)rd_u(&r, 1u << 20);
+        if (r.err || l->peer_payload < 64 || l->peer_message < 256 || l->peer_frames < 1)
+            return SB_E_BAD_FRAME;
+    }
     l->have_hello = 1;
     l->compress = (h->flags & HF_COMPRESS) && s->opt[SB_SO_COMPRESS];
     l->hello_due = -1; /* the host decides now, at its own pace */

@@ -119,8 +119,14 @@ static void deliver(end *to, pipe *p, double now)
     clear(p);
 }
 
+typedef struct capcfg {
+    double payload, message, frames; /* the receiver's caps */
+    double batch_bytes, batch_frames; /* the sender's batching */
+} capcfg;
+
 static double server_max_payload = 1 << 20;
 static double server_idle_timeout = -1; /* -1 = the default */
+static const capcfg *server_rx, *server_tx; /* the server's caps / batching, or NULL */
 
 static sb_session *server_new(uint32_t seed)
 {
@@ -128,6 +134,15 @@ static sb_session *server_new(uint32_t seed)
     sb_session_set(s, SB_SO_MAX_PAYLOAD, server_max_payload);
     if (server_idle_timeout >= 0)
         sb_session_set(s, SB_SO_IDLE_TIMEOUT, server_idle_timeout);
+    if (server_rx) {
+        sb_session_set(s, SB_SO_MAX_PAYLOAD, server_rx->payload);
+        sb_session_set(s, SB_SO_MAX_MESSAGE, server_rx->message);
+        sb_session_set(s, SB_SO_MAX_FRAMES, server_rx->frames);
+    }
+    if (server_tx) {
+        sb_session_set(s, SB_SO_BATCH_MAX_BYTES, server_tx->batch_bytes);
+        sb_session_set(s, SB_SO_BATCH_MAX_FRAMES, server_tx->batch_frames);
+    }
     return s;
 }
 
@@ -470,6 +485,132 @@ static void test_cap_guard(void)
     clear(&down);
     sb_session_destroy(c.s);
     sb_session_destroy(sv.s);
+}
+
+/* Payloads at and around every cap, incompressible and slightly
+ * compressible, both ways: no transport message the peer refuses. The
+ * receiver's caps are its own options (announced in the handshake), the
+ * sender's batch limits its options. Over the frame cap a send is refused
+ * (TOO_LARGE), never written. */
+static void cap_fill(uint8_t *p, uint32_t n, int style, uint32_t seed)
+{
+    sb_rng r;
+    sb_rng_seed(&r, seed);
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t b = (uint8_t)sb_rng_next(&r);
+        if (style == 1 && i % 8 == 0)
+            b = 0; /* slightly compressible */
+        else if (style == 2 && i < 24)
+            b = 0; /* a compressible head, then noise */
+        else if (style == 3)
+            b = (uint8_t)(b & 0x3f); /* 6 bits of entropy per byte */
+        p[i] = b;
+    }
+}
+
+static int cap_run(const capcfg *cfg, int server_sends, const uint32_t *sizes, int nsizes,
+                   int burst)
+{
+    static uint8_t buf[(1 << 17) + 64];
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    end *tx, *rx;
+    pipe *out, *in;
+    double now = 0;
+    int sent = 0, bad = 0;
+    uint32_t cap = (uint32_t)cfg->payload;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 40);
+    if (server_sends) {
+        sb_session_set(c.s, SB_SO_MAX_PAYLOAD, cfg->payload);
+        sb_session_set(c.s, SB_SO_MAX_MESSAGE, cfg->message);
+        sb_session_set(c.s, SB_SO_MAX_FRAMES, cfg->frames);
+        server_tx = cfg;
+    } else {
+        sb_session_set(c.s, SB_SO_BATCH_MAX_BYTES, cfg->batch_bytes);
+        sb_session_set(c.s, SB_SO_BATCH_MAX_FRAMES, cfg->batch_frames);
+        server_rx = cfg;
+    }
+    sb_session_start(c.s, now);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    server_rx = server_tx = NULL;
+    if (server_sends) {
+        tx = &sv, rx = &c, out = &down, in = &up;
+    } else {
+        tx = &c, rx = &sv, out = &up, in = &down;
+    }
+    for (int style = 0; style < 4; style++)
+        for (int i = 0; i < nsizes; i += burst) {
+            for (int j = i; j < i + burst && j < nsizes; j++) {
+                uint32_t n = sizes[j];
+                int rc;
+                cap_fill(buf, n, style, (uint32_t)(style * 7919 + j));
+                rc = sb_session_send(tx->s, 0, SB_FRAME_F_BINARY, buf, n, now);
+                if (n > cap) {
+                    CHECK_EQ(rc, SB_E_TOO_LARGE);
+                } else {
+                    CHECK(rc > 0);
+                    sent += rc > 0;
+                }
+            }
+            for (int round = 0; round < 8; round++) {
+                sb_session_flush(tx->s, now);
+                drain(tx, out);
+                for (int k = 0; k < out->n; k++) {
+                    sb_frame f;
+                    if (out->len[k] > cfg->message ||
+                        sb_frame_decode(out->msg[k], out->len[k], cap, &f) <= 0)
+                        bad++;
+                }
+                deliver(rx, out, now);
+                sb_session_flush(rx->s, now);
+                drain(rx, in);
+                deliver(tx, in, now);
+                now += 25;
+            }
+        }
+    CHECK_EQ(bad, 0);
+    CHECK_EQ(rx->ngot, sent);
+    CHECK_EQ(rx->disconnects, 0);
+    CHECK_EQ(tx->disconnects, 0);
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+    return bad == 0 && rx->ngot == sent && rx->disconnects == 0;
+}
+
+static void test_caps_both_ways(void)
+{
+    static const capcfg cfgs[] = {
+        {64, 256, 1, 256 << 10, 512},
+        {300, 1024, 4, 1000, 512},
+        {4096, 16384, 4096, 1500, 512},
+        {4096, 8192, 2, 256 << 10, 512},
+        {65536, 1 << 20, 4096, 65536 - 10, 3},
+    };
+    for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
+        const capcfg *g = &cfgs[k];
+        uint32_t sizes[256];
+        int n = 0;
+        uint32_t p = (uint32_t)g->payload, b = (uint32_t)g->batch_bytes;
+        int step = p > 8192 ? 8 : 1;
+        for (int d = 48; d >= -2; d -= step)
+            if ((int64_t)p - d > 0)
+                sizes[n++] = (uint32_t)((int64_t)p - d);
+        for (int d = -40; d <= 40; d += 4)
+            if ((int64_t)b + d > 0 && (int64_t)b + d <= p)
+                sizes[n++] = (uint32_t)((int64_t)b + d);
+        sizes[n++] = 95;
+        sizes[n++] = 96;
+        sizes[n++] = 97;
+        for (int dir = 0; dir < 2; dir++)
+            for (int burst = 1; burst <= 5; burst += 4)
+                if (!cap_run(g, dir, sizes, n, burst))
+                    fprintf(stderr, "caps %g/%g/%g batch %g/%g, %s sends, burst %d: refused\n",
+                            g->payload, g->message, g->frames, g->batch_bytes, g->batch_frames,
+                            dir ? "server" : "client", burst);
+    }
 }
 
 /* A lone frame just over the batch limit whose deflated form is smaller
@@ -1651,6 +1792,7 @@ int main(void)
     RUN(test_heartbeat_verdict);
     RUN(test_cap_guard);
     RUN(test_cap_guard_near_miss);
+    RUN(test_caps_both_ways);
     RUN(test_request_timeout_reported_once);
     RUN(test_floors_release_held_frames);
     RUN(test_answered_request_leaves_outbox);
