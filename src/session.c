@@ -1358,8 +1358,13 @@ int sb_session_respond(sb_session *s, uint32_t id, int is_error, int flags, cons
 static uint32_t payload_cap(const sb_session *s)
 {
     uint32_t cap = (uint32_t)s->opt[SB_SO_MAX_PAYLOAD];
-    if (s->l && s->l->up && s->mode == SB_SESSION_MODE_FRAMED && s->l->peer_payload < cap)
-        cap = s->l->peer_payload;
+    if (s->l && s->l->up && s->mode == SB_SESSION_MODE_FRAMED) {
+        if (s->l->peer_payload < cap)
+            cap = s->l->peer_payload;
+        /* a lone frame is a transport message: it must fit that cap too */
+        if (s->l->peer_message - SB_FRAME_MAX_HEADER < cap)
+            cap = s->l->peer_message - SB_FRAME_MAX_HEADER;
+    }
     return cap;
 }
 

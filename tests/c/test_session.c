@@ -518,7 +518,10 @@ static int cap_run(const capcfg *cfg, int server_sends, const uint32_t *sizes, i
     pipe *out, *in;
     double now = 0;
     int sent = 0, bad = 0;
+    /* what a send may carry: a lone frame must fit the message cap too */
     uint32_t cap = (uint32_t)cfg->payload;
+    if (cfg->message - SB_FRAME_MAX_HEADER < cap)
+        cap = (uint32_t)cfg->message - SB_FRAME_MAX_HEADER;
     c.s = sb_session_create(SB_SESSION_CLIENT, 40);
     if (server_sends) {
         sb_session_set(c.s, SB_SO_MAX_PAYLOAD, cfg->payload);
@@ -559,7 +562,7 @@ static int cap_run(const capcfg *cfg, int server_sends, const uint32_t *sizes, i
                 for (int k = 0; k < out->n; k++) {
                     sb_frame f;
                     if (out->len[k] > cfg->message ||
-                        sb_frame_decode(out->msg[k], out->len[k], cap, &f) <= 0)
+                        sb_frame_decode(out->msg[k], out->len[k], (size_t)cfg->payload, &f) <= 0)
                         bad++;
                 }
                 deliver(rx, out, now);
@@ -587,6 +590,7 @@ static void test_caps_both_ways(void)
         {300, 1024, 4, 1000, 512},
         {4096, 16384, 4096, 1500, 512},
         {4096, 8192, 2, 256 << 10, 512},
+        {2048, 1024, 16, 256 << 10, 512}, /* a message cap under the frame cap */
         {65536, 1 << 20, 4096, 65536 - 10, 3},
     };
     for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
@@ -595,6 +599,10 @@ static void test_caps_both_ways(void)
         int n = 0;
         uint32_t p = (uint32_t)g->payload, b = (uint32_t)g->batch_bytes;
         int step = p > 8192 ? 8 : 1;
+        if (g->message - SB_FRAME_MAX_HEADER < p) {
+            sizes[n++] = p; /* refused: over the message cap */
+            p = (uint32_t)g->message - SB_FRAME_MAX_HEADER;
+        }
         for (int d = 48; d >= -2; d -= step)
             if ((int64_t)p - d > 0)
                 sizes[n++] = (uint32_t)((int64_t)p - d);
