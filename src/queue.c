@@ -670,6 +670,26 @@ int sb_outbox_resolve(sb_outbox *o, uint32_t id, double now_ms)
     return 0; /* acked already, or never sent: only what was sent can be answered */
 }
 
+int sb_outbox_drop_over(sb_outbox *o, uint32_t max_len, double now_ms)
+{
+    int n = 0;
+    if (!o)
+        return SB_E_INVALID;
+    for (int k = -1; k < SB_QUEUE_PRIORITIES; k++) {
+        list *l = k < 0 ? &o->inflight : &o->queued[k];
+        entry *next;
+        for (entry *e = l->head; e; e = next) {
+            next = e->next;
+            if (e->len > max_len) {
+                o->stats[SB_OUTBOX_STAT_DROPS]++;
+                remove_entry(o, l, e, SB_OUTBOX_EV_DROP, SB_E_TOO_LARGE, 0, now_ms);
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
 int sb_outbox_on_ack(sb_outbox *o, const uint8_t *frame, uint32_t n, double now_ms)
 {
     sb_frame f;

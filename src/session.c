@@ -653,8 +653,10 @@ static int new_link(sb_session *s, double now)
     return SB_OK;
 }
 
+static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, uint32_t n);
+
 /* Batch writer and reader once the handshake says how. */
-static int link_up(sb_session *s)
+static int link_up(sb_session *s, double now)
 {
     link *l = s->l;
     const double *o = s->opt;
@@ -675,6 +677,13 @@ static int link_up(sb_session *s)
         return SB_E_NO_MEMORY;
     l->up = 1;
     sb_outbox_set_online(s->out, 1, 0);
+    /* What was queued before the peer's caps were known and is over them
+     * would be refused, and written again on every transport: drop it. */
+    if (sb_outbox_drop_over(s->out, l->peer_payload < l->peer_message - SB_FRAME_MAX_HEADER
+                                        ? l->peer_payload
+                                        : l->peer_message - SB_FRAME_MAX_HEADER,
+                            now) > 0)
+        outbox_events(s, 0, NULL, 0);
     return SB_OK;
 }
 
@@ -1114,7 +1123,7 @@ static int read_welcome(sb_session *s, const uint8_t *data, uint32_t n, double n
     apply_floors(s, fl, nfl, now);
     free(rx);
     free(fl);
-    if ((rc = link_up(s)) < 0)
+    if ((rc = link_up(s, now)) < 0)
         return rc;
     s->mode = SB_SESSION_MODE_FRAMED;
     s->framed_worked = 1;
@@ -1276,7 +1285,7 @@ static int welcome(sb_session *s, double now)
     if (h->epoch_len == s->epoch_len && !memcmp(h->epoch, s->epoch, s->epoch_len))
         apply_rx(s, h->rx, h->nrx, now); /* what it has of this epoch's stream */
     apply_floors(s, h->fl, h->nfl, now);
-    if ((rc = link_up(s)) < 0)
+    if ((rc = link_up(s, now)) < 0)
         return rc;
     l->welcome_out = 1;
     free_hello(h);
@@ -1494,7 +1503,7 @@ static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, u
             len = n;
         }
         s->dirty = 1;
-        if (s->role == SB_SESSION_SERVER) {
+        if (s->role == SB_SESSION_SERVER && e->code != SB_E_TOO_LARGE) {
             /* A client we had to drop messages for hears of it in the next
              * welcome; if it is attached it is not keeping up: make it come back. */
             s->lost = 1;
@@ -1511,7 +1520,10 @@ static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, u
             }
         if (!is_req && (p || t == SB_OUTBOX_EV_DROP)) {
             s->stats[SB_SS_DROPPED]++; /* counts DROP events */
-            emit(s, SB_SEV_DROP, e->channel, t == SB_OUTBOX_EV_DROP ? SB_DROP_OVERFLOW : SB_DROP_EXPIRED,
+            emit(s, SB_SEV_DROP, e->channel,
+                 t != SB_OUTBOX_EV_DROP      ? SB_DROP_EXPIRED
+                 : e->code == SB_E_TOO_LARGE ? SB_DROP_TOO_LARGE
+                                             : SB_DROP_OVERFLOW,
                  e->id, 0, e->code, 0, p, len);
         }
     }

@@ -621,6 +621,73 @@ static void test_caps_both_ways(void)
     }
 }
 
+/* A message queued before the peer's caps were known that turns out to be
+ * over them is dropped (DROP, TOO_LARGE) when the link comes up, not
+ * written: the peer would refuse it and the session would reconnect and
+ * write it again forever. Both roles. */
+static void test_queued_over_peer_cap(void)
+{
+    static uint8_t big[3000];
+    for (int server_sends = 0; server_sends < 2; server_sends++) {
+        pipe up = {0}, down = {0};
+        end c = {0}, sv = {0};
+        end *tx, *rx;
+        double now = 0;
+        uint32_t a = 1, b = 2;
+        capcfg caps = {2048, 1 << 20, 4096, 256 << 10, 512};
+        memset(big, 'x', sizeof big);
+        c.s = sb_session_create(SB_SESSION_CLIENT, 15);
+        if (server_sends) {
+            sb_session_set(c.s, SB_SO_MAX_PAYLOAD, caps.payload);
+        } else {
+            server_rx = &caps;
+        }
+        sb_session_start(c.s, now);
+        drain(&c, &up);
+        handshake(&c, &sv, &up, &down, now, 0);
+        tx = server_sends ? &sv : &c;
+        rx = server_sends ? &c : &sv;
+        /* the link drops; the sender queues while it is down */
+        clear(&up);
+        clear(&down);
+        c.open = sv.open = 0;
+        sb_session_transport_closed(c.s, now, 1006);
+        sb_session_transport_closed(sv.s, now, 1006);
+        drain(&c, &up);
+        drain(&sv, &down);
+        CHECK(sb_session_send(tx->s, 0, 0, (const uint8_t *)&a, 4, now) > 0);
+        CHECK(sb_session_send(tx->s, 0, SB_FRAME_F_BINARY, big, sizeof big, now) > 0);
+        CHECK(sb_session_send(tx->s, 0, 0, (const uint8_t *)&b, 4, now) > 0);
+        drain(tx, server_sends ? &down : &up);
+        now = sb_session_next_deadline(c.s);
+        sb_session_tick(c.s, now);
+        drain(&c, &up);
+        CHECK(c.want_connect);
+        handshake(&c, &sv, &up, &down, now, 1); /* a pending session like the first */
+        server_rx = NULL;
+        for (int round = 0; round < 4; round++) {
+            deliver(&sv, &up, now);
+            sb_session_flush(sv.s, now);
+            drain(&sv, &down);
+            deliver(&c, &down, now);
+            sb_session_flush(c.s, now);
+            drain(&c, &up);
+            now += 25;
+        }
+        CHECK_EQ(tx->drops, 1);
+        CHECK_EQ(rx->disconnects, 0);
+        CHECK_EQ(tx->disconnects, 0);
+        CHECK_EQ(rx->ngot, 2);
+        CHECK_EQ(rx->got[0], 1);
+        CHECK_EQ(rx->got[1], 2);
+        CHECK_EQ(sb_session_stat(tx->s, SB_SS_QUEUED), 0);
+        clear(&up);
+        clear(&down);
+        sb_session_destroy(c.s);
+        sb_session_destroy(sv.s);
+    }
+}
+
 /* A lone frame just over the batch limit whose deflated form is smaller
  * than the frame but larger than the peer's payload cap must travel
  * uncompressed (found by search over how compressible it is). */
@@ -1801,6 +1868,7 @@ int main(void)
     RUN(test_cap_guard);
     RUN(test_cap_guard_near_miss);
     RUN(test_caps_both_ways);
+    RUN(test_queued_over_peer_cap);
     RUN(test_request_timeout_reported_once);
     RUN(test_floors_release_held_frames);
     RUN(test_answered_request_leaves_outbox);
