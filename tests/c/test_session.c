@@ -1387,6 +1387,7 @@ static void pt_s_drain(world *w)
             PT_FAIL(w, "hello on the main server session");
             break;
         case SB_SEV_DIRTY:
+            PT_TRACE(w, "server snapshot (rx ch0 %g)", sb_session_stat(w->s, SB_SS_RX_SEQ));
             pt_snap(&w->s_snap, &w->s_snap_n, w->s);
             break;
         default:
@@ -1774,7 +1775,7 @@ static int property_session(uint32_t seed, int steps)
                 }
             pt_timers(w);
             pt_ticks(w);
-            if (pt_done(w) || w->step > steps + 20000)
+            if (pt_done(w) || w->step > steps + 6000) /* 30 s: backoff is at most 0.8 s */
                 break;
             continue;
         }
