@@ -1660,7 +1660,12 @@ static int run(sb_session *s, double now)
     if (l && l->hello_due >= 0 && now >= l->hello_due) {
         l->hello_due = -1;
         if (s->role == SB_SESSION_CLIENT && s->state == SB_SESSION_CONNECTING) {
-            go_plain(s, now); /* an open socket and no greeting: a plain server */
+            /* An open socket and no greeting: a plain server, unless it gave
+             * us a session before: then it is only slow, and plain would
+             * write the queue raw to it and count it delivered. The connect
+             * timeout decides. */
+            if (!s->id_len)
+                go_plain(s, now);
         } else if (s->role == SB_SESSION_SERVER) {
             disconnect(s, SB_CLOSE_HELLO_TIMEOUT, "TIMEOUT: no hello");
             sb_session_transport_closed(s, now, SB_CLOSE_HELLO_TIMEOUT);

@@ -869,6 +869,81 @@ static void test_answered_request_leaves_outbox(void)
     sb_session_destroy(sv.s);
 }
 
+/* A server this session already knows (it has a session id) that is slow
+ * to greet on a later transport is not taken for a plain one: talking
+ * plain to it would write the queue raw, count it as delivered once
+ * written, and lose it. The connect timeout decides instead. */
+static void test_slow_greeting_after_framed(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 0;
+    uint32_t m = 77;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 16);
+    sb_session_start(c.s, now);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    clear(&up);
+    clear(&down);
+    c.open = sv.open = 0;
+    sb_session_transport_closed(c.s, now, 1006);
+    sb_session_transport_closed(sv.s, now, 1006);
+    drain(&c, &up);
+    drain(&sv, &down);
+    CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&m, 4, now) > 0);
+    now = sb_session_next_deadline(c.s);
+    sb_session_tick(c.s, now);
+    drain(&c, &up);
+    CHECK(c.want_connect);
+    CHECK_EQ(sb_session_transport_open(c.s, now, 1), 0);
+    c.open = 1;
+    /* the server takes 5 s to greet: past the hello timeout (3 s), within
+     * the connect timeout (10 s) */
+    for (int i = 0; i < 50; i++) {
+        now += 100;
+        sb_session_tick(c.s, now);
+        drain(&c, &up);
+    }
+    CHECK_EQ(sb_session_mode(c.s), SB_SESSION_MODE_NONE);
+    CHECK_EQ(up.n, 0); /* nothing raw to a switchboard server */
+    CHECK_EQ(sb_session_stat(c.s, SB_SS_QUEUED), 1);
+    {
+        sb_session *p = server_new(8);
+        end pend = {0};
+        pend.s = p;
+        sb_session_transport_open(p, now, 1);
+        pend.open = 1;
+        sb_session_flush(p, now);
+        drain(&pend, &down);
+        deliver(&c, &down, now);
+        sb_session_flush(c.s, now);
+        drain(&c, &up);
+        deliver(&pend, &up, now);
+        drain(&pend, &down);
+        CHECK_EQ(pend.hellos, 1);
+        CHECK_EQ(sb_session_takeover(sv.s, p, now), 0);
+        sb_session_destroy(p);
+    }
+    sv.open = 1;
+    for (int round = 0; round < 4; round++) {
+        sb_session_flush(sv.s, now);
+        drain(&sv, &down);
+        deliver(&c, &down, now);
+        sb_session_flush(c.s, now);
+        drain(&c, &up);
+        deliver(&sv, &up, now);
+        now += 25;
+    }
+    drain(&sv, &down);
+    CHECK_EQ(sb_session_mode(c.s), SB_SESSION_MODE_FRAMED);
+    CHECK_EQ(sv.ngot, 1);
+    CHECK_EQ(sv.got[0], 77);
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
 /* ---- property test: a flaky link, restarts from saved state ------------------
  *
  * One client and one server session over a link of numbered connections.
@@ -1873,6 +1948,7 @@ int main(void)
     RUN(test_request_timeout_reported_once);
     RUN(test_floors_release_held_frames);
     RUN(test_answered_request_leaves_outbox);
+    RUN(test_slow_greeting_after_framed);
     RUN(test_property_flaky_link);
     TEST_MAIN_END();
 }
