@@ -465,6 +465,12 @@ int sb_session_restore(sb_session *s, const uint8_t *blob, uint32_t n, double no
         goto fail;
     }
     s->lost = (int)(role & 1);
+    if (s->role == SB_SESSION_SERVER) {
+        /* Detached, as after its transport closed: it waits for the client
+         * (sb_session_takeover) for the session TTL from now. */
+        s->state = SB_SESSION_RECONNECTING;
+        s->detached_at = now_ms;
+    }
     return SB_OK;
 fail:
     /* Leave a session that can start from scratch. */

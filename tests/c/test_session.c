@@ -944,6 +944,49 @@ static void test_slow_greeting_after_framed(void)
     sb_session_destroy(sv.s);
 }
 
+/* A server session restored from saved state is detached like one whose
+ * transport closed: it waits for the client, and is closed after the
+ * session TTL if the client does not come back. */
+static void test_restored_server_session_expires(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 0;
+    int n;
+    uint8_t *blob;
+    sb_session *r;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 17);
+    sb_session_start(c.s, now);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    n = sb_session_serialize(sv.s);
+    CHECK(n > 0);
+    blob = malloc((size_t)n);
+    memcpy(blob, sb_session_out(sv.s), (size_t)n);
+    r = sb_session_create(SB_SESSION_SERVER, 18);
+    sb_session_set(r, SB_SO_SESSION_TTL, 1000);
+    now = 5000;
+    CHECK_EQ(sb_session_restore(r, blob, (uint32_t)n, now), 0);
+    CHECK_EQ(sb_session_state(r), SB_SESSION_RECONNECTING);
+    CHECK(sb_session_next_deadline(r) == now + 1000);
+    sb_session_tick(r, now + 999);
+    CHECK_EQ(sb_session_state(r), SB_SESSION_RECONNECTING);
+    sb_session_tick(r, now + 1000);
+    CHECK_EQ(sb_session_state(r), SB_SESSION_CLOSED);
+    {
+        int closed = 0, t;
+        while ((t = sb_session_next_event(r)) != SB_SEV_NONE)
+            closed += t == SB_SEV_CLOSED;
+        CHECK_EQ(closed, 1);
+    }
+    free(blob);
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(r);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
 /* ---- property test: a flaky link, restarts from saved state ------------------
  *
  * One client and one server session over a link of numbered connections.
@@ -1802,7 +1845,7 @@ static void pt_server_restart(world *w)
     w->s = sb_session_create(SB_SESSION_SERVER, sb_rng_next(&w->r));
     pt_server_opts(w, w->s);
     CHECK_EQ(sb_session_restore(w->s, w->s_snap, w->s_snap_n, w->now), 0);
-    CHECK_EQ(sb_session_state(w->s), SB_SESSION_IDLE);
+    CHECK_EQ(sb_session_state(w->s), SB_SESSION_RECONNECTING);
     w->s_restarts++;
 }
 
@@ -1949,6 +1992,7 @@ int main(void)
     RUN(test_floors_release_held_frames);
     RUN(test_answered_request_leaves_outbox);
     RUN(test_slow_greeting_after_framed);
+    RUN(test_restored_server_session_expires);
     RUN(test_property_flaky_link);
     TEST_MAIN_END();
 }
