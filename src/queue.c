@@ -615,8 +615,10 @@ int sb_outbox_ack(sb_outbox *o, uint32_t channel, uint32_t cum, const uint8_t *s
     ch = get_chan(o, channel, 0);
     if (!ch)
         return 0; /* nothing was ever sent there */
+    /* No further than what was sent: a peer's larger number would make
+     * the saved state one that sb_outbox_restore refuses. */
     if (cum > ch->acked)
-        ch->acked = cum;
+        ch->acked = cum < ch->next_seq ? cum : ch->next_seq - 1;
     if (ch->skip_to && ch->acked + 1 >= ch->skip_to)
         ch->skip_to = 0;
     for (e = o->inflight.head; e; e = next) {

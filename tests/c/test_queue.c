@@ -529,6 +529,27 @@ static void test_serialize_restore(void)
     sb_outbox_destroy(o);
 }
 
+/* An ack from the peer for seqs we never sent must not end up in the saved
+ * state: it made the state unreadable (acked >= next seq), so a host could
+ * not restart from it. */
+static void test_ack_beyond_sent_keeps_state_loadable(void)
+{
+    sb_outbox *o = mk(10, 1000, SB_QUEUE_REJECT, 4);
+    bytes fr[4];
+    send_txt(o, 1, 0, "a", 0, 0);
+    CHECK_EQ(pump(o, 0, fr, 4), 1);
+    CHECK_EQ(sb_outbox_ack(o, 1, 113, NULL, 0, 1), 1); /* acks "a", and 112 seqs never sent */
+    send_txt(o, 1, 0, "b", 0, 1);
+    int n = sb_outbox_serialize(o);
+    CHECK(n > 0);
+    sb_outbox *r = mk(10, 1000, SB_QUEUE_REJECT, 4);
+    CHECK_EQ(sb_outbox_restore(r, sb_outbox_out(o), (uint32_t)n, 2), 1);
+    CHECK_EQ(pump(r, 2, fr, 4), 1);
+    CHECK_EQ(dec(&fr[0]).seq, 2);
+    sb_outbox_destroy(o);
+    sb_outbox_destroy(r);
+}
+
 /* ---- property test ------------------------------------------------------ */
 
 #define PMAX 400    /* messages per run */
@@ -765,6 +786,7 @@ int main(void)
     RUN(test_inbox_dedup_window);
     RUN(test_offline_online);
     RUN(test_serialize_restore);
+    RUN(test_ack_beyond_sent_keeps_state_loadable);
     RUN(test_property_reliable);
     RUN(test_property_with_ttl);
     TEST_MAIN_END();
