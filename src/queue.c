@@ -1418,7 +1418,10 @@ int sb_inbox_restore(sb_inbox *in, const uint8_t *blob, uint32_t n)
         uint32_t next_min;
         if (r.err)
             break;
-        if (iget(in, c, 0, &err) || nheld > in->window || (uint64_t)cum + 2 > 0xffffffffu) {
+        /* Held frames lie beyond cum + 1; with none, any cum is valid (a
+         * peer may have named the top of the seq space). */
+        if (iget(in, c, 0, &err) || nheld > in->window ||
+            (nheld && (uint64_t)cum + 2 > 0xffffffffu)) {
             r.err = SB_E_CORRUPT;
             break;
         }
