@@ -629,8 +629,10 @@ int sb_outbox_ack(sb_outbox *o, uint32_t channel, uint32_t cum, const uint8_t *s
     ch = get_chan(o, channel, 0);
     if (!ch)
         return 0; /* nothing was ever sent there */
+    /* No further than what was sent: a peer's larger number would make
+     * the saved state one that sb_outbox_restore refuses. */
     if (cum > ch->acked)
-        ch->acked = cum;
+        ch->acked = cum < ch->next_seq ? cum : ch->next_seq - 1;
     if (ch->skip_to && ch->acked + 1 >= ch->skip_to)
         ch->skip_to = 0;
     for (e = o->inflight.head; e; e = next) {
@@ -658,7 +660,50 @@ int sb_outbox_ack(sb_outbox *o, uint32_t channel, uint32_t cum, const uint8_t *s
             e->due_at = now_ms;
         }
     }
+    /* A seq given up on while an earlier one was unconfirmed did not move
+     * the floor then; now that the earlier one is acked it may: announce
+     * it, or the receiver waits for that seq forever. */
+    if (acked) {
+        uint32_t fl = chan_floor(o, ch);
+        if (fl > ch->acked + 1 && fl > ch->skip_to) {
+            ch->skip_to = fl;
+            ch->skip_due = now_ms;
+        }
+    }
     return acked;
+}
+
+int sb_outbox_resolve(sb_outbox *o, uint32_t id, double now_ms)
+{
+    if (!o || !id)
+        return SB_E_INVALID;
+    for (entry *e = o->inflight.head; e; e = e->next)
+        if (e->id == id) {
+            o->stats[SB_OUTBOX_STAT_ACKED]++;
+            remove_entry(o, &o->inflight, e, SB_OUTBOX_EV_ACK, 0, now_ms - e->sent_at, now_ms);
+            return 1;
+        }
+    return 0; /* acked already, or never sent: only what was sent can be answered */
+}
+
+int sb_outbox_drop_over(sb_outbox *o, uint32_t max_len, double now_ms)
+{
+    int n = 0;
+    if (!o)
+        return SB_E_INVALID;
+    for (int k = -1; k < SB_QUEUE_PRIORITIES; k++) {
+        list *l = k < 0 ? &o->inflight : &o->queued[k];
+        entry *next;
+        for (entry *e = l->head; e; e = next) {
+            next = e->next;
+            if (e->len > max_len) {
+                o->stats[SB_OUTBOX_STAT_DROPS]++;
+                remove_entry(o, l, e, SB_OUTBOX_EV_DROP, SB_E_TOO_LARGE, 0, now_ms);
+                n++;
+            }
+        }
+    }
+    return n;
 }
 
 int sb_outbox_on_ack(sb_outbox *o, const uint8_t *frame, uint32_t n, double now_ms)
@@ -1387,7 +1432,10 @@ int sb_inbox_restore(sb_inbox *in, const uint8_t *blob, uint32_t n)
         uint32_t next_min;
         if (r.err)
             break;
-        if (iget(in, c, 0, &err) || nheld > in->window || (uint64_t)cum + 2 > 0xffffffffu) {
+        /* Held frames lie beyond cum + 1; with none, any cum is valid (a
+         * peer may have named the top of the seq space). */
+        if (iget(in, c, 0, &err) || nheld > in->window ||
+            (nheld && (uint64_t)cum + 2 > 0xffffffffu)) {
             r.err = SB_E_CORRUPT;
             break;
         }

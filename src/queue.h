@@ -90,6 +90,13 @@ SB_EXPORT const uint8_t *sb_outbox_out(const sb_outbox *o);
 SB_EXPORT int sb_outbox_on_ack(sb_outbox *o, const uint8_t *frame, uint32_t n, double now_ms);
 /* The same from decoded fields (sack = the ack frame's payload). */
 int sb_outbox_ack(sb_outbox *o, uint32_t channel, uint32_t cum, const uint8_t *sack, size_t sack_len, double now_ms);
+/* The peer has message id by other means (it answered the request): it
+ * leaves the outbox as if acked (an ACK event). 1 if it was held, else 0. */
+int sb_outbox_resolve(sb_outbox *o, uint32_t id, double now_ms);
+/* Remove every message (queued or in flight) whose payload is over max_len
+ * with a DROP event (code TOO_LARGE): the peer's caps, learnt after they
+ * were queued, say it would refuse them. Returns how many. */
+int sb_outbox_drop_over(sb_outbox *o, uint32_t max_len, double now_ms);
 /* Expire TTLs and fire ack timeouts; returns the number of pending events. */
 int sb_outbox_poll(sb_outbox *o, double now_ms);
 /* Pop the next event (type, 0 = none); details in sb_outbox_event_view. */

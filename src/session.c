@@ -485,7 +485,8 @@ int sb_session_restore(sb_session *s, const uint8_t *blob, uint32_t n, double no
     }
     s->lost = (int)(role & 1);
     if (s->role == SB_SESSION_SERVER) {
-        /* Detached: it waits for its client's takeover, then its TTL. */
+        /* Detached, as after its transport closed: it waits for the client
+         * (sb_session_takeover) for the session TTL from now. */
         s->state = SB_SESSION_RECONNECTING;
         s->detached_at = now_ms;
     }
@@ -590,6 +591,14 @@ static int send_client_hello(sb_session *s, const uint8_t *app, size_t app_len)
         rc = put_positions(&b, s, 1);
     if (rc >= 0)
         rc = put_bytes(&b, app, (uint32_t)app_len);
+    /* Our caps, as the greeting gives the server's: what it may write to us.
+     * After the fields an older server knows, so it ignores them. */
+    if (rc >= 0)
+        rc = put_u(&b, (uint64_t)s->opt[SB_SO_MAX_PAYLOAD]);
+    if (rc >= 0)
+        rc = put_u(&b, (uint64_t)s->opt[SB_SO_MAX_MESSAGE]);
+    if (rc >= 0)
+        rc = put_u(&b, (uint64_t)s->opt[SB_SO_MAX_FRAMES]);
     if (rc >= 0)
         rc = write_hello(s, &b);
     sb_buf_free(&b);
@@ -619,7 +628,9 @@ static int send_welcome(sb_session *s)
 
 /* The peer's floors: everything below is resolved on its side (acked by us
  * earlier, or given up on and reported). Applied as SKIP frames; not a gap
- * for the application (a stale saved state is the usual cause). */
+ * for the application (a stale saved state is the usual cause). A SKIP
+ * releases frames held behind a seq the peer gave up on: the caller
+ * delivers them (a resumed or restored inbox may hold some). */
 static void apply_floors(sb_session *s, const pos *fl, uint32_t n, double now)
 {
     uint8_t f[SB_FRAME_MAX_HEADER];
@@ -632,9 +643,8 @@ static void apply_floors(sb_session *s, const pos *fl, uint32_t n, double now)
         fr.channel = fl[i].ch;
         fr.seq = fl[i].v;
         k = sb_frame_write(&fr, f, sizeof f);
-        if (k > 0 && sb_inbox_push(s->in, f, (uint32_t)k, now) >= 0)
-            while (sb_inbox_next(s->in) == 1)
-                ; /* a SKIP delivers only held frames: none before the handshake */
+        if (k > 0)
+            sb_inbox_push(s->in, f, (uint32_t)k, now);
     }
 }
 
@@ -668,8 +678,10 @@ static int new_link(sb_session *s, double now)
     return SB_OK;
 }
 
+static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, uint32_t n);
+
 /* Batch writer and reader once the handshake says how. */
-static int link_up(sb_session *s)
+static int link_up(sb_session *s, double now)
 {
     link *l = s->l;
     const double *o = s->opt;
@@ -690,6 +702,13 @@ static int link_up(sb_session *s)
         return SB_E_NO_MEMORY;
     l->up = 1;
     sb_outbox_set_online(s->out, 1, 0);
+    /* What was queued before the peer's caps were known and is over them
+     * would be refused, and written again on every transport: drop it. */
+    if (sb_outbox_drop_over(s->out, l->peer_payload < l->peer_message - SB_FRAME_MAX_HEADER
+                                        ? l->peer_payload
+                                        : l->peer_message - SB_FRAME_MAX_HEADER,
+                            now) > 0)
+        outbox_events(s, 0, NULL, 0);
     return SB_OK;
 }
 
@@ -947,8 +966,11 @@ static void protocol_error(sb_session *s, int err, const char *what, double now)
     sb_session_transport_closed(s, now, code);
 }
 
-static void request_answered(sb_session *s, const sb_frame_view *v, const uint8_t *payload)
+static void request_answered(sb_session *s, const sb_frame_view *v, const uint8_t *payload, double now)
 {
+    /* An answer proves the request arrived, even before its ack: it must
+     * neither expire later (a DROP) nor go out again on the next transport. */
+    sb_outbox_resolve(s->out, v->corr, now);
     for (uint32_t i = 0; i < s->nreqs; i++)
         if (s->reqs[i].id == v->corr) {
             s->reqs[i] = s->reqs[--s->nreqs];
@@ -964,7 +986,7 @@ static void request_answered(sb_session *s, const sb_frame_view *v, const uint8_
 }
 
 /* Deliver what the inbox has ready, in order. */
-static int deliver(sb_session *s)
+static int deliver(sb_session *s, double now)
 {
     while (sb_inbox_next(s->in) == 1) {
         const sb_frame_view *v = sb_inbox_view(s->in);
@@ -986,7 +1008,7 @@ static int deliver(sb_session *s)
         case SB_FRAME_ERROR:
             if (!client)
                 return SB_E_BAD_FRAME;
-            request_answered(s, v, payload);
+            request_answered(s, v, payload, now);
             break;
         default:
             return SB_E_BAD_FRAME;
@@ -1023,7 +1045,7 @@ static int on_frame(sb_session *s, const uint8_t *frame, uint32_t n, double now)
             emit_text(s, SB_SEV_ERROR, SB_E_CONNECTION_LOST,
                       "the peer gave up on messages before they arrived");
         }
-        return deliver(s);
+        return deliver(s, now);
     }
     case SB_FRAME_ACK:
         rc = sb_outbox_on_ack(s->out, frame, n, now);
@@ -1132,14 +1154,14 @@ static int read_welcome(sb_session *s, const uint8_t *data, uint32_t n, double n
     apply_floors(s, fl, nfl, now);
     free(rx);
     free(fl);
-    if ((rc = link_up(s)) < 0)
+    if ((rc = link_up(s, now)) < 0)
         return rc;
     s->mode = SB_SESSION_MODE_FRAMED;
     s->framed_worked = 1;
     s->offer_framed = 1;
     set_dirty(s);
     conn_apply(s, sb_conn_opened(s->conn, now), now);
-    return SB_OK;
+    return deliver(s, now); /* what the floors released */
 }
 
 static int read_client_hello(sb_session *s, const uint8_t *data, uint32_t n)
@@ -1173,6 +1195,14 @@ static int read_client_hello(sb_session *s, const uint8_t *data, uint32_t n)
         return SB_E_BAD_FRAME;
     if (len && (rc = sb_buf_put(&h->app, p, len)) < 0)
         return rc;
+    if (r.pos < r.n) {
+        /* The client's caps (absent from an older client: the defaults). */
+        l->peer_payload = (uint32_t)rd_u(&r, 1u << 30);
+        l->peer_message = (uint32_t)rd_u(&r, 1u << 30);
+        l->peer_frames = (uint32_t)rd_u(&r, 1u << 20);
+        if (r.err || l->peer_payload < 64 || l->peer_message < 256 || l->peer_frames < 1)
+            return SB_E_BAD_FRAME;
+    }
     l->have_hello = 1;
     l->compress = (h->flags & HF_COMPRESS) && s->opt[SB_SO_COMPRESS];
     l->hello_due = -1; /* the host decides now, at its own pace */
@@ -1202,26 +1232,15 @@ static int recv_framed(sb_session *s, const uint8_t *data, uint32_t n, double no
     return SB_OK;
 }
 
-int sb_session_recv(sb_session *s, const uint8_t *data, uint32_t n, int text, double now_ms)
+static void recv_message(sb_session *s, const uint8_t *data, uint32_t n, int text, double now_ms)
 {
-    link *l;
+    link *l = s->l;
     int rc = SB_OK;
     const char *what = "bad frame";
-    if (!s || (!data && n))
-        return SB_E_INVALID;
-    l = s->l;
-    if (!l)
-        return SB_OK; /* nothing is attached: a stale transport */
-    s->stats[SB_SS_BYTES_IN] += n;
-    l->last_rx = now_ms;
-    if (s->conn)
-        conn_apply(s, sb_conn_received(s->conn, now_ms), now_ms);
-    if (!s->l)
-        return SB_OK;
     if (s->mode == SB_SESSION_MODE_PLAIN) {
         s->stats[SB_SS_RECEIVED]++;
         emit(s, SB_SEV_MESSAGE, 0, 0, 0, text ? 0 : SB_FRAME_F_BINARY, 0, 0, data, n);
-        return SB_OK;
+        return;
     }
     if (s->role == SB_SESSION_CLIENT && !l->greeted) {
         /* The first message decides: a server greeting, or a plain server
@@ -1230,12 +1249,12 @@ int sb_session_recv(sb_session *s, const uint8_t *data, uint32_t n, int text, do
             l->greeted = 1;
             l->hello_out = 1;
             l->hello_due = -1;
-            return SB_OK;
+            return;
         }
         go_plain(s, now_ms);
         s->stats[SB_SS_RECEIVED]++;
         emit(s, SB_SEV_MESSAGE, 0, 0, 0, text ? 0 : SB_FRAME_F_BINARY, 0, 0, data, n);
-        return SB_OK;
+        return;
     }
     if (text) {
         rc = SB_E_BAD_FRAME;
@@ -1257,6 +1276,24 @@ int sb_session_recv(sb_session *s, const uint8_t *data, uint32_t n, int text, do
         protocol_error(s, rc, what, now_ms);
     else if (rc < 0)
         protocol_error(s, rc, "out of memory", now_ms);
+}
+
+int sb_session_recv(sb_session *s, const uint8_t *data, uint32_t n, int text, double now_ms)
+{
+    int st;
+    if (!s || (!data && n))
+        return SB_E_INVALID;
+    if (!s->l)
+        return SB_OK; /* nothing is attached: a stale transport */
+    s->stats[SB_SS_BYTES_IN] += n;
+    s->l->last_rx = now_ms;
+    st = s->conn ? sb_conn_state(s->conn) : -1;
+    recv_message(s, data, n, text, now_ms);
+    /* Proof of life after the frames, so that a pong still finds its ping
+     * outstanding and yields the round trip; as before, only for a
+     * connection that was open when the message came. */
+    if (st == SB_CONN_OPEN || st == SB_CONN_CLOSING)
+        conn_apply(s, sb_conn_received(s->conn, now_ms), now_ms);
     return SB_OK;
 }
 
@@ -1279,7 +1316,7 @@ static int welcome(sb_session *s, double now)
     if (h->epoch_len == s->epoch_len && !memcmp(h->epoch, s->epoch, s->epoch_len))
         apply_rx(s, h->rx, h->nrx, now); /* what it has of this epoch's stream */
     apply_floors(s, h->fl, h->nfl, now);
-    if ((rc = link_up(s)) < 0)
+    if ((rc = link_up(s, now)) < 0)
         return rc;
     l->welcome_out = 1;
     free_hello(h);
@@ -1289,6 +1326,10 @@ static int welcome(sb_session *s, double now)
     s->stats[SB_SS_OPENS]++;
     emit(s, SB_SEV_STATE, 0, 0, 0, 0, SB_CONN_R_OPENED, s->state, NULL, 0);
     emit(s, SB_SEV_OPEN, 0, 0, 0, 0, 0, s->mode, NULL, 0);
+    /* What the floors released; a frame of a kind the client may not send
+     * is dropped (each failing call consumes it). */
+    while (deliver(s, now) < 0)
+        ;
     return SB_OK;
 }
 
@@ -1357,8 +1398,13 @@ int sb_session_respond(sb_session *s, uint32_t id, int is_error, int flags, cons
 static uint32_t payload_cap(const sb_session *s)
 {
     uint32_t cap = (uint32_t)s->opt[SB_SO_MAX_PAYLOAD];
-    if (s->l && s->l->up && s->mode == SB_SESSION_MODE_FRAMED && s->l->peer_payload < cap)
-        cap = s->l->peer_payload;
+    if (s->l && s->l->up && s->mode == SB_SESSION_MODE_FRAMED) {
+        if (s->l->peer_payload < cap)
+            cap = s->l->peer_payload;
+        /* a lone frame is a transport message: it must fit that cap too */
+        if (s->l->peer_message - SB_FRAME_MAX_HEADER < cap)
+            cap = s->l->peer_message - SB_FRAME_MAX_HEADER;
+    }
     return cap;
 }
 
@@ -1484,6 +1530,7 @@ static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, u
         const sb_outbox_event *e = sb_outbox_event_view(s->out);
         const uint8_t *p;
         uint32_t len;
+        int is_req = 0;
         if (t != SB_OUTBOX_EV_DROP && t != SB_OUTBOX_EV_EXPIRED && t != SB_OUTBOX_EV_DEADLETTER)
             continue;
         p = sb_outbox_event_payload(s->out, &len);
@@ -1492,8 +1539,7 @@ static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, u
             len = n;
         }
         set_dirty(s);
-        s->stats[SB_SS_DROPPED]++;
-        if (s->role == SB_SESSION_SERVER) {
+        if (s->role == SB_SESSION_SERVER && e->code != SB_E_TOO_LARGE) {
             /* A client we had to drop messages for hears of it in the next
              * welcome; if it is attached it is not keeping up: make it come back. */
             s->lost = 1;
@@ -1505,12 +1551,17 @@ static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, u
                 s->reqs[i] = s->reqs[--s->nreqs];
                 emit(s, SB_SEV_REQUEST_FAILED, 0, 0, e->id, 0,
                      t == SB_OUTBOX_EV_EXPIRED ? SB_E_TIMEOUT : e->code, 0, NULL, 0);
-                p = NULL; /* a request's failure is its own event */
+                is_req = 1; /* a request's failure is its own event */
                 break;
             }
-        if (p || t == SB_OUTBOX_EV_DROP)
-            emit(s, SB_SEV_DROP, e->channel, t == SB_OUTBOX_EV_DROP ? SB_DROP_OVERFLOW : SB_DROP_EXPIRED,
+        if (!is_req && (p || t == SB_OUTBOX_EV_DROP)) {
+            s->stats[SB_SS_DROPPED]++; /* counts DROP events */
+            emit(s, SB_SEV_DROP, e->channel,
+                 t != SB_OUTBOX_EV_DROP      ? SB_DROP_EXPIRED
+                 : e->code == SB_E_TOO_LARGE ? SB_DROP_TOO_LARGE
+                                             : SB_DROP_OVERFLOW,
                  e->id, 0, e->code, 0, p, len);
+        }
     }
 }
 
@@ -1645,7 +1696,12 @@ static int run(sb_session *s, double now)
     if (l && l->hello_due >= 0 && now >= l->hello_due) {
         l->hello_due = -1;
         if (s->role == SB_SESSION_CLIENT && s->state == SB_SESSION_CONNECTING) {
-            go_plain(s, now); /* an open socket and no greeting: a plain server */
+            /* An open socket and no greeting: a plain server, unless it gave
+             * us a session before: then it is only slow, and plain would
+             * write the queue raw to it and count it delivered. The connect
+             * timeout decides. */
+            if (!s->id_len)
+                go_plain(s, now);
         } else if (s->role == SB_SESSION_SERVER) {
             disconnect(s, SB_CLOSE_HELLO_TIMEOUT, "TIMEOUT: no hello");
             sb_session_transport_closed(s, now, SB_CLOSE_HELLO_TIMEOUT);
@@ -1663,6 +1719,12 @@ static int run(sb_session *s, double now)
             emit(s, SB_SEV_CLOSED, 0, 0, 0, 0, 0, 0, NULL, 0);
         }
     }
+    /* The outbox first: a request that expires there still finds its
+     * waiter, so it fails once instead of also being reported as a drop. */
+    if (s->out) {
+        sb_outbox_poll(s->out, now);
+        outbox_events(s, 0, NULL, 0);
+    }
     for (uint32_t i = 0; i < s->nreqs;) {
         if (s->reqs[i].deadline >= 0 && now >= s->reqs[i].deadline) {
             uint32_t id = s->reqs[i].id;
@@ -1671,10 +1733,6 @@ static int run(sb_session *s, double now)
         } else {
             i++;
         }
-    }
-    if (s->out) {
-        sb_outbox_poll(s->out, now);
-        outbox_events(s, 0, NULL, 0);
     }
     if (s->close_code == SB_CLOSE_TRY_AGAIN && s->role == SB_SESSION_SERVER && s->l) {
         disconnect(s, s->close_code, s->close_reason);

@@ -208,7 +208,9 @@ SB_EXPORT int sb_session_get_id(sb_session *s);
  * sb_session_out; returns the length. */
 SB_EXPORT int sb_session_serialize(sb_session *s);
 /* Load a serialized state into a session that has not started (same or
- * larger caps). SB_E_CORRUPT, SB_E_BAD_VERSION, SB_E_TOO_LARGE, SB_E_BAD_STATE. */
+ * larger caps). A server session is then detached (RECONNECTING, the
+ * session TTL running from now_ms) until sb_session_takeover.
+ * SB_E_CORRUPT, SB_E_BAD_VERSION, SB_E_TOO_LARGE, SB_E_BAD_STATE. */
 SB_EXPORT int sb_session_restore(sb_session *s, const uint8_t *blob, uint32_t n, double now_ms);
 SB_EXPORT const uint8_t *sb_session_out(const sb_session *s);
 

@@ -296,6 +296,40 @@ static void test_ttl_and_skip(void)
     sb_inbox_destroy(in);
 }
 
+/* A message that expires while an earlier one is still unacked: the floor
+ * cannot move yet. When the ack for the earlier one arrives (with the later
+ * ones acked selectively), the floor passes the given-up seq and a SKIP
+ * must follow, or the receiver holds the later ones forever. */
+static void test_skip_after_earlier_ack(void)
+{
+    sb_outbox *o = mk(10, 1000, SB_QUEUE_REJECT, 4);
+    sb_inbox *in = sb_inbox_create(64, 1 << 16, 4, 0);
+    bytes fr[8];
+    char log[256] = "";
+    int cnt[6] = {0};
+    send_txt(o, 1, 0, "1", 0, 0);
+    send_txt(o, 1, 0, "2", 50, 0);
+    send_txt(o, 1, 0, "3", 0, 0);
+    CHECK_EQ(pump(o, 0, fr, 8), 3);
+    /* 2 is lost; 1 and 3 arrive, but the ack is late */
+    deliver(in, &fr[0], 1, 1, log, sizeof log);
+    deliver(in, &fr[2], 1, 1, log, sizeof log);
+    CHECK_EQ(sb_outbox_poll(o, 50), 1); /* 2 expires; 1 still unconfirmed */
+    events(o, cnt, NULL);
+    CHECK_EQ(cnt[SB_OUTBOX_EV_EXPIRED], 1);
+    CHECK_EQ(acks_to(in, o, 60), 2); /* cum 1, 3 held */
+    CHECK_EQ(pump(o, 60, fr, 8), 1);
+    sb_frame f = dec(&fr[0]);
+    CHECK_EQ(f.kind, SB_FRAME_SKIP);
+    CHECK_EQ(f.seq, 4);
+    deliver(in, fr, 1, 61, log, sizeof log);
+    CHECK(strcmp(log, "1,3,") == 0);
+    acks_to(in, o, 62);
+    CHECK_EQ(pump(o, 1000, fr, 8), 0);
+    sb_outbox_destroy(o);
+    sb_inbox_destroy(in);
+}
+
 static void test_inbox_dedup_window(void)
 {
     sb_inbox *in = sb_inbox_create(4, 40, 2, 5);
@@ -494,6 +528,50 @@ static void test_serialize_restore(void)
     sb_outbox_destroy(r);
     free(blob);
     sb_outbox_destroy(o);
+}
+
+/* An ack from the peer for seqs we never sent must not end up in the saved
+ * state: it made the state unreadable (acked >= next seq), so a host could
+ * not restart from it. */
+static void test_ack_beyond_sent_keeps_state_loadable(void)
+{
+    sb_outbox *o = mk(10, 1000, SB_QUEUE_REJECT, 4);
+    bytes fr[4];
+    send_txt(o, 1, 0, "a", 0, 0);
+    CHECK_EQ(pump(o, 0, fr, 4), 1);
+    CHECK_EQ(sb_outbox_ack(o, 1, 113, NULL, 0, 1), 1); /* acks "a", and 112 seqs never sent */
+    send_txt(o, 1, 0, "b", 0, 1);
+    int n = sb_outbox_serialize(o);
+    CHECK(n > 0);
+    sb_outbox *r = mk(10, 1000, SB_QUEUE_REJECT, 4);
+    CHECK_EQ(sb_outbox_restore(r, sb_outbox_out(o), (uint32_t)n, 2), 1);
+    CHECK_EQ(pump(r, 2, fr, 4), 1);
+    CHECK_EQ(dec(&fr[0]).seq, 2);
+    sb_outbox_destroy(o);
+    sb_outbox_destroy(r);
+}
+
+/* The same for the receiver: whatever seq the peer names (a SKIP to the top
+ * of the seq space), the saved state loads again. */
+static void test_inbox_state_loadable_at_top_seq(void)
+{
+    static const uint32_t tops[] = {0xffffffffu, 0xfffffffeu};
+    for (int k = 0; k < 2; k++) {
+        sb_inbox *in = sb_inbox_create(64, 1 << 16, 4, 0);
+        uint8_t fb[SB_FRAME_MAX_HEADER];
+        sb_frame f;
+        sb_frame_init(&f, SB_FRAME_SKIP);
+        f.channel = 1;
+        f.seq = tops[k];
+        int n = sb_frame_write(&f, fb, sizeof fb);
+        CHECK(sb_inbox_push(in, fb, (uint32_t)n, 0) >= 0);
+        n = sb_inbox_serialize(in);
+        CHECK(n > 0);
+        sb_inbox *r = sb_inbox_create(64, 1 << 16, 4, 0);
+        CHECK_EQ(sb_inbox_restore(r, sb_inbox_out(in), (uint32_t)n), 1);
+        sb_inbox_destroy(in);
+        sb_inbox_destroy(r);
+    }
 }
 
 /* ---- property test ------------------------------------------------------ */
@@ -728,9 +806,12 @@ int main(void)
     RUN(test_overflow_policies);
     RUN(test_timeout_retry_deadletter);
     RUN(test_ttl_and_skip);
+    RUN(test_skip_after_earlier_ack);
     RUN(test_inbox_dedup_window);
     RUN(test_offline_online);
     RUN(test_serialize_restore);
+    RUN(test_ack_beyond_sent_keeps_state_loadable);
+    RUN(test_inbox_state_loadable_at_top_seq);
     RUN(test_property_reliable);
     RUN(test_property_with_ttl);
     TEST_MAIN_END();
