@@ -50,8 +50,8 @@ const DEFAULTS = {
   maxPayload: 1 << 20,      // largest frame payload accepted (and announced)
   maxMessage: 8 << 20,      // largest WebSocket message, also after inflating
   maxFrames: 4096,          // frames in one WebSocket message
-  maxHistory: 10000,        // messages per session not yet confirmed by its client
-  maxHistoryBytes: 16 << 20, // their payload bytes (oldest dropped first: resume reports a gap)
+  maxHistory: 20000,        // messages per session not yet confirmed by its client
+  maxHistoryBytes: 32 << 20, // their payload bytes (oldest dropped first: resume reports a gap)
   maxSessions: 10000,
   maxHelloBytes: 8192,      // the hello's application JSON
   highWater: 4 << 20,       // nothing more is written while a socket buffers this much
