@@ -19,6 +19,17 @@ export function randomSeed() {
   return a[0] || 1;
 }
 
+const decoder = new TextDecoder();
+
+/** One drained event: numeric fields, and its bytes on demand. */
+class SessionEvent {
+  constructor(c) { this.c = c; this.copy = null; this.len = 0; this.ptr = 0; }
+  /** The bytes, copied out of the heap (kept by the caller if it wants). */
+  get data() { return this.copy || (this.copy = this.len ? this.c.readBytes(this.ptr, this.len) : EMPTY); }
+  /** The bytes as UTF-8, without an intermediate copy. */
+  text() { return this.len ? decoder.decode(this.c.view(this.ptr, this.len)) : ''; }
+}
+
 export class Session {
   /**
    * @param {number} role SESSION_CLIENT | SESSION_SERVER
@@ -102,11 +113,11 @@ export class Session {
   deadline() { return this.fn.sb_session_next_deadline(this.h); }
 
   /**
-   * Hand every pending event to fn(type, ev). ev's data is a copy (the
-   * heap may move under later calls), and ev is reused between calls.
+   * Hand every pending event to fn(type, ev). ev is reused: ev.data (a copy)
+   * and ev.text() (decoded from the heap) are for use inside fn.
    */
   drain(fn) {
-    const f = this.fn, c = this.c, ev = this._ev || (this._ev = {});
+    const f = this.fn, c = this.c, ev = this._ev || (this._ev = new SessionEvent(c));
     let t, h;
     // fn may destroy the session (a final close): look at this.h each time.
     while ((h = this.h) && (t = f.sb_session_next_event(h))) {
@@ -119,8 +130,9 @@ export class Session {
       ev.flags = dv.getUint32(v + SESSION_EVENT_FLAGS, true);
       ev.code = dv.getInt32(v + SESSION_EVENT_CODE, true);
       ev.value = dv.getFloat64(v + SESSION_EVENT_VALUE, true);
-      const len = dv.getUint32(v + SESSION_EVENT_LEN, true);
-      ev.data = len ? c.readBytes(f.sb_session_event_data(h), len) : EMPTY;
+      ev.len = dv.getUint32(v + SESSION_EVENT_LEN, true);
+      ev.ptr = ev.len ? f.sb_session_event_data(h) : 0;
+      ev.copy = null;
       fn(t, ev);
     }
   }

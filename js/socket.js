@@ -255,10 +255,10 @@ export class Socket extends EventTarget {
     if (!this.#s) return; // closed while draining
     switch (t) {
       case SEV_WRITE:
-        if (this.#ws && this.#ws.readyState === 1) this.#ws.send(e.flags & SEV_F_TEXT ? utf8(e.data) : e.data);
+        if (this.#ws && this.#ws.readyState === 1) this.#ws.send(e.flags & SEV_F_TEXT ? e.text() : e.data);
         break;
       case SEV_CONNECT: this.#connect(!!(e.flags & SEV_F_OFFER_FRAMED), e.value); break;
-      case SEV_DISCONNECT: this.#drop(e.code, utf8(e.data)); break;
+      case SEV_DISCONNECT: this.#drop(e.code, e.text()); break;
       case SEV_STATE:
         this.dispatchEvent(event('statechange', { state: STATES[e.value], reason: REASONS[e.code] || 'none' }));
         break;
@@ -267,7 +267,7 @@ export class Socket extends EventTarget {
         this.dispatchEvent(event('open', {}));
         break;
       case SEV_MESSAGE: this.#message(e); break;
-      case SEV_RESPONSE: this.#requests.get(e.id)?.resolve(e.flags & FRAME_F_BINARY ? e.data : utf8(e.data)); break;
+      case SEV_RESPONSE: this.#requests.get(e.id)?.resolve(e.flags & FRAME_F_BINARY ? e.data : e.text()); break;
       case SEV_REQUEST_FAILED: {
         const r = this.#requests.get(e.id);
         if (!r) break;
@@ -275,9 +275,9 @@ export class Socket extends EventTarget {
         break;
       }
       case SEV_DROP:
-        this.dispatchEvent(event('drop', { data: e.flags & FRAME_F_BINARY ? e.data : utf8(e.data), reason: DROPS[e.seq], id: e.id }));
+        this.dispatchEvent(event('drop', { data: e.flags & FRAME_F_BINARY ? e.data : e.text(), reason: DROPS[e.seq], id: e.id }));
         break;
-      case SEV_ERROR: this.dispatchEvent(event('error', { error: this.#s.c.error(e.code, utf8(e.data)) })); break;
+      case SEV_ERROR: this.dispatchEvent(event('error', { error: this.#s.c.error(e.code, e.text()) })); break;
       case SEV_RECONNECTING:
         this.dispatchEvent(event('reconnecting', { attempt: e.seq, delay: e.value, reason: REASONS[e.code] || 'none' }));
         break;
@@ -292,7 +292,7 @@ export class Socket extends EventTarget {
 
   #message(e) {
     const bin = e.flags & FRAME_F_BINARY;
-    const data = !bin ? utf8(e.data) : this.#binaryType === 'blob' && typeof Blob !== 'undefined' ? new Blob([e.data]) : e.data.buffer;
+    const data = !bin ? e.text() : this.#binaryType === 'blob' && typeof Blob !== 'undefined' ? new Blob([e.data]) : e.data.buffer;
     this.dispatchEvent(event('message', { data, channel: e.channel, seq: e.seq, origin: '', lastEventId: e.seq ? String(e.seq) : '' }));
   }
 

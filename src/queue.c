@@ -130,6 +130,14 @@ struct sb_outbox {
     /* Entries removed with a DROP/EXPIRED/DEADLETTER event, in event order,
      * kept until their event is popped so the payload can be reported. */
     entry *grave, *grave_tail, *ev_cur_e;
+    /* Lower bounds on when anything in flight expires / is due, so that a
+     * poll with nothing due does not walk thousands of in-flight entries;
+     * the entries in RESEND state, and where the walk for them may start
+     * (rs_ok: everything before rs_from is awaiting its ack). */
+    double exp_min, due_min;
+    uint32_t nresend;
+    entry *rs_from;
+    int rs_ok;
     sb_buf out;
     double stats[SB_OUTBOX_STAT_COUNT_];
 };
@@ -158,6 +166,23 @@ static void list_unlink(list *l, entry *e)
         l->tail = e->prev;
     e->prev = e->next = NULL;
     l->n--;
+}
+
+static void bound(double *min, double t)
+{
+    if (t < *min)
+        *min = t;
+}
+
+/* An in-flight entry goes out again at `due`. */
+static void set_resend(sb_outbox *o, entry *e, double due)
+{
+    if (e->state != ST_RESEND)
+        o->nresend++;
+    e->state = ST_RESEND;
+    e->due_at = due;
+    o->rs_ok = 0;
+    bound(&o->due_min, due);
 }
 
 static ochan *get_chan(sb_outbox *o, uint32_t channel, int create)
@@ -197,6 +222,7 @@ sb_outbox *sb_outbox_create(uint32_t max_count, double max_bytes, int policy, ui
     o->max_channels = max_channels;
     o->online = 1;
     o->next_id = 1;
+    o->exp_min = o->due_min = 1e300;
     sb_rng_seed(&o->rng, seed);
     /* Every message yields a bounded number of events between drains; the
      * glue drains after each call, so this is generous. */
@@ -364,6 +390,10 @@ static void remove_entry(sb_outbox *o, list *l, entry *e, uint32_t ev, int code,
                          double now)
 {
     int was_sent = e->state != ST_QUEUED, keep;
+    if (e->state == ST_RESEND)
+        o->nresend--;
+    if (o->rs_from == e)
+        o->rs_from = e->next;
     list_unlink(l, e);
     if (!was_sent && e->expires_at >= 0)
         o->ttl_queued--;
@@ -474,8 +504,11 @@ int sb_outbox_evict_oldest(sb_outbox *o, double now_ms)
 int sb_outbox_poll(sb_outbox *o, double now_ms)
 {
     entry *e, *next;
+    double exp_min = 1e300, due_min = 1e300;
     if (!o)
         return SB_E_INVALID;
+    if (now_ms < o->exp_min && (!o->online || now_ms < o->due_min))
+        goto queued; /* nothing in flight can be due yet */
     for (e = o->inflight.head; e; e = next) {
         next = e->next;
         if (e->expires_at >= 0 && now_ms >= e->expires_at) {
@@ -488,12 +521,19 @@ int sb_outbox_poll(sb_outbox *o, double now_ms)
             } else {
                 double d = sb_backoff_delay(o->retry_min, o->retry_max, 2, (int)e->attempts - 1,
                                             &o->rng);
-                e->state = ST_RESEND;
-                e->due_at = now_ms + d;
+                set_resend(o, e, now_ms + d);
                 emit(o, SB_OUTBOX_EV_TIMEOUT, e, SB_E_TIMEOUT, d);
             }
         }
     }
+    for (e = o->inflight.head; e; e = e->next) {
+        if (e->expires_at >= 0)
+            bound(&exp_min, e->expires_at);
+        bound(&due_min, e->due_at);
+    }
+    o->exp_min = exp_min;
+    o->due_min = due_min;
+queued:
     if (o->ttl_queued)
         for (int p = 0; p < SB_QUEUE_PRIORITIES; p++)
             for (e = o->queued[p].head; e; e = next) {
@@ -530,8 +570,13 @@ static int transmit(sb_outbox *o, entry *e, double now_ms, int retry)
     f.payload = e->data;
     f.payload_len = e->len;
     e->attempts++;
+    if (e->state == ST_RESEND)
+        o->nresend--;
     e->state = ST_AWAIT;
     e->due_at = now_ms + o->ack_timeout;
+    bound(&o->due_min, e->due_at);
+    if (e->expires_at >= 0)
+        bound(&o->exp_min, e->expires_at);
     e->sent_at = now_ms;
     o->stats[SB_OUTBOX_STAT_SENT]++;
     if (retry)
@@ -560,10 +605,28 @@ int sb_outbox_next_frame(sb_outbox *o, double now_ms)
             return encode(o, &f);
         }
     }
-    /* 2. retransmissions that are due, oldest first */
-    for (e = o->inflight.head; e; e = e->next)
-        if (e->state == ST_RESEND && now_ms >= e->due_at)
-            return transmit(o, e, now_ms, 1);
+    /* 2. retransmissions that are due, oldest first; the walk starts past
+     * the entries it already found awaiting their ack */
+    if (o->nresend) {
+        int skipping = 1;
+        if (!o->rs_ok) {
+            o->rs_from = o->inflight.head;
+            o->rs_ok = 1;
+        }
+        for (e = o->rs_from; e; e = e->next) {
+            if (e->state != ST_RESEND) {
+                if (skipping)
+                    o->rs_from = e->next;
+                continue;
+            }
+            if (now_ms >= e->due_at) {
+                if (skipping)
+                    o->rs_from = e->next;
+                return transmit(o, e, now_ms, 1);
+            }
+            skipping = 0; /* one not due yet: the next walk starts here */
+        }
+    }
     /* 3. new messages, highest priority first, while the window has room */
     if (o->inflight.n < o->window)
         for (int p = SB_QUEUE_PRIORITIES - 1; p >= 0; p--) {
@@ -656,8 +719,7 @@ int sb_outbox_ack(sb_outbox *o, uint32_t channel, uint32_t cum, const uint8_t *s
                    now_ms - e->sent_at >= o->stats[SB_OUTBOX_STAT_RTT]) {
             /* Later seqs arrived and this one did not, a round trip after it
              * left: resend now rather than wait for the timeout. */
-            e->state = ST_RESEND;
-            e->due_at = now_ms;
+            set_resend(o, e, now_ms);
         }
     }
     /* A seq given up on while an earlier one was unconfirmed did not move
@@ -722,6 +784,11 @@ int sb_outbox_on_ack(sb_outbox *o, const uint8_t *frame, uint32_t n, double now_
 
 double sb_outbox_deadline(const sb_outbox *o)
 {
+    return sb_outbox_timers_deadline(o, 1);
+}
+
+double sb_outbox_timers_deadline(const sb_outbox *o, int sendable)
+{
     double d = -1;
     const entry *e;
 #define CONSIDER(t)                    \
@@ -732,11 +799,13 @@ double sb_outbox_deadline(const sb_outbox *o)
     } while (0)
     if (!o)
         return -1;
-    for (e = o->inflight.head; e; e = e->next) {
-        if (e->expires_at >= 0)
-            CONSIDER(e->expires_at);
-        if (o->online)
-            CONSIDER(e->due_at);
+    /* The bounds may be early (an entry they came from has gone or moved):
+     * an early poll finds nothing due and makes them exact. */
+    if (o->inflight.n) {
+        if (o->exp_min < 1e300)
+            CONSIDER(o->exp_min);
+        if (o->online && o->due_min < 1e300)
+            CONSIDER(o->due_min);
     }
     if (o->ttl_queued)
         for (int p = 0; p < SB_QUEUE_PRIORITIES; p++)
@@ -747,7 +816,7 @@ double sb_outbox_deadline(const sb_outbox *o)
         for (uint32_t i = 0; i < o->nchans; i++)
             if (o->chans[i].skip_to)
                 CONSIDER(o->chans[i].skip_due);
-        if (o->inflight.n < o->window)
+        if (sendable && o->inflight.n < o->window)
             for (int p = 0; p < SB_QUEUE_PRIORITIES; p++)
                 if (o->queued[p].n) {
                     CONSIDER(0); /* sendable now */
@@ -764,8 +833,7 @@ void sb_outbox_set_online(sb_outbox *o, int online, double now_ms)
         return;
     if (online && !o->online) {
         for (entry *e = o->inflight.head; e; e = e->next) {
-            e->state = ST_RESEND;
-            e->due_at = now_ms;
+            set_resend(o, e, now_ms);
             if (e->attempts)
                 e->attempts--; /* the link dropped it, not the peer */
         }
@@ -936,9 +1004,11 @@ int sb_outbox_restore(sb_outbox *o, const uint8_t *blob, uint32_t n, double now_
                 r.err = SB_E_CORRUPT;
                 goto fail;
             }
-            e->state = ST_RESEND;
-            e->due_at = now_ms;
+            e->state = ST_AWAIT; /* set_resend counts it */
             list_push(&o->inflight, e);
+            set_resend(o, e, now_ms);
+            if (e->expires_at >= 0)
+                bound(&o->exp_min, e->expires_at);
         } else {
             e->state = ST_QUEUED;
             if (exp >= 0)

@@ -112,6 +112,9 @@ int sb_outbox_chan_info(const sb_outbox *o, uint32_t i, uint32_t *channel, uint3
                         uint32_t *floor);
 /* Earliest time something is due (retry, timeout, TTL, SKIP), or -1. */
 SB_EXPORT double sb_outbox_deadline(const sb_outbox *o);
+/* The same; sendable 0 leaves out "a queued message could go now", for a
+ * host that cannot write at the moment (its transport is backed up). */
+double sb_outbox_timers_deadline(const sb_outbox *o, int sendable);
 /* Offline: nothing is transmitted and ack timers stop (TTLs still run).
  * Back online: every unacked frame is retransmitted at once (no attempt
  * counted), e.g. after a reconnect. */

@@ -1775,7 +1775,8 @@ double sb_session_next_deadline(const sb_session *s)
         }
     }
     if (s->out) {
-        double od = sb_outbox_deadline(s->out);
+        /* Blocked on the transport: only the outbox's own timers count. */
+        double od = sb_outbox_timers_deadline(s->out, !(l && l->poll_at >= 0));
         if (od < NO_TIMEOUT / 2) /* an ack timeout that is off is no deadline */
             d = mind(d, od);
     }

@@ -157,6 +157,7 @@ export class Relay {
     this._quiet = false;
     this._touched = new Set();
     this._dirty = new Set();
+    this._later = new Map(); // in-process store: id -> slot, serialized at close()
     this._deleted = new Set();
     this._out = [];
     this.wss = new WebSocketServer({
@@ -204,6 +205,9 @@ export class Relay {
   close() {
     if (this.closed) return;
     this.closed = true;
+    for (const slot of this._later.values()) this._dirty.add(slot);
+    this._later.clear();
+    try { this._commit(); } catch (e) { this.log(`relay: the last commit: ${e.message}`); }
     for (const c of this.conns) {
       if (c.slot && !c.slot.id) this._drop(c.slot); // pending
       c.ws.terminate();
@@ -583,6 +587,16 @@ export class Relay {
 
   _commit() {
     if (!this._dirty.size && !this._deleted.size) return;
+    // A store that lives in this process only needs the state when the
+    // relay goes (close() commits everything then): no serializing per turn.
+    if (this.store.inProcess && !this.closed) {
+      for (const id of this._deleted) this._later.delete(id);
+      for (const slot of this._dirty) if (slot.id) this._later.set(slot.id, slot);
+      this.store.commit([], [...this._deleted]);
+      this._dirty.clear();
+      this._deleted.clear();
+      return;
+    }
     const upserts = [];
     for (const slot of this._dirty) {
       if (!slot.s.h || !slot.id || this.sessions.get(slot.id) !== slot) continue;

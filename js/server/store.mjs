@@ -20,6 +20,9 @@
 // nothing a client was told about. docs/decisions.md, "Relay state in SQLite".
 
 export class MemoryStore {
+  /** Lives with the process: the relay gives it the state when it closes. */
+  get inProcess() { return true; }
+
   constructor() {
     /** @type {Map<string, object>} */
     this.rows = new Map();
