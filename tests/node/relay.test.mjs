@@ -342,6 +342,7 @@ test('a client-chosen or unknown session id is never adopted', async () => {
 
 test('a store that fails closes the connections whose bytes depended on it (1013); they resume, nothing lost, nothing twice', async () => {
   class FlakyStore extends MemoryStore {
+    get inProcess() { return false; } // stands for a durable store: committed every turn
     commit(upserts, deletes) {
       if (this.fail) { this.fail = false; throw new Error('disk full'); }
       super.commit(upserts, deletes);
