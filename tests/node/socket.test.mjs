@@ -94,6 +94,33 @@ test('framed mode: messages fan out in order, requests resolve, payloads are com
   await s.kill();
 });
 
+test('the first big message: 1 MiB of incompressible bytes goes through, the relay stays up, the queue moves on', async () => {
+  const { randomBytes } = await import('node:crypto');
+  const relay = await Relay.create();
+  const s = await serve(relay);
+  const a = new Socket(s.url, { WebSocket, ...FAST, binaryType: 'arraybuffer', compress: { threshold: 1e9 }, hello: { room: 'big', echo: true } });
+  const b = new Socket(s.url, { WebSocket, ...FAST, binaryType: 'arraybuffer', hello: { room: 'big' } });
+  const gotA = [], gotB = [];
+  a.onmessage = (e) => { if (e.channel === 0) gotA.push(e.data); };
+  b.onmessage = (e) => { if (e.channel === 0) gotB.push(e.data); };
+  await Promise.all([once(a, 'open'), once(b, 'open')]);
+  const big = randomBytes(1 << 20);
+  a.send(big);
+  a.send('after');
+  await until(() => gotA.length === 2 && gotB.length === 2, 10000);
+  for (const got of [gotA, gotB]) {
+    assert.ok(Buffer.from(got[0]).equals(big));
+    assert.equal(got[1], 'after');
+  }
+  // Over the frame cap: refused at send(), never queued, nothing stuck.
+  assert.throws(() => a.send(randomBytes((1 << 20) + 1)), { code: 'TOO_LARGE' });
+  a.send('still moving');
+  await until(() => gotB.length === 3);
+  assert.equal(gotB[2], 'still moving');
+  a.close(); b.close(); relay.close();
+  await s.kill();
+});
+
 test('resume: relay killed and restarted from its journal mid-stream, nothing lost, nothing twice', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sb-relay-'));
   const journal = join(dir, 'relay.db');
