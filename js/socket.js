@@ -136,7 +136,7 @@ export class Socket extends EventTarget {
   request(data, opts = {}) {
     if (this.#closed) return Promise.reject(new SwitchboardError('CLOSED', 'socket is closed'));
     if (opts.signal?.aborted) return Promise.reject(opts.signal.reason || new SwitchboardError('ABORTED', 'request aborted'));
-    return this.ready.then(() => new Promise((resolve, reject) => {
+    const go = () => new Promise((resolve, reject) => {
       if (!this.#s) { reject(new SwitchboardError('CLOSED', 'socket is closed')); return; }
       const text = typeof data === 'string';
       const id = this.#s.request(opts.channel >>> 0, !text, text ? data : toBytes(data), opts.timeout ?? 30000, now());
@@ -149,7 +149,8 @@ export class Socket extends EventTarget {
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       this.#run();
       this.#flush(); // a request is latency-bound: no waiting for the task to end
-    }));
+    });
+    return this.#s && !this._early ? go() : this.ready.then(go);
   }
 
   /** Stop reconnecting and close (after writing what is already queued). */
