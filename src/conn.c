@@ -286,14 +286,6 @@ int sb_conn_tick(sb_conn *c, double now_ms)
     return act;
 }
 
-static double min_deadline(double a, double b)
-{
-    if (a < 0)
-        return b;
-    if (b < 0)
-        return a;
-    return a < b ? a : b;
-}
 
 double sb_conn_next_deadline(const sb_conn *c)
 {
@@ -315,7 +307,7 @@ double sb_conn_next_deadline(const sb_conn *c)
     if (c->ping_interval > 0)
         d = c->ping_at >= 0 ? c->ping_at + c->pong_timeout : c->last_rx + c->ping_interval;
     if (!c->proved)
-        d = min_deadline(d, c->opened_at + c->connect_timeout);
+        d = sb_min_deadline(d, c->opened_at + c->connect_timeout);
     return d;
 }
 

@@ -138,14 +138,6 @@ static const struct {
     [SB_SO_MAX_CHANNELS] = {1, 1 << 16, 1}, [SB_SO_HIGH_WATER] = {1, 1e12, 0},
 };
 
-static double mind(double a, double b)
-{
-    if (a < 0)
-        return b;
-    if (b < 0)
-        return a;
-    return a < b ? a : b;
-}
 
 /* ---- events ---------------------------------------------------------------- */
 
@@ -358,17 +350,28 @@ static int setup(sb_session *s)
 
 /* ---- serialized state --------------------------------------------------------- */
 
-static int put_bytes(sb_buf *b, const uint8_t *p, uint32_t n)
+/* A writer whose first error sticks: a run of puts, one check at the end. */
+typedef struct wr {
+    sb_buf *b;
+    int rc;
+} wr;
+
+static void put_raw(wr *w, const void *p, size_t n)
 {
-    uint8_t v[10];
-    int rc = sb_buf_put(b, v, sb_varint_put(v, n));
-    return rc < 0 ? rc : sb_buf_put(b, p, n);
+    if (w->rc >= 0)
+        w->rc = sb_buf_put(w->b, p, n);
 }
 
-static int put_u(sb_buf *b, uint64_t x)
+static void put_u(wr *w, uint64_t x)
 {
     uint8_t v[10];
-    return sb_buf_put(b, v, sb_varint_put(v, x));
+    put_raw(w, v, sb_varint_put(v, x));
+}
+
+static void put_bytes(wr *w, const uint8_t *p, uint32_t n)
+{
+    put_u(w, n);
+    put_raw(w, p, n);
 }
 
 typedef struct rd {
@@ -411,29 +414,25 @@ static const uint8_t *rd_bytes(rd *r, uint32_t max, uint32_t *len)
 int sb_session_serialize(sb_session *s)
 {
     int n, rc;
-    sb_buf *b;
+    wr w;
     if (!s)
         return SB_E_INVALID;
     if ((rc = setup(s)) < 0)
         return rc;
-    b = &s->out_buf;
-    b->len = 0;
-    rc = sb_buf_put(b, (const uint8_t *)"SBS\1", 4);
-    if (rc >= 0)
-        rc = put_u(b, (uint64_t)s->role << 1 | (uint64_t)(s->lost != 0));
-    if (rc >= 0)
-        rc = put_bytes(b, s->id, s->id_len);
-    if (rc >= 0)
-        rc = put_bytes(b, s->epoch, s->epoch_len);
-    if (rc >= 0 && (n = sb_outbox_serialize(s->out)) >= 0)
-        rc = put_bytes(b, sb_outbox_out(s->out), (uint32_t)n);
-    else if (rc >= 0)
-        rc = n;
-    if (rc >= 0 && (n = sb_inbox_serialize(s->in)) >= 0)
-        rc = put_bytes(b, sb_inbox_out(s->in), (uint32_t)n);
-    else if (rc >= 0)
-        rc = n;
-    return rc < 0 ? rc : (int)b->len;
+    s->out_buf.len = 0;
+    w.b = &s->out_buf;
+    w.rc = 0;
+    put_raw(&w, "SBS\1", 4);
+    put_u(&w, (uint64_t)s->role << 1 | (uint64_t)(s->lost != 0));
+    put_bytes(&w, s->id, s->id_len);
+    put_bytes(&w, s->epoch, s->epoch_len);
+    if ((n = sb_outbox_serialize(s->out)) < 0)
+        return n;
+    put_bytes(&w, sb_outbox_out(s->out), (uint32_t)n);
+    if ((n = sb_inbox_serialize(s->in)) < 0)
+        return n;
+    put_bytes(&w, sb_inbox_out(s->in), (uint32_t)n);
+    return w.rc < 0 ? w.rc : (int)s->out_buf.len;
 }
 
 int sb_session_restore(sb_session *s, const uint8_t *blob, uint32_t n, double now_ms)
@@ -504,25 +503,22 @@ fail:
 
 /* ---- handshake messages -------------------------------------------------------- */
 
-static int put_positions(sb_buf *b, sb_session *s, int floors)
+static void put_positions(wr *w, sb_session *s, int floors)
 {
     uint32_t ch, a, fl, count = 0;
-    int rc;
     for (uint32_t i = 0; floors ? sb_outbox_chan_info(s->out, i, &ch, &a, &fl) == 0
                                 : sb_inbox_chan_info(s->in, i, &ch, &a) == 0;
          i++)
         count++;
-    if ((rc = put_u(b, count)) < 0)
-        return rc;
+    put_u(w, count);
     for (uint32_t i = 0; i < count; i++) {
         if (floors)
             sb_outbox_chan_info(s->out, i, &ch, &a, &fl);
         else
             sb_inbox_chan_info(s->in, i, &ch, &fl);
-        if ((rc = put_u(b, ch)) < 0 || (rc = put_u(b, fl)) < 0)
-            return rc;
+        put_u(w, ch);
+        put_u(w, fl);
     }
-    return SB_OK;
 }
 
 static int rd_positions(rd *r, uint32_t max, pos **out, uint32_t *n)
@@ -544,11 +540,14 @@ static int rd_positions(rd *r, uint32_t max, pos **out, uint32_t *n)
 
 /* Encode a HELLO frame around payload b into the link's control area or
  * straight into a WRITE event. */
-static int write_hello(sb_session *s, sb_buf *payload)
+static int write_hello(sb_session *s, wr *w)
 {
     link *l = s->l;
-    int n = sb_frame_codec_encode(l->codec, SB_FRAME_HELLO, 0, 0, 0, 0, 0, -1, payload->p,
-                                  (uint32_t)payload->len);
+    int n = w->rc;
+    if (n >= 0)
+        n = sb_frame_codec_encode(l->codec, SB_FRAME_HELLO, 0, 0, 0, 0, 0, -1, w->b->p,
+                                  (uint32_t)w->b->len);
+    sb_buf_free(w->b);
     if (n < 0)
         return n;
     emit(s, SB_SEV_WRITE, 0, 0, 0, 0, 0, 0, sb_frame_codec_out(l->codec), (size_t)n);
@@ -559,71 +558,47 @@ static int write_hello(sb_session *s, sb_buf *payload)
 static int send_greeting(sb_session *s)
 {
     sb_buf b = {0};
+    wr w = {&b, 0};
     const double *o = s->opt;
-    int rc = sb_buf_put(&b, (const uint8_t *)"S\1", 2);
-    if (rc >= 0)
-        rc = put_u(&b, o[SB_SO_COMPRESS] ? HF_COMPRESS : 0);
-    if (rc >= 0)
-        rc = put_u(&b, (uint64_t)o[SB_SO_MAX_PAYLOAD]);
-    if (rc >= 0)
-        rc = put_u(&b, (uint64_t)o[SB_SO_MAX_MESSAGE]);
-    if (rc >= 0)
-        rc = put_u(&b, (uint64_t)o[SB_SO_MAX_FRAMES]);
-    if (rc >= 0)
-        rc = write_hello(s, &b);
-    sb_buf_free(&b);
-    return rc;
+    put_raw(&w, "S\1", 2);
+    put_u(&w, o[SB_SO_COMPRESS] ? HF_COMPRESS : 0);
+    put_u(&w, (uint64_t)o[SB_SO_MAX_PAYLOAD]);
+    put_u(&w, (uint64_t)o[SB_SO_MAX_MESSAGE]);
+    put_u(&w, (uint64_t)o[SB_SO_MAX_FRAMES]);
+    return write_hello(s, &w);
 }
 
 static int send_client_hello(sb_session *s, const uint8_t *app, size_t app_len)
 {
     sb_buf b = {0};
-    int rc = sb_buf_put(&b, (const uint8_t *)"C\1", 2);
-    if (rc >= 0)
-        rc = put_u(&b, s->opt[SB_SO_COMPRESS] ? HF_COMPRESS : 0);
-    if (rc >= 0)
-        rc = put_bytes(&b, s->id, s->id_len);
-    if (rc >= 0)
-        rc = put_bytes(&b, s->epoch, s->epoch_len);
-    if (rc >= 0)
-        rc = put_positions(&b, s, 0);
-    if (rc >= 0)
-        rc = put_positions(&b, s, 1);
-    if (rc >= 0)
-        rc = put_bytes(&b, app, (uint32_t)app_len);
+    wr w = {&b, 0};
+    put_raw(&w, "C\1", 2);
+    put_u(&w, s->opt[SB_SO_COMPRESS] ? HF_COMPRESS : 0);
+    put_bytes(&w, s->id, s->id_len);
+    put_bytes(&w, s->epoch, s->epoch_len);
+    put_positions(&w, s, 0);
+    put_positions(&w, s, 1);
+    put_bytes(&w, app, (uint32_t)app_len);
     /* Our caps, as the greeting gives the server's: what it may write to us.
      * After the fields an older server knows, so it ignores them. */
-    if (rc >= 0)
-        rc = put_u(&b, (uint64_t)s->opt[SB_SO_MAX_PAYLOAD]);
-    if (rc >= 0)
-        rc = put_u(&b, (uint64_t)s->opt[SB_SO_MAX_MESSAGE]);
-    if (rc >= 0)
-        rc = put_u(&b, (uint64_t)s->opt[SB_SO_MAX_FRAMES]);
-    if (rc >= 0)
-        rc = write_hello(s, &b);
-    sb_buf_free(&b);
-    return rc;
+    put_u(&w, (uint64_t)s->opt[SB_SO_MAX_PAYLOAD]);
+    put_u(&w, (uint64_t)s->opt[SB_SO_MAX_MESSAGE]);
+    put_u(&w, (uint64_t)s->opt[SB_SO_MAX_FRAMES]);
+    return write_hello(s, &w);
 }
 
 static int send_welcome(sb_session *s)
 {
     sb_buf b = {0};
-    int rc = sb_buf_put(&b, (const uint8_t *)"W\1", 2);
-    if (rc >= 0)
-        rc = put_u(&b, (s->l->compress ? HF_COMPRESS : 0) | (s->lost ? HF_LOST : 0));
-    if (rc >= 0)
-        rc = put_bytes(&b, s->id, s->id_len);
-    if (rc >= 0)
-        rc = put_bytes(&b, s->epoch, s->epoch_len);
-    if (rc >= 0)
-        rc = put_positions(&b, s, 0);
-    if (rc >= 0)
-        rc = put_positions(&b, s, 1);
-    if (rc >= 0)
-        rc = write_hello(s, &b);
-    sb_buf_free(&b);
+    wr w = {&b, 0};
+    put_raw(&w, "W\1", 2);
+    put_u(&w, (s->l->compress ? HF_COMPRESS : 0) | (s->lost ? HF_LOST : 0));
+    put_bytes(&w, s->id, s->id_len);
+    put_bytes(&w, s->epoch, s->epoch_len);
+    put_positions(&w, s, 0);
+    put_positions(&w, s, 1);
     s->lost = 0;
-    return rc;
+    return write_hello(s, &w);
 }
 
 /* The peer's floors: everything below is resolved on its side (acked by us
@@ -1763,28 +1738,28 @@ double sb_session_next_deadline(const sb_session *s)
         d = sb_conn_next_deadline(s->conn);
     if (l) {
         if (l->hello_due >= 0)
-            d = mind(d, l->hello_due);
+            d = sb_min_deadline(d, l->hello_due);
         if (l->up) {
-            d = mind(d, sb_inbox_deadline(s->in));
+            d = sb_min_deadline(d, sb_inbox_deadline(s->in));
             if (l->wr && sb_batch_pending(l->wr))
-                d = mind(d, sb_batch_deadline(l->wr));
+                d = sb_min_deadline(d, sb_batch_deadline(l->wr));
             if (l->poll_at >= 0)
-                d = mind(d, l->poll_at);
+                d = sb_min_deadline(d, l->poll_at);
             if (s->role == SB_SESSION_SERVER && s->opt[SB_SO_IDLE_TIMEOUT] > 0)
-                d = mind(d, l->last_rx + s->opt[SB_SO_IDLE_TIMEOUT]);
+                d = sb_min_deadline(d, l->last_rx + s->opt[SB_SO_IDLE_TIMEOUT]);
         }
     }
     if (s->out) {
         /* Blocked on the transport: only the outbox's own timers count. */
         double od = sb_outbox_timers_deadline(s->out, !(l && l->poll_at >= 0));
         if (od < NO_TIMEOUT / 2) /* an ack timeout that is off is no deadline */
-            d = mind(d, od);
+            d = sb_min_deadline(d, od);
     }
     if (s->role == SB_SESSION_SERVER && s->state == SB_SESSION_RECONNECTING)
-        d = mind(d, s->detached_at + s->opt[SB_SO_SESSION_TTL]);
+        d = sb_min_deadline(d, s->detached_at + s->opt[SB_SO_SESSION_TTL]);
     for (uint32_t i = 0; i < s->nreqs; i++)
         if (s->reqs[i].deadline >= 0)
-            d = mind(d, s->reqs[i].deadline);
+            d = sb_min_deadline(d, s->reqs[i].deadline);
     return d;
 }
 

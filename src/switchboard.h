@@ -87,6 +87,16 @@ static inline uint32_t sb_rng_next(sb_rng *r)
     return x * 0x2545f491u;
 }
 
+/* The earlier of two deadlines, where -1 means none. */
+static inline double sb_min_deadline(double a, double b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
 /* Uniform double in [0, 1). */
 static inline double sb_rng_unit(sb_rng *r)
 {
