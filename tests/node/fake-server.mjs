@@ -3,14 +3,18 @@
 // greets and welcomes; after that the test writes what it likes.
 import { createCore } from '../../js/core.js';
 import { Session } from '../../js/session.js';
-import { SESSION_SERVER, SEV_WRITE, SEV_HELLO, SEV_OPEN } from '../../js/constants.js';
+import { SESSION_SERVER, SEV_WRITE, SEV_HELLO, SEV_OPEN, SO_COMPRESS } from '../../js/constants.js';
 
 // Its own whole core: the glue's may be a job's (npm test runs each job's
 // tests on that job's core), which has no server role.
 const whole = await createCore({ wasmURL: new URL('../../dist/switchboard.wasm', import.meta.url) });
 
-export function handshake(ws, onOpen = () => {}) {
-  const s = new Session(SESSION_SERVER, [], undefined, whole);
+/**
+ * onOpen(session, write): after the welcome; write(bytes) sends raw bytes.
+ * session.send() + frames(session) give a real frame to replay.
+ */
+export function handshake(ws, onOpen = () => {}, { compress = true } = {}) {
+  const s = new Session(SESSION_SERVER, [[SO_COMPRESS, compress ? 1 : 0]], undefined, whole);
   let open = false;
   const pump = () => {
     s.fn.sb_session_flush(s.h, Date.now());
@@ -26,8 +30,16 @@ export function handshake(ws, onOpen = () => {}) {
     if (open || !s.h) return;
     s.recv(new Uint8Array(d), !bin, Date.now());
     pump();
-    if (open) { pump(); onOpen(); }
+    if (open) { pump(); onOpen(s); }
   });
   ws.on('close', () => s.destroy());
   ws.on('error', () => {});
+}
+
+/** What the session would write now, as transport messages (not sent). */
+export function frames(s) {
+  const out = [];
+  s.fn.sb_session_flush(s.h, Date.now());
+  s.drain((t, e) => { if (t === SEV_WRITE) out.push(e.data.slice()); });
+  return out;
 }

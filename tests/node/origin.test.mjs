@@ -77,6 +77,15 @@ test('allowlist matching: exact, wildcard subdomains, schemes, ports, lookalikes
   l.free();
 });
 
+test('a wildcard covers subdomains, not its own bare domain', () => {
+  // Alone in the list, so no exact entry answers first (as it does above).
+  const l = list(['https://*.example.com']);
+  assert.equal(l.match('https://example.com'), 'ORIGIN_REJECTED');
+  assert.equal(l.match('https://www.example.com'), 0);
+  assert.equal(l.match('https://a.b.example.com'), 0);
+  l.free();
+});
+
 test('"*" and "null" only when written, and "*" does not cover "null"', () => {
   const empty = list([]);
   assert.equal(empty.match('https://example.com'), 'ORIGIN_REJECTED');

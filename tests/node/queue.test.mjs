@@ -4,7 +4,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { init } from '../../js/core.js';
-import { encodeFrame, decodeFrame, BatchReader } from '../../js/frame.js';
+import { encodeFrame, decodeFrame, BatchReader, FrameFlag } from '../../js/frame.js';
 import { Batcher, Outbox, Inbox, MessageQueue } from '../../js/queue.js';
 
 before(() => init());
@@ -307,6 +307,23 @@ test('full stack both ways: Outbox -> Batcher (shared deflate) -> MessageChannel
   assert.equal(a.outbox.stats().retries, 0);
   a.close();
   b.close();
+});
+
+test('the inbox holds frames ahead of a gap within its window and refuses (does not ack) those beyond it', () => {
+  const acks = [];
+  const got = [];
+  const ib = new Inbox({ sendAck: (a) => acks.push(decodeFrame(a)), window: 4, text: true, onMessage: (f) => got.push(f.payload) });
+  const m = (seq) => encodeFrame({ kind: 'message', channel: 1, seq, flags: FrameFlag.ACK_REQ, payload: `m${seq}` });
+  assert.equal(ib.push(m(1)), 1);
+  let refused = null;
+  try { ib.push(m(10)); } catch (e) { refused = e.code; } // 10 > 1 + 4: beyond the window
+  assert.equal(ib.stats().refused, 1, `refused (${refused ?? 'no error'})`);
+  assert.equal(ib.stats().held, 0);
+  assert.equal(ib.push(m(3)), 0); // ahead of the gap at 2, within the window: held
+  assert.equal(ib.stats().held, 1);
+  assert.equal(ib.push(m(2)), 2); // the gap fills: 2 and 3, in order
+  assert.deepEqual(got, ['m1', 'm2', 'm3']);
+  ib.close();
 });
 
 test('foreign bytes: garbage and bad acks are refused with codes, good frames still flow', () => {

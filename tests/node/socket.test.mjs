@@ -10,7 +10,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
 import { SESSION_PROTOCOL as PROTOCOL, FRAME_BATCH, FRAME_F_COMPRESSED } from '../../js/constants.js';
-import { handshake } from './fake-server.mjs';
+import { handshake, frames } from './fake-server.mjs';
 import { Relay } from '../../js/server/relay.mjs';
 import { SqliteStore } from '../../js/server/store.mjs';
 import { createEchoServer } from '../../js/server/echo.mjs';
@@ -331,6 +331,30 @@ function evilServer(evil) {
     close: () => { for (const c of wss.clients) c.terminate(); wss.close(); },
   };
 }
+
+test('a message the server sends twice is delivered once (and counted as a duplicate)', async () => {
+  const wss = new WebSocketServer({ noServer: true, handleProtocols: () => PROTOCOL });
+  wss.on('connection', (ws) => handshake(ws, (session) => {
+    session.send(0, false, 'once', Date.now());
+    const [bytes] = frames(session); // one uncompressed frame, seq 1
+    ws.send(bytes);
+    ws.send(bytes); // the same seq again, as after a resend
+    session.send(0, false, 'then', Date.now());
+    for (const b of frames(session)) ws.send(b);
+  }, { compress: false }));
+  const s = await serve({ handleUpgrade: (q, so, h) => wss.handleUpgrade(q, so, h, (ws) => wss.emit('connection', ws, q)) });
+  const sock = new Socket(s.url, { WebSocket, ...FAST });
+  const got = [];
+  sock.onmessage = (e) => got.push(e.data);
+  await until(() => got.length === 2);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(got, ['once', 'then']);
+  assert.equal(sock.stats().duplicates, 1);
+  sock.close();
+  for (const c of wss.clients) c.terminate();
+  wss.close();
+  await s.kill();
+});
 
 test('bad input from the server closes the connection with a clear error', async () => {
   const zlib = await import('node:zlib');
