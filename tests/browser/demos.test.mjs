@@ -54,6 +54,10 @@ test('queue demo: a lossy link still delivers every message once', async () => {
   await page.fill('#count', '200');
   await page.click('#send');
   await page.waitForFunction(() => document.getElementById('verdict').textContent.includes('complete'), null, { timeout: 60000 });
+  // What the page claims, checked: every message, none twice, none out of order.
+  const verdict = await page.textContent('#verdict');
+  assert.match(verdict, / 0 duplicates · 0 out of order/, verdict);
+  assert.match(verdict, /\b200\b/, verdict);
   await page.screenshot({ path: `${SHOTS}queue.png`, fullPage: true });
   assert.deepEqual(errors, []);
   await page.close();
@@ -73,8 +77,15 @@ test('bridge demo: parent and cross-origin child talk; a spoof is rejected and l
   await chartShows(page, 'chartLatency');
   await page.fill('#messageInput', 'hello child');
   await page.click('#send');
+  // The message reaches the cross-origin child (its own log says so).
+  const child = page.frames().find((f) => f.url().includes('bridge-child.html') && !f.url().includes('spoof'));
+  await child.waitForFunction(() => document.getElementById('received').textContent.includes('parent: hello child'));
   await page.click('#spoofForeign');
-  await page.waitForFunction(() => document.body.textContent.includes('rejected') || document.body.textContent.includes('reject'));
+  // The spoofing frame forges a hello and a call, twice: all four are
+  // counted and logged as refused for their origin.
+  await page.waitForFunction(() => document.getElementById('spoofCount').textContent === '4');
+  const spoofs = await page.textContent('#spoofs');
+  assert.equal(spoofs.match(/ignored (hello|call) on "demo" from http:\/\/localhost:\d+: origin-rejected/g)?.length, 4, spoofs);
   await page.waitForTimeout(200);
   await page.screenshot({ path: `${SHOTS}bridge.png`, fullPage: true });
   assert.deepEqual(errors, []);
