@@ -8,6 +8,7 @@ import {
   SSE_REC_WORDS as REC, SSE_SAME as SAME, SSE_RECORD_DATA_UNITS, SSE_RECORD_TYPE_BYTES, SSE_RECORD_TYPE_UNITS,
   SSE_RECORD_ID_BYTES, SSE_RECORD_ID_UNITS, SSE_CONNECTING, SSE_OPEN, E_CONNECTION_LOST,
 } from './constants.js';
+import { randomSeed, onProperties } from './glue.js';
 
 // ignoreBOM: the C side already skipped the stream's BOM; a U+FEFF inside
 // data is data and must survive.
@@ -17,11 +18,6 @@ const OWN_EVENTS = new Set(['open', 'message', 'error', 'retrying', 'statechange
 
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
-function randomSeed() {
-  const a = new Uint32Array(1);
-  globalThis.crypto.getRandomValues(a);
-  return a[0];
-}
 
 function num(v, dflt, name, lo, hi) {
   if (v === undefined) return dflt;
@@ -271,7 +267,6 @@ export class EventStream extends EventTarget {
     this._lastId = options.lastEventId != null ? String(options.lastEventId) : '';
     this._origin = new URL(this.url).origin;
     this._types = new Set();
-    this._onHandlers = {};
     this._onVisibility = null;
 
     const signal = options.signal;
@@ -682,17 +677,4 @@ export class EventStream extends EventTarget {
 }
 
 // onopen / onmessage / onerror / onclose … like EventSource's handler attributes.
-for (const name of ['open', 'message', 'error', 'close', 'retrying', 'statechange']) {
-  Object.defineProperty(EventStream.prototype, `on${name}`, {
-    configurable: true,
-    enumerable: true,
-    get() {
-      return this._onHandlers[name] || null;
-    },
-    set(fn) {
-      if (this._onHandlers[name]) this.removeEventListener(name, this._onHandlers[name]);
-      this._onHandlers[name] = typeof fn === 'function' ? fn : null;
-      if (this._onHandlers[name]) this.addEventListener(name, this._onHandlers[name]);
-    },
-  });
-}
+onProperties(EventStream, ['open', 'message', 'error', 'close', 'retrying', 'statechange'])

@@ -18,6 +18,13 @@ export function event(type, props) {
   return e;
 }
 
+/** A non-zero 32-bit seed from the platform's CSPRNG (jitter, ids). */
+export function randomSeed() {
+  const a = new Uint32Array(1);
+  do globalThis.crypto.getRandomValues(a); while (a[0] === 0);
+  return a[0];
+}
+
 export const obj = (v) => (v && typeof v === 'object' ? v : {});
 
 /** A generated C enum object -> [value] = 'kebab-name' (CONNECT_TIMEOUT -> 'connect-timeout'). */

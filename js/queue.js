@@ -13,6 +13,7 @@ import {
   OUTBOX_EVENT_ID, OUTBOX_EVENT_CHANNEL, OUTBOX_EVENT_SEQ, OUTBOX_EVENT_ATTEMPTS, OUTBOX_EVENT_VALUE,
   FRAME_VIEW_FLAGS, FRAME_VIEW_DEADLINE, FRAME_F_COMPRESSED, FRAME_F_LAST, FRAME_F_BINARY, FRAME_VERSION, FRAME_ACK, FRAME_BATCH,
 } from './constants.js';
+import { randomSeed } from './glue.js';
 
 const now = () => performance.timeOrigin + performance.now();
 const POLICIES = { reject: QUEUE_REJECT, 'drop-oldest': QUEUE_DROP_OLDEST, 'drop-newest': QUEUE_DROP_NEWEST };
@@ -71,11 +72,6 @@ function positive(v, dflt, name, { min = 0, int = false, max = Number.MAX_SAFE_I
   return v;
 }
 
-function seed32() {
-  const a = new Uint32Array(1);
-  globalThis.crypto.getRandomValues(a);
-  return a[0];
-}
 
 /** One timer per object, re-armed at the core's next deadline. */
 class Timer {
@@ -236,7 +232,7 @@ export class Outbox extends Emitter {
       positive(opts.retryMaxMs, Math.max(30000, retryMin), 'retryMaxMs', { min: retryMin }),
       positive(opts.maxRetries, 0, 'maxRetries', { int: true, max: 0x7fffffff }),
       positive(opts.maxChannels, 256, 'maxChannels', { min: 1, int: true, max: 1 << 20 }),
-      opts.seed === undefined ? seed32() : opts.seed >>> 0);
+      opts.seed === undefined ? randomSeed() : opts.seed >>> 0);
     if (!this._h) throw new SwitchboardError('INVALID', 'bad Outbox options');
     this._transmit = opts.transmit;
     this._ev = new StructView(this._c, fn.sb_outbox_event_view(this._h), OUTBOX_EVENT_VALUE);
@@ -581,7 +577,7 @@ export class MessageQueue extends Emitter {
     this._maxQueued = positive(opts.maxQueued, 10000, 'maxQueued', { min: 1, int: true });
     this._maxDead = positive(opts.maxDeadLetters, 1000, 'maxDeadLetters', { min: 1, int: true });
     // xorshift32, as sb_rng in src/switchboard.h: seeded, so tests replay.
-    this._rng = (opts.seed === undefined ? seed32() : opts.seed >>> 0) || 0x9e3779b9;
+    this._rng = (opts.seed === undefined ? randomSeed() : opts.seed >>> 0) || 0x9e3779b9;
     this._queue = [];   // {item, attempts}
     this._running = 0;
     this._waiting = 0;  // items sleeping before a retry

@@ -4,6 +4,7 @@
 // core's. Nothing here knows the protocol.
 import { core } from './core.js';
 import { SwitchboardError } from './errors.js';
+import { randomSeed } from './glue.js';
 import {
   SESSION_EVENT_CHANNEL, SESSION_EVENT_SEQ, SESSION_EVENT_ID, SESSION_EVENT_FLAGS,
   SESSION_EVENT_CODE, SESSION_EVENT_LEN, SESSION_EVENT_VALUE, FRAME_F_BINARY,
@@ -12,12 +13,6 @@ import {
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 
-/** A seed from the platform's CSPRNG (jitter, epochs). */
-export function randomSeed() {
-  const a = new Uint32Array(1);
-  globalThis.crypto.getRandomValues(a);
-  return a[0] || 1;
-}
 
 const decoder = new TextDecoder();
 

@@ -6,16 +6,12 @@ import { init, core, SwitchboardError } from './core.js';
 import {
   LEASE_EV_LEADER, LEASE_EV_LOST, LEASE_EV_PRESENCE, LEASE_MSG_MAX, SYNC_SNAPSHOT, SYNC_DIGEST, SYNC_REQUEST, SYNC_CH_DELETED,
 } from './constants.js';
+import { randomSeed } from './glue.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const hasWindow = typeof window !== 'undefined' && typeof document !== 'undefined';
 
-function randomId() {
-  const a = new Uint32Array(1);
-  do crypto.getRandomValues(a); while (a[0] === 0);
-  return a[0];
-}
 
 function isVisible() {
   return hasWindow ? document.visibilityState !== 'hidden' : true;
@@ -71,7 +67,7 @@ export class TabGroup extends EventTarget {
     if (mode === 'locks' && !locks) throw new SwitchboardError('INVALID', 'Web Locks are not available here');
     this.#locks = mode === 'locks' || (mode === 'auto' && locks);
     /** This tab's id (non-zero 32-bit, random per tab session). */
-    this.id = options.id >>> 0 || randomId();
+    this.id = options.id >>> 0 || randomSeed();
     const hb = options.heartbeatMs ?? 500;
     const lease = options.leaseMs ?? 2000;
     this.#h = this.#c.fn.sb_lease_create(this.id, hb, lease, options.maxTabs ?? 64, options.preferVisible ? 1 : 0, this.#locks ? 1 : 0);
@@ -281,7 +277,7 @@ export class SharedState extends EventTarget {
    */
   static async open(name, options = {}) {
     await init();
-    const group = await TabGroup.open(name, { ...(options.group || {}), id: randomId() });
+    const group = await TabGroup.open(name, { ...(options.group || {}), id: randomSeed() });
     let s;
     try {
       s = new SharedState(name, options, group);
