@@ -10,7 +10,7 @@ import { jobs } from './jobs.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const jsDir = join(root, 'js');
-const order = ['index.d.ts', 'compress.d.ts', 'frame.d.ts', 'queue.d.ts', 'bridge.d.ts', 'tabs.d.ts', 'socket.d.ts', 'events.d.ts'];
+const order = ['index.d.ts', 'gzip.d.ts', 'frame.d.ts', 'queue.d.ts', 'bridge.d.ts', 'tabs.d.ts', 'socket.d.ts', 'sse.d.ts'];
 const files = readdirSync(jsDir).filter((f) => f.endsWith('.d.ts'))
   .sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99) || a.localeCompare(b));
 

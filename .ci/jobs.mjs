@@ -28,8 +28,8 @@ export const jobs = {
   bridge: { modules: ['bridge'], tests: ['bridge'] },
   tabs: { modules: ['tabs'], tests: ['tabs'] },
   socket: { modules: ['socket'], tests: ['socket'] },
-  sse: { modules: ['events'], tests: ['sse', 'sse-stream'] },
-  gzip: { modules: ['compress'], tests: ['compress'] },
+  sse: { modules: ['sse'], tests: ['sse', 'sse-stream'] },
+  gzip: { modules: ['gzip'], tests: ['gzip'] },
   queue: { modules: ['frame', 'queue'], tests: ['frame', 'queue'] },
 };
 

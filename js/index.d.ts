@@ -32,8 +32,8 @@ export class SwitchboardError extends Error {
   readonly code: SwitchboardErrorCode;
 }
 
-export * from './compress.js';
-export * from './events.js';
+export * from './gzip.js';
+export * from './sse.js';
 export * from './socket.js';
 export * from './tabs.js';
 export * from './frame.js';

@@ -1,8 +1,8 @@
 // switchboard: public entry point. One line per capability module.
 export { init } from './core.js';
 export { SwitchboardError } from './errors.js';
-export * from './compress.js';
-export * from './events.js';
+export * from './gzip.js';
+export * from './sse.js';
 export * from './socket.js';
 export * from './tabs.js';
 export { encodeFrame, decodeFrame, BatchReader, FrameKind, FrameFlag } from './frame.js';

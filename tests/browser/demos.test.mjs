@@ -31,7 +31,7 @@ test('hub links every demo, and every link resolves', async () => {
 });
 
 test('compression playground: compress the sample, both implementations round-trip', async () => {
-  const { page, errors } = await open('/web/compress.html');
+  const { page, errors } = await open('/web/gzip.html');
   await page.waitForFunction(() => document.getElementById('status').textContent === 'core loaded');
   await page.click('#run');
   await page.waitForFunction(() => document.querySelectorAll('#results tr').length === 3);

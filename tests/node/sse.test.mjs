@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createParser } from 'eventsource-parser';
 import { init } from '../../js/index.js';
 import { core } from '../../js/core.js';
-import { SseParser } from '../../js/events.js';
+import { SseParser } from '../../js/sse.js';
 
 await init();
 const enc = new TextEncoder();

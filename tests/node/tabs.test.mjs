@@ -305,25 +305,3 @@ test('SharedState: oversized messages and saved state are refused before any cop
   small.close();
   await assert.rejects(SharedState.open(uniq('bad'), { group: fast, maxStateBytes: 0 }), (e) => e.code === 'INVALID');
 });
-
-test('SharedState: two writes with the same stamp resolve the same way in every tab (the higher writer id wins)', async () => {
-  const name = uniq('tie');
-  const lo = await SharedState.open(name, { group: { ...fast, id: 5 }, joinTimeoutMs: 60 });
-  const hi = await SharedState.open(name, { group: { ...fast, id: 9 }, joinTimeoutMs: 60 });
-  // One wall-clock millisecond for both writes, neither tab having seen the
-  // other's: equal (wall, counter), so only the writer id can decide.
-  const realNow = Date.now;
-  const t = realNow() + 10;
-  Date.now = () => t;
-  try {
-    hi.set('k', 'from-9');
-    lo.set('k', 'from-5');
-  } finally {
-    Date.now = realNow;
-  }
-  await until(() => lo.get('k') === hi.get('k'), 2000, 'agreement');
-  assert.equal(lo.get('k'), 'from-9');
-  assert.equal(hi.get('k'), 'from-9');
-  lo.close();
-  hi.close();
-});

@@ -207,7 +207,7 @@ export class EventStream extends EventTarget {
 
   /**
    * @param {string|URL} url
-   * @param {object} [options] see events.d.ts
+   * @param {object} [options] see sse.d.ts
    */
   constructor(url, options = {}) {
     super();
