@@ -115,6 +115,7 @@ static const double defaults[SB_SO_COUNT_] = {
     [SB_SO_COMPRESS_LEVEL] = 6, [SB_SO_MAX_PAYLOAD] = 1 << 20, [SB_SO_MAX_MESSAGE] = 8 << 20,
     [SB_SO_MAX_FRAMES] = 4096, [SB_SO_ACK_DELAY] = 20, [SB_SO_FRAMED] = 1,
     [SB_SO_MAX_REQUESTS] = 4096, [SB_SO_MAX_CHANNELS] = 256, [SB_SO_HIGH_WATER] = 4 << 20,
+    [SB_SO_REFRESH_AUTH] = 0,
 };
 
 /* Valid ranges; integer options are checked to be whole. */
@@ -136,6 +137,7 @@ static const struct {
     [SB_SO_MAX_FRAMES] = {1, 1 << 20, 1}, [SB_SO_ACK_DELAY] = {0, 1e6, 0},
     [SB_SO_FRAMED] = {0, 1, 1}, [SB_SO_MAX_REQUESTS] = {1, 1 << 20, 1},
     [SB_SO_MAX_CHANNELS] = {1, 1 << 16, 1}, [SB_SO_HIGH_WATER] = {1, 1e12, 0},
+    [SB_SO_REFRESH_AUTH] = {0, 1, 1},
 };
 
 static double mind(double a, double b)
@@ -883,6 +885,15 @@ int sb_session_transport_open(sb_session *s, double now_ms, int framed)
     return SB_OK;
 }
 
+/* Client: the server said not to come back. Refused credentials are worth
+ * another attempt only when the host fetches new ones for it. */
+static int no_retry(const sb_session *s, int code)
+{
+    if (code == SB_CLOSE_AUTH)
+        return !s->opt[SB_SO_REFRESH_AUTH];
+    return code == SB_CLOSE_POLICY || code == SB_CLOSE_REPLACED || code == SB_CLOSE_FORBIDDEN;
+}
+
 int sb_session_transport_closed(sb_session *s, double now_ms, int code)
 {
     if (!s)
@@ -919,8 +930,7 @@ int sb_session_transport_closed(sb_session *s, double now_ms, int code)
         }
     }
     end_link(s);
-    conn_apply(s, sb_conn_closed(s->conn, now_ms, code == SB_CLOSE_POLICY || code == SB_CLOSE_REPLACED),
-               now_ms);
+    conn_apply(s, sb_conn_closed(s->conn, now_ms, no_retry(s, code)), now_ms);
     return SB_OK;
 }
 
