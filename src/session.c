@@ -919,10 +919,12 @@ int sb_session_transport_closed(sb_session *s, double now_ms, int code)
          * never got one (the host could not even create it). */
         if (!s->l && s->state != SB_SESSION_CONNECTING)
             return SB_OK;
-        if ((!s->l || !s->l->up) && s->opt[SB_SO_FRAMED]) {
+        if ((!s->l || (!s->l->up && !s->l->greeted)) && s->opt[SB_SO_FRAMED]) {
             /* Failed before it worked. Chromium fails the handshake when a
              * server picks no subprotocol; until one mode has worked,
-             * alternate what the next attempt offers. */
+             * alternate what the next attempt offers. (A server that sent
+             * its greeting speaks switchboard.v1, even if it then refused
+             * the hello, e.g. with 4401.) */
             if (s->offered_framed && !s->framed_worked)
                 s->offer_framed = 0;
             else if (!s->offered_framed && !s->plain_worked)

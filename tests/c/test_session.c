@@ -2074,6 +2074,8 @@ static void test_auth_close_verdict(void)
             sb_session_tick(c.s, now);
             drain(&c, &up);
             CHECK(c.want_connect);
+            /* it greeted us: a switchboard server, no plain probe next */
+            CHECK(c.offer_framed);
             CHECK_EQ(sb_session_state(c.s), SB_SESSION_CONNECTING);
         }
         /* the fresh credentials work: open, and the first traffic resets
