@@ -2,7 +2,9 @@
 // `switchboard`), both with the wasm inlined; switchboard.slim.mjs (ESM, loads
 // switchboard.wasm from beside itself); the .d.ts files; and the same per
 // job (.ci/jobs.mjs), switchboard-<job>.mjs/.iife.js/.slim.mjs/.d.ts, on
-// that job's own core (dist/switchboard-<job>.wasm, written by CMake).
+// that job's own core (dist/switchboard-<job>.wasm, written by CMake); and
+// the Node relay, switchboard-server.mjs/.d.ts (switchboard/server) and its
+// CLI switchboard-relay.mjs (bin switchboard-relay).
 import { build } from 'esbuild';
 import { readFile, readdir, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -88,3 +90,26 @@ for (const job of Object.keys(jobs)) {
   await build({ ...common, stdin, plugins: [wasmSource(slimSource(`switchboard-${job}.wasm`))], format: 'esm', outfile: out + '.slim.mjs' });
   await writeFile(out + '.d.ts', `// switchboard/${job}: ${job} alone, on a core holding only what it calls.\n` + entryTypes(job));
 }
+
+// The relay for Node (docs/decisions.md, "The relay ships in the package"):
+// one ESM file, not minified (stack traces stay readable), ws and
+// better-sqlite3 left to the user's node_modules, the whole core found
+// beside it (js/server/core-path.mjs swapped: dist/switchboard.wasm). The
+// CLI loads that file rather than carrying a second copy.
+const node = { bundle: true, platform: 'node', format: 'esm', target: 'node18', legalComments: 'none', logLevel: 'warning', external: ['ws', 'better-sqlite3'] };
+const besideCore = {
+  name: 'core-path',
+  setup(b) {
+    b.onResolve({ filter: /[\\/]core-path\.mjs$/ }, () => ({ path: 'core-path', namespace: 'sb-core-path' }));
+    b.onLoad({ filter: /.*/, namespace: 'sb-core-path' }, () => ({ contents: "export const WHOLE_CORE = new URL('./switchboard.wasm', import.meta.url);\n", loader: 'js' }));
+  },
+};
+const serverEntry = {
+  name: 'server-entry',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/index\.mjs$/ }, () => ({ path: './switchboard-server.mjs', external: true }));
+  },
+};
+await build({ ...node, entryPoints: [join(root, 'js', 'server', 'index.mjs')], plugins: [besideCore], outfile: join(dist, 'switchboard-server.mjs') });
+await build({ ...node, entryPoints: [join(root, 'js', 'server', 'relay-cli.mjs')], plugins: [serverEntry], outfile: join(dist, 'switchboard-relay.mjs') });
+await copyFile(join(root, 'js', 'server', 'index.d.ts'), join(dist, 'switchboard-server.d.ts'));

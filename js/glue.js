@@ -1,6 +1,7 @@
 // Small helpers every job's glue shares: the clock, events, names of C
 // enums as the API spells them, on* properties, listeners that are removed
-// together, and IndexedDB. No policy.
+// together, IndexedDB, a server's error answer. No policy.
+import { SwitchboardError } from './errors.js';
 
 /** Wall-clock ms that never runs backwards. It keeps running while the
  * machine sleeps, which is what lets a heartbeat notice a sleep. */
@@ -70,4 +71,12 @@ export function idb(name, store, mode, fn) {
       tx.onerror = tx.onabort = () => { db.close(); reject(tx.error); };
     };
   });
+}
+
+/** A server's {code, message} error answer (UTF-8 JSON bytes) as a SwitchboardError. */
+export function remoteError(data) {
+  const text = new TextDecoder().decode(data);
+  let info;
+  try { info = JSON.parse(text); } catch { info = { message: text }; }
+  return new SwitchboardError(typeof info?.code === 'string' ? info.code : 'REMOTE', String(info?.message ?? 'server error'));
 }

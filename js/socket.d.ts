@@ -66,8 +66,13 @@ export interface SocketOptions {
   compress?: false | { threshold?: number; level?: number };
   /** Like WebSocket.binaryType (default 'blob'). */
   binaryType?: 'blob' | 'arraybuffer';
-  /** Extra fields for the server's hello, e.g. `{ room: 'chat', user: 'ann', echo: true }` for the relay. */
-  hello?: Record<string, unknown>;
+  /**
+   * Extra fields for the server's hello, e.g. `{ room: 'chat', user: 'ann', echo: true }` for the relay,
+   * or a function called before every attempt (like a URL provider; may be async), e.g. for a fresh token.
+   * When `url` or `hello` is a function, a close with 4401 (credentials refused) reconnects with backoff
+   * after asking them again; otherwise 4401 ends the Socket.
+   */
+  hello?: Record<string, unknown> | ((attempt: number) => Record<string, unknown> | Promise<Record<string, unknown>>);
   /** Session id to resume (default: restored from `queue.persist`, else random). */
   session?: string;
   /** The WebSocket constructor (required in Node: `import WebSocket from 'ws'`). */
@@ -140,7 +145,8 @@ export class Socket extends EventTarget {
   static readonly CLOSED: 3;
   /**
    * @param url a ws:/wss: URL, or a function called before every attempt
-   *   (fresh URL, token or protocols per attempt; may be async)
+   *   (fresh URL, token or protocols per attempt; may be async). With a
+   *   function, a close with 4401 (credentials refused) is retried.
    */
   constructor(url: string | URL | ((attempt: number) => SocketTarget | Promise<SocketTarget>), options?: SocketOptions);
   /** Resolves once the core is loaded and the first attempt has begun. */

@@ -9,8 +9,8 @@
 // offline / visibilitychange / pagehide listeners and IndexedDB.
 import { init, core, toBytes } from './core.js';
 import { SwitchboardError } from './errors.js';
-import { Session, utf8 } from './session.js';
-import { now, event, obj, kebabNames, camelEntries, onProperties, listen, idb } from './glue.js';
+import { Session } from './session.js';
+import { now, event, obj, kebabNames, camelEntries, onProperties, listen, idb, remoteError } from './glue.js';
 import {
   SESSION_CLIENT, SESSION_PROTOCOL, SessionState, ConnReason, QueuePolicy, SessionDropReason, SessionStat,
   SEV_WRITE, SEV_CONNECT, SEV_DISCONNECT, SEV_STATE, SEV_OPEN, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED,
@@ -19,7 +19,7 @@ import {
   SO_CONNECT_TIMEOUT, SO_HELLO_TIMEOUT, SO_PING_INTERVAL, SO_PING_TIMEOUT, SO_RECONNECT, SO_BACKOFF_MIN,
   SO_BACKOFF_MAX, SO_BACKOFF_FACTOR, SO_MAX_ATTEMPTS, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES, SO_QUEUE_POLICY,
   SO_BATCH_MAX_FRAMES, SO_BATCH_MAX_BYTES, SO_BATCH_DELAY, SO_COMPRESS, SO_COMPRESS_ABOVE, SO_COMPRESS_LEVEL,
-  SO_FRAMED, CLOSE_NORMAL,
+  SO_FRAMED, SO_REFRESH_AUTH, CLOSE_NORMAL,
 } from './constants.js';
 
 const isLoaded = () => { try { return !!core(); } catch { return false; } };
@@ -32,7 +32,7 @@ const STATS = camelEntries(SessionStat);
 const MODES = { [SESSION_MODE_FRAMED]: 'framed', [SESSION_MODE_PLAIN]: 'plain', 0: null };
 
 /** User options -> session options (the defaults are the core's). */
-function sessionOptions(opts) {
+function sessionOptions(opts, url) {
   const r = opts.reconnect === false ? false : obj(opts.reconnect);
   const hb = opts.heartbeat === false ? false : obj(opts.heartbeat);
   const q = obj(opts.queue), b = opts.batch === false ? { maxMessages: 1 } : obj(opts.batch);
@@ -50,14 +50,9 @@ function sessionOptions(opts) {
     [SO_BATCH_MAX_FRAMES, b.maxMessages], [SO_BATCH_MAX_BYTES, b.maxBytes], [SO_BATCH_DELAY, b.maxDelay],
     [SO_COMPRESS, z === false ? 0 : 1], [SO_COMPRESS_ABOVE, g(z, 'threshold')], [SO_COMPRESS_LEVEL, g(z, 'level')],
     [SO_FRAMED, opts.framed === false ? 0 : 1],
+    // Providers are asked again before each attempt: a refused token (4401) is worth retrying.
+    [SO_REFRESH_AUTH, typeof url === 'function' || typeof opts.hello === 'function' ? 1 : 0],
   ];
-}
-
-/** The server's {code, message} for a failed request. */
-function remoteError(data) {
-  let info;
-  try { info = JSON.parse(utf8(data)); } catch { info = { message: utf8(data) }; }
-  return new SwitchboardError(typeof info?.code === 'string' ? info.code : 'REMOTE', String(info?.message ?? 'server error'));
 }
 
 const idbDo = (mode, fn) => idb('switchboard-socket', 'outbox', mode, fn);
@@ -87,7 +82,7 @@ export class Socket extends EventTarget {
     this.#opts = opts;
     this.#binaryType = opts.binaryType === 'arraybuffer' ? 'arraybuffer' : 'blob';
     this.#persist = obj(opts.queue).persist || null;
-    sessionOptions(opts); // validate now, throw in the constructor
+    sessionOptions(opts, url); // validate now, throw in the constructor
     this.protocol = this.extensions = '';
     this.session = opts.session || null;
     // With the core loaded and nothing to restore, the session exists at
@@ -186,11 +181,11 @@ export class Socket extends EventTarget {
   #state() { return this.#s ? this.#s.state : this.#closed ? SESSION_CLOSED : 0; }
 
   #create() {
-    const s = new Session(SESSION_CLIENT, sessionOptions(this.#opts));
+    const s = new Session(SESSION_CLIENT, sessionOptions(this.#opts, this.#url));
     this.#s = s;
     const o = this.#opts;
     if (o.heartbeat?.plainPing != null) s.setBytes('sb_session_set_plain_ping', String(o.heartbeat.plainPing));
-    s.setBytes('sb_session_set_hello', JSON.stringify(obj(o.hello)));
+    if (typeof o.hello !== 'function') s.setBytes('sb_session_set_hello', JSON.stringify(obj(o.hello)));
   }
 
   async #boot() {
@@ -300,13 +295,13 @@ export class Socket extends EventTarget {
   async #connect(offerFramed, attempt) {
     const token = ++this.#attempt;
     let url = this.#url, protocols = this.#protocols;
+    const hello = this.#opts.hello;
     try {
-      if (typeof url === 'function') {
-        const v = await url(attempt);
-        if (v && typeof v === 'object' && !(v instanceof URL)) ({ url, protocols = this.#protocols } = v);
-        else url = v;
-      }
+      const [v, h] = await Promise.all([typeof url === 'function' ? url(attempt) : url, typeof hello === 'function' ? hello(attempt) : null]);
+      if (v && typeof v === 'object' && !(v instanceof URL)) ({ url, protocols = this.#protocols } = v);
+      else url = v;
       if (token !== this.#attempt || !this.#s) return;
+      if (typeof hello === 'function') this.#s.setBytes('sb_session_set_hello', JSON.stringify(obj(h)));
       this.url = String(url);
       const offered = offerFramed ? [SESSION_PROTOCOL, ...protocols.filter((p) => p !== SESSION_PROTOCOL)] : protocols;
       const ws = new this.#WS(this.url, offered);

@@ -115,6 +115,7 @@ static const double defaults[SB_SO_COUNT_] = {
     [SB_SO_COMPRESS_LEVEL] = 6, [SB_SO_MAX_PAYLOAD] = 1 << 20, [SB_SO_MAX_MESSAGE] = 8 << 20,
     [SB_SO_MAX_FRAMES] = 4096, [SB_SO_ACK_DELAY] = 20, [SB_SO_FRAMED] = 1,
     [SB_SO_MAX_REQUESTS] = 4096, [SB_SO_MAX_CHANNELS] = 256, [SB_SO_HIGH_WATER] = 4 << 20,
+    [SB_SO_REFRESH_AUTH] = 0,
 };
 
 /* Valid ranges; integer options are checked to be whole. */
@@ -136,6 +137,7 @@ static const struct {
     [SB_SO_MAX_FRAMES] = {1, 1 << 20, 1}, [SB_SO_ACK_DELAY] = {0, 1e6, 0},
     [SB_SO_FRAMED] = {0, 1, 1}, [SB_SO_MAX_REQUESTS] = {1, 1 << 20, 1},
     [SB_SO_MAX_CHANNELS] = {1, 1 << 16, 1}, [SB_SO_HIGH_WATER] = {1, 1e12, 0},
+    [SB_SO_REFRESH_AUTH] = {0, 1, 1},
 };
 
 
@@ -858,6 +860,15 @@ int sb_session_transport_open(sb_session *s, double now_ms, int framed)
     return SB_OK;
 }
 
+/* Client: the server said not to come back. Refused credentials are worth
+ * another attempt only when the host fetches new ones for it. */
+static int no_retry(const sb_session *s, int code)
+{
+    if (code == SB_CLOSE_AUTH)
+        return !s->opt[SB_SO_REFRESH_AUTH];
+    return code == SB_CLOSE_POLICY || code == SB_CLOSE_REPLACED || code == SB_CLOSE_FORBIDDEN;
+}
+
 int sb_session_transport_closed(sb_session *s, double now_ms, int code)
 {
     if (!s)
@@ -883,10 +894,12 @@ int sb_session_transport_closed(sb_session *s, double now_ms, int code)
          * never got one (the host could not even create it). */
         if (!s->l && s->state != SB_SESSION_CONNECTING)
             return SB_OK;
-        if ((!s->l || !s->l->up) && s->opt[SB_SO_FRAMED]) {
+        if ((!s->l || (!s->l->up && !s->l->greeted)) && s->opt[SB_SO_FRAMED]) {
             /* Failed before it worked. Chromium fails the handshake when a
              * server picks no subprotocol; until one mode has worked,
-             * alternate what the next attempt offers. */
+             * alternate what the next attempt offers. (A server that sent
+             * its greeting speaks switchboard.v1, even if it then refused
+             * the hello, e.g. with 4401.) */
             if (s->offered_framed && !s->framed_worked)
                 s->offer_framed = 0;
             else if (!s->offered_framed && !s->plain_worked)
@@ -894,8 +907,7 @@ int sb_session_transport_closed(sb_session *s, double now_ms, int code)
         }
     }
     end_link(s);
-    conn_apply(s, sb_conn_closed(s->conn, now_ms, code == SB_CLOSE_POLICY || code == SB_CLOSE_REPLACED),
-               now_ms);
+    conn_apply(s, sb_conn_closed(s->conn, now_ms, no_retry(s, code)), now_ms);
     return SB_OK;
 }
 

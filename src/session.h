@@ -73,7 +73,10 @@ enum sb_session_opt {
     SB_SO_MAX_REQUESTS = 25,    /* requests waiting for an answer [4096] */
     SB_SO_MAX_CHANNELS = 26,    /* channels with sequence state, each direction [256] */
     SB_SO_HIGH_WATER = 27,      /* nothing more is written while the transport buffers more [4 MiB] */
-    SB_SO_COUNT_ = 28
+    SB_SO_REFRESH_AUTH = 28,    /* client: 1 = the host asks for fresh credentials (URL, hello)
+                                 * before every attempt, so a close with SB_CLOSE_AUTH reconnects
+                                 * with backoff; 0 = SB_CLOSE_AUTH ends the session [0] */
+    SB_SO_COUNT_ = 29
 };
 
 /* States: the client's are sb_conn's (conn.h); a server session is
@@ -147,7 +150,11 @@ enum sb_session_close_code {
     SB_CLOSE_REPLACING = 4001,     /* client: this transport is being replaced by a new one */
     SB_CLOSE_BAD_SERVER = 4002,    /* client: the server sent bytes we refuse */
     SB_CLOSE_HELLO_TIMEOUT = 4003, /* server: no hello in time */
-    SB_CLOSE_IDLE = 4004           /* server: the transport went silent */
+    SB_CLOSE_IDLE = 4004,          /* server: the transport went silent */
+    SB_CLOSE_AUTH = 4401,          /* server: credentials refused (reason "UNAUTHORIZED: ..."): the
+                                    * client does not come back unless SB_SO_REFRESH_AUTH */
+    SB_CLOSE_FORBIDDEN = 4403      /* server: the session belongs to another user, or the room is
+                                    * not theirs (reason "FORBIDDEN: ..."): do not come back */
 };
 
 /* Fixed layout for JS: Uint32Array[8] (code as int32) + Float64 at byte 32. */

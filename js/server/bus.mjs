@@ -14,7 +14,7 @@
 // The in-process bus delivers synchronously, inside publish(): a message and
 // its deliveries into the recipients' sessions are then one turn of the
 // relay, committed to the store together before the sender's ack leaves
-// (docs/socket.md, "Relay state across restarts"). A bus that delivers later
+// (docs/relay.md, "Relay state across restarts"). A bus that delivers later
 // (Redis) makes each delivery a turn of its own in the receiving process.
 
 export class LocalBus {

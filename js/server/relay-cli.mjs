@@ -1,40 +1,123 @@
 #!/usr/bin/env node
-// Standalone relay process (tests spawn it so they can kill -9 and restart it):
-//   node js/server/relay-cli.mjs [--port 8090] [--host 127.0.0.1] [--db file] [--echo]
-// --db keeps the sessions in an SQLite file (needs better-sqlite3) so a
-// restarted relay resumes them; --journal is an older name for it.
-// Serves the relay on every path, or with --echo the plain echo server.
-// Prints one JSON line {"port": N} on stdout once listening.
+// switchboard-relay: the reference relay as a process (docs/relay.md).
+//   npx switchboard-relay [--port 8090] [--host 127.0.0.1] [--allowed-origin ORIGIN]...
+//                         [--db FILE] [--auth MODULE] [--echo]
+// Serves the relay on every path (or with --echo a plain echo server) and
+// prints one JSON line {"port": N} on stdout once listening; logs go to
+// stderr. Tests spawn it so they can kill -9 and restart it.
 import { createServer } from 'node:http';
-import { Relay } from './relay.mjs';
-import { SqliteStore } from './store.mjs';
-import { createEchoServer } from './echo.mjs';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
-const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : def;
-};
-const port = Number(opt('port', 8090));
-const host = opt('host', '127.0.0.1');
-const db = opt('db', opt('journal', null));
+// [flag, value name, what, default] — --help prints exactly this table.
+const OPTIONS = [
+  ['port', 'N', 'port to listen on (0: any free port)', '8090'],
+  ['host', 'ADDR', 'address to listen on (0.0.0.0 or :: for every interface)', '127.0.0.1'],
+  ['allowed-origin', 'ORIGIN', 'a web origin whose pages may connect besides the relay\'s own: exact (https://app.example.com), a wildcard (https://*.example.com) or *; repeatable', 'none: same-origin pages and non-browser clients only'],
+  ['db', 'FILE', 'keep the sessions in this SQLite file (needs better-sqlite3), so a restarted relay resumes them', 'none: in memory'],
+  ['journal', 'FILE', 'older name for --db', 'none'],
+  ['auth', 'MODULE', 'path or package name of a module whose default export (a function: authenticate; or {authenticate, authorize}) or named exports authenticate / authorize check every hello', 'none: anyone may connect, with the user its hello names'],
+  ['echo', '', 'serve a plain WebSocket echo server instead of the relay (what a non-switchboard server looks like)', 'off'],
+  ['help', '', 'print this and exit', ''],
+];
+
+function usage() {
+  const rows = OPTIONS.map(([f, v, what, def]) => `  --${f}${v ? ` ${v}` : ''}\n      ${what}${def ? ` (default: ${def})` : ''}`);
+  return `usage: switchboard-relay [options]\n\nThe switchboard relay: rooms over WebSocket sessions that lose nothing.\n\n${rows.join('\n')}\n`;
+}
+
+function parse(argv) {
+  const o = { 'allowed-origin': [] };
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
+    const spec = m && OPTIONS.find(([f]) => f === m[1]);
+    if (!spec) throw new Error(`unknown argument ${JSON.stringify(argv[i])}`);
+    let v = true;
+    if (spec[1]) {
+      v = m[2] ?? argv[++i];
+      if (v === undefined) throw new Error(`--${spec[0]} needs a value (${spec[1]})`);
+    } else if (m[2] !== undefined) {
+      throw new Error(`--${spec[0]} takes no value`);
+    }
+    if (Array.isArray(o[spec[0]])) o[spec[0]].push(v);
+    else o[spec[0]] = v;
+  }
+  return o;
+}
+
+/** The Relay hooks a --auth module exports. */
+async function loadHooks(name) {
+  const local = /^\.{0,2}[/\\]/.test(name) || /\.[cm]?[jt]s$/.test(name) || existsSync(name);
+  const mod = await import(local ? pathToFileURL(resolve(name)).href : name);
+  const d = mod.default;
+  const hooks = {
+    authenticate: mod.authenticate ?? (typeof d === 'function' ? d : d?.authenticate),
+    authorize: mod.authorize ?? (typeof d === 'function' ? undefined : d?.authorize),
+  };
+  for (const [k, f] of Object.entries(hooks)) {
+    if (f !== undefined && typeof f !== 'function') throw new Error(`--auth ${name}: ${k} is not a function`);
+  }
+  if (!hooks.authenticate && !hooks.authorize) throw new Error(`--auth ${name}: no default export, authenticate or authorize`);
+  return hooks;
+}
+
 const log = (m) => process.stderr.write(m + '\n');
+let o;
+try {
+  o = parse(process.argv.slice(2));
+} catch (e) {
+  process.stderr.write(`switchboard-relay: ${e.message}\n\n${usage()}`);
+  process.exit(2);
+}
+if (o.help) {
+  process.stdout.write(usage());
+  process.exit(0);
+}
+const port = Number(o.port ?? 8090);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  process.stderr.write(`switchboard-relay: --port ${o.port}: not a port\n`);
+  process.exit(2);
+}
+const host = o.host ?? '127.0.0.1';
+const db = o.db ?? o.journal ?? null;
 
-const target = args.includes('--echo')
-  ? createEchoServer()
-  : await Relay.create({
-    store: db ? await SqliteStore.open(db) : undefined,
-    log,
-    onRequest: ({ data }) => data,
+let target;
+try {
+  // The server entry imports ws (a peer dependency): loaded only now, so
+  // --help and argument errors work without it.
+  const { Relay, SqliteStore, createEchoServer } = await import('./index.mjs').catch((e) => {
+    if (e?.code === 'ERR_MODULE_NOT_FOUND' && /'ws'/.test(e.message)) throw new Error('the relay needs the peer dependency ws: npm install ws');
+    throw e;
   });
+  target = o.echo
+    ? createEchoServer()
+    : await Relay.create({
+      store: db ? await SqliteStore.open(db) : undefined,
+      allowedOrigins: o['allowed-origin'],
+      ...(o.auth ? await loadHooks(o.auth) : {}),
+      log,
+      onRequest: ({ data }) => data,
+    });
+} catch (e) {
+  process.stderr.write(`switchboard-relay: ${e?.message || e}\n`);
+  process.exit(1);
+}
 
 const server = createServer((req, res) => {
   res.writeHead(426, { 'content-type': 'text/plain' });
   res.end('WebSocket only\n');
 });
 server.on('upgrade', (req, socket, head) => target.handleUpgrade(req, socket, head));
+server.on('error', (e) => {
+  process.stderr.write(`switchboard-relay: ${e.message}\n`);
+  process.exit(1);
+});
 server.listen(port, host, () => {
-  process.stdout.write(JSON.stringify({ port: server.address().port }) + '\n');
+  const { port: p } = server.address();
+  log(`switchboard-relay: ${o.echo ? 'echo' : 'relay'} on ws://${host.includes(':') ? `[${host}]` : host}:${p}/` +
+    (o.echo ? '' : `, origins: same-origin${o['allowed-origin'].map((x) => ` + ${x}`).join('')}, auth: ${o.auth || 'none'}, store: ${db || 'memory'}`));
+  process.stdout.write(JSON.stringify({ port: p }) + '\n');
 });
 const stop = () => { target.close(); server.close(); process.exit(0); };
 process.on('SIGTERM', stop);

@@ -10,6 +10,11 @@
 //   identity   a client that asks to resume a session the relay knows takes
 //              it over (its previous transport is closed with 4000); any
 //              other client gets a new id drawn here (128 random bits)
+//   access     the upgrade's Origin must be the relay's own or allowed
+//              (opts.allowedOrigins, else HTTP 403); opts.authenticate
+//              names the user of a hello (else 4401), and a session stays
+//              bound to that user (anyone else asking for it: 4403);
+//              opts.authorize admits a user to a room (else 4403). guard.mjs
 //   presence   joins and leaves are messages on channel 1, JSON
 //              {type:'join'|'leave', user, users}
 //   requests   REQUEST events go to opts.onRequest (default: echo)
@@ -29,8 +34,7 @@
 import { WebSocketServer } from 'ws';
 import { randomBytes } from 'node:crypto';
 import { createCore } from '../core.js';
-
-const WHOLE_CORE = new URL('../../dist/switchboard.wasm', import.meta.url);
+import { WHOLE_CORE } from './core-path.mjs';
 import { SwitchboardError } from '../errors.js';
 import { Session, utf8, bytesOf } from '../session.js';
 import {
@@ -39,10 +43,11 @@ import {
   SO_HELLO_TIMEOUT, SO_IDLE_TIMEOUT, SO_SESSION_TTL, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES,
   SO_BATCH_DELAY, SO_COMPRESS, SO_MAX_PAYLOAD, SO_MAX_MESSAGE, SO_MAX_FRAMES, SO_HIGH_WATER,
   SS_DUPLICATES, FRAME_F_BINARY,
-  CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, CLOSE_REPLACED,
+  CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, CLOSE_REPLACED, CLOSE_AUTH, CLOSE_FORBIDDEN,
 } from '../constants.js';
 import { LocalBus } from './bus.mjs';
 import { MemoryStore } from './store.mjs';
+import { OriginPolicy, identityOf, refusal, step } from './guard.mjs';
 
 export const SYSTEM_CHANNEL = 1;
 
@@ -104,6 +109,8 @@ function parseHello(bytes, max) {
   return h;
 }
 
+const roomOf = (h) => (typeof h.room === 'string' && h.room.length > 0 && h.room.length <= 128 ? h.room : 'lobby');
+
 /** The fields of an sb_session object the relay keeps beside it. */
 class Slot {
   constructor(s) {
@@ -112,6 +119,7 @@ class Slot {
     this.conn = null;    // the Conn attached, or null while detached
     this.room = 'lobby';
     this.user = '';
+    this.owner = null;   // the authenticated user id that created it (authenticate), or null
     this.echo = false;
     this.timer = null;
     this.due = -1;
@@ -122,9 +130,10 @@ class Slot {
 
 /** One WebSocket. */
 class Conn {
-  constructor(ws, remote) {
+  constructor(ws, req) {
     this.ws = ws;
-    this.remote = remote;
+    this.req = req;      // the upgrade request (authenticate reads its URL, headers)
+    this.remote = req?.socket?.remoteAddress;
     this.slot = null;
   }
 }
@@ -134,7 +143,9 @@ export class Relay {
    * Use `await Relay.create(opts)`.
    * @param {object} opts see DEFAULTS; plus bus (Bus), store (MemoryStore |
    *   SqliteStore), onRequest(ctx) => value | Promise, log(msg),
-   *   sessionOptions ([[SO_*, value]…] for the sessions, after the above)
+   *   sessionOptions ([[SO_*, value]…] for the sessions, after the above),
+   *   allowedOrigins (string[]), authenticate({request, hello}) and
+   *   authorize({request, hello, user, room}) (docs/relay.md)
    */
   constructor(opts = {}, c) {
     this.core = c;
@@ -143,6 +154,12 @@ export class Relay {
     this.store = opts.store || new MemoryStore();
     this.onRequest = opts.onRequest || ((ctx) => ctx.data);
     this.log = opts.log || (() => {});
+    for (const k of ['authenticate', 'authorize']) {
+      if (opts[k] != null && typeof opts[k] !== 'function') throw new SwitchboardError('INVALID', `${k} must be a function`);
+    }
+    this.authenticate = opts.authenticate || null;
+    this.authorize = opts.authorize || null;
+    this.origins = new OriginPolicy(c, opts.allowedOrigins || []);
     this.options = [...OPTION_KEYS.map(([k, so]) => [so, typeof this.o[k] === 'boolean' ? Number(this.o[k]) : this.o[k]]),
       ...(opts.sessionOptions || [])];
     /** @type {Map<string, Slot>} sessions by id */
@@ -150,7 +167,7 @@ export class Relay {
     /** room -> { slots: Set<Slot>, unsubscribe } */
     this.rooms = new Map();
     this.conns = new Set();
-    this.stats = { connections: 0, sessions: 0, messagesIn: 0, duplicatesIn: 0, messagesOut: 0, requests: 0, protocolErrors: 0, errors: 0, commits: 0 };
+    this.stats = { connections: 0, sessions: 0, messagesIn: 0, duplicatesIn: 0, messagesOut: 0, requests: 0, protocolErrors: 0, errors: 0, commits: 0, refused: 0 };
     this.closed = false;
     // One turn at a time (everything is synchronous inside it).
     this._inTurn = false;
@@ -191,6 +208,14 @@ export class Relay {
 
   /** For an http server's 'upgrade' event (the dev server's ctx.upgrade). */
   handleUpgrade(req, socket, head) {
+    // A page of another origin may not open a connection in its user's name
+    // (cross-site WebSocket hijacking): 403 before the upgrade.
+    if (!this.origins.allows(req)) {
+      this.stats.refused++;
+      this.log(`relay: 403 for ${req.socket?.remoteAddress}: origin ${JSON.stringify(String(req.headers.origin).slice(0, 100))} not allowed`);
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\norigin not allowed\n');
+      return;
+    }
     // Refuse clients that do not offer the subprotocol at the handshake, so a
     // Socket probing for a plain server sees a failed attempt, not an open
     // connection that swallows its queue.
@@ -218,6 +243,7 @@ export class Relay {
     for (const r of this.rooms.values()) r.unsubscribe();
     this.rooms.clear();
     try { this.store.close(); } catch (e) { this.log(`relay: closing the store: ${e.message}`); }
+    this.origins.destroy();
     this.wss.close();
   }
 
@@ -244,6 +270,7 @@ export class Relay {
         continue;
       }
       slot.user = typeof row.user === 'string' ? row.user : '';
+      slot.owner = typeof row.owner === 'string' ? row.owner : null;
       slot.echo = !!row.echo;
       this.sessions.set(slot.id, slot);
       this._join(slot, typeof row.room === 'string' ? row.room : 'lobby');
@@ -309,18 +336,45 @@ export class Relay {
     }
   }
 
-  /** The client's hello on a pending slot: take over the session it names, or a new one. */
+  /**
+   * The client's hello on a pending slot: who it is (authenticate, else
+   * 4401) and whether it may use its room (authorize, else 4403), then its
+   * session (_admit). Each hook may answer later (a promise): the slot
+   * waits, and the rest runs in a turn of its own.
+   */
   _hello(pending) {
     const conn = pending.conn;
-    const data = pending.hello;
+    const h = parseHello(pending.hello, this.o.maxHelloBytes);
     pending.hello = null;
-    const h = parseHello(data, this.o.maxHelloBytes);
-    const room = typeof h.room === 'string' && h.room.length > 0 && h.room.length <= 128 ? h.room : 'lobby';
+    if (!this.authenticate && !this.authorize) return this._admit(pending, h, null);
+    const ctx = { request: conn.req, hello: h };
+    const how = (code) => ({
+      code, ms: this.o.helloTimeoutMs, log: this.log, turn: (fn) => this._turn(conn, fn),
+      alive: () => !!pending.s.h && !pending.closed && pending.conn === conn && conn.slot === pending,
+    });
+    return step(() => this.authenticate?.(ctx), (v) => {
+      const user = this.authenticate ? identityOf(v) : null;
+      if (this.authenticate && !user) throw refusal(CLOSE_AUTH, 'credentials refused');
+      if (!this.authorize) return this._admit(pending, h, user);
+      return step(() => this.authorize({ ...ctx, user, room: roomOf(h) }), (ok) => {
+        if (!ok) throw refusal(CLOSE_FORBIDDEN, `room ${JSON.stringify(roomOf(h).slice(0, 60))} refused`);
+        this._admit(pending, h, user);
+      }, how(CLOSE_FORBIDDEN));
+    }, how(CLOSE_AUTH));
+  }
+
+  /** Take over the session the hello names, or a new one; user: {id, name} from authenticate, or null. */
+  _admit(pending, h, user) {
+    const conn = pending.conn;
+    const room = roomOf(h);
     const now = Date.now();
     const asked = pending.s.id();
     const known = asked ? this.sessions.get(asked) : null;
     let slot;
     if (known && !known.closed && known.s.state !== SESSION_CLOSED) {
+      // A session is its creator's: anyone else naming it is refused before
+      // the takeover, so the owner's transport is not disturbed.
+      if (this.authenticate && known.owner !== user.id) throw refusal(CLOSE_FORBIDDEN, 'the session belongs to another user');
       slot = known;
       const old = slot.conn;
       this._call(slot, 'takeover', slot.s.fn.sb_session_takeover(slot.s.h, pending.s.h, now));
@@ -341,6 +395,7 @@ export class Relay {
       slot = pending;
       // Never the client's choice. (Until accepted, s.id() is the id asked for.)
       slot.id = newId();
+      slot.owner = user ? user.id : null;
       slot.s.setId(slot.id);
       this._call(slot, 'accept', slot.s.fn.sb_session_accept(slot.s.h, now));
       this.sessions.set(slot.id, slot);
@@ -351,7 +406,8 @@ export class Relay {
       this._leaveRoom(slot);
       this._join(slot, room);
     }
-    slot.user = typeof h.user === 'string' ? h.user.slice(0, 64) : slot.user;
+    // Who authenticate says, not who the hello claims to be.
+    slot.user = user ? user.name : typeof h.user === 'string' ? h.user.slice(0, 64) : slot.user;
     slot.echo = h.echo === true;
     slot.conn = conn;
     conn.slot = slot;
@@ -421,7 +477,7 @@ export class Relay {
     });
     let v;
     try {
-      v = this.onRequest({ session: { id: slot.id, user: slot.user, room: slot.room }, data: binary ? payload : utf8(payload), binary, relay: this });
+      v = this.onRequest({ session: { id: slot.id, user: slot.user, userId: slot.owner, room: slot.room }, data: binary ? payload : utf8(payload), binary, relay: this });
     } catch (e) {
       this.log(`relay: onRequest threw: ${e?.stack || e}`);
       answer(true, e);
@@ -600,7 +656,7 @@ export class Relay {
     const upserts = [];
     for (const slot of this._dirty) {
       if (!slot.s.h || !slot.id || this.sessions.get(slot.id) !== slot) continue;
-      upserts.push({ id: slot.id, room: slot.room, user: slot.user, echo: slot.echo, blob: slot.s.serialize() });
+      upserts.push({ id: slot.id, room: slot.room, user: slot.user, owner: slot.owner, echo: slot.echo, blob: slot.s.serialize() });
     }
     const deletes = [...this._deleted];
     this.store.commit(upserts, deletes);
@@ -636,7 +692,8 @@ export class Relay {
    * (through its session when there is one, so the session knows).
    */
   _fail(conn, err, slot = conn?.slot) {
-    this.stats.errors++;
+    if (err?.refusal) this.stats.refused++;
+    else this.stats.errors++;
     const code = err?.closeCode || closeCodeOf(err);
     const name = err instanceof SwitchboardError || err?.name === 'SwitchboardError' ? err.code : 'INTERNAL';
     const reason = closeReason(`${name}: ${err?.message || err}`);
@@ -662,7 +719,7 @@ export class Relay {
 
   _connection(ws, req) {
     this.stats.connections++;
-    const conn = new Conn(ws, req?.socket?.remoteAddress);
+    const conn = new Conn(ws, req);
     ws.on('error', (e) => this.log(`relay: ${conn.remote}: ${e.message}`));
     if (ws.protocol !== SESSION_PROTOCOL) {
       ws.close(CLOSE_PROTOCOL, `BAD_STATE: subprotocol ${SESSION_PROTOCOL} required`);

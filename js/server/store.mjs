@@ -1,7 +1,7 @@
 // Where the relay keeps what must survive: per session exactly its
 // sb_session_serialize() blob (id, epoch, outbox = every message not yet
 // confirmed by that client, inbox = the dedup state and frames held for
-// order) plus the relay's own metadata (room, user, echo). The relay commits
+// order) plus the relay's own metadata (room, user, owner, echo). The relay commits
 // the sessions that changed after handling a WebSocket message or a timer
 // and before any byte that depends on it (an ack, a delivery) is sent.
 //
@@ -10,7 +10,8 @@
 //     commit(upserts: Row[], deletes: string[]): void  synchronous, all or nothing
 //     close(): void
 //   }
-//   Row = { id: string, room: string, user: string, echo: boolean, blob: Uint8Array }
+//   Row = { id: string, room: string, user: string, owner: string | null, echo: boolean, blob: Uint8Array }
+//   (owner: the authenticated user id the session is bound to, or null)
 //
 // MemoryStore (the default) keeps the rows in memory: resume survives
 // network drops, and a new Relay given the same MemoryStore object, but not
@@ -44,6 +45,7 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS sessions (
   id TEXT PRIMARY KEY,
   room TEXT NOT NULL,
   user TEXT NOT NULL,
+  owner TEXT,
   echo INTEGER NOT NULL,
   state BLOB NOT NULL,
   updated REAL NOT NULL
@@ -73,23 +75,27 @@ export class SqliteStore {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${sync}`);
     db.exec(SCHEMA);
-    const upsert = db.prepare(`INSERT INTO sessions (id, room, user, echo, state, updated)
-      VALUES (@id, @room, @user, @echo, @state, @updated)
-      ON CONFLICT (id) DO UPDATE SET room = excluded.room, user = excluded.user,
+    // A database from before sessions were bound to users: its sessions have none.
+    if (!db.prepare('SELECT name FROM pragma_table_info(\'sessions\')').all().some((c) => c.name === 'owner')) {
+      db.exec('ALTER TABLE sessions ADD COLUMN owner TEXT');
+    }
+    const upsert = db.prepare(`INSERT INTO sessions (id, room, user, owner, echo, state, updated)
+      VALUES (@id, @room, @user, @owner, @echo, @state, @updated)
+      ON CONFLICT (id) DO UPDATE SET room = excluded.room, user = excluded.user, owner = excluded.owner,
         echo = excluded.echo, state = excluded.state, updated = excluded.updated`);
     const remove = db.prepare('DELETE FROM sessions WHERE id = ?');
     this._commit = db.transaction((upserts, deletes) => {
       const now = Date.now();
       for (const id of deletes) remove.run(id);
       for (const r of upserts) {
-        upsert.run({ id: r.id, room: r.room, user: r.user, echo: r.echo ? 1 : 0, state: Buffer.from(r.blob.buffer, r.blob.byteOffset, r.blob.byteLength), updated: now });
+        upsert.run({ id: r.id, room: r.room, user: r.user, owner: r.owner ?? null, echo: r.echo ? 1 : 0, state: Buffer.from(r.blob.buffer, r.blob.byteOffset, r.blob.byteLength), updated: now });
       }
     });
   }
 
   load() {
-    return this.db.prepare('SELECT id, room, user, echo, state FROM sessions').all().map((r) => ({
-      id: r.id, room: r.room, user: r.user, echo: r.echo === 1,
+    return this.db.prepare('SELECT id, room, user, owner, echo, state FROM sessions').all().map((r) => ({
+      id: r.id, room: r.room, user: r.user, owner: r.owner ?? null, echo: r.echo === 1,
       blob: new Uint8Array(r.state.buffer, r.state.byteOffset, r.state.byteLength),
     }));
   }

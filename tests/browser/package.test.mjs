@@ -3,11 +3,13 @@
 // importing ESM, a plain page with one <script> tag, and the slim bundle with
 // a separately served .wasm under a strict CSP; a per-job entry
 // (switchboard/<job>) in each of the three. Also type-checks a consumer
-// TypeScript file against the packed .d.ts with tsc --strict.
+// TypeScript file against the packed .d.ts with tsc --strict, and runs the
+// relay the package ships (switchboard/server, npx switchboard-relay) for a
+// page of an allowed origin.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, rmSync, existsSync, readdirSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, mkdirSync, readFileSync, rmSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join, extname, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +25,7 @@ const sh = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, encoding: 'utf8', 
 let tarball;
 let browser;
 const servers = [];
+const children = []; // process groups (npx and the relay under it)
 
 function serveDir(dir) {
   const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
@@ -67,6 +70,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   for (const s of servers) s.close();
+  for (const c of children) try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ }
 });
 
 test('npm pack holds only dist/, types, README and package.json', () => {
@@ -74,8 +78,15 @@ test('npm pack holds only dist/, types, README and package.json', () => {
   for (const f of files) {
     assert.ok(/^(dist\/[\w.-]+|README\.md|package\.json|LICENSE)$/.test(f), `unexpected file in tarball: ${f}`);
   }
-  const wanted = ['dist/switchboard.mjs', 'dist/switchboard.slim.mjs', 'dist/switchboard.iife.js', 'dist/switchboard.wasm', 'dist/index.d.ts', 'README.md'];
-  const { exports } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  const wanted = ['dist/switchboard.mjs', 'dist/switchboard.slim.mjs', 'dist/switchboard.iife.js', 'dist/switchboard.wasm', 'dist/index.d.ts', 'README.md',
+    'dist/switchboard-server.mjs', 'dist/switchboard-server.d.ts', 'dist/switchboard-relay.mjs'];
+  const { exports, bin, dependencies, peerDependencies, peerDependenciesMeta } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  // The relay: Node only (no default condition a browser bundler could pick), ws an optional peer.
+  assert.deepEqual(exports['./server'], { types: './dist/switchboard-server.d.ts', node: './dist/switchboard-server.mjs' });
+  assert.deepEqual(bin, { 'switchboard-relay': './dist/switchboard-relay.mjs' });
+  assert.equal(dependencies, undefined, 'the browser bundles depend on nothing');
+  assert.ok(peerDependencies.ws && peerDependenciesMeta.ws.optional);
+  assert.ok(peerDependencies['better-sqlite3'] && peerDependenciesMeta['better-sqlite3'].optional);
   for (const job of Object.keys(jobs)) {
     wanted.push(...['.mjs', '.iife.js', '.slim.mjs', '.wasm', '.d.ts'].map((ext) => `dist/switchboard-${job}${ext}`));
     assert.deepEqual(exports[`./${job}`], { types: `./dist/switchboard-${job}.d.ts`, default: `./dist/switchboard-${job}.mjs` }, job);
@@ -133,4 +144,64 @@ test('the packed types type-check a consumer that uses the public API (tsc --str
   } catch (e) {
     assert.fail(`tsc failed:\n${e.stdout}${e.stderr}`);
   }
+});
+
+test('the relay from the tarball: npx switchboard-relay --help, then on a loopback port with --allowed-origin; a page of that origin chats through it with the installed Socket', async () => {
+  const proj = join(WORK, 'relay');
+  mkdirSync(proj, { recursive: true });
+  sh('npm', ['init', '-y'], proj);
+  sh('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball, 'ws'], proj);
+  const help = sh('npx', ['--no-install', 'switchboard-relay', '--help'], proj);
+  for (const flag of ['--port N', '--host ADDR', '--allowed-origin ORIGIN', '--db FILE', '--auth MODULE']) {
+    assert.match(help, new RegExp(`  ${flag}\\n .*\\(default: `), flag);
+  }
+  // The server entry by its name, on the core beside it in the installed package.
+  const out = sh(process.execPath, ['--input-type=module', '-e',
+    "import { Relay, MemoryStore, SqliteStore, LocalBus } from 'switchboard/server'; const r = await Relay.create({ store: new MemoryStore(), bus: new LocalBus() }); console.log(typeof SqliteStore.open, r.stats.sessions); r.close();"], proj);
+  assert.equal(out.trim(), 'function 0');
+
+  const site = join(proj, 'site');
+  mkdirSync(site, { recursive: true });
+  cpSync(join(proj, 'node_modules/switchboard/dist/switchboard-socket.mjs'), join(site, 'switchboard-socket.mjs'));
+  writeFileSync(join(site, 'index.html'), '<!doctype html><meta charset="utf-8"><title>relay consumer</title><output id="out">pending</output>\n');
+  const origin = await serveDir(site);
+  const child = spawn('npx', ['--no-install', 'switchboard-relay', '--port', '0', '--host', '127.0.0.1', '--allowed-origin', origin],
+    { cwd: proj, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  children.push(child);
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const port = await new Promise((resolve, reject) => {
+    let stdout = '';
+    const t = setTimeout(() => reject(new Error(`the relay did not start: ${stderr}`)), 60000);
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      const m = /\{"port":(\d+)\}/.exec(stdout);
+      if (m) { clearTimeout(t); resolve(Number(m[1])); }
+    });
+    child.on('exit', (code) => { clearTimeout(t); reject(new Error(`the relay exited (${code}): ${stderr}`)); });
+  });
+  const page = await browser.newPage();
+  const errors = watchErrors(page);
+  await page.goto(`${origin}/`);
+  const got = await page.evaluate(async (url) => {
+    const { init, Socket } = await import('/switchboard-socket.mjs');
+    await init();
+    const opened = (s) => new Promise((resolve, reject) => {
+      s.onopen = resolve;
+      s.onclose = (e) => reject(new Error(`closed ${e.code} ${e.reason}`));
+    });
+    const ann = new Socket(url, { hello: { room: 'package', user: 'ann' } });
+    const bob = new Socket(url, { hello: { room: 'package', user: 'bob' } });
+    await Promise.all([opened(ann), opened(bob)]);
+    const heard = new Promise((resolve) => { bob.onmessage = (e) => { if (e.channel === 0) resolve(e.data); }; });
+    ann.send('hello from the installed package');
+    const text = await heard;
+    ann.close();
+    bob.close();
+    return text;
+  }, `ws://127.0.0.1:${port}/`);
+  await page.close();
+  assert.equal(got, 'hello from the installed package');
+  assert.deepEqual(errors, []);
+  process.kill(-child.pid, 'SIGTERM');
 });

@@ -53,10 +53,10 @@ async function freePort() {
   return port;
 }
 
-/** Start the relay process; resolves once it listens. */
+/** Start the relay process; resolves once it listens. The page is on the dev server's origin. */
 function startRelay(port, journal) {
   return new Promise((resolveStart, reject) => {
-    const child = spawn(process.execPath, [RELAY_CLI, '--port', String(port), '--journal', journal], {
+    const child = spawn(process.execPath, [RELAY_CLI, '--port', String(port), '--journal', journal, '--allowed-origin', server.url], {
       env: process.env, stdio: ['ignore', 'pipe', 'pipe'],
     });
     relays.add(child);

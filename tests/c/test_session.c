@@ -1981,6 +1981,139 @@ static void test_property_flaky_link(void)
         CHECK_EQ(property_session(seed, 8000), 0);
 }
 
+/* One attempt the server refuses after the hello with `code` (what a relay
+ * does when its authenticate hook says no): the pending server session
+ * writes DISCONNECT with that code and reason, the host closes the
+ * transport with it, and the client hears that close. */
+static void refused_attempt(end *c, pipe *up, pipe *down, double now, int code, const char *reason)
+{
+    sb_session *p = server_new(11);
+    end pend = {0};
+    int t, seen = 0;
+    pend.s = p;
+    CHECK(c->want_connect);
+    c->want_connect = 0;
+    CHECK_EQ(sb_session_transport_open(c->s, now, 1), 0);
+    c->open = 1;
+    CHECK_EQ(sb_session_transport_open(p, now, 1), 0);
+    pend.open = 1;
+    sb_session_flush(p, now);
+    drain(&pend, down); /* greeting */
+    deliver(c, down, now);
+    sb_session_flush(c->s, now);
+    drain(c, up); /* hello */
+    deliver(&pend, up, now);
+    drain(&pend, down);
+    CHECK_EQ(pend.hellos, 1);
+    CHECK_EQ(sb_session_refuse(p, code, (const uint8_t *)reason, (uint32_t)strlen(reason), now), 0);
+    while ((t = sb_session_next_event(p)) != SB_SEV_NONE) {
+        const sb_session_event *v = sb_session_event_view(p);
+        if (t == SB_SEV_DISCONNECT) {
+            seen++;
+            CHECK_EQ(v->code, code);
+            CHECK_EQ(v->len, strlen(reason));
+            CHECK_MEM(sb_session_event_data(p), reason, v->len);
+        }
+    }
+    CHECK_EQ(seen, 1);
+    CHECK_EQ(sb_session_state(p), SB_SESSION_CLOSED);
+    sb_session_destroy(p);
+    clear(down);
+    c->open = 0;
+    CHECK_EQ(sb_session_transport_closed(c->s, now, code), 0);
+    drain(c, up);
+}
+
+/* 4401 (credentials refused) ends a client that cannot get new ones, and is
+ * retried with backoff by one whose host refreshes them (SB_SO_REFRESH_AUTH);
+ * 4403 (another user's session) ends both. Time is driven by hand. */
+static void test_auth_close_verdict(void)
+{
+    pipe up = {0}, down = {0};
+    double now = 1000;
+    {
+        /* Default: do not come back, however long we wait. */
+        end c = {0};
+        c.s = sb_session_create(SB_SESSION_CLIENT, 21);
+        CHECK_EQ(sb_session_start(c.s, now), 0);
+        drain(&c, &up);
+        refused_attempt(&c, &up, &down, now, SB_CLOSE_AUTH, "UNAUTHORIZED: bad token");
+        CHECK_EQ(sb_session_state(c.s), SB_SESSION_CLOSED);
+        CHECK_EQ(c.closed, 1);
+        CHECK(sb_session_next_deadline(c.s) < 0);
+        for (double t = now; t < now + 3600e3; t += 60e3)
+            sb_session_tick(c.s, t);
+        drain(&c, &up);
+        CHECK(!c.want_connect);
+        CHECK_EQ(up.n, 0);
+        sb_session_destroy(c.s);
+    }
+    {
+        /* A host that refreshes credentials: backoff, then a new attempt;
+         * the delays grow, since a refused attempt never proved alive. */
+        end c = {0};
+        double ceiling = 250, retry_at;
+        c.s = sb_session_create(SB_SESSION_CLIENT, 22);
+        CHECK_EQ(sb_session_set(c.s, SB_SO_REFRESH_AUTH, 1), 0);
+        CHECK_EQ(sb_session_set(c.s, SB_SO_REFRESH_AUTH, 2), SB_E_INVALID);
+        CHECK_EQ(sb_session_start(c.s, now), 0);
+        drain(&c, &up);
+        for (int k = 1; k <= 4; k++) {
+            refused_attempt(&c, &up, &down, now, SB_CLOSE_AUTH, "UNAUTHORIZED: expired token");
+            CHECK_EQ(sb_session_state(c.s), SB_SESSION_RECONNECTING);
+            CHECK_EQ(c.closed, 0);
+            CHECK_EQ(sb_session_stat(c.s, SB_SS_ATTEMPT), k);
+            retry_at = sb_session_next_deadline(c.s);
+            /* attempt k-1's delay: in [min/2, min(max, min * 2^(k-1))] */
+            CHECK(retry_at >= now + 125 && retry_at <= now + ceiling);
+            ceiling *= 2;
+            sb_session_tick(c.s, retry_at - 1);
+            drain(&c, &up);
+            CHECK(!c.want_connect);
+            now = retry_at;
+            sb_session_tick(c.s, now);
+            drain(&c, &up);
+            CHECK(c.want_connect);
+            /* it greeted us: a switchboard server, no plain probe next */
+            CHECK(c.offer_framed);
+            CHECK_EQ(sb_session_state(c.s), SB_SESSION_CONNECTING);
+        }
+        /* the fresh credentials work: open, and the first traffic resets
+         * the attempt count */
+        {
+            end sv = {0};
+            uint32_t x = 1;
+            handshake(&c, &sv, &up, &down, now, 0);
+            CHECK_EQ(sb_session_state(c.s), SB_SESSION_OPEN);
+            CHECK(sb_session_send(sv.s, 0, 0, (const uint8_t *)&x, 4, now) > 0);
+            sb_session_flush(sv.s, now);
+            drain(&sv, &down);
+            deliver(&c, &down, now);
+            drain(&c, &up);
+            CHECK_EQ(c.ngot, 1);
+            CHECK_EQ(sb_session_stat(c.s, SB_SS_ATTEMPT), 0);
+            clear(&up);
+            clear(&down);
+            sb_session_destroy(sv.s);
+        }
+        sb_session_destroy(c.s);
+    }
+    {
+        /* 4403 is final even for a host that refreshes credentials. */
+        end c = {0};
+        c.s = sb_session_create(SB_SESSION_CLIENT, 23);
+        CHECK_EQ(sb_session_set(c.s, SB_SO_REFRESH_AUTH, 1), 0);
+        CHECK_EQ(sb_session_start(c.s, now), 0);
+        drain(&c, &up);
+        refused_attempt(&c, &up, &down, now, SB_CLOSE_FORBIDDEN, "FORBIDDEN: not your session");
+        CHECK_EQ(sb_session_state(c.s), SB_SESSION_CLOSED);
+        CHECK_EQ(c.closed, 1);
+        sb_session_destroy(c.s);
+    }
+    clear(&up);
+    clear(&down);
+}
+
 int main(void)
 {
     RUN(test_handshake_and_messages);
@@ -1996,6 +2129,7 @@ int main(void)
     RUN(test_answered_request_leaves_outbox);
     RUN(test_slow_greeting_after_framed);
     RUN(test_restored_server_session_expires);
+    RUN(test_auth_close_verdict);
     RUN(test_property_flaky_link);
     TEST_MAIN_END();
 }

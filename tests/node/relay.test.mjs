@@ -451,8 +451,22 @@ test('SqliteStore: one transaction per commit, sessions survive reopening, a fai
       { id: null, room: 'r', user: '', echo: false, blob: new Uint8Array([6]) }], ['one']));
     st.close();
     const again = await SqliteStore.open(path);
-    assert.deepEqual(again.load().map((r) => ({ ...r, blob: [...r.blob] })), [{ id: 'one', room: 'r2', user: 'u', echo: false, blob: [4] }]);
+    assert.deepEqual(again.load().map((r) => ({ ...r, blob: [...r.blob] })), [{ id: 'one', room: 'r2', user: 'u', owner: null, echo: false, blob: [4] }]);
+    again.commit([{ id: 'one', room: 'r2', user: 'Ann', owner: 'user-1', echo: false, blob: new Uint8Array([7]) }], []);
     again.close();
+    // A database from before sessions had owners gains the column, its rows none.
+    const old = join(dir, 'old.db');
+    const { default: Database } = await import('better-sqlite3');
+    const raw = new Database(old);
+    raw.exec('CREATE TABLE sessions (id TEXT PRIMARY KEY, room TEXT NOT NULL, user TEXT NOT NULL, echo INTEGER NOT NULL, state BLOB NOT NULL, updated REAL NOT NULL) WITHOUT ROWID');
+    raw.prepare('INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)').run('x', 'r', 'u', 0, Buffer.from([9]), 1);
+    raw.close();
+    const migrated = await SqliteStore.open(old);
+    assert.deepEqual(migrated.load().map((r) => r.owner), [null]);
+    migrated.close();
+    const third = await SqliteStore.open(path);
+    assert.equal(third.load()[0].owner, 'user-1');
+    third.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -166,3 +166,26 @@ export async function jobs(port: MessagePort): Promise<number> {
   es.close();
   return (state.get('n') ?? 0) + f.length + err.length + frame.payload.length;
 }
+
+// ---- The relay (Node only): switchboard/server ------------------------------------
+import { Relay, MemoryStore, SqliteStore, LocalBus, SYSTEM_CHANNEL, createEchoServer, type UpgradeRequest, type Identity, type RelayOptions } from 'switchboard/server';
+
+export async function relay(server: { on(event: 'upgrade', fn: (req: UpgradeRequest, socket: unknown, head: Uint8Array) => void): void }, durable: boolean): Promise<number> {
+  const users: Record<string, Identity> = { 'tok-ann': { id: 1, name: 'Ann' }, 'tok-bob': 'bob' };
+  const options: RelayOptions = {
+    allowedOrigins: ['https://app.example.com', 'https://*.example.com'],
+    authenticate: async ({ request, hello }) => users[new URL(request.url ?? '/', 'http://relay').searchParams.get('token') ?? String(hello.token)] ?? null,
+    authorize: ({ user, room }) => room !== 'staff' || user?.id === '1',
+    onRequest: ({ session, data }) => ({ who: session.userId, data }),
+    store: durable ? await SqliteStore.open('relay.db', { synchronous: 'FULL' }) : new MemoryStore(),
+    bus: new LocalBus(),
+    maxSessions: 100,
+    log: (m) => m.length,
+  };
+  const r = await Relay.create(options);
+  server.on('upgrade', (req, socket, head) => r.handleUpgrade(req, socket, head));
+  const echo = createEchoServer({ maxPayload: 1024 });
+  echo.close();
+  r.close();
+  return r.stats.sessions + r.stats.refused + SYSTEM_CHANNEL;
+}
