@@ -15,7 +15,7 @@ import {
   SESSION_CLIENT, SESSION_PROTOCOL, SessionState, ConnReason, QueuePolicy, SessionDropReason, SessionStat,
   SEV_WRITE, SEV_CONNECT, SEV_DISCONNECT, SEV_STATE, SEV_OPEN, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED,
   SEV_DROP, SEV_ERROR, SEV_RECONNECTING, SEV_CLOSED, SEV_DIRTY, SEV_F_TEXT, SEV_F_OFFER_FRAMED, SEV_F_REMOTE,
-  SESSION_OPEN, SESSION_CLOSING, SESSION_CLOSED, SESSION_MODE_FRAMED, SESSION_MODE_PLAIN, FRAME_F_BINARY,
+  SESSION_OPEN, SESSION_CLOSING, SESSION_CLOSED, SESSION_CONNECTING, SESSION_MODE_FRAMED, SESSION_MODE_PLAIN, FRAME_F_BINARY,
   SO_CONNECT_TIMEOUT, SO_HELLO_TIMEOUT, SO_PING_INTERVAL, SO_PING_TIMEOUT, SO_RECONNECT, SO_BACKOFF_MIN,
   SO_BACKOFF_MAX, SO_BACKOFF_FACTOR, SO_MAX_ATTEMPTS, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES, SO_QUEUE_POLICY,
   SO_BATCH_MAX_FRAMES, SO_BATCH_MAX_BYTES, SO_BATCH_DELAY, SO_COMPRESS, SO_COMPRESS_ABOVE, SO_COMPRESS_LEVEL,
@@ -201,7 +201,9 @@ export class Socket extends EventTarget {
     }
     if (this.session && !s.id()) s.setId(this.session);
     if (this.#closed) { this.#finish(); return; }
-    for (const [ch, bin, d] of this._early || []) s.send(ch, bin, d, now());
+    for (const [ch, bin, d] of this._early || []) {
+      try { s.send(ch, bin, d, now()); } catch (e) { this.dispatchEvent(event('error', { error: e })); } // a drop event says which
+    }
     this._early = null;
     this.#listen();
     s.check(s.fn.sb_session_start(s.h, now()), 'start');
@@ -226,7 +228,8 @@ export class Socket extends EventTarget {
   #flush() {
     const s = this.#s;
     if (!s) return;
-    s.fn.sb_session_set_buffered(s.h, this.#ws && this.#ws.readyState === 1 ? this.#ws.bufferedAmount : 0);
+    const ws = this.#ws; // a socket that is not open takes nothing: what it is handed is not written
+    s.fn.sb_session_set_buffered(s.h, !ws ? 0 : ws.readyState === 1 ? ws.bufferedAmount : 1e15);
     s.fn.sb_session_flush(s.h, now());
     this.#run();
   }
@@ -300,7 +303,7 @@ export class Socket extends EventTarget {
       const [v, h] = await Promise.all([typeof url === 'function' ? url(attempt) : url, typeof hello === 'function' ? hello(attempt) : null]);
       if (v && typeof v === 'object' && !(v instanceof URL)) ({ url, protocols = this.#protocols } = v);
       else url = v;
-      if (token !== this.#attempt || !this.#s) return;
+      if (token !== this.#attempt || !this.#s || this.#s.state !== SESSION_CONNECTING) return; // timed out meanwhile
       if (typeof hello === 'function') this.#s.setBytes('sb_session_set_hello', JSON.stringify(obj(h)));
       this.url = String(url);
       const offered = offerFramed ? [SESSION_PROTOCOL, ...protocols.filter((p) => p !== SESSION_PROTOCOL)] : protocols;
@@ -333,6 +336,7 @@ export class Socket extends EventTarget {
 
   /** The core let this transport go: close it (a closing one still reports its close). */
   #drop(code, reason) {
+    this.#attempt++; // an attempt still asking its URL provider is void
     const ws = this.#ws;
     if (!ws) return;
     const closing = this.#s && this.#s.state === SESSION_CLOSING;
@@ -353,7 +357,7 @@ export class Socket extends EventTarget {
     this.#listeners = [];
     for (const r of [...this.#requests.values()]) r.reject(new SwitchboardError('CLOSED', 'socket closed'));
     if (this.#persist) this.#save();
-    this.#s.destroy(); // after the save above took its snapshot
+    this.#s?.destroy(); // after the save above took its snapshot
     this.#s = null;
     this.dispatchEvent(event('close', this.#closeInfo));
   }

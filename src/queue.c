@@ -804,7 +804,9 @@ double sb_outbox_timers_deadline(const sb_outbox *o, int sendable)
     if (o->inflight.n) {
         if (o->exp_min < 1e300)
             CONSIDER(o->exp_min);
-        if (o->online && o->due_min < 1e300)
+        /* Due times (resends, ack timeouts) are work for a host that can
+         * write; one that cannot polls on its own. */
+        if (o->online && sendable && o->due_min < 1e300)
             CONSIDER(o->due_min);
     }
     if (o->ttl_queued)

@@ -95,6 +95,8 @@ struct sb_session {
     uint32_t ping_id;
     sb_buf plain_ping, hello_app;
     req *reqs;
+    int pending_request; /* enqueue is queueing a request: register it */
+    double pending_deadline;
     uint32_t nreqs;
     ev *evs;
     uint32_t nev, ev_head, ev_cap;
@@ -678,7 +680,7 @@ static int link_up(sb_session *s, double now)
     if (!l->wr || !l->rd)
         return SB_E_NO_MEMORY;
     l->up = 1;
-    sb_outbox_set_online(s->out, 1, 0);
+    sb_outbox_set_online(s->out, 1, now);
     /* What was queued before the peer's caps were known and is over them
      * would be refused, and written again on every transport: drop it. */
     if (sb_outbox_drop_over(s->out, l->peer_payload < l->peer_message - SB_FRAME_MAX_HEADER
@@ -1238,6 +1240,13 @@ static void recv_message(sb_session *s, const uint8_t *data, uint32_t n, int tex
             l->hello_due = -1;
             return;
         }
+        if (s->id_len || s->framed_worked) {
+            /* This session is framed: a server that picked the subprotocol
+             * and then says something else is broken, not plain (going
+             * plain would write our queue raw and count it delivered). */
+            protocol_error(s, SB_E_BAD_VERSION, "no greeting from a switchboard server", now_ms);
+            return;
+        }
         go_plain(s, now_ms);
         s->stats[SB_SS_RECEIVED]++;
         emit(s, SB_SEV_MESSAGE, 0, 0, 0, text ? 0 : SB_FRAME_F_BINARY, 0, 0, data, n);
@@ -1431,6 +1440,11 @@ static int enqueue(sb_session *s, int kind, uint32_t channel, int flags, const u
     }
     if (rc > 0)
         set_dirty(s);
+    if (rc > 0 && s->pending_request) {
+        s->reqs[s->nreqs].id = (uint32_t)rc;
+        s->reqs[s->nreqs].deadline = s->pending_deadline;
+        s->nreqs++;
+    }
     outbox_events(s, rc > 0 ? (uint32_t)rc : 0, data, n);
     return rc;
 }
@@ -1457,13 +1471,11 @@ int sb_session_request(sb_session *s, uint32_t channel, int flags, const uint8_t
             return SB_E_NO_MEMORY;
     }
     /* The request leaves the outbox when it times out: a late one is never sent. */
+    s->pending_deadline = timeout_ms > 0 ? now_ms + timeout_ms : -1;
+    s->pending_request = 1; /* enqueue registers it before it reports drops */
     id = enqueue(s, SB_FRAME_REQUEST, channel, flags, data, n, timeout_ms > 0 ? timeout_ms : 0,
                  now_ms);
-    if (id <= 0)
-        return id;
-    s->reqs[s->nreqs].id = (uint32_t)id;
-    s->reqs[s->nreqs].deadline = timeout_ms > 0 ? now_ms + timeout_ms : -1;
-    s->nreqs++;
+    s->pending_request = 0;
     return id;
 }
 
@@ -1598,6 +1610,19 @@ static int pump_plain(sb_session *s, double now)
         sb_frame f;
         if (sb_frame_decode(sb_outbox_out(s->out), (size_t)n, 0x7fffffff, &f) < 0)
             return SB_E_INTERNAL;
+        if (f.kind != SB_FRAME_MESSAGE) {
+            /* A request queued before the verdict: a plain server cannot
+             * answer it, and its bytes must not reach it. */
+            uint32_t id = f.id;
+            sb_outbox_resolve(s->out, id, now);
+            for (uint32_t i = 0; i < s->nreqs; i++)
+                if (s->reqs[i].id == id) {
+                    s->reqs[i] = s->reqs[--s->nreqs];
+                    emit(s, SB_SEV_REQUEST_FAILED, 0, 0, id, 0, SB_E_BAD_STATE, 0, NULL, 0);
+                    break;
+                }
+            continue;
+        }
         write_out(s, f.payload, f.payload_len, f.flags & SB_FRAME_F_BINARY ? 0 : SB_SEV_F_TEXT);
         s->stats[f.flags & SB_FRAME_F_RETRY ? SB_SS_RETRANSMITS : SB_SS_SENT]++;
         written += f.payload_len;
@@ -1651,19 +1676,22 @@ static int pump(sb_session *s, double now)
         if ((rc = add_frame(s, sb_inbox_out(s->in), (uint32_t)n, now)) < 0)
             return rc;
     l->poll_at = -1;
-    while ((n = sb_outbox_next_frame(s->out, now)) > 0) {
-        const uint8_t *f = sb_outbox_out(s->out);
+    /* The transport is not keeping up: leave the rest queued (checked
+     * before every frame, the first one included). */
+    while (s->buffered + (s->stats[SB_SS_BYTES_OUT] - written0) < s->opt[SB_SO_HIGH_WATER] ||
+           (l->poll_at = now + BLOCKED_POLL_MS, 0)) {
+        const uint8_t *f;
+        if ((n = sb_outbox_next_frame(s->out, now)) <= 0)
+            break;
+        f = sb_outbox_out(s->out);
+        if (!(f[1] & SB_FRAME_F_RETRY) && (f[0] & 15) != SB_FRAME_SKIP)
+            set_dirty(s); /* a seq was assigned: a host that persists must know */
         if ((f[0] & 15) == SB_FRAME_MESSAGE) {
             urgent = 0;
             s->stats[f[1] & SB_FRAME_F_RETRY ? SB_SS_RETRANSMITS : SB_SS_SENT]++;
         }
         if ((rc = add_frame(s, f, (uint32_t)n, now)) < 0)
             return rc;
-        if (s->buffered + (s->stats[SB_SS_BYTES_OUT] - written0) >= s->opt[SB_SO_HIGH_WATER]) {
-            /* The transport is not keeping up: leave the rest queued. */
-            l->poll_at = now + BLOCKED_POLL_MS;
-            break;
-        }
     }
     outbox_events(s, 0, NULL, 0);
     if (s->opt[SB_SO_BATCH_DELAY] == 0)

@@ -556,7 +556,7 @@ export class Relay {
    * Run fn (calls into sessions), then settle: flush what it touched, commit,
    * send. An error is charged to conn (closed) and never escapes.
    */
-  _turn(conn, fn) {
+  _turn(conn, fn, slot = conn?.slot) {
     if (this._inTurn) { // a synchronous Bus delivers inside the sender's turn
       fn();
       return;
@@ -567,7 +567,7 @@ export class Relay {
       try {
         fn();
       } catch (e) {
-        this._fail(conn, e);
+        this._fail(conn, e, slot); // the slot too: a detached one must still be re-armed
       }
       this._settle();
     } catch (e) {
@@ -610,11 +610,17 @@ export class Relay {
       const reason = closeReason(`INTERNAL: store: ${e?.message || e}`);
       const conns = new Set(out.map((o) => o[0]));
       for (const conn of conns) {
-        const slot = conn.slot;
-        if (slot?.s.h && slot.conn === conn) {
-          slot.s.fn.sb_session_transport_closed(slot.s.h, Date.now(), CLOSE_TRY_AGAIN);
-          this._detach(slot);
-          this._drain(slot);
+        // One connection's trouble must not leave the others open with
+        // writes they believe went out.
+        try {
+          const slot = conn.slot;
+          if (slot?.s.h && slot.conn === conn) {
+            slot.s.fn.sb_session_transport_closed(slot.s.h, Date.now(), CLOSE_TRY_AGAIN);
+            this._detach(slot);
+            this._drain(slot);
+          }
+        } catch (e2) {
+          this.log(`relay: ${conn.remote}: ${e2?.message || e2}`);
         }
         try { conn.ws.close(CLOSE_TRY_AGAIN, reason); } catch { conn.ws.terminate(); }
       }
@@ -682,7 +688,7 @@ export class Relay {
         this._call(slot, 'tick', slot.s.fn.sb_session_tick(slot.s.h, Date.now()));
         this._drain(slot);
         if (slot.s.h) this._touched.add(slot); // re-armed (and flushed) in _settle
-      });
+      }, slot);
     }, Math.max(1, Math.min(d - Date.now(), 0x7fffffff)));
     slot.timer.unref?.();
   }

@@ -2114,10 +2114,54 @@ static void test_auth_close_verdict(void)
     clear(&down);
 }
 
+/* A request queued before the verdict never reaches a plain server: it
+ * fails with BAD_STATE; the app's messages still go. (review finding) */
+static void test_request_before_plain_verdict(void)
+{
+    pipe up = {0};
+    end c = {0};
+    double now = 0;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 21);
+    sb_session_start(c.s, now);
+    drain(&c, &up);
+    CHECK(sb_session_request(c.s, 0, 0, (const uint8_t *)"secret", 6, 5000, now) > 0);
+    CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)"hi", 2, now) > 0);
+    sb_session_transport_open(c.s, now, 0); /* no subprotocol: plain at once */
+    c.open = 1;
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 1);
+    CHECK(up.n == 1 && up.len[0] == 2 && memcmp(up.msg[0], "hi", 2) == 0);
+    CHECK_EQ(c.failures, 1);
+    clear(&up);
+    sb_session_destroy(c.s);
+}
+
+/* Under drop-newest a request on a full queue fails at once. (review finding) */
+static void test_request_dropped_newest_fails(void)
+{
+    pipe up = {0};
+    end c = {0};
+    double now = 0;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 22);
+    sb_session_set(c.s, SB_SO_QUEUE_MAX_COUNT, 1);
+    sb_session_set(c.s, SB_SO_QUEUE_POLICY, SB_QUEUE_DROP_NEWEST);
+    sb_session_start(c.s, now);
+    drain(&c, &up);
+    CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)"a", 1, now) > 0);
+    CHECK(sb_session_request(c.s, 0, 0, (const uint8_t *)"q", 1, 0, now) > 0);
+    drain(&c, &up);
+    CHECK_EQ(c.failures, 1);
+    CHECK_EQ(sb_session_stat(c.s, SB_SS_REQUESTS_PENDING), 0);
+    sb_session_destroy(c.s);
+}
+
 int main(void)
 {
     RUN(test_handshake_and_messages);
     RUN(test_plain_server_sees_nothing_of_ours);
+    RUN(test_request_before_plain_verdict);
+    RUN(test_request_dropped_newest_fails);
     RUN(test_resume_after_drop);
     RUN(test_heartbeat_verdict);
     RUN(test_cap_guard);
