@@ -34,7 +34,7 @@ enum sb_frame_kind {
     SB_FRAME_ACK = 4,      /* seq = cumulative ack; payload = selective ack ranges */
     SB_FRAME_PING = 5,
     SB_FRAME_PONG = 6,     /* corr = the ping's id */
-    SB_FRAME_HELLO = 7,    /* handshake; payload = JSON capabilities */
+    SB_FRAME_HELLO = 7,    /* handshake; payload = a tagged handshake message (protocol.md §12) */
     SB_FRAME_STATE_OP = 8, /* tab-sync state operation */
     SB_FRAME_BATCH = 9,    /* payload = frames (see batch.h) */
     SB_FRAME_SKIP = 10,    /* queue floor: seqs below `seq` on `channel` are

@@ -1,4 +1,4 @@
-/* session — see session.h and docs/protocol.md §10. */
+/* session — see session.h and docs/protocol.md §12. */
 #include "session.h"
 
 #include <stddef.h>
@@ -11,7 +11,7 @@
 #include "frame.h"
 #include "queue.h"
 
-/* js/socket.js reads the event as Uint32Array[8] + Float64 at byte 32. */
+/* js/session.js reads the event at the offsets js/constants.js gives (SB_LAYOUT). */
 _Static_assert(offsetof(sb_session_event, code) == 20, "sb_session_event layout");
 _Static_assert(offsetof(sb_session_event, value) == 32, "sb_session_event layout");
 
@@ -44,7 +44,6 @@ typedef struct hello {
 
 /* One transport's state: what a new WebSocket starts from scratch. */
 typedef struct link {
-    int framed;            /* client: the server picked the subprotocol */
     int greeted;           /* client: the greeting arrived; server: it was written */
     int hello_out;         /* client: our hello waits for the next write */
     int have_hello;        /* server: the client's hello arrived */
@@ -840,7 +839,6 @@ int sb_session_transport_open(sb_session *s, double now_ms, int framed)
             return SB_E_BAD_STATE;
         if ((rc = setup(s)) < 0 || (rc = new_link(s, now_ms)) < 0)
             return rc;
-        s->l->framed = 1;
         s->l->hello_due = now_ms + s->opt[SB_SO_HELLO_TIMEOUT];
         s->state = SB_SESSION_CONNECTING;
         return SB_OK;
@@ -849,7 +847,6 @@ int sb_session_transport_open(sb_session *s, double now_ms, int framed)
         return SB_E_BAD_STATE;
     if ((rc = new_link(s, now_ms)) < 0)
         return rc;
-    s->l->framed = framed != 0;
     if (!framed) {
         go_plain(s, now_ms);
         return SB_OK;

@@ -1,6 +1,6 @@
 /* session — the switchboard.v1 session over WebSocket-like transports, as
  * one sans-I/O state machine with a client role (the browser Socket) and a
- * server role (one relay connection). docs/protocol.md §10.
+ * server role (one relay connection). docs/protocol.md §12.
  *
  * It owns everything between "bytes arrived" and "bytes to write": the
  * handshake (the server speaks first; a client writes nothing of its own
