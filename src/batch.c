@@ -218,6 +218,7 @@ struct sb_unbatch {
     sb_z *z;
     sb_buf in, body; /* the message as fed; the inflated batch payload */
     const uint8_t *base; /* in.p or body.p: where items point */
+    uint32_t bytes;      /* of the frames held */
     item *items;
     size_t nitems, cap_items, cur;
     int started;
@@ -307,6 +308,7 @@ int sb_unbatch_feed(sb_unbatch *u, const uint8_t *in, uint32_t n)
     u->nitems = 0;
     u->cur = 0;
     u->started = 0;
+    u->bytes = 0;
     u->in.len = 0;
     if (n > u->max_payload + (uint32_t)SB_FRAME_MAX_HEADER)
         return SB_E_TOO_LARGE;
@@ -318,6 +320,7 @@ int sb_unbatch_feed(sb_unbatch *u, const uint8_t *in, uint32_t n)
         return rc;
     if (f.kind != SB_FRAME_BATCH) {
         u->base = u->in.p;
+        u->bytes = n;
         rc = push_item(u, 0, n);
         return rc < 0 ? rc : 1;
     }
@@ -341,13 +344,16 @@ int sb_unbatch_feed(sb_unbatch *u, const uint8_t *in, uint32_t n)
         if (rc < 0)
             return rc;
         u->base = u->body.p;
+        u->bytes = (uint32_t)dlen;
         rc = walk(u, u->body.p, 0, u->body.len, 1);
     } else {
         u->base = u->in.p;
+        u->bytes = n;
         rc = walk(u, u->in.p, (size_t)(f.payload - u->in.p), f.payload_len, 1);
     }
     if (rc < 0) {
         u->nitems = 0;
+        u->bytes = 0;
         return rc;
     }
     return (int)u->nitems;
@@ -392,6 +398,11 @@ const uint8_t *sb_unbatch_frame(const sb_unbatch *u)
 uint32_t sb_unbatch_frame_len(const sb_unbatch *u)
 {
     return (u && u->started && u->cur < u->nitems) ? u->items[u->cur].len : 0;
+}
+
+uint32_t sb_unbatch_bytes(const sb_unbatch *u)
+{
+    return u ? u->bytes : 0;
 }
 
 int sb_unbatch_next_frame(sb_unbatch *u, sb_frame *f)

@@ -92,6 +92,8 @@ SB_EXPORT int sb_unbatch_next(sb_unbatch *u);
 SB_EXPORT const sb_frame_view *sb_unbatch_view(const sb_unbatch *u);
 SB_EXPORT const uint8_t *sb_unbatch_frame(const sb_unbatch *u);
 SB_EXPORT uint32_t sb_unbatch_frame_len(const sb_unbatch *u);
+/* Bytes of the frames the last feed holds (after inflating). */
+uint32_t sb_unbatch_bytes(const sb_unbatch *u);
 /* C convenience: next frame decoded into f (payload points into u). */
 int sb_unbatch_next_frame(sb_unbatch *u, sb_frame *f);
 /* New link: forget the shared window. */
