@@ -25,6 +25,7 @@ _Static_assert(offsetof(sb_session_event, value) == 32, "sb_session_event layout
 #define INBOX_WINDOW 65536
 #define DRAIN_POLL_MS 20    /* plain mode: how often to look whether the socket wrote out */
 #define BLOCKED_POLL_MS 10  /* over the high-water mark: look again this soon */
+#define EV_KEEP 1024        /* event slots kept after a drain */
 
 /* Handshake messages: payload of a HELLO frame, first byte says which. */
 enum { H_GREETING = 'S', H_HELLO = 'C', H_WELCOME = 'W', H_VERSION = 1 };
@@ -1762,6 +1763,7 @@ static int pump(sb_session *s, double now)
         rc = flush_batch(s, urgent && sb_batch_pending(l->wr) == 1);
     else if ((rc = sb_batch_poll(l->wr, now)) > 0)
         write_out(s, sb_batch_out(l->wr), (size_t)rc, 0);
+    sb_batch_release(l->wr); /* every batch was copied into a WRITE event */
     return rc < 0 ? rc : SB_OK;
 }
 
@@ -1880,7 +1882,13 @@ int sb_session_next_event(sb_session *s)
         return SB_SEV_NONE;
     if (s->ev_head == s->nev) {
         s->ev_head = s->nev = 0;
-        s->arena.len = 0;
+        /* Drained: what a large message's events needed goes back. */
+        sb_buf_clear(&s->arena, SB_BUF_KEEP);
+        if (s->ev_cap > EV_KEEP) {
+            free(s->evs);
+            s->evs = NULL;
+            s->ev_cap = 0;
+        }
         memset(&s->cur, 0, sizeof s->cur);
         s->cur_data = NULL;
         return SB_SEV_NONE;
