@@ -193,6 +193,22 @@ static void emit(sb_session *s, uint32_t type, uint32_t channel, uint32_t seq, u
     s->nev++;
 }
 
+/* Room for the events one transport message can cause (n frames, bytes of
+ * them) before any of it is taken: an event lost to memory would be a
+ * message acknowledged and never delivered. */
+static int reserve_events(sb_session *s, uint32_t n, size_t bytes)
+{
+    uint32_t cap = s->nev + n + 16;
+    if (cap > s->ev_cap) {
+        ev *p = realloc(s->evs, (size_t)cap * sizeof *p);
+        if (!p)
+            return SB_E_NO_MEMORY;
+        s->evs = p;
+        s->ev_cap = cap;
+    }
+    return sb_buf_reserve(&s->arena, bytes + 1024);
+}
+
 static void emit_text(sb_session *s, uint32_t type, int code, const char *text)
 {
     emit(s, type, 0, 0, 0, 0, code, 0, (const uint8_t *)text, strlen(text));
@@ -1244,6 +1260,8 @@ static int recv_framed(sb_session *s, const uint8_t *data, uint32_t n, double no
         return SB_E_TOO_LARGE;
     if (s->limit && ((rc = s->limit(s, count, sb_unbatch_bytes(l->rd), now)) < 0 || !s->l))
         return rc; /* refused: none of its frames is taken */
+    if ((rc = reserve_events(s, (uint32_t)count, sb_unbatch_bytes(l->rd))) < 0)
+        return rc;
     while (sb_unbatch_next(l->rd) == 1) {
         s->stats[SB_SS_PAYLOAD_BYTES_IN] += sb_unbatch_frame_len(l->rd);
         rc = on_frame(s, sb_unbatch_frame(l->rd), sb_unbatch_frame_len(l->rd), now);
