@@ -181,7 +181,7 @@ function bomb() {
   return encodeFrame({ kind: 'batch', flags: FRAME_F_COMPRESSED, payload: deflateRawSync(Buffer.concat(frames), { level: 9 }) });
 }
 
-test('300 connections each sending an 8 KB deflate bomb stay open and the heap stays small: the buffers go back after each', async () => {
+test('300 connections each sending an 8 KB deflate bomb stay open and the heap stays small: the buffers go back after each, and a detached session holds no link', async () => {
   const budget = 256 << 20;
   const relay = await Relay.create({ maxMemory: budget, maxConnectionsPerAddress: 1000 });
   const s = await serve(relay);
@@ -209,6 +209,12 @@ test('300 connections each sending an 8 KB deflate bomb stay open and the heap s
     // 300 idle connections of 8 MiB each would be 2.4 GB; a few messages' worth at most.
     assert.ok(peak < 96 << 20, `peak ${peak >> 20} MiB (${before >> 20} MiB before)`);
     assert.ok(inUse < 300 * (128 << 10), `${(inUse / 300) >> 10} KiB held per connection`);
+    // Their sockets drop: the sessions wait, detached, without their links' buffers.
+    for (const { ws } of hostile) ws.terminate();
+    await until(() => relay.conns.size === 2, 5000, 'the bombers detached');
+    const detached = relay.core.memory.buffer.byteLength - (relay.core.fn.emmalloc_free_dynamic_memory() >>> 0);
+    assert.equal(relay.sessions.size, 302);
+    assert.ok(detached < (2 << 20) + 300 * (16 << 10), `${detached >> 10} KiB for 300 detached sessions`);
     await p.check('bombs');
   } finally {
     for (const { c } of hostile) c.close();
