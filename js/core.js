@@ -13,10 +13,10 @@ let corePromise = null;
 let coreInstance = null;
 
 class Core {
-  constructor(instance) {
+  constructor(instance, memory) {
     /** raw wasm exports: core.fn.sb_gzip_create() … */
     this.fn = instance.exports;
-    this.memory = instance.exports.memory;
+    this.memory = instance.exports.memory || memory; // the relay's core imports its memory
     this._u8 = new Uint8Array(this.memory.buffer);
     this._scratch = 0;
     this._scratchSize = 0;
@@ -110,7 +110,7 @@ class Core {
 async function instantiate(opts) {
   const source = await loadWasmBytes(opts);
   let memoryGrew = () => {};
-  const imports = { env: { emscripten_notify_memory_growth: () => memoryGrew() } };
+  const imports = { env: { emscripten_notify_memory_growth: () => memoryGrew(), memory: opts.memory } };
   let instance;
   if (source instanceof WebAssembly.Module) {
     instance = await WebAssembly.instantiate(source, imports);
@@ -133,7 +133,7 @@ async function instantiate(opts) {
     throw new SwitchboardError('BAD_VERSION', `switchboard.wasm ABI ${abi}, this glue needs ${WASM_ABI}`);
   }
   instance.exports._initialize();
-  const core = new Core(instance);
+  const core = new Core(instance, opts.memory);
   memoryGrew = () => { core.heap(); };
   return core;
 }
@@ -154,8 +154,9 @@ export function init(opts = {}) {
 
 /**
  * A core of its own, apart from the one init() loads for the glue: the
- * relay runs its sessions on one (the whole core, its own heap).
- * @param {{wasmURL?: string|URL, wasmBinary?: ArrayBuffer|Uint8Array, wasmModule?: WebAssembly.Module}} [opts]
+ * relay runs its sessions on one (its own heap; with opts.memory, a
+ * WebAssembly.Memory for a core that imports it, dist/switchboard-relay.wasm).
+ * @param {{wasmURL?: string|URL, wasmBinary?: ArrayBuffer|Uint8Array, wasmModule?: WebAssembly.Module, memory?: WebAssembly.Memory}} [opts]
  */
 export function createCore(opts = {}) {
   return instantiate(opts);

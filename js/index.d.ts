@@ -22,7 +22,7 @@ export type SwitchboardErrorCode =
   | 'NO_MEMORY' | 'INVALID' | 'TOO_LARGE' | 'CORRUPT' | 'BAD_CHECKSUM' | 'TRUNCATED'
   | 'TRAILING_DATA' | 'BAD_FRAME' | 'BAD_VERSION' | 'TOO_DEEP' | 'QUEUE_FULL' | 'TIMEOUT'
   | 'CLOSED' | 'ORIGIN_REJECTED' | 'NOT_FOUND' | 'BAD_STATE' | 'CONNECTION_LOST' | 'EXPIRED'
-  | 'BUFFER_TOO_SMALL' | 'BAD_ORIGIN' | 'INTERNAL' | 'NOT_INITIALIZED' | (string & {});
+  | 'BUFFER_TOO_SMALL' | 'BAD_ORIGIN' | 'INTERNAL' | 'RATE_LIMITED' | 'NOT_INITIALIZED' | (string & {});
 
 /** The one error type every switchboard API throws or rejects with. */
 export class SwitchboardError extends Error {

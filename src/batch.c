@@ -104,7 +104,9 @@ static int close_batch(sb_batch *b, int may_compress)
         if (rc >= 0)
             b->out.len = (size_t)sb_frame_write(&f, b->out.p, b->out.cap);
     }
-    b->pend.len = 0;
+    /* Both copied into out: what a large batch grew goes back. */
+    sb_buf_clear(&b->pend, SB_BUF_KEEP);
+    sb_z_trim(b->z, SB_BUF_KEEP);
     b->count = 0;
     if (rc < 0) {
         b->out.len = 0;
@@ -156,6 +158,17 @@ int sb_batch_flush_as(sb_batch *b, int may_compress)
         return 0;
     }
     return close_batch(b, may_compress);
+}
+
+void sb_batch_release(sb_batch *b)
+{
+    if (b)
+        sb_buf_clear(&b->out, SB_BUF_KEEP);
+}
+
+size_t sb_batch_capacity(const sb_batch *b)
+{
+    return b ? b->pend.cap + b->out.cap + sb_z_capacity(b->z) : 0;
 }
 
 int sb_batch_poll(sb_batch *b, double now_ms)
@@ -216,8 +229,9 @@ struct sb_unbatch {
     int max_depth;
     int have_window; /* a fresh compressed batch was inflated on this link */
     sb_z *z;
-    sb_buf in, body; /* the message as fed; the inflated batch payload */
-    const uint8_t *base; /* in.p or body.p: where items point */
+    sb_buf in;           /* the message as fed */
+    const uint8_t *base; /* in.p or the inflater's output: where items point */
+    uint32_t bytes;      /* of the frames held */
     item *items;
     size_t nitems, cap_items, cur;
     int started;
@@ -250,7 +264,6 @@ void sb_unbatch_destroy(sb_unbatch *u)
         return;
     sb_z_destroy(u->z);
     free(u->in.p);
-    free(u->body.p);
     free(u->items);
     free(u);
 }
@@ -307,7 +320,8 @@ int sb_unbatch_feed(sb_unbatch *u, const uint8_t *in, uint32_t n)
     u->nitems = 0;
     u->cur = 0;
     u->started = 0;
-    u->in.len = 0;
+    u->bytes = 0;
+    sb_buf_clear(&u->in, SB_BUF_KEEP);
     if (n > u->max_payload + (uint32_t)SB_FRAME_MAX_HEADER)
         return SB_E_TOO_LARGE;
     rc = sb_buf_put(&u->in, in, n);
@@ -318,6 +332,7 @@ int sb_unbatch_feed(sb_unbatch *u, const uint8_t *in, uint32_t n)
         return rc;
     if (f.kind != SB_FRAME_BATCH) {
         u->base = u->in.p;
+        u->bytes = n;
         rc = push_item(u, 0, n);
         return rc < 0 ? rc : 1;
     }
@@ -336,18 +351,18 @@ int sb_unbatch_feed(sb_unbatch *u, const uint8_t *in, uint32_t n)
             u->have_window = 0;
             return dlen;
         }
-        u->body.len = 0;
-        rc = sb_buf_put(&u->body, sb_z_out(u->z), (size_t)dlen);
-        if (rc < 0)
-            return rc;
-        u->base = u->body.p;
-        rc = walk(u, u->body.p, 0, u->body.len, 1);
+        /* The frames point into the inflater's output until the next feed. */
+        u->base = sb_z_out(u->z);
+        u->bytes = (uint32_t)dlen;
+        rc = walk(u, u->base, 0, (size_t)dlen, 1);
     } else {
         u->base = u->in.p;
+        u->bytes = n;
         rc = walk(u, u->in.p, (size_t)(f.payload - u->in.p), f.payload_len, 1);
     }
     if (rc < 0) {
         u->nitems = 0;
+        u->bytes = 0;
         return rc;
     }
     return (int)u->nitems;
@@ -362,8 +377,12 @@ int sb_unbatch_next(sb_unbatch *u)
     if (u->started)
         u->cur++;
     u->started = 1;
-    if (u->cur >= u->nitems)
+    if (u->cur >= u->nitems) {
+        /* All read: what a large message needed goes back. */
+        sb_buf_clear(&u->in, SB_BUF_KEEP);
+        sb_z_trim(u->z, SB_BUF_KEEP);
         return 0;
+    }
     p = u->base + u->items[u->cur].off;
     if (sb_frame_decode(p, u->items[u->cur].len, u->max_payload, &f) < 0)
         return SB_E_INTERNAL; /* validated in feed */
@@ -392,6 +411,16 @@ const uint8_t *sb_unbatch_frame(const sb_unbatch *u)
 uint32_t sb_unbatch_frame_len(const sb_unbatch *u)
 {
     return (u && u->started && u->cur < u->nitems) ? u->items[u->cur].len : 0;
+}
+
+uint32_t sb_unbatch_bytes(const sb_unbatch *u)
+{
+    return u ? u->bytes : 0;
+}
+
+size_t sb_unbatch_capacity(const sb_unbatch *u)
+{
+    return u ? u->in.cap + sb_z_capacity(u->z) : 0;
 }
 
 int sb_unbatch_next_frame(sb_unbatch *u, sb_frame *f)

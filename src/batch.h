@@ -52,6 +52,12 @@ SB_EXPORT int sb_batch_flush(sb_batch *b);
 /* The same; may_compress 0 sends it uncompressed (latency-bound frames:
  * a lone request or ping is not worth a deflate call on both ends). */
 int sb_batch_flush_as(sb_batch *b, int may_compress);
+/* sb_batch_out has been read: an output buffer grown past SB_BUF_KEEP
+ * for a large batch is given back (the pending frames and the compressor's
+ * output are given back as each batch closes). */
+void sb_batch_release(sb_batch *b);
+/* Bytes of buffers held (pending frames, output, the compressor's output). */
+size_t sb_batch_capacity(const sb_batch *b);
 /* Flush if the delay deadline has passed; returns the length or 0. */
 SB_EXPORT int sb_batch_poll(sb_batch *b, double now_ms);
 /* When the pending batch must be flushed, or -1 if nothing is pending. */
@@ -92,6 +98,12 @@ SB_EXPORT int sb_unbatch_next(sb_unbatch *u);
 SB_EXPORT const sb_frame_view *sb_unbatch_view(const sb_unbatch *u);
 SB_EXPORT const uint8_t *sb_unbatch_frame(const sb_unbatch *u);
 SB_EXPORT uint32_t sb_unbatch_frame_len(const sb_unbatch *u);
+/* Bytes of the frames the last feed holds (after inflating). Once the last
+ * frame has been yielded (sb_unbatch_next returned 0) a buffer that grew
+ * past SB_BUF_KEEP for a large message is given back. */
+uint32_t sb_unbatch_bytes(const sb_unbatch *u);
+/* Bytes of buffers held (the message, the inflater's output). */
+size_t sb_unbatch_capacity(const sb_unbatch *u);
 /* C convenience: next frame decoded into f (payload points into u). */
 int sb_unbatch_next_frame(sb_unbatch *u, sb_frame *f);
 /* New link: forget the shared window. */

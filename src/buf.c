@@ -34,6 +34,13 @@ int sb_buf_put(sb_buf *b, const uint8_t *src, size_t n)
     return SB_OK;
 }
 
+void sb_buf_clear(sb_buf *b, size_t keep)
+{
+    if (b->cap > keep)
+        sb_buf_free(b);
+    b->len = 0;
+}
+
 void sb_buf_free(sb_buf *b)
 {
     free(b->p);

@@ -19,4 +19,10 @@ int sb_buf_put(sb_buf *b, const uint8_t *src, size_t n);
 /* Release the memory; the buffer is empty and reusable afterwards. */
 void sb_buf_free(sb_buf *b);
 
+/* A buffer emptied after it held more than this gives its memory back: a
+ * large message is rare, and an idle connection should hold little. */
+#define SB_BUF_KEEP ((size_t)64 << 10)
+/* Empty the buffer; one grown past keep bytes is freed. */
+void sb_buf_clear(sb_buf *b, size_t keep);
+
 #endif

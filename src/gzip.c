@@ -143,6 +143,23 @@ int sb_z_reset(sb_z *z)
     return SB_OK;
 }
 
+void sb_z_trim(sb_z *z, size_t keep)
+{
+    if (!z)
+        return;
+    z->out_len = 0;
+    if (z->out_cap > keep) {
+        free(z->out);
+        z->out = NULL;
+        z->out_cap = 0;
+    }
+}
+
+size_t sb_z_capacity(const sb_z *z)
+{
+    return z ? z->out_cap : 0;
+}
+
 /* Make room for at least `want` more output bytes, never beyond the cap
  * (plus one byte, so that overshooting the cap is detectable). */
 static int reserve(sb_z *z, size_t want)

@@ -45,6 +45,11 @@ SB_EXPORT int sb_z_push(sb_z *z, const uint8_t *in, size_t n, int flush);
 
 /* Back to a fresh stream with the same settings (keeps allocations). */
 int sb_z_reset(sb_z *z);
+/* The output has been read: an output buffer grown past keep bytes is
+ * freed (the stream and its window stay). */
+void sb_z_trim(sb_z *z, size_t keep);
+/* Bytes of output buffer held. */
+size_t sb_z_capacity(const sb_z *z);
 
 /* Per-message mode over one long-lived raw stream (shared window):
  * deflate: sync-flush the message and drop the 00 00 ff ff tail;

@@ -21,7 +21,8 @@ _Static_assert(offsetof(sb_outbox_event, value) == 24, "sb_outbox_event layout")
 /* Output buffers here are rewritten from the start by every call. */
 static int out_reserve(sb_buf *b, size_t need)
 {
-    b->len = 0;
+    /* After a large one, a small one gives the memory back. */
+    sb_buf_clear(b, need > SB_BUF_KEEP ? (size_t)-1 : SB_BUF_KEEP);
     return sb_buf_reserve(b, need);
 }
 

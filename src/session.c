@@ -10,6 +10,7 @@
 #include "conn.h"
 #include "frame.h"
 #include "queue.h"
+#include "rate.h"
 
 /* js/session.js reads the event at the offsets js/constants.js gives (SB_LAYOUT). */
 _Static_assert(offsetof(sb_session_event, code) == 20, "sb_session_event layout");
@@ -24,6 +25,7 @@ _Static_assert(offsetof(sb_session_event, value) == 32, "sb_session_event layout
 #define INBOX_WINDOW 65536
 #define DRAIN_POLL_MS 20    /* plain mode: how often to look whether the socket wrote out */
 #define BLOCKED_POLL_MS 10  /* over the high-water mark: look again this soon */
+#define EV_KEEP 1024        /* event slots kept after a drain */
 
 /* Handshake messages: payload of a HELLO frame, first byte says which. */
 enum { H_GREETING = 'S', H_HELLO = 'C', H_WELCOME = 'W', H_VERSION = 1 };
@@ -62,6 +64,8 @@ typedef struct link {
     int plain_written; /* plain: messages written since the socket last drained */
     double poll_at;    /* look at the socket's buffer again then (-1 = no need) */
     int ping_out;      /* plain: write the application ping */
+    sb_rate *rate[2];  /* server: frames and bytes from the client (created at first use) */
+    double stalled_at; /* server: since when the transport holds the high-water mark, or -1 */
 } link;
 
 typedef struct ev {
@@ -103,6 +107,12 @@ struct sb_session {
     sb_session_event cur;
     const uint8_t *cur_data;
     double stats[SB_SS_COUNT_];
+    /* Server only, set by welcome(): the rate limits on what arrives and
+     * the stall verdict on the timer. Called through pointers so that a
+     * build without sb_session_accept/_takeover (the browser Socket's)
+     * links neither. */
+    int (*limit)(sb_session *s, double frames, double bytes, double now);
+    void (*watch)(sb_session *s, double now);
 };
 
 static const double defaults[SB_SO_COUNT_] = {
@@ -117,6 +127,9 @@ static const double defaults[SB_SO_COUNT_] = {
     [SB_SO_MAX_FRAMES] = 4096, [SB_SO_ACK_DELAY] = 20, [SB_SO_FRAMED] = 1,
     [SB_SO_MAX_REQUESTS] = 4096, [SB_SO_MAX_CHANNELS] = 256, [SB_SO_HIGH_WATER] = 4 << 20,
     [SB_SO_REFRESH_AUTH] = 0,
+    [SB_SO_RATE_MSGS] = 1000, [SB_SO_RATE_MSGS_BURST] = 10000, [SB_SO_RATE_BYTES] = 8 << 20,
+    [SB_SO_RATE_BYTES_BURST] = 16 << 20, [SB_SO_RATE_TOLERANCE] = 10000,
+    [SB_SO_STALL_TIMEOUT] = 30000,
 };
 
 /* Valid ranges; integer options are checked to be whole. */
@@ -139,6 +152,9 @@ static const struct {
     [SB_SO_FRAMED] = {0, 1, 1}, [SB_SO_MAX_REQUESTS] = {1, 1 << 20, 1},
     [SB_SO_MAX_CHANNELS] = {1, 1 << 16, 1}, [SB_SO_HIGH_WATER] = {1, 1e12, 0},
     [SB_SO_REFRESH_AUTH] = {0, 1, 1},
+    [SB_SO_RATE_MSGS] = {0, 1e12, 0}, [SB_SO_RATE_MSGS_BURST] = {1, 1e12, 0},
+    [SB_SO_RATE_BYTES] = {0, 1e12, 0}, [SB_SO_RATE_BYTES_BURST] = {1, 1e12, 0},
+    [SB_SO_RATE_TOLERANCE] = {0, 1e9, 0}, [SB_SO_STALL_TIMEOUT] = {0, 1e9, 0},
 };
 
 
@@ -170,6 +186,22 @@ static void emit(sb_session *s, uint32_t type, uint32_t channel, uint32_t seq, u
     e->e.len = (uint32_t)len;
     e->e.value = value;
     s->nev++;
+}
+
+/* Room for the events one transport message can cause (n frames, bytes of
+ * them) before any of it is taken: an event lost to memory would be a
+ * message acknowledged and never delivered. */
+static int reserve_events(sb_session *s, uint32_t n, size_t bytes)
+{
+    uint32_t cap = s->nev + n + 16;
+    if (cap > s->ev_cap) {
+        ev *p = realloc(s->evs, (size_t)cap * sizeof *p);
+        if (!p)
+            return SB_E_NO_MEMORY;
+        s->evs = p;
+        s->ev_cap = cap;
+    }
+    return sb_buf_reserve(&s->arena, bytes + 1024);
 }
 
 static void emit_text(sb_session *s, uint32_t type, int code, const char *text)
@@ -239,6 +271,8 @@ static void free_link(link *l)
     sb_unbatch_destroy(l->rd);
     sb_batch_destroy(l->wr);
     sb_frame_codec_destroy(l->codec);
+    sb_rate_destroy(l->rate[0]);
+    sb_rate_destroy(l->rate[1]);
     free_hello(&l->h);
     free(l);
 }
@@ -648,6 +682,7 @@ static int new_link(sb_session *s, double now)
     }
     l->last_rx = now;
     l->poll_at = -1;
+    l->stalled_at = -1;
     l->peer_payload = 1 << 20;
     l->peer_message = 8 << 20;
     l->peer_frames = 4096;
@@ -939,7 +974,9 @@ int sb_session_visibility(sb_session *s, double now_ms, int visible)
 /* The peer sent something we refuse: report it and drop the transport. */
 static void protocol_error(sb_session *s, int err, const char *what, double now)
 {
-    int code = err == SB_E_TOO_LARGE ? SB_CLOSE_TOO_BIG : SB_CLOSE_PROTOCOL;
+    int code = err == SB_E_TOO_LARGE   ? SB_CLOSE_TOO_BIG
+               : err == SB_E_NO_MEMORY ? SB_CLOSE_TRY_AGAIN /* ours: come back later */
+                                       : SB_CLOSE_PROTOCOL;
     emit(s, SB_SEV_ERROR, 0, 0, 0, 0, err, 0, (const uint8_t *)what, strlen(what));
     if (s->role == SB_SESSION_CLIENT) {
         set_close(s, SB_CLOSE_BAD_SERVER, err, what);
@@ -1207,6 +1244,10 @@ static int recv_framed(sb_session *s, const uint8_t *data, uint32_t n, double no
         return count;
     if ((double)count > s->opt[SB_SO_MAX_FRAMES])
         return SB_E_TOO_LARGE;
+    if (s->limit && ((rc = s->limit(s, count, sb_unbatch_bytes(l->rd), now)) < 0 || !s->l))
+        return rc; /* refused: none of its frames is taken */
+    if ((rc = reserve_events(s, (uint32_t)count, sb_unbatch_bytes(l->rd))) < 0)
+        return rc;
     while (sb_unbatch_next(l->rd) == 1) {
         s->stats[SB_SS_PAYLOAD_BYTES_IN] += sb_unbatch_frame_len(l->rd);
         rc = on_frame(s, sb_unbatch_frame(l->rd), sb_unbatch_frame_len(l->rd), now);
@@ -1300,6 +1341,61 @@ static void new_epoch(sb_session *s)
     s->epoch_len = EPOCH_LEN;
 }
 
+/* Server: charge what arrived to the transport's buckets. Over a rate the
+ * host is told to stop reading (PAUSE, for the longest of the waits);
+ * past the tolerance the transport is closed and nothing of the message is
+ * taken (the client resends it when it resumes). */
+static int limit(sb_session *s, double frames, double bytes, double now)
+{
+    link *l = s->l;
+    const double *o = s->opt;
+    int wait = 0;
+    for (int i = 0; i < 2; i++) {
+        double rate = o[SB_SO_RATE_MSGS + 2 * i];
+        int rc;
+        if (rate <= 0)
+            continue;
+        if (!l->rate[i] && !(l->rate[i] = sb_rate_create(rate, o[SB_SO_RATE_MSGS_BURST + 2 * i],
+                                                         o[SB_SO_RATE_TOLERANCE], now)))
+            return SB_E_NO_MEMORY;
+        rc = sb_rate_take(l->rate[i], i ? bytes : frames, now);
+        if (rc == SB_E_RATE_LIMITED) {
+            const char *what = i ? "bytes over the rate limit" : "messages over the rate limit";
+            emit_text(s, SB_SEV_ERROR, rc, what);
+            set_close(s, SB_CLOSE_RATE_LIMITED, rc, what);
+            disconnect(s, s->close_code, s->close_reason);
+            s->close_code = 0;
+            return sb_session_transport_closed(s, now, SB_CLOSE_RATE_LIMITED);
+        }
+        if (rc > wait)
+            wait = rc;
+    }
+    if (wait > 0)
+        emit(s, SB_SEV_PAUSE, 0, 0, 0, 0, 0, wait, NULL, 0);
+    return SB_OK;
+}
+
+/* Server, on every run: a transport that has held the high-water mark
+ * unsent for the stall timeout belongs to a client that is not reading:
+ * closed with TRY_AGAIN; the session stays, detached, with what it has
+ * not confirmed, until the client comes back or the session TTL. */
+static void watch(sb_session *s, double now)
+{
+    link *l = s->l;
+    double stall = s->opt[SB_SO_STALL_TIMEOUT];
+    if (!l || !l->up || stall <= 0 || s->buffered < s->opt[SB_SO_HIGH_WATER]) {
+        if (l)
+            l->stalled_at = -1;
+        return;
+    }
+    if (l->stalled_at < 0)
+        l->stalled_at = now;
+    else if (now - l->stalled_at >= stall) {
+        disconnect(s, SB_CLOSE_TRY_AGAIN, "TIMEOUT: the client is not reading");
+        sb_session_transport_closed(s, now, SB_CLOSE_TRY_AGAIN);
+    }
+}
+
 /* Resume s on its (new) link from the client's hello. */
 static int welcome(sb_session *s, double now)
 {
@@ -1311,6 +1407,8 @@ static int welcome(sb_session *s, double now)
     apply_floors(s, h->fl, h->nfl, now);
     if ((rc = link_up(s, now)) < 0)
         return rc;
+    s->limit = limit;
+    s->watch = watch;
     l->welcome_out = 1;
     free_hello(h);
     s->state = SB_SESSION_OPEN;
@@ -1695,6 +1793,7 @@ static int pump(sb_session *s, double now)
         rc = flush_batch(s, urgent && sb_batch_pending(l->wr) == 1);
     else if ((rc = sb_batch_poll(l->wr, now)) > 0)
         write_out(s, sb_batch_out(l->wr), (size_t)rc, 0);
+    sb_batch_release(l->wr); /* every batch was copied into a WRITE event */
     return rc < 0 ? rc : SB_OK;
 }
 
@@ -1719,6 +1818,8 @@ static int run(sb_session *s, double now)
             sb_session_transport_closed(s, now, SB_CLOSE_HELLO_TIMEOUT);
         }
     }
+    if (s->watch)
+        s->watch(s, now);
     if (s->role == SB_SESSION_SERVER) {
         double idle = s->opt[SB_SO_IDLE_TIMEOUT];
         if (s->l && s->l->up && idle > 0 && now - s->l->last_rx >= idle) {
@@ -1784,6 +1885,8 @@ double sb_session_next_deadline(const sb_session *s)
                 d = sb_min_deadline(d, l->poll_at);
             if (s->role == SB_SESSION_SERVER && s->opt[SB_SO_IDLE_TIMEOUT] > 0)
                 d = sb_min_deadline(d, l->last_rx + s->opt[SB_SO_IDLE_TIMEOUT]);
+            if (l->stalled_at >= 0)
+                d = sb_min_deadline(d, l->stalled_at + s->opt[SB_SO_STALL_TIMEOUT]);
         }
     }
     if (s->out) {
@@ -1809,7 +1912,13 @@ int sb_session_next_event(sb_session *s)
         return SB_SEV_NONE;
     if (s->ev_head == s->nev) {
         s->ev_head = s->nev = 0;
-        s->arena.len = 0;
+        /* Drained: what a large message's events needed goes back. */
+        sb_buf_clear(&s->arena, SB_BUF_KEEP);
+        if (s->ev_cap > EV_KEEP) {
+            free(s->evs);
+            s->evs = NULL;
+            s->ev_cap = 0;
+        }
         memset(&s->cur, 0, sizeof s->cur);
         s->cur_data = NULL;
         return SB_SEV_NONE;

@@ -76,7 +76,18 @@ enum sb_session_opt {
     SB_SO_REFRESH_AUTH = 28,    /* client: 1 = the host asks for fresh credentials (URL, hello)
                                  * before every attempt, so a close with SB_CLOSE_AUTH reconnects
                                  * with backoff; 0 = SB_CLOSE_AUTH ends the session [0] */
-    SB_SO_COUNT_ = 29
+    SB_SO_RATE_MSGS = 29,       /* server: frames a second the client may send on a transport
+                                 * (batches count their frames), 0 = no limit [1000] */
+    SB_SO_RATE_MSGS_BURST = 30, /* server: frames it may send at once [10000] */
+    SB_SO_RATE_BYTES = 31,      /* server: frame bytes a second (after inflating), 0 = no limit [8 MiB] */
+    SB_SO_RATE_BYTES_BURST = 32, /* server: frame bytes at once [16 MiB] */
+    SB_SO_RATE_TOLERANCE = 33,  /* server: over a rate the host is told to stop reading
+                                 * (SB_SEV_PAUSE); a client further in debt than this many ms
+                                 * of its rate is closed (SB_CLOSE_RATE_LIMITED) [10000] */
+    SB_SO_STALL_TIMEOUT = 34,   /* server: a transport holding the high-water mark or more unsent
+                                 * (sb_session_set_buffered) this long is closed with
+                                 * SB_CLOSE_TRY_AGAIN, the session kept; 0 = never [30000] */
+    SB_SO_COUNT_ = 35
 };
 
 /* States: the client's are sb_conn's (conn.h); a server session is
@@ -122,7 +133,9 @@ enum sb_session_event_type {
                                 * answers with sb_session_accept, _takeover or _refuse */
     SB_SEV_REQUEST = 15,       /* server: request id on channel: flags (BINARY), data; answer with
                                 * sb_session_respond */
-    SB_SEV_COUNT_ = 16
+    SB_SEV_PAUSE = 16,         /* server: the client is over a rate limit: read nothing more from
+                                * the transport for value ms (what still arrives is charged) */
+    SB_SEV_COUNT_ = 17
 };
 
 enum sb_session_event_flag {
@@ -151,6 +164,7 @@ enum sb_session_close_code {
     SB_CLOSE_BAD_SERVER = 4002,    /* client: the server sent bytes we refuse */
     SB_CLOSE_HELLO_TIMEOUT = 4003, /* server: no hello in time */
     SB_CLOSE_IDLE = 4004,          /* server: the transport went silent */
+    SB_CLOSE_RATE_LIMITED = 4008,  /* server: the client kept sending past its rate limit */
     SB_CLOSE_AUTH = 4401,          /* server: credentials refused (reason "UNAUTHORIZED: ..."): the
                                     * client does not come back unless SB_SO_REFRESH_AUTH */
     SB_CLOSE_FORBIDDEN = 4403      /* server: the session belongs to another user, or the room is

@@ -27,6 +27,7 @@ static const struct {
     {"BUFFER_TOO_SMALL", "output buffer too small"},
     {"BAD_ORIGIN", "malformed origin"},
     {"INTERNAL", "internal error"},
+    {"RATE_LIMITED", "rate limit exceeded"},
 };
 
 #define SB_NERR ((int)(sizeof sb_errors / sizeof sb_errors[0]))

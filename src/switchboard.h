@@ -55,7 +55,8 @@ typedef enum sb_err {
     SB_E_BUFFER_TOO_SMALL = -19,  /* caller's output buffer is too small */
     SB_E_BAD_ORIGIN = -20,        /* origin string does not parse */
     SB_E_INTERNAL = -21,          /* a library bug: please report */
-    SB_E_LAST_ = -22
+    SB_E_RATE_LIMITED = -22,      /* a peer sent more than its rate limit allows */
+    SB_E_LAST_ = -23
 } sb_err;
 
 /* Human-readable message for an error code (static storage). */

@@ -23,6 +23,13 @@
 //              only once what it confirms is stored
 //   timers     one timer per session, at session.deadline(), re-armed after
 //              every call into it
+//   limits     the session rate-limits what each connection sends (PAUSE:
+//              the socket is not read for that long; past the tolerance it
+//              closes with 4008) and closes a socket that stalls over the
+//              high-water mark (1013, the session waits for the client);
+//              the relay caps sockets in total and per address and keeps
+//              the core within its memory budget (HTTP 503 at the upgrade,
+//              before anything is allocated). docs/socket.md, "Limits"
 //
 // Each turn (a WebSocket message or close, a timer, an answered request, a
 // Bus delivery) calls into the sessions, then flushes every session it
@@ -35,13 +42,17 @@ import { WebSocketServer } from 'ws';
 import { randomBytes } from 'node:crypto';
 import { createCore } from '../core.js';
 import { WHOLE_CORE } from './core-path.mjs';
+
+const PAGE = 65536; // bytes in a wasm memory page
 import { SwitchboardError } from '../errors.js';
 import { Session, utf8, bytesOf } from '../session.js';
 import {
   SESSION_SERVER, SESSION_PROTOCOL, SESSION_CLOSED,
   SEV_WRITE, SEV_DISCONNECT, SEV_MESSAGE, SEV_REQUEST, SEV_CLOSED, SEV_DIRTY, SEV_HELLO, SEV_ERROR, SEV_DROP,
+  SEV_PAUSE,
   SO_HELLO_TIMEOUT, SO_IDLE_TIMEOUT, SO_SESSION_TTL, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES,
   SO_BATCH_DELAY, SO_COMPRESS, SO_MAX_PAYLOAD, SO_MAX_MESSAGE, SO_MAX_FRAMES, SO_HIGH_WATER,
+  SO_RATE_MSGS, SO_RATE_MSGS_BURST, SO_RATE_BYTES, SO_RATE_BYTES_BURST, SO_RATE_TOLERANCE, SO_STALL_TIMEOUT,
   SS_DUPLICATES, FRAME_F_BINARY,
   CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, CLOSE_REPLACED, CLOSE_AUTH, CLOSE_FORBIDDEN,
 } from '../constants.js';
@@ -65,6 +76,17 @@ const DEFAULTS = {
   idleTimeoutMs: 60e3,      // a connection silent this long is dropped (clients ping every 25 s)
   batchDelayMs: 0,
   compress: true,
+  // Limits (docs/socket.md, "Limits"); a rate of 0 is no limit.
+  rateMessages: 1000,       // frames a second a connection may send (a batch counts its frames)
+  rateMessagesBurst: 10000, // at once (a client's whole default queue, resent on a resume)
+  rateBytes: 8 << 20,       // frame bytes a second, counted after inflating
+  rateBytesBurst: 16 << 20,
+  rateToleranceMs: 10e3,    // over a rate the socket is not read (paused); further in debt: closed 4008
+  stallTimeoutMs: 30e3,     // a socket holding highWater unsent this long: closed 1013 (it resumes)
+  maxConnections: 10000,    // sockets at once, upgrades included: over it HTTP 503
+  maxConnectionsPerAddress: 100,
+  maxMemory: 1 << 30,       // the core's memory; past it an allocation fails (1013 for that connection)
+  memoryHeadroom: 64 << 20, // less than this free within maxMemory: new connections get 503
 };
 
 const OPTION_KEYS = [
@@ -72,6 +94,8 @@ const OPTION_KEYS = [
   ['maxHistory', SO_QUEUE_MAX_COUNT], ['maxHistoryBytes', SO_QUEUE_MAX_BYTES], ['highWater', SO_HIGH_WATER],
   ['sessionTtlMs', SO_SESSION_TTL], ['helloTimeoutMs', SO_HELLO_TIMEOUT], ['idleTimeoutMs', SO_IDLE_TIMEOUT],
   ['batchDelayMs', SO_BATCH_DELAY], ['compress', SO_COMPRESS],
+  ['rateMessages', SO_RATE_MSGS], ['rateMessagesBurst', SO_RATE_MSGS_BURST], ['rateBytes', SO_RATE_BYTES],
+  ['rateBytesBurst', SO_RATE_BYTES_BURST], ['rateToleranceMs', SO_RATE_TOLERANCE], ['stallTimeoutMs', SO_STALL_TIMEOUT],
 ];
 
 const newId = () => randomBytes(16).toString('base64url');
@@ -135,6 +159,8 @@ class Conn {
     this.req = req;      // the upgrade request (authenticate reads its URL, headers)
     this.remote = req?.socket?.remoteAddress;
     this.slot = null;
+    this.pausedUntil = 0; // over a rate limit: not read until then
+    this.resume = null;
   }
 }
 
@@ -167,7 +193,9 @@ export class Relay {
     /** room -> { slots: Set<Slot>, unsubscribe } */
     this.rooms = new Map();
     this.conns = new Set();
-    this.stats = { connections: 0, sessions: 0, messagesIn: 0, duplicatesIn: 0, messagesOut: 0, requests: 0, protocolErrors: 0, errors: 0, commits: 0, refused: 0 };
+    this.stats = { connections: 0, sessions: 0, messagesIn: 0, duplicatesIn: 0, messagesOut: 0, requests: 0, protocolErrors: 0, errors: 0, commits: 0, refused: 0, pauses: 0 };
+    this._sockets = 0; // admitted and not yet closed (upgrades included)
+    this._perAddress = new Map();
     this.closed = false;
     // One turn at a time (everything is synchronous inside it).
     this._inTurn = false;
@@ -200,7 +228,11 @@ export class Relay {
     // Its own instance of the whole core (both roles, its own heap), never a
     // job's core that the glue in the same process may have loaded.
     const w = opts.wasm || {};
-    const c = await createCore(w.wasmModule || w.wasmBinary || w.wasmURL ? w : { wasmURL: WHOLE_CORE });
+    const max = opts.maxMemory ?? DEFAULTS.maxMemory;
+    if (!(max >= 16 << 20 && max <= 2 ** 31)) throw new SwitchboardError('INVALID', 'maxMemory: 16 MiB to 2 GiB');
+    // The budget is the memory's maximum (a core that imports it; another keeps its own).
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: Math.floor(max / PAGE) });
+    const c = await createCore({ ...(w.wasmModule || w.wasmBinary || w.wasmURL ? w : { wasmURL: WHOLE_CORE }), memory });
     const r = new Relay(opts, c);
     await r._load();
     return r;
@@ -224,7 +256,47 @@ export class Relay {
       socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nsubprotocol ${SESSION_PROTOCOL} required\n`);
       return;
     }
+    if (!this._admit(socket)) return;
     this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
+  }
+
+  /** Bytes the core can still allocate within maxMemory. */
+  memoryFree() {
+    const room = this.o.maxMemory - this.core.memory.buffer.byteLength;
+    // Only near the budget is the allocator asked what it has free inside (a walk of its free lists).
+    if (room >= this.o.memoryHeadroom || !this.core.fn.emmalloc_free_dynamic_memory) return room;
+    return room + (this.core.fn.emmalloc_free_dynamic_memory() >>> 0);
+  }
+
+  /** What the relay holds now: sockets (upgrades included), sessions, the core's memory. */
+  usage() {
+    return { sockets: this._sockets, addresses: this._perAddress.size, sessions: this.sessions.size, memory: this.core.memory.buffer.byteLength, memoryFree: this.memoryFree() };
+  }
+
+  /**
+   * The connection caps and the memory budget, before the upgrade allocates
+   * anything: over them the socket gets HTTP 503 and is closed.
+   */
+  _admit(socket) {
+    const addr = socket.remoteAddress || '';
+    const n = this._perAddress.get(addr) || 0;
+    const why = this._sockets >= this.o.maxConnections ? 'too many connections'
+      : n >= this.o.maxConnectionsPerAddress ? 'too many connections from this address'
+        : this.memoryFree() < this.o.memoryHeadroom ? 'out of memory' : null;
+    if (why) {
+      this.stats.refused++;
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 5\r\nContent-Type: text/plain\r\n\r\n${why}\n`);
+      return false;
+    }
+    this._sockets++;
+    this._perAddress.set(addr, n + 1);
+    socket.once('close', () => {
+      this._sockets--;
+      const k = this._perAddress.get(addr) - 1;
+      if (k > 0) this._perAddress.set(addr, k);
+      else this._perAddress.delete(addr);
+    });
+    return true;
   }
 
   close() {
@@ -540,6 +612,9 @@ export class Relay {
           break;
         case SEV_DROP:
           break; // counted by the session (SS_DROPPED); the client hears of it at resume
+        case SEV_PAUSE:
+          if (slot.conn) this._pause(slot.conn, ev.value);
+          break;
         default:
           break;
       }
@@ -735,6 +810,7 @@ export class Relay {
     ws.on('message', (data, isBinary) => this._turn(conn, () => this._message(conn, data, isBinary)));
     ws.on('close', (code) => {
       this.conns.delete(conn);
+      clearTimeout(conn.resume);
       this._turn(conn, () => this._closed(conn, code));
     });
     this._turn(conn, () => {
@@ -746,6 +822,22 @@ export class Relay {
       this._call(slot, 'transport_open', slot.s.fn.sb_session_transport_open(slot.s.h, Date.now(), 1));
       this._drain(slot);
     });
+  }
+
+  /** Read nothing more from conn's socket for ms (its client is over a rate limit). */
+  _pause(conn, ms) {
+    const until = Date.now() + ms;
+    if (until <= conn.pausedUntil) return;
+    this.stats.pauses++;
+    conn.pausedUntil = until;
+    clearTimeout(conn.resume);
+    conn.ws.pause();
+    conn.resume = setTimeout(() => {
+      conn.resume = null;
+      conn.pausedUntil = 0;
+      conn.ws.resume();
+    }, ms);
+    conn.resume.unref?.();
   }
 
   _message(conn, data, isBinary) {

@@ -300,11 +300,73 @@ static void test_reader_limits(void)
     sb_unbatch_destroy(u);
 }
 
+/* A large message pins nothing: once its frames are read (reader) or its
+ * bytes taken (writer), the buffers it grew are given back, the shared
+ * window kept. */
+static void test_large_message_buffers_given_back(void)
+{
+    static uint8_t zeros[512 << 10], frame[(64 << 10) + 64], big[(512 << 10) + 64];
+    static uint8_t small[64];
+    sb_batch *b = sb_batch_create(64, 2 << 20, 0, 96, SB_BATCH_SHARED, 6);
+    sb_unbatch *u = sb_unbatch_create(1 << 20, 8 << 20, 0);
+    uint8_t *copy = malloc(4 << 20);
+    sb_frame f;
+    int n, k, m;
+    /* 16 frames of 64 KiB of zeros: 1 MiB that deflates to about 1 KiB */
+    sb_frame_init(&f, SB_FRAME_MESSAGE);
+    f.payload = zeros;
+    f.payload_len = 64 << 10;
+    for (uint32_t i = 1; i <= 16; i++) {
+        f.seq = f.id = i;
+        m = sb_frame_write(&f, frame, sizeof frame);
+        CHECK(m > 0);
+        CHECK(sb_batch_add(b, frame, (uint32_t)m, 0) >= 0);
+    }
+    n = sb_batch_flush(b);
+    CHECK(n > 0 && n < 8192);
+    memcpy(copy, sb_batch_out(b), (size_t)n);
+    CHECK(sb_batch_capacity(b) < (64 << 10) + 8192); /* pending and deflate output gone */
+    sb_batch_release(b);
+    CHECK(sb_batch_capacity(b) <= 64 << 10);
+    k = sb_unbatch_feed(u, copy, (uint32_t)n);
+    CHECK_EQ(k, 16);
+    CHECK_EQ(sb_unbatch_bytes(u), 16 * m); /* what it inflates to */
+    CHECK(sb_unbatch_capacity(u) >= 1 << 20);
+    for (m = 0; sb_unbatch_next(u) == 1; m++)
+        CHECK_EQ(sb_unbatch_view(u)->payload_len, 64 << 10);
+    CHECK_EQ(m, 16);
+    CHECK(sb_unbatch_capacity(u) <= 64 << 10);
+    /* the window survived: a shared batch after it still inflates */
+    n = enc(small, sizeof small, 0, 17, "after the big one, with some words to compress");
+    for (int i = 0; i < 4; i++)
+        CHECK(sb_batch_add(b, small, (uint32_t)n, 0) >= 0);
+    n = sb_batch_flush(b);
+    CHECK(n > 0);
+    CHECK_EQ(sb_unbatch_feed(u, sb_batch_out(b), (uint32_t)n), 4);
+    CHECK(sb_unbatch_next_frame(u, &f) == 1 &&
+          f.payload_len == strlen("after the big one, with some words to compress"));
+    /* a lone uncompressed 512 KiB frame: the copy of it goes back too */
+    sb_frame_init(&f, SB_FRAME_MESSAGE);
+    f.seq = f.id = 18;
+    f.payload = zeros;
+    f.payload_len = 512 << 10;
+    n = sb_frame_write(&f, big, sizeof big);
+    CHECK_EQ(sb_unbatch_feed(u, big, (uint32_t)n), 1);
+    CHECK(sb_unbatch_capacity(u) >= 512 << 10);
+    CHECK_EQ(sb_unbatch_next(u), 1);
+    CHECK_EQ(sb_unbatch_next(u), 0);
+    CHECK(sb_unbatch_capacity(u) <= 64 << 10);
+    free(copy);
+    sb_batch_destroy(b);
+    sb_unbatch_destroy(u);
+}
+
 int main(void)
 {
     RUN(test_flush_triggers);
     RUN(test_compression_shared_window);
     RUN(test_compress_only_if_smaller);
     RUN(test_reader_limits);
+    RUN(test_large_message_buffers_given_back);
     TEST_MAIN_END();
 }

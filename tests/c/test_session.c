@@ -32,6 +32,9 @@ typedef struct end {
     uint32_t req_ids[MAXQ];
     int nreq;
     int opened, closed;
+    int pauses;
+    double last_pause;
+    char reason[128]; /* of the last DISCONNECT */
 } end;
 
 static void push(pipe *p, const uint8_t *d, uint32_t n, int text)
@@ -72,6 +75,12 @@ static void drain(end *e, pipe *out)
             e->disconnects++;
             e->last_close = v->code;
             e->open = 0;
+            memset(e->reason, 0, sizeof e->reason);
+            memcpy(e->reason, d, v->len < sizeof e->reason ? v->len : sizeof e->reason - 1);
+            break;
+        case SB_SEV_PAUSE:
+            e->pauses++;
+            e->last_pause = v->value;
             break;
         case SB_SEV_MESSAGE: {
             uint32_t x = 0;
@@ -127,6 +136,8 @@ typedef struct capcfg {
 static double server_max_payload = 1 << 20;
 static double server_idle_timeout = -1; /* -1 = the default */
 static const capcfg *server_rx, *server_tx; /* the server's caps / batching, or NULL */
+static double server_opts[8][2]; /* more options for new server sessions */
+static int nserver_opts;
 
 static sb_session *server_new(uint32_t seed)
 {
@@ -143,6 +154,8 @@ static sb_session *server_new(uint32_t seed)
         sb_session_set(s, SB_SO_BATCH_MAX_BYTES, server_tx->batch_bytes);
         sb_session_set(s, SB_SO_BATCH_MAX_FRAMES, server_tx->batch_frames);
     }
+    for (int i = 0; i < nserver_opts; i++)
+        CHECK_EQ(sb_session_set(s, (int)server_opts[i][0], server_opts[i][1]), 0);
     return s;
 }
 
@@ -2154,6 +2167,209 @@ static void test_request_dropped_newest_fails(void)
     CHECK_EQ(c.failures, 1);
     CHECK_EQ(sb_session_stat(c.s, SB_SS_REQUESTS_PENDING), 0);
     sb_session_destroy(c.s);
+/* c sends payloads first..last (4-byte numbers, zero-padded to size) in one
+ * flush; the server gets them, answers (acks) at now. */
+static void send_range(end *c, end *sv, pipe *up, pipe *down, uint32_t first, uint32_t last,
+                       uint32_t size, double now)
+{
+    static uint8_t buf[4096];
+    memset(buf, 0, sizeof buf);
+    for (uint32_t i = first; i <= last; i++) {
+        memcpy(buf, &i, 4);
+        CHECK(sb_session_send(c->s, 0, 0, buf, size, now) > 0);
+    }
+    sb_session_flush(c->s, now);
+    drain(c, up);
+    deliver(sv, up, now);
+    drain(sv, down);
+    if (sv->open) {
+        sb_session_flush(sv->s, now);
+        drain(sv, down);
+    }
+    deliver(c, down, now);
+    drain(c, up);
+}
+
+/* A client over the message rate: the server asks its host to stop
+ * reading (PAUSE, for as long as the debt takes to pay off), and past the
+ * tolerance closes the transport with RATE_LIMITED, taking nothing of the
+ * message; the client resumes and it arrives once. */
+static void test_rate_limit_messages(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 1000;
+    double opts[][2] = {{SB_SO_RATE_MSGS, 100}, {SB_SO_RATE_MSGS_BURST, 100},
+                        {SB_SO_RATE_TOLERANCE, 1000}, {SB_SO_RATE_BYTES, 0}};
+    memcpy(server_opts, opts, sizeof opts);
+    nserver_opts = 4;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 40);
+    /* a client's own rate options are never applied to what it receives */
+    CHECK_EQ(sb_session_set(c.s, SB_SO_RATE_MSGS, 1), 0);
+    CHECK_EQ(sb_session_set(c.s, SB_SO_RATE_MSGS_BURST, 1), 0);
+    CHECK_EQ(sb_session_set(c.s, SB_SO_RATE_TOLERANCE, 0), 0);
+    sb_session_start(c.s, now);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    send_range(&c, &sv, &up, &down, 1, 100, 4, now); /* the burst */
+    CHECK_EQ(sv.ngot, 100);
+    CHECK_EQ(sv.pauses, 0);
+    send_range(&c, &sv, &up, &down, 101, 150, 4, now); /* 50 in debt at 100/s */
+    CHECK_EQ(sv.ngot, 150);
+    CHECK_EQ(sv.pauses, 1);
+    CHECK_EQ(sv.last_pause, 500);
+    /* the client goes on: 100 ms later 10 are paid, 60 more make 100 of debt, at the tolerance */
+    now += 100;
+    send_range(&c, &sv, &up, &down, 151, 210, 4, now);
+    CHECK_EQ(sv.ngot, 210);
+    CHECK_EQ(sv.pauses, 2);
+    CHECK_EQ(sv.last_pause, 1000);
+    CHECK_EQ(sv.disconnects, 0);
+    /* past it: closed, the message not taken */
+    send_range(&c, &sv, &up, &down, 211, 211, 4, now);
+    CHECK_EQ(sv.disconnects, 1);
+    CHECK_EQ(sv.last_close, SB_CLOSE_RATE_LIMITED);
+    CHECK(strncmp(sv.reason, "RATE_LIMITED: ", 14) == 0);
+    CHECK_EQ(sv.ngot, 210);
+    CHECK_EQ(sb_session_state(sv.s), SB_SESSION_RECONNECTING);
+    /* the client comes back (a fresh transport, fresh buckets): 211 once */
+    c.open = 0;
+    clear(&up);
+    clear(&down);
+    sb_session_transport_closed(c.s, now, SB_CLOSE_RATE_LIMITED);
+    drain(&c, &up);
+    CHECK_EQ(sb_session_state(c.s), SB_SESSION_RECONNECTING);
+    now = sb_session_next_deadline(c.s);
+    sb_session_tick(c.s, now);
+    drain(&c, &up);
+    CHECK(c.want_connect);
+    handshake(&c, &sv, &up, &down, now, 1);
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.ngot, 211);
+    for (int i = 0; i < sv.ngot; i++)
+        CHECK_EQ(sv.got[i], (uint32_t)(i + 1));
+    CHECK_EQ(sv.pauses, 2);
+    /* and the server's flood to the client is not limited on the client */
+    for (uint32_t i = 1; i <= 300; i++)
+        sb_session_send(sv.s, 0, 0, (const uint8_t *)&i, 4, now);
+    sb_session_flush(sv.s, now);
+    drain(&sv, &down);
+    deliver(&c, &down, now);
+    drain(&c, &up);
+    CHECK_EQ(c.ngot, 300);
+    CHECK_EQ(c.pauses, 0);
+    CHECK_EQ(c.disconnects, 0);
+    nserver_opts = 0;
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
+/* The byte rate counts frame bytes after inflating: a compressed batch of
+ * zeros costs what it inflates to, not its few transport bytes. */
+static void test_rate_limit_bytes(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 0;
+    double opts[][2] = {{SB_SO_RATE_MSGS, 0}, {SB_SO_RATE_BYTES, 1000},
+                        {SB_SO_RATE_BYTES_BURST, 1000}, {SB_SO_RATE_TOLERANCE, 5000}};
+    double in0;
+    memcpy(server_opts, opts, sizeof opts);
+    nserver_opts = 4;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 41);
+    sb_session_start(c.s, now);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    send_range(&c, &sv, &up, &down, 1, 1, 900, now);
+    CHECK_EQ(sv.pauses, 0);
+    in0 = sb_session_stat(sv.s, SB_SS_BYTES_IN);
+    send_range(&c, &sv, &up, &down, 2, 4, 900, now); /* ~2.7 KB inflated */
+    CHECK(sb_session_stat(sv.s, SB_SS_BYTES_IN) - in0 < 200); /* compressed on the wire */
+    CHECK_EQ(sv.ngot, 4);
+    CHECK_EQ(sv.pauses, 1);
+    CHECK(sv.last_pause >= 2500 && sv.last_pause <= 2800);
+    /* paid off after the wait: the next message passes */
+    now += sv.last_pause + 1000;
+    send_range(&c, &sv, &up, &down, 5, 5, 900, now);
+    CHECK_EQ(sv.pauses, 1);
+    /* 8 at once is over the tolerance (5 s at 1000 B/s): closed */
+    send_range(&c, &sv, &up, &down, 6, 13, 900, now);
+    CHECK_EQ(sv.last_close, SB_CLOSE_RATE_LIMITED);
+    CHECK_EQ(sv.ngot, 5);
+    nserver_opts = 0;
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
+/* A client that does not read: once the transport has held the high-water
+ * mark unsent for the stall timeout it is closed with TRY_AGAIN, not
+ * before, and a drained buffer starts the clock again; the session stays
+ * with what was not confirmed, and the client resumes with all of it. */
+static void test_stalled_transport(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 0;
+    double opts[][2] = {{SB_SO_HIGH_WATER, 1000}, {SB_SO_STALL_TIMEOUT, 500}};
+    memcpy(server_opts, opts, sizeof opts);
+    nserver_opts = 2;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 42);
+    sb_session_start(c.s, now);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    for (uint32_t i = 1; i <= 10; i++)
+        sb_session_send(sv.s, 0, 0, (const uint8_t *)&i, 4, now);
+    sb_session_set_buffered(sv.s, 5000);
+    sb_session_flush(sv.s, now);
+    drain(&sv, &down);
+    clear(&down); /* never read */
+    CHECK(sb_session_next_deadline(sv.s) <= now + 500);
+    sb_session_tick(sv.s, now + 499);
+    drain(&sv, &down);
+    CHECK_EQ(sv.disconnects, 0);
+    /* it drained a little: the clock starts again */
+    sb_session_set_buffered(sv.s, 999);
+    sb_session_tick(sv.s, now + 499);
+    sb_session_set_buffered(sv.s, 5000);
+    now += 600;
+    sb_session_tick(sv.s, now);
+    drain(&sv, &down);
+    sb_session_tick(sv.s, now + 499);
+    drain(&sv, &down);
+    CHECK_EQ(sv.disconnects, 0);
+    CHECK(sb_session_next_deadline(sv.s) <= now + 500);
+    now += 500;
+    sb_session_tick(sv.s, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.disconnects, 1);
+    CHECK_EQ(sv.last_close, SB_CLOSE_TRY_AGAIN);
+    CHECK(strncmp(sv.reason, "TIMEOUT: ", 9) == 0);
+    CHECK_EQ(sb_session_state(sv.s), SB_SESSION_RECONNECTING);
+    CHECK_EQ(sb_session_stat(sv.s, SB_SS_QUEUED), 10);
+    clear(&down);
+    /* the client comes back and gets all ten, once */
+    c.open = 0;
+    sb_session_transport_closed(c.s, now, SB_CLOSE_TRY_AGAIN);
+    drain(&c, &up);
+    now = sb_session_next_deadline(c.s);
+    sb_session_tick(c.s, now);
+    drain(&c, &up);
+    CHECK(c.want_connect);
+    sb_session_set_buffered(sv.s, 0);
+    handshake(&c, &sv, &up, &down, now, 1);
+    CHECK_EQ(c.ngot, 10);
+    for (int i = 0; i < c.ngot; i++)
+        CHECK_EQ(c.got[i], (uint32_t)(i + 1));
+    nserver_opts = 0;
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
 }
 
 int main(void)
@@ -2174,6 +2390,9 @@ int main(void)
     RUN(test_slow_greeting_after_framed);
     RUN(test_restored_server_session_expires);
     RUN(test_auth_close_verdict);
+    RUN(test_rate_limit_messages);
+    RUN(test_rate_limit_bytes);
+    RUN(test_stalled_transport);
     RUN(test_property_flaky_link);
     TEST_MAIN_END();
 }
