@@ -256,7 +256,7 @@ export class Relay {
       socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nsubprotocol ${SESSION_PROTOCOL} required\n`);
       return;
     }
-    if (!this._admit(socket)) return;
+    if (!this._admitSocket(socket)) return;
     this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
   }
 
@@ -277,7 +277,7 @@ export class Relay {
    * The connection caps and the memory budget, before the upgrade allocates
    * anything: over them the socket gets HTTP 503 and is closed.
    */
-  _admit(socket) {
+  _admitSocket(socket) {
     const addr = socket.remoteAddress || '';
     const n = this._perAddress.get(addr) || 0;
     const why = this._sockets >= this.o.maxConnections ? 'too many connections'

@@ -2167,6 +2167,8 @@ static void test_request_dropped_newest_fails(void)
     CHECK_EQ(c.failures, 1);
     CHECK_EQ(sb_session_stat(c.s, SB_SS_REQUESTS_PENDING), 0);
     sb_session_destroy(c.s);
+}
+
 /* c sends payloads first..last (4-byte numbers, zero-padded to size) in one
  * flush; the server gets them, answers (acks) at now. */
 static void send_range(end *c, end *sv, pipe *up, pipe *down, uint32_t first, uint32_t last,
