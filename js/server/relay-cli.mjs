@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // switchboard-relay: the reference relay as a process (docs/relay.md).
 //   npx switchboard-relay [--port 8090] [--host 127.0.0.1] [--allowed-origin ORIGIN]...
-//                         [--db FILE] [--auth MODULE] [--echo]
+//                         [--db FILE] [--auth MODULE] [--max-connections N] … [--echo]
 // Serves the relay on every path (or with --echo a plain echo server) and
 // prints one JSON line {"port": N} on stdout once listening; logs go to
 // stderr. Tests spawn it so they can kill -9 and restart it.
@@ -18,6 +18,12 @@ const OPTIONS = [
   ['db', 'FILE', 'keep the sessions in this SQLite file (needs better-sqlite3), so a restarted relay resumes them', 'none: in memory'],
   ['journal', 'FILE', 'older name for --db', 'none'],
   ['auth', 'MODULE', 'path or package name of a module whose default export (a function: authenticate; or {authenticate, authorize}) or named exports authenticate / authorize check every hello', 'none: anyone may connect, with the user its hello names'],
+  ['max-connections', 'N', 'sockets at once, upgrades included; over it new ones get HTTP 503', '10000'],
+  ['max-connections-per-address', 'N', 'sockets at once from one client address (behind a proxy every client shares one)', '100'],
+  ['max-sessions', 'N', 'sessions kept, attached or waiting for their client', '10000'],
+  ['max-memory', 'MIB', 'the relay core\'s memory budget in MiB (16..2048); past it an allocation closes only its connection', '1024'],
+  ['rate-messages', 'N', 'frames a second one connection may send (0: no limit); over it the socket is not read, then closed with 4008', '1000'],
+  ['rate-bytes', 'N', 'frame bytes a second one connection may send, after inflating (0: no limit)', '8388608'],
   ['echo', '', 'serve a plain WebSocket echo server instead of the relay (what a non-switchboard server looks like)', 'off'],
   ['help', '', 'print this and exit', ''],
 ];
@@ -44,6 +50,19 @@ function parse(argv) {
     else o[spec[0]] = v;
   }
   return o;
+}
+
+/** The numeric limits given on the command line, as Relay options. */
+function limits(o) {
+  const out = {};
+  for (const [flag, key, scale = 1] of [['max-connections', 'maxConnections'], ['max-connections-per-address', 'maxConnectionsPerAddress'],
+    ['max-sessions', 'maxSessions'], ['max-memory', 'maxMemory', 1 << 20], ['rate-messages', 'rateMessages'], ['rate-bytes', 'rateBytes']]) {
+    if (o[flag] === undefined) continue;
+    const v = Number(o[flag]);
+    if (!Number.isFinite(v) || v < 0) throw new Error(`--${flag} ${o[flag]}: not a number`);
+    out[key] = v * scale;
+  }
+  return out;
 }
 
 /** The Relay hooks a --auth module exports. */
@@ -93,6 +112,7 @@ try {
   target = o.echo
     ? createEchoServer()
     : await Relay.create({
+      ...limits(o),
       store: db ? await SqliteStore.open(db) : undefined,
       allowedOrigins: o['allowed-origin'],
       ...(o.auth ? await loadHooks(o.auth) : {}),

@@ -294,7 +294,9 @@ function startCli(args, cwd = ROOT) {
 test('switchboard-relay: --help lists every option with its default; --auth and --allowed-origin guard the relay; bad arguments exit with a message', async () => {
   const help = execFileSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
   for (const [flag, def] of [['--port N', '8090'], ['--host ADDR', '127.0.0.1'], ['--allowed-origin ORIGIN', 'same-origin pages'],
-    ['--db FILE', 'in memory'], ['--auth MODULE', 'anyone may connect'], ['--echo', 'off'], ['--help', '']]) {
+    ['--db FILE', 'in memory'], ['--auth MODULE', 'anyone may connect'], ['--echo', 'off'], ['--help', ''],
+    ['--max-connections N', '10000'], ['--max-connections-per-address N', '100'], ['--max-sessions N', '10000'],
+    ['--max-memory MIB', '1024'], ['--rate-messages N', '1000'], ['--rate-bytes N', '8388608']]) {
     const at = help.indexOf(`  ${flag}\n`);
     assert.ok(at >= 0, `${flag} in --help`);
     if (def) assert.match(help.slice(at, help.indexOf('\n  --', at + 1)), new RegExp(`\\(default: [^)]*${def}`), flag);
@@ -311,6 +313,7 @@ test('switchboard-relay: --help lists every option with its default; --auth and 
   fails(['--prot', '1'], 2, /unknown argument "--prot"/);
   fails(['--port'], 2, /--port needs a value/);
   fails(['--port', 'x'], 2, /not a port/);
+  fails(['--max-connections', 'lots', '--port', '0'], 1, /--max-connections lots: not a number/);
   fails(['--allowed-origin', 'https://*.1.2.3.4', '--port', '0'], 1, /BAD_ORIGIN|allowed origin/);
   const dir = mkdtempSync(join(tmpdir(), 'sb-cli-'));
   writeFileSync(join(dir, 'none.mjs'), 'export const x = 1;\n');
