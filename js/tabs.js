@@ -1,4 +1,4 @@
-// Multi-tab state and leadership (DESIGN §4.4). TabGroup: presence and one
+// Multi-tab state and leadership (docs/tabs.md). TabGroup: presence and one
 // leader per group of same-origin tabs. SharedState: a replicated key/value
 // map kept in the C core (src/sync.c); this file only moves bytes between the
 // core, BroadcastChannel, timers and storage, and turns values into JSON.

@@ -1,4 +1,4 @@
-/* sync — replicated key/value state for tabs of one origin (DESIGN §4.4).
+/* sync — replicated key/value state for tabs of one origin (docs/tabs.md).
  *
  * Each key is a last-writer-wins register stamped with a hybrid logical clock
  * (wall ms from the caller + counter) with the writing replica's id as the
