@@ -605,6 +605,14 @@ static int send_greeting(sb_session *s)
     return write_hello(s, &w);
 }
 
+/* Our cap on a frame's payload, plus, for a client, room for a server's
+ * stamp (sb_session_relay): a message at the cap still arrives stamped. */
+static uint32_t rx_payload(const sb_session *s)
+{
+    return (uint32_t)s->opt[SB_SO_MAX_PAYLOAD] +
+           (s->role == SB_SESSION_CLIENT ? SB_SESSION_STAMP_MAX : 0);
+}
+
 static int send_client_hello(sb_session *s, const uint8_t *app, size_t app_len)
 {
     sb_buf b = {0};
@@ -618,7 +626,7 @@ static int send_client_hello(sb_session *s, const uint8_t *app, size_t app_len)
     put_bytes(&w, app, (uint32_t)app_len);
     /* Our caps, as the greeting gives the server's: what it may write to us.
      * After the fields an older server knows, so it ignores them. */
-    put_u(&w, (uint64_t)s->opt[SB_SO_MAX_PAYLOAD]);
+    put_u(&w, (uint64_t)s->opt[SB_SO_MAX_PAYLOAD]); /* a stamp may come on top */
     put_u(&w, (uint64_t)s->opt[SB_SO_MAX_MESSAGE]);
     put_u(&w, (uint64_t)s->opt[SB_SO_MAX_FRAMES]);
     return write_hello(s, &w);
@@ -672,10 +680,9 @@ static void apply_rx(sb_session *s, const pos *rx, uint32_t n, double now)
 static int new_link(sb_session *s, double now)
 {
     link *l = calloc(1, sizeof *l);
-    const double *o = s->opt;
     if (!l)
         return SB_E_NO_MEMORY;
-    l->codec = sb_frame_codec_create((uint32_t)o[SB_SO_MAX_PAYLOAD]);
+    l->codec = sb_frame_codec_create(rx_payload(s));
     if (!l->codec) {
         free(l);
         return SB_E_NO_MEMORY;
@@ -710,7 +717,7 @@ static int link_up(sb_session *s, double now)
     l->wr = sb_batch_create(frames, bytes, o[SB_SO_BATCH_DELAY], (uint32_t)o[SB_SO_COMPRESS_ABOVE],
                             l->compress ? SB_BATCH_SHARED : SB_BATCH_PLAIN,
                             (int)o[SB_SO_COMPRESS_LEVEL]);
-    l->rd = sb_unbatch_create((uint32_t)o[SB_SO_MAX_PAYLOAD], (uint32_t)o[SB_SO_MAX_MESSAGE], 1);
+    l->rd = sb_unbatch_create(rx_payload(s), (uint32_t)o[SB_SO_MAX_MESSAGE], 1);
     if (!l->wr || !l->rd)
         return SB_E_NO_MEMORY;
     l->up = 1;
@@ -1056,7 +1063,7 @@ static int deliver(sb_session *s, double now)
 static int on_frame(sb_session *s, const uint8_t *frame, uint32_t n, double now)
 {
     sb_frame f;
-    int rc = sb_frame_decode(frame, n, (size_t)s->opt[SB_SO_MAX_PAYLOAD], &f);
+    int rc = sb_frame_decode(frame, n, rx_payload(s), &f);
     if (rc < 0)
         return rc;
     switch (f.kind) {
@@ -1111,7 +1118,7 @@ static int on_frame(sb_session *s, const uint8_t *frame, uint32_t n, double now)
 static int hello_payload(sb_session *s, const uint8_t *data, uint32_t n, int tag, rd *r)
 {
     sb_frame f;
-    int rc = sb_frame_decode(data, n, (size_t)s->opt[SB_SO_MAX_PAYLOAD], &f);
+    int rc = sb_frame_decode(data, n, rx_payload(s), &f);
     if (rc < 0)
         return rc;
     if (f.kind != SB_FRAME_HELLO || f.payload_len < 2 || f.payload[0] != tag)
@@ -1502,12 +1509,14 @@ int sb_session_respond(sb_session *s, uint32_t id, int is_error, int flags, cons
 
 /* ---- sending ---------------------------------------------------------------------------- */
 
-static uint32_t payload_cap(const sb_session *s)
+/* The largest payload we may send: our cap (plus a stamp's room, extra),
+ * and once the peer's caps are known, within them. */
+static uint32_t payload_cap(const sb_session *s, uint32_t extra)
 {
-    uint32_t cap = (uint32_t)s->opt[SB_SO_MAX_PAYLOAD];
+    uint32_t cap = (uint32_t)s->opt[SB_SO_MAX_PAYLOAD] + extra;
     if (s->l && s->l->up && s->mode == SB_SESSION_MODE_FRAMED) {
-        if (s->l->peer_payload < cap)
-            cap = s->l->peer_payload;
+        if (s->l->peer_payload + extra < cap)
+            cap = s->l->peer_payload + extra;
         /* a lone frame is a transport message: it must fit that cap too */
         if (s->l->peer_message - SB_FRAME_MAX_HEADER < cap)
             cap = s->l->peer_message - SB_FRAME_MAX_HEADER;
@@ -1529,7 +1538,8 @@ static int enqueue(sb_session *s, int kind, uint32_t channel, int flags, uint32_
         return rc;
     if (channel == 1 && s->role == SB_SESSION_CLIENT && kind != SB_FRAME_REQUEST)
         return SB_E_INVALID;
-    if (n > payload_cap(s)) {
+    /* a stamp (sb_session_relay) comes on top of the cap */
+    if (n > payload_cap(s, flags & SB_FRAME_F_FROM ? 1u + data[0] : 0)) {
         s->stats[SB_SS_DROPPED]++;
         emit(s, SB_SEV_DROP, channel, SB_DROP_TOO_LARGE, 0, (uint32_t)flags, SB_E_TOO_LARGE, 0,
              data, n);

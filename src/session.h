@@ -35,6 +35,10 @@
 /* The WebSocket subprotocol of this session. */
 #define SB_SESSION_PROTOCOL "switchboard.v1"
 
+/* Room a client leaves above its payload cap for the sender a server stamps
+ * on a relayed message (sb_session_relay): 1 length byte + up to 255. */
+#define SB_SESSION_STAMP_MAX 256
+
 enum sb_session_role {
     SB_SESSION_CLIENT = 0,
     SB_SESSION_SERVER = 1

@@ -2427,6 +2427,26 @@ static void test_relay_stamp(void)
         seen++;
     }
     CHECK_EQ(seen, 3);
+    /* A message at the client's cap still arrives stamped; one byte over does not go. */
+    {
+        uint8_t *m = calloc(1, (1u << 20) + 1);
+        uint32_t got = 0;
+        CHECK(sb_session_relay(sv.s, 2, SB_FRAME_F_BINARY, 50, (const uint8_t *)big, 255, m, 1u << 20, now) > 0);
+        CHECK_EQ(sb_session_relay(sv.s, 2, SB_FRAME_F_BINARY, 51, (const uint8_t *)"a", 1, m, (1u << 20) + 1, now), SB_E_TOO_LARGE);
+        for (int round = 0; round < 4; round++) {
+            sb_session_flush(sv.s, now);
+            drain(&sv, &down);
+            deliver(&c, &down, now);
+            while ((t = sb_session_next_event(c.s)) != SB_SEV_NONE) {
+                const sb_session_event *v = sb_session_event_view(c.s);
+                if (t == SB_SEV_MESSAGE && v->len == 1u << 20 && v->aux == 255)
+                    got++;
+                CHECK(t != SB_SEV_DISCONNECT && t != SB_SEV_ERROR);
+            }
+        }
+        CHECK_EQ(got, 1u);
+        free(m);
+    }
     /* A client may request on channel 1 (the server itself), not send there. */
     CHECK_EQ(sb_session_send(c.s, 1, 0, (const uint8_t *)&x, 4, now), SB_E_INVALID);
     CHECK(sb_session_request(c.s, 1, 0, (const uint8_t *)"sub", 3, 5000, now) > 0);
