@@ -108,7 +108,7 @@ export class Channel extends EventTarget {
         const i = this.users.indexOf(n.user);
         if (i >= 0) this.users = this.users.filter((_, j) => j !== i);
       }
-      this.dispatchEvent(event('presence', { type: n.type, user: n.user, users: this.users }));
+      this.dispatchEvent(event('presence', { change: n.type, user: n.user, users: this.users }));
     } else if (n.type === 'unrecovered') {
       this.dispatchEvent(event('unrecovered', { room: this.room, since: null }));
     } else if (n.type === 'refused') {

@@ -531,15 +531,15 @@ export class Relay {
    * move it to the log's end when that part is gone. Returns whether it was
    * recovered.
    */
-  _replay(slot, sub, epoch) {
+  _replay(slot, sub, epoch, tell = true) {
     const log = this._log(sub.room);
     let recovered = true;
     if (!log.since(sub.offset, epoch)) {
-      // Gone: it is told so (a notice on channel 1), and goes on from the
-      // oldest message the log still has.
+      // Gone: it is told so (a notice on channel 1, or the answer to its
+      // subscribe), and goes on from the oldest message the log still has.
       this.stats.unrecovered++;
       recovered = false;
-      this._notice(slot, { type: 'unrecovered', room: sub.room, channel: sub.channel });
+      if (tell) this._notice(slot, { type: 'unrecovered', room: sub.room, channel: sub.channel });
       sub.offset = log.first - 1;
     }
     sub.behind = true; // handed from the log, as much as its window takes
@@ -805,7 +805,7 @@ export class Relay {
           if (slot.subs.size >= this.o.maxSubscriptions) return fail('QUEUE_FULL', `over ${this.o.maxSubscriptions} subscriptions`);
           sub = new Sub(room, channel, since ? since.offset : log.next - 1, canPublish);
           this._join(slot, sub);
-          if (since) recovered = this._replay(slot, sub, since.epoch);
+          if (since) recovered = this._replay(slot, sub, since.epoch, false);
           if (slot.conn) this._presence(slot, 'join', sub);
         }
       }
