@@ -4,15 +4,10 @@
 // does the protocol: greeting, hello, resume, acks, dedup, order, batching,
 // compression, caps, the idle timeout. The relay keeps what is not protocol:
 //
-//   rooms      a session is in the room its hello names (hello.room, on
-//              channel 0) and in the rooms it subscribes to (a request on
-//              channel 1: {op:'subscribe', room, channel, since}), each on a
-//              channel of its own. Each room is one log with offsets
-//              (rooms.mjs): a message is appended once, then relayed through
-//              the Bus (bus.mjs) to every attached subscriber (and back to
-//              the sender with hello.echo), stamped with its sender and its
-//              offset (sb_session_relay). A session that comes back is handed
-//              what it missed from the log, or told it was not recovered
+//   rooms      the hello's room on channel 0, more by subscription on their
+//              own channels; each room one log with offsets, fanned out
+//              stamped with the sender (rooms.mjs)
+//   sessions   hello, authenticate, authorize, takeover (sessions.mjs)
 //   identity   a client that asks to resume a session the relay knows takes
 //              it over (its previous transport is closed with 4000); any
 //              other client gets a new id drawn here (128 random bits)
@@ -23,7 +18,8 @@
 //              opts.authorize admits a user to a room (else 4403). guard.mjs
 //   presence   joins and leaves are messages on channel 1, JSON
 //              {type:'join'|'leave', room, channel, user, users?}
-//   requests   REQUEST events go to opts.onRequest (default: echo)
+//   requests   REQUEST events go to opts.onRequest (default: echo); on
+//              channel 1, to the relay itself (subscriptions)
 //   store      the sessions that changed are committed (serialize() blobs)
 //              before anything that depends on them is sent: an ack leaves
 //              only once what it confirms is stored
@@ -45,148 +41,23 @@
 // reason naming the error code) and is logged; nothing is thrown out of a
 // ws handler, a timer, a promise or a Bus callback.
 import { WebSocketServer } from 'ws';
-import { randomBytes } from 'node:crypto';
 import { createCore } from '../core.js';
 import { WHOLE_CORE } from './core-path.mjs';
+import { SwitchboardError } from '../errors.js';
+import { Session } from '../session.js';
+import { SESSION_SERVER, SESSION_PROTOCOL, SS_DUPLICATES, CLOSE_TRY_AGAIN } from '../constants.js';
+import { LocalBus } from './bus.mjs';
+import { Rooms, RoomLog, Sub, roomName } from './rooms.mjs';
+import { MemoryStore } from './store.mjs';
+import { OriginPolicy } from './guard.mjs';
+import { DEFAULTS, OPTION_KEYS, Slot, Conn, closeReason, closeCodeOf } from './slot.mjs';
+import { RelaySessions } from './sessions.mjs';
 
 const PAGE = 65536; // bytes in a wasm memory page
-import { SwitchboardError } from '../errors.js';
-import { Session, utf8, bytesOf } from '../session.js';
-import {
-  SESSION_SERVER, SESSION_PROTOCOL, SESSION_CLOSED,
-  SEV_WRITE, SEV_DISCONNECT, SEV_MESSAGE, SEV_REQUEST, SEV_CLOSED, SEV_DIRTY, SEV_HELLO, SEV_ERROR, SEV_DROP,
-  SEV_PAUSE,
-  SO_HELLO_TIMEOUT, SO_IDLE_TIMEOUT, SO_SESSION_TTL, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES,
-  SO_BATCH_DELAY, SO_COMPRESS, SO_MAX_PAYLOAD, SO_MAX_MESSAGE, SO_MAX_FRAMES, SO_HIGH_WATER,
-  SO_RATE_MSGS, SO_RATE_MSGS_BURST, SO_RATE_BYTES, SO_RATE_BYTES_BURST, SO_RATE_TOLERANCE, SO_STALL_TIMEOUT,
-  SS_DUPLICATES, SS_QUEUED, SS_QUEUED_BYTES, FRAME_F_BINARY, E_TOO_LARGE,
-  CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, CLOSE_REPLACED, CLOSE_AUTH, CLOSE_FORBIDDEN,
-} from '../constants.js';
-import { LocalBus } from './bus.mjs';
-import { RoomLog, Sub, LOG_DEFAULTS, roomName } from './rooms.mjs';
-import { MemoryStore } from './store.mjs';
-import { OriginPolicy, identityOf, refusal, step } from './guard.mjs';
 
 export const SYSTEM_CHANNEL = 1;
 
-const DEFAULTS = {
-  maxPayload: 1 << 20,      // largest frame payload accepted (and announced)
-  maxMessage: 8 << 20,      // largest WebSocket message, also after inflating
-  maxFrames: 4096,          // frames in one WebSocket message
-  maxHistory: 20000,        // messages per session not yet confirmed by its client
-  maxHistoryBytes: 32 << 20, // their payload bytes (oldest dropped first: resume reports a gap)
-  maxSessions: 10000,
-  maxHelloBytes: 8192,      // the hello's application JSON
-  highWater: 4 << 20,       // nothing more is written while a socket buffers this much
-  sessionTtlMs: 5 * 60e3,   // a detached session is forgotten after this
-  helloTimeoutMs: 10e3,
-  idleTimeoutMs: 60e3,      // a connection silent this long is dropped (clients ping every 25 s)
-  batchDelayMs: 0,
-  compress: true,
-  // Limits (docs/socket.md, "Limits"); a rate of 0 is no limit.
-  rateMessages: 1000,       // frames a second a connection may send (a batch counts its frames)
-  rateMessagesBurst: 10000, // at once (a client's whole default queue, resent on a resume)
-  rateBytes: 8 << 20,       // frame bytes a second, counted after inflating
-  rateBytesBurst: 16 << 20,
-  rateToleranceMs: 10e3,    // over a rate the socket is not read (paused); further in debt: closed 4008
-  stallTimeoutMs: 30e3,     // a socket holding highWater unsent this long: closed 1013 (it resumes)
-  maxConnections: 10000,    // sockets at once, upgrades included: over it HTTP 503
-  maxConnectionsPerAddress: 100,
-  maxMemory: 1 << 30,       // the core's memory; past it an allocation fails (1013 for that connection)
-  memoryHeadroom: 64 << 20, // less than this free within maxMemory: new connections get 503
-  maxSubscriptions: 64,     // rooms one session may be in (its hello's room included)
-  presenceList: 100,        // presence carries the room's whole user list up to this many members
-  ...LOG_DEFAULTS,          // each room's log: roomHistory, roomHistoryBytes, roomHistoryMs
-};
-
-const OPTION_KEYS = [
-  ['maxPayload', SO_MAX_PAYLOAD], ['maxMessage', SO_MAX_MESSAGE], ['maxFrames', SO_MAX_FRAMES],
-  ['maxHistory', SO_QUEUE_MAX_COUNT], ['maxHistoryBytes', SO_QUEUE_MAX_BYTES], ['highWater', SO_HIGH_WATER],
-  ['sessionTtlMs', SO_SESSION_TTL], ['helloTimeoutMs', SO_HELLO_TIMEOUT], ['idleTimeoutMs', SO_IDLE_TIMEOUT],
-  ['batchDelayMs', SO_BATCH_DELAY], ['compress', SO_COMPRESS],
-  ['rateMessages', SO_RATE_MSGS], ['rateMessagesBurst', SO_RATE_MSGS_BURST], ['rateBytes', SO_RATE_BYTES],
-  ['rateBytesBurst', SO_RATE_BYTES_BURST], ['rateToleranceMs', SO_RATE_TOLERANCE], ['stallTimeoutMs', SO_STALL_TIMEOUT],
-];
-
-const newId = () => randomBytes(16).toString('base64url');
-
-/** At most 123 bytes of UTF-8 (a WebSocket close reason). */
-function closeReason(text) {
-  let s = String(text);
-  while (Buffer.byteLength(s) > 123) s = s.slice(0, -1);
-  return s;
-}
-
-/** The close code for an error caught in a turn. */
-function closeCodeOf(err) {
-  switch (err?.code) {
-    case 'TOO_LARGE': return CLOSE_TOO_BIG;
-    case 'INVALID': return CLOSE_POLICY;
-    case 'BAD_FRAME': case 'BAD_VERSION': case 'TRUNCATED': case 'TRAILING_DATA': case 'CORRUPT':
-    case 'TOO_DEEP': case 'BAD_STATE':
-      return CLOSE_PROTOCOL;
-    default: return CLOSE_TRY_AGAIN; // ours (store, memory, a bug): come back and resume
-  }
-}
-
-/** The hello's application JSON: {room?, user?, echo?}, bounded. */
-function parseHello(bytes, max) {
-  if (bytes.length > max) throw new SwitchboardError('TOO_LARGE', `hello over ${max} bytes`);
-  if (!bytes.length) return {};
-  let h;
-  try {
-    h = JSON.parse(utf8(bytes));
-  } catch {
-    throw new SwitchboardError('INVALID', 'hello is not JSON');
-  }
-  if (!h || typeof h !== 'object' || Array.isArray(h)) throw new SwitchboardError('INVALID', 'hello is not a JSON object');
-  return h;
-}
-
-const roomOf = (h) => roomName(h.room) || 'lobby';
-/** What the relay says on channel 1 about a subscription (presence, refusals, recovery). */
-const notice = (o) => bytesOf(JSON.stringify(o));
-
-/** The fields of an sb_session object the relay keeps beside it. */
-class Slot {
-  constructor(s) {
-    this.s = s;          // Session (js/session.js), server role
-    this.id = null;      // null while pending (no hello accepted yet)
-    this.conn = null;    // the Conn attached, or null while detached
-    /** @type {Map<number, Sub>} channel -> subscription (0: the hello's room) */
-    this.subs = new Map();
-    this.user = '';
-    this.owner = null;   // the authenticated user id that created it (authenticate), or null
-    this.echo = false;
-    this.timer = null;
-    this.due = -1;
-    this.hello = null;   // pending: the client's hello, until decided
-    this.closed = false; // SEV_CLOSED seen
-  }
-
-  get room() { return this.subs.get(0)?.room ?? 'lobby'; }
-  /** Its subscription to room, if any. */
-  subOf(room) {
-    for (const sub of this.subs.values()) if (sub.room === room) return sub;
-    return null;
-  }
-  /** What it is called in presence and on what it sends. */
-  get name() { return this.user || this.id.slice(0, 6); }
-}
-
-/** One WebSocket. */
-class Conn {
-  constructor(ws, req) {
-    this.ws = ws;
-    this.req = req;      // the upgrade request (authenticate reads its URL, headers)
-    this.remote = req?.socket?.remoteAddress;
-    this.slot = null;
-    this.pausedUntil = 0; // over a rate limit: not read until then
-    this.resume = null;
-  }
-}
-
-export class Relay {
+export class Relay extends RelaySessions {
   /**
    * Use `await Relay.create(opts)`.
    * @param {object} opts see DEFAULTS; plus bus (Bus), store (MemoryStore |
@@ -196,6 +67,7 @@ export class Relay {
    *   authorize({request, hello, user, room}) (docs/relay.md)
    */
   constructor(opts = {}, c) {
+    super();
     this.core = c;
     this.o = { ...DEFAULTS, ...opts };
     this.bus = opts.bus || new LocalBus();
@@ -212,12 +84,8 @@ export class Relay {
       ...(opts.sessionOptions || [])];
     /** @type {Map<string, Slot>} sessions by id */
     this.sessions = new Map();
-    /** room -> { slots: Set<Slot> (its subscribers here), unsubscribe (from the Bus) } */
-    this.rooms = new Map();
-    /** room -> RoomLog; an in-process store keeps them (a new Relay on it finds them) */
-    this.logs = this.store.logs instanceof Map ? this.store.logs : new Map();
-    this._appends = []; // log entries of this turn, for a store that is not in process
-    this._behind = new Set(); // slots with a subscription behind its room's log
+    /** The rooms' logs, subscriptions, fan-out and presence (rooms.mjs). */
+    this.rooms = new Rooms(this);
     this.conns = new Set();
     this.stats = { connections: 0, sessions: 0, messagesIn: 0, duplicatesIn: 0, messagesOut: 0, requests: 0, protocolErrors: 0, errors: 0, commits: 0, refused: 0, pauses: 0, replayed: 0, unrecovered: 0 };
     this._sockets = 0; // admitted and not yet closed (upgrades included)
@@ -338,8 +206,7 @@ export class Relay {
     this.conns.clear();
     for (const slot of this.sessions.values()) this._drop(slot);
     this.sessions.clear();
-    for (const r of this.rooms.values()) r.unsubscribe();
-    this.rooms.clear();
+    this.rooms.close();
     try { this.store.close(); } catch (e) { this.log(`relay: closing the store: ${e.message}`); }
     this.origins.destroy();
     this.wss.close();
@@ -354,7 +221,7 @@ export class Relay {
   /** Load the stored sessions, each detached until its client takes it over. */
   async _load() {
     for (const r of (await this.store.loadRooms?.()) || []) {
-      this.logs.set(r.room, RoomLog.restore(r.room, this.o, r.epoch, r.next, r.entries, Date.now()));
+      this.rooms.logs.set(r.room, RoomLog.restore(r.room, this.o, r.epoch, r.next, r.entries, Date.now()));
     }
     const rows = await this.store.load();
     const now = Date.now();
@@ -375,521 +242,13 @@ export class Relay {
       slot.echo = !!row.echo;
       this.sessions.set(slot.id, slot);
       const subs = Array.isArray(row.subs) ? row.subs.map(Sub.from).filter(Boolean) : [];
-      if (!subs.some((x) => x.channel === 0)) subs.push(new Sub(roomName(row.room) || 'lobby', 0, this._log(roomName(row.room) || 'lobby').next - 1, true));
-      for (const sub of subs.slice(0, this.o.maxSubscriptions)) this._join(slot, sub);
+      if (!subs.some((x) => x.channel === 0)) subs.push(new Sub(roomName(row.room) || 'lobby', 0, this.rooms.logOf(roomName(row.room) || 'lobby').next - 1, true));
+      for (const sub of subs.slice(0, this.o.maxSubscriptions)) this.rooms.join(slot, sub);
       this._arm(slot);
     }
     if (this._deleted.size) this._commit();
     if (this.sessions.size) this.log(`relay: restored ${this.sessions.size} sessions`);
     this.stats.sessions = this.sessions.size;
-  }
-
-  /** The room's log, started on first use. */
-  _log(room) {
-    let log = this.logs.get(room);
-    if (!log) this.logs.set(room, (log = new RoomLog(room, this.o)));
-    return log;
-  }
-
-  /** slot subscribes to sub.room on sub.channel. */
-  _join(slot, sub) {
-    let r = this.rooms.get(sub.room);
-    if (!r) {
-      r = { slots: new Set(), unsubscribe: null };
-      this.rooms.set(sub.room, r);
-      r.unsubscribe = this.bus.subscribe(sub.room, (e) => this._turn(null, () => this._fanout(sub.room, e)));
-    }
-    r.slots.add(slot);
-    slot.subs.set(sub.channel, sub);
-  }
-
-  _leave(slot, sub) {
-    slot.subs.delete(sub.channel);
-    const r = this.rooms.get(sub.room);
-    if (!r || slot.subOf(sub.room)) return;
-    r.slots.delete(slot);
-    if (!r.slots.size) {
-      r.unsubscribe();
-      this.rooms.delete(sub.room);
-    }
-  }
-
-  _leaveAll(slot) {
-    for (const sub of [...slot.subs.values()]) this._leave(slot, sub);
-  }
-
-  _users(room) {
-    const r = this.rooms.get(room);
-    const users = [];
-    if (r) for (const slot of r.slots) if (slot.conn) users.push(slot.name);
-    return users.sort();
-  }
-
-  /** A notice on channel 1 to one session (presence, refusals, recovery). */
-  _notice(slot, o) {
-    if (!slot.s.h || slot.closed) return;
-    try {
-      slot.s.send(SYSTEM_CHANNEL, false, notice(o), Date.now());
-    } catch (e) {
-      if (e.code !== 'TOO_LARGE') this._fail(slot.conn, e, slot);
-    }
-    this._touched.add(slot);
-  }
-
-  /**
-   * A join or leave of slot in sub's room, to the room's attached members,
-   * with the whole user list while the room is small (presenceList); past
-   * that only the joiner gets the list and the others who came or went (a
-   * join then costs n small messages, not n lists).
-   */
-  _presence(slot, type, sub) {
-    const r = this.rooms.get(sub.room);
-    if (!r) return;
-    const user = slot.name;
-    const users = this._users(sub.room);
-    const all = users.length <= this.o.presenceList;
-    for (const other of r.slots) {
-      if (!other.conn || (other === slot && type === 'leave')) continue;
-      const theirs = other.subOf(sub.room);
-      if (!theirs) continue;
-      const o = { type, room: sub.room, channel: theirs.channel, user };
-      if (all || other === slot) o.users = users;
-      this._notice(other, o);
-    }
-  }
-
-  /** A message from slot on channel: appended to the room's log and published. */
-  _publish(slot, channel, flags, payload) {
-    const sub = slot.subs.get(channel);
-    if (!sub || !sub.canPublish) {
-      this.stats.refused++;
-      this._notice(slot, sub
-        ? { type: 'refused', room: sub.room, channel, code: 'FORBIDDEN', message: `not allowed to publish to ${JSON.stringify(sub.room.slice(0, 60))}` }
-        : { type: 'refused', channel, code: 'NOT_FOUND', message: `channel ${channel} is not subscribed to a room` });
-      return;
-    }
-    const e = this._log(sub.room).append({ sid: slot.id, from: slot.name, flags, payload, offset: 0, at: 0 }, Date.now());
-    if (!this.store.inProcess) this._appends.push([sub.room, e]);
-    this.bus.publish(sub.room, e);
-  }
-
-  /** Bus delivery: the entry into every attached subscriber's outbox, stamped. */
-  _fanout(room, e) {
-    const r = this.rooms.get(room);
-    if (!r) return;
-    const w = this._stamped(e);
-    for (const slot of r.slots) this._hand(slot, slot.subOf(room), e, w);
-  }
-
-  /** [from][payload] of e in the heap, once for every recipient. */
-  _stamped(e) {
-    const c = this.core;
-    const from = bytesOf(e.from.length > 64 ? e.from.slice(0, 64) : e.from || '?');
-    const w = { p: 0, nfrom: from.length, put() {
-      w.p = c.scratch(from.length + e.payload.length);
-      c.heap().set(from, w.p);
-      c.heap().set(e.payload, w.p + from.length);
-    } };
-    w.put();
-    return w;
-  }
-
-  /**
-   * e to one subscriber, unless it has it, sent it (without echo) or is
-   * away. A session holding its whole window unconfirmed (maxHistory,
-   * maxHistoryBytes) is handed nothing more: the subscription falls behind
-   * and catches up from the log as its client confirms (_catchUp).
-   */
-  _hand(slot, sub, e, w) {
-    if (!sub || !slot.conn || !slot.s.h || slot.closed || sub.offset >= e.offset) return;
-    if (e.sid === slot.id && !slot.echo) {
-      if (!sub.behind) sub.offset = e.offset;
-      return;
-    }
-    if (sub.behind || slot.s.stat(SS_QUEUED) >= this.o.maxHistory ||
-        slot.s.stat(SS_QUEUED_BYTES) + e.payload.length > this.o.maxHistoryBytes) {
-      if (!sub.behind) {
-        sub.behind = true;
-        this._behind.add(slot);
-      }
-      return;
-    }
-    const rc = this.core.fn.sb_session_relay(slot.s.h, sub.channel, e.flags, e.offset, w.p, w.nfrom, w.p + w.nfrom, e.payload.length, Date.now());
-    this._touched.add(slot);
-    if (rc >= 0 || rc === E_TOO_LARGE) { // too large for this client: a DROP, counted by its session
-      sub.offset = e.offset;
-      this.stats.messagesOut++;
-    } else {
-      this._fail(slot.conn, this.core.error(rc, 'relay'), slot);
-      w.put(); // failing wrote its reason into the scratch
-    }
-  }
-
-  /**
-   * Hand slot what its subscription missed since sub.offset, from the log
-   * (a session coming back, a client subscribing again with a position), or
-   * move it to the log's end when that part is gone. Returns whether it was
-   * recovered.
-   */
-  _replay(slot, sub, epoch, tell = true) {
-    const log = this._log(sub.room);
-    let recovered = true;
-    if (!log.since(sub.offset, epoch)) {
-      // Gone: it is told so (a notice on channel 1, or the answer to its
-      // subscribe), and goes on from the oldest message the log still has.
-      this.stats.unrecovered++;
-      recovered = false;
-      if (tell) this._notice(slot, { type: 'unrecovered', room: sub.room, channel: sub.channel });
-      sub.offset = log.first - 1;
-    }
-    sub.behind = true; // handed from the log, as much as its window takes
-    this._behind.add(slot);
-    this._catchUp(slot);
-    return recovered;
-  }
-
-  /** Subscriptions that fell behind: hand them what follows from the log while their window has room. */
-  _catchUp(slot) {
-    let still = false;
-    for (const sub of slot.subs.values()) {
-      if (!sub.behind) continue;
-      if (!slot.conn || !slot.s.h || slot.closed) return;
-      const log = this._log(sub.room);
-      let missed = log.since(sub.offset);
-      if (!missed) { // trimmed while it was behind
-        this.stats.unrecovered++;
-        this._notice(slot, { type: 'unrecovered', room: sub.room, channel: sub.channel });
-        sub.offset = log.first - 1;
-        missed = log.since(sub.offset) || [];
-      }
-      sub.behind = false;
-      for (const e of missed) {
-        this.stats.replayed++;
-        this._hand(slot, sub, e, this._stamped(e));
-        if (sub.behind) break;
-      }
-      still ||= sub.behind;
-    }
-    if (!still) this._behind.delete(slot);
-  }
-
-  /**
-   * The client's hello on a pending slot: who it is (authenticate, else
-   * 4401) and whether it may use its room (authorize, else 4403), then its
-   * session (_admit). Each hook may answer later (a promise): the slot
-   * waits, and the rest runs in a turn of its own.
-   */
-  _hello(pending) {
-    const conn = pending.conn;
-    const h = parseHello(pending.hello, this.o.maxHelloBytes);
-    pending.hello = null;
-    if (!this.authenticate && !this.authorize) return this._admit(pending, h, null, true);
-    const ctx = { request: conn.req, hello: h };
-    const how = (code) => ({
-      code, ms: this.o.helloTimeoutMs, log: this.log, turn: (fn) => this._turn(conn, fn),
-      alive: () => !!pending.s.h && !pending.closed && pending.conn === conn && conn.slot === pending,
-    });
-    return step(() => this.authenticate?.(ctx), (v) => {
-      const user = this.authenticate ? identityOf(v) : null;
-      if (this.authenticate && !user) throw refusal(CLOSE_AUTH, 'credentials refused');
-      if (!this.authorize) return this._admit(pending, h, user, true);
-      const room = roomOf(h);
-      return step(() => this.authorize({ ...ctx, user, room, action: 'join' }), (ok) => {
-        if (!ok) throw refusal(CLOSE_FORBIDDEN, `room ${JSON.stringify(room.slice(0, 60))} refused`);
-        // May it publish there too? No is not a refusal: it reads.
-        return step(() => this.authorize({ ...ctx, user, room, action: 'publish' }), (pub) => this._admit(pending, h, user, !!pub), how(CLOSE_FORBIDDEN));
-      }, how(CLOSE_FORBIDDEN));
-    }, how(CLOSE_AUTH));
-  }
-
-  /**
-   * Take over the session the hello names, or a new one; user: {id, name}
-   * from authenticate, or null; canPublish: to the hello's room.
-   */
-  _admit(pending, h, user, canPublish) {
-    const conn = pending.conn;
-    const room = roomOf(h);
-    const now = Date.now();
-    const asked = pending.s.id();
-    const known = asked ? this.sessions.get(asked) : null;
-    let slot;
-    if (known && !known.closed && known.s.state !== SESSION_CLOSED) {
-      // A session is its creator's: anyone else naming it is refused before
-      // the takeover, so the owner's transport is not disturbed.
-      if (this.authenticate && known.owner !== user.id) throw refusal(CLOSE_FORBIDDEN, 'the session belongs to another user');
-      slot = known;
-      const old = slot.conn;
-      this._call(slot, 'takeover', slot.s.fn.sb_session_takeover(slot.s.h, pending.s.h, now));
-      // The previous transport's DISCONNECT (4000) comes out now, for `old`;
-      // the user does not leave the room in between.
-      this._quiet = true;
-      try {
-        this._drain(slot);
-      } finally {
-        this._quiet = false;
-      }
-      if (old && slot.conn === old) this._detach(slot, true);
-      this._forgetPending(pending);
-    } else {
-      if (this.sessions.size >= this.o.maxSessions) {
-        throw Object.assign(new SwitchboardError('QUEUE_FULL', 'the relay has too many sessions'), { closeCode: CLOSE_TRY_AGAIN });
-      }
-      slot = pending;
-      // Never the client's choice. (Until accepted, s.id() is the id asked for.)
-      slot.id = newId();
-      slot.owner = user ? user.id : null;
-      slot.s.setId(slot.id);
-      this._call(slot, 'accept', slot.s.fn.sb_session_accept(slot.s.h, now));
-      this.sessions.set(slot.id, slot);
-      this.stats.sessions = this.sessions.size;
-    }
-    let main = slot.subs.get(0), recovered = null;
-    if (main && main.room !== room) this._leave(slot, main);
-    if (!main || main.room !== room) {
-      // From now on, or from where the hello says it was ({epoch, offset}: a
-      // client whose session the relay no longer has).
-      const log = this._log(room), since = h.since;
-      main = new Sub(room, 0, log.next - 1, canPublish);
-      if (since && typeof since === 'object' && typeof since.epoch === 'string' && Number.isInteger(since.offset)) {
-        main.offset = since.offset;
-        recovered = since.epoch;
-      }
-      this._join(slot, main);
-    }
-    main.canPublish = canPublish;
-    // Who authenticate says, not who the hello claims to be.
-    slot.user = user ? user.name : typeof h.user === 'string' ? h.user.slice(0, 64) : slot.user;
-    slot.echo = h.echo === true;
-    slot.conn = conn;
-    conn.slot = slot;
-    this._dirty.add(slot); // room, user, echo
-    this._touched.add(slot);
-    this._drain(slot);
-    // What it missed while away, per room, from the logs.
-    for (const sub of slot.subs.values()) this._replay(slot, sub, sub === main && recovered !== null ? recovered : this._log(sub.room).epoch);
-    for (const sub of slot.subs.values()) this._presence(slot, 'join', sub);
-  }
-
-  _forgetPending(pending) {
-    if (pending.conn && pending.conn.slot === pending) pending.conn.slot = null;
-    pending.conn = null;
-    this._drop(pending);
-  }
-
-  /** Free a slot's session and timer (no store change). */
-  _drop(slot) {
-    this._behind.delete(slot);
-    clearTimeout(slot.timer);
-    slot.timer = null;
-    slot.closed = true;
-    slot.s.destroy();
-    this._touched.delete(slot);
-    this._dirty.delete(slot);
-  }
-
-  /** SEV_CLOSED of a known session (its TTL ran out): forget it, here and in the store. */
-  _forget(slot) {
-    if (slot.conn) this._detach(slot);
-    if (slot.id && this.sessions.get(slot.id) === slot) {
-      this.sessions.delete(slot.id);
-      this._leaveAll(slot);
-      this._deleted.add(slot.id);
-      this.stats.sessions = this.sessions.size;
-    }
-    this._drop(slot);
-  }
-
-  /** The slot lets go of its transport (the session already did). */
-  _detach(slot, quiet = false) {
-    const conn = slot.conn;
-    if (!conn) return;
-    slot.conn = null;
-    if (conn.slot === slot) conn.slot = null;
-    if (!quiet && !this._quiet && slot.id && this.sessions.get(slot.id) === slot && !this.closed) {
-      for (const sub of slot.subs.values()) this._presence(slot, 'leave', sub);
-    }
-  }
-
-  _request(slot, id, binary, payload, channel) {
-    this.stats.requests++;
-    const errorOf = (e) => JSON.stringify({ code: String(e?.code || 'INTERNAL'), message: String(e?.message ?? e) });
-    const answer = (isError, v) => this._turn(null, () => {
-      if (!slot.s.h || slot.closed) return; // the session is gone: nobody waits
-      const now = Date.now();
-      this._touched.add(slot);
-      try {
-        if (isError) slot.s.respond(id, true, false, errorOf(v), now);
-        else if (v instanceof Uint8Array) slot.s.respond(id, false, true, v, now);
-        else slot.s.respond(id, false, false, typeof v === 'string' ? v : JSON.stringify(v ?? null), now);
-      } catch (e) {
-        // An answer that cannot be sent (over the client's cap, not JSON) is an error answer.
-        this.log(`relay: answering request ${id}: ${e?.message || e}`);
-        try {
-          slot.s.respond(id, true, false, errorOf(e), now);
-        } catch (e2) {
-          this._fail(slot.conn, e2, slot);
-        }
-      }
-    });
-    let v;
-    try {
-      const room = slot.subs.get(channel)?.room ?? slot.room;
-      v = this.onRequest({ session: { id: slot.id, user: slot.user, userId: slot.owner, room: slot.room }, room, channel, data: binary ? payload : utf8(payload), binary, relay: this });
-    } catch (e) {
-      this.log(`relay: onRequest threw: ${e?.stack || e}`);
-      answer(true, e);
-      return;
-    }
-    if (v && typeof v.then === 'function') {
-      Promise.resolve(v).then((x) => answer(false, x), (e) => {
-        this.log(`relay: onRequest rejected: ${e?.stack || e}`);
-        answer(true, e);
-      }).catch((e) => this.log(`relay: answering a request: ${e?.stack || e}`));
-    } else {
-      answer(false, v);
-    }
-  }
-
-  /**
-   * A request on channel 1, to the relay itself:
-   *   {op: 'subscribe', room, channel (>= 2), since?: {epoch, offset}}
-   *     -> {room, channel, epoch, offset, recovered, users, publish}
-   *   {op: 'unsubscribe', channel} -> {}
-   * authorize({action: 'join'}) admits to the room, ({action: 'publish'})
-   * to sending there. A refusal is an error answer (FORBIDDEN), not a close.
-   */
-  _control(slot, id, text) {
-    const answer = (isError, v) => {
-      if (!slot.s.h || slot.closed) return;
-      this._touched.add(slot);
-      try {
-        slot.s.respond(id, isError, false, JSON.stringify(v), Date.now());
-      } catch (e) {
-        this._fail(slot.conn, e, slot);
-      }
-    };
-    const fail = (code, message) => answer(true, { code, message });
-    let q;
-    try { q = JSON.parse(text); } catch { q = null; }
-    if (!q || typeof q !== 'object') return fail('INVALID', 'not a JSON object');
-    const channel = q.channel;
-    if (!Number.isInteger(channel) || channel < 2 || channel > 0xffffffff) return fail('INVALID', 'channel must be an integer >= 2');
-    if (q.op === 'unsubscribe') {
-      const sub = slot.subs.get(channel);
-      if (sub) {
-        if (slot.conn) this._presence(slot, 'leave', sub);
-        this._leave(slot, sub);
-        this._dirty.add(slot);
-      }
-      return answer(false, {});
-    }
-    if (q.op !== 'subscribe') return fail('INVALID', `unknown op ${JSON.stringify(String(q.op).slice(0, 30))}`);
-    const room = roomName(q.room);
-    if (!room) return fail('INVALID', 'room must be a string of 1 to 128 characters');
-    const since = q.since && typeof q.since === 'object' && typeof q.since.epoch === 'string' && Number.isInteger(q.since.offset) ? q.since : null;
-    const done = (canPublish) => {
-      if (!slot.s.h || slot.closed || !slot.id) return;
-      let sub = slot.subs.get(channel);
-      const log = this._log(room);
-      let recovered = true;
-      if (sub && sub.room === room) { // already (a session that came back re-subscribes)
-        sub.canPublish = canPublish;
-      } else {
-        if (sub) return fail('INVALID', `channel ${channel} is subscribed to another room`);
-        const other = slot.subOf(room);
-        if (other && other.channel !== 0) { // the same room asked on another channel: it moves
-          this._leave(slot, other);
-          sub = new Sub(room, channel, other.offset, canPublish);
-          this._join(slot, sub);
-        } else {
-          if (slot.subs.size >= this.o.maxSubscriptions) return fail('QUEUE_FULL', `over ${this.o.maxSubscriptions} subscriptions`);
-          sub = new Sub(room, channel, since ? since.offset : log.next - 1, canPublish);
-          this._join(slot, sub);
-          if (since) recovered = this._replay(slot, sub, since.epoch, false);
-          if (slot.conn) this._presence(slot, 'join', sub);
-        }
-      }
-      this._dirty.add(slot);
-      answer(false, { room, channel, epoch: log.epoch, offset: sub.offset, recovered, users: this._users(room), publish: canPublish });
-    };
-    if (!this.authorize) return done(true);
-    const ctx = { request: slot.conn?.req ?? null, hello: null, user: slot.owner ? { id: slot.owner, name: slot.user } : null, room };
-    const ask = (action) => new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new SwitchboardError('TIMEOUT', `authorize took over ${this.o.helloTimeoutMs} ms`)), this.o.helloTimeoutMs);
-      t.unref?.();
-      Promise.resolve().then(() => this.authorize({ ...ctx, action })).then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
-    });
-    ask('join').then((ok) => (ok ? ask('publish').then((pub) => ({ ok, pub })) : { ok })).then(({ ok, pub }) => this._turn(null, () => {
-      if (!ok) {
-        this.stats.refused++;
-        return fail('FORBIDDEN', `room ${JSON.stringify(room.slice(0, 60))} refused`);
-      }
-      done(!!pub);
-    }), (e) => this._turn(null, () => {
-      this.log(`relay: authorize: ${e?.stack || e}`);
-      fail(e?.code === 'TIMEOUT' ? 'TIMEOUT' : 'FORBIDDEN', String(e?.message || e).slice(0, 100));
-    })).catch((e) => this.log(`relay: subscribing: ${e?.stack || e}`));
-  }
-
-  // ---- events --------------------------------------------------------------
-
-  _call(slot, what, rc) {
-    if (rc < 0) throw slot.s.c.error(rc, what);
-    return rc;
-  }
-
-  /** Every pending event of slot's session. Writes and closes are held (see _settle). */
-  _drain(slot) {
-    let closed = false;
-    slot.s.drain((t, ev) => {
-      switch (t) {
-        case SEV_WRITE:
-          if (slot.conn) this._out.push([slot.conn, ev.data]);
-          break;
-        case SEV_DISCONNECT: {
-          const conn = slot.conn;
-          if (conn) {
-            const reason = utf8(ev.data);
-            if (ev.code !== CLOSE_REPLACED) this.log(`relay: closing ${conn.remote} ${slot.id ?? '(pending)'}: ${ev.code} ${reason}`);
-            this._out.push([conn, null, ev.code, reason]);
-            this._detach(slot);
-          }
-          break;
-        }
-        case SEV_HELLO:
-          slot.hello = ev.data;
-          break;
-        case SEV_MESSAGE:
-          this.stats.messagesIn++;
-          this._publish(slot, ev.channel, ev.flags & FRAME_F_BINARY, ev.data);
-          break;
-        case SEV_REQUEST:
-          if (ev.channel === SYSTEM_CHANNEL) this._control(slot, ev.id, ev.text());
-          else this._request(slot, ev.id, (ev.flags & FRAME_F_BINARY) !== 0, ev.data, ev.channel);
-          break;
-        case SEV_DIRTY:
-          if (slot.id) this._dirty.add(slot);
-          break;
-        case SEV_CLOSED:
-          closed = true;
-          break;
-        case SEV_ERROR:
-          if (slot.conn) this.stats.protocolErrors++;
-          this.log(`relay: ${slot.conn?.remote ?? ''} ${slot.id ?? '(pending)'}: ${this.core.cstr(this.core.fn.sb_errname(ev.code))}: ${utf8(ev.data)}`);
-          break;
-        case SEV_DROP:
-          break; // counted by the session (SS_DROPPED); the client hears of it at resume
-        case SEV_PAUSE:
-          if (slot.conn) this._pause(slot.conn, ev.value);
-          break;
-        default:
-          break;
-      }
-    });
-    if (closed) {
-      if (slot.id && this.sessions.get(slot.id) === slot) this._forget(slot);
-      else this._forgetPending(slot);
-    }
   }
 
   // ---- turns -----------------------------------------------------------------
@@ -990,7 +349,7 @@ export class Relay {
   }
 
   _commit() {
-    if (!this._dirty.size && !this._deleted.size && !this._appends.length) return;
+    if (!this._dirty.size && !this._deleted.size && !this.rooms.appends.length) return;
     // A store that lives in this process only needs the state when the
     // relay goes (close() commits everything then): no serializing per turn.
     if (this.store.inProcess && !this.closed) {
@@ -1008,12 +367,12 @@ export class Relay {
     }
     const deletes = [...this._deleted];
     const logs = new Map();
-    for (const [room, e] of this._appends) {
-      const log = this._log(room);
+    for (const [room, e] of this.rooms.appends) {
+      const log = this.rooms.logOf(room);
       if (!logs.has(room)) logs.set(room, { room, epoch: log.epoch, first: log.first, next: log.next, entries: [] });
       logs.get(room).entries.push(e);
     }
-    this._appends = [];
+    this.rooms.appends = [];
     this.store.commit(upserts, deletes, [...logs.values()]);
     this.stats.commits++;
     this._dirty.clear();
@@ -1123,7 +482,7 @@ export class Relay {
     this.stats.duplicatesIn += slot.s.stat(SS_DUPLICATES) - dup;
     this._touched.add(slot);
     this._drain(slot);
-    if (this._behind.has(slot)) this._catchUp(slot);
+    if (this.rooms.behind.has(slot)) this.rooms.catchUp(slot);
     if (slot.hello && slot.s.h) this._hello(slot);
   }
 

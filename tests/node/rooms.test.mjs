@@ -183,7 +183,7 @@ test('a new session resumes a room from its position; a log that no longer has i
   const mark = c2.position;
   second.close();
   for (let i = 30; i < 130; i++) p.send(`n${i}`);
-  await until(() => relay.logs.get('news').next === 131, 'published');
+  await until(() => relay.rooms.logs.get('news').next === 131, 'published');
   const third = sock(s.url, 'reader');
   const c3 = watch(third.subscribe('news', { since: mark }));
   await until(() => c3.gaps.length === 1 && c3.got.length === 50, 'the gap and the log\'s fifty');
