@@ -10,7 +10,7 @@
 //   {op: 'subscribe', room, channel, since?: {epoch, offset}} and
 //   {op: 'unsubscribe', channel}.
 import { SwitchboardError } from './errors.js';
-import { event } from './glue.js';
+import { event, onProperties } from './glue.js';
 
 const SYSTEM = 1; // the relay's channel (presence, notices, these requests)
 
@@ -116,6 +116,8 @@ export class Channel extends EventTarget {
     }
   }
 }
+
+onProperties(Channel, ['message', 'presence', 'unrecovered', 'error']);
 
 /** A Socket's channels, by channel number. */
 export class Channels extends Map {

@@ -1,7 +1,6 @@
 // Socket: a WebSocket that loses nothing (docs/socket.md). Shaped like
 // WebSocket, plus reconnect, heartbeat, a bounded outbox that survives
-// disconnects (and reloads, with queue.persist), request(), stats().
-//
+// disconnects (and reloads, with queue.persist), request(), stats(), rooms.
 // Every decision is the C session's (src/session.h, client role): the
 // handshake and the framed/plain verdict, outbox and overflow, acks, resume,
 // batching and compression, request deadlines, heartbeat and reconnect. This
@@ -58,8 +57,6 @@ function sessionOptions(opts, url) {
 
 const idbDo = (mode, fn) => idb('switchboard-socket', 'outbox', mode, fn);
 
-// ---- Socket ----------------------------------------------------------------
-
 export class Socket extends EventTarget {
   static CONNECTING = 0; static OPEN = 1; static CLOSING = 2; static CLOSED = 3;
 
@@ -67,10 +64,7 @@ export class Socket extends EventTarget {
   #flushQueued = false; #requests = new Map(); #listeners = []; #closeInfo = { code: 1006, reason: '', wasClean: false };
   #closed = false; #finished = false; #persist; #saving = null; #saveQueued = false; #binaryType; #rooms = null;
 
-  /**
-   * @param {string|URL|((attempt:number)=>any)} url
-   * @param {object} [opts] see socket.d.ts
-   */
+  /** @param {string|URL|((attempt:number)=>any)} url @param {object} [opts] see socket.d.ts */
   constructor(url, opts = {}) {
     super();
     if (opts.WebSocket === undefined && typeof globalThis.WebSocket !== 'function') {
@@ -149,7 +143,7 @@ export class Socket extends EventTarget {
     return this.#s && !this._early ? go() : this.ready.then(go);
   }
 
-  /** A room of the relay on a channel of its own (docs/socket.md, "Rooms"): a Channel. */
+  /** A room of the relay on a channel of its own: a Channel (js/channel.js). */
   subscribe(room, opts) { return (this.#rooms ||= new Channels(this)).add(room, opts); }
 
   /** Stop reconnecting and close (after writing what is already queued). */
