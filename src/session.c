@@ -1077,7 +1077,8 @@ static int on_frame(sb_session *s, const uint8_t *frame, uint32_t n, double now)
         /* Channel 1 is the server's: a client writes only requests to the
          * server itself there. Only a server stamps a sender. */
         if (s->role == SB_SESSION_SERVER &&
-            ((f.channel == 1 && f.kind != SB_FRAME_SKIP && f.kind != SB_FRAME_REQUEST) ||
+            ((f.channel == SB_SESSION_SYSTEM_CHANNEL && f.kind != SB_FRAME_SKIP &&
+              f.kind != SB_FRAME_REQUEST) ||
              (f.flags & SB_FRAME_F_FROM)))
             return SB_E_BAD_FRAME;
         rc = sb_inbox_push(s->in, frame, n, now);
@@ -1536,7 +1537,8 @@ static int enqueue(sb_session *s, int kind, uint32_t channel, int flags, uint32_
         return SB_E_CLOSED;
     if ((rc = setup(s)) < 0)
         return rc;
-    if (channel == 1 && s->role == SB_SESSION_CLIENT && kind != SB_FRAME_REQUEST)
+    if (channel == SB_SESSION_SYSTEM_CHANNEL && s->role == SB_SESSION_CLIENT &&
+        kind != SB_FRAME_REQUEST)
         return SB_E_INVALID;
     /* a stamp (sb_session_relay) comes on top of the cap */
     if (n > payload_cap(s, flags & SB_FRAME_F_FROM ? 1u + data[0] : 0)) {

@@ -38,6 +38,9 @@
 /* Room a client leaves above its payload cap for the sender a server stamps
  * on a relayed message (sb_session_relay): 1 length byte + up to 255. */
 #define SB_SESSION_STAMP_MAX 256
+/* The server's own channel (presence, notices); a client sends only
+ * requests to the server itself there. */
+#define SB_SESSION_SYSTEM_CHANNEL 1
 
 enum sb_session_role {
     SB_SESSION_CLIENT = 0,

@@ -48,6 +48,7 @@ import { Session } from '../session.js';
 import { SESSION_SERVER, SESSION_PROTOCOL, SS_DUPLICATES, CLOSE_TRY_AGAIN } from '../constants.js';
 import { LocalBus } from './bus.mjs';
 import { Rooms, RoomLog, Sub, roomName } from './rooms.mjs';
+export { SYSTEM_CHANNEL } from './rooms.mjs';
 import { MemoryStore } from './store.mjs';
 import { OriginPolicy } from './guard.mjs';
 import { DEFAULTS, OPTION_KEYS, Slot, Conn, closeReason, closeCodeOf } from './slot.mjs';
@@ -55,7 +56,6 @@ import { RelaySessions } from './sessions.mjs';
 
 const PAGE = 65536; // bytes in a wasm memory page
 
-export const SYSTEM_CHANNEL = 1;
 
 export class Relay extends RelaySessions {
   /**

@@ -10,9 +10,10 @@
 import { randomBytes } from 'node:crypto';
 import { SwitchboardError } from '../errors.js';
 import { bytesOf } from '../session.js';
-import { SS_QUEUED, SS_QUEUED_BYTES, E_TOO_LARGE } from '../constants.js';
+import { SS_QUEUED, SS_QUEUED_BYTES, E_TOO_LARGE, SESSION_SYSTEM_CHANNEL } from '../constants.js';
 
-const SYSTEM_CHANNEL = 1; // the relay's: presence, notices, subscription requests
+/** The relay's channel: presence, notices, subscription requests. */
+export const SYSTEM_CHANNEL = SESSION_SYSTEM_CHANNEL;
 /** What the relay says on channel 1 about a subscription (presence, refusals, recovery). */
 const notice = (o) => bytesOf(JSON.stringify(o));
 

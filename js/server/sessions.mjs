@@ -10,11 +10,10 @@ import {
   SESSION_CLOSED, SEV_WRITE, SEV_DISCONNECT, SEV_MESSAGE, SEV_REQUEST, SEV_CLOSED, SEV_DIRTY, SEV_HELLO, SEV_ERROR,
   SEV_DROP, SEV_PAUSE, FRAME_F_BINARY, CLOSE_TRY_AGAIN, CLOSE_REPLACED, CLOSE_AUTH, CLOSE_FORBIDDEN,
 } from '../constants.js';
-import { Sub } from './rooms.mjs';
+import { Sub, SYSTEM_CHANNEL } from './rooms.mjs';
 import { identityOf, refusal, step } from './guard.mjs';
 import { newId, parseHello, roomOf } from './slot.mjs';
 
-const SYSTEM_CHANNEL = 1;
 
 export class RelaySessions {
   /**
