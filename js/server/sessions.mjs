@@ -157,6 +157,7 @@ export class RelaySessions {
     this.stats.requests++;
     const errorOf = (e) => JSON.stringify({ code: String(e?.code || 'INTERNAL'), message: String(e?.message ?? e) });
     const answer = (isError, v) => this._turn(null, () => {
+      slot.pending--;
       if (!slot.s.h || slot.closed) return; // the session is gone: nobody waits
       const now = Date.now();
       this._touched.add(slot);
@@ -174,6 +175,13 @@ export class RelaySessions {
         }
       }
     });
+    // A client may not pile up work in onRequest: past the bound it is told
+    // so at once (its Socket's request rejects QUEUE_FULL), onRequest is not called.
+    slot.pending++;
+    if (slot.pending > this.o.maxPendingRequests) {
+      answer(true, { code: 'QUEUE_FULL', message: `over ${this.o.maxPendingRequests} requests in progress` });
+      return;
+    }
     let v;
     try {
       const room = slot.subs.get(channel)?.room ?? slot.room;

@@ -37,6 +37,7 @@ export const DEFAULTS = {
   maxConnectionsPerAddress: 100,
   maxMemory: 1 << 30,       // the core's memory; past it an allocation fails (1013 for that connection)
   memoryHeadroom: 64 << 20, // less than this free within maxMemory: new connections get 503
+  maxPendingRequests: 64,   // requests of one session in onRequest at once; past it: QUEUE_FULL
   maxSubscriptions: 64,     // rooms one session may be in (its hello's room included)
   presenceList: 100,        // presence carries the room's whole user list up to this many members
   ...LOG_DEFAULTS,          // each room's log: roomHistory, roomHistoryBytes, roomHistoryMs
@@ -103,6 +104,7 @@ export class Slot {
     this.due = -1;
     this.hello = null;   // pending: the client's hello, until decided
     this.closed = false; // SEV_CLOSED seen
+    this.pending = 0;    // its requests in onRequest
   }
 
   get room() { return this.subs.get(0)?.room ?? 'lobby'; }
