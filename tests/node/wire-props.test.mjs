@@ -1,0 +1,244 @@
+// Property tests of the wire glue against hostile bytes (issue 18, item 6):
+// random and mutated frames into decodeFrame and a BatchReader (frames from a
+// real Batcher, compressed with a shared window), random and mutated event
+// streams into the SseParser and, through a fetch of our own, into an
+// EventStream. For every seeded run: nothing escapes as an uncaught
+// exception; every refusal is a SwitchboardError with a code (thrown, or an
+// error event); what was accepted is what was sent; and afterwards the same
+// objects (or, where the refusal is final, the same core) handle well-formed
+// input exactly. The Socket's session is in tests/node/socket-props.test.mjs.
+// A failure prints the seed: SB_PROP_SEED=<seed> replays it.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createParser } from 'eventsource-parser';
+import { init, encodeFrame, decodeFrame, BatchReader, Batcher, FrameKind, SseParser, EventStream, SwitchboardError } from '../../js/index.js';
+import { property, watchUncaught, until } from './props.mjs';
+
+await init();
+const watch = watchUncaught();
+after(() => watch.stop());
+
+const vectors = JSON.parse(readFileSync(new URL('../data/frame-vectors.json', import.meta.url), 'utf8'));
+const unhex = (s) => new Uint8Array(Buffer.from(s, 'hex'));
+const hex = (b) => Buffer.from(b).toString('hex');
+const enc = new TextEncoder();
+const KINDS = Object.keys(FrameKind);
+
+/** A SwitchboardError with a non-empty string code, or the assertion says what it was. */
+function refusal(e, where) {
+  assert.ok(e instanceof SwitchboardError && typeof e.code === 'string' && e.code, `${where}: not a SwitchboardError: ${e?.stack || e}`);
+  return e.code;
+}
+
+function randomFrame(r) {
+  const u32 = () => r.pick([0, 1, 127, 128, 2 ** 32 - 1, r.int(2 ** 32), r.int(300)]);
+  return {
+    kind: r.pick(KINDS.filter((k) => k !== 'batch')),
+    flags: r.pick([0, 4, 8, 16, 32, 16 | 4]),
+    channel: u32(), id: u32(), seq: u32(), corr: u32(),
+    deadline: r.pick([-1, -1, 0, Date.UTC(2026, 0, 1), 2 ** 52]),
+    payload: r.bool() ? r.bytes(r.pick([0, 1, 5, 130, r.int(3000)])) : enc.encode(r.string(20)),
+  };
+}
+
+function sameFrame(got, want, where) {
+  for (const k of ['kind', 'flags', 'channel', 'id', 'seq', 'corr', 'deadline']) assert.equal(got[k], want[k], `${where}: ${k}`);
+  assert.equal(hex(got.payload), hex(want.payload), `${where}: payload`);
+}
+
+test('decodeFrame: random frames round-trip; random and mutated bytes decode canonically or are refused with a code; the codec stays exact', async () => {
+  await property('frame codec', 8, (r) => {
+    const valid = [];
+    for (let i = 0; i < 150; i++) {
+      const f = randomFrame(r);
+      const bytes = encodeFrame(f);
+      valid.push(bytes);
+      sameFrame(decodeFrame(bytes), f, 'round trip');
+    }
+    const codes = new Set();
+    for (let i = 0; i < 400; i++) {
+      const m = r.bool(0.8) ? r.mutate(r.pick(valid), valid) : r.bytes(r.int(24));
+      let f;
+      try {
+        f = decodeFrame(m, { maxPayload: r.pick([undefined, 64, 1 << 20]), text: r.bool(0.2) });
+      } catch (e) { codes.add(refusal(e, 'decodeFrame')); continue; }
+      // What decodes is a frame: re-encoding it decodes to the same fields.
+      if (typeof f.payload === 'string') continue;
+      sameFrame(decodeFrame(encodeFrame(f)), f, 'decoded, re-encoded');
+    }
+    assert.ok(codes.size >= 2, `mutations reached only ${[...codes]}`);
+    for (const v of vectors.valid) assert.equal(hex(encodeFrame(decodeFrame(unhex(v.hex)))), v.hex, v.name);
+    for (const v of vectors.invalid) assert.throws(() => decodeFrame(unhex(v.hex), { maxPayload: v.maxPayload }), (e) => e.code === v.error, v.name);
+    watch.check('in the frame codec');
+  });
+});
+
+/** Transport messages from a Batcher for these frames, in order. */
+function batches(frames, r) {
+  const out = [];
+  const b = new Batcher({ compression: r.pick(['shared', 'deflate', 'none']), compressAbove: r.pick([0, 64, 1024]), maxMessages: 1 + r.int(8), maxDelayMs: 1e6 }, (bytes) => out.push(bytes.slice()));
+  try {
+    for (const f of frames) b.add(f);
+    b.flush();
+  } finally { b.close(); }
+  return out;
+}
+
+test('BatchReader: batches from a Batcher read back exactly; mutated ones give frames or a coded refusal; after resetStream a clean stream reads exactly', async () => {
+  await property('batch reader', 8, (r) => {
+    const frames = Array.from({ length: 30 }, () => ({ ...randomFrame(r), kind: 'message', deadline: -1, payload: enc.encode(r.string(80).repeat(1 + r.int(4))) }));
+    const msgs = batches(frames, r);
+    const clean = new BatchReader();
+    const hit = new BatchReader({ maxInflated: r.pick([0, 4096]) });
+    try {
+      const got = msgs.flatMap((m) => clean.read(m));
+      assert.equal(got.length, frames.length);
+      got.forEach((f, i) => sameFrame(f, frames[i], `frame ${i}`));
+      // The same stream with some messages mutated, into another reader.
+      const surely = r.int(msgs.length);
+      for (let j = 0; j < msgs.length; j++) {
+        const m = msgs[j];
+        const bad = j === surely || r.bool(0.4) ? r.mutate(m, msgs) : m;
+        try {
+          for (const f of hit.read(bad)) assert.ok(f.bytes instanceof Uint8Array && typeof f.kind === 'string');
+        } catch (e) { refusal(e, 'BatchReader.read'); }
+      }
+      watch.check('in the batch reader');
+      // A new link: reset, and a fresh stream reads back exactly.
+      hit.resetStream();
+      const again = batches(frames, r).flatMap((m) => hit.read(m));
+      assert.equal(again.length, frames.length);
+      again.forEach((f, i) => sameFrame(f, frames[i], `after reset, frame ${i}`));
+    } finally { clean.close(); hit.close(); }
+  });
+});
+
+const PIECES = ['data: ', 'data:', 'data', 'event: ', 'event:x', 'id: ', 'id:\u0000', 'retry: 5', 'retry: x', ': c', 'x', 'é', '😀', '\r', '\n', '\r\n', '\n\n', ' ', ':', '\u0000', '\ufeff'];
+
+function sseStream(r) {
+  let s = '';
+  const n = r.int(120);
+  for (let i = 0; i < n; i++) s += r.pick(PIECES);
+  let b = enc.encode(s);
+  if (r.bool(0.3)) b = r.mutate(b);
+  if (r.bool(0.15)) b = new Uint8Array([...b, ...enc.encode('data: '), ...new Uint8Array(200).fill(0x61), 10, 10]); // over the caps below
+  return b;
+}
+
+function chunks(r, b) {
+  const out = [];
+  for (let i = 0; i < b.length;) { const k = r.pick([1, 2, 3, 7, 64, b.length]); out.push(b.subarray(i, i + k)); i += k; }
+  return out;
+}
+
+/** eventsource-parser's events for a whole stream, ids carried like EventSource. */
+function reference(bytes, startId) {
+  const out = [];
+  const p = createParser({ onEvent: (e) => out.push([e.event || 'message', e.data, e.id]) });
+  p.feed(new TextDecoder().decode(bytes));
+  let last = startId; // the last id outlives a stream's end, as EventSource's does
+  for (const e of out) { if (e[2] !== undefined) last = e[2]; e[2] = last; }
+  return out;
+}
+
+test('SseParser: random and mutated streams in random chunks give the reference events or TOO_LARGE; after end() a clean event parses exactly', async () => {
+  await property('sse parser', 10, (r) => {
+    const p = new SseParser({ maxLineBytes: 128, maxEventBytes: 160 });
+    try {
+      for (let k = 0; k < 30; k++) {
+        const b = sseStream(r);
+        const got = [];
+        const startId = p.lastEventId;
+        let refused = null;
+        for (const c of chunks(r, b)) {
+          try { p.feed(c, (type, data, id) => { got.push([type, data, id]); }); } catch (e) { refused = refusal(e, 'SseParser.feed'); }
+        }
+        if (refused) assert.equal(refused, 'TOO_LARGE');
+        else if (!b.includes(0) && !b.includes(0x0d)) {
+          // NUL in ids and CR line ends: the two parsers differ on purpose (EventSource rules); elsewhere they agree.
+          const ref = reference(b, startId);
+          assert.deepEqual(got, ref.slice(0, got.length), 'events differ from eventsource-parser');
+          assert.ok(got.length === ref.length, 'events missing');
+        }
+        p.end();
+        const after = [];
+        p.feed(enc.encode(`id: k${k}\ndata: ok ${k}\n\n`), (type, data, id) => { after.push([type, data, id]); });
+        assert.deepEqual(after, [['message', `ok ${k}`, `k${k}`]]);
+        assert.equal(p.lastEventId, `k${k}`);
+        p.end();
+      }
+    } finally { p.close(); }
+    watch.check('in the SSE parser');
+  });
+});
+
+/** A fetch of our own: answer i is responses[i] (the last one repeats). */
+function scriptedFetch(responses, seen) {
+  let i = 0;
+  return async (url, init) => {
+    seen.push({ lastEventId: init.headers.get('last-event-id') });
+    const make = responses[Math.min(i++, responses.length - 1)];
+    return make(init.signal);
+  };
+}
+
+function sseResponse(parts, { status = 200, type = 'text/event-stream', fail = false, headers = {} } = {}) {
+  if (status === 204) return () => new Response(null, { status });
+  return () => new Response(new ReadableStream({
+    start(ctl) {
+      for (const p of parts) ctl.enqueue(p);
+      if (fail) ctl.error(new Error('network down'));
+      else ctl.close();
+    },
+  }), { status, headers: { 'content-type': type, ...headers } });
+}
+
+test('EventStream: hostile responses are reported as coded errors; a retriable one is followed by a clean resume, a final one closes and the next stream works', async () => {
+  await property('event stream', 5, async (r) => {
+    for (let k = 0; k < 8; k++) {
+      const hostileBody = sseStream(r);
+      const kind = r.pick(['body', 'body', 'broken', 'status', 'type', 'status429']);
+      const first = {
+        body: sseResponse(chunks(r, hostileBody)),
+        broken: sseResponse(chunks(r, hostileBody), { fail: true }),
+        status: sseResponse([], { status: r.pick([500, 502, 404, 401, 301]) }),
+        type: sseResponse([hostileBody], { type: r.pick(['text/html', '', 'application/json']) }),
+        status429: sseResponse([], { status: 429, headers: { 'retry-after': r.pick(['0', 'soon', '-1', 'Wed, 21 Oct 2015 07:28:00 GMT']) } }),
+      }[kind];
+      const seen = [];
+      const es = new EventStream('http://props.invalid/sse', {
+        fetch: scriptedFetch([first, sseResponse([enc.encode('id: clean\ndata: done\n\n')]), sseResponse([], { status: 204 })], seen),
+        reconnect: { minDelay: 0, maxDelay: 1, maxAttempts: 5 }, maxLineBytes: 128, maxEventBytes: 160,
+      });
+      const errors = [];
+      const data = [];
+      es.addEventListener('error', (e) => errors.push(e.error));
+      es.addEventListener('message', (e) => data.push(e.data));
+      const closed = await new Promise((ok) => es.addEventListener('close', ok, { once: true }));
+      for (const e of errors) refusal(e, `EventStream (${kind}) error event`);
+      assert.ok(errors.length >= 1, `${kind}: nothing reported`);
+      const final = errors.find((e) => e.code !== 'CONNECTION_LOST' && e.code !== 'HTTP_ERROR') || errors[0];
+      if (data.includes('done')) {
+        // Retried: the clean answer was asked for with the id the stream had seen, and ended it with 204.
+        assert.equal(closed.error?.code, 'NO_CONTENT', kind);
+        assert.equal(es.lastEventId, 'clean');
+        assert.equal(seen.length, 3);
+        assert.equal(data.at(-1), 'done');
+      } else {
+        // Refused for good: the error says why, once, and the stream is closed.
+        assert.equal(seen.length, 1, `${kind}: a final refusal must not retry`);
+        assert.ok(['TOO_LARGE', 'BAD_CONTENT_TYPE', 'HTTP_ERROR'].includes(closed.error?.code), `${kind}: closed with ${closed.error?.code}: ${closed.error?.message}`);
+        assert.equal(closed.error, final);
+      }
+      assert.equal(es.readyState, EventStream.CLOSED);
+    }
+    // The core is intact: a new stream reads a clean answer.
+    const es = new EventStream('http://props.invalid/sse', { fetch: scriptedFetch([sseResponse([enc.encode('id: 1\ndata: fine\n\n')]), sseResponse([], { status: 204 })], []), reconnect: { minDelay: 0, maxDelay: 1, maxAttempts: 5 } });
+    const got = [];
+    es.addEventListener('message', (e) => got.push([e.data, e.lastEventId]));
+    await new Promise((ok) => es.addEventListener('close', ok, { once: true }));
+    assert.deepEqual(got, [['fine', '1']]);
+    watch.check('in the event stream');
+  });
+});
