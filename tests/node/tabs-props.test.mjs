@@ -168,8 +168,10 @@ test('SharedState: random and mutated sync messages are merged or reported, neve
       const valid = corpus(r);
       const now = Date.now();
       const expected = []; // the codes s must report, in order
+      const over = r.int(40);
       for (let i = 0; i < 40; i++) {
-        const m = hostile(r, valid, now);
+        // One message just over the size limit, whose head is a valid message.
+        const m = i === over ? (() => { const b = new Uint8Array(judge.maxMsg + 1 + r.int(64)); b.set(r.pick(valid)); return b; })() : hostile(r, valid, now);
         spy.postMessage(m);
         if (m.length > judge.maxMsg) { expected.push('TOO_LARGE'); continue; } // not read at all
         const v = judge.merge(m);
