@@ -75,9 +75,9 @@ test('decodeFrame: random frames round-trip; random and mutated bytes decode can
 });
 
 /** Transport messages from a Batcher for these frames, in order. */
-function batches(frames, r) {
+function batches(frames, r, opts = {}) {
   const out = [];
-  const b = new Batcher({ compression: r.pick(['shared', 'deflate', 'none']), compressAbove: r.pick([0, 64, 1024]), maxMessages: 1 + r.int(8), maxDelayMs: 1e6 }, (bytes) => out.push(bytes.slice()));
+  const b = new Batcher({ compression: r.pick(['shared', 'deflate', 'none']), compressAbove: r.pick([0, 64, 1024]), maxMessages: 1 + r.int(8), maxDelayMs: 1e6, ...opts }, (bytes) => out.push(bytes.slice()));
   try {
     for (const f of frames) b.add(f);
     b.flush();
@@ -100,12 +100,22 @@ test('BatchReader: batches from a Batcher read back exactly; mutated ones give f
       for (let j = 0; j < msgs.length; j++) {
         const m = msgs[j];
         const bad = j === surely || r.bool(0.4) ? r.mutate(m, msgs) : m;
-        try {
-          for (const f of hit.read(bad)) assert.ok(f.bytes instanceof Uint8Array && typeof f.kind === 'string');
-        } catch (e) { refusal(e, 'BatchReader.read'); }
+        let outer = true; // a message is one frame (maybe a batch): one decodeFrame refuses is no message
+        try { decodeFrame(bad); } catch { outer = false; }
+        let frames;
+        try { frames = hit.read(bad); } catch (e) { refusal(e, 'BatchReader.read'); continue; }
+        assert.ok(outer, 'read() accepted a message whose frame decodeFrame refuses, and reported nothing');
+        for (const f of frames) assert.ok(f.bytes instanceof Uint8Array && typeof f.kind === 'string');
       }
       watch.check('in the batch reader');
-      // A new link: reset, and a fresh stream reads back exactly.
+      // resetStream forgets the shared window: the next message of the old
+      // stream (compressed against it) is refused, a fresh stream reads exactly.
+      const same = { kind: 'message', seq: 1, payload: enc.encode(`${r.string(8)} compressible `.repeat(12)) };
+      const shared = batches([same, same, same], r, { compression: 'shared', compressAbove: 0, maxMessages: 1 }); // the next refers back
+      clean.resetStream();
+      clean.read(shared[0]);
+      clean.resetStream();
+      assert.throws(() => clean.read(shared[1]), (e) => e.code === 'CORRUPT', 'a shared-window message after resetStream');
       hit.resetStream();
       const again = batches(frames, r).flatMap((m) => hit.read(m));
       assert.equal(again.length, frames.length);
@@ -185,51 +195,84 @@ function scriptedFetch(responses, seen) {
 
 function sseResponse(parts, { status = 200, type = 'text/event-stream', fail = false, headers = {} } = {}) {
   if (status === 204) return () => new Response(null, { status });
-  return () => new Response(new ReadableStream({
-    start(ctl) {
-      for (const p of parts) ctl.enqueue(p);
-      if (fail) ctl.error(new Error('network down'));
-      else ctl.close();
-    },
-  }), { status, headers: { 'content-type': type, ...headers } });
+  // One chunk per pull, so a broken stream breaks after all of them were read.
+  return () => {
+    let i = 0;
+    return new Response(new ReadableStream({
+      pull(ctl) {
+        if (i < parts.length) ctl.enqueue(parts[i++]);
+        else if (fail) ctl.error(new Error('network down'));
+        else ctl.close();
+      },
+    }), { status, headers: { 'content-type': type, ...headers } });
+  };
 }
 
-test('EventStream: hostile responses are reported as coded errors; a retriable one is followed by a clean resume, a final one closes and the next stream works', async () => {
+const CAPS = { maxLineBytes: 128, maxEventBytes: 160 };
+const RETRIED = new Set([500, 502, 429]); // of the statuses below, those EventSource semantics retry
+
+/** What an SseParser with the caps makes of a body: its events' data, or null when it is over a cap. */
+function oracle(parts) {
+  const p = new SseParser(CAPS);
+  const data = [];
+  try {
+    for (const c of parts) p.feed(c, (type, d) => { if (type === 'message') data.push(d); });
+    return data;
+  } catch (e) {
+    assert.equal(e.code, 'TOO_LARGE');
+    return null;
+  } finally { p.close(); }
+}
+
+test('EventStream: every hostile answer is reported once with a code; a retriable one is followed by a clean resume, a final one closes and the next stream works', async () => {
   await property('event stream', 5, async (r) => {
     for (let k = 0; k < 8; k++) {
-      const hostileBody = sseStream(r);
+      const parts = chunks(r, sseStream(r));
       const kind = r.pick(['body', 'body', 'broken', 'status', 'type', 'status429']);
+      const status = r.pick([500, 502, 404, 401, 301]);
       const first = {
-        body: sseResponse(chunks(r, hostileBody)),
-        broken: sseResponse(chunks(r, hostileBody), { fail: true }),
-        status: sseResponse([], { status: r.pick([500, 502, 404, 401, 301]) }),
-        type: sseResponse([hostileBody], { type: r.pick(['text/html', '', 'application/json']) }),
+        body: sseResponse(parts),
+        broken: sseResponse(parts, { fail: true }),
+        status: sseResponse([], { status }),
+        type: sseResponse(parts, { type: r.pick(['text/html', '', 'application/json']) }),
         status429: sseResponse([], { status: 429, headers: { 'retry-after': r.pick(['0', 'soon', '-1', 'Wed, 21 Oct 2015 07:28:00 GMT']) } }),
+      }[kind];
+      const bodyData = kind === 'body' || kind === 'broken' ? oracle(parts) : [];
+      // What must happen: the first code reported, and whether the stream goes on.
+      const want = {
+        body: bodyData ? ['CONNECTION_LOST', true] : ['TOO_LARGE', false],
+        broken: bodyData ? ['CONNECTION_LOST', true] : ['TOO_LARGE', false],
+        status: ['HTTP_ERROR', RETRIED.has(status)],
+        type: ['BAD_CONTENT_TYPE', false],
+        status429: ['HTTP_ERROR', true],
       }[kind];
       const seen = [];
       const es = new EventStream('http://props.invalid/sse', {
         fetch: scriptedFetch([first, sseResponse([enc.encode('id: clean\ndata: done\n\n')]), sseResponse([], { status: 204 })], seen),
-        reconnect: { minDelay: 0, maxDelay: 1, maxAttempts: 5 }, maxLineBytes: 128, maxEventBytes: 160,
+        reconnect: { minDelay: 0, maxDelay: 1, maxAttempts: 5 }, ...CAPS,
       });
       const errors = [];
       const data = [];
       es.addEventListener('error', (e) => errors.push(e.error));
       es.addEventListener('message', (e) => data.push(e.data));
       const closed = await new Promise((ok) => es.addEventListener('close', ok, { once: true }));
-      for (const e of errors) refusal(e, `EventStream (${kind}) error event`);
-      assert.ok(errors.length >= 1, `${kind}: nothing reported`);
-      const final = errors.find((e) => e.code !== 'CONNECTION_LOST' && e.code !== 'HTTP_ERROR') || errors[0];
-      if (data.includes('done')) {
-        // Retried: the clean answer was asked for with the id the stream had seen, and ended it with 204.
-        assert.equal(closed.error?.code, 'NO_CONTENT', kind);
+      const where = `${kind}${kind === 'status' ? ` ${status}` : ''}`;
+      for (const e of errors) refusal(e, `EventStream (${where}) error event`);
+      if (want[1]) {
+        // One report per answer: the hostile one, the clean stream's end, the 204.
+        assert.deepEqual(errors.map((e) => e.code), [want[0], 'CONNECTION_LOST', 'NO_CONTENT'], where);
+        assert.equal(closed.error, errors[2]);
+        // What the hostile body carried (up to where it broke off), then the clean event, resumed from the id seen.
+        if (kind === 'body' || kind === 'broken') assert.deepEqual(data, [...bodyData, 'done'], where);
+        else assert.deepEqual(data, ['done'], where);
+        assert.equal(seen.length, 3, where);
+        assert.equal(seen[2].lastEventId, 'clean');
         assert.equal(es.lastEventId, 'clean');
-        assert.equal(seen.length, 3);
-        assert.equal(data.at(-1), 'done');
       } else {
-        // Refused for good: the error says why, once, and the stream is closed.
-        assert.equal(seen.length, 1, `${kind}: a final refusal must not retry`);
-        assert.ok(['TOO_LARGE', 'BAD_CONTENT_TYPE', 'HTTP_ERROR'].includes(closed.error?.code), `${kind}: closed with ${closed.error?.code}: ${closed.error?.message}`);
-        assert.equal(closed.error, final);
+        // Refused for good: reported once, closed with that error, never retried.
+        assert.deepEqual(errors.map((e) => e.code), [want[0]], where);
+        assert.equal(closed.error, errors[0]);
+        assert.equal(seen.length, 1, `${where}: a final refusal must not retry`);
       }
       assert.equal(es.readyState, EventStream.CLOSED);
     }
