@@ -25,7 +25,7 @@ const baseTypes = "export { init, SwitchboardError } from './index.js';\nexport 
 
 /** job -> its modules in js/ (as js/index.js re-exports them) and its Node tests. */
 export const jobs = {
-  bridge: { modules: ['bridge'], tests: ['bridge', 'bridge-props'] },
+  bridge: { modules: ['bridge'], tests: ['bridge', 'bridge-props', 'bridge-window-props'] },
   tabs: { modules: ['tabs'], tests: ['tabs', 'tabs-props'] },
   socket: { modules: ['socket'], tests: ['socket', 'socket-props'] },
   sse: { modules: ['sse'], tests: ['sse', 'sse-stream', 'sse-props'] },
