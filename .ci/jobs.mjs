@@ -62,7 +62,10 @@ export function exportList(job, all) {
   const known = new Set(all);
   const names = new Set(always);
   for (const m of modules(job)) {
-    for (const [, n] of readFileSync(js + m, 'utf8').matchAll(/[.'"](sb_[a-z0-9_]+)\b/g)) {
+    // Comments call nothing: a name in one (core.js documents `core.fn.sb_…`)
+    // must not link that function into every job.
+    const code = readFileSync(js + m, 'utf8').replace(/\/\*[\s\S]*?\*\/|(^|[^:'"`\\])\/\/.*$/gm, '$1');
+    for (const [, n] of code.matchAll(/[.'"](sb_[a-z0-9_]+)\b/g)) {
       if (names.has(n)) continue;
       if (!known.has(n)) throw new Error(`js/${m} calls ${n}, which no src/*.h marks SB_EXPORT`);
       names.add(n);
