@@ -45,9 +45,10 @@ import { WHOLE_CORE } from './core-path.mjs';
 
 const PAGE = 65536; // bytes in a wasm memory page
 import { SwitchboardError } from '../errors.js';
-import { Session, utf8, bytesOf } from '../session.js';
+import { utf8, bytesOf } from '../session.js';
+import { ServerSession } from './session.mjs';
 import {
-  SESSION_SERVER, SESSION_PROTOCOL, SESSION_CLOSED,
+  SESSION_PROTOCOL, SESSION_CLOSED,
   SEV_WRITE, SEV_DISCONNECT, SEV_MESSAGE, SEV_REQUEST, SEV_CLOSED, SEV_DIRTY, SEV_HELLO, SEV_ERROR, SEV_DROP,
   SEV_PAUSE,
   SO_HELLO_TIMEOUT, SO_IDLE_TIMEOUT, SO_SESSION_TTL, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES,
@@ -138,7 +139,7 @@ const roomOf = (h) => (typeof h.room === 'string' && h.room.length > 0 && h.room
 /** The fields of an sb_session object the relay keeps beside it. */
 class Slot {
   constructor(s) {
-    this.s = s;          // Session (js/session.js), server role
+    this.s = s;          // ServerSession (js/server/session.mjs)
     this.id = null;      // null while pending (no hello accepted yet)
     this.conn = null;    // the Conn attached, or null while detached
     this.room = 'lobby';
@@ -322,7 +323,7 @@ export class Relay {
   // ---- sessions ------------------------------------------------------------
 
   _session() {
-    return new Session(SESSION_SERVER, this.options, undefined, this.core);
+    return new ServerSession(this.options, undefined, this.core);
   }
 
   /** Load the stored sessions, each detached until its client takes it over. */
