@@ -266,7 +266,7 @@ void sb_unbatch_destroy(sb_unbatch *u)
 static int push_item(sb_unbatch *u, size_t off, size_t len)
 {
     if (u->nitems == u->cap_items) {
-        size_t cap = u->cap_items ? u->cap_items * 2 : 64;
+        size_t cap = u->cap_items ? u->cap_items * 2 : 8; /* most messages are a few frames */
         item *p = realloc(u->items, cap * sizeof *p);
         if (!p)
             return SB_E_NO_MEMORY;
