@@ -483,6 +483,7 @@ export class Relay {
     slot.echo = h.echo === true;
     slot.conn = conn;
     conn.slot = slot;
+    conn.req = null; // the hooks have seen it: not kept for the connection's life (headers, URL: ~1 KiB)
     this._dirty.add(slot); // room, user, echo
     this._touched.add(slot);
     this._drain(slot);

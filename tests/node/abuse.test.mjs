@@ -15,7 +15,7 @@ import { init } from '../../js/core.js';
 import { encodeFrame } from '../../js/frame.js';
 import { Relay } from '../../js/server/relay.mjs';
 import {
-  SESSION_PROTOCOL, SO_COMPRESS, SS_QUEUED, FRAME_F_ACK_REQ, FRAME_F_COMPRESSED,
+  SESSION_PROTOCOL, SO_COMPRESS, SS_QUEUED, SS_BYTES_IN, SS_PAYLOAD_BYTES_IN, FRAME_F_ACK_REQ, FRAME_F_COMPRESSED,
   CLOSE_TRY_AGAIN, CLOSE_HELLO_TIMEOUT, CLOSE_RATE_LIMITED,
 } from '../../js/constants.js';
 import { SessionClient } from './session-client.mjs';
@@ -219,6 +219,45 @@ test('300 connections each sending an 8 KB deflate bomb stay open and the heap s
   } finally {
     for (const { c } of hostile) c.close();
     p.close(); relay.close();
+    await s.kill();
+  }
+});
+
+test('an idle connection holds no compression state: 300 open compressing sessions cost the core a few KiB each; a link that then sends compresses', async () => {
+  const relay = await Relay.create({ maxConnectionsPerAddress: 1000 });
+  const s = await serve(relay);
+  const inUse = () => relay.core.memory.buffer.byteLength - (relay.core.fn.emmalloc_free_dynamic_memory() >>> 0);
+  const clients = [];
+  try {
+    const warm = new SessionClient(s.url, { hello: { room: 'idle-warm' } });
+    await warm.until(() => warm.open, 5000, 'warm open');
+    const before = inUse();
+    const N = 300;
+    for (let k = 0; k < N; k += 100) {
+      const batch = Array.from({ length: 100 }, (_, i) => new SessionClient(s.url, { hello: { room: `idle-${k + i}`, user: `u${k + i}` } }));
+      clients.push(...batch);
+      await Promise.all(batch.map((c) => c.until(() => c.open, 10000, 'idle open')));
+    }
+    assert.equal(relay.conns.size, N + 1);
+    const per = (inUse() - before) / N;
+    // zlib's deflate state alone is ~260 KiB: made per link, this was ~280 KiB.
+    assert.ok(per < 24 << 10, `${(per / 1024).toFixed(1)} KiB of the core per idle connection`);
+    // Compression still happens once a link has something worth compressing.
+    const [a, b] = clients;
+    const text = 'the release review is after lunch, bring the dashboard numbers please. '.repeat(40);
+    const got = b.s.stat(SS_BYTES_IN);
+    const payload = b.s.stat(SS_PAYLOAD_BYTES_IN);
+    const far = new SessionClient(s.url, { hello: { room: 'idle-1', user: 'far' } });
+    clients.push(far);
+    await far.until(() => far.open, 5000, 'far open');
+    far.send(text);
+    await b.until(() => b.texts().includes(text), 5000, 'b got it');
+    assert.ok(b.s.stat(SS_BYTES_IN) - got < (b.s.stat(SS_PAYLOAD_BYTES_IN) - payload) / 4, 'it arrived deflated');
+    assert.equal(a.texts().length, 0);
+    warm.close();
+  } finally {
+    for (const c of clients) c.close();
+    relay.close();
     await s.kill();
   }
 });
