@@ -5,7 +5,15 @@
 // so the two never share a heap), its clients in other child processes
 // (bench/lib/relay-clients.mjs), all on 127.0.0.1. Printed as ratios.
 //
-//   node bench/relay.mjs [--idle 10000] [--subs 1000] [--pubs 4] [--rates 50,100,200,400] [--ms 3000] [--procs 2]
+//   node bench/relay.mjs [--idle 10000] [--subs 1000] [--pubs 4] [--rates 50,100,200,400] [--ms 3000]
+//                        [--procs 2] [--kinds sb,sio,ws]
+//   SWITCHBOARD_RELAY_WASM=FILE runs the relay on another core build (one
+//   linked with --profiling-funcs, say); SB_BENCH_PROF=DIR writes a V8 CPU
+//   profile of every child process into DIR.
+//
+// The machine is shared: wall-clock figures move with whatever else runs,
+// so the fan-out rows also give the server process's CPU time per delivery
+// (user + system over the phase and its drain, divided by the deliveries).
 //
 // 1. idle memory: the server's RSS and V8 heap (heapUsed + external, which
 //    holds ArrayBuffers such as the relay core's linear memory) after two
@@ -14,7 +22,9 @@
 //    processes), each in a room of its own (socket.io puts every socket in a
 //    room of its own too) and idle, measured again: the difference divided by
 //    --idle. For the relay also the core's linear memory and the part of it
-//    in use (its allocator's free bytes subtracted).
+//    in use (its allocator's free bytes subtracted). The ws row is a bare
+//    `ws` server holding the same sockets and doing nothing: the floor that
+//    Node's sockets, the HTTP upgrade and ws cost either server.
 // 2. fan-out: --subs subscribers in one room plus --pubs publishers in it,
 //    the subscribers spread over --procs processes, the publishers in the
 //    first. For each rate of --rates (messages a second, all publishers
@@ -26,7 +36,11 @@
 //    arrived within --ms after the phase ended; a delivery that did not
 //    arrive by then counts as later than all (so p99 is reported as > that
 //    when over 1% are missing). The verdict uses the highest rate: our
-//    deliveries/s >= 2x socket.io's at a p99 no worse.
+//    deliveries/s >= 2x socket.io's at a p99 no worse. The subscribers join
+//    before the clock starts ("joined in"); the relay's hello deadline is
+//    raised to 120 s here, as every join sends the room's whole user list
+//    to every member (presence), which keeps a relay busy for a while as a
+//    room of 1,000 fills.
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -40,15 +54,17 @@ const PUBS = Number(arg('pubs', 4));
 const RATES = String(arg('rates', '50,100,200,400')).split(',').map(Number);
 const MS = Number(arg('ms', 3000));
 const PROCS = Number(arg('procs', 2));
-const KINDS = String(arg('kinds', 'sb,sio')).split(',');
-const LABEL = { sb: 'switchboard relay', sio: 'socket.io 4.8' };
+const KINDS = String(arg('kinds', 'sb,sio,ws')).split(',');
+const LABEL = { sb: 'switchboard relay', sio: 'socket.io 4.8', ws: 'bare ws (the floor)' };
 
 const SERVER = fileURLToPath(new URL('./lib/relay-server.mjs', import.meta.url));
 const CLIENTS = fileURLToPath(new URL('./lib/relay-clients.mjs', import.meta.url));
 
 /** A child process that answers one message per request, in order. */
 function child(path, args, execArgv = []) {
-  const proc = fork(path, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+  // SB_BENCH_PROF=DIR: a V8 CPU profile of every child into DIR.
+  const prof = process.env.SB_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.SB_BENCH_PROF}`] : [];
+  const proc = fork(path, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...execArgv, ...prof] });
   const waiting = [];
   let ready;
   const readyP = new Promise((r) => { ready = r; });
@@ -64,14 +80,22 @@ function child(path, args, execArgv = []) {
     proc,
     ready: readyP,
     ask(msg) { return new Promise((r) => { waiting.push(r); proc.send(msg); }); },
-    kill() { return new Promise((r) => { if (proc.exitCode !== null || proc.signalCode) r(); else { proc.once('exit', () => r()); proc.kill('SIGKILL'); } }); },
+    // Disconnecting lets it exit by itself (a --cpu-prof in NODE_OPTIONS is written); else SIGKILL.
+    kill() {
+      return new Promise((r) => {
+        if (proc.exitCode !== null || proc.signalCode) return r();
+        const t = setTimeout(() => proc.kill('SIGKILL'), process.env.SB_BENCH_PROF ? 60000 : 5000);
+        proc.once('exit', () => { clearTimeout(t); r(); });
+        proc.disconnect();
+      });
+    },
   };
 }
 
 async function server(kind) {
   const s = child(SERVER, ['--kind', kind], ['--expose-gc']);
   const { port } = await s.ready;
-  return { ...s, url: kind === 'sb' ? `ws://127.0.0.1:${port}/` : `http://127.0.0.1:${port}` };
+  return { ...s, url: kind === 'sio' ? `http://127.0.0.1:${port}` : `ws://127.0.0.1:${port}/` };
 }
 
 async function clientProcs(kind, url, n) {
@@ -135,15 +159,17 @@ async function fanout(kind) {
     const joinMs = Date.now() - t0;
     await sleep(2000); // whatever joining queued (presence) is through
     for (const [phase, rate] of RATES.entries()) {
+      const cpu0 = (await srv.ask({ cpu: true })).us;
       const from = wall();
       const { sent } = await procs[0].ask({ pub: rate, ms: MS, phase });
       const to = wall();
       await sleep(MS);
+      const cpu = (await srv.ask({ cpu: true })).us - cpu0;
       const res = await Promise.all(procs.map((p) => p.ask({ collect: phase, from, to })));
       const lat = res.flatMap((r) => r.lat);
       const expected = sent * SUBS;
       const inWindow = res.reduce((a, r) => a + r.inWindow, 0);
-      rows.push({ rate, sent, expected, got: lat.length, perSec: inWindow / ((to - from) / 1000), p99: p99(lat, expected), p50: p99(lat, expected * 0.5 / 0.99) });
+      rows.push({ rate, sent, expected, got: lat.length, perSec: inWindow / ((to - from) / 1000), p99: p99(lat, expected), cpu: cpu / lat.length, p50: p99(lat, expected * 0.5 / 0.99) });
       await sleep(1000);
     }
     return { joinMs, rows };
@@ -158,9 +184,10 @@ const results = {};
 for (const kind of KINDS) {
   results[kind] = { idle: IDLE ? await idle(kind) : null };
   await sleep(1000);
-  results[kind].fan = SUBS ? await fanout(kind) : null;
+  results[kind].fan = SUBS && kind !== 'ws' ? await fanout(kind) : null;
   await sleep(1000);
 }
+const FAN = KINDS.filter((k) => results[k].fan);
 
 console.log(`\nbench/relay: ${IDLE} idle connections; one room of ${SUBS} subscribers, ${PUBS} publishers; clients in ${PROCS} processes per server`);
 if (IDLE) {
@@ -177,12 +204,12 @@ if (IDLE) {
   }
 }
 if (SUBS) {
-  console.log(`\n2. fan-out to ${SUBS} subscribers (publishes/s offered -> deliveries/s achieved, p50 / p99 latency)`);
+  console.log(`\n2. fan-out to ${SUBS} subscribers (publishes/s offered -> deliveries/s achieved, p50 / p99 latency, server CPU per delivery)`);
   console.log('| server | joined in | ' + RATES.map((r) => `${r}/s (${r * SUBS}/s offered)`).join(' | ') + ' |');
   console.log('| --- | --- | ' + RATES.map(() => '---').join(' | ') + ' |');
-  for (const k of KINDS) {
+  for (const k of FAN) {
     const f = results[k].fan;
-    console.log(`| ${LABEL[k]} | ${f.joinMs} ms | ` + f.rows.map((r) => `${fmt(r.perSec)}/s, ${fmt(r.p50, 1)} / ${fmt(r.p99, 1)} ms${r.got < r.expected ? ` (${r.expected - r.got} late)` : ''}`).join(' | ') + ' |');
+    console.log(`| ${LABEL[k]} | ${f.joinMs} ms | ` + f.rows.map((r) => `${fmt(r.perSec)}/s, ${fmt(r.p50, 1)} / ${fmt(r.p99, 1)} ms, ${r.cpu.toFixed(1)} µs${r.got < r.expected ? ` (${r.expected - r.got} late)` : ''}`).join(' | ') + ' |');
   }
   if (results.sb && results.sio) {
     const a = results.sb.fan.rows.at(-1), b = results.sio.fan.rows.at(-1);

@@ -3,12 +3,13 @@
 //
 //   sb   a client-role switchboard.v1 session of the C core (js/session.js,
 //        the same session the browser Socket runs, with the Socket's default
-//        options) over a `ws` WebSocket; hello {room, user}
+//        options but connectTimeout 120 s) over a `ws` WebSocket; hello {room, user}
 //   sio  socket.io-client 4 (transports ['websocket'], forceNew: one
 //        connection per client), 'join' room once connected
+//   ws   a bare `ws` WebSocket (idle only: the floor)
 //
 // Messages from the bench:
-//   {open: n, room, prefix}  open n clients (in batches of 250); each joins
+//   {open: n, room, prefix}  open n clients (in batches of 100); each joins
 //                            `room`, or its own room `${prefix}${i}` when
 //                            room is null. Answers {opened, failed}
 //   {pub: rate, ms, phase}   the publishers of this process (the first
@@ -26,7 +27,7 @@ import { io } from 'socket.io-client';
 import { init } from '../../js/core.js';
 import { Session } from '../../js/session.js';
 import {
-  SESSION_CLIENT, SESSION_PROTOCOL, SEV_WRITE, SEV_CONNECT, SEV_DISCONNECT, SEV_OPEN, SEV_MESSAGE, SEV_F_TEXT, SEV_F_OFFER_FRAMED,
+  SESSION_CLIENT, SESSION_PROTOCOL, SO_CONNECT_TIMEOUT, SEV_WRITE, SEV_CONNECT, SEV_DISCONNECT, SEV_OPEN, SEV_MESSAGE, SEV_F_TEXT, SEV_F_OFFER_FRAMED,
 } from '../../js/constants.js';
 
 const args = process.argv.slice(2);
@@ -53,7 +54,9 @@ function delivered(text) {
 /** One switchboard client: a client-role Session over a ws WebSocket. */
 class SbClient {
   constructor(hello, onMessage) {
-    this.s = new Session(SESSION_CLIENT, []);
+    // The Socket's defaults but a longer connect timeout (socket + handshake):
+    // a relay busy with a filling room answers hellos late (bench/relay.mjs).
+    this.s = new Session(SESSION_CLIENT, [[SO_CONNECT_TIMEOUT, 120e3]]);
     const [p, n] = this.s.put(JSON.stringify(hello));
     this.s.check(this.s.fn.sb_session_set_hello(this.s.h, p, n), 'hello');
     this.onMessage = onMessage;
@@ -151,12 +154,23 @@ class SioClient {
   close() { this.s.close(); }
 }
 
+/** A bare WebSocket, for the floor. */
+class WsClient {
+  constructor() {
+    this.ws = new WebSocket(url, { perMessageDeflate: false });
+    this.ws.on('error', () => {});
+    this.opened = new Promise((resolve) => { this.ws.once('open', () => resolve(true)); this.ws.once('error', () => resolve(false)); });
+  }
+
+  close() { this.ws.terminate(); }
+}
+
 const clients = [];
 let publishers = [];
 
 async function open(n, room, prefix, pubs) {
   let failed = 0;
-  const BATCH = 250;
+  const BATCH = 100;
   for (let k = 0; k < n; k += BATCH) {
     const batch = [];
     for (let i = k; i < Math.min(n, k + BATCH); i++) {
@@ -170,11 +184,11 @@ async function open(n, room, prefix, pubs) {
         a.push(now - m.t);
         arrivals[nArr++] = now;
       };
-      const c = kind === 'sb' ? new SbClient({ room: r, user: `u${i}` }, onMessage) : new SioClient(r, onMessage);
+      const c = kind === 'sb' ? new SbClient({ room: r, user: `u${i}` }, onMessage) : kind === 'sio' ? new SioClient(r, onMessage) : new WsClient();
       if (isPub) publishers.push(c);
       batch.push(c);
     }
-    const ok = await Promise.race([Promise.all(batch.map((c) => c.opened)), new Promise((r) => setTimeout(() => r(null), 30000))]);
+    const ok = await Promise.race([Promise.all(batch.map((c) => c.opened)), new Promise((r) => setTimeout(() => r(null), 120e3))]);
     if (!ok) failed += batch.length;
     else failed += ok.filter((x) => !x).length;
     clients.push(...batch);
