@@ -240,6 +240,12 @@ export class Relay {
 
   /** For an http server's 'upgrade' event (the dev server's ctx.upgrade). */
   handleUpgrade(req, socket, head) {
+    // Node's http server lets go of an upgrading socket's errors: a client
+    // that resets while it is refused below (403, 400, 503) would otherwise
+    // throw ECONNRESET/EPIPE out of the process. ws adds its own once it
+    // takes the socket.
+    const onError = (e) => this.log(`relay: ${socket.remoteAddress ?? ''}: ${e.code || e.message}`);
+    socket.on('error', onError);
     // A page of another origin may not open a connection in its user's name
     // (cross-site WebSocket hijacking): 403 before the upgrade.
     if (!this.origins.allows(req)) {
@@ -257,7 +263,10 @@ export class Relay {
       return;
     }
     if (!this._admitSocket(socket)) return;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.off('error', onError); // the WebSocket's own from here
+      this.wss.emit('connection', ws, req);
+    });
   }
 
   /** Bytes the core can still allocate within maxMemory. */

@@ -8,6 +8,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';
 import WebSocket from 'ws';
@@ -335,6 +336,48 @@ test('a client that stops reading is closed with 1013 once its socket stalls, an
     await p.check('slow');
   } finally {
     slow.close();
+    p.close(); relay.close();
+    await s.kill();
+  }
+});
+
+test('clients that reset while refused (403, 400, 503) do not take the relay down', async () => {
+  const logs = [];
+  const relay = await Relay.create({ maxConnections: 3, log: (m) => logs.push(m) });
+  const s = await serve(relay);
+  const p = await pair(s.url, 'resets');
+  const { port } = new URL(s.url);
+  const upgrade = (headers) => `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n${headers}\r\n`;
+  const kinds = [
+    `Sec-WebSocket-Protocol: ${SESSION_PROTOCOL}\r\nOrigin: https://evil.example\r\n`, // 403
+    'Sec-WebSocket-Protocol: chat\r\n', // 400
+    `Sec-WebSocket-Protocol: ${SESSION_PROTOCOL}\r\n`, // 503: two sockets are the pair's, one is held below
+  ];
+  const held = await dial(s.url);
+  try {
+    assert.equal(held.result, 'open');
+    const refused0 = relay.stats.refused;
+    // Each request is written and the connection reset at once: the relay's
+    // answer meets a socket that is gone (ECONNRESET / EPIPE on its side).
+    for (let round = 0; round < 30; round++) {
+      await Promise.all(kinds.map((h) => new Promise((resolve) => {
+        const sock = connect(Number(port), '127.0.0.1', () => {
+          sock.write(upgrade(h), () => setImmediate(() => { sock.resetAndDestroy(); resolve(); }));
+        });
+        sock.on('error', () => resolve());
+      })));
+    }
+    await until(() => relay.stats.refused - refused0 >= 60, 10000, 'the 403s and 503s counted');
+    // Still serving: a new session gets in once there is room, the pair kept going.
+    held.ws.terminate();
+    await until(() => relay.usage().sockets === 2, 5000, 'the held socket gone');
+    const late = new SessionClient(s.url, { hello: { room: 'resets' } });
+    await late.until(() => late.open, 5000, 'a client after the resets');
+    late.close();
+    await p.check('resets');
+  } finally {
+    held.ws.terminate();
     p.close(); relay.close();
     await s.kill();
   }
