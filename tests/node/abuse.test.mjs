@@ -1,6 +1,7 @@
 // The relay bounded under abuse (docs/socket.md, "Limits"): connections that
-// never say hello, a message flood, compression bombs, a memory budget, a
-// client that stops reading, the connection caps. In every test a
+// never say hello, a message flood, compression bombs, idle connections
+// holding no zlib state, a memory budget, a client that stops reading,
+// clients that reset while refused, the connection caps. In every test a
 // well-behaved pair keeps going (in the same room as the flood and the
 // client that stops reading) and receives every message once, in order.
 // About 20 s in all, most of it opening the 10,000 connections and inflating
