@@ -175,7 +175,7 @@ static void emit(sb_session *s, uint32_t type, uint32_t channel, uint32_t seq, u
 {
     ev *e;
     if (s->nev == s->ev_cap) {
-        uint32_t cap = s->ev_cap ? s->ev_cap * 2 : 32;
+        uint32_t cap = s->ev_cap ? s->ev_cap * 2 : 8; /* grows; an idle session keeps few */
         ev *p = realloc(s->evs, (size_t)cap * sizeof *p);
         if (!p)
             return; /* out of memory: the event is lost, nothing else breaks */

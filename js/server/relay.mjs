@@ -134,6 +134,12 @@ export class Relay extends RelaySessions {
 
   /** For an http server's 'upgrade' event (the dev server's ctx.upgrade). */
   handleUpgrade(req, socket, head) {
+    // Node's http server lets go of an upgrading socket's errors: a client
+    // that resets while it is refused below (403, 400, 503) would otherwise
+    // throw ECONNRESET/EPIPE out of the process. ws adds its own once it
+    // takes the socket.
+    const onError = (e) => this.log(`relay: ${socket.remoteAddress ?? ''}: ${e.code || e.message}`);
+    socket.on('error', onError);
     // A page of another origin may not open a connection in its user's name
     // (cross-site WebSocket hijacking): 403 before the upgrade.
     if (!this.origins.allows(req)) {
@@ -151,7 +157,10 @@ export class Relay extends RelaySessions {
       return;
     }
     if (!this._admitSocket(socket)) return;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.off('error', onError); // the WebSocket's own from here
+      this.wss.emit('connection', ws, req);
+    });
   }
 
   /** Bytes the core can still allocate within maxMemory. */
@@ -348,41 +357,15 @@ export class Relay extends RelaySessions {
     for (const slot of flushed) if (slot.s.h) this._arm(slot);
   }
 
-  _commit() {
-    if (!this._dirty.size && !this._deleted.size && !this.rooms.appends.length) return;
-    // A store that lives in this process only needs the state when the
-    // relay goes (close() commits everything then): no serializing per turn.
-    if (this.store.inProcess && !this.closed) {
-      for (const id of this._deleted) this._later.delete(id);
-      for (const slot of this._dirty) if (slot.id) this._later.set(slot.id, slot);
-      this.store.commit([], [...this._deleted]);
-      this._dirty.clear();
-      this._deleted.clear();
-      return;
-    }
-    const upserts = [];
-    for (const slot of this._dirty) {
-      if (!slot.s.h || !slot.id || this.sessions.get(slot.id) !== slot) continue;
-      upserts.push({ id: slot.id, room: slot.room, user: slot.user, owner: slot.owner, echo: slot.echo, subs: [...slot.subs.values()].map((x) => x.toJSON()), blob: slot.s.serialize() });
-    }
-    const deletes = [...this._deleted];
-    const logs = new Map();
-    for (const [room, e] of this.rooms.appends) {
-      const log = this.rooms.logOf(room);
-      if (!logs.has(room)) logs.set(room, { room, epoch: log.epoch, first: log.first, next: log.next, entries: [] });
-      logs.get(room).entries.push(e);
-    }
-    this.rooms.appends = [];
-    this.store.commit(upserts, deletes, [...logs.values()]);
-    this.stats.commits++;
-    this._dirty.clear();
-    this._deleted.clear();
-  }
-
-  /** The slot's one timer, at its session's next deadline. */
+  /**
+   * The slot's one timer, at its session's next deadline. A deadline that
+   * moved later (the idle timeout, after every message received) keeps the
+   * timer already set: it fires early, the tick does nothing, and it is
+   * re-armed then; so a busy connection does not reset a timer per message.
+   */
   _arm(slot) {
     const d = slot.s.deadline();
-    if (d === slot.due && slot.timer) return;
+    if (slot.timer && d >= slot.due) return;
     clearTimeout(slot.timer);
     slot.timer = null;
     slot.due = d;

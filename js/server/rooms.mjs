@@ -383,7 +383,8 @@ export class Rooms {
       answer(false, { room, channel, epoch: log.epoch, offset: sub.offset, recovered, users: this.users(room), publish: canPublish });
     };
     if (!this.r.authorize) return done(true);
-    const ctx = { request: slot.conn?.req ?? null, hello: null, user: slot.owner ? { id: slot.owner, name: slot.user } : null, room };
+    // (the upgrade request and the hello are not kept past the hello: null here)
+    const ctx = { request: null, hello: null, user: slot.owner ? { id: slot.owner, name: slot.user } : null, room };
     const ask = (action) => new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new SwitchboardError('TIMEOUT', `authorize took over ${this.r.o.helloTimeoutMs} ms`)), this.r.o.helloTimeoutMs);
       t.unref?.();

@@ -105,6 +105,7 @@ export class RelaySessions {
     slot.echo = h.echo === true;
     slot.conn = conn;
     conn.slot = slot;
+    conn.req = null; // the hooks have seen it: not kept for the connection's life (headers, URL: ~1 KiB)
     this._dirty.add(slot); // room, user, echo
     this._touched.add(slot);
     this._drain(slot);
@@ -208,13 +209,22 @@ export class RelaySessions {
     return rc;
   }
 
+  /** The bytes of an event, copied out of the core's heap. */
+  _copy(ev) {
+    const b = Buffer.allocUnsafe(ev.len);
+    if (ev.len) b.set(this.core.view(ev.ptr, ev.len));
+    return b;
+  }
+
   /** Every pending event of slot's session. Writes and closes are held (see _settle). */
   _drain(slot) {
     let closed = false;
     slot.s.drain((t, ev) => {
       switch (t) {
         case SEV_WRITE:
-          if (slot.conn) this._out.push([slot.conn, ev.data]);
+          // A Buffer from Node's pool (one slab for many small writes), not a
+          // new ArrayBuffer per write: under fan-out that was most of the GC.
+          if (slot.conn) this._out.push([slot.conn, this._copy(ev)]);
           break;
         case SEV_DISCONNECT: {
           const conn = slot.conn;
@@ -260,5 +270,37 @@ export class RelaySessions {
       if (slot.id && this.sessions.get(slot.id) === slot) this._forget(slot);
       else this._forgetPending(slot);
     }
+  }
+
+  /** Commit what changed (sessions, deletions, the rooms' new messages) before anything that depends on it is sent. */
+  _commit() {
+    if (!this._dirty.size && !this._deleted.size && !this.rooms.appends.length) return;
+    // A store that lives in this process only needs the state when the
+    // relay goes (close() commits everything then): no serializing per turn.
+    if (this.store.inProcess && !this.closed) {
+      for (const id of this._deleted) this._later.delete(id);
+      for (const slot of this._dirty) if (slot.id) this._later.set(slot.id, slot);
+      this.store.commit([], [...this._deleted]);
+      this._dirty.clear();
+      this._deleted.clear();
+      return;
+    }
+    const upserts = [];
+    for (const slot of this._dirty) {
+      if (!slot.s.h || !slot.id || this.sessions.get(slot.id) !== slot) continue;
+      upserts.push({ id: slot.id, room: slot.room, user: slot.user, owner: slot.owner, echo: slot.echo, subs: [...slot.subs.values()].map((x) => x.toJSON()), blob: slot.s.serialize() });
+    }
+    const deletes = [...this._deleted];
+    const logs = new Map();
+    for (const [room, e] of this.rooms.appends) {
+      const log = this.rooms.logOf(room);
+      if (!logs.has(room)) logs.set(room, { room, epoch: log.epoch, first: log.first, next: log.next, entries: [] });
+      logs.get(room).entries.push(e);
+    }
+    this.rooms.appends = [];
+    this.store.commit(upserts, deletes, [...logs.values()]);
+    this.stats.commits++;
+    this._dirty.clear();
+    this._deleted.clear();
   }
 }
