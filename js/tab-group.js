@@ -23,11 +23,6 @@ export function startTimer(fn, ms) {
   return setTimeout(fn, Math.max(0, ms));
 }
 
-/** Copy `len` bytes of core output at `ptr`. */
-function out(c, ptr, len) {
-  return c.readBytes(ptr, len);
-}
-
 /**
  * Presence and leader election for tabs of one origin sharing a name.
  * Leadership uses Web Locks (`navigator.locks`) when the browser has them and
@@ -130,7 +125,7 @@ export class TabGroup extends EventTarget {
   }
 
   #send(len) {
-    if (len > 0 && !this.#closed) this.#bc.postMessage(out(this.#c, this.#c.fn.sb_lease_out(this.#h), len));
+    if (len > 0 && !this.#closed) this.#bc.postMessage(this.#c.readBytes(this.#c.fn.sb_lease_out(this.#h), len));
     else if (len < 0) this.#c.check(len, 'tabs');
   }
 
@@ -194,7 +189,7 @@ export class TabGroup extends EventTarget {
     const f = this.#c.fn;
     const wasLeader = this.isLeader;
     const len = f.sb_lease_stop(this.#h, performance.now());
-    if (len > 0) this.#bc.postMessage(out(this.#c, f.sb_lease_out(this.#h), len));
+    if (len > 0) this.#bc.postMessage(this.#c.readBytes(f.sb_lease_out(this.#h), len));
     this.#closed = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
