@@ -16,9 +16,8 @@ import { now, COMPRESSION, emit, Emitter, positive, Timer } from './queue-base.j
  */
 export class Batcher extends Emitter {
   /**
-   * @param {{maxMessages?: number, maxBytes?: number, maxDelayMs?: number,
-   *   compressAbove?: number, compression?: 'shared'|'deflate'|'none', level?: number}} [opts]
-   * @param {(bytes: Uint8Array, info: {frames: number, compressed: boolean}) => void} [onFlush]
+   * @param {import('./queue.d.ts').BatcherOptions} [opts]
+   * @param {(bytes: Uint8Array, info: import('./queue.d.ts').FlushInfo) => void} [onFlush]
    */
   constructor(opts = {}, onFlush) {
     super();

@@ -41,6 +41,7 @@ class Hub {
     this.eps = new Map();          // handle -> Remote
     this.sources = new WeakMap();  // Window / Worker -> source id
     this.nextSource = 1;
+    /** @type {any} setTimeout's: a number, or an object in Node */
     this.timer = 0;
     this.timerAt = Infinity;
     this.windowListening = false;
@@ -109,7 +110,7 @@ class Hub {
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
     this.timer = setTimeout(this.tick, Math.max(0, at - now()));
-    if (typeof this.timer === 'object') this.timer.unref?.(); // Node: never keep a process alive
+    if (typeof this.timer === 'object') /** @type {any} */ (this.timer).unref?.(); // Node: never keep a process alive
   }
 
   poll() {

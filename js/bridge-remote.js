@@ -56,9 +56,9 @@ function serializeError(e, stack) {
 
 function reviveError(d) {
   if (!d || typeof d !== 'object') return new Error(String(d));
-  const e = d.name === 'SwitchboardError' && d.code ? new SwitchboardError(String(d.code), String(d.message)) : new Error(String(d.message ?? ''));
+  const e = d.name === 'SwitchboardError' && d.code ? new SwitchboardError(/** @type {any} a peer's code, of its version */ (String(d.code)), String(d.message)) : new Error(String(d.message ?? ''));
   e.name = String(d.name || 'Error');
-  if (d.code !== undefined) e.code = d.code;
+  if (d.code !== undefined) /** @type {any} */ (e).code = d.code;
   // The remote stack first, so the developer sees where it was thrown.
   if (typeof d.stack === 'string' && d.stack) e.stack = d.stack;
   return e;
@@ -72,6 +72,7 @@ export const DEFAULTS = { channel: 'switchboard', timeout: 10000, heartbeat: 100
 export class Remote extends EventTarget {
   constructor(kind, opts) {
     super();
+    /** @type {Omit<import('./bridge.d.ts').FrameOptions, 'origin'> & import('./bridge.d.ts').ParentOptions} */
     this.opts = { ...DEFAULTS };
     for (const k of Object.keys(opts)) if (opts[k] !== undefined) this.opts[k] = opts[k];
     if (typeof this.opts.channel !== 'string' || !this.opts.channel) throw new SwitchboardError('INVALID', 'channel must be a non-empty string');
@@ -90,11 +91,14 @@ export class Remote extends EventTarget {
     this.connected = false;
     this.myNonce = '';
     this.peerNonce = '';
+    this.peerOrigin = '';
+    /** @type {boolean | undefined} a lost port does not come back (js/bridge-port.js) */
+    this._permanent;
     this._ready = null;
     this.onPort = (ev) => this._portMessage(ev);
     this.onPortClose = () => this._lost('port-closed');
     this.flush = () => this._flush();
-    if (typeof this.opts.onReject === 'function') this.addEventListener('reject', (e) => this.opts.onReject(e.detail));
+    if (typeof this.opts.onReject === 'function') this.addEventListener('reject', (e) => this.opts.onReject(/** @type {CustomEvent} */ (e).detail));
   }
 
   /** Resolves once the first handshake completes. */
@@ -173,7 +177,7 @@ export class Remote extends EventTarget {
       }
       this.outbox.push(name, data);
       if (transferList) this.outTransfer.push(...transferList);
-      if (this.outbox.length >= 2 * (this.opts.batch.max || 256)) this._flush();
+      if (this.outbox.length >= 2 * (/** @type {{max?: number}} */ (this.opts.batch).max || 256)) this._flush();
       return;
     }
     if (transferList) this.port.postMessage([BM_EVENT, name, data], transferList);
@@ -208,7 +212,7 @@ export class Remote extends EventTarget {
     const was = this.connected;
     this.connected = false;
     if (this.ep) this.hub.close(this.ep, E_CLOSED);
-    if (this._cleanup) this._cleanup();
+    this._cleanup();
     if (this._ready) this._ready.reject(new SwitchboardError('CLOSED', 'bridge closed before connecting'));
     if (was) this.dispatchEvent(Object.assign(new Event('disconnect'), { detail: { reason: 'closed' } }));
   }
@@ -216,6 +220,14 @@ export class Remote extends EventTarget {
   get isConnected() { return this.connected; }
 
   // ---- internals ---------------------------------------------------------
+
+  // What the peer kinds (js/bridge-window.js, js/bridge-port.js) provide.
+  /** Start the handshake (again). */
+  _restart() {}
+  /** Undo what start() set up, once the bridge is over. */
+  _cleanup() {}
+  /** The other side is gone for good (the iframe removed, the popup closed). */
+  _gone() { return false; }
 
   _report(detail) {
     this.dispatchEvent(Object.assign(new Event('reject'), { detail }));
@@ -263,10 +275,10 @@ export class Remote extends EventTarget {
     this._dropPort();
     this.hub.events(this.fn.sb_router_lost(this.r, this.ep));
     if (was) this.dispatchEvent(Object.assign(new Event('disconnect'), { detail: { reason } }));
-    if (this._permanent || (this._gone && this._gone())) {
+    if (this._permanent || this._gone()) {
       this.closed = true;
       this.hub.close(this.ep, E_CONNECTION_LOST);
-      if (this._cleanup) this._cleanup();
+      this._cleanup();
       return;
     }
     this._restart();
@@ -278,13 +290,13 @@ export class Remote extends EventTarget {
       this._ready = null;
       this.closed = true;
       this.hub.close(this.ep, E_TIMEOUT);
-      if (this._cleanup) this._cleanup();
+      this._cleanup();
       r.reject(new SwitchboardError('TIMEOUT', `no handshake on channel "${this.opts.channel}" within ${this.opts.timeout} ms`));
     }
   }
 
   _ping() {
-    if (this._gone && this._gone()) { this._lost('removed'); return; }
+    if (this._gone()) { this._lost('removed'); return; }
     if (this.port) this.port.postMessage([BM_PING, 0]);
   }
 

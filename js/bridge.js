@@ -27,7 +27,7 @@ export { BRIDGE_MARK };
 /**
  * Parent side for an iframe.
  * @param {HTMLIFrameElement} iframe
- * @param {{origin: string|string[], methods?: object, timeout?: number, channel?: string, heartbeat?: number, deadAfter?: number, batch?: boolean|{max?: number}, onReject?: (r: object) => void}} opts
+ * @param {Partial<import('./bridge.d.ts').FrameOptions>} [opts]
  */
 export async function connectFrame(iframe, opts = {}) {
   await init(opts.init);
@@ -42,7 +42,7 @@ export async function connectFrame(iframe, opts = {}) {
 /**
  * Child side, inside an iframe or a popup (talks to window.parent or window.opener),
  * or inside a Worker (talks to the page that created it).
- * @param {{allowedOrigins?: string|string[], methods?: object, timeout?: number, channel?: string}} opts
+ * @param {import('./bridge.d.ts').ParentOptions & {origin?: string | string[]}} [opts]
  */
 export function connectParent(opts = {}) {
   if (typeof window === 'undefined' && typeof self !== 'undefined' && typeof self.postMessage === 'function') {

@@ -8,8 +8,8 @@ import {
 
 /** Frame kinds by name (docs/protocol.md §2): enum sb_frame_kind's names in
  * lower case, '_' as '-', as the C core's sb_frame_kind_name spells them. */
-export const FrameKind = Object.freeze(Object.fromEntries(
-  Object.entries(KIND).map(([k, v]) => [k.toLowerCase().replaceAll('_', '-'), v])));
+export const FrameKind = /** @type {typeof import('./frame.d.ts').FrameKind} */ (Object.freeze(Object.fromEntries(
+  Object.entries(KIND).map(([k, v]) => [k.toLowerCase().replaceAll('_', '-'), v]))));
 const KIND_NAMES = Object.keys(FrameKind);
 
 /** Flag bits (docs/protocol.md §3): enum sb_frame_flag. */
@@ -28,9 +28,12 @@ export function kindId(kind) {
   return k;
 }
 
-/** Number → kind name. */
+/**
+ * Number → kind name.
+ * @returns {import('./frame.d.ts').Frame['kind']}
+ */
 export function kindName(k) {
-  return KIND_NAMES[k] ?? 'unknown';
+  return /** @type {any} */ (KIND_NAMES[k]) ?? 'unknown';
 }
 
 // Per loaded core: one codec object and typed views over its fixed-layout
@@ -156,6 +159,7 @@ export function frameFromView(u32v, f64v, bytes, base = 0, text = false) {
  * payload (default 16 MiB).
  * @param {ArrayBuffer|ArrayBufferView} bytes
  * @param {{text?: boolean, maxPayload?: number}} [opts]
+ * @returns {any} a Frame (frame.d.ts: its payload's type follows opts.text)
  */
 export function decodeFrame(bytes, opts) {
   const s = state(opts?.maxPayload);

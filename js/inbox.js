@@ -17,9 +17,7 @@ import { now, emit, Emitter, StructView, positive, Timer } from './queue-base.js
  */
 export class Inbox extends Emitter {
   /**
-   * @param {{sendAck: (bytes: Uint8Array) => void, window?: number, maxBytes?: number,
-   *   maxChannels?: number, ackDelayMs?: number, text?: boolean, outbox?: Outbox,
-   *   state?: Uint8Array, onMessage?: (frame: object) => void}} opts
+   * @param {Partial<import('./queue.d.ts').InboxOptions>} [opts]
    */
   constructor(opts = {}) {
     super();

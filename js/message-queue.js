@@ -16,8 +16,7 @@ import { emit, Emitter, positive } from './queue-base.js';
 export class MessageQueue extends Emitter {
   /**
    * @param {(item: any, info: {attempt: number, signal: AbortSignal}) => any} handler
-   * @param {{concurrency?: number, retries?: number, retryMinMs?: number, retryMaxMs?: number,
-   *   maxQueued?: number, maxDeadLetters?: number, seed?: number}} [opts]
+   * @param {import('./queue.d.ts').MessageQueueOptions} [opts]
    */
   constructor(handler, opts = {}) {
     super();
@@ -40,6 +39,7 @@ export class MessageQueue extends Emitter {
     this._closed = false;
     this._abort = new AbortController();
     this._idleWaiters = [];
+    this._timers = new Set(); // retry sleeps, cleared by close()
   }
 
   /** Queue an item; throws QUEUE_FULL past maxQueued, CLOSED after close(). */
@@ -88,8 +88,8 @@ export class MessageQueue extends Emitter {
     this._closed = true;
     this._queue.length = 0;
     this._abort.abort(new SwitchboardError('CLOSED', 'MessageQueue closed'));
-    for (const t of this._timers ?? []) clearTimeout(t);
-    this._timers?.clear();
+    for (const t of this._timers) clearTimeout(t);
+    this._timers.clear();
     this._waiting = 0;
     this._checkIdle();
   }
@@ -149,7 +149,6 @@ export class MessageQueue extends Emitter {
       this._stats.retries++;
       this._waiting++;
       emit(this, 'retry', { item: job.item, attempts: job.attempts, error, delayMs });
-      this._timers ??= new Set();
       const t = setTimeout(() => {
         this._timers.delete(t);
         this._waiting--;

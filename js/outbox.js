@@ -22,10 +22,7 @@ import { now, POLICIES, EV_TYPES, EV_CODES, emit, Emitter, StructView, positive,
  */
 export class Outbox extends Emitter {
   /**
-   * @param {{transmit: (bytes: Uint8Array) => void, maxMessages?: number, maxBytes?: number,
-   *   overflow?: 'reject'|'drop-oldest'|'drop-newest', window?: number, ackTimeoutMs?: number,
-   *   retryMinMs?: number, retryMaxMs?: number, maxRetries?: number, maxChannels?: number,
-   *   seed?: number, online?: boolean, state?: Uint8Array}} opts
+   * @param {Partial<import('./queue.d.ts').OutboxOptions>} [opts]
    */
   constructor(opts = {}) {
     super();
@@ -33,6 +30,7 @@ export class Outbox extends Emitter {
     const policy = POLICIES[opts.overflow ?? 'reject'];
     if (policy === undefined) throw new SwitchboardError('INVALID', 'overflow must be reject, drop-oldest or drop-newest');
     this._c = core();
+    this._settled = new Map(); // id -> error of a failed message nobody waits for yet (64 at most)
     const fn = this._c.fn;
     const retryMin = positive(opts.retryMinMs, 100, 'retryMinMs', { min: 0.001 });
     this._h = fn.sb_outbox_create(
@@ -66,8 +64,7 @@ export class Outbox extends Emitter {
    * TOO_LARGE, INVALID, CLOSED. Transmission happens in a microtask, so a
    * burst of sends fills the window together.
    * @param {string|ArrayBuffer|ArrayBufferView} payload
-   * @param {{channel?: number, kind?: string|number, priority?: number, ttlMs?: number,
-   *   corr?: number, binary?: boolean, last?: boolean}} [opts]
+   * @param {import('./queue.d.ts').SendOptions} [opts]
    */
   enqueue(payload, opts = {}) {
     const c = this._c;
@@ -101,7 +98,7 @@ export class Outbox extends Emitter {
     } catch (e) {
       return Promise.reject(e);
     }
-    if (this._settled?.has(id)) {
+    if (this._settled.has(id)) {
       // dropped synchronously (drop-newest)
       const r = this._settled.get(id);
       this._settled.delete(id);
@@ -211,7 +208,7 @@ export class Outbox extends Emitter {
           this._waiters.delete(detail.id);
           w.reject(detail.error);
         } else {
-          (this._settled ??= new Map()).set(detail.id, detail.error);
+          this._settled.set(detail.id, detail.error);
           if (this._settled.size > 64) this._settled.delete(this._settled.keys().next().value);
         }
       }

@@ -61,10 +61,7 @@ function latin1ToBytes(s) {
 export class SharedState extends EventTarget {
   /**
    * @param {string} name
-   * @param {{initial?: Record<string, unknown>, persist?: boolean, codec?: {encode(v: unknown, key: string): string|Uint8Array, decode(b: Uint8Array): unknown},
-   *          maxKeys?: number, maxKeyBytes?: number, maxValueBytes?: number, maxTombstones?: number,
-   *          maxStateBytes?: number, maxClockSkewMs?: number, joinTimeoutMs?: number, digestMs?: number, batchMs?: number, storage?: Storage,
-   *          group?: object, signal?: AbortSignal}} [options]
+   * @param {import('./tabs.d.ts').SharedStateOptions} [options]
    */
   static async open(name, options = {}) {
     await init();
@@ -169,9 +166,11 @@ export class SharedState extends EventTarget {
   has(key) { return this.#cache.has(key); }
   keys() { return this.#cache.keys(); }
   /** [key, value] pairs of the current state. */
+  /** @returns {Generator<[string, unknown]>} */
   * entries() { for (const k of this.#cache.keys()) yield [k, this.get(k)]; }
   [Symbol.iterator]() { return this.entries(); }
   /** A plain object copy of the whole state. */
+  /** @returns {any} */
   toJSON() { return Object.fromEntries(this.entries()); }
 
   // A local write keeps its JSON text and parses it on first read: a copy

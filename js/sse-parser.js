@@ -26,7 +26,8 @@ export function num(v, dflt, name, lo, hi) {
  */
 export class SseParser {
   /**
-   * @param {{maxLineBytes?: number, maxEventBytes?: number}} [opts]
+   * @param {{maxLineBytes?: number, maxEventBytes?: number, _minDelay?: number, _maxDelay?: number, _factor?: number,
+   *   _maxAttempts?: number, _seed?: number}} [opts] the `_` ones: EventStream's reconnect policy
    */
   constructor(opts = {}) {
     this._c = core();

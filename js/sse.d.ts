@@ -69,7 +69,7 @@ export type EventStreamState = 'idle' | 'connecting' | 'open' | 'retrying' | 'pa
 
 /** `retrying`: the connection was lost; the next attempt starts after `delay` ms. */
 export class RetryingEvent extends Event {
-  readonly type: 'retrying';
+  constructor(delay: number, attempt: number, error: SwitchboardError);
   /** ms until the next attempt */
   readonly delay: number;
   /** consecutive failed attempts so far (1 for the first reconnect) */
@@ -80,7 +80,7 @@ export class RetryingEvent extends Event {
 
 /** `statechange`: from `previous` to `state`. */
 export class StateChangeEvent extends Event {
-  readonly type: 'statechange';
+  constructor(state: EventStreamState, previous: EventStreamState);
   readonly state: EventStreamState;
   readonly previous: EventStreamState;
 }
@@ -92,13 +92,13 @@ export class StateChangeEvent extends Event {
  * BAD_CONTENT_TYPE, TOO_LARGE, NOT_INITIALIZED.
  */
 export class StreamErrorEvent extends Event {
-  readonly type: 'error';
+  constructor(error: SwitchboardError & { status?: number });
   readonly error: SwitchboardError & { status?: number };
 }
 
 /** `close`: the stream is over for good. */
 export class StreamCloseEvent extends Event {
-  readonly type: 'close';
+  constructor(reason: 'closed' | 'aborted' | 'error', error?: SwitchboardError);
   /** 'closed' (close()), 'aborted' (the signal), 'error' (fatal answer or attempts used up) */
   readonly reason: 'closed' | 'aborted' | 'error';
   readonly error?: SwitchboardError;

@@ -32,13 +32,13 @@ const RETRIABLE = new Set([408, 425, 429, 500, 502, 503, 504]);
  * with jitter, `Last-Event-ID` on every reconnect.
  */
 export class EventStream extends EventTarget {
-  static CONNECTING = 0;
-  static OPEN = 1;
-  static CLOSED = 2;
+  /** @type {0} */ static CONNECTING = 0;
+  /** @type {1} */ static OPEN = 1;
+  /** @type {2} */ static CLOSED = 2;
 
   /**
    * @param {string|URL} url
-   * @param {object} [options] see sse.d.ts
+   * @param {import('./sse.d.ts').EventStreamOptions} [options]
    */
   constructor(url, options = {}) {
     super();
@@ -61,7 +61,7 @@ export class EventStream extends EventTarget {
       throw new SwitchboardError('INVALID', hasNative ? 'the native transport can only send a GET without headers or body' : 'no EventSource here');
     }
     // Checked here, synchronously, so a bad option throws from the constructor.
-    const rc = options.reconnect === false ? null : options.reconnect || {};
+    const rc = options.reconnect === false ? null : /** @type {import('./sse.d.ts').ReconnectOptions} */ (options.reconnect || {});
     const policy = rc && {
       minDelay: num(rc.minDelay, 1000, 'reconnect.minDelay', 0, 1e12),
       maxDelay: num(rc.maxDelay, 30000, 'reconnect.maxDelay', 0, 1e12),
@@ -87,6 +87,7 @@ export class EventStream extends EventTarget {
       openWhenHidden: options.openWhenHidden !== false,
       reconnect: policy,
     };
+    /** @type {import('./sse.d.ts').EventStreamState} */
     this._state = 'idle';
     this._closed = false;
     this._h = 0;
@@ -117,7 +118,7 @@ export class EventStream extends EventTarget {
     init().then(
       () => {
         if (this._closed) return;
-        const r = this._opts.reconnect || {};
+        const r = this._opts.reconnect || /** @type {import('./sse.d.ts').ReconnectOptions} */ ({});
         try {
           this._parser = new SseParser({
             ...caps,
@@ -144,7 +145,7 @@ export class EventStream extends EventTarget {
     return this._state === 'open' ? 1 : this._state === 'closed' ? 2 : 0;
   }
 
-  /** 'idle' | 'connecting' | 'open' | 'retrying' | 'paused' | 'closed' */
+  /** @returns {import('./sse.d.ts').EventStreamState} */
   get state() {
     return this._state;
   }
@@ -165,7 +166,7 @@ export class EventStream extends EventTarget {
     return this._retry;
   }
 
-  /** 'fetch' or 'native'. */
+  /** @returns {'fetch' | 'native'} */
   get transport() {
     return this._opts.transport;
   }
@@ -257,7 +258,7 @@ export class EventStream extends EventTarget {
     if (res.status !== 200) {
       res.body?.cancel().catch(() => {});
       const err = new SwitchboardError('HTTP_ERROR', `server answered HTTP ${res.status}`);
-      err.status = res.status;
+      /** @type {any} */ (err).status = res.status;
       // Retry-After: delay-seconds or an HTTP-date; the core bounds it by maxDelay.
       const ra = (res.status === 429 || res.status === 503) && res.headers.get('retry-after');
       if (ra) core().fn.sb_sse_retry_after(this._h, /^\s*\d+\s*$/.test(ra) ? ra * 1000 : Date.parse(ra) - Date.now());

@@ -31,8 +31,7 @@ export function startTimer(fn, ms) {
 export class TabGroup extends EventTarget {
   /**
    * @param {string} name
-   * @param {{mode?: 'auto'|'locks'|'lease', preferVisible?: boolean, heartbeatMs?: number,
-   *          leaseMs?: number, maxTabs?: number, id?: number, signal?: AbortSignal}} [options]
+   * @param {import('./tabs.d.ts').TabGroupOptions & {id?: number}} [options]
    */
   static async open(name, options = {}) {
     await init();

@@ -1,12 +1,14 @@
 // Types that check (docs/decisions.md, "Types checked against the glue"):
-// the SwitchboardErrorCode union of js/index.d.ts against the C error enum
-// and the codes the glue raises.
+// tsc over js/*.js against js/*.d.ts (.ci/typecheck.mjs), and the
+// SwitchboardErrorCode union of js/index.d.ts against the C error enum and
+// the codes the glue raises.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import ts from 'typescript';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { typecheck, counted } from '../../.ci/typecheck.mjs';
 import { ErrorCode } from '../../js/constants.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -54,4 +56,9 @@ test('the rest of SwitchboardErrorCode is exactly the codes the glue raises itse
   for (const code of members) {
     if (!core.has(code)) assert.ok(raised.has(code), `SwitchboardErrorCode lists ${code}, which neither the C core nor the glue raises`);
   }
+});
+
+test('tsc: js/*.js type-checks, and implements js/*.d.ts (.ci/typecheck.mjs)', () => {
+  const problems = counted(typecheck());
+  assert.deepEqual(problems, [], `\n${problems.join('\n')}`);
 });
