@@ -4,7 +4,7 @@ import { core, toBytes, SwitchboardError } from './core.js';
 import { encodeFrame } from './frame.js';
 import {
   BATCH_OUT, BATCH_DUE, BATCH_STAT_FRAMES, BATCH_STAT_BATCHES, BATCH_STAT_RAW_BYTES, BATCH_STAT_OUT_BYTES,
-  BATCH_STAT_COMPRESSED, BATCH_STAT_SKIPPED, FRAME_F_COMPRESSED,
+  BATCH_STAT_COMPRESSED, BATCH_STAT_SKIPPED, FRAME_F_COMPRESSED, FRAME_FLAGS_BYTE,
 } from './constants.js';
 import { now, COMPRESSION, emit, Emitter, positive, Timer } from './queue-base.js';
 
@@ -105,7 +105,7 @@ export class Batcher extends Emitter {
   _deliver(n, frames) {
     const c = this._c;
     const bytes = c.readBytes(c.fn.sb_batch_out(this._h), n);
-    const compressed = (bytes[1] & FRAME_F_COMPRESSED) !== 0;
+    const compressed = (bytes[FRAME_FLAGS_BYTE] & FRAME_F_COMPRESSED) !== 0;
     const info = { bytes, frames, compressed };
     if (this._onFlush) this._onFlush(bytes, info);
     emit(this, 'flush', info);

@@ -5,7 +5,7 @@ import { core, toBytes, SwitchboardError } from './core.js';
 import { BatchReader, frameFromView } from './frame.js';
 import {
   INBOX_STAT_DELIVERED, INBOX_STAT_DUPLICATES, INBOX_STAT_HELD, INBOX_STAT_REFUSED, INBOX_STAT_SKIPPED,
-  INBOX_STAT_ACKS, FRAME_VIEW_FLAGS, FRAME_VIEW_DEADLINE, FRAME_F_BINARY, FRAME_VERSION, FRAME_ACK, FRAME_BATCH,
+  INBOX_STAT_ACKS, FRAME_VIEW_FLAGS, FRAME_VIEW_DEADLINE, FRAME_F_BINARY, FRAME_VERSION, FRAME_VERSION_SHIFT, FRAME_KIND_MASK, FRAME_ACK, FRAME_BATCH,
 } from './constants.js';
 import { now, emit, Emitter, StructView, positive, Timer } from './queue-base.js';
 
@@ -53,9 +53,9 @@ export class Inbox extends Emitter {
     if (!this._h) throw new SwitchboardError('CLOSED', 'Inbox is closed');
     const b = toBytes(message);
     // A lone frame (the common case on a quiet link) skips the batch reader;
-    // the C side still decodes it strictly. Byte 0 is version << 4 | kind.
-    if (b.length > 0 && (b[0] & 0xf0) === FRAME_VERSION << 4 && (b[0] & 0x0f) !== FRAME_BATCH) {
-      if ((b[0] & 0x0f) !== FRAME_ACK) return this.push(b);
+    // the C side still decodes it strictly (byte 0: version and kind).
+    if (b.length > 0 && b[0] >> FRAME_VERSION_SHIFT === FRAME_VERSION && (b[0] & FRAME_KIND_MASK) !== FRAME_BATCH) {
+      if ((b[0] & FRAME_KIND_MASK) !== FRAME_ACK) return this.push(b);
       if (this._outbox) this._outbox.receiveAck(b);
       return 0;
     }
@@ -92,7 +92,7 @@ export class Inbox extends Emitter {
     while (fn.sb_inbox_next(this._h) === 1) {
       const bytes = c.readBytes(fn.sb_inbox_frame(this._h), fn.sb_inbox_frame_len(this._h));
       const v = this._view.get();
-      const f = frameFromView(v.u32, v.f64, bytes, 0, this._text && !(v.u32[FRAME_VIEW_FLAGS >> 2] & FRAME_F_BINARY));
+      const f = frameFromView(v.u32, v.f64, bytes, this._text && !(v.u32[FRAME_VIEW_FLAGS >> 2] & FRAME_F_BINARY));
       n++;
       if (this._onMessage) this._onMessage(f);
       emit(this, 'message', f);

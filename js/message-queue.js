@@ -87,7 +87,7 @@ export class MessageQueue extends Emitter {
   close() {
     this._closed = true;
     this._queue.length = 0;
-    this._abort.abort(new SwitchboardError('CLOSED', 'MessageQueue closed'));
+    this._abort.abort(new SwitchboardError('CLOSED', 'MessageQueue is closed'));
     for (const t of this._timers) clearTimeout(t);
     this._timers.clear();
     this._waiting = 0;

@@ -170,7 +170,7 @@ export class Outbox extends Emitter {
     this._timer.clear();
     this._c.fn.sb_outbox_destroy(this._h);
     this._h = 0;
-    for (const w of this._waiters.values()) w.reject(new SwitchboardError('CLOSED', 'Outbox closed'));
+    for (const w of this._waiters.values()) w.reject(new SwitchboardError('CLOSED', 'Outbox is closed'));
     this._waiters.clear();
   }
 
