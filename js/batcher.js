@@ -12,7 +12,7 @@ import { now, COMPRESSION, emit, Emitter, positive, Timer } from './queue-base.j
  * Collects frames and flushes them as one transport message on max count,
  * max bytes or max delay, whichever comes first; compresses a batch only
  * above `compressAbove` bytes and only when that is smaller.
- * Events: `flush` (detail: {bytes, frames, compressed}).
+ * Events: `flush` with {bytes, frames, compressed}.
  */
 export class Batcher extends Emitter {
   /**
@@ -27,7 +27,7 @@ export class Batcher extends Emitter {
     this._h = this._c.fn.sb_batch_create(
       positive(opts.maxMessages, 100, 'maxMessages', { min: 1, int: true, max: 0xffffffff }),
       positive(opts.maxBytes, 64 * 1024, 'maxBytes', { min: 1, int: true, max: 0x7fffffff }),
-      positive(opts.maxDelayMs, 10, 'maxDelayMs'),
+      positive(opts.maxDelay, 10, 'maxDelay'),
       positive(opts.compressAbove, 1024, 'compressAbove', { int: true, max: 0xffffffff }),
       mode, positive(opts.level, 6, 'level', { int: true, max: 9 }));
     if (!this._h) throw new SwitchboardError('INVALID', 'bad Batcher options');

@@ -19,6 +19,13 @@ export function event(type, props) {
   return e;
 }
 
+/**
+ * A custom event whose data are its own properties (e.type, e.reason, e.error:
+ * docs/api.md, "Conventions"), and `detail` too, for code written when they
+ * were only there (deprecated).
+ */
+export const dataEvent = (type, data) => Object.assign(new CustomEvent(type, { detail: data }), data);
+
 /** A non-zero 32-bit seed from the platform's CSPRNG (jitter, ids). */
 export function randomSeed() {
   const a = new Uint32Array(1);

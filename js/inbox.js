@@ -5,14 +5,15 @@ import { core, toBytes, SwitchboardError } from './core.js';
 import { BatchReader, frameFromView } from './frame.js';
 import {
   INBOX_STAT_DELIVERED, INBOX_STAT_DUPLICATES, INBOX_STAT_HELD, INBOX_STAT_REFUSED, INBOX_STAT_SKIPPED,
-  INBOX_STAT_ACKS, FRAME_VIEW_FLAGS, FRAME_VIEW_DEADLINE, FRAME_F_BINARY, FRAME_VERSION, FRAME_VERSION_SHIFT, FRAME_KIND_MASK, FRAME_ACK, FRAME_BATCH,
+  INBOX_STAT_ACKS, FRAME_VIEW_FLAGS, FRAME_VIEW_DEADLINE, FRAME_F_BINARY, FRAME_VERSION, FRAME_VERSION_SHIFT,
+  FRAME_KIND_MASK, FRAME_ACK, FRAME_BATCH,
 } from './constants.js';
 import { now, emit, Emitter, StructView, positive, Timer } from './queue-base.js';
 
 /**
  * Receiving side: per-channel reorder and dedup (exactly once, in order) and
  * acks back to the sender's Outbox.
- * Events: `message` (detail: the frame {kind, flags, channel, id, seq, corr,
+ * Events: `message` (the frame {kind, flags, channel, id, seq, corr,
  * deadline, payload}).
  */
 export class Inbox extends Emitter {
@@ -28,7 +29,7 @@ export class Inbox extends Emitter {
       positive(opts.window, 1024, 'window', { min: 1, int: true, max: 0xffffffff }),
       positive(opts.maxBytes, 8 << 20, 'maxBytes', { min: 1 }),
       positive(opts.maxChannels, 256, 'maxChannels', { min: 1, int: true, max: 1 << 20 }),
-      positive(opts.ackDelayMs, 0, 'ackDelayMs'));
+      positive(opts.ackDelay, 0, 'ackDelay'));
     if (!this._h) throw new SwitchboardError('INVALID', 'bad Inbox options');
     this._sendAck = opts.sendAck;
     this._onMessage = opts.onMessage;

@@ -10,7 +10,7 @@ import { emit, Emitter, positive } from './queue-base.js';
  * with exponential backoff and full jitter, then moved to a dead-letter list
  * the app can inspect and replay. With concurrency 1 order is strict: a
  * failing item holds the line until it succeeds or is dead-lettered.
- * Events: `done` {item, attempts}, `retry` {item, attempts, error, delayMs},
+ * Events: `done` {item, attempts}, `retry` {item, attempts, error, delay},
  * `deadletter` {item, attempts, error}, `idle`.
  */
 export class MessageQueue extends Emitter {
@@ -23,9 +23,9 @@ export class MessageQueue extends Emitter {
     if (typeof handler !== 'function') throw new SwitchboardError('INVALID', 'MessageQueue needs a handler function');
     this._handler = handler;
     this._concurrency = positive(opts.concurrency, 1, 'concurrency', { min: 1, int: true });
-    this._retries = positive(opts.retries, 3, 'retries', { int: true });
-    this._min = positive(opts.retryMinMs, 100, 'retryMinMs', { min: 0.001 });
-    this._max = positive(opts.retryMaxMs, Math.max(10000, this._min), 'retryMaxMs', { min: this._min });
+    this._retries = positive(opts.maxRetries, 3, 'maxRetries', { int: true });
+    this._min = positive(opts.retryMinDelay, 100, 'retryMinDelay', { min: 0.001 });
+    this._max = positive(opts.retryMaxDelay, Math.max(10000, this._min), 'retryMaxDelay', { min: this._min });
     this._maxQueued = positive(opts.maxQueued, 10000, 'maxQueued', { min: 1, int: true });
     this._maxDead = positive(opts.maxDeadLetters, 1000, 'maxDeadLetters', { min: 1, int: true });
     // xorshift32, as sb_rng in src/switchboard.h: seeded, so tests replay.
@@ -145,10 +145,10 @@ export class MessageQueue extends Emitter {
       this._stats.done++;
       emit(this, 'done', { item: job.item, attempts: job.attempts });
     } else if (job.attempts <= this._retries) {
-      const delayMs = this._delay(job.attempts);
+      const delay = this._delay(job.attempts);
       this._stats.retries++;
       this._waiting++;
-      emit(this, 'retry', { item: job.item, attempts: job.attempts, error, delayMs });
+      emit(this, 'retry', { item: job.item, attempts: job.attempts, error, delay });
       const t = setTimeout(() => {
         this._timers.delete(t);
         this._waiting--;
@@ -156,7 +156,7 @@ export class MessageQueue extends Emitter {
         // Back to the front: it was first in line.
         this._queue.unshift(job);
         this._next();
-      }, delayMs);
+      }, delay);
       this._timers.add(t);
     } else {
       this._stats.failed++;

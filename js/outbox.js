@@ -17,8 +17,8 @@ import { now, POLICIES, EV_TYPES, EV_CODES, emit, Emitter, StructView, positive,
  * policy, TTL, a window of frames in flight, ack timeouts with retries
  * (exponential backoff, full jitter), cumulative + selective acks,
  * serialize/restore.
- * Events: `ack`, `drop`, `expired`, `timeout`, `deadletter` (detail:
- * {id, channel, seq, attempts, rtt?, retryInMs?, error?}).
+ * Events: `ack`, `drop`, `expired`, `timeout`, `deadletter`, with
+ * {id, channel, seq, attempts, rtt?, delay?, error?}.
  */
 export class Outbox extends Emitter {
   /**
@@ -32,15 +32,15 @@ export class Outbox extends Emitter {
     this._c = core();
     this._settled = new Map(); // id -> error of a failed message nobody waits for yet (64 at most)
     const fn = this._c.fn;
-    const retryMin = positive(opts.retryMinMs, 100, 'retryMinMs', { min: 0.001 });
+    const retryMin = positive(opts.retryMinDelay, 100, 'retryMinDelay', { min: 0.001 });
     this._h = fn.sb_outbox_create(
       positive(opts.maxMessages, 1000, 'maxMessages', { min: 1, int: true, max: 1 << 24 }),
       positive(opts.maxBytes, 8 << 20, 'maxBytes', { min: 1 }),
       policy,
       positive(opts.window, 64, 'window', { min: 1, int: true, max: 0xffffffff }),
-      positive(opts.ackTimeoutMs, 5000, 'ackTimeoutMs', { min: 0.001 }),
+      positive(opts.ackTimeout, 5000, 'ackTimeout', { min: 0.001 }),
       retryMin,
-      positive(opts.retryMaxMs, Math.max(30000, retryMin), 'retryMaxMs', { min: retryMin }),
+      positive(opts.retryMaxDelay, Math.max(30000, retryMin), 'retryMaxDelay', { min: retryMin }),
       positive(opts.maxRetries, 0, 'maxRetries', { int: true, max: 0x7fffffff }),
       positive(opts.maxChannels, 256, 'maxChannels', { min: 1, int: true, max: 1 << 20 }),
       opts.seed === undefined ? randomSeed() : opts.seed >>> 0);
@@ -80,7 +80,7 @@ export class Outbox extends Emitter {
     const binary = opts.binary ?? typeof payload !== 'string';
     const flags = (binary ? FRAME_F_BINARY : 0) | (opts.last ? FRAME_F_LAST : 0);
     const id = c.check(c.fn.sb_outbox_send(this._h, kindId(opts.kind), (opts.channel ?? 0) >>> 0,
-      opts.priority ?? 0, flags, (opts.corr ?? 0) >>> 0, opts.ttlMs ?? 0, p, n, now()), 'Outbox.send');
+      opts.priority ?? 0, flags, (opts.corr ?? 0) >>> 0, opts.ttl ?? 0, p, n, now()), 'Outbox.send');
     this._drainEvents();
     this._schedule();
     return id;
@@ -196,7 +196,7 @@ export class Outbox extends Emitter {
         seq: u[OUTBOX_EVENT_SEQ >> 2], attempts: u[OUTBOX_EVENT_ATTEMPTS >> 2],
       };
       if (type === 'ack') detail.rtt = value;
-      if (type === 'timeout') detail.retryInMs = value;
+      if (type === 'timeout') detail.delay = value;
       const code = EV_CODES[type];
       if (code) detail.error = new SwitchboardError(code, `message ${detail.id} ${type === 'drop' ? 'dropped: queue full' : type === 'expired' ? 'expired before its ack' : 'got no ack after its retries'}`);
       const w = this._waiters.get(detail.id);

@@ -3,6 +3,7 @@
 // have a listener, views over the core's stat structs, option checks, and
 // one timer per object at the core's next deadline.
 import { SwitchboardError } from './core.js';
+import { dataEvent } from './glue.js';
 import {
   QUEUE_REJECT, QUEUE_DROP_OLDEST, QUEUE_DROP_NEWEST, BATCH_PLAIN, BATCH_DEFLATE, BATCH_SHARED, OUTBOX_EV_ACK,
   OUTBOX_EV_DROP, OUTBOX_EV_EXPIRED, OUTBOX_EV_TIMEOUT, OUTBOX_EV_DEADLETTER,
@@ -18,9 +19,9 @@ export const EV_TYPES = {
 };
 export const EV_CODES = { drop: 'QUEUE_FULL', expired: 'EXPIRED', deadletter: 'TIMEOUT' };
 
-export function emit(target, type, detail) {
+export function emit(target, type, data) {
   // Building events nobody listens to is most of the per-message cost.
-  if (target._listened.has(type)) target.dispatchEvent(new CustomEvent(type, { detail }));
+  if (target._listened.has(type)) target.dispatchEvent(dataEvent(type, data));
 }
 
 /** EventTarget that knows which event types have ever had a listener. */

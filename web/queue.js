@@ -50,12 +50,12 @@ function makeOutbox(state) {
   const ob = new Outbox({
     transmit: (frame) => lossy(port1, frame),
     window: num('window'), maxMessages: num('cap'), overflow: $('overflow').value,
-    ackTimeoutMs: 60, retryMinMs: 10, retryMaxMs: 400, state,
+    ackTimeout: 60, retryMinDelay: 10, retryMaxDelay: 400, state,
   });
   for (const type of ['drop', 'expired', 'deadletter']) {
     ob.addEventListener(type, (e) => {
-      expect.given.add(`m${e.detail.id}`);
-      log(`${type}: message ${e.detail.id} (${e.detail.error.code})`, 'bad');
+      expect.given.add(`m${e.id}`);
+      log(`${type}: message ${e.id} (${e.error.code})`, 'bad');
     });
   }
   ob.addEventListener('timeout', () => { timeouts++; });
