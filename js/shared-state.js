@@ -145,12 +145,8 @@ export class SharedState extends EventTarget {
     if (options.initial) {
       for (const [k, v] of Object.entries(options.initial)) if (!this.#cache.has(k)) this.set(k, v);
     }
-    const digestMs = options.digestMs ?? 1000;
-    const digest = () => {
-      this.#digestTimer = startTimer(digest, digestMs);
-      this.#digest();
-    };
-    this.#digestTimer = startTimer(digest, digestMs);
+    // cleared by close() with the other timers (clearTimeout ends an interval too)
+    this.#digestTimer = setInterval(() => this.#digest(), options.digestMs ?? 1000);
     if (hasWindow) {
       this.#onPageHide = () => this.close();
       window.addEventListener('pagehide', this.#onPageHide);
@@ -404,7 +400,7 @@ export class SharedState extends EventTarget {
       this.#persist(); // every tab saves on the way out: it may be the last one
     }
     this.#closed = true;
-    for (const t of [this.#flushTimer, this.#digestTimer, this.#persistTimer]) if (t !== null) clearTimeout(t);
+    for (const t of [this.#flushTimer, this.#digestTimer, this.#persistTimer]) clearTimeout(t); // null: a no-op
     if (hasWindow && this.#onPageHide) window.removeEventListener('pagehide', this.#onPageHide);
     this.#bc.close();
     this.#group.close();

@@ -176,7 +176,7 @@ export class TabGroup extends EventTarget {
       this.#requestLock();
       return this.#after();
     }
-    if (this.#timer !== null) clearTimeout(this.#timer);
+    clearTimeout(this.#timer);
     const d = f.sb_lease_deadline(this.#h);
     this.#timer = d < 0 ? null : startTimer(() => this.#tick(), d - performance.now());
     return undefined;
@@ -190,7 +190,7 @@ export class TabGroup extends EventTarget {
     const len = f.sb_lease_stop(this.#h, performance.now());
     if (len > 0) this.#bc.postMessage(this.#c.readBytes(f.sb_lease_out(this.#h), len));
     this.#closed = true;
-    if (this.#timer !== null) clearTimeout(this.#timer);
+    clearTimeout(this.#timer);
     this.#timer = null;
     if (this.#releaseLock) this.#releaseLock();
     if (this.#lockAbort) this.#lockAbort.abort();
