@@ -20,11 +20,11 @@ export function event(type, props) {
 }
 
 /**
- * A custom event whose data are its own properties (e.type, e.reason, e.error:
+ * A custom event whose data are its own properties (e.keys, e.reason, e.error:
  * docs/api.md, "Conventions"), and `detail` too, for code written when they
- * were only there (deprecated).
+ * were only there (deprecated; `detail` defaults to the data).
  */
-export const dataEvent = (type, data) => Object.assign(new CustomEvent(type, { detail: data }), data);
+export const dataEvent = (type, data, detail = data) => Object.assign(new CustomEvent(type, { detail }), data);
 
 /** A non-zero 32-bit seed from the platform's CSPRNG (jitter, ids). */
 export function randomSeed() {

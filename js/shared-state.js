@@ -4,7 +4,7 @@
 // timers and storage, and turns values into JSON.
 import { init, core, SwitchboardError } from './core.js';
 import { SYNC_SNAPSHOT, SYNC_DIGEST, SYNC_REQUEST, SYNC_CH_DELETED } from './constants.js';
-import { randomSeed } from './glue.js';
+import { randomSeed, dataEvent } from './glue.js';
 import { TabGroup, hasWindow, toU8, startTimer } from './tab-group.js';
 
 const encoder = new TextEncoder();
@@ -107,7 +107,7 @@ export class SharedState extends EventTarget {
       options.maxValueBytes ?? 65536, options.maxTombstones ?? 4096, options.maxTabs ?? 256);
     // The largest message (a full snapshot) follows from maxStateBytes; the
     // default keeps it (≈ 2.4 MB) well inside localStorage's ~5 MB.
-    if (!this.#s || (this.#maxMsg = this.#c.fn.sb_sync_limits(this.#s, options.maxStateBytes ?? 2097152, options.maxClockSkewMs ?? 86400000)) < 0) {
+    if (!this.#s || (this.#maxMsg = this.#c.fn.sb_sync_limits(this.#s, options.maxStateBytes ?? 2097152, options.maxClockSkew ?? 86400000)) < 0) {
       this.#c.fn.sb_sync_destroy(this.#s);
       this.#s = 0;
       throw new SwitchboardError('INVALID', 'bad SharedState caps');
@@ -138,7 +138,7 @@ export class SharedState extends EventTarget {
     // 2. A live tab's snapshot, if there is one.
     const joined = new Promise((resolve) => { this.#joined = resolve; });
     this.#request(true);
-    const wait = options.joinTimeoutMs ?? 150;
+    const wait = options.joinTimeout ?? 150;
     await Promise.race([joined, new Promise((r) => startTimer(r, wait))]);
     this.#joined = null;
     // 3. Defaults for keys nobody has.
@@ -146,7 +146,7 @@ export class SharedState extends EventTarget {
       for (const [k, v] of Object.entries(options.initial)) if (!this.#cache.has(k)) this.set(k, v);
     }
     // cleared by close() with the other timers (clearTimeout ends an interval too)
-    this.#digestTimer = setInterval(() => this.#digest(), options.digestMs ?? 1000);
+    this.#digestTimer = setInterval(() => this.#digest(), options.digestInterval ?? 1000);
     if (hasWindow) {
       this.#onPageHide = () => this.close();
       window.addEventListener('pagehide', this.#onPageHide);
@@ -248,7 +248,7 @@ export class SharedState extends EventTarget {
     if (this.#pendingLocal.size) {
       const keys = [...this.#pendingLocal];
       this.#pendingLocal.clear();
-      this.dispatchEvent(new CustomEvent('change', { detail: { keys, local: true, origin: this.id } }));
+      this.dispatchEvent(dataEvent('change', { keys, local: true, origin: this.id }));
       this.#schedulePersist();
     }
   }
@@ -266,7 +266,7 @@ export class SharedState extends EventTarget {
     this.#pendingLocal.add(key);
     if (this.#flushQueued) return;
     this.#flushQueued = true;
-    const ms = this.#options.batchMs ?? 0;
+    const ms = this.#options.batchDelay ?? 0;
     if (ms > 0) this.#flushTimer = startTimer(() => this.flush(), ms);
     else queueMicrotask(() => { if (this.#flushQueued) this.flush(); });
   }
@@ -299,25 +299,30 @@ export class SharedState extends EventTarget {
     this.#known = now;
   }
 
+  // An `error` event: the error is e.error, as everywhere (e.detail too, deprecated).
+  #fail(error) {
+    this.dispatchEvent(dataEvent('error', { error }, error));
+  }
+
   #recv(data) {
     const bytes = toU8(data);
     if (!bytes || this.#closed) return;
     if (bytes.length > this.#maxMsg) {
       // Checked before anything is copied into wasm memory.
-      this.dispatchEvent(new CustomEvent('error', { detail: new SwitchboardError('TOO_LARGE', `message over ${this.#maxMsg} B`) }));
+      this.#fail(new SwitchboardError('TOO_LARGE', `message over ${this.#maxMsg} B`));
       return;
     }
     let n;
     try {
       n = this.#merge(bytes, true);
     } catch (e) {
-      this.dispatchEvent(new CustomEvent('error', { detail: e }));
+      this.#fail(e);
       return;
     }
     if (n === undefined) return;
     const f = this.#c.fn;
     const skewed = f.sb_sync_skewed(this.#s);
-    if (skewed) this.dispatchEvent(new CustomEvent('error', { detail: new SwitchboardError('CLOCK_SKEW', `${skewed} stamps too far ahead, ignored`) }));
+    if (skewed) this.#fail(new SwitchboardError('CLOCK_SKEW', `${skewed} stamps too far ahead, ignored`));
     const type = f.sb_sync_last_type(this.#s);
     if (type === SYNC_SNAPSHOT && this.#joined) this.#joined();
     if (type === SYNC_REQUEST) {
@@ -368,7 +373,7 @@ export class SharedState extends EventTarget {
       keys.push(key);
     }
     if (keys.length) {
-      this.dispatchEvent(new CustomEvent('change', { detail: { keys, local: false, origin: f.sb_sync_last_origin(this.#s) >>> 0, remote } }));
+      this.dispatchEvent(dataEvent('change', { keys, local: false, origin: f.sb_sync_last_origin(this.#s) >>> 0, remote }));
       this.#schedulePersist();
     }
     return n;
@@ -388,7 +393,7 @@ export class SharedState extends EventTarget {
     try {
       this.#storage.setItem(STORAGE_PREFIX + this.#name, bytesToLatin1(this.#c.view(f.sb_sync_out(this.#s), n)));
     } catch (e) {
-      this.dispatchEvent(new CustomEvent('error', { detail: new SwitchboardError('TOO_LARGE', 'state does not fit in storage', { cause: e }) }));
+      this.#fail(new SwitchboardError('TOO_LARGE', 'state does not fit in storage', { cause: e }));
     }
   }
 

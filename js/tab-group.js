@@ -4,7 +4,7 @@
 // at the top are SharedState's too (js/shared-state.js).
 import { init, core, SwitchboardError } from './core.js';
 import { LEASE_EV_LEADER, LEASE_EV_LOST, LEASE_EV_PRESENCE, LEASE_MSG_MAX } from './constants.js';
-import { randomSeed } from './glue.js';
+import { randomSeed, dataEvent } from './glue.js';
 
 export const hasWindow = typeof window !== 'undefined' && typeof document !== 'undefined';
 
@@ -57,10 +57,9 @@ export class TabGroup extends EventTarget {
     this.#locks = mode === 'locks' || (mode === 'auto' && locks);
     /** This tab's id (non-zero 32-bit, random per tab session). */
     this.id = options.id >>> 0 || randomSeed();
-    const hb = options.heartbeatMs ?? 500;
-    const lease = options.leaseMs ?? 2000;
-    this.#h = this.#c.fn.sb_lease_create(this.id, hb, lease, options.maxTabs ?? 64, options.preferVisible ? 1 : 0, this.#locks ? 1 : 0);
-    if (!this.#h) throw new SwitchboardError('INVALID', 'bad TabGroup options (need 0 < heartbeatMs < leaseMs)');
+    this.#h = this.#c.fn.sb_lease_create(this.id, options.heartbeatInterval ?? 500, options.heartbeatTimeout ?? 2000,
+      options.maxTabs ?? 64, options.preferVisible ? 1 : 0, this.#locks ? 1 : 0);
+    if (!this.#h) throw new SwitchboardError('INVALID', 'TabGroup needs 0 < heartbeatInterval < heartbeatTimeout');
     this.#bc = new BroadcastChannel(`switchboard:tabs:${name}`);
     this.#bc.onmessage = (e) => this.#recv(e.data);
     if (options.signal) {
@@ -162,10 +161,10 @@ export class TabGroup extends EventTarget {
     const ev = f.sb_lease_events(this.#h);
     if (ev & LEASE_EV_PRESENCE) {
       this.#refreshTabs();
-      this.dispatchEvent(new CustomEvent('presence', { detail: { tabs: this.tabs } }));
+      this.dispatchEvent(dataEvent('presence', { tabs: this.tabs }));
     }
     if (ev & LEASE_EV_LOST) this.dispatchEvent(new Event('leadershiplost'));
-    if (ev & LEASE_EV_LEADER) this.dispatchEvent(new CustomEvent('leaderchange', { detail: { leader: this.leader, isLeader: this.isLeader, term: this.term } }));
+    if (ev & LEASE_EV_LEADER) this.dispatchEvent(dataEvent('leaderchange', { leader: this.leader, isLeader: this.isLeader, term: this.term }));
     if (this.#locks && this.#options.preferVisible && this.isLeader && !isVisible() &&
         this.#tabs.some((t) => !t.self && t.visible) && this.#releaseLock) {
       // Give the lock up and queue again: a visible tab gets its turn.
