@@ -5,6 +5,7 @@
 // (js/bridge-remote.js) owns the port and the JS values.
 import { core } from './core.js';
 import { SwitchboardError } from './errors.js';
+import { dataEvent } from './glue.js';
 import {
   RT_CALL_FAILED, RT_PING, RT_LOST, RT_CONNECT_TIMEOUT, RR_NONE, RR_NO_CHANNEL, RR_BAD_ORIGIN, RR_ORIGIN_REJECTED,
   RR_WRONG_SOURCE, RR_BAD_NONCE, RR_BAD_STATE, ROUTER_RECORD_KIND, ROUTER_RECORD_ENDPOINT, ROUTER_RECORD_ID,
@@ -76,7 +77,7 @@ class Hub {
     const src = sourceObj ? this.sourceId(sourceObj) : 0;
     const [p, n] = this.c.writeString(channel);
     const o = remote.opts;
-    const ep = this.c.check(this.fn.sb_router_open(this.r, p, n, src, o.heartbeat, o.heartbeat > 0 ? o.deadAfter : 0, o.timeout, now()), 'bridge');
+    const ep = this.c.check(this.fn.sb_router_open(this.r, p, n, src, o.heartbeatInterval, o.heartbeatInterval > 0 ? o.heartbeatTimeout : 0, o.timeout, now()), 'bridge');
     try {
       for (const pat of origins) {
         if (typeof pat !== 'string') throw new SwitchboardError('INVALID', 'origins must be strings');
@@ -152,8 +153,9 @@ class Hub {
   }
 
   report(remote, reason, origin, d) {
-    const detail = { reason, origin: String(origin), channel: typeof d?.ch === 'string' ? d.ch.slice(0, ROUTER_CHANNEL_MAX) : undefined, type: typeof d?.t === 'string' ? d.t.slice(0, 16) : undefined };
-    bridgeMonitor.dispatchEvent(Object.assign(new Event('reject'), { detail }));
-    if (remote) remote._report(detail);
+    const data = { reason, origin: String(origin), channel: typeof d?.ch === 'string' ? d.ch.slice(0, ROUTER_CHANNEL_MAX) : undefined, messageType: typeof d?.t === 'string' ? d.t.slice(0, 16) : undefined };
+    // (messageType: an event's own `type` is its name)
+    bridgeMonitor.dispatchEvent(dataEvent('reject', data));
+    remote?.dispatchEvent(dataEvent('reject', data));
   }
 }

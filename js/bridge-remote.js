@@ -8,6 +8,7 @@ import {
   BM_CALL, BM_OK, BM_ERR, BM_EVENT, BM_BATCH, BM_PING, BM_PONG, BM_BYE, BM_READY, BM_SYN, BM_ACK, BM_CALL1,
   ROUTER_NONCE_MAX, E_TIMEOUT, E_CLOSED, E_CONNECTION_LOST,
 } from './constants.js';
+import { dataEvent } from './glue.js';
 import { hub, now, REASONS } from './bridge-hub.js';
 
 const EMPTY = [];
@@ -34,7 +35,7 @@ export const transfer = (value, list) => new Transfer(value, list);
 function nonce() {
   const b = crypto.getRandomValues(new Uint8Array(16));
   let s = '';
-  for (let i = 0; i < 16; i++) s += (b[i] < 16 ? '0' : '') + b[i].toString(16);
+  for (let i = 0; i < 16; i++) s += b[i].toString(16).padStart(2, '0');
   return s;
 }
 
@@ -64,7 +65,7 @@ function reviveError(d) {
   return e;
 }
 
-export const DEFAULTS = { channel: 'switchboard', timeout: 10000, heartbeat: 1000, deadAfter: 3500, batch: false };
+export const DEFAULTS = { channel: 'switchboard', timeout: 10000, heartbeatInterval: 1000, heartbeatTimeout: 3500, batch: false };
 
 /**
  * One side of a bridge. EventTarget: 'connect', 'disconnect', 'reject'.
@@ -214,7 +215,7 @@ export class Remote extends EventTarget {
     if (this.ep) this.hub.close(this.ep, E_CLOSED);
     this._cleanup();
     if (this._ready) this._ready.reject(new SwitchboardError('CLOSED', 'bridge closed before connecting'));
-    if (was) this.dispatchEvent(Object.assign(new Event('disconnect'), { detail: { reason: 'closed' } }));
+    if (was) this._disconnected('closed');
   }
 
   get isConnected() { return this.connected; }
@@ -229,8 +230,8 @@ export class Remote extends EventTarget {
   /** The other side is gone for good (the iframe removed, the popup closed). */
   _gone() { return false; }
 
-  _report(detail) {
-    this.dispatchEvent(Object.assign(new Event('reject'), { detail }));
+  _disconnected(reason) {
+    this.dispatchEvent(dataEvent('disconnect', { reason }));
   }
 
   _fail(id, err) {
@@ -274,7 +275,7 @@ export class Remote extends EventTarget {
     this.outbox = null;
     this._dropPort();
     this.hub.events(this.fn.sb_router_lost(this.r, this.ep));
-    if (was) this.dispatchEvent(Object.assign(new Event('disconnect'), { detail: { reason } }));
+    if (was) this._disconnected(reason);
     if (this._permanent || this._gone()) {
       this.closed = true;
       this.hub.close(this.ep, E_CONNECTION_LOST);

@@ -87,7 +87,7 @@ export class WindowParent extends Remote {
     this.connected = false;
     this._dropPort();
     this.hub.events(this._offer());
-    if (wasConnected) this.dispatchEvent(Object.assign(new Event('disconnect'), { detail: { reason: 'reload' } }));
+    if (wasConnected) this._disconnected('reload');
     const mc = new MessageChannel();
     this._setPort(mc.port1);
     this.win.postMessage({ [BRIDGE_MARK]: BRIDGE_VERSION, t: 'welcome', ch: this.opts.channel, n: d.n.slice(0, ROUTER_NONCE_MAX), m: this.myNonce },
@@ -140,11 +140,7 @@ export class WindowChild extends Remote {
       this.port.postMessage([BM_READY, 0, d.m.slice(0, ROUTER_NONCE_MAX), this.myNonce]);
       return;
     }
-    if (d.t !== 'welcome' || this.connected) {
-      this.hub.report(this, 'unexpected', origin, d);
-      return;
-    }
-    if (ev.ports.length !== 1 || typeof d.m !== 'string') {
+    if (d.t !== 'welcome' || this.connected || ev.ports.length !== 1 || typeof d.m !== 'string') {
       this.hub.report(this, 'unexpected', origin, d);
       return;
     }

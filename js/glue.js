@@ -22,7 +22,8 @@ export function event(type, props) {
 /**
  * A custom event whose data are its own properties (e.keys, e.reason, e.error:
  * docs/api.md, "Conventions"), and `detail` too, for code written when they
- * were only there (deprecated; `detail` defaults to the data).
+ * were only there (deprecated; `detail` defaults to the data). No key of
+ * `data` may be one of Event's own (type, target…): those are read-only.
  */
 export const dataEvent = (type, data, detail = data) => Object.assign(new CustomEvent(type, { detail }), data);
 
