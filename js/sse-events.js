@@ -2,9 +2,9 @@
 // async iterator.
 import { SwitchboardError } from './errors.js';
 
-export class RetryingEvent extends Event {
+export class ReconnectingEvent extends Event {
   constructor(delay, attempt, error) {
-    super('retrying');
+    super('reconnecting');
     this.delay = delay;
     this.attempt = attempt;
     this.error = error;

@@ -65,10 +65,10 @@ export interface EventStreamOptions {
   fetch?: typeof fetch;
 }
 
-export type EventStreamState = 'idle' | 'connecting' | 'open' | 'retrying' | 'paused' | 'closed';
+export type EventStreamState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'paused' | 'closed';
 
-/** `retrying`: the connection was lost; the next attempt starts after `delay` ms. */
-export class RetryingEvent extends Event {
+/** `reconnecting`: the connection was lost; the next attempt starts after `delay` ms. */
+export class ReconnectingEvent extends Event {
   constructor(delay: number, attempt: number, error: SwitchboardError);
   /** ms until the next attempt */
   readonly delay: number;
@@ -86,7 +86,7 @@ export class StateChangeEvent extends Event {
 }
 
 /**
- * `error`: fired for every lost connection (then `retrying` follows) and for
+ * `error`: fired for every lost connection (then `reconnecting` follows) and for
  * fatal answers (then `close` follows). `error.code` is one of
  * CONNECTION_LOST, HTTP_ERROR (with `.status`), NO_CONTENT (HTTP 204),
  * BAD_CONTENT_TYPE, TOO_LARGE, NOT_INITIALIZED.
@@ -108,7 +108,7 @@ export interface EventStreamEventMap {
   open: Event;
   message: MessageEvent<string>;
   error: StreamErrorEvent;
-  retrying: RetryingEvent;
+  reconnecting: ReconnectingEvent;
   statechange: StateChangeEvent;
   close: StreamCloseEvent;
 }
@@ -155,7 +155,7 @@ export class EventStream extends EventTarget {
   onmessage: ((this: EventStream, ev: MessageEvent<string>) => unknown) | null;
   onerror: ((this: EventStream, ev: StreamErrorEvent) => unknown) | null;
   onclose: ((this: EventStream, ev: StreamCloseEvent) => unknown) | null;
-  onretrying: ((this: EventStream, ev: RetryingEvent) => unknown) | null;
+  onreconnecting: ((this: EventStream, ev: ReconnectingEvent) => unknown) | null;
   onstatechange: ((this: EventStream, ev: StateChangeEvent) => unknown) | null;
   addEventListener<K extends keyof EventStreamEventMap>(type: K, listener: (this: EventStream, ev: EventStreamEventMap[K]) => unknown, options?: boolean | AddEventListenerOptions): void;
   addEventListener(type: string, listener: (this: EventStream, ev: MessageEvent<string>) => unknown, options?: boolean | AddEventListenerOptions): void;

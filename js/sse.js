@@ -9,11 +9,11 @@ import { init, core, SwitchboardError } from './core.js';
 import { SSE_CONNECTING, SSE_OPEN, E_CONNECTION_LOST } from './constants.js';
 import { onProperties } from './glue.js';
 import { SseParser, num } from './sse-parser.js';
-import { RetryingEvent, StateChangeEvent, StreamErrorEvent, StreamCloseEvent, iterate } from './sse-events.js';
+import { ReconnectingEvent, StateChangeEvent, StreamErrorEvent, StreamCloseEvent, iterate } from './sse-events.js';
 
-export { SseParser, RetryingEvent, StateChangeEvent, StreamErrorEvent, StreamCloseEvent };
+export { SseParser, ReconnectingEvent, StateChangeEvent, StreamErrorEvent, StreamCloseEvent };
 
-const OWN_EVENTS = new Set(['open', 'message', 'error', 'retrying', 'statechange', 'close']);
+const OWN_EVENTS = new Set(['open', 'message', 'error', 'reconnecting', 'statechange', 'close']);
 
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
@@ -384,8 +384,8 @@ export class EventStream extends EventTarget {
     // deadline is t + delay in doubles; at epoch-scale t the subtraction
     // loses ~1e-13 ms, so round to the microsecond (150 stays 150).
     const delay = Math.max(0, Math.round((c.fn.sb_sse_deadline(this._h) - t) * 1000) / 1000);
-    this._setState('retrying');
-    this.dispatchEvent(new RetryingEvent(delay, c.fn.sb_sse_attempts(this._h), err));
+    this._setState('reconnecting');
+    this.dispatchEvent(new ReconnectingEvent(delay, c.fn.sb_sse_attempts(this._h), err));
     if (this._closed) return;
     this._timer = setTimeout(() => this._connect(), delay);
   }
@@ -452,4 +452,4 @@ export class EventStream extends EventTarget {
 }
 
 // onopen / onmessage / onerror / onclose … like EventSource's handler attributes.
-onProperties(EventStream, ['open', 'message', 'error', 'close', 'retrying', 'statechange'])
+onProperties(EventStream, ['open', 'message', 'error', 'close', 'reconnecting', 'statechange'])
