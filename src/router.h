@@ -28,9 +28,10 @@
 #define SB_ROUTER_CHANNEL_MAX 64
 #define SB_ROUTER_NONCE_MAX 64
 
-/* The bridge's wire (docs/bridge.md, "Wire"). The router reads none of it;
- * the glue does. It lives here so every number of the protocol has one home
- * and reaches js/constants.js like the router's own (BRIDGE_VERSION, BM_CALL). */
+/* The bridge's wire (docs/bridge.md, "What the core decides"). The router reads
+ * none of it; the glue does. It lives here so every number of the protocol
+ * has one home and reaches js/constants.js like the router's own
+ * (BRIDGE_VERSION, BM_CALL). */
 #define SB_BRIDGE_MARK "__switchboard_bridge" /* the key that marks a window handshake message */
 #define SB_BRIDGE_VERSION 1                   /* ... and its value */
 

@@ -1,4 +1,5 @@
-// Types that check (docs/decisions.md, "Types checked against the glue"):
+// Types that check (docs/decisions.md, "Files by job and class, types
+// checked against the glue, one API convention"):
 // tsc over js/*.js against js/*.d.ts (.ci/typecheck.mjs), and the
 // SwitchboardErrorCode union of js/index.d.ts against the C error enum and
 // the codes the glue raises.
