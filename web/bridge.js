@@ -24,7 +24,7 @@ function logSpoof(r) {
   logLine($('spoofs'), `ignored ${r.messageType || 'message'} on "${r.channel ?? '?'}" from ${r.origin}: ${r.reason}`, 'bad');
 }
 // Messages for channels nobody here listens on are reported too.
-bridgeMonitor.addEventListener('reject', (e) => { if (e.reason === 'no-channel') logSpoof(e.detail); });
+bridgeMonitor.addEventListener('reject', (e) => { if (e.reason === 'no-channel') logSpoof(e); });
 
 // What the child may call on the parent: only these, never anything inherited.
 const methods = {

@@ -34,7 +34,7 @@ const got = { ids: new Set(), duplicates: 0, outOfOrder: 0, lastSeq: new Map(), 
 
 const inbox = new Inbox({ sendAck: (ack) => lossy(port2, ack), text: true });
 inbox.addEventListener('message', (e) => {
-  const f = e.detail;
+  const f = e; // the frame's fields are the event's
   const key = f.payload;
   if (got.ids.has(key)) got.duplicates++;
   got.ids.add(key);
