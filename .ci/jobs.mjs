@@ -25,12 +25,12 @@ const baseTypes = "export { init, SwitchboardError } from './index.js';\nexport 
 
 /** job -> its modules in js/ (as js/index.js re-exports them) and its Node tests. */
 export const jobs = {
-  bridge: { modules: ['bridge'], tests: ['bridge'] },
-  tabs: { modules: ['tabs'], tests: ['tabs'] },
-  socket: { modules: ['socket'], tests: ['socket'] },
-  sse: { modules: ['sse'], tests: ['sse', 'sse-stream'] },
+  bridge: { modules: ['bridge'], tests: ['bridge', 'bridge-props', 'bridge-window-props'] },
+  tabs: { modules: ['tabs'], tests: ['tabs', 'tabs-props'] },
+  socket: { modules: ['socket'], tests: ['socket', 'socket-props'] },
+  sse: { modules: ['sse'], tests: ['sse', 'sse-stream', 'sse-props'] },
   gzip: { modules: ['gzip'], tests: ['gzip'] },
-  queue: { modules: ['frame', 'queue'], tests: ['frame', 'queue'] },
+  queue: { modules: ['frame', 'queue'], tests: ['frame', 'queue', 'frame-props'] },
 };
 
 /** The job's entry module, resolved against js/. */

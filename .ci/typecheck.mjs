@@ -39,7 +39,7 @@ const options = {
 // Being reworked by the session work (issue 17 leaves them to it): their
 // problems are printed, not counted, until that lands. Remove a file from the
 // list once it checks clean.
-export const PENDING = ['js/socket.js', 'js/session.js'];
+export const PENDING = ['js/socket.js', 'js/session.js', 'js/channel.js'];
 
 const dtsModules = readdirSync(jsDir).filter((f) => f.endsWith('.d.ts')).map((f) => f.slice(0, -5));
 const jsFiles = readdirSync(jsDir).filter((f) => f.endsWith('.js')).map((f) => join(jsDir, f));

@@ -7,7 +7,7 @@ import { SwitchboardError } from './errors.js';
 import { randomSeed } from './glue.js';
 import {
   SESSION_EVENT_CHANNEL, SESSION_EVENT_SEQ, SESSION_EVENT_ID, SESSION_EVENT_FLAGS,
-  SESSION_EVENT_CODE, SESSION_EVENT_LEN, SESSION_EVENT_VALUE, FRAME_F_BINARY,
+  SESSION_EVENT_CODE, SESSION_EVENT_LEN, SESSION_EVENT_AUX, SESSION_EVENT_VALUE, FRAME_F_BINARY,
 } from './constants.js';
 
 const encoder = new TextEncoder();
@@ -23,6 +23,8 @@ class SessionEvent {
   get data() { return this.copy || (this.copy = this.len ? this.c.readBytes(this.ptr, this.len) : EMPTY); }
   /** The bytes as UTF-8, without an intermediate copy. */
   text() { return this.len ? decoder.decode(this.c.view(this.ptr, this.len)) : ''; }
+  /** A relayed message's sender, as the server stamped it ('' if none). */
+  from() { return this.aux ? decoder.decode(this.c.view(this.ptr + this.len, this.aux)) : ''; }
 }
 
 export class Session {
@@ -126,7 +128,8 @@ export class Session {
       ev.code = dv.getInt32(v + SESSION_EVENT_CODE, true);
       ev.value = dv.getFloat64(v + SESSION_EVENT_VALUE, true);
       ev.len = dv.getUint32(v + SESSION_EVENT_LEN, true);
-      ev.ptr = ev.len ? f.sb_session_event_data(h) : 0;
+      ev.aux = dv.getUint32(v + SESSION_EVENT_AUX, true);
+      ev.ptr = ev.len || ev.aux ? f.sb_session_event_data(h) : 0;
       ev.copy = null;
       fn(t, ev);
     }

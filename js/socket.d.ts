@@ -83,10 +83,65 @@ export interface SocketOptions {
 
 export interface SocketMessageEvent extends Event {
   readonly data: string | ArrayBuffer | Blob;
-  /** Frame channel (0 = data; 1 = relay presence). */
+  /** Frame channel (0 = data and the hello's room; 1 = the relay's notices: presence, refusals, gaps). */
   readonly channel: number;
   /** Sequence number in the server's stream (0 if none). */
   readonly seq: number;
+  /** With the relay: the sender it authenticated (undefined for a message not from another client). */
+  readonly from?: string;
+  /** With the relay: the message's offset in its room's log. */
+  readonly offset?: number;
+}
+/** Where a channel is in its room's log; pass it as `since` to resume there. */
+export interface RoomPosition { epoch: string; offset: number }
+export interface ChannelMessageEvent extends Event {
+  readonly data: string | ArrayBuffer | Blob;
+  readonly channel: number;
+  /** The sender, as the relay authenticated it. */
+  readonly from: string;
+  /** Its offset in the room's log (also as lastEventId). */
+  readonly offset: number;
+  readonly lastEventId: string;
+}
+export interface ChannelPresenceEvent extends Event { readonly change: 'join' | 'leave'; readonly user: string; readonly users: string[] }
+/** Part of the room's history is gone (trimmed, or the relay restarted without a durable store): refetch it. */
+export interface ChannelUnrecoveredEvent extends Event { readonly room: string; readonly since: RoomPosition | null }
+interface ChannelEventMap {
+  message: ChannelMessageEvent;
+  presence: ChannelPresenceEvent;
+  unrecovered: ChannelUnrecoveredEvent;
+  error: SocketErrorEvent;
+}
+
+/** One room of the relay on a Socket (socket.subscribe(room)), on a channel of its own. */
+export interface Channel extends EventTarget {
+  readonly room: string;
+  readonly channel: number;
+  readonly state: 'subscribing' | 'subscribed' | 'unsubscribed';
+  /** Resolves once the relay has confirmed the subscription; rejects FORBIDDEN (authorize), INVALID, QUEUE_FULL. */
+  readonly ready: Promise<Channel>;
+  /** The room's log: its epoch and the last offset this channel saw (null before the first answer). */
+  readonly position: RoomPosition | null;
+  readonly epoch: string | null;
+  readonly offset: number;
+  /** Users in the room, as the relay names them. */
+  readonly users: string[];
+  /** Whether the relay lets this client publish here (null until subscribed). */
+  readonly publish: boolean | null;
+  onmessage: ((ev: ChannelMessageEvent) => unknown) | null;
+  onpresence: ((ev: ChannelPresenceEvent) => unknown) | null;
+  onunrecovered: ((ev: ChannelUnrecoveredEvent) => unknown) | null;
+  onerror: ((ev: SocketErrorEvent) => unknown) | null;
+  /** Send to the room (held until subscribed); a refused publish fires `error` FORBIDDEN. */
+  send(data: string | ArrayBuffer | ArrayBufferView | Blob): void;
+  /** A request to the relay's onRequest, with this room as its context. */
+  request(data: string | ArrayBuffer | ArrayBufferView, options?: { timeout?: number; signal?: AbortSignal }): Promise<string | Uint8Array>;
+  /** Leave the room. */
+  unsubscribe(): Promise<void>;
+  addEventListener<K extends keyof ChannelEventMap>(type: K, listener: (ev: ChannelEventMap[K]) => unknown, options?: boolean | AddEventListenerOptions): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof ChannelEventMap>(type: K, listener: (ev: ChannelEventMap[K]) => unknown, options?: boolean | EventListenerOptions): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
 }
 export interface SocketCloseEvent extends Event { readonly code: number; readonly reason: string; readonly wasClean: boolean }
 export interface SocketErrorEvent extends Event { readonly error: Error & { code?: string } }
@@ -130,6 +185,8 @@ interface SocketEventMap {
   statechange: SocketStateEvent;
   reconnecting: SocketReconnectingEvent;
   drop: SocketDropEvent;
+  /** The hello's room lost part of its history while this session was away. */
+  unrecovered: ChannelUnrecoveredEvent;
 }
 
 /**
@@ -170,7 +227,13 @@ export class Socket extends EventTarget {
   /** Queue a message; throws QUEUE_FULL (overflow 'reject'), TOO_LARGE or CLOSED. */
   send(data: string | ArrayBuffer | ArrayBufferView | Blob, options?: { channel?: number }): void;
   /** Resolves with the server's response; rejects TIMEOUT, CLOSED, the server's error code, or the signal's reason. */
-  request(data: string | ArrayBuffer | ArrayBufferView, options?: { timeout?: number; signal?: AbortSignal }): Promise<string | Uint8Array>;
+  request(data: string | ArrayBuffer | ArrayBufferView, options?: { timeout?: number; signal?: AbortSignal; channel?: number }): Promise<string | Uint8Array>;
+  /**
+   * A room of the relay on this connection (framed mode): the same Channel
+   * for the same room. It asks for the room from where it is each time the
+   * Socket opens; `since` resumes from a saved position (after a reload).
+   */
+  subscribe(room: string, options?: { since?: RoomPosition }): Channel;
   /** Stop reconnecting and close. */
   close(code?: number, reason?: string): void;
   stats(): SocketStats;

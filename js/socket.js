@@ -1,7 +1,6 @@
 // Socket: a WebSocket that loses nothing (docs/socket.md). Shaped like
 // WebSocket, plus reconnect, heartbeat, a bounded outbox that survives
-// disconnects (and reloads, with queue.persist), request(), stats().
-//
+// disconnects (and reloads, with queue.persist), request(), stats(), rooms.
 // Every decision is the C session's (src/session.h, client role): the
 // handshake and the framed/plain verdict, outbox and overflow, acks, resume,
 // batching and compression, request deadlines, heartbeat and reconnect. This
@@ -10,6 +9,7 @@
 import { init, core, toBytes } from './core.js';
 import { SwitchboardError } from './errors.js';
 import { Session } from './session.js';
+import { Channels } from './channel.js';
 import { now, event, obj, kebabNames, camelEntries, onProperties, listen, idb, remoteError } from './glue.js';
 import {
   SESSION_CLIENT, SESSION_PROTOCOL, SessionState, ConnReason, QueuePolicy, SessionDropReason, SessionStat,
@@ -57,19 +57,14 @@ function sessionOptions(opts, url) {
 
 const idbDo = (mode, fn) => idb('switchboard-socket', 'outbox', mode, fn);
 
-// ---- Socket ----------------------------------------------------------------
-
 export class Socket extends EventTarget {
   static CONNECTING = 0; static OPEN = 1; static CLOSING = 2; static CLOSED = 3;
 
   #WS; #url; #protocols; #opts; #s = null; #ws = null; #timer = null; #armedAt = 0; #attempt = 0;
   #flushQueued = false; #requests = new Map(); #listeners = []; #closeInfo = { code: 1006, reason: '', wasClean: false };
-  #closed = false; #finished = false; #persist; #saving = null; #saveQueued = false; #binaryType;
+  #closed = false; #finished = false; #persist; #saving = null; #saveQueued = false; #binaryType; #rooms = null;
 
-  /**
-   * @param {string|URL|((attempt:number)=>any)} url
-   * @param {object} [opts] see socket.d.ts
-   */
+  /** @param {string|URL|((attempt:number)=>any)} url @param {object} [opts] see socket.d.ts */
   constructor(url, opts = {}) {
     super();
     if (opts.WebSocket === undefined && typeof globalThis.WebSocket !== 'function') {
@@ -147,6 +142,9 @@ export class Socket extends EventTarget {
     });
     return this.#s && !this._early ? go() : this.ready.then(go);
   }
+
+  /** A room of the relay on a channel of its own: a Channel (js/channel.js). */
+  subscribe(room, opts) { return (this.#rooms ||= new Channels(this)).add(room, opts); }
 
   /** Stop reconnecting and close (after writing what is already queued). */
   close(code = CLOSE_NORMAL, reason = '') {
@@ -264,6 +262,7 @@ export class Socket extends EventTarget {
       case SEV_OPEN:
         if (e.value === SESSION_MODE_FRAMED) this.session = this.#s.id();
         this.dispatchEvent(event('open', {}));
+        (this.#rooms ||= new Channels(this)).open(e.value === SESSION_MODE_FRAMED);
         break;
       case SEV_MESSAGE: this.#message(e); break;
       case SEV_RESPONSE: this.#requests.get(e.id)?.resolve(e.flags & FRAME_F_BINARY ? e.data : e.text()); break;
@@ -291,8 +290,10 @@ export class Socket extends EventTarget {
 
   #message(e) {
     const data = !(e.flags & FRAME_F_BINARY) ? e.text() : this.#binaryType === 'blob' && typeof Blob !== 'undefined' ? new Blob([e.data]) : e.data.buffer;
-    this.dispatchEvent( // the hot path: a MessageEvent, like WebSocket's, plus channel and seq
-      Object.assign(new MessageEvent('message', { data, lastEventId: e.seq ? String(e.seq) : '' }), { channel: e.channel, seq: e.seq }));
+    const from = e.aux ? e.from() : undefined;
+    if (this.#rooms?.route(data, { channel: e.channel, from, offset: e.value })) return;
+    this.dispatchEvent( // the hot path: a MessageEvent, like WebSocket's, plus channel, seq and the relay's stamp
+      Object.assign(new MessageEvent('message', { data, lastEventId: e.seq ? String(e.seq) : '' }), { channel: e.channel, seq: e.seq, from, offset: e.value || undefined }));
   }
 
   async #connect(offerFramed, attempt) {

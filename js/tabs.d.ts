@@ -143,9 +143,10 @@ export interface SharedStateEventMap {
   change: TabsEvent<StateChangeDetail>;
   /**
    * Bytes from another tab or from storage that did not decode or are over
-   * `maxStateBytes` (TOO_LARGE), or timestamps that were ignored (CLOCK_SKEW:
-   * the rest of that message merged). The error is `error` (`detail` too,
-   * deprecated).
+   * `maxStateBytes` (TOO_LARGE), values another tab wrote that the codec
+   * cannot decode (CORRUPT: those keys read as absent), or timestamps that
+   * were ignored (CLOCK_SKEW: the rest of that message merged). The error is
+   * `error` (`detail` too, deprecated).
    */
   error: CustomEvent<Error> & { readonly error: Error };
   close: Event;

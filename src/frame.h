@@ -4,7 +4,7 @@
  * LEB128, shortest form only):
  *
  *   byte 0   version << 4 | kind          version = 1, kind = enum sb_frame_kind
- *   byte 1   flags                        enum sb_frame_flag; bits 0x40, 0x80 must be 0
+ *   byte 1   flags                        enum sb_frame_flag; bit 0x80 must be 0
  *   byte 2   field mask                   enum sb_frame_field; bits 0x20..0x80 must be 0
  *   varint   channel    if SB_FRAME_HAS_CHANNEL   (u32, non-zero)
  *   varint   id         if SB_FRAME_HAS_ID        (u32, non-zero)
@@ -54,7 +54,9 @@ enum sb_frame_flag {
     SB_FRAME_F_ACK_REQ = 0x08,    /* sender tracks this frame and wants an ack */
     SB_FRAME_F_BINARY = 0x10,     /* payload is opaque bytes, not UTF-8 JSON */
     SB_FRAME_F_RETRY = 0x20,      /* retransmission (receiver may already have it) */
-    SB_FRAME_F_MASK_ = 0x3f
+    SB_FRAME_F_FROM = 0x40,       /* MESSAGE from a server: the payload starts with the sender
+                                   * it stamped (u8 length, UTF-8), then the message */
+    SB_FRAME_F_MASK_ = 0x7f
 };
 
 enum sb_frame_field {

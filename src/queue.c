@@ -432,7 +432,8 @@ int sb_outbox_send(sb_outbox *o, int kind, uint32_t channel, int priority, int f
     int rc;
     if (!o || kind < 0 || kind >= SB_FRAME_KIND_COUNT_ || kind == SB_FRAME_ACK ||
         kind == SB_FRAME_BATCH || kind == SB_FRAME_SKIP || priority < 0 ||
-        priority >= SB_QUEUE_PRIORITIES || (flags & ~(SB_FRAME_F_LAST | SB_FRAME_F_BINARY)) ||
+        priority >= SB_QUEUE_PRIORITIES ||
+        (flags & ~(SB_FRAME_F_LAST | SB_FRAME_F_BINARY | SB_FRAME_F_FROM)) ||
         (!payload && n) || ttl_ms != ttl_ms)
         return SB_E_INVALID;
     if ((double)n > o->max_bytes)
@@ -971,7 +972,8 @@ int sb_outbox_restore(sb_outbox *o, const uint8_t *blob, uint32_t n, double now_
         if (r.err)
             goto fail;
         if (kind >= SB_FRAME_KIND_COUNT_ || kind == SB_FRAME_ACK || kind == SB_FRAME_BATCH ||
-            kind == SB_FRAME_SKIP || (flags & ~(SB_FRAME_F_LAST | SB_FRAME_F_BINARY)) ||
+            kind == SB_FRAME_SKIP ||
+            (flags & ~(SB_FRAME_F_LAST | SB_FRAME_F_BINARY | SB_FRAME_F_FROM)) ||
             prio >= SB_QUEUE_PRIORITIES || !get_chan(o, c, 0) || id == 0 ||
             !(exp == -1 || exp >= 0) || len > r.n - r.pos) {
             r.err = SB_E_CORRUPT;

@@ -605,6 +605,14 @@ static int send_greeting(sb_session *s)
     return write_hello(s, &w);
 }
 
+/* Our cap on a frame's payload, plus, for a client, room for a server's
+ * stamp (sb_session_relay): a message at the cap still arrives stamped. */
+static uint32_t rx_payload(const sb_session *s)
+{
+    return (uint32_t)s->opt[SB_SO_MAX_PAYLOAD] +
+           (s->role == SB_SESSION_CLIENT ? SB_SESSION_STAMP_MAX : 0);
+}
+
 static int send_client_hello(sb_session *s, const uint8_t *app, size_t app_len)
 {
     sb_buf b = {0};
@@ -618,7 +626,7 @@ static int send_client_hello(sb_session *s, const uint8_t *app, size_t app_len)
     put_bytes(&w, app, (uint32_t)app_len);
     /* Our caps, as the greeting gives the server's: what it may write to us.
      * After the fields an older server knows, so it ignores them. */
-    put_u(&w, (uint64_t)s->opt[SB_SO_MAX_PAYLOAD]);
+    put_u(&w, (uint64_t)s->opt[SB_SO_MAX_PAYLOAD]); /* a stamp may come on top */
     put_u(&w, (uint64_t)s->opt[SB_SO_MAX_MESSAGE]);
     put_u(&w, (uint64_t)s->opt[SB_SO_MAX_FRAMES]);
     return write_hello(s, &w);
@@ -672,10 +680,9 @@ static void apply_rx(sb_session *s, const pos *rx, uint32_t n, double now)
 static int new_link(sb_session *s, double now)
 {
     link *l = calloc(1, sizeof *l);
-    const double *o = s->opt;
     if (!l)
         return SB_E_NO_MEMORY;
-    l->codec = sb_frame_codec_create((uint32_t)o[SB_SO_MAX_PAYLOAD]);
+    l->codec = sb_frame_codec_create(rx_payload(s));
     if (!l->codec) {
         free(l);
         return SB_E_NO_MEMORY;
@@ -710,7 +717,7 @@ static int link_up(sb_session *s, double now)
     l->wr = sb_batch_create(frames, bytes, o[SB_SO_BATCH_DELAY], (uint32_t)o[SB_SO_COMPRESS_ABOVE],
                             l->compress ? SB_BATCH_SHARED : SB_BATCH_PLAIN,
                             (int)o[SB_SO_COMPRESS_LEVEL]);
-    l->rd = sb_unbatch_create((uint32_t)o[SB_SO_MAX_PAYLOAD], (uint32_t)o[SB_SO_MAX_MESSAGE], 1);
+    l->rd = sb_unbatch_create(rx_payload(s), (uint32_t)o[SB_SO_MAX_MESSAGE], 1);
     if (!l->wr || !l->rd)
         return SB_E_NO_MEMORY;
     l->up = 1;
@@ -1016,11 +1023,23 @@ static int deliver(sb_session *s, double now)
         const uint8_t *payload = sb_inbox_frame(s->in) + v->payload_off;
         int client = s->role == SB_SESSION_CLIENT;
         switch (v->kind) {
-        case SB_FRAME_MESSAGE:
+        case SB_FRAME_MESSAGE: {
+            uint32_t nfrom = 0, n = v->payload_len;
+            if (v->flags & SB_FRAME_F_FROM) {
+                /* stamped by the server: the sender, then the message */
+                if (!client || !n || payload[0] == 0 || payload[0] >= n + 0u)
+                    return SB_E_BAD_FRAME;
+                nfrom = payload[0];
+                n -= 1 + nfrom;
+            }
+            uint32_t at = s->nev;
             s->stats[SB_SS_RECEIVED]++;
-            emit(s, SB_SEV_MESSAGE, v->channel, v->seq, v->id, v->flags & SB_FRAME_F_BINARY, 0, 0,
-                 payload, v->payload_len);
+            emit(s, SB_SEV_MESSAGE, v->channel, v->seq, v->id, v->flags & SB_FRAME_F_BINARY, 0,
+                 nfrom ? v->corr : 0, payload + (nfrom ? 1 + nfrom : 0), n);
+            if (nfrom && s->nev == at + 1 && sb_buf_put(&s->arena, payload + 1, nfrom) == 0)
+                s->evs[at].e.aux = nfrom;
             break;
+        }
         case SB_FRAME_REQUEST:
             if (client)
                 return SB_E_BAD_FRAME;
@@ -1044,7 +1063,7 @@ static int deliver(sb_session *s, double now)
 static int on_frame(sb_session *s, const uint8_t *frame, uint32_t n, double now)
 {
     sb_frame f;
-    int rc = sb_frame_decode(frame, n, (size_t)s->opt[SB_SO_MAX_PAYLOAD], &f);
+    int rc = sb_frame_decode(frame, n, rx_payload(s), &f);
     if (rc < 0)
         return rc;
     switch (f.kind) {
@@ -1055,8 +1074,13 @@ static int on_frame(sb_session *s, const uint8_t *frame, uint32_t n, double now)
     case SB_FRAME_SKIP: {
         double dup = sb_inbox_stat(s->in, SB_INBOX_STAT_DUPLICATES);
         double skipped = sb_inbox_stat(s->in, SB_INBOX_STAT_SKIPPED);
-        if (s->role == SB_SESSION_SERVER && f.channel == 1 && f.kind != SB_FRAME_SKIP)
-            return SB_E_BAD_FRAME; /* channel 1 is the server's */
+        /* Channel 1 is the server's: a client writes only requests to the
+         * server itself there. Only a server stamps a sender. */
+        if (s->role == SB_SESSION_SERVER &&
+            ((f.channel == SB_SESSION_SYSTEM_CHANNEL && f.kind != SB_FRAME_SKIP &&
+              f.kind != SB_FRAME_REQUEST) ||
+             (f.flags & SB_FRAME_F_FROM)))
+            return SB_E_BAD_FRAME;
         rc = sb_inbox_push(s->in, frame, n, now);
         if (rc < 0)
             return rc;
@@ -1095,7 +1119,7 @@ static int on_frame(sb_session *s, const uint8_t *frame, uint32_t n, double now)
 static int hello_payload(sb_session *s, const uint8_t *data, uint32_t n, int tag, rd *r)
 {
     sb_frame f;
-    int rc = sb_frame_decode(data, n, (size_t)s->opt[SB_SO_MAX_PAYLOAD], &f);
+    int rc = sb_frame_decode(data, n, rx_payload(s), &f);
     if (rc < 0)
         return rc;
     if (f.kind != SB_FRAME_HELLO || f.payload_len < 2 || f.payload[0] != tag)
@@ -1486,12 +1510,14 @@ int sb_session_respond(sb_session *s, uint32_t id, int is_error, int flags, cons
 
 /* ---- sending ---------------------------------------------------------------------------- */
 
-static uint32_t payload_cap(const sb_session *s)
+/* The largest payload we may send: our cap (plus a stamp's room, extra),
+ * and once the peer's caps are known, within them. */
+static uint32_t payload_cap(const sb_session *s, uint32_t extra)
 {
-    uint32_t cap = (uint32_t)s->opt[SB_SO_MAX_PAYLOAD];
+    uint32_t cap = (uint32_t)s->opt[SB_SO_MAX_PAYLOAD] + extra;
     if (s->l && s->l->up && s->mode == SB_SESSION_MODE_FRAMED) {
-        if (s->l->peer_payload < cap)
-            cap = s->l->peer_payload;
+        if (s->l->peer_payload + extra < cap)
+            cap = s->l->peer_payload + extra;
         /* a lone frame is a transport message: it must fit that cap too */
         if (s->l->peer_message - SB_FRAME_MAX_HEADER < cap)
             cap = s->l->peer_message - SB_FRAME_MAX_HEADER;
@@ -1501,30 +1527,32 @@ static uint32_t payload_cap(const sb_session *s)
 
 static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, uint32_t n);
 
-static int enqueue(sb_session *s, int kind, uint32_t channel, int flags, const uint8_t *data,
-                   uint32_t n, double ttl, double now)
+static int enqueue(sb_session *s, int kind, uint32_t channel, int flags, uint32_t corr,
+                   const uint8_t *data, uint32_t n, double ttl, double now)
 {
     int rc;
-    if (!s || (!data && n) || (flags & ~SB_FRAME_F_BINARY))
+    if (!s || (!data && n) || (flags & ~(SB_FRAME_F_BINARY | SB_FRAME_F_FROM)))
         return SB_E_INVALID;
     if (s->state == SB_SESSION_CLOSED || s->state == SB_SESSION_CLOSING)
         return SB_E_CLOSED;
     if ((rc = setup(s)) < 0)
         return rc;
-    if (channel == 1 && s->role == SB_SESSION_CLIENT)
+    if (channel == SB_SESSION_SYSTEM_CHANNEL && s->role == SB_SESSION_CLIENT &&
+        kind != SB_FRAME_REQUEST)
         return SB_E_INVALID;
-    if (n > payload_cap(s)) {
+    /* a stamp (sb_session_relay) comes on top of the cap */
+    if (n > payload_cap(s, flags & SB_FRAME_F_FROM ? 1u + data[0] : 0)) {
         s->stats[SB_SS_DROPPED]++;
         emit(s, SB_SEV_DROP, channel, SB_DROP_TOO_LARGE, 0, (uint32_t)flags, SB_E_TOO_LARGE, 0,
              data, n);
         return SB_E_TOO_LARGE;
     }
-    rc = sb_outbox_send(s->out, kind, channel, 0, flags, 0, ttl, data, n, now);
+    rc = sb_outbox_send(s->out, kind, channel, 0, flags, corr, ttl, data, n, now);
     /* A server keeps the newest messages for a client that is behind: past
      * the bound even unconfirmed ones go (the welcome reports the loss). */
     while (rc == SB_E_QUEUE_FULL && s->role == SB_SESSION_SERVER &&
            sb_outbox_evict_oldest(s->out, now) == 1)
-        rc = sb_outbox_send(s->out, kind, channel, 0, flags, 0, ttl, data, n, now);
+        rc = sb_outbox_send(s->out, kind, channel, 0, flags, corr, ttl, data, n, now);
     if (rc == SB_E_QUEUE_FULL || rc == SB_E_TOO_LARGE) {
         if (s->role == SB_SESSION_SERVER)
             s->lost = 1;
@@ -1547,7 +1575,31 @@ static int enqueue(sb_session *s, int kind, uint32_t channel, int flags, const u
 int sb_session_send(sb_session *s, uint32_t channel, int flags, const uint8_t *data, uint32_t n,
                     double now_ms)
 {
-    return enqueue(s, SB_FRAME_MESSAGE, channel, flags, data, n, 0, now_ms);
+    if (flags & SB_FRAME_F_FROM)
+        return SB_E_INVALID;
+    return enqueue(s, SB_FRAME_MESSAGE, channel, flags, 0, data, n, 0, now_ms);
+}
+
+int sb_session_relay(sb_session *s, uint32_t channel, int flags, double offset,
+                     const uint8_t *from, uint32_t nfrom, const uint8_t *data, uint32_t n,
+                     double now_ms)
+{
+    uint8_t *p;
+    int rc;
+    if (!s || s->role != SB_SESSION_SERVER || (flags & ~SB_FRAME_F_BINARY) || !from ||
+        nfrom == 0 || nfrom > 255 || (!data && n) || n > 0x7fffffffu - 256 ||
+        !(offset >= 0 && offset <= 0xffffffffu) || offset != (uint32_t)offset)
+        return SB_E_INVALID;
+    if (!(p = malloc((size_t)1 + nfrom + n)))
+        return SB_E_NO_MEMORY;
+    p[0] = (uint8_t)nfrom;
+    memcpy(p + 1, from, nfrom);
+    if (n)
+        memcpy(p + 1 + nfrom, data, n);
+    rc = enqueue(s, SB_FRAME_MESSAGE, channel, flags | SB_FRAME_F_FROM, (uint32_t)offset, p,
+                 1 + nfrom + n, 0, now_ms);
+    free(p);
+    return rc;
 }
 
 int sb_session_request(sb_session *s, uint32_t channel, int flags, const uint8_t *data, uint32_t n,
@@ -1568,7 +1620,7 @@ int sb_session_request(sb_session *s, uint32_t channel, int flags, const uint8_t
     /* The request leaves the outbox when it times out: a late one is never sent. */
     s->pending_deadline = timeout_ms > 0 ? now_ms + timeout_ms : -1;
     s->pending_request = 1; /* enqueue registers it before it reports drops */
-    id = enqueue(s, SB_FRAME_REQUEST, channel, flags, data, n, timeout_ms > 0 ? timeout_ms : 0,
+    id = enqueue(s, SB_FRAME_REQUEST, channel, flags, 0, data, n, timeout_ms > 0 ? timeout_ms : 0,
                  now_ms);
     s->pending_request = 0;
     return id;

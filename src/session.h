@@ -35,6 +35,13 @@
 /* The WebSocket subprotocol of this session. */
 #define SB_SESSION_PROTOCOL "switchboard.v1"
 
+/* Room a client leaves above its payload cap for the sender a server stamps
+ * on a relayed message (sb_session_relay): 1 length byte + up to 255. */
+#define SB_SESSION_STAMP_MAX 256
+/* The server's own channel (presence, notices); a client sends only
+ * requests to the server itself there. */
+#define SB_SESSION_SYSTEM_CHANNEL 1
+
 enum sb_session_role {
     SB_SESSION_CLIENT = 0,
     SB_SESSION_SERVER = 1
@@ -118,7 +125,9 @@ enum sb_session_event_type {
     SB_SEV_DISCONNECT = 3,     /* close the current transport with code; data = reason text */
     SB_SEV_STATE = 4,          /* state changed: value = enum sb_session_state, code = reason (conn.h) */
     SB_SEV_OPEN = 5,           /* the session is usable; value = enum sb_session_mode */
-    SB_SEV_MESSAGE = 6,        /* an application message: channel, seq, flags (BINARY), data */
+    SB_SEV_MESSAGE = 6,        /* an application message: channel, seq, flags (BINARY), data;
+                                * from a server's sb_session_relay: value = its offset, aux =
+                                * the sender's length (those bytes follow the data) */
     SB_SEV_RESPONSE = 7,       /* client: the answer to request id: flags (BINARY), data */
     SB_SEV_REQUEST_FAILED = 8, /* client: request id failed: code = sb_err; with SB_SEV_F_REMOTE
                                 * data = the server's error payload ({"code","message"} JSON) */
@@ -175,7 +184,7 @@ enum sb_session_close_code {
 SB_LAYOUT typedef struct sb_session_event {
     uint32_t type, channel, seq, id, flags;
     int32_t code;
-    uint32_t len, reserved;
+    uint32_t len, aux; /* MESSAGE: the sender's length, its bytes after the data's */
     double value;
 } sb_session_event;
 
@@ -267,9 +276,15 @@ SB_EXPORT double sb_session_next_deadline(const sb_session *s);
  * SB_E_QUEUE_FULL (reject policy), SB_E_TOO_LARGE (over the frame cap or the
  * whole queue), SB_E_INVALID (channel 1 is the server's), SB_E_CLOSED. */
 SB_EXPORT int sb_session_send(sb_session *s, uint32_t channel, int flags, const uint8_t *data, uint32_t n, double now_ms);
+/* Server: queue a message another client sent, stamped with its sender
+ * (1..255 bytes, the identity the server authenticated: the client cannot
+ * forge it) and its offset in the room's log (1..2^32-1, or 0 for none).
+ * The client's SB_SEV_MESSAGE carries both. Returns as sb_session_send. */
+SB_EXPORT int sb_session_relay(sb_session *s, uint32_t channel, int flags, double offset, const uint8_t *from, uint32_t nfrom, const uint8_t *data, uint32_t n, double now_ms);
 /* Client: a request answered by SB_SEV_RESPONSE or SB_SEV_REQUEST_FAILED
  * with the returned id; timeout_ms <= 0 = no deadline. Delivered to the
- * server's application once, even across reconnects. SB_E_BAD_STATE in
+ * server's application once, even across reconnects. On channel 1 it is
+ * for the server itself (the relay's subscriptions). SB_E_BAD_STATE in
  * plain mode, SB_E_QUEUE_FULL when max_requests are waiting. */
 SB_EXPORT int sb_session_request(sb_session *s, uint32_t channel, int flags, const uint8_t *data, uint32_t n, double timeout_ms, double now_ms);
 /* Client: stop waiting for request id (no event follows). */

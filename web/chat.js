@@ -61,9 +61,10 @@ function join() {
     if (e.channel === 1) {
       if (m.type === 'join') line(`${m.user} joined`, 'system');
       else if (m.type === 'leave') line(`${m.user} left`, 'system');
-      $('users').replaceChildren(...(m.users || []).map((u) => el('li', {}, u)));
+      if (m.users) $('users').replaceChildren(...m.users.map((u) => el('li', {}, u)));
     } else if (m.type === 'message') {
-      line(`${m.user}: ${m.text}`, 'message');
+      // The name the relay stamped (e.from), not one a sender could write into its message.
+      line(`${e.from}: ${m.text}`, 'message');
     }
   });
   // A new Socket counts from zero: rates start now, not at the first tick.
@@ -80,7 +81,7 @@ function leave() {
 function say(text) {
   if (!sock || !text) return;
   const queued = sock.readyState !== Socket.OPEN;
-  sock.send(JSON.stringify({ type: 'message', user: $('name').value, text, ts: Date.now() }));
+  sock.send(JSON.stringify({ type: 'message', text, ts: Date.now() }));
   line(`me: ${text}`, queued ? 'me queued' : 'me');
 }
 
@@ -88,7 +89,7 @@ $('send').addEventListener('click', () => { say($('text').value.trim()); $('text
 $('text').addEventListener('keydown', (e) => { if (e.key === 'Enter') $('send').click(); });
 $('burst').addEventListener('click', () => {
   if (!sock) return;
-  for (let i = 0; i < 500; i++) sock.send(JSON.stringify({ type: 'message', user: $('name').value, text: `burst message ${i} — the quick brown fox jumps over the lazy dog`, ts: Date.now() }));
+  for (let i = 0; i < 500; i++) sock.send(JSON.stringify({ type: 'message', text: `burst message ${i} — the quick brown fox jumps over the lazy dog`, ts: Date.now() }));
   line('me: (sent a burst of 500 messages)', 'me');
 });
 $('join').addEventListener('click', join);

@@ -24,6 +24,10 @@ const OPTIONS = [
   ['max-memory', 'MIB', 'the relay core\'s memory budget in MiB (16..2048); past it an allocation closes only its connection', '1024'],
   ['rate-messages', 'N', 'frames a second one connection may send (0: no limit); over it the socket is not read, then closed with 4008', '1000'],
   ['rate-bytes', 'N', 'frame bytes a second one connection may send, after inflating (0: no limit)', '8388608'],
+  ['room-history', 'N', 'messages each room\'s log keeps for clients that come back', '10000'],
+  ['room-history-bytes', 'N', 'payload bytes each room\'s log keeps', '16777216'],
+  ['room-history-ms', 'MS', 'age past which a room\'s log forgets a message', '600000'],
+  ['max-subscriptions', 'N', 'rooms one session may be in, its hello\'s room included', '64'],
   ['echo', '', 'serve a plain WebSocket echo server instead of the relay (what a non-switchboard server looks like)', 'off'],
   ['help', '', 'print this and exit', ''],
 ];
@@ -56,7 +60,8 @@ function parse(argv) {
 function limits(o) {
   const out = {};
   for (const [flag, key, scale = 1] of [['max-connections', 'maxConnections'], ['max-connections-per-address', 'maxConnectionsPerAddress'],
-    ['max-sessions', 'maxSessions'], ['max-memory', 'maxMemory', 1 << 20], ['rate-messages', 'rateMessages'], ['rate-bytes', 'rateBytes']]) {
+    ['max-sessions', 'maxSessions'], ['max-memory', 'maxMemory', 1 << 20], ['rate-messages', 'rateMessages'], ['rate-bytes', 'rateBytes'],
+    ['room-history', 'roomHistory'], ['room-history-bytes', 'roomHistoryBytes'], ['room-history-ms', 'roomHistoryMs'], ['max-subscriptions', 'maxSubscriptions']]) {
     if (o[flag] === undefined) continue;
     const v = Number(o[flag]);
     if (!Number.isFinite(v) || v < 0) throw new Error(`--${flag} ${o[flag]}: not a number`);

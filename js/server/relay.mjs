@@ -4,9 +4,10 @@
 // does the protocol: greeting, hello, resume, acks, dedup, order, batching,
 // compression, caps, the idle timeout. The relay keeps what is not protocol:
 //
-//   rooms      every session is in one room (hello.room); a message from a
-//              session goes to every other session of that room (and back
-//              to the sender with hello.echo), through the Bus (bus.mjs)
+//   rooms      the hello's room on channel 0, more by subscription on their
+//              own channels; each room one log with offsets, fanned out
+//              stamped with the sender (rooms.mjs)
+//   sessions   hello, authenticate, authorize, takeover (sessions.mjs)
 //   identity   a client that asks to resume a session the relay knows takes
 //              it over (its previous transport is closed with 4000); any
 //              other client gets a new id drawn here (128 random bits)
@@ -16,8 +17,9 @@
 //              bound to that user (anyone else asking for it: 4403);
 //              opts.authorize admits a user to a room (else 4403). guard.mjs
 //   presence   joins and leaves are messages on channel 1, JSON
-//              {type:'join'|'leave', user, users}
-//   requests   REQUEST events go to opts.onRequest (default: echo)
+//              {type:'join'|'leave', room, channel, user, users?}
+//   requests   REQUEST events go to opts.onRequest (default: echo); on
+//              channel 1, to the relay itself (subscriptions)
 //   store      the sessions that changed are committed (serialize() blobs)
 //              before anything that depends on them is sent: an ack leaves
 //              only once what it confirms is stored
@@ -39,132 +41,23 @@
 // reason naming the error code) and is logged; nothing is thrown out of a
 // ws handler, a timer, a promise or a Bus callback.
 import { WebSocketServer } from 'ws';
-import { randomBytes } from 'node:crypto';
 import { createCore } from '../core.js';
 import { WHOLE_CORE } from './core-path.mjs';
+import { SwitchboardError } from '../errors.js';
+import { Session } from '../session.js';
+import { SESSION_SERVER, SESSION_PROTOCOL, SS_DUPLICATES, CLOSE_TRY_AGAIN } from '../constants.js';
+import { LocalBus } from './bus.mjs';
+import { Rooms, RoomLog, Sub, roomName } from './rooms.mjs';
+export { SYSTEM_CHANNEL } from './rooms.mjs';
+import { MemoryStore } from './store.mjs';
+import { OriginPolicy } from './guard.mjs';
+import { DEFAULTS, OPTION_KEYS, Slot, Conn, closeReason, closeCodeOf } from './slot.mjs';
+import { RelaySessions } from './sessions.mjs';
 
 const PAGE = 65536; // bytes in a wasm memory page
-import { SwitchboardError } from '../errors.js';
-import { Session, utf8, bytesOf } from '../session.js';
-import {
-  SESSION_SERVER, SESSION_PROTOCOL, SESSION_CLOSED,
-  SEV_WRITE, SEV_DISCONNECT, SEV_MESSAGE, SEV_REQUEST, SEV_CLOSED, SEV_DIRTY, SEV_HELLO, SEV_ERROR, SEV_DROP,
-  SEV_PAUSE,
-  SO_HELLO_TIMEOUT, SO_IDLE_TIMEOUT, SO_SESSION_TTL, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES,
-  SO_BATCH_DELAY, SO_COMPRESS, SO_MAX_PAYLOAD, SO_MAX_MESSAGE, SO_MAX_FRAMES, SO_HIGH_WATER,
-  SO_RATE_MSGS, SO_RATE_MSGS_BURST, SO_RATE_BYTES, SO_RATE_BYTES_BURST, SO_RATE_TOLERANCE, SO_STALL_TIMEOUT,
-  SS_DUPLICATES, FRAME_F_BINARY,
-  CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN, CLOSE_REPLACED, CLOSE_AUTH, CLOSE_FORBIDDEN,
-} from '../constants.js';
-import { LocalBus } from './bus.mjs';
-import { MemoryStore } from './store.mjs';
-import { OriginPolicy, identityOf, refusal, step } from './guard.mjs';
 
-export const SYSTEM_CHANNEL = 1;
 
-const DEFAULTS = {
-  maxPayload: 1 << 20,      // largest frame payload accepted (and announced)
-  maxMessage: 8 << 20,      // largest WebSocket message, also after inflating
-  maxFrames: 4096,          // frames in one WebSocket message
-  maxHistory: 20000,        // messages per session not yet confirmed by its client
-  maxHistoryBytes: 32 << 20, // their payload bytes (oldest dropped first: resume reports a gap)
-  maxSessions: 10000,
-  maxHelloBytes: 8192,      // the hello's application JSON
-  highWater: 4 << 20,       // nothing more is written while a socket buffers this much
-  sessionTtlMs: 5 * 60e3,   // a detached session is forgotten after this
-  helloTimeoutMs: 10e3,
-  idleTimeoutMs: 60e3,      // a connection silent this long is dropped (clients ping every 25 s)
-  batchDelayMs: 0,
-  compress: true,
-  // Limits (docs/socket.md, "Limits"); a rate of 0 is no limit.
-  rateMessages: 1000,       // frames a second a connection may send (a batch counts its frames)
-  rateMessagesBurst: 10000, // at once (a client's whole default queue, resent on a resume)
-  rateBytes: 8 << 20,       // frame bytes a second, counted after inflating
-  rateBytesBurst: 16 << 20,
-  rateToleranceMs: 10e3,    // over a rate the socket is not read (paused); further in debt: closed 4008
-  stallTimeoutMs: 30e3,     // a socket holding highWater unsent this long: closed 1013 (it resumes)
-  maxConnections: 10000,    // sockets at once, upgrades included: over it HTTP 503
-  maxConnectionsPerAddress: 100,
-  maxMemory: 1 << 30,       // the core's memory; past it an allocation fails (1013 for that connection)
-  memoryHeadroom: 64 << 20, // less than this free within maxMemory: new connections get 503
-};
-
-const OPTION_KEYS = [
-  ['maxPayload', SO_MAX_PAYLOAD], ['maxMessage', SO_MAX_MESSAGE], ['maxFrames', SO_MAX_FRAMES],
-  ['maxHistory', SO_QUEUE_MAX_COUNT], ['maxHistoryBytes', SO_QUEUE_MAX_BYTES], ['highWater', SO_HIGH_WATER],
-  ['sessionTtlMs', SO_SESSION_TTL], ['helloTimeoutMs', SO_HELLO_TIMEOUT], ['idleTimeoutMs', SO_IDLE_TIMEOUT],
-  ['batchDelayMs', SO_BATCH_DELAY], ['compress', SO_COMPRESS],
-  ['rateMessages', SO_RATE_MSGS], ['rateMessagesBurst', SO_RATE_MSGS_BURST], ['rateBytes', SO_RATE_BYTES],
-  ['rateBytesBurst', SO_RATE_BYTES_BURST], ['rateToleranceMs', SO_RATE_TOLERANCE], ['stallTimeoutMs', SO_STALL_TIMEOUT],
-];
-
-const newId = () => randomBytes(16).toString('base64url');
-
-/** At most 123 bytes of UTF-8 (a WebSocket close reason). */
-function closeReason(text) {
-  let s = String(text);
-  while (Buffer.byteLength(s) > 123) s = s.slice(0, -1);
-  return s;
-}
-
-/** The close code for an error caught in a turn. */
-function closeCodeOf(err) {
-  switch (err?.code) {
-    case 'TOO_LARGE': return CLOSE_TOO_BIG;
-    case 'INVALID': return CLOSE_POLICY;
-    case 'BAD_FRAME': case 'BAD_VERSION': case 'TRUNCATED': case 'TRAILING_DATA': case 'CORRUPT':
-    case 'TOO_DEEP': case 'BAD_STATE':
-      return CLOSE_PROTOCOL;
-    default: return CLOSE_TRY_AGAIN; // ours (store, memory, a bug): come back and resume
-  }
-}
-
-/** The hello's application JSON: {room?, user?, echo?}, bounded. */
-function parseHello(bytes, max) {
-  if (bytes.length > max) throw new SwitchboardError('TOO_LARGE', `hello over ${max} bytes`);
-  if (!bytes.length) return {};
-  let h;
-  try {
-    h = JSON.parse(utf8(bytes));
-  } catch {
-    throw new SwitchboardError('INVALID', 'hello is not JSON');
-  }
-  if (!h || typeof h !== 'object' || Array.isArray(h)) throw new SwitchboardError('INVALID', 'hello is not a JSON object');
-  return h;
-}
-
-const roomOf = (h) => (typeof h.room === 'string' && h.room.length > 0 && h.room.length <= 128 ? h.room : 'lobby');
-
-/** The fields of an sb_session object the relay keeps beside it. */
-class Slot {
-  constructor(s) {
-    this.s = s;          // Session (js/session.js), server role
-    this.id = null;      // null while pending (no hello accepted yet)
-    this.conn = null;    // the Conn attached, or null while detached
-    this.room = 'lobby';
-    this.user = '';
-    this.owner = null;   // the authenticated user id that created it (authenticate), or null
-    this.echo = false;
-    this.timer = null;
-    this.due = -1;
-    this.hello = null;   // pending: the client's hello, until decided
-    this.closed = false; // SEV_CLOSED seen
-  }
-}
-
-/** One WebSocket. */
-class Conn {
-  constructor(ws, req) {
-    this.ws = ws;
-    this.req = req;      // the upgrade request (authenticate reads its URL, headers)
-    this.remote = req?.socket?.remoteAddress;
-    this.slot = null;
-    this.pausedUntil = 0; // over a rate limit: not read until then
-    this.resume = null;
-  }
-}
-
-export class Relay {
+export class Relay extends RelaySessions {
   /**
    * Use `await Relay.create(opts)`.
    * @param {object} opts see DEFAULTS; plus bus (Bus), store (MemoryStore |
@@ -174,6 +67,7 @@ export class Relay {
    *   authorize({request, hello, user, room}) (docs/relay.md)
    */
   constructor(opts = {}, c) {
+    super();
     this.core = c;
     this.o = { ...DEFAULTS, ...opts };
     this.bus = opts.bus || new LocalBus();
@@ -190,10 +84,10 @@ export class Relay {
       ...(opts.sessionOptions || [])];
     /** @type {Map<string, Slot>} sessions by id */
     this.sessions = new Map();
-    /** room -> { slots: Set<Slot>, unsubscribe } */
-    this.rooms = new Map();
+    /** The rooms' logs, subscriptions, fan-out and presence (rooms.mjs). */
+    this.rooms = new Rooms(this);
     this.conns = new Set();
-    this.stats = { connections: 0, sessions: 0, messagesIn: 0, duplicatesIn: 0, messagesOut: 0, requests: 0, protocolErrors: 0, errors: 0, commits: 0, refused: 0, pauses: 0 };
+    this.stats = { connections: 0, sessions: 0, messagesIn: 0, duplicatesIn: 0, messagesOut: 0, requests: 0, protocolErrors: 0, errors: 0, commits: 0, refused: 0, pauses: 0, replayed: 0, unrecovered: 0 };
     this._sockets = 0; // admitted and not yet closed (upgrades included)
     this._perAddress = new Map();
     this.closed = false;
@@ -312,8 +206,7 @@ export class Relay {
     this.conns.clear();
     for (const slot of this.sessions.values()) this._drop(slot);
     this.sessions.clear();
-    for (const r of this.rooms.values()) r.unsubscribe();
-    this.rooms.clear();
+    this.rooms.close();
     try { this.store.close(); } catch (e) { this.log(`relay: closing the store: ${e.message}`); }
     this.origins.destroy();
     this.wss.close();
@@ -327,6 +220,9 @@ export class Relay {
 
   /** Load the stored sessions, each detached until its client takes it over. */
   async _load() {
+    for (const r of (await this.store.loadRooms?.()) || []) {
+      this.rooms.logs.set(r.room, RoomLog.restore(r.room, this.o, r.epoch, r.next, r.entries, Date.now()));
+    }
     const rows = await this.store.load();
     const now = Date.now();
     for (const row of rows) {
@@ -345,284 +241,14 @@ export class Relay {
       slot.owner = typeof row.owner === 'string' ? row.owner : null;
       slot.echo = !!row.echo;
       this.sessions.set(slot.id, slot);
-      this._join(slot, typeof row.room === 'string' ? row.room : 'lobby');
+      const subs = Array.isArray(row.subs) ? row.subs.map(Sub.from).filter(Boolean) : [];
+      if (!subs.some((x) => x.channel === 0)) subs.push(new Sub(roomName(row.room) || 'lobby', 0, this.rooms.logOf(roomName(row.room) || 'lobby').next - 1, true));
+      for (const sub of subs.slice(0, this.o.maxSubscriptions)) this.rooms.join(slot, sub);
       this._arm(slot);
     }
     if (this._deleted.size) this._commit();
     if (this.sessions.size) this.log(`relay: restored ${this.sessions.size} sessions`);
     this.stats.sessions = this.sessions.size;
-  }
-
-  _join(slot, room) {
-    let r = this.rooms.get(room);
-    if (!r) {
-      r = { slots: new Set(), unsubscribe: null };
-      this.rooms.set(room, r);
-      r.unsubscribe = this.bus.subscribe(room, (msg) => this._turn(null, () => this._fanout(room, msg)));
-    }
-    r.slots.add(slot);
-    slot.room = room;
-  }
-
-  _leaveRoom(slot) {
-    const r = this.rooms.get(slot.room);
-    if (!r) return;
-    r.slots.delete(slot);
-    if (!r.slots.size) {
-      r.unsubscribe();
-      this.rooms.delete(slot.room);
-    }
-  }
-
-  _users(room) {
-    const r = this.rooms.get(room);
-    const users = [];
-    if (r) for (const slot of r.slots) if (slot.conn) users.push(slot.user || slot.id.slice(0, 6));
-    return users.sort();
-  }
-
-  _presence(slot, type) {
-    const payload = bytesOf(JSON.stringify({ type, user: slot.user || slot.id.slice(0, 6), users: this._users(slot.room) }));
-    // A join goes to the joiner too (it learns the user list); a leave does not.
-    this.bus.publish(slot.room, { from: type === 'join' ? null : slot.id, channel: SYSTEM_CHANNEL, flags: 0, payload });
-  }
-
-  /** Bus delivery: the message into every recipient session's outbox. */
-  _fanout(room, msg) {
-    const r = this.rooms.get(room);
-    if (!r) return;
-    const binary = (msg.flags & FRAME_F_BINARY) !== 0;
-    const now = Date.now();
-    for (const slot of [...r.slots]) {
-      if (msg.from === slot.id && (!slot.echo || msg.channel === SYSTEM_CHANNEL)) continue;
-      if (!slot.s.h || slot.closed) continue;
-      try {
-        slot.s.send(msg.channel, binary, msg.payload, now);
-        this.stats.messagesOut++;
-      } catch (e) {
-        // TOO_LARGE for this client (a DROP event says so); anything else is
-        // this recipient's problem, not the sender's.
-        if (e.code !== 'TOO_LARGE') this._fail(slot.conn, e, slot);
-      }
-      this._touched.add(slot);
-    }
-  }
-
-  /**
-   * The client's hello on a pending slot: who it is (authenticate, else
-   * 4401) and whether it may use its room (authorize, else 4403), then its
-   * session (_admit). Each hook may answer later (a promise): the slot
-   * waits, and the rest runs in a turn of its own.
-   */
-  _hello(pending) {
-    const conn = pending.conn;
-    const h = parseHello(pending.hello, this.o.maxHelloBytes);
-    pending.hello = null;
-    if (!this.authenticate && !this.authorize) return this._admit(pending, h, null);
-    const ctx = { request: conn.req, hello: h };
-    const how = (code) => ({
-      code, ms: this.o.helloTimeoutMs, log: this.log, turn: (fn) => this._turn(conn, fn),
-      alive: () => !!pending.s.h && !pending.closed && pending.conn === conn && conn.slot === pending,
-    });
-    return step(() => this.authenticate?.(ctx), (v) => {
-      const user = this.authenticate ? identityOf(v) : null;
-      if (this.authenticate && !user) throw refusal(CLOSE_AUTH, 'credentials refused');
-      if (!this.authorize) return this._admit(pending, h, user);
-      return step(() => this.authorize({ ...ctx, user, room: roomOf(h) }), (ok) => {
-        if (!ok) throw refusal(CLOSE_FORBIDDEN, `room ${JSON.stringify(roomOf(h).slice(0, 60))} refused`);
-        this._admit(pending, h, user);
-      }, how(CLOSE_FORBIDDEN));
-    }, how(CLOSE_AUTH));
-  }
-
-  /** Take over the session the hello names, or a new one; user: {id, name} from authenticate, or null. */
-  _admit(pending, h, user) {
-    const conn = pending.conn;
-    const room = roomOf(h);
-    const now = Date.now();
-    const asked = pending.s.id();
-    const known = asked ? this.sessions.get(asked) : null;
-    let slot;
-    if (known && !known.closed && known.s.state !== SESSION_CLOSED) {
-      // A session is its creator's: anyone else naming it is refused before
-      // the takeover, so the owner's transport is not disturbed.
-      if (this.authenticate && known.owner !== user.id) throw refusal(CLOSE_FORBIDDEN, 'the session belongs to another user');
-      slot = known;
-      const old = slot.conn;
-      this._call(slot, 'takeover', slot.s.fn.sb_session_takeover(slot.s.h, pending.s.h, now));
-      // The previous transport's DISCONNECT (4000) comes out now, for `old`;
-      // the user does not leave the room in between.
-      this._quiet = true;
-      try {
-        this._drain(slot);
-      } finally {
-        this._quiet = false;
-      }
-      if (old && slot.conn === old) this._detach(slot, true);
-      this._forgetPending(pending);
-    } else {
-      if (this.sessions.size >= this.o.maxSessions) {
-        throw Object.assign(new SwitchboardError('QUEUE_FULL', 'the relay has too many sessions'), { closeCode: CLOSE_TRY_AGAIN });
-      }
-      slot = pending;
-      // Never the client's choice. (Until accepted, s.id() is the id asked for.)
-      slot.id = newId();
-      slot.owner = user ? user.id : null;
-      slot.s.setId(slot.id);
-      this._call(slot, 'accept', slot.s.fn.sb_session_accept(slot.s.h, now));
-      this.sessions.set(slot.id, slot);
-      this.stats.sessions = this.sessions.size;
-      this._join(slot, room);
-    }
-    if (slot.room !== room) {
-      this._leaveRoom(slot);
-      this._join(slot, room);
-    }
-    // Who authenticate says, not who the hello claims to be.
-    slot.user = user ? user.name : typeof h.user === 'string' ? h.user.slice(0, 64) : slot.user;
-    slot.echo = h.echo === true;
-    slot.conn = conn;
-    conn.slot = slot;
-    this._dirty.add(slot); // room, user, echo
-    this._touched.add(slot);
-    this._drain(slot);
-    this._presence(slot, 'join');
-  }
-
-  _forgetPending(pending) {
-    if (pending.conn && pending.conn.slot === pending) pending.conn.slot = null;
-    pending.conn = null;
-    this._drop(pending);
-  }
-
-  /** Free a slot's session and timer (no store change). */
-  _drop(slot) {
-    clearTimeout(slot.timer);
-    slot.timer = null;
-    slot.closed = true;
-    slot.s.destroy();
-    this._touched.delete(slot);
-    this._dirty.delete(slot);
-  }
-
-  /** SEV_CLOSED of a known session (its TTL ran out): forget it, here and in the store. */
-  _forget(slot) {
-    if (slot.conn) this._detach(slot);
-    if (slot.id && this.sessions.get(slot.id) === slot) {
-      this.sessions.delete(slot.id);
-      this._leaveRoom(slot);
-      this._deleted.add(slot.id);
-      this.stats.sessions = this.sessions.size;
-    }
-    this._drop(slot);
-  }
-
-  /** The slot lets go of its transport (the session already did). */
-  _detach(slot, quiet = false) {
-    const conn = slot.conn;
-    if (!conn) return;
-    slot.conn = null;
-    if (conn.slot === slot) conn.slot = null;
-    if (!quiet && !this._quiet && slot.id && this.sessions.get(slot.id) === slot && !this.closed) this._presence(slot, 'leave');
-  }
-
-  _request(slot, id, binary, payload) {
-    this.stats.requests++;
-    const errorOf = (e) => JSON.stringify({ code: String(e?.code || 'INTERNAL'), message: String(e?.message ?? e) });
-    const answer = (isError, v) => this._turn(null, () => {
-      if (!slot.s.h || slot.closed) return; // the session is gone: nobody waits
-      const now = Date.now();
-      this._touched.add(slot);
-      try {
-        if (isError) slot.s.respond(id, true, false, errorOf(v), now);
-        else if (v instanceof Uint8Array) slot.s.respond(id, false, true, v, now);
-        else slot.s.respond(id, false, false, typeof v === 'string' ? v : JSON.stringify(v ?? null), now);
-      } catch (e) {
-        // An answer that cannot be sent (over the client's cap, not JSON) is an error answer.
-        this.log(`relay: answering request ${id}: ${e?.message || e}`);
-        try {
-          slot.s.respond(id, true, false, errorOf(e), now);
-        } catch (e2) {
-          this._fail(slot.conn, e2, slot);
-        }
-      }
-    });
-    let v;
-    try {
-      v = this.onRequest({ session: { id: slot.id, user: slot.user, userId: slot.owner, room: slot.room }, data: binary ? payload : utf8(payload), binary, relay: this });
-    } catch (e) {
-      this.log(`relay: onRequest threw: ${e?.stack || e}`);
-      answer(true, e);
-      return;
-    }
-    if (v && typeof v.then === 'function') {
-      Promise.resolve(v).then((x) => answer(false, x), (e) => {
-        this.log(`relay: onRequest rejected: ${e?.stack || e}`);
-        answer(true, e);
-      }).catch((e) => this.log(`relay: answering a request: ${e?.stack || e}`));
-    } else {
-      answer(false, v);
-    }
-  }
-
-  // ---- events --------------------------------------------------------------
-
-  _call(slot, what, rc) {
-    if (rc < 0) throw slot.s.c.error(rc, what);
-    return rc;
-  }
-
-  /** Every pending event of slot's session. Writes and closes are held (see _settle). */
-  _drain(slot) {
-    let closed = false;
-    slot.s.drain((t, ev) => {
-      switch (t) {
-        case SEV_WRITE:
-          if (slot.conn) this._out.push([slot.conn, ev.data]);
-          break;
-        case SEV_DISCONNECT: {
-          const conn = slot.conn;
-          if (conn) {
-            const reason = utf8(ev.data);
-            if (ev.code !== CLOSE_REPLACED) this.log(`relay: closing ${conn.remote} ${slot.id ?? '(pending)'}: ${ev.code} ${reason}`);
-            this._out.push([conn, null, ev.code, reason]);
-            this._detach(slot);
-          }
-          break;
-        }
-        case SEV_HELLO:
-          slot.hello = ev.data;
-          break;
-        case SEV_MESSAGE:
-          this.stats.messagesIn++;
-          this.bus.publish(slot.room, { from: slot.id, channel: ev.channel, flags: ev.flags & FRAME_F_BINARY, payload: ev.data });
-          break;
-        case SEV_REQUEST:
-          this._request(slot, ev.id, (ev.flags & FRAME_F_BINARY) !== 0, ev.data);
-          break;
-        case SEV_DIRTY:
-          if (slot.id) this._dirty.add(slot);
-          break;
-        case SEV_CLOSED:
-          closed = true;
-          break;
-        case SEV_ERROR:
-          if (slot.conn) this.stats.protocolErrors++;
-          this.log(`relay: ${slot.conn?.remote ?? ''} ${slot.id ?? '(pending)'}: ${this.core.cstr(this.core.fn.sb_errname(ev.code))}: ${utf8(ev.data)}`);
-          break;
-        case SEV_DROP:
-          break; // counted by the session (SS_DROPPED); the client hears of it at resume
-        case SEV_PAUSE:
-          if (slot.conn) this._pause(slot.conn, ev.value);
-          break;
-        default:
-          break;
-      }
-    });
-    if (closed) {
-      if (slot.id && this.sessions.get(slot.id) === slot) this._forget(slot);
-      else this._forgetPending(slot);
-    }
   }
 
   // ---- turns -----------------------------------------------------------------
@@ -723,7 +349,7 @@ export class Relay {
   }
 
   _commit() {
-    if (!this._dirty.size && !this._deleted.size) return;
+    if (!this._dirty.size && !this._deleted.size && !this.rooms.appends.length) return;
     // A store that lives in this process only needs the state when the
     // relay goes (close() commits everything then): no serializing per turn.
     if (this.store.inProcess && !this.closed) {
@@ -737,10 +363,17 @@ export class Relay {
     const upserts = [];
     for (const slot of this._dirty) {
       if (!slot.s.h || !slot.id || this.sessions.get(slot.id) !== slot) continue;
-      upserts.push({ id: slot.id, room: slot.room, user: slot.user, owner: slot.owner, echo: slot.echo, blob: slot.s.serialize() });
+      upserts.push({ id: slot.id, room: slot.room, user: slot.user, owner: slot.owner, echo: slot.echo, subs: [...slot.subs.values()].map((x) => x.toJSON()), blob: slot.s.serialize() });
     }
     const deletes = [...this._deleted];
-    this.store.commit(upserts, deletes);
+    const logs = new Map();
+    for (const [room, e] of this.rooms.appends) {
+      const log = this.rooms.logOf(room);
+      if (!logs.has(room)) logs.set(room, { room, epoch: log.epoch, first: log.first, next: log.next, entries: [] });
+      logs.get(room).entries.push(e);
+    }
+    this.rooms.appends = [];
+    this.store.commit(upserts, deletes, [...logs.values()]);
     this.stats.commits++;
     this._dirty.clear();
     this._deleted.clear();
@@ -849,6 +482,7 @@ export class Relay {
     this.stats.duplicatesIn += slot.s.stat(SS_DUPLICATES) - dup;
     this._touched.add(slot);
     this._drain(slot);
+    if (this.rooms.behind.has(slot)) this.rooms.catchUp(slot);
     if (slot.hello && slot.s.h) this._hello(slot);
   }
 

@@ -54,9 +54,9 @@ async function freePort() {
 }
 
 /** Start the relay process; resolves once it listens. The page is on the dev server's origin. */
-function startRelay(port, journal) {
+function startRelay(port, journal, more = []) {
   return new Promise((resolveStart, reject) => {
-    const child = spawn(process.execPath, [RELAY_CLI, '--port', String(port), '--journal', journal, '--allowed-origin', server.url], {
+    const child = spawn(process.execPath, [RELAY_CLI, '--port', String(port), '--journal', journal, '--allowed-origin', server.url, ...more], {
       env: process.env, stdio: ['ignore', 'pipe', 'pipe'],
     });
     relays.add(child);
@@ -95,7 +95,7 @@ async function until(fn, ms, what) {
   }
 }
 
-test('chaos: 10,000 messages each way, relay killed -9 and restarted 10 times, each side gets every message once in order', async () => {
+test('chaos: 10,000 messages each way over three rooms of one connection, relay killed -9 and restarted 10 times, each side gets every message once in order in each room', async () => {
   const N = 10000;
   const port = await freePort();
   const journal = join(tmp, 'chaos.journal');
@@ -107,17 +107,22 @@ test('chaos: 10,000 messages each way, relay killed -9 and restarted 10 times, e
   await page.evaluate(async ({ url, opts, N }) => {
     const sb = await import('/js/index.js');
     await sb.init();
-    window.got = [];
+    window.got = [[], [], []];
     const s = new sb.Socket(url, { ...opts, hello: { room: 'chaos', user: 'page' } });
-    s.onmessage = (e) => { if (e.channel === 0) window.got.push(e.data); };
+    s.onmessage = (e) => { if (e.channel === 0) window.got[0].push(e.data); };
     s.onerror = () => {};
     window.sock = s;
+    // The hello's room, and two more on the same connection.
+    const rooms = [s, s.subscribe('chaos-a'), s.subscribe('chaos-b')];
+    rooms[1].onmessage = (e) => window.got[1].push(e.data);
+    rooms[2].addEventListener('message', (e) => window.got[2].push(e.data));
     await new Promise((r) => s.addEventListener('open', r, { once: true }));
-    // Started once both ends are in the room: a room relays to its members only.
+    await Promise.all([rooms[1].ready, rooms[2].ready]);
+    // Started once both ends are in the rooms: a room relays to its members only.
     window.startPump = () => {
       window.pump = (async () => {
         for (let i = 0; i < N;) {
-          for (let k = 0; k < 10 && i < N; k++, i++) s.send(`p${i}`);
+          for (let k = 0; k < 10 && i < N; k++, i++) rooms[i % 3].send(`p${i}`);
           await new Promise((r) => setTimeout(r, 5));
         }
       })();
@@ -126,18 +131,24 @@ test('chaos: 10,000 messages each way, relay killed -9 and restarted 10 times, e
 
   const node = new Socket(url, { WebSocket, ...opts, hello: { room: 'chaos', user: 'node' } });
   sockets.add(node);
-  const gotNode = [];
-  node.onmessage = (e) => { if (e.channel === 0) gotNode.push(e.data); };
+  const byRoom = [[], [], []];
+  node.onmessage = (e) => { if (e.channel === 0) byRoom[0].push(e.data); };
   node.onerror = () => {};
+  const nodeRooms = [node, node.subscribe('chaos-a'), node.subscribe('chaos-b')];
+  nodeRooms[1].onmessage = (e) => byRoom[1].push(e.data);
+  nodeRooms[2].onmessage = (e) => byRoom[2].push(e.data);
   await new Promise((r) => node.addEventListener('open', r, { once: true }));
+  await Promise.all([nodeRooms[1].ready, nodeRooms[2].ready]);
   await page.evaluate(() => window.startPump());
   let sentNode = 0;
   const pumpNode = (async () => {
     while (sentNode < N) {
-      for (let k = 0; k < 10 && sentNode < N; k++, sentNode++) node.send(`n${sentNode}`);
+      for (let k = 0; k < 10 && sentNode < N; k++, sentNode++) nodeRooms[sentNode % 3].send(`n${sentNode}`);
       await sleep(5);
     }
   })();
+  const count = (g) => g[0].length + g[1].length + g[2].length;
+  const gotNode = { get length() { return count(byRoom); } };
 
   const opens = async () => [node.stats().opens, await page.evaluate(() => window.sock.stats().opens)];
   for (let i = 0; i < 10; i++) {
@@ -152,22 +163,61 @@ test('chaos: 10,000 messages each way, relay killed -9 and restarted 10 times, e
   }
   await pumpNode;
   try {
-    await until(async () => gotNode.length >= N && (await page.evaluate(() => window.got.length)) >= N, 60000, 'all messages');
+    await until(async () => gotNode.length >= N && (await page.evaluate(() => window.got.flat().length)) >= N, 60000, 'all messages');
   } catch (e) {
-    const pg = await page.evaluate(() => ({ n: window.got.length, last: window.got.slice(-3), st: window.sock.stats() }));
-    throw new Error(`${e.message}: node got ${gotNode.length} (${gotNode.slice(-3)}), stats ${JSON.stringify(node.stats())}; page got ${pg.n} (${pg.last}), stats ${JSON.stringify(pg.st)}`);
+    const pg = await page.evaluate(() => ({ n: window.got.map((g) => g.length), last: window.got.map((g) => g.slice(-2)), st: window.sock.stats() }));
+    throw new Error(`${e.message}: node got ${byRoom.map((g) => g.length)} (${byRoom.map((g) => g.slice(-2))}), stats ${JSON.stringify(node.stats())}; page got ${pg.n} (${pg.last}), stats ${JSON.stringify(pg.st)}`);
   }
   await sleep(200); // anything extra (a duplicate) would arrive now
   const gotPage = await page.evaluate(() => window.got);
-  assert.equal(gotPage.length, N);
-  assert.equal(gotNode.length, N);
-  assert.deepEqual(gotPage, Array.from({ length: N }, (_, i) => `n${i}`));
-  assert.deepEqual(gotNode, Array.from({ length: N }, (_, i) => `p${i}`));
+  const want = (prefix, room) => Array.from({ length: N }, (_, i) => i).filter((i) => i % 3 === room).map((i) => `${prefix}${i}`);
+  for (let r = 0; r < 3; r++) {
+    assert.deepEqual(gotPage[r], want('n', r), `page, room ${r}`);
+    assert.deepEqual(byRoom[r], want('p', r), `node, room ${r}`);
+  }
   const st = await page.evaluate(() => window.sock.stats());
   assert.ok(st.reconnects >= 5, `page reconnected ${st.reconnects} times`);
   assert.deepEqual(unexpected(errors), []);
   node.close();
   await page.evaluate(() => window.sock.close());
+  await ctx.close();
+  await kill9(relay);
+});
+
+test('security in a page: the relay stamps who authenticate says, in messages and presence; a room the user may not join is refused; the victim is undisturbed', async () => {
+  const port = await freePort();
+  const relay = await startRelay(port, join(tmp, 'sec.db'), ['--auth', join(ROOT, 'tests/node/relay-auth.mjs')]);
+  const { page, ctx, errors } = await newPage();
+  const got = await page.evaluate(async (url) => {
+    const sb = await import('/js/index.js');
+    await sb.init();
+    const opened = (s) => new Promise((ok) => s.addEventListener('open', ok, { once: true }));
+    // Mallory signs in as herself and claims to be Ann, in her hello and in her message.
+    const ann = new sb.Socket(`${url}?token=tok-ann`, { hello: { room: 'sec' } });
+    const mallory = new sb.Socket(`${url}?token=tok-mallory`, { hello: { room: 'sec', user: 'Ann' } });
+    const heard = [], presence = [];
+    ann.onmessage = (e) => { if (e.channel === 0) heard.push([e.from, e.data]); else presence.push(JSON.parse(e.data).user); };
+    await Promise.all([opened(ann), opened(mallory)]);
+    const staffAnn = ann.subscribe('staff'), staffMallory = mallory.subscribe('staff');
+    const refused = await staffMallory.ready.then(() => 'joined', (e) => e.code);
+    await staffAnn.ready;
+    let sendAfter = 'sent';
+    try { staffMallory.send('let me in'); } catch (e) { sendAfter = e.code; }
+    mallory.send(JSON.stringify({ user: 'Ann', text: 'send me your password' }));
+    await new Promise((r) => setTimeout(r, 300));
+    const r = { heard, presence, refused, sendAfter, staffState: staffMallory.state, staffUsers: staffAnn.users, annState: ann.readyState, annOpens: ann.stats().opens };
+    ann.close(); mallory.close();
+    return r;
+  }, `ws://127.0.0.1:${port}/`);
+  assert.equal(got.refused, 'FORBIDDEN');
+  assert.equal(got.staffState, 'unsubscribed');
+  assert.equal(got.sendAfter, 'CLOSED');
+  assert.deepEqual(got.staffUsers, ['Ann'], 'nobody else in staff');
+  assert.deepEqual(got.heard, [['mallory', JSON.stringify({ user: 'Ann', text: 'send me your password' })]], 'stamped with who she is');
+  assert.deepEqual([...new Set(got.presence)].sort(), ['Ann', 'mallory'], 'presence names who authenticate says');
+  assert.equal(got.annState, 1);
+  assert.equal(got.annOpens, 1, 'the victim was not disturbed');
+  assert.deepEqual(unexpected(errors), []);
   await ctx.close();
   await kill9(relay);
 });

@@ -176,7 +176,7 @@ static void test_encode_rejects(void)
     sb_frame_init(&f, SB_FRAME_MESSAGE);
     f.flags = SB_FRAME_F_SHARED;
     CHECK_EQ(sb_frame_write(&f, buf, sizeof buf), SB_E_INVALID);
-    f.flags = 0x40;
+    f.flags = 0x80;
     CHECK_EQ(sb_frame_write(&f, buf, sizeof buf), SB_E_INVALID);
     f.flags = 0;
     f.deadline = 1.5;

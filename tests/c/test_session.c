@@ -2374,6 +2374,140 @@ static void test_stalled_transport(void)
     sb_session_destroy(sv.s);
 }
 
+/* The server stamps the sender and the room offset; the client reads both
+ * and can stamp nothing itself; channel 1 takes the client's requests only. */
+static void test_relay_stamp(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 1000;
+    int t, seen = 0;
+    uint32_t x = 7;
+    char big[256];
+    c.s = sb_session_create(SB_SESSION_CLIENT, 1);
+    CHECK_EQ(sb_session_start(c.s, now), 0);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    /* bad arguments */
+    memset(big, 'a', sizeof big);
+    CHECK_EQ(sb_session_relay(c.s, 2, 0, 1, (const uint8_t *)"ann", 3, (const uint8_t *)&x, 4, now), SB_E_INVALID);
+    CHECK_EQ(sb_session_relay(sv.s, 2, 0, 1, (const uint8_t *)"", 0, (const uint8_t *)&x, 4, now), SB_E_INVALID);
+    CHECK_EQ(sb_session_relay(sv.s, 2, 0, 1, (const uint8_t *)big, 256, (const uint8_t *)&x, 4, now), SB_E_INVALID);
+    CHECK_EQ(sb_session_relay(sv.s, 2, 0, 1.5, (const uint8_t *)"ann", 3, (const uint8_t *)&x, 4, now), SB_E_INVALID);
+    CHECK_EQ(sb_session_relay(sv.s, 2, 0, 4294967296.0, (const uint8_t *)"ann", 3, (const uint8_t *)&x, 4, now), SB_E_INVALID);
+    CHECK_EQ(sb_session_send(sv.s, 2, SB_FRAME_F_FROM, (const uint8_t *)&x, 4, now), SB_E_INVALID);
+    /* a stamped message, then an empty one with the longest sender */
+    CHECK(sb_session_relay(sv.s, 2, 0, 41, (const uint8_t *)"ann", 3, (const uint8_t *)&x, 4, now) > 0);
+    CHECK(sb_session_relay(sv.s, 3, SB_FRAME_F_BINARY, 4294967295.0, (const uint8_t *)big, 255, NULL, 0, now) > 0);
+    CHECK(sb_session_send(sv.s, 2, 0, (const uint8_t *)&x, 4, now) > 0);
+    sb_session_flush(sv.s, now);
+    drain(&sv, &down);
+    deliver(&c, &down, now);
+    while ((t = sb_session_next_event(c.s)) != SB_SEV_NONE) {
+        const sb_session_event *v = sb_session_event_view(c.s);
+        const uint8_t *d = sb_session_event_data(c.s);
+        if (t != SB_SEV_MESSAGE)
+            continue;
+        if (seen == 0) {
+            CHECK_EQ(v->channel, 2u);
+            CHECK_EQ(v->len, 4u);
+            CHECK_EQ(v->aux, 3u);
+            CHECK(v->value == 41);
+            CHECK(memcmp(d, &x, 4) == 0 && memcmp(d + 4, "ann", 3) == 0);
+        } else if (seen == 1) {
+            CHECK_EQ(v->len, 0u);
+            CHECK_EQ(v->aux, 255u);
+            CHECK(v->value == 4294967295.0);
+            CHECK_EQ(v->flags, (uint32_t)SB_FRAME_F_BINARY);
+            CHECK(memcmp(d, big, 255) == 0);
+        } else {
+            CHECK_EQ(v->aux, 0u); /* unstamped */
+            CHECK(v->value == 0);
+        }
+        seen++;
+    }
+    CHECK_EQ(seen, 3);
+    /* A message at the client's cap still arrives stamped; one byte over does not go. */
+    {
+        uint8_t *m = calloc(1, (1u << 20) + 1);
+        uint32_t got = 0;
+        CHECK(sb_session_relay(sv.s, 2, SB_FRAME_F_BINARY, 50, (const uint8_t *)big, 255, m, 1u << 20, now) > 0);
+        CHECK_EQ(sb_session_relay(sv.s, 2, SB_FRAME_F_BINARY, 51, (const uint8_t *)"a", 1, m, (1u << 20) + 1, now), SB_E_TOO_LARGE);
+        for (int round = 0; round < 4; round++) {
+            sb_session_flush(sv.s, now);
+            drain(&sv, &down);
+            deliver(&c, &down, now);
+            while ((t = sb_session_next_event(c.s)) != SB_SEV_NONE) {
+                const sb_session_event *v = sb_session_event_view(c.s);
+                if (t == SB_SEV_MESSAGE && v->len == 1u << 20 && v->aux == 255)
+                    got++;
+                CHECK(t != SB_SEV_DISCONNECT && t != SB_SEV_ERROR);
+            }
+        }
+        CHECK_EQ(got, 1u);
+        free(m);
+    }
+    /* A client may request on channel 1 (the server itself), not send there. */
+    CHECK_EQ(sb_session_send(c.s, 1, 0, (const uint8_t *)&x, 4, now), SB_E_INVALID);
+    CHECK(sb_session_request(c.s, 1, 0, (const uint8_t *)"sub", 3, 5000, now) > 0);
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.requests, 1);
+    CHECK_EQ(sv.disconnects, 0);
+    /* A client forging a stamp is a protocol error. */
+    {
+        uint8_t fb[64], payload[8] = {3, 'b', 'o', 'b', 1, 2, 3, 4};
+        sb_frame f;
+        int k;
+        sb_frame_init(&f, SB_FRAME_MESSAGE);
+        f.flags = SB_FRAME_F_FROM | SB_FRAME_F_ACK_REQ;
+        f.channel = 2;
+        f.seq = 1;
+        f.payload = payload;
+        f.payload_len = sizeof payload;
+        k = sb_frame_write(&f, fb, sizeof fb);
+        CHECK(k > 0);
+        clear(&down);
+        sb_session_recv(sv.s, fb, (uint32_t)k, 0, now);
+        drain(&sv, &down);
+        CHECK_EQ(sv.disconnects, 1);
+        CHECK_EQ(sv.last_close, SB_CLOSE_PROTOCOL);
+    }
+    /* A stamp longer than its payload, to a client: a protocol error there. */
+    {
+        end c2 = {0}, sv2 = {0};
+        uint8_t fb[64], payload[4] = {9, 'b', 'o', 'b'};
+        sb_frame f;
+        int k;
+        c2.s = sb_session_create(SB_SESSION_CLIENT, 3);
+        CHECK_EQ(sb_session_start(c2.s, now), 0);
+        drain(&c2, &up);
+        clear(&up);
+        clear(&down);
+        handshake(&c2, &sv2, &up, &down, now, 0);
+        sb_frame_init(&f, SB_FRAME_MESSAGE);
+        f.flags = SB_FRAME_F_FROM | SB_FRAME_F_ACK_REQ;
+        f.channel = 2;
+        f.seq = 1;
+        f.payload = payload;
+        f.payload_len = sizeof payload;
+        k = sb_frame_write(&f, fb, sizeof fb);
+        CHECK(k > 0);
+        sb_session_recv(c2.s, fb, (uint32_t)k, 0, now);
+        drain(&c2, &up);
+        CHECK_EQ(c2.disconnects, 1);
+        CHECK_EQ(c2.last_close, SB_CLOSE_BAD_SERVER);
+        sb_session_destroy(c2.s);
+        sb_session_destroy(sv2.s);
+    }
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
 int main(void)
 {
     RUN(test_handshake_and_messages);
@@ -2395,6 +2529,7 @@ int main(void)
     RUN(test_rate_limit_messages);
     RUN(test_rate_limit_bytes);
     RUN(test_stalled_transport);
+    RUN(test_relay_stamp);
     RUN(test_property_flaky_link);
     TEST_MAIN_END();
 }

@@ -451,7 +451,7 @@ test('SqliteStore: one transaction per commit, sessions survive reopening, a fai
       { id: null, room: 'r', user: '', echo: false, blob: new Uint8Array([6]) }], ['one']));
     st.close();
     const again = await SqliteStore.open(path);
-    assert.deepEqual(again.load().map((r) => ({ ...r, blob: [...r.blob] })), [{ id: 'one', room: 'r2', user: 'u', owner: null, echo: false, blob: [4] }]);
+    assert.deepEqual(again.load().map((r) => ({ ...r, blob: [...r.blob] })), [{ id: 'one', room: 'r2', user: 'u', owner: null, echo: false, subs: [], blob: [4] }]);
     again.commit([{ id: 'one', room: 'r2', user: 'Ann', owner: 'user-1', echo: false, blob: new Uint8Array([7]) }], []);
     again.close();
     // A database from before sessions had owners gains the column, its rows none.
@@ -466,7 +466,18 @@ test('SqliteStore: one transaction per commit, sessions survive reopening, a fai
     migrated.close();
     const third = await SqliteStore.open(path);
     assert.equal(third.load()[0].owner, 'user-1');
+    // A room's log: committed with the sessions, trimmed below its first offset, read back in order.
+    const entry = (offset) => ({ offset, sid: 's1', from: 'Ann', flags: 0, payload: new Uint8Array([offset]), at: 1000 + offset });
+    third.commit([{ id: 'one', room: 'r2', user: 'Ann', owner: 'user-1', echo: false, subs: [[0, 'r2', 3, 1], [2, 'side', 0, 0]], blob: new Uint8Array([8]) }], [],
+      [{ room: 'side', epoch: 'E1', first: 1, next: 4, entries: [entry(1), entry(2), entry(3)] }]);
+    third.commit([], [], [{ room: 'side', epoch: 'E1', first: 3, next: 5, entries: [entry(4)] }]);
+    assert.throws(() => third.commit([], [], [{ room: 'side', epoch: 'E1', first: 3, next: 6, entries: [entry(5), { ...entry(6), payload: null }] }]));
     third.close();
+    const fourth = await SqliteStore.open(path);
+    assert.deepEqual(fourth.load()[0].subs, [[0, 'r2', 3, 1], [2, 'side', 0, 0]]);
+    assert.deepEqual(fourth.loadRooms().map((r) => ({ ...r, entries: r.entries.map((e) => [e.offset, e.from, [...e.payload]]) })),
+      [{ room: 'side', epoch: 'E1', next: 5, entries: [[3, 'Ann', [3]], [4, 'Ann', [4]]] }]);
+    fourth.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -180,7 +180,7 @@ test('authenticate: no token or a bad one closes with 4401 and a static URL is n
   // every attempt reached authenticate (no plain-mode probe in between: the relay greeted)
   assert.deepEqual(calls.slice(before).map((c) => c.request.url), ['/?token=expired', '/?token=expired', '/?token=tok-ann']);
   await until(() => ann.presence().length, 5000, 'ann joins');
-  assert.deepEqual(ann.presence()[0], { type: 'join', user: 'Ann', users: ['Ann'] }, 'not the hello\'s self-declared user');
+  assert.deepEqual(ann.presence()[0], { type: 'join', room: 'auth', channel: 0, user: 'Ann', users: ['Ann'] }, 'not the hello\'s self-declared user');
   assert.equal(calls.at(-1).request.url, '/?token=tok-ann');
   assert.deepEqual(calls.at(-1).hello, { room, user: 'mallory' });
 

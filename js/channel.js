@@ -1,0 +1,166 @@
+// Rooms on one Socket (docs/socket.md, "Rooms"): socket.subscribe(room)
+// returns a Channel, multiplexed on a channel number of the session of its
+// own. The relay (docs/relay.md) keeps each room as one log with offsets and
+// stamps every message with its sender; a Channel remembers the last offset
+// it saw and asks for what came after it whenever its Socket (re)opens, so a
+// new session on the relay resumes the room from there, or says it could
+// not ('unrecovered').
+//
+// The subscription requests are JSON on channel 1, the relay's own:
+//   {op: 'subscribe', room, channel, since?: {epoch, offset}} and
+//   {op: 'unsubscribe', channel}.
+import { SwitchboardError } from './errors.js';
+import { event, onProperties } from './glue.js';
+import { SESSION_SYSTEM_CHANNEL as SYSTEM } from './constants.js';
+
+export class Channel extends EventTarget {
+  #socket; #owner; #held = []; #ready;
+
+  constructor(socket, owner, room, channel, since) {
+    super();
+    this.#socket = socket;
+    this.#owner = owner;
+    this.room = room;
+    this.channel = channel;
+    /** 'subscribing' | 'subscribed' | 'unsubscribed' */
+    this.state = 'subscribing';
+    this.epoch = since ? since.epoch : null;
+    this.offset = since ? since.offset : 0;
+    /** Users in the room (presence), as the relay names them. */
+    this.users = [];
+    /** Whether the relay lets this client publish here (null until subscribed). */
+    this.publish = null;
+    this.#ready = {};
+    this.ready = new Promise((resolve, reject) => Object.assign(this.#ready, { resolve, reject }));
+    this.ready.catch(() => {});
+  }
+
+  /** Where this channel is in its room's log: pass it as `since` to resume elsewhere (after a reload). */
+  get position() { return this.epoch ? { epoch: this.epoch, offset: this.offset } : null; }
+
+  /** Send to the room (held until the relay has confirmed the subscription). */
+  send(data) {
+    if (this.state === 'unsubscribed') throw new SwitchboardError('CLOSED', `not subscribed to ${this.room}`);
+    if (this.state === 'subscribing') this.#held.push(data);
+    else this.#socket.send(data, { channel: this.channel });
+  }
+
+  /** A request to the relay's onRequest, about this room. */
+  async request(data, opts = {}) {
+    await this.ready;
+    return this.#socket.request(data, { ...opts, channel: this.channel });
+  }
+
+  /** Leave the room; resolves once the relay has. */
+  async unsubscribe() {
+    if (this.state === 'unsubscribed') return;
+    this.#end(new SwitchboardError('CLOSED', 'unsubscribed'));
+    await this.#socket.request(JSON.stringify({ op: 'unsubscribe', channel: this.channel }), { channel: SYSTEM });
+  }
+
+  #end(error) {
+    this.state = 'unsubscribed';
+    this.#held = [];
+    this.#owner.delete(this.channel);
+    this.#ready.reject(error);
+  }
+
+  /** Ask the relay for the room from where this channel is (each time the Socket opens). */
+  _subscribe() {
+    const q = { op: 'subscribe', room: this.room, channel: this.channel };
+    if (this.epoch) q.since = { epoch: this.epoch, offset: this.offset };
+    this.#socket.request(JSON.stringify(q), { channel: SYSTEM }).then((text) => {
+      if (this.state === 'unsubscribed') return;
+      const r = JSON.parse(text);
+      const had = this.epoch !== null && q.since;
+      this.epoch = r.epoch;
+      if (r.recovered === false || !had) this.offset = r.offset;
+      this.users = Array.isArray(r.users) ? r.users : [];
+      this.publish = r.publish !== false;
+      if (had && r.recovered === false) this.dispatchEvent(event('unrecovered', { room: this.room, since: q.since }));
+      if (this.state === 'subscribing') {
+        this.state = 'subscribed';
+        for (const d of this.#held.splice(0)) this.#socket.send(d, { channel: this.channel });
+        this.#ready.resolve(this);
+      }
+    }, (e) => {
+      if (this.state === 'unsubscribed' || e?.code === 'CLOSED') return;
+      if (e?.code === 'CONNECTION_LOST' || e?.code === 'TIMEOUT') return; // asked again at the next open
+      const err = e instanceof SwitchboardError ? e : new SwitchboardError('INTERNAL', String(e));
+      this.dispatchEvent(event('error', { error: err }));
+      this.#end(err);
+    });
+  }
+
+  _message(data, e) {
+    if (e.offset > this.offset) this.offset = e.offset;
+    this.dispatchEvent(Object.assign(new MessageEvent('message', { data, lastEventId: e.offset ? String(e.offset) : '' }),
+      { channel: this.channel, from: e.from, offset: e.offset }));
+  }
+
+  /** A notice of the relay about this room. */
+  _notice(n) {
+    if (n.type === 'join' || n.type === 'leave') {
+      if (Array.isArray(n.users)) this.users = n.users;
+      else if (n.type === 'join') this.users = [...this.users, n.user].sort();
+      else {
+        const i = this.users.indexOf(n.user);
+        if (i >= 0) this.users = this.users.filter((_, j) => j !== i);
+      }
+      this.dispatchEvent(event('presence', { change: n.type, user: n.user, users: this.users }));
+    } else if (n.type === 'unrecovered') {
+      this.dispatchEvent(event('unrecovered', { room: this.room, since: null }));
+    } else if (n.type === 'refused') {
+      this.dispatchEvent(event('error', { error: new SwitchboardError(String(n.code || 'FORBIDDEN'), String(n.message || 'refused')) }));
+    }
+  }
+}
+
+onProperties(Channel, ['message', 'presence', 'unrecovered', 'error']);
+
+/** A Socket's channels, by channel number. */
+export class Channels extends Map {
+  #socket; #next = 2;
+
+  constructor(socket) {
+    super();
+    this.#socket = socket;
+  }
+
+  /** socket.subscribe(room, {since}) */
+  add(room, opts = {}) {
+    if (typeof room !== 'string' || !room.length || room.length > 128) throw new SwitchboardError('INVALID', 'room must be a string of 1 to 128 characters');
+    for (const c of this.values()) if (c.room === room) return c;
+    const since = opts.since && typeof opts.since.epoch === 'string' && Number.isInteger(opts.since.offset) ? opts.since : null;
+    const c = new Channel(this.#socket, this, room, this.#next++, since);
+    this.set(c.channel, c);
+    if (this.#socket.readyState === 1 && this.#socket.mode === 'framed') c._subscribe();
+    return c;
+  }
+
+  /** The Socket opened (again): every channel asks for its room from where it is. */
+  open(framed) {
+    for (const c of this.values()) {
+      if (framed) c._subscribe();
+      else { c.dispatchEvent(event('error', { error: new SwitchboardError('BAD_STATE', 'rooms need the switchboard relay (framed mode)') })); }
+    }
+  }
+
+  /** A message: true if it was a channel's (or a notice about one). */
+  route(data, e) {
+    const c = this.get(e.channel);
+    if (c) {
+      c._message(data, e);
+      return true;
+    }
+    if (e.channel !== SYSTEM || typeof data !== 'string' || !data.includes('"channel"')) return false;
+    let n;
+    try { n = JSON.parse(data); } catch { return false; }
+    // The hello's room (channel 0) is the Socket's own: it hears of a gap there.
+    if (n?.channel === 0 && n.type === 'unrecovered') this.#socket.dispatchEvent(event('unrecovered', { room: n.room, since: null }));
+    const to = n && this.get(n.channel);
+    if (!to) return false;
+    to._notice(n);
+    return true;
+  }
+}
