@@ -44,8 +44,8 @@ import { WebSocketServer } from 'ws';
 import { createCore } from '../core.js';
 import { WHOLE_CORE } from './core-path.mjs';
 import { SwitchboardError } from '../errors.js';
-import { Session } from '../session.js';
-import { SESSION_SERVER, SESSION_PROTOCOL, SS_DUPLICATES, CLOSE_TRY_AGAIN } from '../constants.js';
+import { ServerSession } from './session.mjs';
+import { SESSION_PROTOCOL, SS_DUPLICATES, CLOSE_TRY_AGAIN } from '../constants.js';
 import { LocalBus } from './bus.mjs';
 import { Rooms, RoomLog, Sub, roomName } from './rooms.mjs';
 export { SYSTEM_CHANNEL } from './rooms.mjs';
@@ -215,7 +215,7 @@ export class Relay extends RelaySessions {
   // ---- sessions ------------------------------------------------------------
 
   _session() {
-    return new Session(SESSION_SERVER, this.options, undefined, this.core);
+    return new ServerSession(this.options, undefined, this.core);
   }
 
   /** Load the stored sessions, each detached until its client takes it over. */

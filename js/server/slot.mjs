@@ -92,7 +92,7 @@ export const roomOf = (h) => roomName(h.room) || 'lobby';
 /** The fields of an sb_session object the relay keeps beside it. */
 export class Slot {
   constructor(s) {
-    this.s = s;          // Session (js/session.js), server role
+    this.s = s;          // ServerSession (js/server/session.mjs)
     this.id = null;      // null while pending (no hello accepted yet)
     this.conn = null;    // the Conn attached, or null while detached
     /** @type {Map<number, Sub>} channel -> subscription (0: the hello's room) */
