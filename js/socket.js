@@ -251,8 +251,8 @@ export class Socket extends EventTarget {
   #event(t, e) {
     if (!this.#s) return; // closed while draining
     switch (t) {
-      case SEV_WRITE:
-        if (this.#ws && this.#ws.readyState === 1) this.#ws.send(e.flags & SEV_F_TEXT ? e.text() : e.data);
+      case SEV_WRITE: // the browser's WebSocket copies in send(): it can have the heap's bytes
+        if (this.#ws && this.#ws.readyState === 1) this.#ws.send(e.flags & SEV_F_TEXT ? e.text() : this.#WS === globalThis.WebSocket ? e.view() : e.data);
         break;
       case SEV_CONNECT: this.#connect(!!(e.flags & SEV_F_OFFER_FRAMED), e.value); break;
       case SEV_DISCONNECT: this.#drop(e.code, e.text()); break;
