@@ -1725,12 +1725,10 @@ int sb_session_request(sb_session *s, uint32_t channel, int flags, const uint8_t
                  now_ms);
     s->pending_request = 0;
     /* A request is latency-bound: it leaves now (with whatever else is
-     * pending), not at the end of the host's task. */
-    if (id > 0) {
-        int rc = run(s, now_ms);
-        if (rc < 0)
-            return rc;
-    }
+     * pending), not at the end of the host's task. It is queued either
+     * way: a write that fails here fails again at the host's flush. */
+    if (id > 0)
+        (void)run(s, now_ms);
     return id;
 }
 
