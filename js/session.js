@@ -27,6 +27,8 @@ class SessionEvent {
   text() { return this.len ? decoder.decode(this.c.view(this.ptr, this.len)) : ''; }
   /** A relayed message's sender, as the server stamped it ('' if none). */
   from() { return this.aux ? decoder.decode(this.c.view(this.ptr + this.len, this.aux)) : ''; }
+  /** The bytes as a view into the heap: for a consumer that copies them at once. */
+  view() { return this.len ? this.c.view(this.ptr, this.len) : EMPTY; }
 }
 
 export class Session {
@@ -92,7 +94,7 @@ export class Session {
   }
 
   id() {
-    return new TextDecoder().decode(this.out(this.check(this.fn.sb_session_get_id(this.h), 'id')));
+    return decoder.decode(this.out(this.check(this.fn.sb_session_get_id(this.h), 'id')));
   }
 
   /** fn(h, bytes, len) for one of the sb_session_set_* taking bytes. */
@@ -140,5 +142,5 @@ export class Session {
   }
 }
 
-export const utf8 = (bytes) => new TextDecoder().decode(bytes);
+export const utf8 = (bytes) => decoder.decode(bytes);
 export const bytesOf = (s) => encoder.encode(s);

@@ -128,8 +128,8 @@ export class Socket extends EventTarget {
     if (opts.signal?.aborted) return Promise.reject(opts.signal.reason || new SwitchboardError('ABORTED', 'request aborted'));
     const go = () => new Promise((resolve, reject) => {
       if (!this.#s) { reject(new SwitchboardError('CLOSED', 'socket is closed')); return; }
-      const text = typeof data === 'string';
-      const id = this.#s.request(opts.channel >>> 0, !text, text ? data : toBytes(data), opts.timeout ?? 30000, now());
+      this.#report(); // the core writes a request at once
+      const id = this.#s.request(opts.channel >>> 0, typeof data !== 'string', typeof data === 'string' ? data : toBytes(data), opts.timeout ?? 30000, now());
       const onAbort = () => {
         if (this.#s) this.#s.fn.sb_session_cancel(this.#s.h, id);
         done(); reject(opts.signal.reason || new SwitchboardError('ABORTED', 'request aborted'));
@@ -138,7 +138,6 @@ export class Socket extends EventTarget {
       this.#requests.set(id, { resolve: (v) => { done(); resolve(v); }, reject: (e) => { done(); reject(e); } });
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       this.#run();
-      this.#flush(); // a request is latency-bound: no waiting for the task to end
     });
     return this.#s && !this._early ? go() : this.ready.then(go);
   }
@@ -224,13 +223,14 @@ export class Socket extends EventTarget {
 
   /** Write what is due, act on every event, re-arm the one timer. */
   #flush() {
-    const s = this.#s;
-    if (!s) return;
-    const ws = this.#ws; // a socket that is not open takes nothing: what it is handed is not written
-    s.fn.sb_session_set_buffered(s.h, !ws ? 0 : ws.readyState === 1 ? ws.bufferedAmount : 1e15);
-    s.fn.sb_session_flush(s.h, now());
+    if (!this.#s) return;
+    this.#report();
+    this.#s.fn.sb_session_flush(this.#s.h, now());
     this.#run();
   }
+
+  // Before a call that may write: what the transport holds unsent (a socket that is not open takes nothing).
+  #report() { const ws = this.#ws; this.#s.fn.sb_session_set_buffered(this.#s.h, !ws ? 0 : ws.readyState === 1 ? ws.bufferedAmount : 1e15); }
 
   #run() {
     const s = this.#s;
@@ -251,8 +251,8 @@ export class Socket extends EventTarget {
   #event(t, e) {
     if (!this.#s) return; // closed while draining
     switch (t) {
-      case SEV_WRITE:
-        if (this.#ws && this.#ws.readyState === 1) this.#ws.send(e.flags & SEV_F_TEXT ? e.text() : e.data);
+      case SEV_WRITE: // the browser's WebSocket copies in send(): it can have the heap's bytes
+        if (this.#ws && this.#ws.readyState === 1) this.#ws.send(e.flags & SEV_F_TEXT ? e.text() : this.#WS === globalThis.WebSocket ? e.view() : e.data);
         break;
       case SEV_CONNECT: this.#connect(!!(e.flags & SEV_F_OFFER_FRAMED), e.value); break;
       case SEV_DISCONNECT: this.#drop(e.code, e.text()); break;
