@@ -20,7 +20,10 @@ const decoder = new TextDecoder();
 
 /** One drained event: numeric fields, and its bytes on demand. */
 class SessionEvent {
-  constructor(c) { this.c = c; this.copy = null; this.len = 0; this.ptr = 0; }
+  constructor(c) {
+    this.c = c; this.copy = null; this.len = 0; this.ptr = 0; this.aux = 0;
+    this.channel = 0; this.seq = 0; this.id = 0; this.flags = 0; this.code = 0; this.value = 0;
+  }
   /** The bytes, copied out of the heap (kept by the caller if it wants). */
   get data() { return this.copy || (this.copy = this.len ? this.c.readBytes(this.ptr, this.len) : EMPTY); }
   /** The bytes as UTF-8, without an intermediate copy. */

@@ -31,7 +31,7 @@ const POLICIES = Object.fromEntries(kebabNames(QueuePolicy).map((k, v) => [k, v]
 const STATS = camelEntries(SessionStat);
 const MODES = { [SESSION_MODE_FRAMED]: 'framed', [SESSION_MODE_PLAIN]: 'plain', 0: null };
 
-/** User options -> session options (the defaults are the core's). */
+/** User options -> session options (the defaults are the core's). @returns {[number, number][]} */
 function sessionOptions(opts, url) {
   const r = opts.reconnect === false ? false : obj(opts.reconnect);
   const hb = opts.heartbeat === false ? false : obj(opts.heartbeat);
@@ -58,7 +58,7 @@ function sessionOptions(opts, url) {
 const idbDo = (mode, fn) => idb('switchboard-socket', 'outbox', mode, fn);
 
 export class Socket extends EventTarget {
-  static CONNECTING = 0; static OPEN = 1; static CLOSING = 2; static CLOSED = 3;
+  static CONNECTING = /** @type {0} */ (0); static OPEN = /** @type {1} */ (1); static CLOSING = /** @type {2} */ (2); static CLOSED = /** @type {3} */ (3);
 
   #WS; #url; #protocols; #opts; #s = null; #ws = null; #timer = null; #armedAt = 0; #attempt = 0;
   #flushQueued = false; #requests = new Map(); #listeners = []; #closeInfo = { code: 1006, reason: '', wasClean: false };
@@ -96,7 +96,7 @@ export class Socket extends EventTarget {
   /** 'framed' | 'plain' once connected, else null. */
   get mode() { return MODES[this.#s ? this.#s.mode : 0]; }
 
-  get binaryType() { return this.#binaryType; }
+  get binaryType() { return /** @type {'blob' | 'arraybuffer'} */ (this.#binaryType); }
   set binaryType(v) { if (v === 'blob' || v === 'arraybuffer') this.#binaryType = v; }
   /** Bytes queued and not yet confirmed (framed: acked; plain: written). */
   get bufferedAmount() { return this.#s ? this.#s.stat(SessionStat.QUEUED_BYTES) : 0; }
@@ -155,17 +155,17 @@ export class Socket extends EventTarget {
     this.#run();
   }
 
-  /** Live figures for dashboards. */
+  /** @returns {import('./socket.d.ts').SocketStats} */
   stats() {
-    const s = this.#s, st = {};
+    const s = this.#s, st = /** @type {Record<string, number>} */ ({});
     for (const [k, v] of STATS) st[k] = s ? s.stat(v) : 0;
     const { txSeq, ackedSeq, rxSeq, ...rest } = st;
-    return {
+    return /** @type {any} */ ({
       state: this.state, mode: this.mode, ...rest,
       reconnects: Math.max(0, st.opens - 1),
       compressionSaved: Math.max(0, st.payloadBytesOut - st.bytesOut) + Math.max(0, st.payloadBytesIn - st.bytesIn),
       lastSeq: s ? { tx: txSeq, acked: ackedSeq, rx: rxSeq } : null,
-    };
+    });
   }
 
   /** Resolves when the session state has been written to IndexedDB (queue.persist). */
