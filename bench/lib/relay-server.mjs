@@ -45,6 +45,9 @@ if (kind === 'sb') {
     wasm: process.env.SWITCHBOARD_RELAY_WASM ? { wasmURL: new URL(process.env.SWITCHBOARD_RELAY_WASM, `file://${process.cwd()}/`) } : undefined,
     maxConnections: 20000, maxConnectionsPerAddress: 20000, maxSessions: 20000, maxMemory: 2 ** 31,
     helloTimeoutMs: 120e3, // a room of 1,000 filling keeps it busy (bench/relay.mjs)
+    // Configured for fan-out, as docs/relay.md says a relay of big rooms is
+    // (socket.io compresses nothing by default): CPU per delivery over bytes.
+    compressLevel: 1,
     ...JSON.parse(process.env.SB_RELAY_OPTS || '{}'),
     log: (m) => { if (!/closing .* (4000|1000|1001|1005|1006)/.test(m)) process.stderr.write(`${m}\n`); },
   });

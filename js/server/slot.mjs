@@ -26,11 +26,11 @@ export const DEFAULTS = {
   idleTimeoutMs: 60e3,      // a connection silent this long is dropped (clients ping every 25 s)
   batchDelayMs: 0,
   compress: true,
-  // zlib level of what the relay sends. Every recipient's copy of a room
-  // message is deflated on its own window, so this is paid once per
-  // delivery: level 1 costs ~1/3.5 of level 6 for ~25% more bytes on a chat
-  // message (docs/relay.md, "Benchmark").
-  compressLevel: 1,
+  // zlib level of what the relay sends, as the client's: every recipient's
+  // copy of a room message is deflated on its own window, so this is paid
+  // once per delivery; 1 costs ~1/3.5 of 6 for ~25% more bytes on a chat
+  // message (docs/relay.md, "What the relay keeps").
+  compressLevel: 6,
   // Limits (docs/socket.md, "Limits"); a rate of 0 is no limit.
   rateMessages: 1000,       // frames a second a connection may send (a batch counts its frames)
   rateMessagesBurst: 10000, // at once (a client's whole default queue, resent on a resume)
