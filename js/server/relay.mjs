@@ -45,7 +45,7 @@ import { createCore } from '../core.js';
 import { WHOLE_CORE } from './core-path.mjs';
 import { SwitchboardError } from '../errors.js';
 import { Session } from '../session.js';
-import { SESSION_SERVER, SESSION_PROTOCOL, SS_DUPLICATES, CLOSE_TRY_AGAIN } from '../constants.js';
+import { SESSION_SERVER, SESSION_PROTOCOL, SS_DUPLICATES, CLOSE_TRY_AGAIN, CLOSE_REPLACED } from '../constants.js';
 import { LocalBus } from './bus.mjs';
 import { Rooms, RoomLog, Sub, roomName } from './rooms.mjs';
 import { MemoryStore } from './store.mjs';
@@ -61,7 +61,9 @@ export class Relay extends RelaySessions {
   /**
    * Use `await Relay.create(opts)`.
    * @param {object} opts see DEFAULTS; plus bus (Bus), store (MemoryStore |
-   *   SqliteStore), onRequest(ctx) => value | Promise, log(msg),
+   *   SqliteStore | RedisEngine), redis (a redis:// URL, or {url, prefix,
+   *   presenceTtlMs}: Relay.create connects a RedisEngine, the store and the
+   *   bus of every relay process on it), onRequest(ctx) => value | Promise, log(msg),
    *   sessionOptions ([[SO_*, value]…] for the sessions, after the above),
    *   allowedOrigins (string[]), authenticate({request, hello}) and
    *   authorize({request, hello, user, room}) (docs/relay.md)
@@ -97,8 +99,23 @@ export class Relay extends RelaySessions {
     this._touched = new Set();
     this._dirty = new Set();
     this._later = new Map(); // in-process store: id -> slot, serialized at close()
-    this._deleted = new Set();
+    this._deleted = new Map(); // id -> its generation (a shared engine deletes only its own)
     this._out = [];
+    // A shared engine (Redis): sessions and logs in it, commits async. What
+    // the turns since the last commit changed and wrote is one batch; at
+    // most one commit is in flight, and a batch's writes leave only once
+    // the commit that stored it has returned (group commit, in order).
+    this.shared = !!this.store.shared;
+    this._batch = Relay._batch();
+    this._inFlight = null; // the commit's promise
+    if (this.shared) {
+      this.store.attach?.(this.o);
+      this.store.sessionIds = () => this.sessions.keys();
+      this.store.onClaimed = (id, gen) => this._turn(null, () => {
+        const slot = this.sessions.get(id);
+        if (slot && slot.gen < gen) this._evict(slot, CLOSE_REPLACED, 'REPLACED: taken over on another relay process');
+      });
+    }
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.o.maxMessage,
@@ -118,7 +135,14 @@ export class Relay extends RelaySessions {
     this.wss.on('error', (e) => this.log(`relay: ${e.message}`));
   }
 
+  static _batch() { return { dirty: new Set(), deleted: new Map(), appends: [], out: [] }; }
+
   static async create(opts = {}) {
+    if (opts.redis && !opts.store) {
+      const { RedisEngine } = await import('./redis.mjs');
+      const r = typeof opts.redis === 'string' ? { url: opts.redis } : opts.redis;
+      opts = { ...opts, store: await RedisEngine.connect(r.url, { ...r, log: opts.log }) };
+    }
     // Its own instance of the whole core (both roles, its own heap), never a
     // job's core that the glue in the same process may have loaded.
     const w = opts.wasm || {};
@@ -193,12 +217,15 @@ export class Relay extends RelaySessions {
     return true;
   }
 
+  /** Stops; a shared engine is closed once its last commit has returned (the promise). */
   close() {
-    if (this.closed) return;
+    if (this.closed) return this._closing;
     this.closed = true;
     for (const slot of this._later.values()) this._dirty.add(slot);
     this._later.clear();
-    try { this._commit(); } catch (e) { this.log(`relay: the last commit: ${e.message}`); }
+    // A shared engine has everything that anyone was told about: what is
+    // still unstored was not acked, and its clients resend it.
+    if (!this.shared) try { this._commit(); } catch (e) { this.log(`relay: the last commit: ${e.message}`); }
     for (const c of this.conns) {
       if (c.slot && !c.slot.id) this._drop(c.slot); // pending
       c.ws.terminate();
@@ -207,9 +234,18 @@ export class Relay extends RelaySessions {
     for (const slot of this.sessions.values()) this._drop(slot);
     this.sessions.clear();
     this.rooms.close();
-    try { this.store.close(); } catch (e) { this.log(`relay: closing the store: ${e.message}`); }
+    const closeStore = () => {
+      try {
+        return Promise.resolve(this.store.close()).catch((e) => this.log(`relay: closing the store: ${e.message}`));
+      } catch (e) {
+        this.log(`relay: closing the store: ${e.message}`);
+      }
+      return undefined;
+    };
+    this._closing = this._inFlight ? this._inFlight.then(closeStore, closeStore) : closeStore();
     this.origins.destroy();
     this.wss.close();
+    return this._closing;
   }
 
   // ---- sessions ------------------------------------------------------------
@@ -225,30 +261,56 @@ export class Relay extends RelaySessions {
     }
     const rows = await this.store.load();
     const now = Date.now();
-    for (const row of rows) {
-      const slot = new Slot(this._session());
-      try {
-        slot.s.restore(row.blob, now);
-        slot.id = slot.s.id();
-        if (slot.id !== row.id) throw new SwitchboardError('CORRUPT', `stored as ${row.id}, holds ${slot.id}`);
-      } catch (e) {
-        this.log(`relay: stored session ${row.id} not restored: ${e.code || ''} ${e.message}`);
-        slot.s.destroy();
-        this._deleted.add(row.id);
-        continue;
-      }
-      slot.user = typeof row.user === 'string' ? row.user : '';
-      slot.owner = typeof row.owner === 'string' ? row.owner : null;
-      slot.echo = !!row.echo;
-      this.sessions.set(slot.id, slot);
-      const subs = Array.isArray(row.subs) ? row.subs.map(Sub.from).filter(Boolean) : [];
-      if (!subs.some((x) => x.channel === 0)) subs.push(new Sub(roomName(row.room) || 'lobby', 0, this.rooms.logOf(roomName(row.room) || 'lobby').next - 1, true));
-      for (const sub of subs.slice(0, this.o.maxSubscriptions)) this.rooms.join(slot, sub);
-      this._arm(slot);
-    }
+    for (const row of rows) this._restore(row, now);
     if (this._deleted.size) this._commit();
     if (this.sessions.size) this.log(`relay: restored ${this.sessions.size} sessions`);
     this.stats.sessions = this.sessions.size;
+  }
+
+  /** A stored session, detached until its client takes it over. Returns its slot, or null. */
+  _restore(row, now = Date.now()) {
+    const slot = new Slot(this._session());
+    try {
+      slot.s.restore(row.blob, now);
+      slot.id = slot.s.id();
+      if (slot.id !== row.id) throw new SwitchboardError('CORRUPT', `stored as ${row.id}, holds ${slot.id}`);
+    } catch (e) {
+      this.log(`relay: stored session ${row.id} not restored: ${e.code || ''} ${e.message}`);
+      slot.s.destroy();
+      this._deleted.set(row.id, row.gen ?? 0);
+      return null;
+    }
+    slot.user = typeof row.user === 'string' ? row.user : '';
+    slot.owner = typeof row.owner === 'string' ? row.owner : null;
+    slot.echo = !!row.echo;
+    if (row.gen) slot.gen = row.gen;
+    this.sessions.set(slot.id, slot);
+    this.stats.sessions = this.sessions.size;
+    const subs = Array.isArray(row.subs) ? row.subs.map(Sub.from).filter(Boolean) : [];
+    if (!subs.some((x) => x.channel === 0)) subs.push(new Sub(roomName(row.room) || 'lobby', 0, this.rooms.logOf(roomName(row.room) || 'lobby').next - 1, true));
+    for (const sub of subs.slice(0, this.o.maxSubscriptions)) this.rooms.join(slot, sub);
+    this._arm(slot);
+    return slot;
+  }
+
+  /**
+   * Forget a session here without touching the store (a shared engine has
+   * it): its commit failed, or another process claimed it. Its transport is
+   * closed with code; its client resumes from what the store has.
+   */
+  _evict(slot, code, reason) {
+    const conn = slot.conn;
+    this.log(`relay: ${conn?.remote ?? ''} ${slot.id}: ${code} ${reason}`);
+    if (slot.id && this.sessions.get(slot.id) === slot) {
+      if (conn && this.shared) for (const sub of slot.subs.values()) this.store.presence('leave', sub.room, slot.id, slot.name);
+      this.sessions.delete(slot.id);
+      this.stats.sessions = this.sessions.size;
+    }
+    this.rooms.leaveAll(slot);
+    slot.conn = null;
+    if (conn && conn.slot === slot) conn.slot = null;
+    this._drop(slot);
+    if (conn) try { conn.ws.close(code, closeReason(reason)); } catch { conn.ws.terminate(); }
   }
 
   // ---- turns -----------------------------------------------------------------
@@ -300,6 +362,11 @@ export class Relay extends RelaySessions {
     }
     const out = this._out;
     this._out = [];
+    if (this.shared) {
+      this._queue(out);
+      for (const slot of flushed) if (slot.s.h) this._arm(slot);
+      return;
+    }
     try {
       this._commit();
     } catch (e) {
@@ -332,6 +399,12 @@ export class Relay extends RelaySessions {
       else this._touched.clear();
       return;
     }
+    this._send(out);
+    for (const slot of flushed) if (slot.s.h) this._arm(slot);
+  }
+
+  /** The writes and closes of turns whose state is stored. */
+  _send(out) {
     for (const [conn, data, code, reason] of out) {
       const ws = conn.ws;
       try {
@@ -345,7 +418,90 @@ export class Relay extends RelaySessions {
         ws.terminate();
       }
     }
-    for (const slot of flushed) if (slot.s.h) this._arm(slot);
+  }
+
+  /** A shared engine: this turn's changes and writes join the batch; a commit starts unless one is in flight. */
+  _queue(out) {
+    const b = this._batch;
+    for (const slot of this._dirty) b.dirty.add(slot);
+    for (const [id, gen] of this._deleted) b.deleted.set(id, gen);
+    for (const a of this.rooms.appends) b.appends.push(a);
+    for (const o of out) b.out.push(o);
+    this._dirty.clear();
+    this._deleted.clear();
+    this.rooms.appends = [];
+    this._pump();
+  }
+
+  _row(slot) {
+    return { id: slot.id, gen: slot.gen, room: slot.room, user: slot.user, owner: slot.owner, echo: slot.echo, subs: [...slot.subs.values()].map((x) => x.toJSON()), blob: slot.s.serialize() };
+  }
+
+  /** Commit the batch (one at a time); its writes go once it has returned. */
+  _pump() {
+    if (this._inFlight || this.closed) return;
+    const b = this._batch;
+    if (!b.dirty.size && !b.deleted.size && !b.appends.length) {
+      if (b.out.length) {
+        this._batch = Relay._batch();
+        this._send(b.out); // nothing to store, nothing before it unsent
+      }
+      return;
+    }
+    this._batch = Relay._batch();
+    const upserts = [];
+    for (const slot of b.dirty) if (slot.s.h && slot.id && this.sessions.get(slot.id) === slot) upserts.push(this._row(slot));
+    const appends = b.appends.map(([room, e]) => ({ room, epoch: this.rooms.logOf(room).epoch, ...e }));
+    let p;
+    try {
+      p = Promise.resolve(this.store.commit(upserts, [...b.deleted], appends));
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    this._inFlight = p.then((fenced) => {
+      this._inFlight = null;
+      this.stats.commits++;
+      if (this.closed) return;
+      // Sessions another process claimed meanwhile: not stored, not ours.
+      for (const id of fenced || []) {
+        const slot = this.sessions.get(id);
+        if (slot) this._evict(slot, CLOSE_REPLACED, 'REPLACED: taken over on another relay process');
+      }
+      this._send(b.out);
+      this._pump();
+    }, (e) => {
+      this._inFlight = null;
+      if (this.closed) return;
+      this._failed(b, e);
+      this._pump();
+    }).catch((e) => {
+      this.stats.errors++;
+      this.log(`relay: after a commit: ${e?.stack || e}`);
+    });
+  }
+
+  /**
+   * A commit failed (Redis away): nothing of it may be acked. Its sessions
+   * are forgotten here and their transports closed with 1013: their clients
+   * come back with backoff and resume from what the store has, resending
+   * what it does not. What later turns built on them goes too.
+   */
+  _failed(b, err) {
+    this.stats.errors++;
+    this.log(`relay: store commit failed: ${err?.message || err}`);
+    const reason = `UNAVAILABLE: the relay's store: ${err?.message || err}`;
+    const gone = new Set();
+    for (const slot of b.dirty) if (slot.id) gone.add(slot);
+    for (const [, e] of b.appends) { const s = this.sessions.get(e.sid); if (s) gone.add(s); }
+    const ids = new Set([...gone].map((s) => s.id));
+    const conns = new Set([...gone].map((s) => s.conn).filter(Boolean));
+    const next = this._batch;
+    for (const s of gone) next.dirty.delete(s);
+    next.appends = next.appends.filter(([, e]) => !ids.has(e.sid));
+    const keep = (o) => !conns.has(o[0]);
+    next.out = next.out.filter(keep);
+    for (const s of gone) this._evict(s, CLOSE_TRY_AGAIN, reason);
+    this._send(b.out.filter(keep));
   }
 
   _commit() {
@@ -353,9 +509,9 @@ export class Relay extends RelaySessions {
     // A store that lives in this process only needs the state when the
     // relay goes (close() commits everything then): no serializing per turn.
     if (this.store.inProcess && !this.closed) {
-      for (const id of this._deleted) this._later.delete(id);
+      for (const id of this._deleted.keys()) this._later.delete(id);
       for (const slot of this._dirty) if (slot.id) this._later.set(slot.id, slot);
-      this.store.commit([], [...this._deleted]);
+      this.store.commit([], [...this._deleted.keys()]);
       this._dirty.clear();
       this._deleted.clear();
       return;
@@ -365,7 +521,7 @@ export class Relay extends RelaySessions {
       if (!slot.s.h || !slot.id || this.sessions.get(slot.id) !== slot) continue;
       upserts.push({ id: slot.id, room: slot.room, user: slot.user, owner: slot.owner, echo: slot.echo, subs: [...slot.subs.values()].map((x) => x.toJSON()), blob: slot.s.serialize() });
     }
-    const deletes = [...this._deleted];
+    const deletes = [...this._deleted.keys()];
     const logs = new Map();
     for (const [room, e] of this.rooms.appends) {
       const log = this.rooms.logOf(room);

@@ -50,6 +50,15 @@ export class RoomLog {
     return e;
   }
 
+  /** An entry that already has its offset (a shared engine gave it): appended in order. */
+  put(e, now) {
+    this.next = e.offset + 1;
+    this.entries.push(e);
+    this.bytes += e.payload.length;
+    this.trim(now);
+    return e;
+  }
+
   /** A log read back from a store: entries in offset order, all below next. */
   static restore(room, limits, epoch, next, entries, now) {
     const log = new RoomLog(room, limits, epoch, next);
@@ -123,11 +132,119 @@ export class Rooms {
     this.map = new Map();
     this.appends = []; // [room, entry] of this turn, for a store that is not in process
     this.behind = new Set(); // slots with a subscription behind its room's log
+    // A shared engine (Redis) keeps the logs and fans out: this.logs are
+    // then this process's mirrors of them, each read once (prepare) and kept
+    // up to date by the engine's deliveries, in order.
+    this.shared = !!relay.store.shared;
+    this.preparing = new Map(); // room -> Promise of its mirror
+    this.idle = new Map(); // room -> timer: its mirror is dropped when no session here is in it
   }
 
   close() {
     for (const r of this.map.values()) r.unsubscribe();
     this.map.clear();
+    for (const t of this.idle.values()) clearTimeout(t);
+    this.idle.clear();
+  }
+
+  /**
+   * With a shared engine: the mirrors of rooms, read before a session uses
+   * them (a hello, a subscribe, a session claimed from another process).
+   * Returns null when they are all here, else a Promise.
+   */
+  prepare(rooms) {
+    if (!this.shared) return null;
+    const wait = [];
+    for (const room of rooms) {
+      clearTimeout(this.idle.get(room));
+      this.idle.delete(room);
+      if (this.logs.has(room)) continue;
+      let p = this.preparing.get(room);
+      if (!p) {
+        const store = this.r.store;
+        p = store.watch(room, {
+          entries: (list, epoch, reset, next) => this.r._turn(null, () => this.delivered(room, list, epoch, reset, next)),
+          presence: (type, m) => this.r._turn(null, () => this.remotePresence(room, type, m)),
+        }).then((first) => {
+          this.preparing.delete(room);
+          this.logs.set(room, RoomLog.restore(room, this.r.o, first.epoch, first.next, first.entries, Date.now()));
+          store.start(room);
+          if (!this.map.has(room)) this.unused(room);
+        }, (e) => {
+          this.preparing.delete(room);
+          throw e;
+        });
+        this.preparing.set(room, p);
+      }
+      wait.push(p);
+    }
+    return wait.length ? Promise.all(wait) : null;
+  }
+
+  /** No session here is in room any more: its mirror goes after a while. */
+  unused(room) {
+    if (!this.shared || this.idle.has(room)) return;
+    const t = setTimeout(() => {
+      this.idle.delete(room);
+      if (this.map.has(room) || this.preparing.has(room)) return;
+      this.logs.delete(room);
+      this.r.store.unwatch(room);
+    }, 30e3);
+    t.unref?.();
+    this.idle.set(room, t);
+  }
+
+  /**
+   * A shared engine's deliveries: entries that follow the mirror's last, in
+   * order, fanned out to the subscribers here; reset: the log is another
+   * (a new epoch, or trimmed past what this mirror had), so every
+   * subscription here goes on from it, told `unrecovered` if its position
+   * is gone.
+   */
+  delivered(room, list, epoch, reset, next) {
+    let log = this.logs.get(room);
+    if (!log) return;
+    const now = Date.now();
+    if (reset || epoch !== log.epoch) {
+      const n = next ?? (list.length ? list[list.length - 1].offset + 1 : log.next);
+      log = RoomLog.restore(room, this.r.o, epoch, n, list, now);
+      this.logs.set(room, log);
+      const r = this.map.get(room);
+      for (const slot of r ? r.slots : []) {
+        const sub = slot.subOf(room);
+        if (!sub) continue;
+        if (!log.since(sub.offset)) {
+          this.r.stats.unrecovered++;
+          this.notice(slot, { type: 'unrecovered', room, channel: sub.channel });
+          sub.offset = log.first - 1;
+        }
+        sub.behind = true;
+        this.behind.add(slot);
+        this.catchUp(slot);
+      }
+      return;
+    }
+    for (const e of list) {
+      if (e.offset < log.next) continue;
+      log.put(e, now);
+      this.fanout(room, e);
+    }
+  }
+
+  /** Another process's member joined or left room: told to the members here. */
+  remotePresence(room, type, m) {
+    const r = this.map.get(room);
+    if (!r) return;
+    const users = this.users(room);
+    const all = users.length <= this.r.o.presenceList;
+    for (const other of r.slots) {
+      if (!other.conn) continue;
+      const theirs = other.subOf(room);
+      if (!theirs) continue;
+      const o = { type, room, channel: theirs.channel, user: m.name };
+      if (all) o.users = users;
+      this.notice(other, o);
+    }
   }
 
   /** The room's log, started on first use. */
@@ -143,7 +260,8 @@ export class Rooms {
     if (!r) {
       r = { slots: new Set(), unsubscribe: null };
       this.map.set(sub.room, r);
-      r.unsubscribe = this.r.bus.subscribe(sub.room, (e) => this.r._turn(null, () => this.fanout(sub.room, e)));
+      r.unsubscribe = this.shared ? () => this.unused(sub.room)
+        : this.r.bus.subscribe(sub.room, (e) => this.r._turn(null, () => this.fanout(sub.room, e)));
     }
     r.slots.add(slot);
     slot.subs.set(sub.channel, sub);
@@ -168,6 +286,7 @@ export class Rooms {
     const r = this.map.get(room);
     const users = [];
     if (r) for (const slot of r.slots) if (slot.conn) users.push(slot.name);
+    if (this.shared) for (const m of this.r.store.members(room)) users.push(m.name);
     return users.sort();
   }
 
@@ -189,6 +308,7 @@ export class Rooms {
    * join then costs n small messages, not n lists).
    */
   presence(slot, type, sub) {
+    if (this.shared && slot.id) this.r.store.presence(type, sub.room, slot.id, slot.name);
     const r = this.map.get(sub.room);
     if (!r) return;
     const user = slot.name;
@@ -212,6 +332,10 @@ export class Rooms {
       this.notice(slot, sub
         ? { type: 'refused', room: sub.room, channel, code: 'FORBIDDEN', message: `not allowed to publish to ${JSON.stringify(sub.room.slice(0, 60))}` }
         : { type: 'refused', channel, code: 'NOT_FOUND', message: `channel ${channel} is not subscribed to a room` });
+      return;
+    }
+    if (this.shared) { // the engine gives it its offset and fans it out, once it is stored
+      this.appends.push([sub.room, { sid: slot.id, from: slot.name, flags, payload, at: Date.now() }]);
       return;
     }
     const e = this.logOf(sub.room).append({ sid: slot.id, from: slot.name, flags, payload, offset: 0, at: 0 }, Date.now());
@@ -358,6 +482,14 @@ export class Rooms {
     const since = q.since && typeof q.since === 'object' && typeof q.since.epoch === 'string' && Number.isInteger(q.since.offset) ? q.since : null;
     const done = (canPublish) => {
       if (!slot.s.h || slot.closed || !slot.id) return;
+      const ready = this.prepare([room]); // a shared engine: the room's mirror first
+      if (ready) {
+        ready.then(() => this.r._turn(null, () => done(canPublish)), (e) => this.r._turn(null, () => {
+          this.r.log(`relay: subscribing to ${room}: ${e?.message || e}`);
+          fail('UNAVAILABLE', `the relay's store is unavailable: ${String(e?.message || e).slice(0, 80)}`);
+        }));
+        return;
+      }
       let sub = slot.subs.get(channel);
       const log = this.logOf(room);
       let recovered = true;

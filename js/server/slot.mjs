@@ -103,6 +103,7 @@ export class Slot {
     this.due = -1;
     this.hello = null;   // pending: the client's hello, until decided
     this.closed = false; // SEV_CLOSED seen
+    this.gen = 1;        // a shared engine's generation of it: another process's claim raises it
   }
 
   get room() { return this.subs.get(0)?.room ?? 'lobby'; }

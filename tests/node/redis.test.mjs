@@ -1,0 +1,162 @@
+// The Redis engine (docs/relay.md, "Engines"): relay processes that share
+// one Redis. Each test starts its own redis-server on a free loopback port
+// (append-only, in a temporary directory) and stops it. Across processes: a
+// message published on A reaches B's subscribers, presence on B shows A's
+// users and drops them when A dies, a session resumes on B after A is killed
+// with -9; Redis stopped for a few seconds: the Socket holds its sends,
+// nothing is lost or twice, everything flows once it is back.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { createServer as netServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import { init } from '../../js/core.js';
+import { Socket } from '../../js/socket.js';
+import { Relay } from '../../js/server/index.mjs';
+import { SessionClient } from './session-client.mjs';
+
+const RELAY_CLI = fileURLToPath(new URL('../../js/server/relay-cli.mjs', import.meta.url));
+const HAVE_REDIS = spawnSync('redis-server', ['--version']).status === 0;
+const skip = HAVE_REDIS ? false : 'redis-server is not installed (.ci/setup installs it)';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(fn, what, ms = 15000) {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(10);
+  }
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = netServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A redis-server of the test's own: loopback, a free port (or the one given), AOF in dir. */
+async function startRedis(dir, port) {
+  port ??= await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    '--appendonly', 'yes', '--appendfsync', 'always'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (/Ready to accept connections/.test(out)) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`redis-server exited ${code}: ${out}`)));
+  });
+  child.removeAllListeners('exit');
+  const r = {
+    child, port, url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode) return;
+      const gone = new Promise((ok) => child.once('exit', ok));
+      child.kill('SIGTERM');
+      await gone;
+    },
+  };
+  running.add(r);
+  return r;
+}
+
+/** switchboard-relay --redis URL as a child process; resolves once it listens. */
+function startRelay(redisUrl, extra = []) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [RELAY_CLI, '--port', '0', '--redis', redisUrl, '--presence-ttl-ms', '900', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => { err += d; });
+    child.stdout.once('data', (d) => {
+      const r = { child, port: JSON.parse(String(d).split('\n')[0]).port, log: () => err };
+      r.url = `ws://127.0.0.1:${r.port}/`;
+      running.add(r);
+      resolve(r);
+    });
+    child.once('exit', (code) => reject(new Error(`relay exited ${code}: ${err}`)));
+  });
+}
+
+async function kill9(r) {
+  if (r.child.exitCode !== null || r.child.signalCode) return;
+  const gone = new Promise((ok) => r.child.once('exit', ok));
+  r.child.kill('SIGKILL');
+  await gone;
+}
+
+async function serve(relay) {
+  const srv = createServer();
+  const conns = new Set();
+  srv.on('connection', (c) => { conns.add(c); c.on('close', () => conns.delete(c)); });
+  srv.on('upgrade', (req, socket, head) => relay.handleUpgrade(req, socket, head));
+  await new Promise((ok) => srv.listen(0, '127.0.0.1', ok));
+  return { url: `ws://127.0.0.1:${srv.address().port}/`, close: () => { for (const c of conns) c.destroy(); srv.close(); } };
+}
+
+const running = new Set();
+const clients = new Set();
+const dirs = [];
+function tmp() {
+  const d = mkdtempSync(join(tmpdir(), 'sb-redis-'));
+  dirs.push(d);
+  return d;
+}
+function client(url, o) {
+  const c = new SessionClient(url, o);
+  clients.add(c);
+  return c;
+}
+
+before(() => init());
+after(async () => {
+  for (const c of clients) c.close();
+  for (const r of running) {
+    if (r.stop) await r.stop();
+    else await kill9(r);
+  }
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const presenceOf = (c, type) => c.presence().filter((p) => p.type === type).map((p) => p.user);
+const lastUsers = (c) => {
+  const withList = c.presence().filter((p) => p.users);
+  return withList.length ? withList[withList.length - 1].users.join() : '';
+};
+
+test('two relays on one Redis (in this process): fan-out both ways, in order, once; presence across them', { skip }, async () => {
+  const redis = await startRedis(tmp());
+  const logs = [];
+  const log = (m) => logs.push(m);
+  const A = await Relay.create({ redis: { url: redis.url, presenceTtlMs: 900 }, log });
+  const B = await Relay.create({ redis: { url: redis.url, presenceTtlMs: 900 }, log });
+  const sa = await serve(A), sb = await serve(B);
+  try {
+    const a = client(sa.url, { hello: { room: 'r', user: 'ann' } });
+    const b = client(sb.url, { hello: { room: 'r', user: 'bob' } });
+    await Promise.all([a.until(() => a.open), b.until(() => b.open)]);
+    await until(() => lastUsers(a) === 'ann,bob' && lastUsers(b) === 'ann,bob', 'presence across the relays');
+    const N = 300;
+    for (let i = 0; i < N; i++) { a.send(`a${i}`); b.send(`b${i}`); }
+    await until(() => a.texts().length >= N && b.texts().length >= N, 'both ways');
+    await sleep(100);
+    assert.deepEqual(b.texts(), Array.from({ length: N }, (_, i) => `a${i}`));
+    assert.deepEqual(a.texts(), Array.from({ length: N }, (_, i) => `b${i}`));
+    assert.deepEqual(a.errors, []);
+    assert.deepEqual(b.errors, []);
+    b.close();
+    await until(() => presenceOf(a, 'leave').includes('bob'), 'bob leaves, seen on the other relay');
+  } finally {
+    A.close(); B.close(); sa.close(); sb.close();
+  }
+  await redis.stop();
+});
