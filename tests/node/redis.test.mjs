@@ -160,3 +160,81 @@ test('two relays on one Redis (in this process): fan-out both ways, in order, on
   }
   await redis.stop();
 });
+
+test('switchboard-relay --redis, two processes: A\'s messages reach B\'s subscribers and back; presence on B shows A\'s users and drops them when A is killed -9; A\'s session resumes on B, nothing lost, nothing twice', { skip }, async () => {
+  const redis = await startRedis(tmp());
+  const A = await startRelay(redis.url);
+  const B = await startRelay(redis.url);
+  let annUrl = A.url;
+  const ann = client(() => annUrl, { hello: { room: 'r', user: 'ann' } });
+  const carl = client(A.url, { hello: { room: 'r', user: 'carl' } });
+  const bob = client(B.url, { hello: { room: 'r', user: 'bob' } });
+  const N = 1500;
+  let sent = 0;
+  let pump;
+  try {
+    await Promise.all([ann, carl, bob].map((c) => c.until(() => c.open, 10000, 'open')));
+    const id = ann.id;
+    await until(() => lastUsers(bob) === 'ann,bob,carl', `B shows A's users (${lastUsers(bob)})`);
+    pump = setInterval(() => {
+      for (let k = 0; k < 10 && sent < N; k++, sent++) { ann.send(`a${sent}`); bob.send(`b${sent}`); }
+    }, 3);
+    await until(() => bob.texts().length >= 400, 'traffic from A to B');
+    const opens = ann.opens;
+    await kill9(A);
+    annUrl = B.url; // the load balancer sends her to B now
+    carl.close(); // carl does not come back: his presence on A expires
+    await ann.until(() => ann.opens > opens && ann.open, 15000, 'ann back, on B');
+    assert.equal(ann.id, id, 'B resumed the session A had');
+    await until(() => presenceOf(bob, 'leave').includes('carl'), 'a dead process\'s users leave');
+    await until(() => sent === N && bob.texts().length >= N && ann.texts().length >= N, 'everything delivered', 30000);
+    clearInterval(pump);
+    await sleep(200);
+    assert.deepEqual(bob.texts(), Array.from({ length: N }, (_, i) => `a${i}`));
+    assert.deepEqual(ann.texts(), Array.from({ length: N }, (_, i) => `b${i}`));
+    assert.deepEqual(ann.errors, [], 'no gap reported');
+    assert.deepEqual(bob.errors, []);
+    await until(() => lastUsers(bob) === 'ann,bob', `presence settles (${lastUsers(bob)})`);
+  } finally {
+    clearInterval(pump);
+    ann.close(); carl.close(); bob.close();
+    await kill9(A);
+    await kill9(B);
+    await redis.stop();
+  }
+});
+
+test('Redis stopped for a few seconds: the Socket holds its sends (nothing acked, nothing delivered), everything flows once Redis is back, once and in order', { skip }, async () => {
+  const dir = tmp();
+  let redis = await startRedis(dir);
+  const logs = [];
+  const relay = await Relay.create({ redis: { url: redis.url, presenceTtlMs: 900 }, log: (m) => logs.push(m) });
+  const s = await serve(relay);
+  const FAST = { WebSocket, reconnect: { minDelay: 20, maxDelay: 200, connectTimeout: 2000 }, heartbeat: false };
+  const from = new Socket(s.url, { ...FAST, hello: { room: 'o', user: 'from' } });
+  const to = new Socket(s.url, { ...FAST, hello: { room: 'o', user: 'to' } });
+  from.onerror = to.onerror = () => {};
+  const got = [];
+  to.addEventListener('message', (e) => { if (e.channel === 0) got.push(e.data); });
+  try {
+    await until(() => from.readyState === 1 && to.readyState === 1, 'open');
+    await until(() => relay.rooms.users('o').join() === 'from,to', 'both in the room');
+    for (let i = 0; i < 200; i++) from.send(`m${i}`);
+    await until(() => got.length === 200 && from.bufferedAmount === 0, 'before the outage');
+    await redis.stop();
+    for (let i = 200; i < 400; i++) from.send(`m${i}`);
+    await until(() => logs.some((l) => l.includes('store commit failed')), 'the relay refuses the commit');
+    await sleep(1500); // Redis stays away a while; the Socket retries meanwhile
+    assert.equal(got.length, 200, 'nothing delivered that was not stored');
+    assert.ok(from.bufferedAmount > 0, 'the sends are held by the Socket, unconfirmed');
+    redis = await startRedis(dir, redis.port); // the same data (append-only file)
+    await until(() => got.length >= 400 && from.bufferedAmount === 0, 'everything once Redis is back', 30000);
+    await sleep(200);
+    assert.deepEqual(got, Array.from({ length: 400 }, (_, i) => `m${i}`));
+  } finally {
+    from.close(); to.close();
+    await relay.close();
+    s.close();
+    await redis.stop();
+  }
+});
