@@ -183,7 +183,7 @@ export class RedisEngine {
     /** room -> Watch: what this process mirrors of a room (watch()) */
     this.watches = new Map();
     this.onClaimed = null; // (id, gen) => void: another process took a session over
-    this._members = new Map(); // room -> Map(member -> {sid, name}) of this process's attached members
+    this._members = new Map(); // room -> Map(sid -> member) of this process's attached members
     for (const c of [this.cmd, this.sub]) c.on('error', (e) => this.log(`relay: redis: ${e.message}`));
     this.cmd.on('ready', () => {
       const was = this.up;
@@ -198,7 +198,13 @@ export class RedisEngine {
       if (this.up) this.log('relay: redis: connection lost; reconnecting');
       this.up = false;
     });
-    this.sub.on('ready', () => { if (this._started) this._repairAll(); });
+    // The subscriber is back: what was published before its subscriptions
+    // were in place is read from the streams, now and once more shortly.
+    this.sub.on('ready', () => {
+      if (!this._started) return;
+      this._repairAll();
+      setTimeout(() => this._repairAll(), 500).unref?.();
+    });
     this.sub.on('messageBuffer', (ch, msg) => this._message(ch, msg));
   }
 
@@ -276,10 +282,14 @@ export class RedisEngine {
    */
   async watch(room, on) {
     if (this.watches.has(room)) throw new Error(`redis: ${room} is watched already`);
+    if (!this.up) throw new Error('redis is not connected');
     const w = { room, on, epoch: null, next: 0, loading: true, queue: [], members: new Map(), repairing: false };
     this.watches.set(room, w);
     try {
-      await this.sub.subscribe(this.prefix + 'c:' + room);
+      let t;
+      await Promise.race([this.sub.subscribe(this.prefix + 'c:' + room), new Promise((_, no) => {
+        t = setTimeout(() => no(new Error('redis: subscribing timed out')), this.cmd.options.commandTimeout || 5000);
+      })]).finally(() => clearTimeout(t));
       // The room's epoch is drawn once, here or by the first append, whichever is first.
       const mk = this.prefix + 'r:' + room;
       await this.cmd.pipeline().hsetnx(mk, 'epoch', randomBytes(9).toString('base64url')).hsetnx(mk, 'next', 1).pexpire(mk, this._roomTtl).exec()
@@ -431,18 +441,19 @@ export class RedisEngine {
 
   /** This process's member sid (named name) joins or leaves room. */
   presence(type, room, sid, name) {
-    const key = memberOf(this.proc, sid, name);
     let mine = this._members.get(room);
+    const was = mine?.get(sid);
+    const oops = (e) => this.log(`relay: redis presence: ${e.message}`);
+    if (was && (type !== 'join' || was !== memberOf(this.proc, sid, name))) { // left, or renamed
+      mine.delete(sid);
+      if (!mine.size) this._members.delete(room);
+      if (this.up) this.cmd.sbLeave(this.prefix, room, was).catch(oops);
+    }
     if (type === 'join') {
-      if (!mine) this._members.set(room, (mine = new Map()));
-      mine.set(key, sid);
-      if (this.up) this.cmd.sbJoin(this.prefix, room, key, Date.now() + this.presenceTtlMs, this.presenceTtlMs * 2).catch((e) => this.log(`relay: redis presence: ${e.message}`));
-    } else {
-      if (mine) {
-        mine.delete(key);
-        if (!mine.size) this._members.delete(room);
-      }
-      if (this.up) this.cmd.sbLeave(this.prefix, room, key).catch((e) => this.log(`relay: redis presence: ${e.message}`));
+      const key = memberOf(this.proc, sid, name);
+      if (!this._members.has(room)) this._members.set(room, new Map());
+      this._members.get(room).set(sid, key);
+      if (this.up) this.cmd.sbJoin(this.prefix, room, key, Date.now() + this.presenceTtlMs, this.presenceTtlMs * 2).catch(oops);
     }
   }
 
@@ -463,13 +474,24 @@ export class RedisEngine {
     for (const [room, mine] of this._members) {
       const z = this.prefix + 'p:' + room;
       const args = [];
-      for (const key of mine.keys()) args.push(now + this.presenceTtlMs, key);
+      for (const key of mine.values()) args.push(now + this.presenceTtlMs, key);
       if (args.length) pipe.zadd(z, ...args);
       pipe.pexpire(z, this.presenceTtlMs * 2);
     }
-    for (const room of this.watches.keys()) pipe.sbSweep(this.prefix, room, now);
+    const rooms = [...this.watches.keys()];
+    for (const room of rooms) pipe.sbSweep(this.prefix, room, now);
+    // A mirror behind its log (a publish lost while a connection was down,
+    // and nothing since that would show the gap) reads what it missed.
+    for (const room of rooms) pipe.hmget(this.prefix + 'r:' + room, 'epoch', 'next');
     for (const id of this.sessionIds?.() || []) pipe.pexpire(this.prefix + 's:' + id, this._sessionTtl);
-    pipe.exec().catch((e) => this.log(`relay: redis heartbeat: ${e.message}`));
+    pipe.exec().then((res) => {
+      rooms.forEach((room, i) => {
+        const [err, meta] = res[rooms.length + i] || [];
+        const w = this.watches.get(room);
+        if (err || !w || w.loading || !meta?.[0]) return;
+        if (meta[0] !== w.epoch || Number(meta[1]) > w.next) this._repair(w);
+      });
+    }, (e) => this.log(`relay: redis heartbeat: ${e.message}`));
   }
 
   async close() {
@@ -479,7 +501,7 @@ export class RedisEngine {
     try {
       if (this.up) {
         const pipe = this.cmd.pipeline();
-        for (const [room, mine] of this._members) for (const key of mine.keys()) pipe.sbLeave(this.prefix, room, key);
+        for (const [room, mine] of this._members) for (const key of mine.values()) pipe.sbLeave(this.prefix, room, key);
         await pipe.exec();
       }
     } catch (e) {

@@ -64,7 +64,10 @@ export class RelaySessions {
       ? this.store.claim(asked, this.authenticate ? user.id : undefined)
       : Promise.resolve(null);
     claim.then((row) => {
-      if (row && row !== 'forbidden') for (const x of row.subs || []) if (Array.isArray(x) && roomName(x[1])) rooms.push(x[1]);
+      if (row && row !== 'forbidden') {
+        rooms.push(roomName(row.room) || 'lobby');
+        for (const x of row.subs || []) if (Array.isArray(x) && roomName(x[1])) rooms.push(x[1]);
+      }
       return Promise.resolve(this.rooms.prepare(rooms)).then(() => row);
     }).then((row) => this._turn(conn, () => {
       if (row === 'forbidden') throw refusal(CLOSE_FORBIDDEN, 'the session belongs to another user');
