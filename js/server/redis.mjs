@@ -77,12 +77,18 @@ end
 return out`;
 
 // A session another process (or none) has: claimed for this one (gen + 1),
-// unless it belongs to another user. -> false | 'forbidden' | {gen, meta, blob}
+// unless it belongs to another user, or this process has it still (its
+// generation is the one stored: nobody claimed it since).
+// -> false | 'forbidden' | 'mine' | {gen, meta, blob}
 const CLAIM = `
-local p, id, proc, ttl, check, user = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local p, id, proc, ttl, check, user, mine = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local k = p .. 's:' .. id
 if redis.call('EXISTS', k) == 0 then return false end
 if check == '1' and redis.call('HGET', k, 'owner') ~= user then return 'forbidden' end
+if mine ~= '' and redis.call('HGET', k, 'gen') == mine and redis.call('HGET', k, 'proc') == proc then
+  redis.call('PEXPIRE', k, ttl)
+  return 'mine'
+end
 local gen = redis.call('HINCRBY', k, 'gen', 1)
 redis.call('HSET', k, 'proc', proc)
 redis.call('PEXPIRE', k, ttl)
@@ -101,6 +107,15 @@ return new`;
 const LEAVE = `
 local z, c = ARGV[1] .. 'p:' .. ARGV[2], ARGV[1] .. 'c:' .. ARGV[2]
 if redis.call('ZREM', z, ARGV[3]) == 1 then redis.call('PUBLISH', c, 'pL' .. ARGV[3]) return 1 end
+return 0`;
+// This process's members of a room, refreshed; the ones Redis did not have
+// (swept while this process could not refresh them) are joins again.
+const REFRESH = `
+local z, c = ARGV[1] .. 'p:' .. ARGV[2], ARGV[1] .. 'c:' .. ARGV[2]
+for i = 5, #ARGV do
+  if redis.call('ZADD', z, ARGV[3], ARGV[i]) == 1 then redis.call('PUBLISH', c, 'pJ' .. ARGV[i]) end
+end
+redis.call('PEXPIRE', z, ARGV[4])
 return 0`;
 const SWEEP = `
 local z, c = ARGV[1] .. 'p:' .. ARGV[2], ARGV[1] .. 'c:' .. ARGV[2]
@@ -175,7 +190,7 @@ export class RedisEngine {
     // The subscriber queues its (re)subscriptions while away; ioredis
     // subscribes again to every channel after a reconnect.
     this.sub = new Redis(url, { ...common, enableOfflineQueue: true, commandTimeout: undefined, maxRetriesPerRequest: null });
-    for (const [name, lua] of [['sbCommit', COMMIT], ['sbClaim', CLAIM], ['sbJoin', JOIN], ['sbLeave', LEAVE], ['sbSweep', SWEEP]]) {
+    for (const [name, lua] of [['sbCommit', COMMIT], ['sbClaim', CLAIM], ['sbJoin', JOIN], ['sbLeave', LEAVE], ['sbSweep', SWEEP], ['sbRefresh', REFRESH]]) {
       this.cmd.defineCommand(name, { numberOfKeys: 0, lua });
     }
     this.up = false;
@@ -203,7 +218,7 @@ export class RedisEngine {
     this.sub.on('ready', () => {
       if (!this._started) return;
       this._repairAll();
-      setTimeout(() => this._repairAll(), 500).unref?.();
+      setTimeout(() => { this._repairAll(); this._resyncPresence(); }, 500).unref?.();
     });
     this.sub.on('messageBuffer', (ch, msg) => this._message(ch, msg));
   }
@@ -259,12 +274,16 @@ export class RedisEngine {
 
   /**
    * Take over a session stored by any process: -> null (unknown), 'forbidden'
-   * (another user's), or its Row with its new generation.
+   * (another user's), 'mine' (mine: the generation this process has of it,
+   * still the stored one) or its Row with its new generation.
    */
-  async claim(id, userId) {
-    const r = await this.cmd.sbClaimBuffer(this.prefix, id, this.proc, this._sessionTtl, userId === undefined ? '0' : '1', userId ?? '');
+  async claim(id, userId, mine = 0) {
+    const r = await this.cmd.sbClaimBuffer(this.prefix, id, this.proc, this._sessionTtl, userId === undefined ? '0' : '1', userId ?? '', mine ? String(mine) : '');
     if (!r) return null;
-    if (!Array.isArray(r)) return utf(r) === 'forbidden' ? 'forbidden' : null;
+    if (!Array.isArray(r)) {
+      const v = utf(r);
+      return v === 'forbidden' || v === 'mine' ? v : null;
+    }
     const meta = JSON.parse(utf(r[1]));
     const blob = new Uint8Array(r[2].length);
     blob.set(r[2]);
@@ -437,6 +456,19 @@ export class RedisEngine {
     for (const w of this.watches.values()) if (!w.loading) this._repair(w);
   }
 
+  /** After a reconnect: the other processes' members as Redis has them; what changed meanwhile is told. */
+  _resyncPresence() {
+    for (const w of this.watches.values()) {
+      if (w.loading) continue;
+      this._presence(w.room).then((list) => {
+        if (this.watches.get(w.room) !== w) return;
+        const now = new Map(list.map((m) => [m.key, m]));
+        for (const [key, m] of w.members) if (!now.has(key)) { w.members.delete(key); w.on.presence?.('leave', m); }
+        for (const [key, m] of now) if (!w.members.has(key)) { w.members.set(key, m); w.on.presence?.('join', m); }
+      }, (e) => this.log(`relay: redis presence of ${w.room}: ${e.message}`));
+    }
+  }
+
   // ---- presence ---------------------------------------------------------------
 
   /** This process's member sid (named name) joins or leaves room. */
@@ -471,13 +503,7 @@ export class RedisEngine {
     if (!this.up || this.closed) return;
     const now = Date.now();
     const pipe = this.cmd.pipeline();
-    for (const [room, mine] of this._members) {
-      const z = this.prefix + 'p:' + room;
-      const args = [];
-      for (const key of mine.values()) args.push(now + this.presenceTtlMs, key);
-      if (args.length) pipe.zadd(z, ...args);
-      pipe.pexpire(z, this.presenceTtlMs * 2);
-    }
+    for (const [room, mine] of this._members) pipe.sbRefresh(this.prefix, room, now + this.presenceTtlMs, this.presenceTtlMs * 2, ...mine.values());
     const rooms = [...this.watches.keys()];
     for (const room of rooms) pipe.sbSweep(this.prefix, room, now);
     // A mirror behind its log (a publish lost while a connection was down,

@@ -60,18 +60,23 @@ export class RelaySessions {
     const known = asked ? this.sessions.get(asked) : null;
     const alive = () => !!pending.s.h && !pending.closed && pending.conn === conn && conn.slot === pending;
     const rooms = [roomOf(h)];
-    const claim = asked && !(known && !known.closed)
-      ? this.store.claim(asked, this.authenticate ? user.id : undefined)
-      : Promise.resolve(null);
+    // Asked even when this process has it: another may have claimed it since
+    // (a notice of that lost while Redis was away), and then its copy here is stale.
+    const mine = known && !known.closed ? known.gen : 0;
+    const claim = asked ? this.store.claim(asked, this.authenticate ? user.id : undefined, mine) : Promise.resolve(null);
     claim.then((row) => {
-      if (row && row !== 'forbidden') {
+      if (row && typeof row === 'object') {
         rooms.push(roomName(row.room) || 'lobby');
         for (const x of row.subs || []) if (Array.isArray(x) && roomName(x[1])) rooms.push(x[1]);
       }
       return Promise.resolve(this.rooms.prepare(rooms)).then(() => row);
     }).then((row) => this._turn(conn, () => {
       if (row === 'forbidden') throw refusal(CLOSE_FORBIDDEN, 'the session belongs to another user');
-      if (row && !this.sessions.has(row.id)) this._restore(row);
+      if (row && typeof row === 'object') {
+        const stale = this.sessions.get(row.id);
+        if (stale) this._evict(stale, CLOSE_REPLACED, 'REPLACED: taken over on another relay process');
+        this._restore(row);
+      }
       if (!alive()) return; // claimed, and detached here until its client comes back
       this._admitNow(pending, h, user, canPublish);
     }), (e) => this._turn(conn, () => {

@@ -19,6 +19,7 @@ import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
 import { Relay } from '../../js/server/index.mjs';
 import { SessionClient } from './session-client.mjs';
+import { SS_QUEUED, CLOSE_REPLACED, CLOSE_FORBIDDEN } from '../../js/constants.js';
 
 const RELAY_CLI = fileURLToPath(new URL('../../js/server/relay-cli.mjs', import.meta.url));
 const HAVE_REDIS = spawnSync('redis-server', ['--version']).status === 0;
@@ -237,4 +238,42 @@ test('Redis stopped for a few seconds: the Socket holds its sends (nothing acked
     s.close();
     await redis.stop();
   }
+});
+
+test('a session taken over on another process: the first one\'s transport is closed with 4000 and it stores that session no more; another user\'s session is refused (4403) before any claim', { skip }, async () => {
+  const redis = await startRedis(tmp());
+  const authenticate = ({ request }) => new URL(request.url, 'http://x').searchParams.get('token') || null;
+  const A = await Relay.create({ redis: { url: redis.url, presenceTtlMs: 900 }, authenticate });
+  const B = await Relay.create({ redis: { url: redis.url, presenceTtlMs: 900 }, authenticate });
+  const sa = await serve(A), sb = await serve(B);
+  try {
+    const ann = client(`${sa.url}?token=ann`, { hello: { room: 't' } });
+    const bob = client(`${sb.url}?token=bob`, { hello: { room: 't' } });
+    await Promise.all([ann.until(() => ann.open), bob.until(() => bob.open)]);
+    for (let i = 0; i < 50; i++) bob.send(`b${i}`);
+    await ann.until(() => ann.texts().length === 50, 8000, 'ann has bob\'s first 50');
+    await until(() => ann.s.stat(SS_QUEUED) === 0 && bob.s.stat(SS_QUEUED) === 0, 'all acked');
+    // Eve names Ann's session on B: refused, and A keeps it.
+    const eve = client(`${sb.url}?token=eve`, { hello: { room: 't' }, blob: ann.serialize() });
+    await eve.until(() => eve.closes.some((c) => c.code === CLOSE_FORBIDDEN), 8000, 'eve refused');
+    eve.close();
+    assert.ok(ann.open && A.sessions.get(ann.id)?.conn, 'ann undisturbed on A');
+    // A copy of Ann's state on B takes her session over from A.
+    const copy = client(`${sb.url}?token=ann`, { hello: { room: 't' }, blob: ann.serialize() });
+    await copy.until(() => copy.open, 8000, 'copy open on B');
+    await ann.until(() => ann.closes.some((c) => c.code === CLOSE_REPLACED), 8000, 'A closes its transport (4000)');
+    assert.equal(copy.id, ann.id);
+    await until(() => !A.sessions.has(ann.id), 'A forgot it');
+    assert.ok(B.sessions.has(ann.id));
+    // What A would still store of it, with the generation it had, is fenced out.
+    const fenced = await A.store.commit([{ id: ann.id, gen: 1, room: 't', user: 'ann', owner: 'ann', echo: false, subs: [], blob: new Uint8Array([1]) }], [], []);
+    assert.deepEqual(fenced, [ann.id]);
+    for (let i = 50; i < 100; i++) bob.send(`b${i}`);
+    await copy.until(() => copy.texts().length === 50, 8000, 'the copy gets what follows, once');
+    assert.deepEqual(copy.texts(), Array.from({ length: 50 }, (_, i) => `b${i + 50}`));
+    ann.close();
+  } finally {
+    A.close(); B.close(); sa.close(); sb.close();
+  }
+  await redis.stop();
 });
