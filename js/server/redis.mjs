@@ -197,6 +197,8 @@ export class RedisEngine {
     this.closed = false;
     /** room -> Watch: what this process mirrors of a room (watch()) */
     this.watches = new Map();
+    this._due = new Set(); // watches with deliveries to hand on (setImmediate)
+    this._dueTimer = null;
     this.onClaimed = null; // (id, gen) => void: another process took a session over
     this._members = new Map(); // room -> Map(sid -> member) of this process's attached members
     for (const c of [this.cmd, this.sub]) c.on('error', (e) => this.log(`relay: redis: ${e.message}`));
@@ -392,7 +394,18 @@ export class RedisEngine {
     const epoch = msg.subarray(1, a).toString('utf8');
     const offset = Number(msg.subarray(a + 1, b).toString('utf8'));
     w.queue.push({ epoch, e: unpackEntry(offset, msg.subarray(b + 1)) });
-    this._drainQueue(w);
+    // Everything that came in one read is handed on at once: one turn of the
+    // relay, one write per subscriber for all of it (as a batch of a
+    // client's frames fans out in the memory engine).
+    this._due.add(w);
+    if (!this._dueTimer) {
+      this._dueTimer = setImmediate(() => {
+        this._dueTimer = null;
+        const due = [...this._due];
+        this._due.clear();
+        for (const x of due) this._drainQueue(x);
+      });
+    }
   }
 
   /** Hand on what follows w.next in order; a gap or another epoch is read from the stream. */
@@ -524,6 +537,7 @@ export class RedisEngine {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this._beat);
+    clearImmediate(this._dueTimer);
     try {
       if (this.up) {
         const pipe = this.cmd.pipeline();
