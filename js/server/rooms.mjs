@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { SwitchboardError } from '../errors.js';
 import { bytesOf } from '../session.js';
-import { SS_QUEUED, SS_QUEUED_BYTES, E_TOO_LARGE } from '../constants.js';
+import { SS_QUEUED, SS_QUEUED_BYTES, E_TOO_LARGE, CLOSE_TRY_AGAIN } from '../constants.js';
 
 const SYSTEM_CHANNEL = 1; // the relay's: presence, notices, subscription requests
 /** What the relay says on channel 1 about a subscription (presence, refusals, recovery). */
@@ -484,10 +484,12 @@ export class Rooms {
       if (!slot.s.h || slot.closed || !slot.id) return;
       const ready = this.prepare([room]); // a shared engine: the room's mirror first
       if (ready) {
-        ready.then(() => this.r._turn(null, () => done(canPublish)), (e) => this.r._turn(null, () => {
-          this.r.log(`relay: subscribing to ${room}: ${e?.message || e}`);
-          fail('UNAVAILABLE', `the relay's store is unavailable: ${String(e?.message || e).slice(0, 80)}`);
-        }));
+        // The store away: the connection is closed with 1013, and the Socket
+        // subscribes again when it is back (an error answer would end the Channel).
+        ready.then(() => this.r._turn(null, () => done(canPublish)), (e) => this.r._turn(slot.conn, () => {
+          if (!slot.s.h || slot.closed || !slot.conn) return;
+          throw Object.assign(new SwitchboardError('UNAVAILABLE', `the relay's store: ${String(e?.message || e).slice(0, 80)}`), { closeCode: CLOSE_TRY_AGAIN });
+        }, slot));
         return;
       }
       let sub = slot.subs.get(channel);
