@@ -6,6 +6,7 @@
 //   node .ci/jobs.mjs names                      the job names, one a line
 //   node .ci/jobs.mjs exports JOB ALL.txt OUT    the job's wasm export list
 //   node .ci/jobs.mjs tests JOB                  its Node test files
+//   node .ci/jobs.mjs zlib JOB                   the zlib library its core links
 //
 // A job's export list is every sb_* name its glue (the modules its entry pulls
 // in, followed through their imports) calls, each of which must be in ALL.txt
@@ -23,14 +24,20 @@ const lines = (file) => readFileSync(js + file, 'utf8').split('\n').filter((l) =
 const pick = (file, mods) => lines(file).filter((l) => mods.some((m) => l.endsWith(` from './${m}.js';`)));
 const baseTypes = "export { init, SwitchboardError } from './index.js';\nexport type { InitOptions, SwitchboardErrorCode } from './index.js';\n";
 
-/** job -> its modules in js/ (as js/index.js re-exports them) and its Node tests. */
+/**
+ * job -> its modules in js/ (as js/index.js re-exports them), its Node tests,
+ * and `zlib: 'raw'` for a job whose only deflate streams are raw (the
+ * session's and the batcher's): its core links zlib without the gzip wrapper
+ * (CMakeLists.txt, sbzlib_raw). A raw job whose glue asked for gzip would
+ * fail its own tests, which run on its core.
+ */
 export const jobs = {
-  bridge: { modules: ['bridge'], tests: ['bridge'] },
-  tabs: { modules: ['tabs'], tests: ['tabs'] },
-  socket: { modules: ['socket'], tests: ['socket'] },
-  sse: { modules: ['sse'], tests: ['sse', 'sse-stream'] },
+  bridge: { modules: ['bridge'], tests: ['bridge', 'bridge-props', 'bridge-window-props'] },
+  tabs: { modules: ['tabs'], tests: ['tabs', 'tabs-props'] },
+  socket: { modules: ['socket'], tests: ['socket', 'socket-props'], zlib: 'raw' },
+  sse: { modules: ['sse'], tests: ['sse', 'sse-stream', 'sse-props'] },
   gzip: { modules: ['gzip'], tests: ['gzip'] },
-  queue: { modules: ['frame', 'queue'], tests: ['frame', 'queue'] },
+  queue: { modules: ['frame', 'queue'], tests: ['frame', 'queue', 'frame-props'], zlib: 'raw' },
 };
 
 /** The job's entry module, resolved against js/. */
@@ -62,7 +69,10 @@ export function exportList(job, all) {
   const known = new Set(all);
   const names = new Set(always);
   for (const m of modules(job)) {
-    for (const [, n] of readFileSync(js + m, 'utf8').matchAll(/[.'"](sb_[a-z0-9_]+)\b/g)) {
+    // Comments call nothing: a name in one (core.js documents `core.fn.sb_…`)
+    // must not link that function into every job.
+    const code = readFileSync(js + m, 'utf8').replace(/\/\*[\s\S]*?\*\/|(^|[^:'"`\\])\/\/.*$/gm, '$1');
+    for (const [, n] of code.matchAll(/[.'"](sb_[a-z0-9_]+)\b/g)) {
       if (names.has(n)) continue;
       if (!known.has(n)) throw new Error(`js/${m} calls ${n}, which no src/*.h marks SB_EXPORT`);
       names.add(n);
@@ -75,13 +85,15 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [cmd, job, allPath, out] = process.argv.slice(2);
   if (cmd === 'names') {
     console.log(Object.keys(jobs).join('\n'));
+  } else if (cmd === 'zlib' && jobs[job]) {
+    console.log(jobs[job].zlib === 'raw' ? 'sbzlib_raw' : 'sbzlib');
   } else if (cmd === 'tests' && jobs[job]) {
     console.log(jobs[job].tests.map((t) => `tests/node/${t}.test.mjs`).join('\n'));
   } else if (cmd === 'exports' && jobs[job] && allPath && out) {
     const all = readFileSync(allPath, 'utf8').split('\n').filter(Boolean).map((n) => n.replace(/^_/, ''));
     writeFileSync(out, exportList(job, all).map((n) => '_' + n).join('\n') + '\n');
   } else {
-    console.error('usage: node .ci/jobs.mjs names | tests JOB | exports JOB ALL.txt OUT');
+    console.error('usage: node .ci/jobs.mjs names | tests JOB | zlib JOB | exports JOB ALL.txt OUT');
     process.exit(2);
   }
 }

@@ -11,8 +11,7 @@
 //   {op: 'unsubscribe', channel}.
 import { SwitchboardError } from './errors.js';
 import { event, onProperties } from './glue.js';
-
-const SYSTEM = 1; // the relay's channel (presence, notices, these requests)
+import { SESSION_SYSTEM_CHANNEL as SYSTEM } from './constants.js';
 
 export class Channel extends EventTarget {
   #socket; #owner; #held = []; #ready;

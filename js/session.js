@@ -1,7 +1,9 @@
 // One switchboard.v1 session of the C core (src/session.h), for the hosts
-// that carry it: the browser Socket (client role) and the relay (server
-// role). Bytes and options go in, events come out; every decision is the
-// core's. Nothing here knows the protocol.
+// that carry it: the browser Socket (client role, this class) and the relay
+// (server role, ServerSession in js/server/session.mjs, which names the
+// server's exports so that no browser core links them). Bytes and options
+// go in, events come out; every decision is the core's. Nothing here knows
+// the protocol.
 import { core } from './core.js';
 import { SwitchboardError } from './errors.js';
 import { randomSeed } from './glue.js';
@@ -29,15 +31,14 @@ class SessionEvent {
 
 export class Session {
   /**
-   * @param {number} role SESSION_CLIENT | SESSION_SERVER
    * @param {Iterable<[number, number]>} options [SO_* key, value] pairs
    * @param {number} [seed]
    * @param {object} [c] the core to run on (default: the one init() loaded)
    */
-  constructor(role, options = [], seed = randomSeed(), c = core()) {
+  constructor(options = [], seed = randomSeed(), c = core()) {
     this.c = c;
     this.fn = this.c.fn;
-    this.h = this.fn.sb_session_create(role, seed >>> 0);
+    this.h = this.create(seed >>> 0);
     if (!this.h) throw new SwitchboardError('NO_MEMORY', 'cannot create a session');
     for (const [k, v] of options) {
       if (v === undefined) continue;
@@ -45,6 +46,9 @@ export class Session {
       if (rc < 0) { this.destroy(); throw this.c.error(rc, `session option ${k} = ${v}`); }
     }
   }
+
+  /** The C session behind it: a client. */
+  create(seed) { return this.fn.sb_session_create_client(seed); }
 
   /** Bytes (or a string, as UTF-8) into the scratch area: [ptr, len]. */
   put(data) {
@@ -66,11 +70,6 @@ export class Session {
   request(channel, binary, data, timeout, now) {
     const [p, n] = this.put(data);
     return this.check(this.fn.sb_session_request(this.h, channel >>> 0, binary ? FRAME_F_BINARY : 0, p, n, timeout, now), 'request');
-  }
-
-  respond(id, isError, binary, data, now) {
-    const [p, n] = this.put(data);
-    return this.check(this.fn.sb_session_respond(this.h, id, isError ? 1 : 0, binary ? FRAME_F_BINARY : 0, p, n, now), 'respond');
   }
 
   recv(data, text, now) {

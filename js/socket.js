@@ -12,7 +12,7 @@ import { Session } from './session.js';
 import { Channels } from './channel.js';
 import { now, event, obj, kebabNames, camelEntries, onProperties, listen, idb, remoteError } from './glue.js';
 import {
-  SESSION_CLIENT, SESSION_PROTOCOL, SessionState, ConnReason, QueuePolicy, SessionDropReason, SessionStat,
+  SESSION_PROTOCOL, SessionState, ConnReason, QueuePolicy, SessionDropReason, SessionStat,
   SEV_WRITE, SEV_CONNECT, SEV_DISCONNECT, SEV_STATE, SEV_OPEN, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED,
   SEV_DROP, SEV_ERROR, SEV_RECONNECTING, SEV_CLOSED, SEV_DIRTY, SEV_F_TEXT, SEV_F_OFFER_FRAMED, SEV_F_REMOTE,
   SESSION_OPEN, SESSION_CLOSING, SESSION_CLOSED, SESSION_CONNECTING, SESSION_MODE_FRAMED, SESSION_MODE_PLAIN, FRAME_F_BINARY,
@@ -179,7 +179,7 @@ export class Socket extends EventTarget {
   #state() { return this.#s ? this.#s.state : this.#closed ? SESSION_CLOSED : 0; }
 
   #create() {
-    const s = new Session(SESSION_CLIENT, sessionOptions(this.#opts, this.#url));
+    const s = new Session(sessionOptions(this.#opts, this.#url));
     this.#s = s;
     const o = this.#opts;
     if (o.heartbeat?.plainPing != null) s.setBytes('sb_session_set_plain_ping', String(o.heartbeat.plainPing));

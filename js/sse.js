@@ -457,7 +457,9 @@ export class EventStream extends EventTarget {
     const headers = new Headers(o.headers);
     headers.set('accept', 'text/event-stream');
     this._sync();
-    if (this._lastId) headers.set('last-event-id', this._lastId);
+    // A header value is bytes: the id's UTF-8, as EventSource sends it (an id
+    // beyond Latin-1 would make Headers throw and end the stream).
+    if (this._lastId) headers.set('last-event-id', Array.from(new TextEncoder().encode(this._lastId), (b) => String.fromCharCode(b)).join(''));
     let res;
     try {
       res = await o.fetch(this.url, {

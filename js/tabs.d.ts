@@ -140,8 +140,9 @@ export interface SharedStateEventMap {
   change: CustomEvent<StateChangeDetail>;
   /**
    * Bytes from another tab or from storage that did not decode or are over
-   * `maxStateBytes` (TOO_LARGE), or timestamps that were ignored (CLOCK_SKEW:
-   * the rest of that message merged).
+   * `maxStateBytes` (TOO_LARGE), values another tab wrote that the codec
+   * cannot decode (CORRUPT: those keys read as absent), or timestamps that
+   * were ignored (CLOCK_SKEW: the rest of that message merged).
    */
   error: CustomEvent<Error>;
   close: Event;

@@ -563,6 +563,7 @@ export class SharedState extends EventTarget {
     const buf = c.view(f.sb_sync_changes(this.#s), f.sb_sync_changes_len(this.#s));
     const json = this.#codec === jsonCodec;
     const keys = [];
+    const bad = [];
     const pos = { i: 0 };
     for (let k = 0; k < n; k++) {
       const flags = buf[pos.i++];
@@ -576,7 +577,9 @@ export class SharedState extends EventTarget {
         this.#cache.delete(key);
       } else {
         let v;
-        try { v = json ? JSON.parse(decoder.decode(vb)) : this.#codec.decode(vb.slice()); } catch { continue; } // another tab wrote garbage
+        // Another tab wrote garbage: the core holds it (as every tab's does),
+        // so the key reads as absent here too, and it is reported below.
+        try { v = json ? JSON.parse(decoder.decode(vb)) : this.#codec.decode(vb.slice()); } catch { bad.push(key); if (this.#cache.delete(key)) keys.push(key); continue; }
         this.#cache.set(key, v);
       }
       keys.push(key);
@@ -585,6 +588,7 @@ export class SharedState extends EventTarget {
       this.dispatchEvent(new CustomEvent('change', { detail: { keys, local: false, origin: f.sb_sync_last_origin(this.#s) >>> 0, remote } }));
       this.#schedulePersist();
     }
+    if (bad.length) this.dispatchEvent(new CustomEvent('error', { detail: new SwitchboardError('CORRUPT', `values that do not decode, read as absent: ${bad.map((k) => JSON.stringify(k)).join(', ')}`) }));
     return n;
   }
 

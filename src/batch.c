@@ -15,9 +15,9 @@
 struct sb_batch {
     uint32_t max_messages, max_bytes, compress_above;
     double max_delay_ms;
-    int mode;
+    int mode, level;
     int need_fresh; /* deflater holds bytes the peer never saw: restart it */
-    sb_z *z;
+    sb_z *z;        /* made at the first batch worth compressing (an idle link holds none) */
     sb_buf pend, out;
     uint32_t count;
     double first_at;
@@ -39,14 +39,8 @@ sb_batch *sb_batch_create(uint32_t max_messages, uint32_t max_bytes, double max_
     b->max_delay_ms = max_delay_ms;
     b->compress_above = compress_above;
     b->mode = mode;
+    b->level = level;
     b->need_fresh = 1;
-    if (mode != SB_BATCH_PLAIN) {
-        b->z = sb_z_create(SB_Z_DEFLATE, SB_Z_RAW, level, 15, 0);
-        if (!b->z) {
-            free(b);
-            return NULL;
-        }
-    }
     return b;
 }
 
@@ -73,7 +67,11 @@ static int close_batch(sb_batch *b, int may_compress)
     if (may_compress && b->mode != SB_BATCH_PLAIN && plen >= b->compress_above && plen > 0) {
         int fresh = b->mode == SB_BATCH_DEFLATE || b->need_fresh;
         int clen;
-        if (fresh && sb_z_reset(b->z) < 0)
+        /* zlib's deflate state is ~260 KiB: only a link that sends batches
+         * worth compressing pays for it (a new deflater starts fresh). */
+        if (!b->z && !(b->z = sb_z_create(SB_Z_DEFLATE, SB_Z_RAW, b->level, 15, 0)))
+            clen = SB_E_NO_MEMORY;
+        else if (fresh && sb_z_reset(b->z) < 0)
             clen = SB_E_INTERNAL;
         else
             clen = sb_z_message(b->z, b->pend.p, plen);
@@ -228,7 +226,8 @@ struct sb_unbatch {
     uint32_t max_payload;
     int max_depth;
     int have_window; /* a fresh compressed batch was inflated on this link */
-    sb_z *z;
+    uint32_t max_inflated;
+    sb_z *z;         /* made at the first compressed batch (an idle link holds none) */
     sb_buf in;           /* the message as fed */
     const uint8_t *base; /* in.p or the inflater's output: where items point */
     uint32_t bytes;      /* of the frames held */
@@ -241,8 +240,8 @@ struct sb_unbatch {
 sb_unbatch *sb_unbatch_create(uint32_t max_payload, uint32_t max_inflated, int max_depth)
 {
     sb_unbatch *u;
-    if (max_depth < 0 || max_depth > 16)
-        return NULL;
+    if (max_depth < 0 || max_depth > 16 || max_inflated > (1u << 30))
+        return NULL; /* what sb_z_create takes, checked now though the inflater comes later */
     u = calloc(1, sizeof *u);
     if (!u)
         return NULL;
@@ -250,11 +249,7 @@ sb_unbatch *sb_unbatch_create(uint32_t max_payload, uint32_t max_inflated, int m
     if (u->max_payload > FRAME_CAP)
         u->max_payload = FRAME_CAP;
     u->max_depth = max_depth ? max_depth : 4;
-    u->z = sb_z_create(SB_Z_INFLATE, SB_Z_RAW, 0, 15, max_inflated ? max_inflated : DEFAULT_CAP);
-    if (!u->z) {
-        free(u);
-        return NULL;
-    }
+    u->max_inflated = max_inflated ? max_inflated : DEFAULT_CAP;
     return u;
 }
 
@@ -271,7 +266,7 @@ void sb_unbatch_destroy(sb_unbatch *u)
 static int push_item(sb_unbatch *u, size_t off, size_t len)
 {
     if (u->nitems == u->cap_items) {
-        size_t cap = u->cap_items ? u->cap_items * 2 : 64;
+        size_t cap = u->cap_items ? u->cap_items * 2 : 8; /* most messages are a few frames */
         item *p = realloc(u->items, cap * sizeof *p);
         if (!p)
             return SB_E_NO_MEMORY;
@@ -339,6 +334,8 @@ int sb_unbatch_feed(sb_unbatch *u, const uint8_t *in, uint32_t n)
     if (f.flags & SB_FRAME_F_COMPRESSED) {
         int dlen;
         if (!(f.flags & SB_FRAME_F_SHARED)) {
+            if (!u->z && !(u->z = sb_z_create(SB_Z_INFLATE, SB_Z_RAW, 0, 15, u->max_inflated)))
+                return SB_E_NO_MEMORY;
             if (sb_z_reset(u->z) < 0)
                 return SB_E_INTERNAL;
             u->have_window = 1;

@@ -230,7 +230,9 @@ sb_outbox *sb_outbox_create(uint32_t max_count, double max_bytes, int policy, ui
     o->ev_cap = max_count * 2 + 64;
     o->chans_alloc = max_channels < 16 ? max_channels : 16;
     o->chans = calloc(o->chans_alloc, sizeof *o->chans);
-    o->ev_alloc = 64;
+    /* The ring grows as it must (emit); a session that holds no messages,
+     * such as an idle relay connection, keeps a few slots only. */
+    o->ev_alloc = 8;
     o->evq = calloc(o->ev_alloc, sizeof *o->evq);
     o->stats[SB_OUTBOX_STAT_RTT] = -1;
     o->stats[SB_OUTBOX_STAT_RTT_LAST] = -1;

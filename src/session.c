@@ -78,6 +78,21 @@ typedef struct req {
     double deadline; /* -1 = none */
 } req;
 
+/* The server role's own steps, reached only through sb_session.srv, which
+ * only sb_session_create(SB_SESSION_SERVER) sets: a core that exports
+ * sb_session_create_client alone (the browser's) links none of them. */
+typedef struct server_role {
+    int (*open)(sb_session *s, double now);      /* a new transport */
+    void (*closed)(sb_session *s, double now);   /* the transport went away */
+    int (*hello)(sb_session *s, const uint8_t *data, uint32_t n); /* the client's hello */
+    int (*pump)(sb_session *s);                  /* greeting and welcome, before the frames */
+    void (*timers)(sb_session *s, double now);   /* hello, stall, idle and TTL verdicts */
+    double (*deadline)(const sb_session *s, double d);
+    void (*close)(sb_session *s, int code);
+    /* what arrived, against the rate limits (SB_OK, or the transport is closed) */
+    int (*limit)(sb_session *s, double frames, double bytes, double now);
+} server_role;
+
 struct sb_session {
     int role, state, mode, started;
     double opt[SB_SO_COUNT_];
@@ -107,12 +122,7 @@ struct sb_session {
     sb_session_event cur;
     const uint8_t *cur_data;
     double stats[SB_SS_COUNT_];
-    /* Server only, set by welcome(): the rate limits on what arrives and
-     * the stall verdict on the timer. Called through pointers so that a
-     * build without sb_session_accept/_takeover (the browser Socket's)
-     * links neither. */
-    int (*limit)(sb_session *s, double frames, double bytes, double now);
-    void (*watch)(sb_session *s, double now);
+    const server_role *srv; /* NULL for a client */
 };
 
 static const double defaults[SB_SO_COUNT_] = {
@@ -165,7 +175,7 @@ static void emit(sb_session *s, uint32_t type, uint32_t channel, uint32_t seq, u
 {
     ev *e;
     if (s->nev == s->ev_cap) {
-        uint32_t cap = s->ev_cap ? s->ev_cap * 2 : 32;
+        uint32_t cap = s->ev_cap ? s->ev_cap * 2 : 8; /* grows; an idle session keeps few */
         ev *p = realloc(s->evs, (size_t)cap * sizeof *p);
         if (!p)
             return; /* out of memory: the event is lost, nothing else breaks */
@@ -238,12 +248,11 @@ static void set_close(sb_session *s, int code, int err, const char *what)
 
 /* ---- create / options ---------------------------------------------------------- */
 
-sb_session *sb_session_create(int role, uint32_t seed)
+static const server_role server_ops;
+
+static sb_session *create(int role, uint32_t seed)
 {
-    sb_session *s;
-    if (role != SB_SESSION_CLIENT && role != SB_SESSION_SERVER)
-        return NULL;
-    s = calloc(1, sizeof *s);
+    sb_session *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->role = role;
@@ -254,6 +263,22 @@ sb_session *sb_session_create(int role, uint32_t seed)
     s->offer_framed = 1;
     s->stats[SB_SS_RTT] = -1;
     return s;
+}
+
+sb_session *sb_session_create(int role, uint32_t seed)
+{
+    sb_session *s;
+    if (role != SB_SESSION_CLIENT && role != SB_SESSION_SERVER)
+        return NULL;
+    s = create(role, seed);
+    if (s && role == SB_SESSION_SERVER)
+        s->srv = &server_ops;
+    return s;
+}
+
+sb_session *sb_session_create_client(uint32_t seed)
+{
+    return create(SB_SESSION_CLIENT, seed);
 }
 
 static void free_hello(hello *h)
@@ -876,15 +901,8 @@ int sb_session_transport_open(sb_session *s, double now_ms, int framed)
     int rc;
     if (!s)
         return SB_E_INVALID;
-    if (s->role == SB_SESSION_SERVER) {
-        if (s->state != SB_SESSION_IDLE)
-            return SB_E_BAD_STATE;
-        if ((rc = setup(s)) < 0 || (rc = new_link(s, now_ms)) < 0)
-            return rc;
-        s->l->hello_due = now_ms + s->opt[SB_SO_HELLO_TIMEOUT];
-        s->state = SB_SESSION_CONNECTING;
-        return SB_OK;
-    }
+    if (s->srv)
+        return s->srv->open(s, now_ms);
     if (s->state != SB_SESSION_CONNECTING || s->l)
         return SB_E_BAD_STATE;
     if ((rc = new_link(s, now_ms)) < 0)
@@ -914,18 +932,8 @@ int sb_session_transport_closed(sb_session *s, double now_ms, int code)
 {
     if (!s)
         return SB_E_INVALID;
-    if (s->role == SB_SESSION_SERVER) {
-        if (!s->l)
-            return SB_OK;
-        end_link(s);
-        if (s->state == SB_SESSION_CONNECTING || s->state == SB_SESSION_IDLE) {
-            s->state = SB_SESSION_CLOSED;
-            emit(s, SB_SEV_CLOSED, 0, 0, 0, 0, 0, 0, NULL, 0);
-        } else if (s->state == SB_SESSION_OPEN) {
-            s->state = SB_SESSION_RECONNECTING;
-            s->detached_at = now_ms;
-            emit(s, SB_SEV_STATE, 0, 0, 0, 0, SB_CONN_R_PEER_CLOSED, s->state, NULL, 0);
-        }
+    if (s->srv) {
+        s->srv->closed(s, now_ms);
         return SB_OK;
     }
     if (!s->conn)
@@ -1077,7 +1085,8 @@ static int on_frame(sb_session *s, const uint8_t *frame, uint32_t n, double now)
         /* Channel 1 is the server's: a client writes only requests to the
          * server itself there. Only a server stamps a sender. */
         if (s->role == SB_SESSION_SERVER &&
-            ((f.channel == 1 && f.kind != SB_FRAME_SKIP && f.kind != SB_FRAME_REQUEST) ||
+            ((f.channel == SB_SESSION_SYSTEM_CHANNEL && f.kind != SB_FRAME_SKIP &&
+              f.kind != SB_FRAME_REQUEST) ||
              (f.flags & SB_FRAME_F_FROM)))
             return SB_E_BAD_FRAME;
         rc = sb_inbox_push(s->in, frame, n, now);
@@ -1267,7 +1276,7 @@ static int recv_framed(sb_session *s, const uint8_t *data, uint32_t n, double no
         return count;
     if ((double)count > s->opt[SB_SO_MAX_FRAMES])
         return SB_E_TOO_LARGE;
-    if (s->limit && ((rc = s->limit(s, count, sb_unbatch_bytes(l->rd), now)) < 0 || !s->l))
+    if (s->srv && ((rc = s->srv->limit(s, count, sb_unbatch_bytes(l->rd), now)) < 0 || !s->l))
         return rc; /* refused: none of its frames is taken */
     if ((rc = reserve_events(s, (uint32_t)count, sb_unbatch_bytes(l->rd))) < 0)
         return rc;
@@ -1319,8 +1328,8 @@ static void recv_message(sb_session *s, const uint8_t *data, uint32_t n, int tex
     } else if (s->role == SB_SESSION_CLIENT && !l->up) {
         rc = read_welcome(s, data, n, now_ms);
         what = "bad welcome";
-    } else if (s->role == SB_SESSION_SERVER && !l->have_hello) {
-        rc = read_client_hello(s, data, n);
+    } else if (s->srv && !l->have_hello) {
+        rc = s->srv->hello(s, data, n);
         what = rc == SB_E_BAD_STATE ? "the first frame must be hello" : "bad hello";
     } else if (!l->up) {
         rc = SB_E_BAD_STATE;
@@ -1430,8 +1439,6 @@ static int welcome(sb_session *s, double now)
     apply_floors(s, h->fl, h->nfl, now);
     if ((rc = link_up(s, now)) < 0)
         return rc;
-    s->limit = limit;
-    s->watch = watch;
     l->welcome_out = 1;
     free_hello(h);
     s->state = SB_SESSION_OPEN;
@@ -1446,6 +1453,100 @@ static int welcome(sb_session *s, double now)
         ;
     return SB_OK;
 }
+
+static int server_open(sb_session *s, double now)
+{
+    int rc;
+    if (s->state != SB_SESSION_IDLE)
+        return SB_E_BAD_STATE;
+    if ((rc = setup(s)) < 0 || (rc = new_link(s, now)) < 0)
+        return rc;
+    s->l->hello_due = now + s->opt[SB_SO_HELLO_TIMEOUT];
+    s->state = SB_SESSION_CONNECTING;
+    return SB_OK;
+}
+
+static void server_closed(sb_session *s, double now)
+{
+    if (!s->l)
+        return;
+    end_link(s);
+    if (s->state == SB_SESSION_CONNECTING || s->state == SB_SESSION_IDLE) {
+        s->state = SB_SESSION_CLOSED;
+        emit(s, SB_SEV_CLOSED, 0, 0, 0, 0, 0, 0, NULL, 0);
+    } else if (s->state == SB_SESSION_OPEN) {
+        s->state = SB_SESSION_RECONNECTING;
+        s->detached_at = now;
+        emit(s, SB_SEV_STATE, 0, 0, 0, 0, SB_CONN_R_PEER_CLOSED, s->state, NULL, 0);
+    }
+}
+
+/* The server speaks first: its greeting, then (once accepted) its welcome. */
+static int server_pump(sb_session *s)
+{
+    link *l = s->l;
+    int rc;
+    if (!l->greeted) {
+        l->greeted = 1;
+        if ((rc = send_greeting(s)) < 0)
+            return rc;
+    }
+    if (l->welcome_out) {
+        l->welcome_out = 0;
+        if ((rc = send_welcome(s)) < 0)
+            return rc;
+    }
+    return SB_OK;
+}
+
+static void server_timers(sb_session *s, double now)
+{
+    double idle = s->opt[SB_SO_IDLE_TIMEOUT];
+    if (s->l && s->l->hello_due >= 0 && now >= s->l->hello_due) {
+        s->l->hello_due = -1;
+        disconnect(s, SB_CLOSE_HELLO_TIMEOUT, "TIMEOUT: no hello");
+        sb_session_transport_closed(s, now, SB_CLOSE_HELLO_TIMEOUT);
+    }
+    watch(s, now);
+    if (s->l && s->l->up && idle > 0 && now - s->l->last_rx >= idle) {
+        disconnect(s, SB_CLOSE_IDLE, "TIMEOUT: no traffic");
+        sb_session_transport_closed(s, now, SB_CLOSE_IDLE);
+    }
+    if (s->state == SB_SESSION_RECONNECTING && now - s->detached_at >= s->opt[SB_SO_SESSION_TTL]) {
+        s->state = SB_SESSION_CLOSED;
+        emit(s, SB_SEV_CLOSED, 0, 0, 0, 0, 0, 0, NULL, 0);
+    }
+}
+
+static double server_deadline(const sb_session *s, double d)
+{
+    const link *l = s->l;
+    if (l && l->up) {
+        if (s->opt[SB_SO_IDLE_TIMEOUT] > 0)
+            d = sb_min_deadline(d, l->last_rx + s->opt[SB_SO_IDLE_TIMEOUT]);
+        if (l->stalled_at >= 0)
+            d = sb_min_deadline(d, l->stalled_at + s->opt[SB_SO_STALL_TIMEOUT]);
+    }
+    if (s->state == SB_SESSION_RECONNECTING)
+        d = sb_min_deadline(d, s->detached_at + s->opt[SB_SO_SESSION_TTL]);
+    return d;
+}
+
+static void server_close(sb_session *s, int code)
+{
+    if (s->state == SB_SESSION_CLOSED)
+        return;
+    if (s->l)
+        disconnect(s, code, "");
+    end_link(s);
+    s->state = SB_SESSION_CLOSED;
+    emit(s, SB_SEV_CLOSED, 0, 0, 0, 0, 0, 0, NULL, 0);
+}
+
+static const server_role server_ops = {
+    server_open, server_closed, read_client_hello, server_pump,
+    server_timers, server_deadline, server_close, limit,
+};
 
 int sb_session_accept(sb_session *s, double now_ms)
 {
@@ -1536,7 +1637,8 @@ static int enqueue(sb_session *s, int kind, uint32_t channel, int flags, uint32_
         return SB_E_CLOSED;
     if ((rc = setup(s)) < 0)
         return rc;
-    if (channel == 1 && s->role == SB_SESSION_CLIENT && kind != SB_FRAME_REQUEST)
+    if (channel == SB_SESSION_SYSTEM_CHANNEL && s->role == SB_SESSION_CLIENT &&
+        kind != SB_FRAME_REQUEST)
         return SB_E_INVALID;
     /* a stamp (sb_session_relay) comes on top of the cap */
     if (n > payload_cap(s, flags & SB_FRAME_F_FROM ? 1u + data[0] : 0)) {
@@ -1640,14 +1742,8 @@ int sb_session_close(sb_session *s, double now_ms, int code)
 {
     if (!s || code < 1000 || code > 4999)
         return SB_E_INVALID;
-    if (s->role == SB_SESSION_SERVER) {
-        if (s->state == SB_SESSION_CLOSED)
-            return SB_OK;
-        if (s->l)
-            disconnect(s, code, "");
-        end_link(s);
-        s->state = SB_SESSION_CLOSED;
-        emit(s, SB_SEV_CLOSED, 0, 0, 0, 0, 0, 0, NULL, 0);
+    if (s->srv) {
+        s->srv->close(s, code);
         return SB_OK;
     }
     if (!s->conn) {
@@ -1792,20 +1888,12 @@ static int pump(sb_session *s, double now)
     double written0;
     if (!l)
         return SB_OK;
-    if (s->role == SB_SESSION_SERVER && !l->greeted) {
-        l->greeted = 1;
-        if ((rc = send_greeting(s)) < 0)
-            return rc;
-    }
+    if (s->srv && (rc = s->srv->pump(s)) < 0)
+        return rc;
     if (l->hello_out) {
         l->hello_out = 0;
         rc = send_client_hello(s, s->hello_app.p, s->hello_app.len);
         if (rc < 0)
-            return rc;
-    }
-    if (l->welcome_out) {
-        l->welcome_out = 0;
-        if ((rc = send_welcome(s)) < 0)
             return rc;
     }
     if (!l->up)
@@ -1854,33 +1942,16 @@ static int run(sb_session *s, double now)
     if (s->conn)
         conn_apply(s, sb_conn_tick(s->conn, now), now);
     l = s->l;
-    if (l && l->hello_due >= 0 && now >= l->hello_due) {
+    if (s->srv) {
+        s->srv->timers(s, now);
+    } else if (l && l->hello_due >= 0 && now >= l->hello_due) {
         l->hello_due = -1;
-        if (s->role == SB_SESSION_CLIENT && s->state == SB_SESSION_CONNECTING) {
-            /* An open socket and no greeting: a plain server, unless it gave
-             * us a session before: then it is only slow, and plain would
-             * write the queue raw to it and count it delivered. The connect
-             * timeout decides. */
-            if (!s->id_len)
-                go_plain(s, now);
-        } else if (s->role == SB_SESSION_SERVER) {
-            disconnect(s, SB_CLOSE_HELLO_TIMEOUT, "TIMEOUT: no hello");
-            sb_session_transport_closed(s, now, SB_CLOSE_HELLO_TIMEOUT);
-        }
-    }
-    if (s->watch)
-        s->watch(s, now);
-    if (s->role == SB_SESSION_SERVER) {
-        double idle = s->opt[SB_SO_IDLE_TIMEOUT];
-        if (s->l && s->l->up && idle > 0 && now - s->l->last_rx >= idle) {
-            disconnect(s, SB_CLOSE_IDLE, "TIMEOUT: no traffic");
-            sb_session_transport_closed(s, now, SB_CLOSE_IDLE);
-        }
-        if (s->state == SB_SESSION_RECONNECTING &&
-            now - s->detached_at >= s->opt[SB_SO_SESSION_TTL]) {
-            s->state = SB_SESSION_CLOSED;
-            emit(s, SB_SEV_CLOSED, 0, 0, 0, 0, 0, 0, NULL, 0);
-        }
+        /* An open socket and no greeting: a plain server, unless it gave
+         * us a session before: then it is only slow, and plain would write
+         * the queue raw to it and count it delivered. The connect timeout
+         * decides. */
+        if (s->state == SB_SESSION_CONNECTING && !s->id_len)
+            go_plain(s, now);
     }
     /* The outbox first: a request that expires there still finds its
      * waiter, so it fails once instead of also being reported as a drop. */
@@ -1933,10 +2004,6 @@ double sb_session_next_deadline(const sb_session *s)
                 d = sb_min_deadline(d, sb_batch_deadline(l->wr));
             if (l->poll_at >= 0)
                 d = sb_min_deadline(d, l->poll_at);
-            if (s->role == SB_SESSION_SERVER && s->opt[SB_SO_IDLE_TIMEOUT] > 0)
-                d = sb_min_deadline(d, l->last_rx + s->opt[SB_SO_IDLE_TIMEOUT]);
-            if (l->stalled_at >= 0)
-                d = sb_min_deadline(d, l->stalled_at + s->opt[SB_SO_STALL_TIMEOUT]);
         }
     }
     if (s->out) {
@@ -1945,8 +2012,8 @@ double sb_session_next_deadline(const sb_session *s)
         if (od < NO_TIMEOUT / 2) /* an ack timeout that is off is no deadline */
             d = sb_min_deadline(d, od);
     }
-    if (s->role == SB_SESSION_SERVER && s->state == SB_SESSION_RECONNECTING)
-        d = sb_min_deadline(d, s->detached_at + s->opt[SB_SO_SESSION_TTL]);
+    if (s->srv)
+        d = s->srv->deadline(s, d);
     for (uint32_t i = 0; i < s->nreqs; i++)
         if (s->reqs[i].deadline >= 0)
             d = sb_min_deadline(d, s->reqs[i].deadline);

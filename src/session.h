@@ -38,6 +38,9 @@
 /* Room a client leaves above its payload cap for the sender a server stamps
  * on a relayed message (sb_session_relay): 1 length byte + up to 255. */
 #define SB_SESSION_STAMP_MAX 256
+/* The server's own channel (presence, notices); a client sends only
+ * requests to the server itself there. */
+#define SB_SESSION_SYSTEM_CHANNEL 1
 
 enum sb_session_role {
     SB_SESSION_CLIENT = 0,
@@ -212,8 +215,11 @@ enum sb_session_stat {
 typedef struct sb_session sb_session;
 
 /* role: enum sb_session_role; seed drives jitter and the server's epochs.
- * NULL on bad arguments or no memory. */
-SB_EXPORT sb_session *sb_session_create(int role, uint32_t seed);
+ * NULL on bad arguments or no memory. It links the server role;
+ * sb_session_create_client is the same for a client without it (what the
+ * browser cores export). */
+SB_RELAY_EXPORT sb_session *sb_session_create(int role, uint32_t seed);
+SB_EXPORT sb_session *sb_session_create_client(uint32_t seed);
 SB_EXPORT void sb_session_destroy(sb_session *s);
 /* SB_E_INVALID for an unknown option or a value out of range, SB_E_BAD_STATE
  * once started. */
@@ -277,7 +283,7 @@ SB_EXPORT int sb_session_send(sb_session *s, uint32_t channel, int flags, const 
  * (1..255 bytes, the identity the server authenticated: the client cannot
  * forge it) and its offset in the room's log (1..2^32-1, or 0 for none).
  * The client's SB_SEV_MESSAGE carries both. Returns as sb_session_send. */
-SB_EXPORT int sb_session_relay(sb_session *s, uint32_t channel, int flags, double offset, const uint8_t *from, uint32_t nfrom, const uint8_t *data, uint32_t n, double now_ms);
+SB_RELAY_EXPORT int sb_session_relay(sb_session *s, uint32_t channel, int flags, double offset, const uint8_t *from, uint32_t nfrom, const uint8_t *data, uint32_t n, double now_ms);
 /* Client: a request answered by SB_SEV_RESPONSE or SB_SEV_REQUEST_FAILED
  * with the returned id; timeout_ms <= 0 = no deadline. Delivered to the
  * server's application once, even across reconnects. On channel 1 it is
@@ -287,17 +293,17 @@ SB_EXPORT int sb_session_request(sb_session *s, uint32_t channel, int flags, con
 /* Client: stop waiting for request id (no event follows). */
 SB_EXPORT int sb_session_cancel(sb_session *s, uint32_t id);
 /* Server: answer request id; is_error: data is {"code","message"} JSON. */
-SB_EXPORT int sb_session_respond(sb_session *s, uint32_t id, int is_error, int flags, const uint8_t *data, uint32_t n, double now_ms);
+SB_RELAY_EXPORT int sb_session_respond(sb_session *s, uint32_t id, int is_error, int flags, const uint8_t *data, uint32_t n, double now_ms);
 /* Server, after SB_SEV_HELLO: this object becomes the session (its id set
  * with sb_session_set_id, a fresh epoch), and the welcome is written. */
-SB_EXPORT int sb_session_accept(sb_session *s, double now_ms);
+SB_RELAY_EXPORT int sb_session_accept(sb_session *s, double now_ms);
 /* Server, after SB_SEV_HELLO on `pending`: the existing session s resumes
  * on pending's transport (s's previous transport, if any, gets
  * SB_SEV_DISCONNECT with SB_CLOSE_REPLACED). pending is CLOSED afterwards
  * and should be destroyed; the host now routes that transport to s. */
-SB_EXPORT int sb_session_takeover(sb_session *s, sb_session *pending, double now_ms);
+SB_RELAY_EXPORT int sb_session_takeover(sb_session *s, sb_session *pending, double now_ms);
 /* Server: refuse the hello (or drop the transport): close with code and reason. */
-SB_EXPORT int sb_session_refuse(sb_session *s, int code, const uint8_t *reason, uint32_t n, double now_ms);
+SB_RELAY_EXPORT int sb_session_refuse(sb_session *s, int code, const uint8_t *reason, uint32_t n, double now_ms);
 /* Client: stop for good (what is queued is written first if open). Server:
  * end the session. */
 SB_EXPORT int sb_session_close(sb_session *s, double now_ms, int code);

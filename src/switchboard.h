@@ -19,6 +19,9 @@
  * The rest is C API only; the linker drops what no export reaches. It
  * expands to nothing. */
 #define SB_EXPORT
+/* Like SB_EXPORT, for the relay's core alone (dist/switchboard-relay.wasm):
+ * the server role of src/session.c, which no browser core links. */
+#define SB_RELAY_EXPORT
 
 /* Marks a struct whose memory the JS glue reads at fixed offsets
  * (`SB_LAYOUT typedef struct sb_x { fixed-width fields } sb_x;`):

@@ -127,6 +127,8 @@ export interface RelayOptions {
   idleTimeoutMs?: number;
   batchDelayMs?: number;
   compress?: boolean;
+  /** zlib level (0-9) of what the relay sends (default 1: each delivery of a room message is deflated on its own). */
+  compressLevel?: number;
   /** `[SO_*, value]` pairs for the sessions, after the above. */
   sessionOptions?: Array<[number, number]>;
   /** The whole core to run on (default: `switchboard.wasm` beside the relay). */

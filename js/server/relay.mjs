@@ -22,7 +22,8 @@
 //              channel 1, to the relay itself (subscriptions)
 //   store      the sessions that changed are committed (serialize() blobs)
 //              before anything that depends on them is sent: an ack leaves
-//              only once what it confirms is stored
+//              only once what it confirms is stored; on a shared engine
+//              (Redis, redis.mjs) asynchronously, by group commit (commits.mjs)
 //   timers     one timer per session, at session.deadline(), re-armed after
 //              every call into it
 //   limits     the session rate-limits what each connection sends (PAUSE:
@@ -44,20 +45,19 @@ import { WebSocketServer } from 'ws';
 import { createCore } from '../core.js';
 import { WHOLE_CORE } from './core-path.mjs';
 import { SwitchboardError } from '../errors.js';
-import { Session } from '../session.js';
-import { SESSION_SERVER, SESSION_PROTOCOL, SS_DUPLICATES, CLOSE_TRY_AGAIN, CLOSE_REPLACED } from '../constants.js';
+import { ServerSession } from './session.mjs';
+import { SESSION_PROTOCOL, SS_DUPLICATES, CLOSE_TRY_AGAIN } from '../constants.js';
 import { LocalBus } from './bus.mjs';
-import { Rooms, RoomLog, Sub, roomName } from './rooms.mjs';
+import { Rooms, RoomLog } from './rooms.mjs';
+export { SYSTEM_CHANNEL } from './rooms.mjs';
 import { MemoryStore } from './store.mjs';
 import { OriginPolicy } from './guard.mjs';
 import { DEFAULTS, OPTION_KEYS, Slot, Conn, closeReason, closeCodeOf } from './slot.mjs';
-import { RelaySessions } from './sessions.mjs';
+import { RelayCommits } from './commits.mjs';
 
 const PAGE = 65536; // bytes in a wasm memory page
 
-export const SYSTEM_CHANNEL = 1;
-
-export class Relay extends RelaySessions {
+export class Relay extends RelayCommits {
   /**
    * Use `await Relay.create(opts)`.
    * @param {object} opts see DEFAULTS; plus bus (Bus), store (MemoryStore |
@@ -101,21 +101,7 @@ export class Relay extends RelaySessions {
     this._later = new Map(); // in-process store: id -> slot, serialized at close()
     this._deleted = new Map(); // id -> its generation (a shared engine deletes only its own)
     this._out = [];
-    // A shared engine (Redis): sessions and logs in it, commits async. What
-    // the turns since the last commit changed and wrote is one batch; at
-    // most one commit is in flight, and a batch's writes leave only once
-    // the commit that stored it has returned (group commit, in order).
-    this.shared = !!this.store.shared;
-    this._batch = Relay._batch();
-    this._inFlight = null; // the commit's promise
-    if (this.shared) {
-      this.store.attach?.(this.o);
-      this.store.sessionIds = () => this.sessions.keys();
-      this.store.onClaimed = (id, gen) => this._turn(null, () => {
-        const slot = this.sessions.get(id);
-        if (slot && slot.gen < gen) this._evict(slot, CLOSE_REPLACED, 'REPLACED: taken over on another relay process');
-      });
-    }
+    this._engine(); // a shared engine (Redis): group commit (commits.mjs)
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.o.maxMessage,
@@ -134,8 +120,6 @@ export class Relay extends RelaySessions {
     });
     this.wss.on('error', (e) => this.log(`relay: ${e.message}`));
   }
-
-  static _batch() { return { dirty: new Set(), deleted: new Map(), appends: [], out: [] }; }
 
   static async create(opts = {}) {
     if (opts.redis && !opts.store) {
@@ -158,6 +142,12 @@ export class Relay extends RelaySessions {
 
   /** For an http server's 'upgrade' event (the dev server's ctx.upgrade). */
   handleUpgrade(req, socket, head) {
+    // Node's http server lets go of an upgrading socket's errors: a client
+    // that resets while it is refused below (403, 400, 503) would otherwise
+    // throw ECONNRESET/EPIPE out of the process. ws adds its own once it
+    // takes the socket.
+    const onError = (e) => this.log(`relay: ${socket.remoteAddress ?? ''}: ${e.code || e.message}`);
+    socket.on('error', onError);
     // A page of another origin may not open a connection in its user's name
     // (cross-site WebSocket hijacking): 403 before the upgrade.
     if (!this.origins.allows(req)) {
@@ -175,7 +165,10 @@ export class Relay extends RelaySessions {
       return;
     }
     if (!this._admitSocket(socket)) return;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.off('error', onError); // the WebSocket's own from here
+      this.wss.emit('connection', ws, req);
+    });
   }
 
   /** Bytes the core can still allocate within maxMemory. */
@@ -251,7 +244,7 @@ export class Relay extends RelaySessions {
   // ---- sessions ------------------------------------------------------------
 
   _session() {
-    return new Session(SESSION_SERVER, this.options, undefined, this.core);
+    return new ServerSession(this.options, undefined, this.core);
   }
 
   /** Load the stored sessions, each detached until its client takes it over. */
@@ -265,52 +258,6 @@ export class Relay extends RelaySessions {
     if (this._deleted.size) this._commit();
     if (this.sessions.size) this.log(`relay: restored ${this.sessions.size} sessions`);
     this.stats.sessions = this.sessions.size;
-  }
-
-  /** A stored session, detached until its client takes it over. Returns its slot, or null. */
-  _restore(row, now = Date.now()) {
-    const slot = new Slot(this._session());
-    try {
-      slot.s.restore(row.blob, now);
-      slot.id = slot.s.id();
-      if (slot.id !== row.id) throw new SwitchboardError('CORRUPT', `stored as ${row.id}, holds ${slot.id}`);
-    } catch (e) {
-      this.log(`relay: stored session ${row.id} not restored: ${e.code || ''} ${e.message}`);
-      slot.s.destroy();
-      this._deleted.set(row.id, row.gen ?? 0);
-      return null;
-    }
-    slot.user = typeof row.user === 'string' ? row.user : '';
-    slot.owner = typeof row.owner === 'string' ? row.owner : null;
-    slot.echo = !!row.echo;
-    if (row.gen) slot.gen = row.gen;
-    this.sessions.set(slot.id, slot);
-    this.stats.sessions = this.sessions.size;
-    const subs = Array.isArray(row.subs) ? row.subs.map(Sub.from).filter(Boolean) : [];
-    if (!subs.some((x) => x.channel === 0)) subs.push(new Sub(roomName(row.room) || 'lobby', 0, this.rooms.logOf(roomName(row.room) || 'lobby').next - 1, true));
-    for (const sub of subs.slice(0, this.o.maxSubscriptions)) this.rooms.join(slot, sub);
-    this._arm(slot);
-    return slot;
-  }
-
-  /**
-   * Forget a session here without touching the store (a shared engine has
-   * it): its commit failed, or another process claimed it. Its transport is
-   * closed with code; its client resumes from what the store has.
-   */
-  _evict(slot, code, reason) {
-    const conn = slot.conn;
-    this.log(`relay: ${conn?.remote ?? ''} ${slot.id}: ${code} ${reason}`);
-    if (slot.id && this.sessions.get(slot.id) === slot) {
-      if (conn && this.shared) for (const sub of slot.subs.values()) this.store.presence('leave', sub.room, slot.id, slot.name);
-      this.sessions.delete(slot.id);
-      this.stats.sessions = this.sessions.size;
-    }
-    this.rooms.leaveAll(slot);
-    slot.conn = null;
-    if (conn && conn.slot === slot) conn.slot = null;
-    this._drop(slot);
-    if (conn) try { conn.ws.close(code, closeReason(reason)); } catch { conn.ws.terminate(); }
   }
 
   // ---- turns -----------------------------------------------------------------
@@ -420,125 +367,15 @@ export class Relay extends RelaySessions {
     }
   }
 
-  /** A shared engine: this turn's changes and writes join the batch; a commit starts unless one is in flight. */
-  _queue(out) {
-    const b = this._batch;
-    for (const slot of this._dirty) b.dirty.add(slot);
-    for (const [id, gen] of this._deleted) b.deleted.set(id, gen);
-    for (const a of this.rooms.appends) b.appends.push(a);
-    for (const o of out) b.out.push(o);
-    this._dirty.clear();
-    this._deleted.clear();
-    this.rooms.appends = [];
-    this._pump();
-  }
-
-  _row(slot) {
-    return { id: slot.id, gen: slot.gen, room: slot.room, user: slot.user, owner: slot.owner, echo: slot.echo, subs: [...slot.subs.values()].map((x) => x.toJSON()), blob: slot.s.serialize() };
-  }
-
-  /** Commit the batch (one at a time); its writes go once it has returned. */
-  _pump() {
-    if (this._inFlight || this.closed) return;
-    const b = this._batch;
-    if (!b.dirty.size && !b.deleted.size && !b.appends.length) {
-      if (b.out.length) {
-        this._batch = Relay._batch();
-        this._send(b.out); // nothing to store, nothing before it unsent
-      }
-      return;
-    }
-    this._batch = Relay._batch();
-    const upserts = [];
-    for (const slot of b.dirty) if (slot.s.h && slot.id && this.sessions.get(slot.id) === slot) upserts.push(this._row(slot));
-    const appends = b.appends.map(([room, e]) => ({ room, epoch: this.rooms.logOf(room).epoch, ...e }));
-    let p;
-    try {
-      p = Promise.resolve(this.store.commit(upserts, [...b.deleted], appends));
-    } catch (e) {
-      p = Promise.reject(e);
-    }
-    this._inFlight = p.then((fenced) => {
-      this._inFlight = null;
-      this.stats.commits++;
-      if (this.closed) return;
-      // Sessions another process claimed meanwhile: not stored, not ours.
-      for (const id of fenced || []) {
-        const slot = this.sessions.get(id);
-        if (slot) this._evict(slot, CLOSE_REPLACED, 'REPLACED: taken over on another relay process');
-      }
-      this._send(b.out);
-      this._pump();
-    }, (e) => {
-      this._inFlight = null;
-      if (this.closed) return;
-      this._failed(b, e);
-      this._pump();
-    }).catch((e) => {
-      this.stats.errors++;
-      this.log(`relay: after a commit: ${e?.stack || e}`);
-    });
-  }
-
   /**
-   * A commit failed (Redis away): nothing of it may be acked. Its sessions
-   * are forgotten here and their transports closed with 1013: their clients
-   * come back with backoff and resume from what the store has, resending
-   * what it does not. What later turns built on them goes too.
+   * The slot's one timer, at its session's next deadline. A deadline that
+   * moved later (the idle timeout, after every message received) keeps the
+   * timer already set: it fires early, the tick does nothing, and it is
+   * re-armed then; so a busy connection does not reset a timer per message.
    */
-  _failed(b, err) {
-    this.stats.errors++;
-    this.log(`relay: store commit failed: ${err?.message || err}`);
-    const reason = `UNAVAILABLE: the relay's store: ${err?.message || err}`;
-    const gone = new Set();
-    for (const slot of b.dirty) if (slot.id) gone.add(slot);
-    for (const [, e] of b.appends) { const s = this.sessions.get(e.sid); if (s) gone.add(s); }
-    const ids = new Set([...gone].map((s) => s.id));
-    const conns = new Set([...gone].map((s) => s.conn).filter(Boolean));
-    const next = this._batch;
-    for (const s of gone) next.dirty.delete(s);
-    next.appends = next.appends.filter(([, e]) => !ids.has(e.sid));
-    const keep = (o) => !conns.has(o[0]);
-    next.out = next.out.filter(keep);
-    for (const s of gone) this._evict(s, CLOSE_TRY_AGAIN, reason);
-    this._send(b.out.filter(keep));
-  }
-
-  _commit() {
-    if (!this._dirty.size && !this._deleted.size && !this.rooms.appends.length) return;
-    // A store that lives in this process only needs the state when the
-    // relay goes (close() commits everything then): no serializing per turn.
-    if (this.store.inProcess && !this.closed) {
-      for (const id of this._deleted.keys()) this._later.delete(id);
-      for (const slot of this._dirty) if (slot.id) this._later.set(slot.id, slot);
-      this.store.commit([], [...this._deleted.keys()]);
-      this._dirty.clear();
-      this._deleted.clear();
-      return;
-    }
-    const upserts = [];
-    for (const slot of this._dirty) {
-      if (!slot.s.h || !slot.id || this.sessions.get(slot.id) !== slot) continue;
-      upserts.push({ id: slot.id, room: slot.room, user: slot.user, owner: slot.owner, echo: slot.echo, subs: [...slot.subs.values()].map((x) => x.toJSON()), blob: slot.s.serialize() });
-    }
-    const deletes = [...this._deleted.keys()];
-    const logs = new Map();
-    for (const [room, e] of this.rooms.appends) {
-      const log = this.rooms.logOf(room);
-      if (!logs.has(room)) logs.set(room, { room, epoch: log.epoch, first: log.first, next: log.next, entries: [] });
-      logs.get(room).entries.push(e);
-    }
-    this.rooms.appends = [];
-    this.store.commit(upserts, deletes, [...logs.values()]);
-    this.stats.commits++;
-    this._dirty.clear();
-    this._deleted.clear();
-  }
-
-  /** The slot's one timer, at its session's next deadline. */
   _arm(slot) {
     const d = slot.s.deadline();
-    if (d === slot.due && slot.timer) return;
+    if (slot.timer && d >= slot.due) return;
     clearTimeout(slot.timer);
     slot.timer = null;
     slot.due = d;

@@ -10,9 +10,10 @@
 import { randomBytes } from 'node:crypto';
 import { SwitchboardError } from '../errors.js';
 import { bytesOf } from '../session.js';
-import { SS_QUEUED, SS_QUEUED_BYTES, E_TOO_LARGE, CLOSE_TRY_AGAIN } from '../constants.js';
+import { SS_QUEUED, SS_QUEUED_BYTES, E_TOO_LARGE, CLOSE_TRY_AGAIN, SESSION_SYSTEM_CHANNEL } from '../constants.js';
 
-const SYSTEM_CHANNEL = 1; // the relay's: presence, notices, subscription requests
+/** The relay's channel: presence, notices, subscription requests. */
+export const SYSTEM_CHANNEL = SESSION_SYSTEM_CHANNEL;
 /** What the relay says on channel 1 about a subscription (presence, refusals, recovery). */
 const notice = (o) => bytesOf(JSON.stringify(o));
 
@@ -516,7 +517,8 @@ export class Rooms {
       answer(false, { room, channel, epoch: log.epoch, offset: sub.offset, recovered, users: this.users(room), publish: canPublish });
     };
     if (!this.r.authorize) return done(true);
-    const ctx = { request: slot.conn?.req ?? null, hello: null, user: slot.owner ? { id: slot.owner, name: slot.user } : null, room };
+    // (the upgrade request and the hello are not kept past the hello: null here)
+    const ctx = { request: null, hello: null, user: slot.owner ? { id: slot.owner, name: slot.user } : null, room };
     const ask = (action) => new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new SwitchboardError('TIMEOUT', `authorize took over ${this.r.o.helloTimeoutMs} ms`)), this.r.o.helloTimeoutMs);
       t.unref?.();

@@ -10,11 +10,10 @@ import {
   SESSION_CLOSED, SEV_WRITE, SEV_DISCONNECT, SEV_MESSAGE, SEV_REQUEST, SEV_CLOSED, SEV_DIRTY, SEV_HELLO, SEV_ERROR,
   SEV_DROP, SEV_PAUSE, FRAME_F_BINARY, CLOSE_TRY_AGAIN, CLOSE_REPLACED, CLOSE_AUTH, CLOSE_FORBIDDEN,
 } from '../constants.js';
-import { Sub, roomName } from './rooms.mjs';
+import { Sub, SYSTEM_CHANNEL, roomName } from './rooms.mjs';
 import { identityOf, refusal, step } from './guard.mjs';
 import { newId, parseHello, roomOf } from './slot.mjs';
 
-const SYSTEM_CHANNEL = 1;
 
 export class RelaySessions {
   /**
@@ -145,6 +144,7 @@ export class RelaySessions {
     slot.echo = h.echo === true;
     slot.conn = conn;
     conn.slot = slot;
+    conn.req = null; // the hooks have seen it: not kept for the connection's life (headers, URL: ~1 KiB)
     this._dirty.add(slot); // room, user, echo
     this._touched.add(slot);
     this._drain(slot);
@@ -197,6 +197,7 @@ export class RelaySessions {
     this.stats.requests++;
     const errorOf = (e) => JSON.stringify({ code: String(e?.code || 'INTERNAL'), message: String(e?.message ?? e) });
     const answer = (isError, v) => this._turn(null, () => {
+      slot.pending--;
       if (!slot.s.h || slot.closed) return; // the session is gone: nobody waits
       const now = Date.now();
       this._touched.add(slot);
@@ -214,6 +215,13 @@ export class RelaySessions {
         }
       }
     });
+    // A client may not pile up work in onRequest: past the bound it is told
+    // so at once (its Socket's request rejects QUEUE_FULL), onRequest is not called.
+    slot.pending++;
+    if (slot.pending > this.o.maxPendingRequests) {
+      answer(true, { code: 'QUEUE_FULL', message: `over ${this.o.maxPendingRequests} requests in progress` });
+      return;
+    }
     let v;
     try {
       const room = slot.subs.get(channel)?.room ?? slot.room;
@@ -240,13 +248,22 @@ export class RelaySessions {
     return rc;
   }
 
+  /** The bytes of an event, copied out of the core's heap. */
+  _copy(ev) {
+    const b = Buffer.allocUnsafe(ev.len);
+    if (ev.len) b.set(this.core.view(ev.ptr, ev.len));
+    return b;
+  }
+
   /** Every pending event of slot's session. Writes and closes are held (see _settle). */
   _drain(slot) {
     let closed = false;
     slot.s.drain((t, ev) => {
       switch (t) {
         case SEV_WRITE:
-          if (slot.conn) this._out.push([slot.conn, ev.data]);
+          // A Buffer from Node's pool (one slab for many small writes), not a
+          // new ArrayBuffer per write: under fan-out that was most of the GC.
+          if (slot.conn) this._out.push([slot.conn, this._copy(ev)]);
           break;
         case SEV_DISCONNECT: {
           const conn = slot.conn;
@@ -292,5 +309,37 @@ export class RelaySessions {
       if (slot.id && this.sessions.get(slot.id) === slot) this._forget(slot);
       else this._forgetPending(slot);
     }
+  }
+
+  /** Commit what changed (sessions, deletions, the rooms' new messages) before anything that depends on it is sent. */
+  _commit() {
+    if (!this._dirty.size && !this._deleted.size && !this.rooms.appends.length) return;
+    // A store that lives in this process only needs the state when the
+    // relay goes (close() commits everything then): no serializing per turn.
+    if (this.store.inProcess && !this.closed) {
+      for (const id of this._deleted.keys()) this._later.delete(id);
+      for (const slot of this._dirty) if (slot.id) this._later.set(slot.id, slot);
+      this.store.commit([], [...this._deleted.keys()]);
+      this._dirty.clear();
+      this._deleted.clear();
+      return;
+    }
+    const upserts = [];
+    for (const slot of this._dirty) {
+      if (!slot.s.h || !slot.id || this.sessions.get(slot.id) !== slot) continue;
+      upserts.push({ id: slot.id, room: slot.room, user: slot.user, owner: slot.owner, echo: slot.echo, subs: [...slot.subs.values()].map((x) => x.toJSON()), blob: slot.s.serialize() });
+    }
+    const deletes = [...this._deleted.keys()];
+    const logs = new Map();
+    for (const [room, e] of this.rooms.appends) {
+      const log = this.rooms.logOf(room);
+      if (!logs.has(room)) logs.set(room, { room, epoch: log.epoch, first: log.first, next: log.next, entries: [] });
+      logs.get(room).entries.push(e);
+    }
+    this.rooms.appends = [];
+    this.store.commit(upserts, deletes, [...logs.values()]);
+    this.stats.commits++;
+    this._dirty.clear();
+    this._deleted.clear();
   }
 }

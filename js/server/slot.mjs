@@ -6,7 +6,7 @@ import { SwitchboardError } from '../errors.js';
 import { utf8 } from '../session.js';
 import {
   SO_HELLO_TIMEOUT, SO_IDLE_TIMEOUT, SO_SESSION_TTL, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES,
-  SO_BATCH_DELAY, SO_COMPRESS, SO_MAX_PAYLOAD, SO_MAX_MESSAGE, SO_MAX_FRAMES, SO_HIGH_WATER,
+  SO_BATCH_DELAY, SO_COMPRESS, SO_COMPRESS_LEVEL, SO_MAX_PAYLOAD, SO_MAX_MESSAGE, SO_MAX_FRAMES, SO_HIGH_WATER,
   SO_RATE_MSGS, SO_RATE_MSGS_BURST, SO_RATE_BYTES, SO_RATE_BYTES_BURST, SO_RATE_TOLERANCE, SO_STALL_TIMEOUT,
   CLOSE_PROTOCOL, CLOSE_POLICY, CLOSE_TOO_BIG, CLOSE_TRY_AGAIN,
 } from '../constants.js';
@@ -26,6 +26,11 @@ export const DEFAULTS = {
   idleTimeoutMs: 60e3,      // a connection silent this long is dropped (clients ping every 25 s)
   batchDelayMs: 0,
   compress: true,
+  // zlib level of what the relay sends. Every recipient's copy of a room
+  // message is deflated on its own window, so this is paid once per
+  // delivery: level 1 costs ~1/3.5 of level 6 for ~25% more bytes on a chat
+  // message (docs/relay.md, "Benchmark").
+  compressLevel: 1,
   // Limits (docs/socket.md, "Limits"); a rate of 0 is no limit.
   rateMessages: 1000,       // frames a second a connection may send (a batch counts its frames)
   rateMessagesBurst: 10000, // at once (a client's whole default queue, resent on a resume)
@@ -37,6 +42,7 @@ export const DEFAULTS = {
   maxConnectionsPerAddress: 100,
   maxMemory: 1 << 30,       // the core's memory; past it an allocation fails (1013 for that connection)
   memoryHeadroom: 64 << 20, // less than this free within maxMemory: new connections get 503
+  maxPendingRequests: 64,   // requests of one session in onRequest at once; past it: QUEUE_FULL
   maxSubscriptions: 64,     // rooms one session may be in (its hello's room included)
   presenceList: 100,        // presence carries the room's whole user list up to this many members
   ...LOG_DEFAULTS,          // each room's log: roomHistory, roomHistoryBytes, roomHistoryMs
@@ -46,7 +52,7 @@ export const OPTION_KEYS = [
   ['maxPayload', SO_MAX_PAYLOAD], ['maxMessage', SO_MAX_MESSAGE], ['maxFrames', SO_MAX_FRAMES],
   ['maxHistory', SO_QUEUE_MAX_COUNT], ['maxHistoryBytes', SO_QUEUE_MAX_BYTES], ['highWater', SO_HIGH_WATER],
   ['sessionTtlMs', SO_SESSION_TTL], ['helloTimeoutMs', SO_HELLO_TIMEOUT], ['idleTimeoutMs', SO_IDLE_TIMEOUT],
-  ['batchDelayMs', SO_BATCH_DELAY], ['compress', SO_COMPRESS],
+  ['batchDelayMs', SO_BATCH_DELAY], ['compress', SO_COMPRESS], ['compressLevel', SO_COMPRESS_LEVEL],
   ['rateMessages', SO_RATE_MSGS], ['rateMessagesBurst', SO_RATE_MSGS_BURST], ['rateBytes', SO_RATE_BYTES],
   ['rateBytesBurst', SO_RATE_BYTES_BURST], ['rateToleranceMs', SO_RATE_TOLERANCE], ['stallTimeoutMs', SO_STALL_TIMEOUT],
 ];
@@ -91,7 +97,7 @@ export const roomOf = (h) => roomName(h.room) || 'lobby';
 /** The fields of an sb_session object the relay keeps beside it. */
 export class Slot {
   constructor(s) {
-    this.s = s;          // Session (js/session.js), server role
+    this.s = s;          // ServerSession (js/server/session.mjs)
     this.id = null;      // null while pending (no hello accepted yet)
     this.conn = null;    // the Conn attached, or null while detached
     /** @type {Map<number, Sub>} channel -> subscription (0: the hello's room) */
@@ -103,6 +109,7 @@ export class Slot {
     this.due = -1;
     this.hello = null;   // pending: the client's hello, until decided
     this.closed = false; // SEV_CLOSED seen
+    this.pending = 0;    // its requests in onRequest
     this.gen = 1;        // a shared engine's generation of it: another process's claim raises it
   }
 

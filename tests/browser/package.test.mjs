@@ -9,7 +9,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, rmSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:http';
 import { join, extname, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +27,7 @@ let tarball;
 let browser;
 const servers = [];
 const children = []; // process groups (npx and the relay under it)
+const temps = [];    // consumer folders outside the repository
 
 function serveDir(dir) {
   const types = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
@@ -71,6 +73,7 @@ after(async () => {
   await browser?.close();
   for (const s of servers) s.close();
   for (const c of children) try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ }
+  for (const d of temps) rmSync(d, { recursive: true, force: true });
 });
 
 test('npm pack holds only dist/, types, README and package.json', () => {
@@ -147,8 +150,11 @@ test('the packed types type-check a consumer that uses the public API (tsc --str
 });
 
 test('the relay from the tarball: npx switchboard-relay --help, then on a loopback port with --allowed-origin; a page of that origin chats through it with the installed Socket', async () => {
-  const proj = join(WORK, 'relay');
-  mkdirSync(proj, { recursive: true });
+  // A fresh folder outside the repository: nothing of ours (node_modules,
+  // dist/) on the resolution path, so only what the tarball and its peer
+  // dependency bring can be found.
+  const proj = mkdtempSync(join(tmpdir(), 'sb-relay-consumer-'));
+  temps.push(proj);
   sh('npm', ['init', '-y'], proj);
   sh('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball, 'ws'], proj);
   const help = sh('npx', ['--no-install', 'switchboard-relay', '--help'], proj);
@@ -193,15 +199,19 @@ test('the relay from the tarball: npx switchboard-relay --help, then on a loopba
     const ann = new Socket(url, { hello: { room: 'package', user: 'ann' } });
     const bob = new Socket(url, { hello: { room: 'package', user: 'bob' } });
     await Promise.all([opened(ann), opened(bob)]);
-    const heard = new Promise((resolve) => { bob.onmessage = (e) => { if (e.channel === 0) resolve(e.data); }; });
+    const heard = (s) => new Promise((resolve) => { s.onmessage = (e) => { if (e.channel === 0) resolve(e.data); }; });
+    const toBob = heard(bob);
     ann.send('hello from the installed package');
-    const text = await heard;
+    const first = await toBob;
+    const toAnn = heard(ann);
+    bob.send('hello back');
+    const reply = await toAnn;
     ann.close();
     bob.close();
-    return text;
+    return [first, reply];
   }, `ws://127.0.0.1:${port}/`);
   await page.close();
-  assert.equal(got, 'hello from the installed package');
+  assert.deepEqual(got, ['hello from the installed package', 'hello back']);
   assert.deepEqual(errors, []);
   process.kill(-child.pid, 'SIGTERM');
 });

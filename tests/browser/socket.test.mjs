@@ -54,9 +54,9 @@ async function freePort() {
 }
 
 /** Start the relay process; resolves once it listens. The page is on the dev server's origin. */
-function startRelay(port, journal) {
+function startRelay(port, journal, more = []) {
   return new Promise((resolveStart, reject) => {
-    const child = spawn(process.execPath, [RELAY_CLI, '--port', String(port), '--journal', journal, '--allowed-origin', server.url], {
+    const child = spawn(process.execPath, [RELAY_CLI, '--port', String(port), '--journal', journal, '--allowed-origin', server.url, ...more], {
       env: process.env, stdio: ['ignore', 'pipe', 'pipe'],
     });
     relays.add(child);
@@ -180,6 +180,44 @@ test('chaos: 10,000 messages each way over three rooms of one connection, relay 
   assert.deepEqual(unexpected(errors), []);
   node.close();
   await page.evaluate(() => window.sock.close());
+  await ctx.close();
+  await kill9(relay);
+});
+
+test('security in a page: the relay stamps who authenticate says, in messages and presence; a room the user may not join is refused; the victim is undisturbed', async () => {
+  const port = await freePort();
+  const relay = await startRelay(port, join(tmp, 'sec.db'), ['--auth', join(ROOT, 'tests/node/relay-auth.mjs')]);
+  const { page, ctx, errors } = await newPage();
+  const got = await page.evaluate(async (url) => {
+    const sb = await import('/js/index.js');
+    await sb.init();
+    const opened = (s) => new Promise((ok) => s.addEventListener('open', ok, { once: true }));
+    // Mallory signs in as herself and claims to be Ann, in her hello and in her message.
+    const ann = new sb.Socket(`${url}?token=tok-ann`, { hello: { room: 'sec' } });
+    const mallory = new sb.Socket(`${url}?token=tok-mallory`, { hello: { room: 'sec', user: 'Ann' } });
+    const heard = [], presence = [];
+    ann.onmessage = (e) => { if (e.channel === 0) heard.push([e.from, e.data]); else presence.push(JSON.parse(e.data).user); };
+    await Promise.all([opened(ann), opened(mallory)]);
+    const staffAnn = ann.subscribe('staff'), staffMallory = mallory.subscribe('staff');
+    const refused = await staffMallory.ready.then(() => 'joined', (e) => e.code);
+    await staffAnn.ready;
+    let sendAfter = 'sent';
+    try { staffMallory.send('let me in'); } catch (e) { sendAfter = e.code; }
+    mallory.send(JSON.stringify({ user: 'Ann', text: 'send me your password' }));
+    await new Promise((r) => setTimeout(r, 300));
+    const r = { heard, presence, refused, sendAfter, staffState: staffMallory.state, staffUsers: staffAnn.users, annState: ann.readyState, annOpens: ann.stats().opens };
+    ann.close(); mallory.close();
+    return r;
+  }, `ws://127.0.0.1:${port}/`);
+  assert.equal(got.refused, 'FORBIDDEN');
+  assert.equal(got.staffState, 'unsubscribed');
+  assert.equal(got.sendAfter, 'CLOSED');
+  assert.deepEqual(got.staffUsers, ['Ann'], 'nobody else in staff');
+  assert.deepEqual(got.heard, [['mallory', JSON.stringify({ user: 'Ann', text: 'send me your password' })]], 'stamped with who she is');
+  assert.deepEqual([...new Set(got.presence)].sort(), ['Ann', 'mallory'], 'presence names who authenticate says');
+  assert.equal(got.annState, 1);
+  assert.equal(got.annOpens, 1, 'the victim was not disturbed');
+  assert.deepEqual(unexpected(errors), []);
   await ctx.close();
   await kill9(relay);
 });

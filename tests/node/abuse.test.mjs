@@ -1,6 +1,7 @@
 // The relay bounded under abuse (docs/socket.md, "Limits"): connections that
-// never say hello, a message flood, compression bombs, a memory budget, a
-// client that stops reading, the connection caps. In every test a
+// never say hello, a message flood, compression bombs, idle connections
+// holding no zlib state, a memory budget, a client that stops reading,
+// clients that reset while refused, the connection caps. In every test a
 // well-behaved pair keeps going (in the same room as the flood and the
 // client that stops reading) and receives every message once, in order.
 // About 20 s in all, most of it opening the 10,000 connections and inflating
@@ -8,6 +9,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';
 import WebSocket from 'ws';
@@ -15,7 +17,7 @@ import { init } from '../../js/core.js';
 import { encodeFrame } from '../../js/frame.js';
 import { Relay } from '../../js/server/relay.mjs';
 import {
-  SESSION_PROTOCOL, SO_COMPRESS, SS_QUEUED, FRAME_F_ACK_REQ, FRAME_F_COMPRESSED,
+  SESSION_PROTOCOL, SO_COMPRESS, SS_QUEUED, SS_BYTES_IN, SS_PAYLOAD_BYTES_IN, FRAME_F_ACK_REQ, FRAME_F_COMPRESSED,
   CLOSE_TRY_AGAIN, CLOSE_HELLO_TIMEOUT, CLOSE_RATE_LIMITED,
 } from '../../js/constants.js';
 import { SessionClient } from './session-client.mjs';
@@ -223,6 +225,45 @@ test('300 connections each sending an 8 KB deflate bomb stay open and the heap s
   }
 });
 
+test('an idle connection holds no compression state: 300 open compressing sessions cost the core a few KiB each; a link that then sends compresses', async () => {
+  const relay = await Relay.create({ maxConnectionsPerAddress: 1000 });
+  const s = await serve(relay);
+  const inUse = () => relay.core.memory.buffer.byteLength - (relay.core.fn.emmalloc_free_dynamic_memory() >>> 0);
+  const clients = [];
+  try {
+    const warm = new SessionClient(s.url, { hello: { room: 'idle-warm' } });
+    await warm.until(() => warm.open, 5000, 'warm open');
+    const before = inUse();
+    const N = 300;
+    for (let k = 0; k < N; k += 100) {
+      const batch = Array.from({ length: 100 }, (_, i) => new SessionClient(s.url, { hello: { room: `idle-${k + i}`, user: `u${k + i}` } }));
+      clients.push(...batch);
+      await Promise.all(batch.map((c) => c.until(() => c.open, 10000, 'idle open')));
+    }
+    assert.equal(relay.conns.size, N + 1);
+    const per = (inUse() - before) / N;
+    // zlib's deflate state alone is ~260 KiB: made per link, this was ~280 KiB.
+    assert.ok(per < 24 << 10, `${(per / 1024).toFixed(1)} KiB of the core per idle connection`);
+    // Compression still happens once a link has something worth compressing.
+    const [a, b] = clients;
+    const text = 'the release review is after lunch, bring the dashboard numbers please. '.repeat(40);
+    const got = b.s.stat(SS_BYTES_IN);
+    const payload = b.s.stat(SS_PAYLOAD_BYTES_IN);
+    const far = new SessionClient(s.url, { hello: { room: 'idle-1', user: 'far' } });
+    clients.push(far);
+    await far.until(() => far.open, 5000, 'far open');
+    far.send(text);
+    await b.until(() => b.texts().includes(text), 5000, 'b got it');
+    assert.ok(b.s.stat(SS_BYTES_IN) - got < (b.s.stat(SS_PAYLOAD_BYTES_IN) - payload) / 4, 'it arrived deflated');
+    assert.equal(a.texts().length, 0);
+    warm.close();
+  } finally {
+    for (const c of clients) c.close();
+    relay.close();
+    await s.kill();
+  }
+});
+
 test('the memory budget: an allocation past it closes only the connection that needed it (1013 NO_MEMORY); no headroom refuses upgrades (503)', async () => {
   const relay = await Relay.create({ maxMemory: 16 << 20, memoryHeadroom: 1 << 20 });
   const s = await serve(relay);
@@ -296,6 +337,48 @@ test('a client that stops reading is closed with 1013 once its socket stalls, an
     await p.check('slow');
   } finally {
     slow.close();
+    p.close(); relay.close();
+    await s.kill();
+  }
+});
+
+test('clients that reset while refused (403, 400, 503) do not take the relay down', async () => {
+  const logs = [];
+  const relay = await Relay.create({ maxConnections: 3, log: (m) => logs.push(m) });
+  const s = await serve(relay);
+  const p = await pair(s.url, 'resets');
+  const { port } = new URL(s.url);
+  const upgrade = (headers) => `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n${headers}\r\n`;
+  const kinds = [
+    `Sec-WebSocket-Protocol: ${SESSION_PROTOCOL}\r\nOrigin: https://evil.example\r\n`, // 403
+    'Sec-WebSocket-Protocol: chat\r\n', // 400
+    `Sec-WebSocket-Protocol: ${SESSION_PROTOCOL}\r\n`, // 503: two sockets are the pair's, one is held below
+  ];
+  const held = await dial(s.url);
+  try {
+    assert.equal(held.result, 'open');
+    const refused0 = relay.stats.refused;
+    // Each request is written and the connection reset at once: the relay's
+    // answer meets a socket that is gone (ECONNRESET / EPIPE on its side).
+    for (let round = 0; round < 30; round++) {
+      await Promise.all(kinds.map((h) => new Promise((resolve) => {
+        const sock = connect(Number(port), '127.0.0.1', () => {
+          sock.write(upgrade(h), () => setImmediate(() => { sock.resetAndDestroy(); resolve(); }));
+        });
+        sock.on('error', () => resolve());
+      })));
+    }
+    await until(() => relay.stats.refused - refused0 >= 60, 10000, 'the 403s and 503s counted');
+    // Still serving: a new session gets in once there is room, the pair kept going.
+    held.ws.terminate();
+    await until(() => relay.usage().sockets === 2, 5000, 'the held socket gone');
+    const late = new SessionClient(s.url, { hello: { room: 'resets' } });
+    await late.until(() => late.open, 5000, 'a client after the resets');
+    late.close();
+    await p.check('resets');
+  } finally {
+    held.ws.terminate();
     p.close(); relay.close();
     await s.kill();
   }

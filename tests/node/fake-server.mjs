@@ -2,19 +2,20 @@
 // handshakes correctly and then misbehaves: a real server-role session
 // greets and welcomes; after that the test writes what it likes.
 import { createCore } from '../../js/core.js';
-import { Session } from '../../js/session.js';
-import { SESSION_SERVER, SEV_WRITE, SEV_HELLO, SEV_OPEN, SO_COMPRESS } from '../../js/constants.js';
+import { ServerSession } from '../../js/server/session.mjs';
+import { WHOLE_CORE } from '../../js/server/core-path.mjs';
+import { SEV_WRITE, SEV_HELLO, SEV_OPEN, SO_COMPRESS } from '../../js/constants.js';
 
-// Its own whole core: the glue's may be a job's (npm test runs each job's
-// tests on that job's core), which has no server role.
-const whole = await createCore({ wasmURL: new URL('../../dist/switchboard.wasm', import.meta.url) });
+// The relay's core, on a memory of its own: the server role is in no
+// browser core (the glue's may be the whole runtime's or a job's).
+const whole = await createCore({ wasmURL: WHOLE_CORE, memory: new WebAssembly.Memory({ initial: 16, maximum: 1024 }) });
 
 /**
  * onOpen(session, write): after the welcome; write(bytes) sends raw bytes.
  * session.send() + frames(session) give a real frame to replay.
  */
 export function handshake(ws, onOpen = () => {}, { compress = true } = {}) {
-  const s = new Session(SESSION_SERVER, [[SO_COMPRESS, compress ? 1 : 0]], undefined, whole);
+  const s = new ServerSession([[SO_COMPRESS, compress ? 1 : 0]], undefined, whole);
   let open = false;
   const pump = () => {
     s.fn.sb_session_flush(s.h, Date.now());

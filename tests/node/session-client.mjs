@@ -6,7 +6,7 @@
 import WebSocket from 'ws';
 import { Session, utf8 } from '../../js/session.js';
 import {
-  SESSION_CLIENT, SESSION_PROTOCOL, SESSION_OPEN,
+  SESSION_PROTOCOL, SESSION_OPEN,
   SEV_WRITE, SEV_CONNECT, SEV_DISCONNECT, SEV_OPEN, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED,
   SEV_ERROR, SEV_CLOSED, SEV_F_TEXT, SEV_F_REMOTE, SEV_F_OFFER_FRAMED, FRAME_F_BINARY,
   SO_BACKOFF_MIN, SO_BACKOFF_MAX, SO_CONNECT_TIMEOUT,
@@ -21,7 +21,7 @@ export class SessionClient {
    */
   constructor(url, o = {}) {
     this.url = url;
-    this.s = new Session(SESSION_CLIENT, [...FAST, ...(o.options || [])]);
+    this.s = new Session([...FAST, ...(o.options || [])]);
     const [p, n] = this.s.put(JSON.stringify(o.hello || {}));
     this.s.check(this.s.fn.sb_session_set_hello(this.s.h, p, n), 'hello');
     if (o.blob) this.s.restore(o.blob, Date.now());

@@ -467,3 +467,27 @@ test('options are validated', () => {
   assert.throws(() => new Socket('ws://127.0.0.1:9/', { WebSocket, queue: { overflow: 'lose-it' } }), { code: 'INVALID' });
 });
 
+
+test('a flood of slow requests: past maxPendingRequests each is refused QUEUE_FULL at once, onRequest is not called for it; the others resolve', async () => {
+  let calls = 0;
+  const release = [];
+  const relay = await Relay.create({ maxPendingRequests: 5, onRequest: ({ data }) => { calls++; return new Promise((r) => release.push(() => r(`ok ${data}`))); } });
+  const s = await serve(relay);
+  const a = new Socket(s.url, { WebSocket, ...FAST });
+  a.onerror = () => {};
+  await once(a, 'open');
+  const results = Array.from({ length: 8 }, (_, i) => a.request(`q${i}`).then((v) => v, (e) => e.code));
+  await until(() => calls === 5);
+  const refused = await Promise.all(results.slice(5));
+  assert.deepEqual(refused, ['QUEUE_FULL', 'QUEUE_FULL', 'QUEUE_FULL']);
+  for (const r of release) r();
+  assert.deepEqual(await Promise.all(results.slice(0, 5)), ['ok q0', 'ok q1', 'ok q2', 'ok q3', 'ok q4']);
+  assert.equal(calls, 5);
+  // The bound is on requests in progress: once answered, more go through.
+  const again = a.request('q9');
+  await until(() => calls === 6);
+  release[5]();
+  assert.equal(await again, 'ok q9');
+  a.close(); relay.close();
+  await s.kill();
+});

@@ -249,3 +249,23 @@ test('dev endpoint: what it reflects is validated and escaped; state changes nee
   assert.deepEqual(await (await post(`/sse/drop?s=${s}`, srv.url)).json(), { dropped: 1 });
   live.close();
 });
+
+test('an id beyond Latin-1 resumes: Last-Event-ID carries its UTF-8 bytes (Headers would throw on the string)', async () => {
+  const asked = [];
+  const answers = [
+    () => new Response('id: é😀1\ndata: first\n\n', { headers: { 'content-type': 'text/event-stream' } }),
+    () => new Response('data: second\n\n', { headers: { 'content-type': 'text/event-stream' } }),
+    () => new Response(null, { status: 204 }),
+  ];
+  const es = new EventStream('http://sse.invalid/', {
+    reconnect: { minDelay: 0, maxDelay: 1, maxAttempts: 3 },
+    fetch: async (url, init) => { asked.push(init.headers.get('last-event-id')); return answers[asked.length - 1](); },
+  });
+  const got = [];
+  es.addEventListener('message', (e) => got.push([e.data, e.lastEventId]));
+  const ev = await closed(es);
+  assert.equal(ev.error?.code, 'NO_CONTENT');
+  assert.deepEqual(got, [['first', 'é😀1'], ['second', 'é😀1']]);
+  assert.equal(Buffer.from(asked[1], 'latin1').toString('utf8'), 'é😀1');
+  assert.equal(asked[2], asked[1]);
+});

@@ -20,18 +20,34 @@ test('the module is a standalone reactor with a single import', () => {
   for (const name of ['_initialize', 'memory', 'malloc', 'free', 'sb_wasm_abi']) assert.ok(exports.includes(name), name);
 });
 
-test('every SB_EXPORT declaration is exported', () => {
-  const exports = new Set(WebAssembly.Module.exports(mod).map((e) => e.name));
-  const declared = [];
+const declared = (marker) => {
+  const names = [];
   for (const f of readdirSync(`${root}src`).filter((n) => n.endsWith('.h'))) {
     for (const line of readFileSync(`${root}src/${f}`, 'utf8').split('\n')) {
-      const m = /^SB_EXPORT .*?([a-z0-9_]+)\(/.exec(line);
-      if (m) declared.push(m[1]);
+      const m = new RegExp(`^${marker} .*?([a-z0-9_]+)\\(`).exec(line);
+      if (m) names.push(m[1]);
     }
   }
-  assert.ok(declared.length > 10);
-  const missing = declared.filter((n) => !exports.has(n));
+  return names;
+};
+
+test('every SB_EXPORT declaration is exported', () => {
+  const exports = new Set(WebAssembly.Module.exports(mod).map((e) => e.name));
+  const names = declared('SB_EXPORT');
+  assert.ok(names.length > 10);
+  const missing = names.filter((n) => !exports.has(n));
   assert.deepEqual(missing, []);
+});
+
+// The server role is the relay's alone: a browser core that exported its
+// constructor would link all of it (docs/decisions.md).
+test('SB_RELAY_EXPORT declarations: in the relay core, in no browser core', () => {
+  const names = declared('SB_RELAY_EXPORT');
+  assert.ok(names.includes('sb_session_create'));
+  const relay = new Set(WebAssembly.Module.exports(new WebAssembly.Module(readFileSync(`${root}dist/switchboard-relay.wasm`))).map((e) => e.name));
+  assert.deepEqual(names.filter((n) => !relay.has(n)), []);
+  const browser = WebAssembly.Module.exports(mod).map((e) => e.name);
+  assert.deepEqual(names.filter((n) => browser.includes(n)), []);
 });
 
 test('init() is idempotent and concurrent calls share one load', async () => {
