@@ -11,142 +11,21 @@
 // own, on loopback ports, under a temporary directory; all are stopped.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { createServer as netServer, connect } from 'node:net';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
+import { skipChaos as skip, sleep, until, prng, procs, stop, startCluster } from './redis-procs.mjs';
 
-const RELAY_CLI = fileURLToPath(new URL('../../js/server/relay-cli.mjs', import.meta.url));
-const have = (cmd, arg) => spawnSync(cmd, [arg]).status === 0;
-const NGINX = ['/usr/sbin/nginx', 'nginx'].find((n) => have(n, '-v'));
-const skip = !have('redis-server', '--version') ? 'redis-server is not installed (.ci/setup installs it)'
-  : !NGINX ? 'nginx is not installed (.ci/setup installs nginx-light)' : false;
 const N = Number(process.env.SB_CHAOS_MESSAGES || 10000);
 const KILLS = 10;
 const say = process.env.SB_CHAOS_VERBOSE ? (m) => process.stderr.write(`chaos: ${m}\n`) : () => {};
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(fn, what, ms = 30000) {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(10);
-  }
-}
-
-/** A seeded PRNG (mulberry32): the run's random moments, reproducible from its seed. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = netServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const procs = new Set();
-/** A child process, resolved once its output matches ready. */
-function start(cmd, args, ready, what) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', up = false;
-    const on = (d) => {
-      if (up) return; // its later output (a log) is read and dropped
-      out += d;
-      if (ready.test(out)) {
-        up = true;
-        child.removeAllListeners('exit');
-        procs.add(child);
-        child.once('exit', () => procs.delete(child));
-        resolve(child);
-      }
-    };
-    child.stdout.on('data', on);
-    child.stderr.on('data', on);
-    child.once('exit', (code) => reject(new Error(`${what} exited ${code}: ${out.slice(-2000)}`)));
-  });
-}
-async function stop(child, signal) {
-  if (!child || child.exitCode !== null || child.signalCode) return;
-  const gone = new Promise((ok) => child.once('exit', ok));
-  child.kill(signal);
-  await gone;
-}
 after(async () => {
   for (const c of [...procs]) await stop(c, 'SIGKILL');
 });
-
-/** nginx in the foreground (daemon off), resolved once it accepts on port: it prints nothing when all is well. */
-async function startNginx(dir, port) {
-  const child = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stderr.on('data', (d) => { out += d; });
-  procs.add(child);
-  child.once('exit', () => procs.delete(child));
-  const end = Date.now() + 10000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`nginx exited ${child.exitCode}: ${out}`);
-    const up = await new Promise((ok) => {
-      const c = connect(port, '127.0.0.1', () => { c.destroy(); ok(true); });
-      c.once('error', () => ok(false));
-    });
-    if (up) return child;
-    if (Date.now() > end) throw new Error(`nginx does not accept on ${port}: ${out}`);
-    await sleep(20);
-  }
-}
-
-function nginxConf(dir, listen, upstreams) {
-  const t = (x) => join(dir, x);
-  return `daemon off;
-worker_processes 1;
-pid ${t('nginx.pid')};
-error_log ${t('error.log')} warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${t('body')};
-  proxy_temp_path ${t('proxy')};
-  fastcgi_temp_path ${t('fastcgi')};
-  uwsgi_temp_path ${t('uwsgi')};
-  scgi_temp_path ${t('scgi')};
-  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
-  upstream relays {
-${upstreams.map((p) => `    server 127.0.0.1:${p} max_fails=0;`).join('\n')}
-  }
-  server {
-    listen 127.0.0.1:${listen};
-    location / {
-      proxy_pass http://relays;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_connect_timeout 2s;
-      proxy_read_timeout 1h;
-      proxy_next_upstream error timeout;
-    }
-  }
-}
-`;
-}
 
 test(`nginx round robin over two relays on Redis: ${N} messages each way and requests while a relay is killed -9 ${KILLS} times and Redis restarts once; everything once, in order`, { skip, timeout: 300e3 }, async () => {
   await init();
@@ -154,20 +33,9 @@ test(`nginx round robin over two relays on Redis: ${N} messages each way and req
   console.log(`# chaos seed ${seed} (SB_CHAOS_SEED=${seed} repeats this run's moments)`);
   const rand = prng(seed);
   const dir = mkdtempSync(join(tmpdir(), 'sb-chaos-'));
-  mkdirSync(join(dir, 'redis'));
-  const [redisPort, lbPort, p1, p2] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const redisArgs = ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', join(dir, 'redis'), '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'];
-  const startRedis = () => start('redis-server', redisArgs, /Ready to accept connections/, 'redis-server');
-  const redisUrl = `redis://127.0.0.1:${redisPort}`;
-  const startRelay = (port) => start(process.execPath, [RELAY_CLI, '--port', String(port), '--redis', redisUrl, '--presence-ttl-ms', '3000', '--rate-messages', '0', '--rate-bytes', '0'], /"port"/, `relay :${port}`);
-  writeFileSync(join(dir, 'nginx.conf'), nginxConf(dir, lbPort, [p1, p2]));
-  let redis = await startRedis();
-  say('redis up');
-  const relays = [await startRelay(p1), await startRelay(p2)];
-  say('relays up');
-  const nginx = await startNginx(dir, lbPort);
-  say('nginx up');
-  const url = `ws://127.0.0.1:${lbPort}/`;
+  const c = await startCluster(dir);
+  say('redis, relays and nginx up');
+  const url = c.url;
   const FAST = { WebSocket, reconnect: { minDelay: 20, maxDelay: 300, connectTimeout: 3000 }, heartbeat: false };
   const sockets = [];
   const mk = (hello) => {
@@ -214,16 +82,16 @@ test(`nginx round robin over two relays on Redis: ${N} messages each way and req
       await until(() => sent >= mark, `traffic before kill ${k}`, 60000);
       const i = rand() < 0.5 ? 0 : 1;
       say(`kill ${k}: relay ${i} at ${sent} sent, ${ann.got.length}/${bob.got.length} got, ${answers.size} answers`);
-      await stop(relays[i], 'SIGKILL');
+      await stop(c.relays[i], 'SIGKILL');
       await sleep(Math.floor(rand() * 300));
-      relays[i] = await startRelay(i ? p2 : p1);
+      c.relays[i] = await c.startRelay(i);
       say(`relay ${i} restarted`);
       if (k === redisAt) {
         say('redis restarts');
-        await stop(redis, 'SIGTERM');
+        await stop(c.redis, 'SIGTERM');
         say('redis stopped');
         await sleep(300 + Math.floor(rand() * 1200));
-        redis = await startRedis();
+        c.redis = await c.startRedis();
         say('redis back');
       }
     }
@@ -245,9 +113,7 @@ test(`nginx round robin over two relays on Redis: ${N} messages each way and req
   } finally {
     clearInterval(pump);
     for (const s of sockets) s.close();
-    await stop(nginx, 'SIGTERM');
-    for (const r of relays) await stop(r, 'SIGKILL');
-    await stop(redis, 'SIGTERM');
+    await c.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });
