@@ -59,7 +59,7 @@ await page.evaluate(() => {
       call = (x) => new Promise((r) => { next = r; port.postMessage(x); });
       stream = (n) => new Promise((r) => { next = r; for (let i = 0; i < n; i++) port.postMessage({ ev: i, total: n }); });
     } else if (peer === 'sb' || peer === 'sb-batch') {
-      const r = await window.bridge.connectFrame(f, { origin: childOrigin, batch: peer === 'sb-batch', heartbeat: 0 });
+      const r = await window.bridge.connectFrame(f, { origin: childOrigin, batch: peer === 'sb-batch', heartbeatInterval: 0 });
       call = (x) => r.call('echo', x);
       stream = (n) => new Promise((res) => {
         const off = r.on('done', () => { off(); res(); });

@@ -82,7 +82,7 @@ for (const [k, v] of Object.entries(codecRes)) console.log(`   ${k.padEnd(38)} $
   const reader = new BatchReader();
   let wire = 0;
   let frames = 0;
-  const b = new Batcher({ maxMessages: 100, maxBytes: 1 << 20, maxDelayMs: 1e6, compressAbove: 512, compression: 'shared' }, (bytes) => {
+  const b = new Batcher({ maxMessages: 100, maxBytes: 1 << 20, maxDelay: 1e6, compressAbove: 512, compression: 'shared' }, (bytes) => {
     wire += bytes.length;
     frames += reader.read(bytes).length; // and it decodes
   });
@@ -96,7 +96,7 @@ for (const [k, v] of Object.entries(codecRes)) console.log(`   ${k.padEnd(38)} $
   for (let i = 0; i < chats.length; i += 100) pakoBatch += pako.deflateRaw(`[${chats.slice(i, i + 100).join(',')}]`).length;
   for (const m of chats) pakoEach += pako.deflateRaw(m).length;
   let plain = 0;
-  const p = new Batcher({ maxMessages: 100, maxBytes: 1 << 20, maxDelayMs: 1e6, compression: 'none' }, (bytes) => { plain += bytes.length; });
+  const p = new Batcher({ maxMessages: 100, maxBytes: 1 << 20, maxDelay: 1e6, compression: 'none' }, (bytes) => { plain += bytes.length; });
   chats.forEach((m, i) => p.add({ kind: 'message', channel: 1, id: i + 1, seq: i + 1, payload: m }));
   p.close();
   console.log(`\n2. 1000 chat messages (avg ${fmt(avgLen, 0)} B JSON) in batches of 100 (raw JSON ${raw} B; target >= 2.4x)`);
@@ -133,7 +133,7 @@ class SimLink {
 async function windowed(n, window) {
   const link = new SimLink(1);
   let ib = null;
-  const ob = new Outbox({ transmit: (bytes) => link.send(() => ib.receive(bytes)), window, ackTimeoutMs: 1000, retryMinMs: 50, maxMessages: n + 10, seed: 1 });
+  const ob = new Outbox({ transmit: (bytes) => link.send(() => ib.receive(bytes)), window, ackTimeout: 1000, retryMinDelay: 50, maxMessages: n + 10, seed: 1 });
   let got = 0;
   ib = new Inbox({ sendAck: (bytes) => link.send(() => ob.receiveAck(bytes)), onMessage: () => { got++; } });
   const t0 = performance.now();

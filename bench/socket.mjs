@@ -78,7 +78,7 @@ const LABEL = { raw: 'raw WebSocket -> ws echo', sb: 'switchboard Socket -> rela
 const SERVER = fileURLToPath(new URL('./lib/socket-server.mjs', import.meta.url));
 /** Start bench/lib/socket-server.mjs; resolves once it listens. */
 function startChild(args = [], port = 0) {
-  const proc = fork(SERVER, ['--port', String(port), ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = fork(SERVER, ['--port', String(port), '--allowed-origin', new URL(server.url).origin, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((ok, fail) => {
     proc.once('exit', (code) => fail(new Error(`socket-server exited with ${code}`)));
     proc.on('message', function m(msg) {
@@ -97,8 +97,8 @@ const killChild = (child) => new Promise((ok) => {
 });
 
 const dir = await mkdtemp(join(tmpdir(), 'sb-bench-socket-'));
-const main = await startChild();
 const server = await startDevServer();
+const main = await startChild();
 const browser = await launchBrowser();
 const context = await browser.newContext();
 if (process.env.SWITCHBOARD_WASM) {

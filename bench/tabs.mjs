@@ -88,14 +88,14 @@ async function latency() {
   const pages = [];
   for (let i = 0; i < 4; i++) pages.push(await tab(context));
   await Promise.all(pages.map((p, i) => p.evaluate(async ({ name, i }) => {
-    window.state = await sb.SharedState.open(name, { joinTimeoutMs: 50 });
+    window.state = await sb.SharedState.open(name, { joinTimeout: 50 });
     window.raw = new BroadcastChannel(`${name}:raw`);
     window.ack = new BroadcastChannel(`${name}:ack`);
     window.bc = new pbc.BroadcastChannel(`${name}:bc`);
     if (i > 0) {
       // Receivers answer A on the ack channel as soon as they see the value.
       raw.onmessage = (e) => ack.postMessage(e.data.n);
-      state.addEventListener('change', (e) => { if (!e.detail.local && e.detail.keys.includes('ping')) ack.postMessage(state.get('ping').n); });
+      state.addEventListener('change', (e) => { if (!e.local && e.keys.includes('ping')) ack.postMessage(state.get('ping').n); });
       bc.onmessage = (m) => ack.postMessage(m.n);
     }
     await new Promise((r) => setTimeout(r, 50)); // broadcast-channel drops messages older than the channel
@@ -137,8 +137,8 @@ async function throughput() {
   const pages = [];
   for (let i = 0; i < 4; i++) pages.push(await tab(context));
   await Promise.all(pages.map((p) => p.evaluate(async (name) => {
-    window.state = await sb.SharedState.open(name, { joinTimeoutMs: 50, maxKeys: 8192 });
-    state.addEventListener('error', (e) => console.error(String(e.detail)));
+    window.state = await sb.SharedState.open(name, { joinTimeout: 50, maxKeys: 8192 });
+    state.addEventListener('error', (e) => console.error(String(e.error)));
     window.raw = new BroadcastChannel(`${name}:raw`);
     window.bc = new pbc.BroadcastChannel(`${name}:bc`);
     window.got = { raw: 0, bc: 0 };
@@ -220,7 +220,7 @@ async function failover(kind, how) {
         lead.awaitLeadership().then(() => { window.electedAt = clock(); });
         window.agreed = () => true;
       } else {
-        const group = await sb.TabGroup.open(name, { mode: kind, heartbeatMs: 250, leaseMs: 1500 });
+        const group = await sb.TabGroup.open(name, { mode: kind, heartbeatInterval: 250, heartbeatTimeout: 1500 });
         window.lead = group;
         group.whenLeader().then(() => { window.electedAt = clock(); }, () => {});
         window.agreed = () => group.leader; // every tab must name the same leader

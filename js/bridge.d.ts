@@ -13,13 +13,13 @@ export type RejectReason =
   | 'bad-nonce'       // a handshake reply that does not carry our nonce (forged)
   | 'unexpected';     // a handshake message out of order, e.g. on the window after the handshake
 
-/** Detail of a `reject` event. */
+/** What a `reject` event carries (as its properties, and as the deprecated `detail`), and what `onReject` gets. */
 export interface RejectReport {
   reason: RejectReason;
   origin: string;
   channel?: string;
-  /** handshake message type that was refused ('hello', 'welcome', …) */
-  type?: string;
+  /** handshake message type that was refused ('hello', 'welcome', …); not `type`, an event's own name */
+  messageType?: string;
 }
 
 export interface BridgeOptions {
@@ -30,9 +30,9 @@ export interface BridgeOptions {
   /** Name that keeps several bridges on one window apart. Default "switchboard". */
   channel?: string;
   /** Heartbeat interval in ms (0 = off). Default 1000. */
-  heartbeat?: number;
-  /** Silence after which the peer is lost and `disconnect` fires. Default 3500. */
-  deadAfter?: number;
+  heartbeatInterval?: number;
+  /** Silence (no pong, no answer) after which the peer is lost and `disconnect` fires, in ms. Default 3500. */
+  heartbeatTimeout?: number;
   /** Coalesce `emit()`s of one task into one message (optionally at most `max` events). */
   batch?: boolean | { max?: number };
   /**
@@ -87,8 +87,9 @@ export function transfer<T>(value: T, list: Transferable[]): Transfer<T>;
 
 /**
  * One side of a connection. Events: `connect` (also after a re-handshake),
- * `disconnect` (`detail.reason`: 'bye' | 'reload' | 'timeout' | 'removed' | 'port-closed' | 'closed'),
- * `reject` (`detail`: {@link RejectReport}).
+ * `disconnect` (`e.reason`: 'bye' | 'reload' | 'timeout' | 'removed' | 'port-closed' | 'closed'),
+ * `reject` (the {@link RejectReport} fields: `e.reason`, `e.origin`, `e.channel`, `e.messageType`). The
+ * data are also `e.detail` (deprecated).
  */
 export class Remote extends EventTarget {
   /**

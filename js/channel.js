@@ -111,7 +111,7 @@ export class Channel extends EventTarget {
     } else if (n.type === 'unrecovered') {
       this.dispatchEvent(event('unrecovered', { room: this.room, since: null }));
     } else if (n.type === 'refused') {
-      this.dispatchEvent(event('error', { error: new SwitchboardError(String(n.code || 'FORBIDDEN'), String(n.message || 'refused')) }));
+      this.dispatchEvent(event('error', { error: new SwitchboardError(n.code === 'NOT_FOUND' ? 'NOT_FOUND' : 'FORBIDDEN', String(n.message || 'refused')) }));
     }
   }
 }

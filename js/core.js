@@ -101,7 +101,7 @@ class Core {
   }
 
   error(rc, context) {
-    const code = this.cstr(this.fn.sb_errname(rc));
+    const code = /** @type {import('./index.d.ts').SwitchboardErrorCode} */ (this.cstr(this.fn.sb_errname(rc)));
     const msg = this.cstr(this.fn.sb_strerror(rc));
     return new SwitchboardError(code, context ? `${context}: ${msg}` : msg);
   }
@@ -128,11 +128,11 @@ async function instantiate(opts) {
   } else {
     ({ instance } = await WebAssembly.instantiate(source, imports));
   }
-  const abi = instance.exports.sb_wasm_abi ? instance.exports.sb_wasm_abi() : -1;
+  const abi = instance.exports.sb_wasm_abi ? /** @type {() => number} */ (instance.exports.sb_wasm_abi)() : -1;
   if (abi !== WASM_ABI) {
     throw new SwitchboardError('BAD_VERSION', `switchboard.wasm ABI ${abi}, this glue needs ${WASM_ABI}`);
   }
-  instance.exports._initialize();
+  /** @type {() => void} */ (instance.exports._initialize)();
   const core = new Core(instance, opts.memory);
   memoryGrew = () => { core.heap(); };
   return core;

@@ -1,13 +1,15 @@
 /** Error thrown by every switchboard API, with a stable string `code`. */
 export class SwitchboardError extends Error {
+  /** @type {'SwitchboardError'} */
+  name = 'SwitchboardError';
+
   /**
-   * @param {string} code stable identifier, e.g. "TOO_LARGE", "TIMEOUT"
+   * @param {import('./index.d.ts').SwitchboardErrorCode} code stable identifier, e.g. "TOO_LARGE", "TIMEOUT"
    * @param {string} [message]
    * @param {{cause?: unknown}} [options]
    */
   constructor(code, message, options) {
     super(message || code, options);
-    this.name = 'SwitchboardError';
     this.code = code;
   }
 }

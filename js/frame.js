@@ -8,8 +8,8 @@ import {
 
 /** Frame kinds by name (docs/protocol.md §2): enum sb_frame_kind's names in
  * lower case, '_' as '-', as the C core's sb_frame_kind_name spells them. */
-export const FrameKind = Object.freeze(Object.fromEntries(
-  Object.entries(KIND).map(([k, v]) => [k.toLowerCase().replaceAll('_', '-'), v])));
+export const FrameKind = /** @type {typeof import('./frame.d.ts').FrameKind} */ (Object.freeze(Object.fromEntries(
+  Object.entries(KIND).map(([k, v]) => [k.toLowerCase().replaceAll('_', '-'), v]))));
 const KIND_NAMES = Object.keys(FrameKind);
 
 /** Flag bits (docs/protocol.md §3): enum sb_frame_flag. */
@@ -28,9 +28,12 @@ export function kindId(kind) {
   return k;
 }
 
-/** Number → kind name. */
+/**
+ * Number → kind name.
+ * @returns {import('./frame.d.ts').Frame['kind']}
+ */
 export function kindName(k) {
-  return KIND_NAMES[k] ?? 'unknown';
+  return /** @type {any} */ (KIND_NAMES[k]) ?? 'unknown';
 }
 
 // Per loaded core: one codec object and typed views over its fixed-layout
@@ -134,8 +137,8 @@ export function encodeFrame(frame) {
 }
 
 /** Build the frame object from a decoded view whose payload lies in `bytes`. */
-export function frameFromView(u32v, f64v, bytes, base = 0, text = false) {
-  const off = base + u32v[FRAME_VIEW_PAYLOAD_OFF >> 2];
+export function frameFromView(u32v, f64v, bytes, text) {
+  const off = u32v[FRAME_VIEW_PAYLOAD_OFF >> 2];
   const payload = bytes.subarray(off, off + u32v[FRAME_VIEW_PAYLOAD_LEN >> 2]);
   return {
     kind: kindName(u32v[FRAME_VIEW_KIND >> 2]),
@@ -156,6 +159,7 @@ export function frameFromView(u32v, f64v, bytes, base = 0, text = false) {
  * payload (default 16 MiB).
  * @param {ArrayBuffer|ArrayBufferView} bytes
  * @param {{text?: boolean, maxPayload?: number}} [opts]
+ * @returns {any} a Frame (frame.d.ts: its payload's type follows opts.text)
  */
 export function decodeFrame(bytes, opts) {
   const s = state(opts?.maxPayload);
@@ -165,7 +169,7 @@ export function decodeFrame(bytes, opts) {
   const rc = c.fn.sb_frame_codec_decode(s.h, p, b.length);
   if (rc < 0) throw c.error(rc, 'decodeFrame');
   s.fields();
-  return frameFromView(s.u32, s.f64, b, 0, opts?.text === true);
+  return frameFromView(s.u32, s.f64, b, opts?.text === true);
 }
 
 /**
@@ -202,7 +206,7 @@ export class BatchReader {
       const len = fn.sb_unbatch_frame_len(this._h);
       const bytes = c.readBytes(fn.sb_unbatch_frame(this._h), len);
       const buf = c.memory.buffer;
-      const f = frameFromView(new Uint32Array(buf, this._viewPtr, FRAME_VIEW_DEADLINE >> 2), new Float64Array(buf, this._viewPtr + FRAME_VIEW_DEADLINE, 1), bytes, 0, text);
+      const f = frameFromView(new Uint32Array(buf, this._viewPtr, FRAME_VIEW_DEADLINE >> 2), new Float64Array(buf, this._viewPtr + FRAME_VIEW_DEADLINE, 1), bytes, text);
       f.bytes = bytes;
       out.push(f);
     }

@@ -5,12 +5,12 @@ import { SwitchboardError } from './errors.js';
 
 /** Wall-clock ms that never runs backwards. It keeps running while the
  * machine sleeps, which is what lets a heartbeat notice a sleep. */
+let last = 0; // a binding, not a property of now(): nothing runs at load, so a job that does not use now() leaves it out
 export function now() {
   const t = Date.now();
-  if (t > now.last) now.last = t;
-  return now.last;
+  if (t > last) last = t;
+  return last;
 }
-now.last = 0;
 
 /** An Event with read-only properties. */
 export function event(type, props) {
@@ -18,6 +18,14 @@ export function event(type, props) {
   for (const k in props) Object.defineProperty(e, k, { value: props[k], enumerable: true });
   return e;
 }
+
+/**
+ * A custom event whose data are its own properties (e.keys, e.reason, e.error:
+ * docs/api.md, "Conventions"), and `detail` too, for code written when they
+ * were only there (deprecated; `detail` defaults to the data). No key of
+ * `data` may be one of Event's own (type, target…): those are read-only.
+ */
+export const dataEvent = (type, data, detail = data) => Object.assign(new CustomEvent(type, { detail }), data);
 
 /** A non-zero 32-bit seed from the platform's CSPRNG (jitter, ids). */
 export function randomSeed() {

@@ -106,17 +106,20 @@ class ZStream {
     leaks?.register(this, { c: this.c, z: this.z }, this.token);
   }
 
+  open() {
+    if (!this.z) throw new SwitchboardError('CLOSED', 'closed');
+    return this.c;
+  }
+
   push(data, flush) {
-    if (!this.z) throw new SwitchboardError('CLOSED', 'stream is closed');
-    const c = this.c;
+    const c = this.open();
     const [p, n] = data ? input(c, data) : [0, 0];
     const len = c.check(c.fn.sb_z_push(this.z, p, n, flush));
     return len ? c.readBytes(c.fn.sb_z_out(this.z), len) : null;
   }
 
   message(data) {
-    if (!this.z) throw new SwitchboardError('CLOSED', 'context is closed');
-    const c = this.c;
+    const c = this.open();
     const [p, n] = input(c, data);
     const len = c.check(c.fn.sb_z_message(this.z, p, n));
     return c.readBytes(c.fn.sb_z_out(this.z), len);

@@ -17,18 +17,38 @@ export interface InitOptions {
  */
 export function init(options?: InitOptions): Promise<void>;
 
-/** Stable error codes carried by {@link SwitchboardError.code}. */
+/**
+ * Stable error codes carried by {@link SwitchboardError.code}: first the C
+ * core's (enum sb_err in src/switchboard.h, in its order; sb_errname()
+ * spells them), then those only the glue raises. tests/node/types.test.mjs
+ * checks the list against both, so it is exact.
+ */
 export type SwitchboardErrorCode =
   | 'NO_MEMORY' | 'INVALID' | 'TOO_LARGE' | 'CORRUPT' | 'BAD_CHECKSUM' | 'TRUNCATED'
   | 'TRAILING_DATA' | 'BAD_FRAME' | 'BAD_VERSION' | 'TOO_DEEP' | 'QUEUE_FULL' | 'TIMEOUT'
   | 'CLOSED' | 'ORIGIN_REJECTED' | 'NOT_FOUND' | 'BAD_STATE' | 'CONNECTION_LOST' | 'EXPIRED'
-  | 'BUFFER_TOO_SMALL' | 'BAD_ORIGIN' | 'INTERNAL' | 'RATE_LIMITED' | 'NOT_INITIALIZED' | (string & {});
+  | 'BUFFER_TOO_SMALL' | 'BAD_ORIGIN' | 'INTERNAL' | 'RATE_LIMITED'
+  // the glue's own
+  | 'NOT_INITIALIZED' // an API used before `await init()`
+  | 'HTTP_ERROR'      // EventStream: an HTTP status other than 200 (`error.status`)
+  | 'NO_CONTENT'      // EventStream: HTTP 204, the server asks not to reconnect
+  | 'BAD_CONTENT_TYPE' // EventStream: not text/event-stream
+  | 'ABORTED'         // Socket.request: its signal aborted without a reason
+  | 'REMOTE'          // Socket.request: the server failed the request without naming a code
+  | 'CLOCK_SKEW'      // SharedState: remote stamps too far ahead of this clock, ignored
+  // the relay's (switchboard/server): why it closed a connection (4401, 4403;
+  // UNAVAILABLE: 1013, its store did not answer, e.g. Redis away)
+  | 'UNAUTHORIZED' | 'FORBIDDEN' | 'UNAVAILABLE';
 
 /** The one error type every switchboard API throws or rejects with. */
 export class SwitchboardError extends Error {
   constructor(code: SwitchboardErrorCode, message?: string, options?: { cause?: unknown });
   readonly name: 'SwitchboardError';
-  /** Stable identifier, safe to switch on. */
+  /**
+   * Stable identifier, safe to switch on. One exception passes a remote
+   * side's string through: a relay `onRequest` handler that throws an error
+   * with its own `code` rejects `Socket.request()` with that code.
+   */
   readonly code: SwitchboardErrorCode;
 }
 

@@ -1,7 +1,12 @@
 // Batching and queues (docs/protocol.md §8–§9): thin glue over the C state
-// machines. Every class holds wasm memory: call close() when done.
+// machines. Every class holds wasm memory: call close() when done. Events
+// carry their data as properties (`e.id`, `e.error`: docs/api.md,
+// "Conventions"), and as `detail` too (deprecated).
 import type { Frame, FrameInit, FrameKindName } from './frame.js';
 import type { SwitchboardError } from './index.js';
+
+/** An event of this module: its data as properties, and as `detail` (deprecated). */
+export type QueueEvent<T> = CustomEvent<T> & Readonly<T>;
 
 export interface BatcherOptions {
   /** flush when this many frames are pending (default 100) */
@@ -9,7 +14,7 @@ export interface BatcherOptions {
   /** flush when the pending frames reach this many bytes, before compression (default 64 KiB) */
   maxBytes?: number;
   /** flush this long after the first pending frame (default 10 ms; 0 = at once) */
-  maxDelayMs?: number;
+  maxDelay?: number;
   /** compress a batch only from this many bytes (default 1024), and only if smaller */
   compressAbove?: number;
   /** 'shared' (one deflate window per link, best ratio), 'deflate' (each batch alone) or 'none'; default 'shared' */
@@ -35,7 +40,7 @@ export interface BatcherStats {
 
 /**
  * Collects frames and flushes on max count, bytes or delay, whichever comes
- * first (one timer). Event `flush` (CustomEvent<FlushInfo>).
+ * first (one timer). Event `flush` ({@link QueueEvent}<FlushInfo>).
  */
 export declare class Batcher extends EventTarget {
   constructor(opts?: BatcherOptions, onFlush?: (bytes: Uint8Array, info: FlushInfo) => void);
@@ -63,10 +68,10 @@ export interface OutboxOptions {
   /** frames in flight without an ack (default 64) */
   window?: number;
   /** wait this long for an ack (default 5000 ms) */
-  ackTimeoutMs?: number;
-  /** retry delay: full jitter in [retryMinMs/2, min(retryMaxMs, retryMinMs·2^k)] (defaults 100 / 30000 ms) */
-  retryMinMs?: number;
-  retryMaxMs?: number;
+  ackTimeout?: number;
+  /** retry delay: full jitter in [retryMinDelay/2, min(retryMaxDelay, retryMinDelay·2^k)] (defaults 100 / 30000 ms) */
+  retryMinDelay?: number;
+  retryMaxDelay?: number;
   /** dead-letter after this many retries (default 0 = retry until the TTL) */
   maxRetries?: number;
   /** distinct channels (default 256) */
@@ -85,7 +90,7 @@ export interface SendOptions {
   /** 0 (lowest) .. 7 (default 0) */
   priority?: number;
   /** give up if not acked within this many ms (default: never) */
-  ttlMs?: number;
+  ttl?: number;
   corr?: number;
   /** default: true for bytes, false for strings */
   binary?: boolean;
@@ -97,7 +102,7 @@ export interface OutboxEventDetail {
   /** `ack`: round-trip time of the acked transmission */
   rtt?: number;
   /** `timeout`: delay before the retry */
-  retryInMs?: number;
+  delay?: number;
   /** `drop` (QUEUE_FULL), `expired` (EXPIRED), `deadletter` (TIMEOUT) */
   error?: SwitchboardError;
 }
@@ -110,7 +115,7 @@ export interface OutboxStats {
 }
 
 /**
- * Reliable outbound queue. Events (CustomEvent<OutboxEventDetail>): `ack`,
+ * Reliable outbound queue. Events ({@link QueueEvent}<OutboxEventDetail>): `ack`,
  * `drop`, `expired`, `timeout`, `deadletter`.
  */
 export declare class Outbox extends EventTarget {
@@ -141,7 +146,7 @@ export interface InboxOptions {
   maxBytes?: number;
   maxChannels?: number;
   /** coalesce acks for this long (default 0: one ack per task) */
-  ackDelayMs?: number;
+  ackDelay?: number;
   /** decode payloads as UTF-8 strings (frames flagged BINARY keep their bytes) */
   text?: boolean;
   /** ack frames received by receive() go to this Outbox (a two-way link) */
@@ -153,7 +158,7 @@ export interface InboxOptions {
 
 /**
  * Receiving side: delivers every reliable frame once, in per-channel order,
- * and acks it. Event `message` (CustomEvent<Frame>).
+ * and acks it. Event `message` ({@link QueueEvent}<Frame>).
  */
 export declare class Inbox extends EventTarget {
   constructor(opts: InboxOptions);
@@ -177,10 +182,10 @@ export interface MessageQueueOptions {
   /** handlers running at once (default 1 = strict order) */
   concurrency?: number;
   /** retries after the first failure before dead-lettering (default 3) */
-  retries?: number;
-  /** backoff with full jitter: retry k waits [retryMinMs/2, min(retryMaxMs, retryMinMs·2^(k-1))] (defaults 100 / 10000 ms) */
-  retryMinMs?: number;
-  retryMaxMs?: number;
+  maxRetries?: number;
+  /** backoff with full jitter: retry k waits [retryMinDelay/2, min(retryMaxDelay, retryMinDelay·2^(k-1))] (defaults 100 / 10000 ms) */
+  retryMinDelay?: number;
+  retryMaxDelay?: number;
   /** push() throws QUEUE_FULL past this (default 10000) */
   maxQueued?: number;
   /** oldest dead letters are forgotten past this (default 1000) */
@@ -192,8 +197,9 @@ export interface DeadLetter<T> { item: T; attempts: number; error: unknown }
 
 /**
  * Ordered async processing with a concurrency limit, retries with backoff and
- * a dead-letter list. Events: `done` {item, attempts}, `retry` {item,
- * attempts, error, delayMs}, `deadletter` {item, attempts, error}, `idle`.
+ * a dead-letter list. Events ({@link QueueEvent}): `done` {item, attempts},
+ * `retry` {item, attempts, error, delay}, `deadletter` {item, attempts,
+ * error}, `idle`.
  */
 export declare class MessageQueue<T = unknown> extends EventTarget {
   constructor(handler: (item: T, info: { attempt: number; signal: AbortSignal }) => unknown, opts?: MessageQueueOptions);

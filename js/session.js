@@ -20,13 +20,18 @@ const decoder = new TextDecoder();
 
 /** One drained event: numeric fields, and its bytes on demand. */
 class SessionEvent {
-  constructor(c) { this.c = c; this.copy = null; this.len = 0; this.ptr = 0; }
+  constructor(c) {
+    this.c = c; this.copy = null; this.len = 0; this.ptr = 0; this.aux = 0;
+    this.channel = 0; this.seq = 0; this.id = 0; this.flags = 0; this.code = 0; this.value = 0;
+  }
   /** The bytes, copied out of the heap (kept by the caller if it wants). */
   get data() { return this.copy || (this.copy = this.len ? this.c.readBytes(this.ptr, this.len) : EMPTY); }
   /** The bytes as UTF-8, without an intermediate copy. */
   text() { return this.len ? decoder.decode(this.c.view(this.ptr, this.len)) : ''; }
   /** A relayed message's sender, as the server stamped it ('' if none). */
   from() { return this.aux ? decoder.decode(this.c.view(this.ptr + this.len, this.aux)) : ''; }
+  /** The bytes as a view into the heap: for a consumer that copies them at once. */
+  view() { return this.len ? this.c.view(this.ptr, this.len) : EMPTY; }
 }
 
 export class Session {
@@ -92,7 +97,7 @@ export class Session {
   }
 
   id() {
-    return new TextDecoder().decode(this.out(this.check(this.fn.sb_session_get_id(this.h), 'id')));
+    return decoder.decode(this.out(this.check(this.fn.sb_session_get_id(this.h), 'id')));
   }
 
   /** fn(h, bytes, len) for one of the sb_session_set_* taking bytes. */
@@ -140,5 +145,5 @@ export class Session {
   }
 }
 
-export const utf8 = (bytes) => new TextDecoder().decode(bytes);
+export const utf8 = (bytes) => decoder.decode(bytes);
 export const bytesOf = (s) => encoder.encode(s);

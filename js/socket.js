@@ -31,7 +31,7 @@ const POLICIES = Object.fromEntries(kebabNames(QueuePolicy).map((k, v) => [k, v]
 const STATS = camelEntries(SessionStat);
 const MODES = { [SESSION_MODE_FRAMED]: 'framed', [SESSION_MODE_PLAIN]: 'plain', 0: null };
 
-/** User options -> session options (the defaults are the core's). */
+/** User options -> session options (the defaults are the core's). @returns {[number, number][]} */
 function sessionOptions(opts, url) {
   const r = opts.reconnect === false ? false : obj(opts.reconnect);
   const hb = opts.heartbeat === false ? false : obj(opts.heartbeat);
@@ -58,7 +58,7 @@ function sessionOptions(opts, url) {
 const idbDo = (mode, fn) => idb('switchboard-socket', 'outbox', mode, fn);
 
 export class Socket extends EventTarget {
-  static CONNECTING = 0; static OPEN = 1; static CLOSING = 2; static CLOSED = 3;
+  static CONNECTING = /** @type {0} */ (0); static OPEN = /** @type {1} */ (1); static CLOSING = /** @type {2} */ (2); static CLOSED = /** @type {3} */ (3);
 
   #WS; #url; #protocols; #opts; #s = null; #ws = null; #timer = null; #armedAt = 0; #attempt = 0;
   #flushQueued = false; #requests = new Map(); #listeners = []; #closeInfo = { code: 1006, reason: '', wasClean: false };
@@ -96,7 +96,7 @@ export class Socket extends EventTarget {
   /** 'framed' | 'plain' once connected, else null. */
   get mode() { return MODES[this.#s ? this.#s.mode : 0]; }
 
-  get binaryType() { return this.#binaryType; }
+  get binaryType() { return /** @type {'blob' | 'arraybuffer'} */ (this.#binaryType); }
   set binaryType(v) { if (v === 'blob' || v === 'arraybuffer') this.#binaryType = v; }
   /** Bytes queued and not yet confirmed (framed: acked; plain: written). */
   get bufferedAmount() { return this.#s ? this.#s.stat(SessionStat.QUEUED_BYTES) : 0; }
@@ -128,8 +128,8 @@ export class Socket extends EventTarget {
     if (opts.signal?.aborted) return Promise.reject(opts.signal.reason || new SwitchboardError('ABORTED', 'request aborted'));
     const go = () => new Promise((resolve, reject) => {
       if (!this.#s) { reject(new SwitchboardError('CLOSED', 'socket is closed')); return; }
-      const text = typeof data === 'string';
-      const id = this.#s.request(opts.channel >>> 0, !text, text ? data : toBytes(data), opts.timeout ?? 30000, now());
+      this.#report(); // the core writes a request at once
+      const id = this.#s.request(opts.channel >>> 0, typeof data !== 'string', typeof data === 'string' ? data : toBytes(data), opts.timeout ?? 30000, now());
       const onAbort = () => {
         if (this.#s) this.#s.fn.sb_session_cancel(this.#s.h, id);
         done(); reject(opts.signal.reason || new SwitchboardError('ABORTED', 'request aborted'));
@@ -138,7 +138,6 @@ export class Socket extends EventTarget {
       this.#requests.set(id, { resolve: (v) => { done(); resolve(v); }, reject: (e) => { done(); reject(e); } });
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       this.#run();
-      this.#flush(); // a request is latency-bound: no waiting for the task to end
     });
     return this.#s && !this._early ? go() : this.ready.then(go);
   }
@@ -156,17 +155,17 @@ export class Socket extends EventTarget {
     this.#run();
   }
 
-  /** Live figures for dashboards. */
+  /** @returns {import('./socket.d.ts').SocketStats} */
   stats() {
-    const s = this.#s, st = {};
+    const s = this.#s, st = /** @type {Record<string, number>} */ ({});
     for (const [k, v] of STATS) st[k] = s ? s.stat(v) : 0;
     const { txSeq, ackedSeq, rxSeq, ...rest } = st;
-    return {
+    return /** @type {any} */ ({
       state: this.state, mode: this.mode, ...rest,
       reconnects: Math.max(0, st.opens - 1),
       compressionSaved: Math.max(0, st.payloadBytesOut - st.bytesOut) + Math.max(0, st.payloadBytesIn - st.bytesIn),
       lastSeq: s ? { tx: txSeq, acked: ackedSeq, rx: rxSeq } : null,
-    };
+    });
   }
 
   /** Resolves when the session state has been written to IndexedDB (queue.persist). */
@@ -224,13 +223,14 @@ export class Socket extends EventTarget {
 
   /** Write what is due, act on every event, re-arm the one timer. */
   #flush() {
-    const s = this.#s;
-    if (!s) return;
-    const ws = this.#ws; // a socket that is not open takes nothing: what it is handed is not written
-    s.fn.sb_session_set_buffered(s.h, !ws ? 0 : ws.readyState === 1 ? ws.bufferedAmount : 1e15);
-    s.fn.sb_session_flush(s.h, now());
+    if (!this.#s) return;
+    this.#report();
+    this.#s.fn.sb_session_flush(this.#s.h, now());
     this.#run();
   }
+
+  // Before a call that may write: what the transport holds unsent (a socket that is not open takes nothing).
+  #report() { const ws = this.#ws; this.#s.fn.sb_session_set_buffered(this.#s.h, !ws ? 0 : ws.readyState === 1 ? ws.bufferedAmount : 1e15); }
 
   #run() {
     const s = this.#s;
@@ -251,8 +251,8 @@ export class Socket extends EventTarget {
   #event(t, e) {
     if (!this.#s) return; // closed while draining
     switch (t) {
-      case SEV_WRITE:
-        if (this.#ws && this.#ws.readyState === 1) this.#ws.send(e.flags & SEV_F_TEXT ? e.text() : e.data);
+      case SEV_WRITE: // the browser's WebSocket copies in send(): it can have the heap's bytes
+        if (this.#ws && this.#ws.readyState === 1) this.#ws.send(e.flags & SEV_F_TEXT ? e.text() : this.#WS === globalThis.WebSocket ? e.view() : e.data);
         break;
       case SEV_CONNECT: this.#connect(!!(e.flags & SEV_F_OFFER_FRAMED), e.value); break;
       case SEV_DISCONNECT: this.#drop(e.code, e.text()); break;

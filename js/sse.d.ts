@@ -65,11 +65,11 @@ export interface EventStreamOptions {
   fetch?: typeof fetch;
 }
 
-export type EventStreamState = 'idle' | 'connecting' | 'open' | 'retrying' | 'paused' | 'closed';
+export type EventStreamState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'paused' | 'closed';
 
-/** `retrying`: the connection was lost; the next attempt starts after `delay` ms. */
-export class RetryingEvent extends Event {
-  readonly type: 'retrying';
+/** `reconnecting`: the connection was lost; the next attempt starts after `delay` ms. */
+export class ReconnectingEvent extends Event {
+  constructor(delay: number, attempt: number, error: SwitchboardError);
   /** ms until the next attempt */
   readonly delay: number;
   /** consecutive failed attempts so far (1 for the first reconnect) */
@@ -80,25 +80,25 @@ export class RetryingEvent extends Event {
 
 /** `statechange`: from `previous` to `state`. */
 export class StateChangeEvent extends Event {
-  readonly type: 'statechange';
+  constructor(state: EventStreamState, previous: EventStreamState);
   readonly state: EventStreamState;
   readonly previous: EventStreamState;
 }
 
 /**
- * `error`: fired for every lost connection (then `retrying` follows) and for
+ * `error`: fired for every lost connection (then `reconnecting` follows) and for
  * fatal answers (then `close` follows). `error.code` is one of
  * CONNECTION_LOST, HTTP_ERROR (with `.status`), NO_CONTENT (HTTP 204),
  * BAD_CONTENT_TYPE, TOO_LARGE, NOT_INITIALIZED.
  */
 export class StreamErrorEvent extends Event {
-  readonly type: 'error';
+  constructor(error: SwitchboardError & { status?: number });
   readonly error: SwitchboardError & { status?: number };
 }
 
 /** `close`: the stream is over for good. */
 export class StreamCloseEvent extends Event {
-  readonly type: 'close';
+  constructor(reason: 'closed' | 'aborted' | 'error', error?: SwitchboardError);
   /** 'closed' (close()), 'aborted' (the signal), 'error' (fatal answer or attempts used up) */
   readonly reason: 'closed' | 'aborted' | 'error';
   readonly error?: SwitchboardError;
@@ -108,7 +108,7 @@ export interface EventStreamEventMap {
   open: Event;
   message: MessageEvent<string>;
   error: StreamErrorEvent;
-  retrying: RetryingEvent;
+  reconnecting: ReconnectingEvent;
   statechange: StateChangeEvent;
   close: StreamCloseEvent;
 }
@@ -155,7 +155,7 @@ export class EventStream extends EventTarget {
   onmessage: ((this: EventStream, ev: MessageEvent<string>) => unknown) | null;
   onerror: ((this: EventStream, ev: StreamErrorEvent) => unknown) | null;
   onclose: ((this: EventStream, ev: StreamCloseEvent) => unknown) | null;
-  onretrying: ((this: EventStream, ev: RetryingEvent) => unknown) | null;
+  onreconnecting: ((this: EventStream, ev: ReconnectingEvent) => unknown) | null;
   onstatechange: ((this: EventStream, ev: StateChangeEvent) => unknown) | null;
   addEventListener<K extends keyof EventStreamEventMap>(type: K, listener: (this: EventStream, ev: EventStreamEventMap[K]) => unknown, options?: boolean | AddEventListenerOptions): void;
   addEventListener(type: string, listener: (this: EventStream, ev: MessageEvent<string>) => unknown, options?: boolean | AddEventListenerOptions): void;

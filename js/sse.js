@@ -3,191 +3,22 @@
 //
 // The C object (src/sse.c) parses the bytes and owns the reconnect state
 // machine; this file owns fetch/EventSource, timers and DOM events only.
-import { init, core, toBytes, SwitchboardError } from './core.js';
-import {
-  SSE_REC_WORDS as REC, SSE_SAME as SAME, SSE_RECORD_DATA_UNITS, SSE_RECORD_TYPE_BYTES, SSE_RECORD_TYPE_UNITS,
-  SSE_RECORD_ID_BYTES, SSE_RECORD_ID_UNITS, SSE_CONNECTING, SSE_OPEN, E_CONNECTION_LOST,
-} from './constants.js';
-import { randomSeed, onProperties } from './glue.js';
+//
+// The parser is js/sse-parser.js, the event classes js/sse-events.js.
+import { init, core, SwitchboardError } from './core.js';
+import { SSE_CONNECTING, SSE_OPEN, E_CONNECTION_LOST } from './constants.js';
+import { onProperties } from './glue.js';
+import { SseParser, num } from './sse-parser.js';
+import { ReconnectingEvent, StateChangeEvent, StreamErrorEvent, StreamCloseEvent, iterate } from './sse-events.js';
 
-// ignoreBOM: the C side already skipped the stream's BOM; a U+FEFF inside
-// data is data and must survive.
-const textDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
-const SLICE = 1 << 20; // bytes handed to the core per call
-const OWN_EVENTS = new Set(['open', 'message', 'error', 'retrying', 'statechange', 'close']);
+export { SseParser, ReconnectingEvent, StateChangeEvent, StreamErrorEvent, StreamCloseEvent };
+
+const OWN_EVENTS = new Set(['open', 'message', 'error', 'reconnecting', 'statechange', 'close']);
 
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
-
-function num(v, dflt, name, lo, hi) {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !(v >= lo) || !(v <= hi)) throw new SwitchboardError('INVALID', `${name} must be a number in ${lo}..${hi}`);
-  return v;
-}
-
-/**
- * The bare event-stream parser: feed bytes in any chunks, get events.
- * Sans-I/O; what EventStream uses, exported for custom transports
- * (WebTransport, a Response you already hold, a worker).
- */
-export class SseParser {
-  /**
-   * @param {{maxLineBytes?: number, maxEventBytes?: number}} [opts]
-   */
-  constructor(opts = {}) {
-    this._c = core();
-    this._h = this._c.fn.sb_sse_create(
-      num(opts.maxLineBytes, 65536, 'maxLineBytes', 1, 2 ** 28),
-      num(opts.maxEventBytes, 1 << 20, 'maxEventBytes', 1, 2 ** 28),
-      num(opts._minDelay, 1000, 'reconnect.minDelay', 0, 1e12),
-      num(opts._maxDelay, 30000, 'reconnect.maxDelay', 0, 1e12),
-      num(opts._factor, 2, 'reconnect.factor', 1, 1e6),
-      num(opts._maxAttempts, 0, 'reconnect.maxAttempts', 0, 2 ** 31 - 1),
-      opts._seed ?? randomSeed(),
-    );
-    if (!this._h) throw new SwitchboardError('NO_MEMORY', 'cannot create the SSE parser');
-  }
-
-  _handle() {
-    if (!this._h) throw new SwitchboardError('CLOSED', 'parser is closed');
-    return this._h;
-  }
-
-  /**
-   * Parse more bytes; calls onEvent(type, data, lastEventId) for every event
-   * they complete, in order. Returns how many. Throws TOO_LARGE (after
-   * delivering the events before the offending line) when a cap is hit; the
-   * parser then refuses input until end().
-   * @param {Uint8Array|ArrayBuffer|ArrayBufferView|string} chunk
-   * @param {(type: string, data: string, lastEventId: string) => void} onEvent
-   */
-  feed(chunk, onEvent) {
-    const h = this._handle();
-    if (this._busy) throw new SwitchboardError('BAD_STATE', 'feed() called from inside its own event handler');
-    this._busy = true;
-    try {
-      return this._feed(h, chunk, onEvent);
-    } finally {
-      this._busy = false;
-    }
-  }
-
-  _feed(h, chunk, onEvent) {
-    const c = this._c;
-    const fn = c.fn;
-    const bytes = chunk instanceof Uint8Array ? chunk : toBytes(chunk);
-    let total = 0;
-    let off = 0;
-    do {
-      const n = Math.min(bytes.length - off, SLICE);
-      const p = c.writeBytes(n === bytes.length ? bytes : bytes.subarray(off, off + n));
-      const rc = fn.sb_sse_feed(h, p, n);
-      const count = rc < 0 ? fn.sb_sse_count(h) : rc;
-      if (count) total += this._deliver(h, count, onEvent);
-      if (rc < 0) throw c.error(rc, 'event stream');
-      off += n;
-    } while (off < bytes.length);
-    return total;
-  }
-
-  _deliver(h, count, onEvent) {
-    const c = this._c;
-    const fn = c.fn;
-    const heap = c.heap();
-    const tp = fn.sb_sse_text(h);
-    // One decode per feed; the records give UTF-16 lengths, so slicing is exact.
-    const text = textDecoder.decode(heap.subarray(tp, tp + fn.sb_sse_text_len(h)));
-    // The records are copied out (one view + one set per feed, into a reused
-    // array): handlers may grow, and so detach, the heap.
-    const words = count * REC;
-    if (!this._rec || this._rec.length < words) this._rec = new Uint32Array(Math.max(words, 1024));
-    const rec = this._rec;
-    rec.set(new Uint32Array(heap.buffer, fn.sb_sse_records(h), words));
-    let pos = 0;
-    let id = '';
-    let named = 'message';
-    // One sb_sse_record per event: its UTF-16 lengths slice the text.
-    for (let r = 0, i = 1; r < words; r += REC, i++) {
-      const data = text.slice(pos, (pos += rec[r + (SSE_RECORD_DATA_UNITS >> 2)]));
-      const tb = rec[r + (SSE_RECORD_TYPE_BYTES >> 2)];
-      const type = tb === SAME ? named : tb ? (named = text.slice(pos, (pos += rec[r + (SSE_RECORD_TYPE_UNITS >> 2)]))) : 'message';
-      if (rec[r + (SSE_RECORD_ID_BYTES >> 2)] !== SAME) id = text.slice(pos, (pos += rec[r + (SSE_RECORD_ID_UNITS >> 2)]));
-      if (onEvent(type, data, id) === false) return i; // the caller stopped
-    }
-    return count;
-  }
-
-  /** End of one stream: drop a partial line/event; the next byte starts a new stream. */
-  end() {
-    this._c.fn.sb_sse_end(this._handle());
-  }
-
-  /** Last event ID as of the last dispatch (what a reconnect resumes from). */
-  get lastEventId() {
-    const h = this._handle();
-    const c = this._c;
-    const n = c.fn.sb_sse_last_id_len(h);
-    return n ? c.readString(c.fn.sb_sse_last_id(h), n) : '';
-  }
-
-  set lastEventId(id) {
-    const c = this._c;
-    const h = this._handle();
-    const [p, n] = c.writeString(String(id));
-    c.check(c.fn.sb_sse_set_last_id(h, p, n), 'lastEventId');
-  }
-
-  /** The server's `retry:` in ms, or null if it sent none. */
-  get retry() {
-    const r = this._c.fn.sb_sse_retry(this._handle());
-    return r < 0 ? null : r;
-  }
-
-  /** Free the core memory. Idempotent. */
-  close() {
-    if (this._h) this._c.fn.sb_sse_destroy(this._h);
-    this._h = 0;
-  }
-}
-
 function asError(e) {
   return e instanceof SwitchboardError ? e : new SwitchboardError('INTERNAL', String(e?.message || e), { cause: e });
-}
-
-/** `retrying`: the connection was lost; the next attempt starts after `delay` ms. */
-export class RetryingEvent extends Event {
-  constructor(delay, attempt, error) {
-    super('retrying');
-    this.delay = delay;
-    this.attempt = attempt;
-    this.error = error;
-  }
-}
-
-/** `statechange`: state moved from `previous` to `state`. */
-export class StateChangeEvent extends Event {
-  constructor(state, previous) {
-    super('statechange');
-    this.state = state;
-    this.previous = previous;
-  }
-}
-
-/** `error`: carries the SwitchboardError (`error.code`). */
-export class StreamErrorEvent extends Event {
-  constructor(error) {
-    super('error');
-    this.error = error;
-  }
-}
-
-/** `close`: the stream is over for good; `reason` is 'closed' | 'aborted' | 'error'. */
-export class StreamCloseEvent extends Event {
-  constructor(reason, error) {
-    super('close');
-    this.reason = reason;
-    this.error = error;
-  }
 }
 
 // The HTTP statuses worth retrying: the server is alive but busy or broken
@@ -201,13 +32,13 @@ const RETRIABLE = new Set([408, 425, 429, 500, 502, 503, 504]);
  * with jitter, `Last-Event-ID` on every reconnect.
  */
 export class EventStream extends EventTarget {
-  static CONNECTING = 0;
-  static OPEN = 1;
-  static CLOSED = 2;
+  /** @type {0} */ static CONNECTING = 0;
+  /** @type {1} */ static OPEN = 1;
+  /** @type {2} */ static CLOSED = 2;
 
   /**
    * @param {string|URL} url
-   * @param {object} [options] see sse.d.ts
+   * @param {import('./sse.d.ts').EventStreamOptions} [options]
    */
   constructor(url, options = {}) {
     super();
@@ -230,7 +61,7 @@ export class EventStream extends EventTarget {
       throw new SwitchboardError('INVALID', hasNative ? 'the native transport can only send a GET without headers or body' : 'no EventSource here');
     }
     // Checked here, synchronously, so a bad option throws from the constructor.
-    const rc = options.reconnect === false ? null : options.reconnect || {};
+    const rc = options.reconnect === false ? null : /** @type {import('./sse.d.ts').ReconnectOptions} */ (options.reconnect || {});
     const policy = rc && {
       minDelay: num(rc.minDelay, 1000, 'reconnect.minDelay', 0, 1e12),
       maxDelay: num(rc.maxDelay, 30000, 'reconnect.maxDelay', 0, 1e12),
@@ -256,6 +87,7 @@ export class EventStream extends EventTarget {
       openWhenHidden: options.openWhenHidden !== false,
       reconnect: policy,
     };
+    /** @type {import('./sse.d.ts').EventStreamState} */
     this._state = 'idle';
     this._closed = false;
     this._h = 0;
@@ -286,7 +118,7 @@ export class EventStream extends EventTarget {
     init().then(
       () => {
         if (this._closed) return;
-        const r = this._opts.reconnect || {};
+        const r = this._opts.reconnect || /** @type {import('./sse.d.ts').ReconnectOptions} */ ({});
         try {
           this._parser = new SseParser({
             ...caps,
@@ -313,7 +145,7 @@ export class EventStream extends EventTarget {
     return this._state === 'open' ? 1 : this._state === 'closed' ? 2 : 0;
   }
 
-  /** 'idle' | 'connecting' | 'open' | 'retrying' | 'paused' | 'closed' */
+  /** @returns {import('./sse.d.ts').EventStreamState} */
   get state() {
     return this._state;
   }
@@ -334,7 +166,7 @@ export class EventStream extends EventTarget {
     return this._retry;
   }
 
-  /** 'fetch' or 'native'. */
+  /** @returns {'fetch' | 'native'} */
   get transport() {
     return this._opts.transport;
   }
@@ -355,64 +187,7 @@ export class EventStream extends EventTarget {
    * @returns {AsyncIterableIterator<MessageEvent>}
    */
   events(types = ['message'], { maxBuffered = 10000 } = {}) {
-    const queue = [];
-    let head = 0;
-    let wake = null;
-    let done = false;
-    let error = null;
-    const notify = () => { const w = wake; wake = null; w?.(); };
-    const push = (e) => {
-      if (done) return;
-      if (queue.length - head >= maxBuffered) {
-        error = new SwitchboardError('QUEUE_FULL', `more than ${maxBuffered} events waiting for the iterator`);
-        done = true;
-        cleanup();
-        this.close();
-      } else {
-        queue.push(e);
-      }
-      notify();
-    };
-    const onClose = (e) => {
-      if (!done && e.reason === 'error') error = e.error;
-      done = true;
-      notify();
-    };
-    const cleanup = () => {
-      for (const t of types) this.removeEventListener(t, push);
-      this.removeEventListener('close', onClose);
-    };
-    for (const t of types) this.addEventListener(t, push);
-    this.addEventListener('close', onClose);
-    if (this._state === 'closed') done = true;
-    const stream = this;
-    return {
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-      async next() {
-        while (head === queue.length && !done) await new Promise((r) => { wake = r; });
-        if (head < queue.length) {
-          const value = queue[head];
-          queue[head++] = undefined;
-          if (head > 1024 && head * 2 > queue.length) { queue.splice(0, head); head = 0; }
-          return { value, done: false };
-        }
-        cleanup();
-        if (error) {
-          const e = error;
-          error = null;
-          throw e;
-        }
-        return { value: undefined, done: true };
-      },
-      async return() {
-        done = true;
-        cleanup();
-        stream.close();
-        return { value: undefined, done: true };
-      },
-    };
+    return iterate(this, types, maxBuffered);
   }
 
   /** `for await (const e of stream)`: the `message` events, see events(). */
@@ -485,7 +260,7 @@ export class EventStream extends EventTarget {
     if (res.status !== 200) {
       res.body?.cancel().catch(() => {});
       const err = new SwitchboardError('HTTP_ERROR', `server answered HTTP ${res.status}`);
-      err.status = res.status;
+      /** @type {any} */ (err).status = res.status;
       // Retry-After: delay-seconds or an HTTP-date; the core bounds it by maxDelay.
       const ra = (res.status === 429 || res.status === 503) && res.headers.get('retry-after');
       if (ra) core().fn.sb_sse_retry_after(this._h, /^\s*\d+\s*$/.test(ra) ? ra * 1000 : Date.parse(ra) - Date.now());
@@ -611,8 +386,8 @@ export class EventStream extends EventTarget {
     // deadline is t + delay in doubles; at epoch-scale t the subtraction
     // loses ~1e-13 ms, so round to the microsecond (150 stays 150).
     const delay = Math.max(0, Math.round((c.fn.sb_sse_deadline(this._h) - t) * 1000) / 1000);
-    this._setState('retrying');
-    this.dispatchEvent(new RetryingEvent(delay, c.fn.sb_sse_attempts(this._h), err));
+    this._setState('reconnecting');
+    this.dispatchEvent(new ReconnectingEvent(delay, c.fn.sb_sse_attempts(this._h), err));
     if (this._closed) return;
     this._timer = setTimeout(() => this._connect(), delay);
   }
@@ -679,4 +454,4 @@ export class EventStream extends EventTarget {
 }
 
 // onopen / onmessage / onerror / onclose … like EventSource's handler attributes.
-onProperties(EventStream, ['open', 'message', 'error', 'close', 'retrying', 'statechange'])
+onProperties(EventStream, ['open', 'message', 'error', 'close', 'reconnecting', 'statechange'])

@@ -20,9 +20,9 @@ export interface TabGroupOptions {
   /** Prefer a visible tab as leader: a hidden leader hands over when a visible tab exists. */
   preferVisible?: boolean;
   /** Heartbeat period (ms). Default 500. */
-  heartbeatMs?: number;
+  heartbeatInterval?: number;
   /** A tab not heard from for this long is gone; a crashed lease leader is replaced after it. Default 2000. */
-  leaseMs?: number;
+  heartbeatTimeout?: number;
   /** Presence table cap. Default 64. */
   maxTabs?: number;
   /** Use this id instead of a random one (must be unique among the tabs). */
@@ -37,13 +37,16 @@ export interface LeaderChangeDetail {
   term: number;
 }
 
+/** An event of this module: its data as properties, and as `detail` (deprecated). */
+export type TabsEvent<T> = CustomEvent<T> & Readonly<T>;
+
 export interface TabGroupEventMap {
   /** The leader changed (including to "none" between two leaders). */
-  leaderchange: CustomEvent<LeaderChangeDetail>;
+  leaderchange: TabsEvent<LeaderChangeDetail>;
   /** This tab was leader and is not any more (another tab won, it handed over, or it closed). */
   leadershiplost: Event;
   /** A tab joined, left or changed visibility. */
-  presence: CustomEvent<{ tabs: TabInfo[] }>;
+  presence: TabsEvent<{ tabs: TabInfo[] }>;
   close: Event;
 }
 
@@ -51,7 +54,7 @@ export interface TabGroupEventMap {
  * Presence and leader election among same-origin tabs that open the same
  * name. Exactly one leader: Web Locks where present, heartbeat leases in the
  * C core otherwise. A closing leader is replaced at once; a crashed one
- * within `leaseMs` (lease path) or as soon as the browser frees its lock.
+ * within `heartbeatTimeout` (lease path) or as soon as the browser frees its lock.
  */
 export class TabGroup extends EventTarget {
   /** Use {@link TabGroup.open}. */
@@ -113,13 +116,13 @@ export interface SharedStateOptions {
    * one bad message cannot drag every tab's clock to the end of its range.
    * Default 86400000 (24 h); 0 … 2^32 − 1.
    */
-  maxClockSkewMs?: number;
+  maxClockSkew?: number;
   /** How long open() waits for a live tab's snapshot (ms). Default 150. */
-  joinTimeoutMs?: number;
+  joinTimeout?: number;
   /** Digest (heartbeat + tombstone GC + gap repair) period (ms). Default 1000. */
-  digestMs?: number;
+  digestInterval?: number;
   /** 0 (default): writes of one task go out together at the end of it; > 0: wait this long and batch more. */
-  batchMs?: number;
+  batchDelay?: number;
   /** Options for the TabGroup the state creates. */
   group?: Omit<TabGroupOptions, 'id' | 'signal'>;
   signal?: AbortSignal;
@@ -137,14 +140,15 @@ export interface StateChangeDetail {
 }
 
 export interface SharedStateEventMap {
-  change: CustomEvent<StateChangeDetail>;
+  change: TabsEvent<StateChangeDetail>;
   /**
    * Bytes from another tab or from storage that did not decode or are over
    * `maxStateBytes` (TOO_LARGE), values another tab wrote that the codec
    * cannot decode (CORRUPT: those keys read as absent), or timestamps that
-   * were ignored (CLOCK_SKEW: the rest of that message merged).
+   * were ignored (CLOCK_SKEW: the rest of that message merged). The error is
+   * `error` (`detail` too, deprecated).
    */
-  error: CustomEvent<Error>;
+  error: CustomEvent<Error> & { readonly error: Error };
   close: Event;
 }
 

@@ -125,7 +125,7 @@ int sb_frame_write(const sb_frame *f, uint8_t *out, size_t cap)
     if ((size_t)size > cap || !out)
         return SB_E_BUFFER_TOO_SMALL;
     check_frame(f, &m);
-    out[i++] = (uint8_t)(SB_FRAME_VERSION << 4 | f->kind);
+    out[i++] = (uint8_t)(SB_FRAME_VERSION << SB_FRAME_VERSION_SHIFT | f->kind);
     out[i++] = f->flags;
     out[i++] = (uint8_t)m;
     if (m & SB_FRAME_HAS_CHANNEL)
@@ -169,8 +169,8 @@ int sb_frame_parse(const uint8_t *in, size_t n, size_t max_payload, sb_frame *f)
     sb_frame_init(f, 0);
     if (n < 1)
         return SB_E_TRUNCATED;
-    ver = in[0] >> 4;
-    kind = in[0] & 15;
+    ver = in[0] >> SB_FRAME_VERSION_SHIFT;
+    kind = in[0] & SB_FRAME_KIND_MASK;
     if (ver != SB_FRAME_VERSION)
         return SB_E_BAD_VERSION;
     if (n < 3)

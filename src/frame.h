@@ -23,6 +23,10 @@
 #include "switchboard.h"
 
 #define SB_FRAME_VERSION 1
+/* Byte 0 is version << SB_FRAME_VERSION_SHIFT | kind; byte 1 the flags. */
+#define SB_FRAME_VERSION_SHIFT 4
+#define SB_FRAME_KIND_MASK 0x0f
+#define SB_FRAME_FLAGS_BYTE 1
 /* Largest header: 3 fixed bytes + 4 u32 varints + deadline varint + length. */
 #define SB_FRAME_MAX_HEADER (3 + 4 * 5 + 8 + 5)
 

@@ -28,6 +28,30 @@
 #define SB_ROUTER_CHANNEL_MAX 64
 #define SB_ROUTER_NONCE_MAX 64
 
+/* The bridge's wire (docs/bridge.md, "What the core decides"). The router reads
+ * none of it; the glue does. It lives here so every number of the protocol
+ * has one home and reaches js/constants.js like the router's own
+ * (BRIDGE_VERSION, BM_CALL). */
+#define SB_BRIDGE_MARK "__switchboard_bridge" /* the key that marks a window handshake message */
+#define SB_BRIDGE_VERSION 1                   /* ... and its value */
+
+/* Port messages are arrays: [kind, id, a, b] for calls, replies and the
+ * handshake on the port; [EVENT, name, data] and [BATCH, [name, data, ...]]. */
+enum sb_bridge_msg {
+    SB_BM_CALL = 1,   /* [CALL, id, name, args] */
+    SB_BM_OK = 2,     /* [OK, id, value] */
+    SB_BM_ERR = 3,    /* [ERR, id, {name, message, stack, code}] */
+    SB_BM_EVENT = 4,  /* [EVENT, name, data]: no id slot, events are the bulk traffic */
+    SB_BM_BATCH = 5,  /* [BATCH, [name, data, ...]] */
+    SB_BM_PING = 6,
+    SB_BM_PONG = 7,
+    SB_BM_BYE = 8,    /* the peer closes or its page hides */
+    SB_BM_READY = 9,  /* [READY, 0, echoed nonce, own nonce?] */
+    SB_BM_SYN = 10,   /* [SYN, 0, nonce]: port / worker handshake */
+    SB_BM_ACK = 11,   /* [ACK, 0, echoed nonce] */
+    SB_BM_CALL1 = 12  /* [CALL1, id, name, arg]: one argument, one nesting level less to clone */
+};
+
 enum sb_ep_state {
     SB_EP_WAITING = 1,   /* no handshake yet */
     SB_EP_OFFERED = 2,   /* our nonce is out, waiting for it to come back */

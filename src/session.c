@@ -1626,6 +1626,7 @@ static uint32_t payload_cap(const sb_session *s, uint32_t extra)
 }
 
 static void outbox_events(sb_session *s, uint32_t new_id, const uint8_t *data, uint32_t n);
+static int run(sb_session *s, double now);
 
 static int enqueue(sb_session *s, int kind, uint32_t channel, int flags, uint32_t corr,
                    const uint8_t *data, uint32_t n, double ttl, double now)
@@ -1723,6 +1724,11 @@ int sb_session_request(sb_session *s, uint32_t channel, int flags, const uint8_t
     id = enqueue(s, SB_FRAME_REQUEST, channel, flags, 0, data, n, timeout_ms > 0 ? timeout_ms : 0,
                  now_ms);
     s->pending_request = 0;
+    /* A request is latency-bound: it leaves now (with whatever else is
+     * pending), not at the end of the host's task. It is queued either
+     * way: a write that fails here fails again at the host's flush. */
+    if (id > 0)
+        (void)run(s, now_ms);
     return id;
 }
 

@@ -23,7 +23,8 @@
  * returns 0: bytes to write, a transport to open or close, messages,
  * responses, drops, state changes. Nothing is written except from
  * sb_session_flush and sb_session_tick, so a host can commit what it
- * received before any ack leaves (the relay does).
+ * received before any ack leaves (the relay does), and from the client's
+ * sb_session_request (a request is written at once).
  *
  * Event data (sb_session_event_data) stays valid until the next call that
  * takes the session as non-const. */
@@ -287,8 +288,10 @@ SB_RELAY_EXPORT int sb_session_relay(sb_session *s, uint32_t channel, int flags,
 /* Client: a request answered by SB_SEV_RESPONSE or SB_SEV_REQUEST_FAILED
  * with the returned id; timeout_ms <= 0 = no deadline. Delivered to the
  * server's application once, even across reconnects. On channel 1 it is
- * for the server itself (the relay's subscriptions). SB_E_BAD_STATE in
- * plain mode, SB_E_QUEUE_FULL when max_requests are waiting. */
+ * for the server itself (the relay's subscriptions). Latency-bound: it is
+ * written at once, as if sb_session_flush followed (report the transport's
+ * buffer first). SB_E_BAD_STATE in plain mode, SB_E_QUEUE_FULL when
+ * max_requests are waiting. */
 SB_EXPORT int sb_session_request(sb_session *s, uint32_t channel, int flags, const uint8_t *data, uint32_t n, double timeout_ms, double now_ms);
 /* Client: stop waiting for request id (no event follows). */
 SB_EXPORT int sb_session_cancel(sb_session *s, uint32_t id);

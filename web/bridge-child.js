@@ -25,8 +25,8 @@ if (new URLSearchParams(location.search).has('spoof')) {
   const parentRemote = await connectParent({
     allowedOrigins: [origins.parent],
     channel: 'demo',
-    heartbeat: 500,
-    deadAfter: 2000,
+    heartbeatInterval: 500,
+    heartbeatTimeout: 2000,
     methods: {
       stats: () => ({ origin: location.origin, received, loadedAt: performance.timeOrigin }),
       slow: () => new Promise((resolve) => setTimeout(() => resolve('done after 2 s'), 2000)),

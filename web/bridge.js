@@ -21,10 +21,10 @@ function setStatus(text, cls = '') {
 function logSpoof(r) {
   spoofCount++;
   $('spoofCount').textContent = String(spoofCount);
-  logLine($('spoofs'), `ignored ${r.type || 'message'} on "${r.channel ?? '?'}" from ${r.origin}: ${r.reason}`, 'bad');
+  logLine($('spoofs'), `ignored ${r.messageType || 'message'} on "${r.channel ?? '?'}" from ${r.origin}: ${r.reason}`, 'bad');
 }
 // Messages for channels nobody here listens on are reported too.
-bridgeMonitor.addEventListener('reject', (e) => { if (e.detail.reason === 'no-channel') logSpoof(e.detail); });
+bridgeMonitor.addEventListener('reject', (e) => { if (e.reason === 'no-channel') logSpoof(e); });
 
 // What the child may call on the parent: only these, never anything inherited.
 const methods = {
@@ -40,7 +40,7 @@ async function mount() {
   setStatus('handshake…');
   try {
     remote = await connectFrame(frame, {
-      origin: childOrigin, channel: 'demo', methods, heartbeat: 500, deadAfter: 2000,
+      origin: childOrigin, channel: 'demo', methods, heartbeatInterval: 500, heartbeatTimeout: 2000,
       onReject: (r) => { if (r.reason !== 'no-channel') logSpoof(r); },
     });
   } catch (e) {
@@ -49,7 +49,7 @@ async function mount() {
   }
   setStatus(`connected to ${childOrigin}`, 'ok');
   remote.on('reply', (m) => { tick.events++; logLine($('messages'), `child: ${m.content}  (${m.timestamp})`); });
-  remote.addEventListener('disconnect', (e) => setStatus(`disconnected (${e.detail.reason})`, 'bad'));
+  remote.addEventListener('disconnect', (e) => setStatus(`disconnected (${e.reason})`, 'bad'));
   remote.addEventListener('connect', () => setStatus(`connected to ${childOrigin} again`, 'ok'));
 }
 

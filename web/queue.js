@@ -34,7 +34,7 @@ const got = { ids: new Set(), duplicates: 0, outOfOrder: 0, lastSeq: new Map(), 
 
 const inbox = new Inbox({ sendAck: (ack) => lossy(port2, ack), text: true });
 inbox.addEventListener('message', (e) => {
-  const f = e.detail;
+  const f = e; // the frame's fields are the event's
   const key = f.payload;
   if (got.ids.has(key)) got.duplicates++;
   got.ids.add(key);
@@ -50,12 +50,12 @@ function makeOutbox(state) {
   const ob = new Outbox({
     transmit: (frame) => lossy(port1, frame),
     window: num('window'), maxMessages: num('cap'), overflow: $('overflow').value,
-    ackTimeoutMs: 60, retryMinMs: 10, retryMaxMs: 400, state,
+    ackTimeout: 60, retryMinDelay: 10, retryMaxDelay: 400, state,
   });
   for (const type of ['drop', 'expired', 'deadletter']) {
     ob.addEventListener(type, (e) => {
-      expect.given.add(`m${e.detail.id}`);
-      log(`${type}: message ${e.detail.id} (${e.detail.error.code})`, 'bad');
+      expect.given.add(`m${e.id}`);
+      log(`${type}: message ${e.id} (${e.error.code})`, 'bad');
     });
   }
   ob.addEventListener('timeout', () => { timeouts++; });

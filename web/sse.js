@@ -6,7 +6,7 @@ const $ = (id) => document.getElementById(id);
 const badge = $('badge');
 const log = $('log');
 const chart = new Sparkline($('chart'), { points: 60, label: 'events/s' });
-const BADGE = { open: 'ok', connecting: 'warn', retrying: 'warn', paused: 'warn', closed: 'bad', idle: '' };
+const BADGE = { open: 'ok', connecting: 'warn', reconnecting: 'warn', paused: 'warn', closed: 'bad', idle: '' };
 const LABEL = { time: 'server time', notification: 'notification', alert: 'alert', message: 'message' };
 
 let es = null;
@@ -62,7 +62,7 @@ function connect() {
   es.addEventListener('open', () => logLine(log, `connected (${es.transport}) — resuming after id ${es.lastEventId || 'none'}`, 'sys'));
   for (const type of Object.keys(LABEL)) es.addEventListener(type, onEvent);
   es.addEventListener('error', (e) => logLine(log, `error ${e.error?.code}: ${e.error?.message}`, 'sys'));
-  es.addEventListener('retrying', (e) => {
+  es.addEventListener('reconnecting', (e) => {
     retries++;
     logLine(log, `reconnecting in ${Math.round(e.delay)} ms (attempt ${e.attempt})`, 'sys');
     stats();

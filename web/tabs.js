@@ -16,8 +16,8 @@ await init();
 const state = await SharedState.open(`tabs-demo:${room}`, {
   persist: true,
   initial: { title: 'Chat room' },
-  // ?leaseMs= lets a test on a loaded machine use a longer lease.
-  group: { mode, preferVisible: params.has('preferVisible'), heartbeatMs: 250, leaseMs: Number(params.get('leaseMs')) || 1500 },
+  // ?heartbeatTimeout= lets a test on a loaded machine use a longer lease.
+  group: { mode, preferVisible: params.has('preferVisible'), heartbeatInterval: 250, heartbeatTimeout: Number(params.get('heartbeatTimeout')) || 1500 },
 });
 const group = state.group;
 window.tabsDemo = { state, group }; // for the browser tests

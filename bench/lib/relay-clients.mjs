@@ -27,7 +27,7 @@ import { io } from 'socket.io-client';
 import { init } from '../../js/core.js';
 import { Session } from '../../js/session.js';
 import {
-  SESSION_CLIENT, SESSION_PROTOCOL, SO_CONNECT_TIMEOUT, SEV_WRITE, SEV_CONNECT, SEV_DISCONNECT, SEV_OPEN, SEV_MESSAGE, SEV_F_TEXT, SEV_F_OFFER_FRAMED,
+  SESSION_PROTOCOL, SO_CONNECT_TIMEOUT, SEV_WRITE, SEV_CONNECT, SEV_DISCONNECT, SEV_OPEN, SEV_MESSAGE, SEV_F_TEXT, SEV_F_OFFER_FRAMED,
 } from '../../js/constants.js';
 
 const args = process.argv.slice(2);
@@ -56,7 +56,7 @@ class SbClient {
   constructor(hello, onMessage) {
     // The Socket's defaults but a longer connect timeout (socket + handshake):
     // a relay busy with a filling room answers hellos late (bench/relay.mjs).
-    this.s = new Session(SESSION_CLIENT, [[SO_CONNECT_TIMEOUT, 120e3]]);
+    this.s = new Session([[SO_CONNECT_TIMEOUT, 120e3]]);
     const [p, n] = this.s.put(JSON.stringify(hello));
     this.s.check(this.s.fn.sb_session_set_hello(this.s.h, p, n), 'hello');
     this.onMessage = onMessage;

@@ -7,7 +7,10 @@
 //   /socket.io  a socket.io 4 server: 'msg' is echoed back as 'msg', 'req'
 //               is answered through the ack callback
 //
-//   node bench/lib/socket-server.mjs [--port 0] [--db FILE]
+//   node bench/lib/socket-server.mjs [--port 0] [--db FILE] [--allowed-origin ORIGIN]...
+//
+// --allowed-origin: the page's origin (the dev server is another port, so
+// another origin, and the relay refuses other origins with a 403).
 //
 // Started with an IPC channel (child_process.fork): sends
 // {ready: true, port, at} once listening (at = this process's wall clock,
@@ -29,8 +32,9 @@ const opt = (name, def) => {
   return i >= 0 ? args[i + 1] : def;
 };
 const db = opt('db', null);
+const allowedOrigins = args.flatMap((a, i) => (a === '--allowed-origin' ? [args[i + 1]] : []));
 
-const relay = await Relay.create({ store: db ? await SqliteStore.open(db) : undefined, onRequest: ({ data }) => data });
+const relay = await Relay.create({ allowedOrigins, store: db ? await SqliteStore.open(db) : undefined, onRequest: ({ data }) => data });
 const echo = createEchoServer();
 const http = createServer((req, res) => {
   res.writeHead(404, { 'content-type': 'text/plain' });

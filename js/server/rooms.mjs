@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { SwitchboardError } from '../errors.js';
 import { bytesOf } from '../session.js';
+import { RoomMirrors } from './mirrors.mjs';
 import { SS_QUEUED, SS_QUEUED_BYTES, E_TOO_LARGE, CLOSE_TRY_AGAIN, SESSION_SYSTEM_CHANNEL } from '../constants.js';
 
 /** The relay's channel: presence, notices, subscription requests. */
@@ -124,8 +125,9 @@ export const roomName = (r) => (typeof r === 'string' && r.length > 0 && r.lengt
  * what a turn touches (r._touched, r._dirty), failures (r._fail) and its
  * options, Bus, store, core and stats.
  */
-export class Rooms {
+export class Rooms extends RoomMirrors {
   constructor(relay) {
+    super();
     this.r = relay;
     /** room -> RoomLog; an in-process store keeps them (a new Relay on it finds them) */
     this.logs = relay.store.logs instanceof Map ? relay.store.logs : new Map();
@@ -148,104 +150,9 @@ export class Rooms {
     this.idle.clear();
   }
 
-  /**
-   * With a shared engine: the mirrors of rooms, read before a session uses
-   * them (a hello, a subscribe, a session claimed from another process).
-   * Returns null when they are all here, else a Promise.
-   */
-  prepare(rooms) {
-    if (!this.shared) return null;
-    const wait = [];
-    for (const room of rooms) {
-      clearTimeout(this.idle.get(room));
-      this.idle.delete(room);
-      if (this.logs.has(room)) continue;
-      let p = this.preparing.get(room);
-      if (!p) {
-        const store = this.r.store;
-        p = store.watch(room, {
-          entries: (list, epoch, reset, next) => this.r._turn(null, () => this.delivered(room, list, epoch, reset, next)),
-          presence: (type, m) => this.r._turn(null, () => this.remotePresence(room, type, m)),
-        }).then((first) => {
-          this.preparing.delete(room);
-          this.logs.set(room, RoomLog.restore(room, this.r.o, first.epoch, first.next, first.entries, Date.now()));
-          store.start(room);
-          if (!this.map.has(room)) this.unused(room);
-        }, (e) => {
-          this.preparing.delete(room);
-          throw e;
-        });
-        this.preparing.set(room, p);
-      }
-      wait.push(p);
-    }
-    return wait.length ? Promise.all(wait) : null;
-  }
-
-  /** No session here is in room any more: its mirror goes after a while. */
-  unused(room) {
-    if (!this.shared || this.idle.has(room)) return;
-    const t = setTimeout(() => {
-      this.idle.delete(room);
-      if (this.map.has(room) || this.preparing.has(room)) return;
-      this.logs.delete(room);
-      this.r.store.unwatch(room);
-    }, 30e3);
-    t.unref?.();
-    this.idle.set(room, t);
-  }
-
-  /**
-   * A shared engine's deliveries: entries that follow the mirror's last, in
-   * order, fanned out to the subscribers here; reset: the log is another
-   * (a new epoch, or trimmed past what this mirror had), so every
-   * subscription here goes on from it, told `unrecovered` if its position
-   * is gone.
-   */
-  delivered(room, list, epoch, reset, next) {
-    let log = this.logs.get(room);
-    if (!log) return;
-    const now = Date.now();
-    if (reset || epoch !== log.epoch) {
-      const n = next ?? (list.length ? list[list.length - 1].offset + 1 : log.next);
-      log = RoomLog.restore(room, this.r.o, epoch, n, list, now);
-      this.logs.set(room, log);
-      const r = this.map.get(room);
-      for (const slot of r ? r.slots : []) {
-        const sub = slot.subOf(room);
-        if (!sub) continue;
-        if (!log.since(sub.offset)) {
-          this.r.stats.unrecovered++;
-          this.notice(slot, { type: 'unrecovered', room, channel: sub.channel });
-          sub.offset = log.first - 1;
-        }
-        sub.behind = true;
-        this.behind.add(slot);
-        this.catchUp(slot);
-      }
-      return;
-    }
-    for (const e of list) {
-      if (e.offset < log.next) continue;
-      log.put(e, now);
-      this.fanout(room, e);
-    }
-  }
-
-  /** Another process's member joined or left room: told to the members here. */
-  remotePresence(room, type, m) {
-    const r = this.map.get(room);
-    if (!r) return;
-    const users = this.users(room);
-    const all = users.length <= this.r.o.presenceList;
-    for (const other of r.slots) {
-      if (!other.conn) continue;
-      const theirs = other.subOf(room);
-      if (!theirs) continue;
-      const o = { type, room, channel: theirs.channel, user: m.name };
-      if (all) o.users = users;
-      this.notice(other, o);
-    }
+  /** A log as a store or an engine gives it back. */
+  restoreLog(room, epoch, next, entries, now) {
+    return RoomLog.restore(room, this.r.o, epoch, next, entries, now);
   }
 
   /** The room's log, started on first use. */

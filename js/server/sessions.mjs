@@ -193,6 +193,7 @@ export class RelaySessions {
     }
   }
 
+  /** payload: the bytes of a binary request, else its text. */
   _request(slot, id, binary, payload, channel) {
     this.stats.requests++;
     const errorOf = (e) => JSON.stringify({ code: String(e?.code || 'INTERNAL'), message: String(e?.message ?? e) });
@@ -225,7 +226,7 @@ export class RelaySessions {
     let v;
     try {
       const room = slot.subs.get(channel)?.room ?? slot.room;
-      v = this.onRequest({ session: { id: slot.id, user: slot.user, userId: slot.owner, room: slot.room }, room, channel, data: binary ? payload : utf8(payload), binary, relay: this });
+      v = this.onRequest({ session: { id: slot.id, user: slot.user, userId: slot.owner, room: slot.room }, room, channel, data: payload, binary, relay: this });
     } catch (e) {
       this.log(`relay: onRequest threw: ${e?.stack || e}`);
       answer(true, e);
@@ -284,7 +285,8 @@ export class RelaySessions {
           break;
         case SEV_REQUEST:
           if (ev.channel === SYSTEM_CHANNEL) this.rooms.control(slot, ev.id, ev.text());
-          else this._request(slot, ev.id, (ev.flags & FRAME_F_BINARY) !== 0, ev.data, ev.channel);
+          else if (ev.flags & FRAME_F_BINARY) this._request(slot, ev.id, true, ev.data, ev.channel);
+          else this._request(slot, ev.id, false, ev.text(), ev.channel); // decoded from the heap, no copy
           break;
         case SEV_DIRTY:
           if (slot.id) this._dirty.add(slot);

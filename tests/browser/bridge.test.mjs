@@ -127,7 +127,7 @@ test('connecting before the child loads; batching; the reloaded child re-handsha
     document.body.append(f); // not loaded yet: the child's own hello does it
     const r = await connectFrame(f, { origin: childOrigin, channel: 'main', batch: true });
     const seen = [];
-    r.addEventListener('disconnect', (e) => seen.push('disconnect:' + e.detail.reason));
+    r.addEventListener('disconnect', (e) => seen.push('disconnect:' + e.reason));
     r.addEventListener('connect', () => seen.push('connect'));
     const o = {};
     for (let i = 0; i < 100; i++) r.emit('note', i); // one batch
@@ -158,9 +158,9 @@ test('removing the iframe rejects pending calls with CONNECTION_LOST and fires d
   const out = await page.evaluate(async ({ src, childOrigin }) => {
     const { connectFrame } = window.bridge;
     const f = await T.frame(src);
-    const r = await connectFrame(f, { origin: childOrigin, channel: 'main', heartbeat: 250, deadAfter: 1500, timeout: 0 });
+    const r = await connectFrame(f, { origin: childOrigin, channel: 'main', heartbeatInterval: 250, heartbeatTimeout: 1500, timeout: 0 });
     let disconnected = null;
-    r.addEventListener('disconnect', (e) => { disconnected = e.detail.reason; });
+    r.addEventListener('disconnect', (e) => { disconnected = e.reason; });
     const a = T.codeOf(r.call('never'));
     const b = T.codeOf(r.call('slow', 5000));
     await r.call('add', 1, 1); // both calls are in flight on the child
@@ -386,7 +386,7 @@ test('popups: connect(window.open(…)) with the child on window.opener; closing
   const { page, errors, close } = await hostPage();
   const out = await page.evaluate(async ({ src, childOrigin }) => {
     const w = window.open(src, 'popup');
-    const r = await window.bridge.connect(w, { origin: childOrigin, channel: 'main', heartbeat: 250, deadAfter: 1500 });
+    const r = await window.bridge.connect(w, { origin: childOrigin, channel: 'main', heartbeatInterval: 250, heartbeatTimeout: 1500 });
     const o = { origin: await r.call('origin'), add: await r.call('add', 2, 2) };
     const pending = T.codeOf(r.call('never'));
     w.close();
@@ -406,9 +406,9 @@ test('a hung child is detected by the heartbeat; it re-handshakes once it recove
   const { page, errors, close } = await hostPage();
   const out = await page.evaluate(async ({ src, childOrigin }) => {
     const f = await T.frame(src);
-    const r = await window.bridge.connectFrame(f, { origin: childOrigin, channel: 'main', heartbeat: 250, deadAfter: 1500, timeout: 0 });
+    const r = await window.bridge.connectFrame(f, { origin: childOrigin, channel: 'main', heartbeatInterval: 250, heartbeatTimeout: 1500, timeout: 0 });
     const seen = [];
-    r.addEventListener('disconnect', (e) => seen.push('disconnect:' + e.detail.reason));
+    r.addEventListener('disconnect', (e) => seen.push('disconnect:' + e.reason));
     r.addEventListener('connect', () => seen.push('connect'));
     const before = await r.call('loadId');
     await r.call('block', 4000);

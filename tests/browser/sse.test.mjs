@@ -29,7 +29,7 @@ const RUN = async ({ url, options }) => {
   for (const t of ['time', 'notification', 'alert', 'message']) {
     es.addEventListener(t, (e) => seen.push({ type: e.type, id: e.lastEventId, n: JSON.parse(e.data).n }));
   }
-  es.addEventListener('retrying', (e) => retries.push(e.delay));
+  es.addEventListener('reconnecting', (e) => retries.push(e.delay));
   const close = await new Promise((ok) => es.addEventListener('close', (e) => ok({ reason: e.reason, code: e.error?.code })));
   return { seen, retries, close, transport: es.transport, retry: es.retry };
 };
@@ -67,7 +67,7 @@ test('native: the last event id stays out of the URL unless resumeParam asks for
     const urls = [];
     const seen = [];
     es.addEventListener('time', (e) => seen.push(e.lastEventId));
-    await new Promise((ok) => es.addEventListener('retrying', () => { if (es.retry === null && seen.length >= 6) ok(); }));
+    await new Promise((ok) => es.addEventListener('reconnecting', () => { if (es.retry === null && seen.length >= 6) ok(); }));
     await new Promise((ok) => es.addEventListener('open', ok, { once: true }));
     es.close();
     for (const e of performance.getEntriesByType('resource')) if (e.name.includes(url.split('?')[1].split('&')[0])) urls.push(e.name);

@@ -41,7 +41,7 @@ async function oneLeader(pages, timeoutMs = 8000) {
 for (const mode of ['locks', 'lease']) {
   test(`four tabs (${mode}): writes, late tab, leader failover, concurrent writes`, async () => {
     const context = await newContext();
-    const query = `room=r${++rooms}-${Date.now()}${mode === 'lease' ? '&mode=lease&leaseMs=3000' : ''}`;
+    const query = `room=r${++rooms}-${Date.now()}${mode === 'lease' ? '&mode=lease&heartbeatTimeout=3000' : ''}`;
     const pages = [];
     for (let i = 0; i < 4; i++) pages.push(await openTab(context, query));
     assert.equal(await pages[0].evaluate(() => tabsDemo.group.mode), mode);

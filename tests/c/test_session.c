@@ -252,6 +252,59 @@ static void test_handshake_and_messages(void)
     sb_session_destroy(sv.s);
 }
 
+/* A request is latency-bound: sb_session_request writes it at once, with
+ * what was queued before it in one transport message and in order, without
+ * waiting for the host's flush; a transport over the high-water mark still
+ * gets nothing, and before the handshake nothing is written. */
+static void test_request_written_at_once(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 1000;
+    uint32_t one = 1, two = 2;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 1);
+    CHECK_EQ(sb_session_start(c.s, now), 0);
+    drain(&c, &up);
+    /* Queued before the greeting: written only once the link is up. */
+    CHECK(sb_session_request(c.s, 0, 0, (const uint8_t *)"early", 5, 5000, now) > 0);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 0);
+    handshake(&c, &sv, &up, &down, now, 0);
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.requests, 1);
+    CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&one, 4, now) > 0);
+    CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&two, 4, now) > 0);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 0); /* messages wait for the end of the task */
+    CHECK(sb_session_request(c.s, 0, 0, (const uint8_t *)"now", 3, 5000, now) > 0);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 1); /* no flush: the request and what was before it */
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.ngot, 2);
+    CHECK_EQ(sv.got[0], 1);
+    CHECK_EQ(sv.got[1], 2);
+    CHECK_EQ(sv.requests, 2);
+    /* The transport holds more than the high-water mark: it waits. */
+    CHECK_EQ(sb_session_set_buffered(c.s, 64.0 * 1024 * 1024), 0);
+    CHECK(sb_session_request(c.s, 0, 0, (const uint8_t *)"later", 5, 5000, now) > 0);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 0);
+    CHECK_EQ(sb_session_set_buffered(c.s, 0), 0);
+    now += 1;
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 1);
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.requests, 3);
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
 static void test_plain_server_sees_nothing_of_ours(void)
 {
     pipe up = {0};
@@ -2511,6 +2564,7 @@ static void test_relay_stamp(void)
 int main(void)
 {
     RUN(test_handshake_and_messages);
+    RUN(test_request_written_at_once);
     RUN(test_plain_server_sees_nothing_of_ours);
     RUN(test_request_before_plain_verdict);
     RUN(test_request_dropped_newest_fails);

@@ -60,8 +60,8 @@ test('bridge windows: forged handshake messages are each reported once, others\'
   await property('bridge window messages', 10, async (r) => {
     const ch = `props-${++round}`;
     const [parentSide, childSide] = await Promise.all([
-      connect(childWin, { origin: CHILD, channel: ch, methods: { who: () => 'parent' }, heartbeat: 50, deadAfter: 400 }),
-      connectParent({ allowedOrigins: PARENT, channel: ch, methods: { who: () => 'child', echo: (v) => v }, heartbeat: 50, deadAfter: 400 }),
+      connect(childWin, { origin: CHILD, channel: ch, methods: { who: () => 'parent' }, heartbeatInterval: 50, heartbeatTimeout: 400 }),
+      connectParent({ allowedOrigins: PARENT, channel: ch, methods: { who: () => 'child', echo: (v) => v }, heartbeatInterval: 50, heartbeatTimeout: 400 }),
     ]);
     try {
       assert.equal(await parentSide.call('who'), 'child');
@@ -104,7 +104,7 @@ test('bridge windows: forged handshake messages are each reported once, others\'
       await until(() => pending.size === 0, 'delivery', 5000);
       await new Promise((ok) => setTimeout(ok, 5));
       assert.ok(rejects.filter((d) => d.reason === 'unexpected').length >= strange && rejects.length <= 20,
-        `${strange} of unknown type, reported: ${JSON.stringify(rejects.map((x) => [x.reason, x.type]))}`);
+        `${strange} of unknown type, reported: ${JSON.stringify(rejects.map((x) => [x.reason, x.messageType]))}`);
       await until(() => parentSide.isConnected && childSide.isConnected, 'the pair, connected again', 5000);
       const v = { n: r.int(1000), s: r.string(8) };
       const deadline = Date.now() + 5000;

@@ -74,7 +74,7 @@ test('decodeFrame: random frames round-trip; random and mutated bytes decode can
 /** Transport messages from a Batcher for these frames, in order. */
 function batches(frames, r, opts = {}) {
   const out = [];
-  const b = new Batcher({ compression: r.pick(['shared', 'deflate', 'none']), compressAbove: r.pick([0, 64, 1024]), maxMessages: 1 + r.int(8), maxDelayMs: 1e6, ...opts }, (bytes) => out.push(bytes.slice()));
+  const b = new Batcher({ compression: r.pick(['shared', 'deflate', 'none']), compressAbove: r.pick([0, 64, 1024]), maxMessages: 1 + r.int(8), maxDelay: 1e6, ...opts }, (bytes) => out.push(bytes.slice()));
   try {
     for (const f of frames) b.add(f);
     b.flush();

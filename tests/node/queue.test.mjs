@@ -17,7 +17,7 @@ function chat(i) {
 
 test('Batcher flushes on count, on delay and on close; compression only when it helps', async () => {
   const out = [];
-  const b = new Batcher({ maxMessages: 3, maxDelayMs: 5, compressAbove: 1 << 20 }, (bytes, info) => out.push(info));
+  const b = new Batcher({ maxMessages: 3, maxDelay: 5, compressAbove: 1 << 20 }, (bytes, info) => out.push(info));
   let flushEvents = 0;
   b.addEventListener('flush', () => flushEvents++);
   for (let i = 1; i <= 3; i++) b.add({ kind: 'message', seq: i, payload: `m${i}` });
@@ -39,13 +39,13 @@ test('Batcher flushes on count, on delay and on close; compression only when it 
 
   // 100 chat messages, shared window: >= 2.4x smaller than their JSON
   const reader = new BatchReader();
-  const z = new Batcher({ maxMessages: 100, maxDelayMs: 1000, compressAbove: 512 });
+  const z = new Batcher({ maxMessages: 100, maxDelay: 1000, compressAbove: 512 });
   let raw = 0;
   let wire = 0;
   const got = [];
   z.addEventListener('flush', (e) => {
-    wire += e.detail.bytes.length;
-    for (const f of reader.read(e.detail.bytes, { text: true })) got.push(f.payload);
+    wire += e.bytes.length;
+    for (const f of reader.read(e.bytes, { text: true })) got.push(f.payload);
   });
   for (let round = 0; round < 3; round++) {
     for (let i = 0; i < 100; i++) {
@@ -77,7 +77,7 @@ function link({ lossy = false, seed = 1, outbox = {}, inbox = {} } = {}) {
     if (copies === 2) stats.duped++;
     for (let k = 0; k < copies; k++) setTimeout(() => port.postMessage(bytes), Math.floor(rand() * 4));
   };
-  const ob = new Outbox({ transmit: (bytes) => send(port1, bytes), ackTimeoutMs: 40, retryMinMs: 5, retryMaxMs: 40, seed, ...outbox });
+  const ob = new Outbox({ transmit: (bytes) => send(port1, bytes), ackTimeout: 40, retryMinDelay: 5, retryMaxDelay: 40, seed, ...outbox });
   const delivered = [];
   const ib = new Inbox({ sendAck: (bytes) => send(port2, bytes), text: true, ...inbox });
   ib.addEventListener('message', (e) => delivered.push(e.detail));
@@ -90,7 +90,7 @@ function link({ lossy = false, seed = 1, outbox = {}, inbox = {} } = {}) {
 test('Outbox + Inbox over a MessageChannel: every message once, in order, acked', async () => {
   // A generous ack timeout: this link loses nothing, so no retry may happen
   // however slow a loaded machine is.
-  const l = link({ outbox: { ackTimeoutMs: 30000 } });
+  const l = link({ outbox: { ackTimeout: 30000 } });
   const acks = [];
   l.ob.addEventListener('ack', (e) => acks.push(e.detail));
   const sends = [];
@@ -133,7 +133,7 @@ test('a lossy, duplicating, reordering link still delivers exactly once, in orde
 
 test('overflow policies report every drop', async () => {
   const sent = [];
-  const ob = new Outbox({ transmit: (b) => sent.push(b), maxMessages: 2, window: 1, overflow: 'drop-oldest', ackTimeoutMs: 1e6 });
+  const ob = new Outbox({ transmit: (b) => sent.push(b), maxMessages: 2, window: 1, overflow: 'drop-oldest', ackTimeout: 1e6 });
   const drops = [];
   ob.addEventListener('drop', (e) => drops.push(e.detail));
   const p1 = ob.send('a');
@@ -163,15 +163,15 @@ test('overflow policies report every drop', async () => {
 test('TTL expiry, ack timeouts with retries, dead letters', async () => {
   const ob = new Outbox({ transmit: () => {}, online: false });
   const expired = [];
-  ob.addEventListener('expired', (e) => expired.push(e.detail.id));
-  const p = ob.send('late', { ttlMs: 10 });
+  ob.addEventListener('expired', (e) => expired.push(e.id));
+  const p = ob.send('late', { ttl: 10 });
   await assert.rejects(p, { code: 'EXPIRED' });
   assert.equal(expired.length, 1);
   ob.close();
 
   let transmissions = 0;
   let skips = 0;
-  const dl = new Outbox({ transmit: (b) => { if (decodeFrame(b).kind === 'skip') skips++; else transmissions++; }, ackTimeoutMs: 5, retryMinMs: 1, retryMaxMs: 4, maxRetries: 2 });
+  const dl = new Outbox({ transmit: (b) => { if (decodeFrame(b).kind === 'skip') skips++; else transmissions++; }, ackTimeout: 5, retryMinDelay: 1, retryMaxDelay: 4, maxRetries: 2 });
   const timeouts = [];
   dl.addEventListener('timeout', (e) => timeouts.push(e.detail));
   const dead = [];
@@ -181,7 +181,7 @@ test('TTL expiry, ack timeouts with retries, dead letters', async () => {
   await sleep(0);
   assert.equal(skips, 1); // and the receiver is told not to wait for it
   assert.equal(timeouts.length, 2);
-  assert.ok(timeouts.every((t) => t.retryInMs >= 0.5 && t.retryInMs <= 4)); // [min/2, ceiling]
+  assert.ok(timeouts.every((t) => t.delay >= 0.5 && t.delay <= 4)); // [min/2, ceiling]
   assert.equal(dead.length, 1);
   assert.equal(dead[0].attempts, 3);
   assert.equal(dl.stats().deadLetters, 1);
@@ -200,7 +200,7 @@ test('serialize/restore: a reload loses nothing and delivers nothing twice', asy
   l.ob.close();
   // "Reload": a new Outbox from the persisted state on the same link.
   const { port1 } = l;
-  const ob2 = new Outbox({ transmit: (b) => port1.postMessage(b), state, ackTimeoutMs: 40, retryMinMs: 5 });
+  const ob2 = new Outbox({ transmit: (b) => port1.postMessage(b), state, ackTimeout: 40, retryMinDelay: 5 });
   port1.onmessage = (e) => ob2.receiveAck(e.data);
   while (ob2.stats().depth > 0) await sleep(2);
   assert.deepEqual(l.delivered.map((f) => f.payload), ['before', 'q1', 'q2', 'q3']);
@@ -223,14 +223,14 @@ test('MessageQueue: ordered, concurrency-limited, retries, dead letters, replay'
     seen.push(item);
     await sleep(1);
     if (item === 2 && failOnce) { failOnce = false; throw new Error('flaky'); }
-  }, { concurrency: 1, retries: 2, retryMinMs: 1, retryMaxMs: 5, seed: 3 });
+  }, { concurrency: 1, maxRetries: 2, retryMinDelay: 1, retryMaxDelay: 5, seed: 3 });
   const retries = [];
-  q.addEventListener('retry', (e) => retries.push(e.detail));
+  q.addEventListener('retry', (e) => { assert.equal(e.detail.delay, e.delay, 'detail: the same data (deprecated)'); retries.push(e); });
   for (let i = 1; i <= 4; i++) q.push(i);
   await q.idle();
   assert.deepEqual(seen, [1, 2, 2, 3, 4]);
   assert.equal(retries.length, 1);
-  assert.ok(retries[0].delayMs >= 0.5 && retries[0].delayMs < 1, `first retry ${retries[0].delayMs}`); // [min/2, min], jittered
+  assert.ok(retries[0].delay >= 0.5 && retries[0].delay < 1, `first retry ${retries[0].delay}`); // [min/2, min], jittered
   assert.equal(q.stats().done, 4);
 
   // the concurrency limit holds
@@ -243,7 +243,7 @@ test('MessageQueue: ordered, concurrency-limited, retries, dead letters, replay'
 
   // dead letters, inspect and replay
   let healthy = false;
-  const d = new MessageQueue((item) => { if (!healthy && item === 'bad') throw new Error('nope'); }, { retries: 1, retryMinMs: 1, retryMaxMs: 2 });
+  const d = new MessageQueue((item) => { if (!healthy && item === 'bad') throw new Error('nope'); }, { maxRetries: 1, retryMinDelay: 1, retryMaxDelay: 2 });
   const dead = [];
   d.addEventListener('deadletter', (e) => dead.push(e.detail));
   d.push('ok');
@@ -274,12 +274,12 @@ test('full stack both ways: Outbox -> Batcher (shared deflate) -> MessageChannel
   // that takes the peer's batches (data and acks) through one BatchReader.
   function side(port, name) {
     const wire = { messages: 0, bytes: 0 };
-    const batcher = new Batcher({ maxMessages: 32, maxDelayMs: 2, compressAbove: 256 }, (bytes) => {
+    const batcher = new Batcher({ maxMessages: 32, maxDelay: 2, compressAbove: 256 }, (bytes) => {
       wire.messages++;
       wire.bytes += bytes.length;
       port.postMessage(bytes);
     });
-    const outbox = new Outbox({ transmit: (f) => batcher.add(f), window: 32, ackTimeoutMs: 30000, retryMinMs: 10 });
+    const outbox = new Outbox({ transmit: (f) => batcher.add(f), window: 32, ackTimeout: 30000, retryMinDelay: 10 });
     const got = [];
     const inbox = new Inbox({ sendAck: (a) => batcher.add(a), outbox, text: true, onMessage: (f) => got.push(f.payload) });
     port.onmessage = (e) => inbox.receive(e.data);
@@ -328,10 +328,10 @@ test('the inbox holds frames ahead of a gap within its window and refuses (does 
 
 test('foreign bytes: garbage and bad acks are refused with codes, good frames still flow', () => {
   const acked = [];
-  const ob = new Outbox({ transmit: () => {}, ackTimeoutMs: 30000 });
+  const ob = new Outbox({ transmit: () => {}, ackTimeout: 30000 });
   const ib = new Inbox({ sendAck: (a) => acked.push(a), outbox: ob, text: true });
   const got = [];
-  ib.addEventListener('message', (e) => got.push(e.detail.payload));
+  ib.addEventListener('message', (e) => got.push(e.payload));
   assert.throws(() => ib.receive(new TextEncoder().encode('{"hello":1}')), { code: 'BAD_VERSION' });
   assert.throws(() => ib.receive(new Uint8Array([0x10, 0x00])), { code: 'TRUNCATED' });
   // a batch: a malformed ack (SACK range with gap 0) then a good message

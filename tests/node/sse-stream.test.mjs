@@ -28,7 +28,7 @@ test('named events, and 20 mid-event drops lose and duplicate nothing', async ()
     });
   }
   let retries = 0;
-  es.addEventListener('retrying', () => retries++);
+  es.addEventListener('reconnecting', () => retries++);
   const ev = await closed(es);
   assert.equal(ev.error?.code, 'NO_CONTENT'); // the finished stream says 204
   assert.deepEqual(ids, Array.from({ length: 200 }, (_, i) => i + 1));
@@ -61,7 +61,7 @@ test('retry: is the floor of the reconnect delay and Last-Event-ID is sent', asy
   const s = name();
   const es = new EventStream(`${srv.url}/sse/stream?s=${s}&interval=5&count=12&retry=150&dropEvery=4`, { lastEventId: '0' });
   const delays = [];
-  es.addEventListener('retrying', (e) => delays.push(e.delay));
+  es.addEventListener('reconnecting', (e) => delays.push(e.delay));
   await closed(es);
   assert.equal(es.retry, 150);
   assert.ok(delays.length >= 3);
@@ -104,7 +104,7 @@ test('404 is fatal, 503 retries with backoff until maxAttempts', async () => {
   const s = name();
   const b = new EventStream(`${srv.url}/sse/stream?s=${s}&status=503`, { reconnect: { minDelay: 5, maxDelay: 40, maxAttempts: 3, seed: 7 } });
   const delays = [];
-  b.addEventListener('retrying', (e) => delays.push(e.delay));
+  b.addEventListener('reconnecting', (e) => delays.push(e.delay));
   const eb = await closed(b);
   assert.equal(eb.error.code, 'CONNECTION_LOST');
   assert.equal(delays.length, 3);
@@ -120,7 +120,7 @@ test('Retry-After on 429/503 (seconds or HTTP-date) sets the next wait, bounded 
   const firstDelay = (answer, reconnect) => new Promise((resolve) => {
     const es = new EventStream('http://x/feed', { fetch: fake(answer), reconnect: { minDelay: 5, maxDelay: 4000, ...reconnect } });
     es.addEventListener('error', () => {});
-    es.addEventListener('retrying', (e) => { es.close(); resolve(e.delay); });
+    es.addEventListener('reconnecting', (e) => { es.close(); resolve(e.delay); });
   });
   const at = (ms) => new Date(Date.now() + ms).toUTCString();
   assert.equal(await firstDelay(new Response('busy', { status: 503, headers: { 'retry-after': '2' } })), 2000);

@@ -21,7 +21,7 @@ after(() => watch.stop());
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const fast = { mode: 'lease', heartbeatMs: 20, leaseMs: 120 };
+const fast = { mode: 'lease', heartbeatInterval: 20, heartbeatTimeout: 120 };
 let n = 0;
 const uniq = (p) => `${p}-${process.pid}-${++n}`;
 
@@ -154,7 +154,7 @@ test('SharedState: random and mutated sync messages are merged or reported, neve
   await property('tabs sync messages', 6, async (r) => {
     const name = uniq('pstate');
     const storage = memoryStorage();
-    const opts = { ...CAPS, group: fast, joinTimeoutMs: 10, digestMs: 1e9, persist: true, storage };
+    const opts = { ...CAPS, group: fast, joinTimeout: 10, digestInterval: 1e9, persist: true, storage };
     const s = await SharedState.open(name, opts);
     const judge = new Replica(s.id);
     const errors = [];
@@ -211,7 +211,7 @@ test('SharedState: random and mutated sync messages are merged or reported, neve
       assert.deepEqual(cache, expectCache, 'the cache of s is its core state, decoded');
 
       // Ordinary tabs still replicate both ways, and a late tab gets all of it.
-      const b = await SharedState.open(name, { ...opts, joinTimeoutMs: 200 });
+      const b = await SharedState.open(name, { ...opts, joinTimeout: 200 });
       try {
         b.set('after', r.seed);
         await until(() => s.get('after') === r.seed, 'b -> s');
@@ -221,7 +221,7 @@ test('SharedState: random and mutated sync messages are merged or reported, neve
       } finally { b.close(); }
       const state = s.toJSON();
       s.close();
-      const c = await SharedState.open(name, { ...opts, joinTimeoutMs: 10 });
+      const c = await SharedState.open(name, { ...opts, joinTimeout: 10 });
       try { assert.deepEqual(c.toJSON(), state, 'the saved snapshot loads whole'); } finally { c.close(); }
       assert.equal(errors.length, expected.length, 'nothing ordinary was refused');
       watch.check('after the hostile messages');
@@ -282,7 +282,7 @@ test('SharedState: a same-timestamp tie goes to the higher writer id in every re
   const replicas = [];
   for (const order of [[low, high], [high, low]]) {
     const name = uniq('tie');
-    const s = await SharedState.open(name, { group: fast, joinTimeoutMs: 10 });
+    const s = await SharedState.open(name, { group: fast, joinTimeout: 10 });
     const spy = new BroadcastChannel(`switchboard:state:${name}`);
     const seen = [];
     s.watch('tie', (v) => seen.push(v));

@@ -19,7 +19,7 @@ async function until(cond, ms = 3000, what = 'condition') {
 }
 let n = 0;
 const uniq = (p) => `${p}-${process.pid}-${++n}`;
-const fast = { mode: 'lease', heartbeatMs: 40, leaseMs: 200 };
+const fast = { mode: 'lease', heartbeatInterval: 40, heartbeatTimeout: 200 };
 
 function memoryStorage() {
   const m = new Map();
@@ -37,7 +37,7 @@ test('TabGroup: one leader everywhere, presence, leader close elects exactly one
   let lost = 0;
   old.addEventListener('leadershiplost', () => lost++);
   const changes = [];
-  for (const g of groups) if (g !== old) g.addEventListener('leaderchange', (e) => changes.push(e.detail.leader));
+  for (const g of groups) if (g !== old) g.addEventListener('leaderchange', (e) => changes.push(e.leader));
   const t0 = Date.now();
   old.close();
   const rest = groups.filter((g) => g !== old);
@@ -70,7 +70,7 @@ test('TabGroup: whenLeader and garbage on the channel', async () => {
 test('SharedState: writes reach every tab, late tab catches up, deletes, one winner', async () => {
   const name = uniq('s');
   const tabs = [];
-  for (let i = 0; i < 4; i++) tabs.push(await SharedState.open(name, { group: fast, joinTimeoutMs: 60 }));
+  for (let i = 0; i < 4; i++) tabs.push(await SharedState.open(name, { group: fast, joinTimeout: 60 }));
   const seen = [];
   tabs[1].addEventListener('change', (e) => seen.push(e.detail));
   tabs[0].set('theme', 'dark');
@@ -104,7 +104,7 @@ test('SharedState: writes reach every tab, late tab catches up, deletes, one win
   off();
 
   // Late tab: full state without anyone writing again.
-  const late = await SharedState.open(name, { group: fast, joinTimeoutMs: 500 });
+  const late = await SharedState.open(name, { group: fast, joinTimeout: 500 });
   assert.equal(late.get('theme'), 'dark');
   assert.deepEqual(late.get('cart').items, [1, 2, 3]);
   await until(() => late.get('count') === 1, 1000, 'count');
@@ -125,7 +125,7 @@ test('SharedState: writes reach every tab, late tab catches up, deletes, one win
 });
 
 test('SharedState: values that cannot be encoded throw at set() time', async () => {
-  const s = await SharedState.open(uniq('e'), { group: fast, joinTimeoutMs: 10, maxValueBytes: 100 });
+  const s = await SharedState.open(uniq('e'), { group: fast, joinTimeout: 10, maxValueBytes: 100 });
   const code = (fn) => { try { fn(); } catch (e) { assert.ok(e instanceof SwitchboardError); return e.code; } return null; };
   assert.equal(code(() => s.set('f', () => 1)), 'INVALID');
   assert.equal(code(() => s.set('u', undefined)), 'INVALID');
@@ -143,7 +143,7 @@ test('SharedState: values that cannot be encoded throw at set() time', async () 
   s.close();
   assert.equal(code(() => s.set('x', 1)), 'CLOSED');
   await assert.rejects(SharedState.open(uniq('bad'), { maxKeys: 0 }), (e) => e.code === 'INVALID');
-  await assert.rejects(TabGroup.open(uniq('bad'), { heartbeatMs: 500, leaseMs: 100 }), (e) => e.code === 'INVALID');
+  await assert.rejects(TabGroup.open(uniq('bad'), { heartbeatInterval: 500, heartbeatTimeout: 100 }), (e) => e.code === 'INVALID');
   const ac = new AbortController();
   ac.abort();
   await assert.rejects(SharedState.open(uniq('bad'), { signal: ac.signal }), (e) => e.code === 'CLOSED');
@@ -151,8 +151,8 @@ test('SharedState: values that cannot be encoded throw at set() time', async () 
 
 test('SharedState: a burst of sets is one broadcast', async () => {
   const name = uniq('b');
-  const a = await SharedState.open(name, { group: fast, joinTimeoutMs: 10 });
-  const b = await SharedState.open(name, { group: fast, joinTimeoutMs: 10 });
+  const a = await SharedState.open(name, { group: fast, joinTimeout: 10 });
+  const b = await SharedState.open(name, { group: fast, joinTimeout: 10 });
   const spy = new BroadcastChannel(`switchboard:state:${name}`);
   let msgs = 0;
   spy.onmessage = () => msgs++;
@@ -169,28 +169,28 @@ test('SharedState: a burst of sets is one broadcast', async () => {
 test('SharedState: persistence restores the state when a tab is alone', async () => {
   const name = uniq('p');
   const storage = memoryStorage();
-  const a = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, persist: true, storage });
+  const a = await SharedState.open(name, { group: fast, joinTimeout: 10, persist: true, storage });
   a.set('draft', { text: 'hello' });
   a.set('gone', 1);
   a.delete('gone');
   a.close(); // the last tab saves on the way out
   assert.equal(storage.map.size, 1);
-  const b = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, persist: true, storage, initial: { draft: { text: 'default' }, fresh: true } });
+  const b = await SharedState.open(name, { group: fast, joinTimeout: 10, persist: true, storage, initial: { draft: { text: 'default' }, fresh: true } });
   assert.deepEqual(b.get('draft'), { text: 'hello' });
   assert.equal(b.has('gone'), false);
   assert.equal(b.get('fresh'), true, 'initial fills keys nobody has');
   // Corrupt storage is ignored, not fatal.
   b.close();
   storage.setItem(`switchboard:state:${name}`, 'garbage');
-  const c = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, persist: true, storage });
+  const c = await SharedState.open(name, { group: fast, joinTimeout: 10, persist: true, storage });
   assert.equal(c.size, 0);
   c.close();
 });
 
 test('SharedState: a replica that missed a broadcast is repaired from a digest', async () => {
   const name = uniq('r');
-  const a = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, digestMs: 50 });
-  const b = await SharedState.open(name, { group: fast, joinTimeoutMs: 100, digestMs: 50 });
+  const a = await SharedState.open(name, { group: fast, joinTimeout: 10, digestInterval: 50 });
+  const b = await SharedState.open(name, { group: fast, joinTimeout: 100, digestInterval: 50 });
   // Simulate a lost message: write while b's channel drops everything.
   const realPost = BroadcastChannel.prototype.postMessage;
   BroadcastChannel.prototype.postMessage = function (m) { if (this.name === `switchboard:state:${name}`) return; realPost.call(this, m); };
@@ -206,11 +206,11 @@ test('SharedState: a replica that missed a broadcast is repaired from a digest',
 
 test('SharedState: foreign garbage is refused by the core and reported', async () => {
   const name = uniq('x');
-  const s = await SharedState.open(name, { group: fast, joinTimeoutMs: 10 });
+  const s = await SharedState.open(name, { group: fast, joinTimeout: 10 });
   s.set('keep', 1);
   s.flush();
   const errors = [];
-  s.addEventListener('error', (e) => errors.push(e.detail.code));
+  s.addEventListener('error', (e) => { assert.equal(e.detail, e.error, 'detail: the same error (deprecated)'); errors.push(e.error.code); });
   const spy = new BroadcastChannel(`switchboard:state:${name}`);
   spy.postMessage(new Uint8Array([0x18, 0x10, 0x00, 0x03, 0x01, 0x09, 0xff])); // truncated OPS
   spy.postMessage(new Uint8Array([0x18, 0x10, 0x00, 0x02, 0x09, 0x01]));       // unknown type
@@ -240,10 +240,10 @@ function craftedOps(origin, seq, wall, ctr, key, value) {
 test('SharedState: a remote clock at the end of its range is ignored and reported; the group keeps replicating', async () => {
   const name = uniq('clock');
   const storage = memoryStorage();
-  const a = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, persist: true, storage });
-  const b = await SharedState.open(name, { group: fast, joinTimeoutMs: 100, persist: true, storage });
+  const a = await SharedState.open(name, { group: fast, joinTimeout: 10, persist: true, storage });
+  const b = await SharedState.open(name, { group: fast, joinTimeout: 100, persist: true, storage });
   const errors = [];
-  for (const s of [a, b]) s.addEventListener('error', (e) => errors.push(e.detail.code));
+  for (const s of [a, b]) s.addEventListener('error', (e) => errors.push(e.error.code));
   const spy = new BroadcastChannel(`switchboard:state:${name}`);
   spy.postMessage(craftedOps(999, 1, 2 ** 53, 2 ** 32 - 1, 'evil', '1'));       // the cap, counter at UINT32_MAX
   spy.postMessage(craftedOps(998, 1, Date.now() + 2 * 86400000, 0, 'later', '1')); // two days ahead
@@ -258,7 +258,7 @@ test('SharedState: a remote clock at the end of its range is ignored and reporte
   assert.equal(errors.length, 4, 'nothing else was refused');
   a.close();
   b.close();
-  const c = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, persist: true, storage });
+  const c = await SharedState.open(name, { group: fast, joinTimeout: 10, persist: true, storage });
   assert.equal(c.get('k'), 'after-b', 'the saved snapshot loads');
   spy.close();
   c.close();
@@ -267,9 +267,9 @@ test('SharedState: a remote clock at the end of its range is ignored and reporte
 test('SharedState: oversized messages and saved state are refused before any copy into wasm', async () => {
   const name = uniq('big');
   const storage = memoryStorage();
-  const s = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, persist: true, storage });
+  const s = await SharedState.open(name, { group: fast, joinTimeout: 10, persist: true, storage });
   const errors = [];
-  s.addEventListener('error', (e) => errors.push(e.detail.code));
+  s.addEventListener('error', (e) => errors.push(e.error.code));
   const c = core();
   const copies = [];
   const writeBytes = c.writeBytes;
@@ -290,7 +290,7 @@ test('SharedState: oversized messages and saved state are refused before any cop
     // So is a saved state over the limit (it is skipped, like corrupt storage).
     s.close();
     storage.setItem(`switchboard:state:${name}`, '\x18'.repeat(3 << 20));
-    const t = await SharedState.open(name, { group: fast, joinTimeoutMs: 10, persist: true, storage });
+    const t = await SharedState.open(name, { group: fast, joinTimeout: 10, persist: true, storage });
     assert.equal(t.size, 0);
     assert.ok(copies.every((n) => n < 1 << 20), `copied ${Math.max(...copies)} bytes into wasm`);
     t.close();
@@ -298,7 +298,7 @@ test('SharedState: oversized messages and saved state are refused before any cop
     delete c.writeBytes;
   }
   // maxStateBytes caps the whole state: a write past it throws at set().
-  const small = await SharedState.open(uniq('total'), { group: fast, joinTimeoutMs: 10, maxStateBytes: 1000 });
+  const small = await SharedState.open(uniq('total'), { group: fast, joinTimeout: 10, maxStateBytes: 1000 });
   small.set('a', 'x'.repeat(600));
   assert.throws(() => small.set('b', 'x'.repeat(600)), (e) => e.code === 'TOO_LARGE');
   assert.equal(small.has('b'), false);

@@ -45,15 +45,15 @@ export async function queues(port: MessagePort): Promise<number> {
   const kind: number = FrameKind.message;
   const reader = new BatchReader({ maxPayload: 1 << 20 });
   const frames = reader.read(bytes);
-  const batcher = new Batcher({ maxMessages: 10, maxBytes: 4096, maxDelayMs: 5, compressAbove: 512 }, (out, info) => port.postMessage(out, [out.buffer]) ?? info.frames);
+  const batcher = new Batcher({ maxMessages: 10, maxBytes: 4096, maxDelay: 5, compressAbove: 512 }, (out, info) => port.postMessage(out, [out.buffer]) ?? info.frames);
   batcher.add({ kind: 'message', payload: 'x' });
   batcher.flush();
   const outbox = new Outbox({ transmit: (b) => port.postMessage(b), maxMessages: 100, overflow: 'drop-oldest', window: 64 });
   outbox.addEventListener('drop', () => {});
-  const { rtt } = await outbox.send('hello', { channel: 1, ttlMs: 5000 });
+  const { rtt } = await outbox.send('hello', { channel: 1, ttl: 5000 });
   const saved: Uint8Array = outbox.serialize();
   const inbox = new Inbox({ sendAck: (b) => port.postMessage(b), text: true, onMessage: (m) => m.seq });
-  const q = new MessageQueue<string>(async (item, { attempt }) => item.length + attempt, { concurrency: 2, retries: 3 });
+  const q = new MessageQueue<string>(async (item, { attempt }) => item.length + attempt, { concurrency: 2, maxRetries: 3 });
   q.push('job');
   await q.idle();
   q.replay();

@@ -1,0 +1,171 @@
+// The MessageQueue: ordered asynchronous processing of received messages
+// in JS (handlers are JS promises), retries drawn like sb_backoff_delay.
+import { SwitchboardError } from './core.js';
+import { randomSeed } from './glue.js';
+import { emit, Emitter, positive } from './queue-base.js';
+
+/**
+ * Ordered asynchronous processing of received messages: items start in
+ * arrival order, at most `concurrency` at once; a failing handler is retried
+ * with exponential backoff and full jitter, then moved to a dead-letter list
+ * the app can inspect and replay. With concurrency 1 order is strict: a
+ * failing item holds the line until it succeeds or is dead-lettered.
+ * Events: `done` {item, attempts}, `retry` {item, attempts, error, delay},
+ * `deadletter` {item, attempts, error}, `idle`.
+ */
+export class MessageQueue extends Emitter {
+  /**
+   * @param {(item: any, info: {attempt: number, signal: AbortSignal}) => any} handler
+   * @param {import('./queue.d.ts').MessageQueueOptions} [opts]
+   */
+  constructor(handler, opts = {}) {
+    super();
+    if (typeof handler !== 'function') throw new SwitchboardError('INVALID', 'MessageQueue needs a handler function');
+    this._handler = handler;
+    this._concurrency = positive(opts.concurrency, 1, 'concurrency', { min: 1, int: true });
+    this._retries = positive(opts.maxRetries, 3, 'maxRetries', { int: true });
+    this._min = positive(opts.retryMinDelay, 100, 'retryMinDelay', { min: 0.001 });
+    this._max = positive(opts.retryMaxDelay, Math.max(10000, this._min), 'retryMaxDelay', { min: this._min });
+    this._maxQueued = positive(opts.maxQueued, 10000, 'maxQueued', { min: 1, int: true });
+    this._maxDead = positive(opts.maxDeadLetters, 1000, 'maxDeadLetters', { min: 1, int: true });
+    // xorshift32, as sb_rng in src/switchboard.h: seeded, so tests replay.
+    this._rng = (opts.seed === undefined ? randomSeed() : opts.seed >>> 0) || 0x9e3779b9;
+    this._queue = [];   // {item, attempts}
+    this._running = 0;
+    this._waiting = 0;  // items sleeping before a retry
+    this._dead = [];
+    this._stats = { done: 0, failed: 0, retries: 0, deadLetters: 0 };
+    this._paused = false;
+    this._closed = false;
+    this._abort = new AbortController();
+    this._idleWaiters = [];
+    this._timers = new Set(); // retry sleeps, cleared by close()
+  }
+
+  /** Queue an item; throws QUEUE_FULL past maxQueued, CLOSED after close(). */
+  push(item) {
+    if (this._closed) throw new SwitchboardError('CLOSED', 'MessageQueue is closed');
+    if (this._queue.length >= this._maxQueued) throw new SwitchboardError('QUEUE_FULL', 'MessageQueue is full');
+    this._queue.push({ item, attempts: 0 });
+    this._next();
+  }
+
+  /** Dead letters: [{item, attempts, error}], oldest first (a copy). */
+  get deadLetters() {
+    return this._dead.slice();
+  }
+
+  /** Put dead letters (all, or those `filter` accepts) back at the end of the queue. */
+  replay(filter) {
+    const keep = [];
+    let n = 0;
+    for (const d of this._dead) {
+      if (!filter || filter(d)) {
+        this._queue.push({ item: d.item, attempts: 0 });
+        n++;
+      } else keep.push(d);
+    }
+    this._dead = keep;
+    this._next();
+    return n;
+  }
+
+  pause() { this._paused = true; }
+  resume() { this._paused = false; this._next(); }
+
+  /** Resolves when nothing is queued, running or waiting to retry. */
+  idle() {
+    if (this._isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this._idleWaiters.push(resolve));
+  }
+
+  stats() {
+    return { queued: this._queue.length, running: this._running, waiting: this._waiting, deadLetterCount: this._dead.length, ...this._stats };
+  }
+
+  /** Stop: running handlers see their AbortSignal fire; nothing new starts. */
+  close() {
+    this._closed = true;
+    this._queue.length = 0;
+    this._abort.abort(new SwitchboardError('CLOSED', 'MessageQueue is closed'));
+    for (const t of this._timers) clearTimeout(t);
+    this._timers.clear();
+    this._waiting = 0;
+    this._checkIdle();
+  }
+
+  _isIdle() {
+    return this._queue.length === 0 && this._running === 0 && this._waiting === 0;
+  }
+
+  _checkIdle() {
+    if (!this._isIdle()) return;
+    const w = this._idleWaiters;
+    this._idleWaiters = [];
+    for (const r of w) r();
+    emit(this, 'idle', {});
+  }
+
+  _rand() {
+    let x = this._rng;
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    this._rng = x;
+    return ((Math.imul(x, 0x2545f491) >>> 0) >>> 8) / 16777216;
+  }
+
+  _delay(attempt) {
+    let ceil = this._min;
+    for (let i = 1; i < attempt && ceil < this._max; i++) ceil *= 2;
+    ceil = Math.min(ceil, this._max);
+    return this._min / 2 + (ceil - this._min / 2) * this._rand();
+  }
+
+  _next() {
+    // Strict order with concurrency 1: a retrying item blocks the line.
+    while (!this._paused && !this._closed && this._queue.length && this._running + (this._concurrency === 1 ? this._waiting : 0) < this._concurrency) {
+      const job = this._queue.shift();
+      this._run(job);
+    }
+  }
+
+  async _run(job) {
+    this._running++;
+    job.attempts++;
+    let error = null;
+    try {
+      await this._handler(job.item, { attempt: job.attempts, signal: this._abort.signal });
+    } catch (e) {
+      error = e ?? new Error('handler failed');
+    }
+    this._running--;
+    if (this._closed) return this._checkIdle();
+    if (!error) {
+      this._stats.done++;
+      emit(this, 'done', { item: job.item, attempts: job.attempts });
+    } else if (job.attempts <= this._retries) {
+      const delay = this._delay(job.attempts);
+      this._stats.retries++;
+      this._waiting++;
+      emit(this, 'retry', { item: job.item, attempts: job.attempts, error, delay });
+      const t = setTimeout(() => {
+        this._timers.delete(t);
+        this._waiting--;
+        if (this._closed) return;
+        // Back to the front: it was first in line.
+        this._queue.unshift(job);
+        this._next();
+      }, delay);
+      this._timers.add(t);
+    } else {
+      this._stats.failed++;
+      this._stats.deadLetters++;
+      this._dead.push({ item: job.item, attempts: job.attempts, error });
+      if (this._dead.length > this._maxDead) this._dead.shift();
+      emit(this, 'deadletter', { item: job.item, attempts: job.attempts, error });
+    }
+    this._next();
+    this._checkIdle();
+  }
+}

@@ -1,0 +1,420 @@
+// SharedState (docs/tabs.md): a replicated key/value map kept in the C core
+// (src/sync.c), over a TabGroup (js/tab-group.js) for presence and the
+// leader. This file only moves bytes between the core, BroadcastChannel,
+// timers and storage, and turns values into JSON.
+import { init, core, SwitchboardError } from './core.js';
+import { SYNC_SNAPSHOT, SYNC_DIGEST, SYNC_REQUEST, SYNC_CH_DELETED } from './constants.js';
+import { randomSeed, dataEvent } from './glue.js';
+import { TabGroup, hasWindow, toU8, startTimer } from './tab-group.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const jsonCodec = {
+  encode(value, key) {
+    let text;
+    try {
+      text = JSON.stringify(value);
+    } catch (e) {
+      throw new SwitchboardError('INVALID', `value for "${key}" cannot be encoded as JSON: ${e.message}`, { cause: e });
+    }
+    if (text === undefined) throw new SwitchboardError('INVALID', `value for "${key}" cannot be encoded as JSON (${typeof value})`);
+    return text;
+  },
+  decode(bytes) { return JSON.parse(decoder.decode(bytes)); },
+};
+
+function readVar(buf, pos) {
+  let v = 0; let mul = 1; let b;
+  do {
+    b = buf[pos.i++];
+    v += (b & 0x7f) * mul;
+    mul *= 128;
+  } while (b & 0x80);
+  return v;
+}
+
+const STORAGE_PREFIX = 'switchboard:state:';
+
+/** JSON text of a local write, parsed on first read. */
+class Unparsed {
+  constructor(text) { this.text = text; }
+}
+
+function bytesToLatin1(b) {
+  let s = '';
+  for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode.apply(null, b.subarray(i, i + 8192));
+  return s;
+}
+
+function latin1ToBytes(s) {
+  const b = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i) & 0xff;
+  return b;
+}
+
+/**
+ * A key/value map shared by every same-origin tab that opens the same name.
+ * Values are JSON (or a custom codec); each key is a last-writer-wins
+ * register ordered by a hybrid logical clock, merged in the C core.
+ */
+export class SharedState extends EventTarget {
+  /**
+   * @param {string} name
+   * @param {import('./tabs.d.ts').SharedStateOptions} [options]
+   */
+  static async open(name, options = {}) {
+    await init();
+    const group = await TabGroup.open(name, { ...(options.group || {}), id: randomSeed() });
+    let s;
+    try {
+      s = new SharedState(name, options, group);
+    } catch (e) {
+      group.close();
+      throw e;
+    }
+    try {
+      await s.#start(options);
+    } catch (e) {
+      s.close();
+      throw e;
+    }
+    return s;
+  }
+
+  #c; #s = 0; #bc; #name; #codec; #cache = new Map(); #group;
+  #flushQueued = false; #flushTimer = null; #digestTimer = null; #persistTimer = null;
+  #pendingLocal = new Set(); #closed = false; #storage = null; #joined = null;
+  #lastRequest = -Infinity; #options; #onPageHide; #known = new Set(); #maxMsg = 0;
+
+  /** @private use SharedState.open() */
+  constructor(name, options, group) {
+    super();
+    if (typeof name !== 'string' || !name) throw new SwitchboardError('INVALID', 'SharedState needs a non-empty name');
+    this.#c = core();
+    this.#name = name;
+    this.#options = options;
+    this.#codec = options.codec || jsonCodec;
+    this.#group = group;
+    this.id = group.id; // one id for presence and for the replica
+    // Everything that can throw comes before anything that must be freed.
+    if (options.signal?.aborted) throw new SwitchboardError('CLOSED', 'SharedState.open() aborted');
+    if (options.persist) {
+      this.#storage = options.storage || (typeof localStorage !== 'undefined' ? localStorage : null);
+      if (!this.#storage) throw new SwitchboardError('INVALID', 'persist needs localStorage (or options.storage)');
+    }
+    this.#s = this.#c.fn.sb_sync_create(this.id, options.maxKeys ?? 4096, options.maxKeyBytes ?? 256,
+      options.maxValueBytes ?? 65536, options.maxTombstones ?? 4096, options.maxTabs ?? 256);
+    // The largest message (a full snapshot) follows from maxStateBytes; the
+    // default keeps it (≈ 2.4 MB) well inside localStorage's ~5 MB.
+    if (!this.#s || (this.#maxMsg = this.#c.fn.sb_sync_limits(this.#s, options.maxStateBytes ?? 2097152, options.maxClockSkew ?? 86400000)) < 0) {
+      this.#c.fn.sb_sync_destroy(this.#s);
+      this.#s = 0;
+      throw new SwitchboardError('INVALID', 'bad SharedState caps');
+    }
+    this.#bc = new BroadcastChannel(`switchboard:state:${name}`);
+    this.#bc.onmessage = (e) => this.#recv(e.data);
+    if (options.signal) options.signal.addEventListener('abort', () => this.close(), { once: true });
+  }
+
+  /** The TabGroup this state uses (presence, leader). */
+  get group() { return this.#group; }
+  get name() { return this.#name; }
+  get size() { return this.#cache.size; }
+  get closed() { return this.#closed; }
+
+  async #start(options) {
+    const g = this.#group;
+    g.addEventListener('presence', () => this.#presence());
+    g.addEventListener('leaderchange', () => { if (g.isLeader) this.#schedulePersist(); });
+    this.#presence();
+    // 1. What this browser last saw (the new tab is maybe alone).
+    if (this.#storage) {
+      const saved = this.#storage.getItem(STORAGE_PREFIX + this.#name);
+      if (saved && saved.length <= this.#maxMsg) {
+        try { this.#merge(latin1ToBytes(saved), false); } catch { /* corrupt storage: ignore it */ }
+      }
+    }
+    // 2. A live tab's snapshot, if there is one.
+    const joined = new Promise((resolve) => { this.#joined = resolve; });
+    this.#request(true);
+    const wait = options.joinTimeout ?? 150;
+    await Promise.race([joined, new Promise((r) => startTimer(r, wait))]);
+    this.#joined = null;
+    // 3. Defaults for keys nobody has.
+    if (options.initial) {
+      for (const [k, v] of Object.entries(options.initial)) if (!this.#cache.has(k)) this.set(k, v);
+    }
+    // cleared by close() with the other timers (clearTimeout ends an interval too)
+    this.#digestTimer = setInterval(() => this.#digest(), options.digestInterval ?? 1000);
+    if (hasWindow) {
+      this.#onPageHide = () => this.close();
+      window.addEventListener('pagehide', this.#onPageHide);
+    }
+  }
+
+  /** Current value of key (undefined when absent). Treat it as immutable. */
+  get(key) {
+    const v = this.#cache.get(key);
+    return v instanceof Unparsed ? this.#parse(key, v) : v;
+  }
+
+  has(key) { return this.#cache.has(key); }
+  keys() { return this.#cache.keys(); }
+  /** [key, value] pairs of the current state. */
+  /** @returns {Generator<[string, unknown]>} */
+  * entries() { for (const k of this.#cache.keys()) yield [k, this.get(k)]; }
+  [Symbol.iterator]() { return this.entries(); }
+  /** A plain object copy of the whole state. */
+  /** @returns {any} */
+  toJSON() { return Object.fromEntries(this.entries()); }
+
+  // A local write keeps its JSON text and parses it on first read: a copy
+  // (the caller's object may change later) without paying for it per set.
+  #parse(key, u) {
+    const v = JSON.parse(u.text);
+    this.#cache.set(key, v);
+    return v;
+  }
+
+  /**
+   * Write key. Encodes now: a value the codec cannot encode (functions,
+   * cycles, BigInt…) or that exceeds a cap throws here, never in another tab.
+   * The write reaches other tabs in one batched broadcast per task.
+   */
+  set(key, value) {
+    this.#open();
+    if (typeof key !== 'string' || !key) throw new SwitchboardError('INVALID', 'keys are non-empty strings');
+    const enc = this.#codec.encode(value, key);
+    const c = this.#c;
+    // UTF-8 has at least one byte per UTF-16 unit: refuse before copying into wasm.
+    if (key.length > (this.#options.maxKeyBytes ?? 256) || enc.length > (this.#options.maxValueBytes ?? 65536)) throw new SwitchboardError('TOO_LARGE', `set "${key}": over a cap`);
+    // Key and value are encoded straight into wasm memory, side by side.
+    const vmax = typeof enc === 'string' ? enc.length * 3 : enc.length;
+    const kmax = key.length * 3;
+    const p = c.scratch(kmax + vmax);
+    const heap = c.heap();
+    const kl = encoder.encodeInto(key, heap.subarray(p, p + kmax)).written;
+    let vl;
+    if (typeof enc === 'string') vl = encoder.encodeInto(enc, heap.subarray(p + kl, p + kl + vmax)).written;
+    else { heap.set(enc, p + kl); vl = enc.length; }
+    c.check(c.fn.sb_sync_set(this.#s, Date.now(), p, kl, p + kl, vl), `set "${key}"`);
+    // Store what other tabs will see (a decoded copy), not the caller's object.
+    this.#cache.set(key, this.#codec === jsonCodec ? new Unparsed(enc) : this.#codec.decode(c.view(p + kl, vl).slice()));
+    this.#localChange(key);
+  }
+
+  /** set(key, fn(current)) */
+  update(key, fn) {
+    const next = fn(this.get(key));
+    this.set(key, next);
+    return next;
+  }
+
+  /** Remove key; returns whether it existed. */
+  delete(key) {
+    this.#open();
+    const kb = this.#keyBytes(key);
+    const c = this.#c;
+    const p = c.writeBytes(kb);
+    const r = c.check(c.fn.sb_sync_delete(this.#s, Date.now(), p, kb.length), `delete "${key}"`);
+    if (r === 1) {
+      this.#cache.delete(key);
+      this.#localChange(key);
+    }
+    return r === 1;
+  }
+
+  /** Call fn(detail) after every change; returns an unsubscribe function. */
+  subscribe(fn) {
+    const h = (e) => fn(e.detail);
+    this.addEventListener('change', h);
+    return () => this.removeEventListener('change', h);
+  }
+
+  /** Call fn(value, detail) whenever `key` changes (value undefined once deleted); returns an unsubscribe function. */
+  watch(key, fn) {
+    return this.subscribe((d) => { if (d.keys.includes(key)) fn(this.get(key), d); });
+  }
+
+  /** Broadcast pending writes now instead of at the end of the task. */
+  flush() {
+    if (this.#closed) return;
+    this.#flushQueued = false;
+    if (this.#flushTimer !== null) { clearTimeout(this.#flushTimer); this.#flushTimer = null; }
+    const f = this.#c.fn;
+    const n = this.#c.check(f.sb_sync_flush(this.#s), 'flush');
+    if (n > 0) this.#post(n);
+    if (this.#pendingLocal.size) {
+      const keys = [...this.#pendingLocal];
+      this.#pendingLocal.clear();
+      this.dispatchEvent(dataEvent('change', { keys, local: true, origin: this.id }));
+      this.#schedulePersist();
+    }
+  }
+
+  #open() {
+    if (this.#closed) throw new SwitchboardError('CLOSED', 'SharedState is closed');
+  }
+
+  #keyBytes(key) {
+    if (typeof key !== 'string' || !key) throw new SwitchboardError('INVALID', 'keys are non-empty strings');
+    return encoder.encode(key);
+  }
+
+  #localChange(key) {
+    this.#pendingLocal.add(key);
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    const ms = this.#options.batchDelay ?? 0;
+    if (ms > 0) this.#flushTimer = startTimer(() => this.flush(), ms);
+    else queueMicrotask(() => { if (this.#flushQueued) this.flush(); });
+  }
+
+  #post(len) {
+    this.#bc.postMessage(this.#c.readBytes(this.#c.fn.sb_sync_out(this.#s), len));
+  }
+
+  #request(force) {
+    const now = performance.now();
+    if (!force && now - this.#lastRequest < 500) return;
+    this.#lastRequest = now;
+    this.#post(this.#c.check(this.#c.fn.sb_sync_request(this.#s)));
+  }
+
+  #digest() {
+    if (this.#closed) return;
+    this.flush();
+    const f = this.#c.fn;
+    const n = f.sb_sync_digest(this.#s, Date.now());
+    if (n > 0) this.#post(n);
+    f.sb_sync_gc(this.#s);
+  }
+
+  #presence() {
+    const f = this.#c.fn;
+    const now = new Set(this.#group.tabs.filter((t) => !t.self).map((t) => t.id));
+    for (const id of now) if (!this.#known.has(id)) f.sb_sync_peer_join(this.#s, id);
+    for (const id of this.#known) if (!now.has(id)) f.sb_sync_peer_leave(this.#s, id);
+    this.#known = now;
+  }
+
+  // An `error` event: the error is e.error, as everywhere (e.detail too, deprecated).
+  #fail(error) {
+    this.dispatchEvent(dataEvent('error', { error }, error));
+  }
+
+  #recv(data) {
+    const bytes = toU8(data);
+    if (!bytes || this.#closed) return;
+    if (bytes.length > this.#maxMsg) {
+      // Checked before anything is copied into wasm memory.
+      this.#fail(new SwitchboardError('TOO_LARGE', `message over ${this.#maxMsg} B`));
+      return;
+    }
+    let n;
+    try {
+      n = this.#merge(bytes, true);
+    } catch (e) {
+      this.#fail(e);
+      return;
+    }
+    if (n === undefined) return;
+    const f = this.#c.fn;
+    const skewed = f.sb_sync_skewed(this.#s);
+    if (skewed) this.#fail(new SwitchboardError('CLOCK_SKEW', `${skewed} stamps too far ahead, ignored`));
+    const type = f.sb_sync_last_type(this.#s);
+    if (type === SYNC_SNAPSHOT && this.#joined) this.#joined();
+    if (type === SYNC_REQUEST) {
+      // A tab joined or missed writes: the leader answers (everyone does
+      // while none is known, or when the leader itself asks).
+      const g = this.#group;
+      const from = f.sb_sync_last_origin(this.#s) >>> 0;
+      if (g.isLeader || !g.leader || g.leader === from) this.#sendSnapshot();
+    } else if (type === SYNC_DIGEST && f.sb_sync_missing(this.#s) > 0) {
+      this.#request(false); // a digest shows writes we never got: repair
+    }
+  }
+
+  #sendSnapshot() {
+    this.flush();
+    const n = this.#c.check(this.#c.fn.sb_sync_snapshot(this.#s, Date.now()), 'snapshot');
+    this.#post(n);
+  }
+
+  // Merge bytes into the core and apply its change records to the cache.
+  #merge(bytes, remote) {
+    const c = this.#c;
+    const f = c.fn;
+    const p = c.writeBytes(bytes);
+    const n = c.check(f.sb_sync_merge(this.#s, Date.now(), p, bytes.length), 'merge');
+    if (n === 0) return 0;
+    // Read the change records in place: nothing calls into the core until
+    // the loop is done (a custom codec gets its own copy of the bytes).
+    const buf = c.view(f.sb_sync_changes(this.#s), f.sb_sync_changes_len(this.#s));
+    const json = this.#codec === jsonCodec;
+    const keys = [];
+    const bad = [];
+    const pos = { i: 0 };
+    for (let k = 0; k < n; k++) {
+      const flags = buf[pos.i++];
+      const kl = readVar(buf, pos);
+      const key = decoder.decode(buf.subarray(pos.i, pos.i + kl));
+      pos.i += kl;
+      const vl = readVar(buf, pos);
+      const vb = buf.subarray(pos.i, pos.i + vl);
+      pos.i += vl;
+      if (flags & SYNC_CH_DELETED) {
+        this.#cache.delete(key);
+      } else {
+        let v;
+        // Another tab wrote garbage: the core holds it (as every tab's does),
+        // so the key reads as absent here too, and it is reported below.
+        try { v = json ? JSON.parse(decoder.decode(vb)) : this.#codec.decode(vb.slice()); } catch { bad.push(key); if (this.#cache.delete(key)) keys.push(key); continue; }
+        this.#cache.set(key, v);
+      }
+      keys.push(key);
+    }
+    if (keys.length) {
+      this.dispatchEvent(dataEvent('change', { keys, local: false, origin: f.sb_sync_last_origin(this.#s) >>> 0, remote }));
+      this.#schedulePersist();
+    }
+    if (bad.length) this.#fail(new SwitchboardError('CORRUPT', `values that do not decode, read as absent: ${bad.map((k) => JSON.stringify(k)).join(', ')}`));
+    return n;
+  }
+
+  #schedulePersist() {
+    if (!this.#storage || this.#persistTimer !== null || !this.#group.isLeader) return;
+    this.#persistTimer = startTimer(() => { this.#persistTimer = null; this.#persist(); }, 100);
+  }
+
+  #persist() {
+    if (!this.#storage || !this.#s) return;
+    this.flush();
+    const f = this.#c.fn;
+    const n = f.sb_sync_snapshot(this.#s, Date.now());
+    if (n <= 0) return;
+    try {
+      this.#storage.setItem(STORAGE_PREFIX + this.#name, bytesToLatin1(this.#c.view(f.sb_sync_out(this.#s), n)));
+    } catch (e) {
+      this.#fail(new SwitchboardError('TOO_LARGE', 'state does not fit in storage', { cause: e }));
+    }
+  }
+
+  /** Send pending writes, persist (when asked to), leave the group, free the core object. */
+  close() {
+    if (this.#closed) return;
+    if (this.#s) {
+      try { this.flush(); } catch { /* closing anyway */ }
+      this.#persist(); // every tab saves on the way out: it may be the last one
+    }
+    this.#closed = true;
+    for (const t of [this.#flushTimer, this.#digestTimer, this.#persistTimer]) clearTimeout(t); // null: a no-op
+    if (hasWindow && this.#onPageHide) window.removeEventListener('pagehide', this.#onPageHide);
+    this.#bc.close();
+    this.#group.close();
+    if (this.#s) this.#c.fn.sb_sync_destroy(this.#s);
+    this.#s = 0;
+    this.dispatchEvent(new Event('close'));
+  }
+}
