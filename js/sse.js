@@ -6,7 +6,9 @@
 //
 // The parser is js/sse-parser.js, the event classes js/sse-events.js.
 import { init, core, SwitchboardError } from './core.js';
-import { SSE_CONNECTING, SSE_OPEN, E_CONNECTION_LOST } from './constants.js';
+import {
+  SSE_CONNECTING, SSE_OPEN, E_CONNECTION_LOST, SSE_V_OPEN, SSE_V_RETRY, SSE_V_NO_CONTENT, SSE_V_BAD_TYPE,
+} from './constants.js';
 import { onProperties } from './glue.js';
 import { SseParser, num } from './sse-parser.js';
 import { ReconnectingEvent, StateChangeEvent, StreamErrorEvent, StreamCloseEvent, iterate } from './sse-events.js';
@@ -17,13 +19,12 @@ const OWN_EVENTS = new Set(['open', 'message', 'error', 'reconnecting', 'statech
 
 const now = () => (typeof performance !== 'undefined' ? performance.now() : Date.now());
 
+const UTF8 = new TextEncoder();
+
 function asError(e) {
   return e instanceof SwitchboardError ? e : new SwitchboardError('INTERNAL', String(e?.message || e), { cause: e });
 }
 
-// The HTTP statuses worth retrying: the server is alive but busy or broken
-// for now. Anything else (401, 404, …) would fail the same way again.
-const RETRIABLE = new Set([408, 425, 429, 500, 502, 503, 504]);
 
 /**
  * An EventSource that resumes: custom headers, POST bodies and credentials over
@@ -253,23 +254,21 @@ export class EventStream extends EventTarget {
       res.body?.cancel().catch(() => {});
       return;
     }
-    if (res.status === 204) {
+    // What the answer means is the core's (sb_sse_response: which statuses
+    // are worth retrying, the content type, Retry-After on 429 / 503).
+    const c = core(), type = res.headers.get('content-type') || '';
+    const t = UTF8.encode(type), ra = UTF8.encode(res.headers.get('retry-after') || '');
+    const p = c.scratch(t.length + ra.length);
+    c.heap().set(t, p);
+    c.heap().set(ra, p + t.length);
+    const v = c.fn.sb_sse_response(this._h, res.status, p, t.length, p + t.length, ra.length, Date.now());
+    if (v !== SSE_V_OPEN) {
       res.body?.cancel().catch(() => {});
-      return this._fatal(new SwitchboardError('NO_CONTENT', 'server answered 204 No Content: it asks us not to reconnect'));
-    }
-    if (res.status !== 200) {
-      res.body?.cancel().catch(() => {});
+      if (v === SSE_V_NO_CONTENT) return this._fatal(new SwitchboardError('NO_CONTENT', 'server answered 204 No Content: it asks us not to reconnect'));
+      if (v === SSE_V_BAD_TYPE) return this._fatal(new SwitchboardError('BAD_CONTENT_TYPE', `expected text/event-stream, got ${JSON.stringify(type.split(';')[0].trim() || 'none')}`));
       const err = new SwitchboardError('HTTP_ERROR', `server answered HTTP ${res.status}`);
       /** @type {any} */ (err).status = res.status;
-      // Retry-After: delay-seconds or an HTTP-date; the core bounds it by maxDelay.
-      const ra = (res.status === 429 || res.status === 503) && res.headers.get('retry-after');
-      if (ra) core().fn.sb_sse_retry_after(this._h, /^\s*\d+\s*$/.test(ra) ? ra * 1000 : Date.parse(ra) - Date.now());
-      return RETRIABLE.has(res.status) ? this._lost(err) : this._fatal(err);
-    }
-    const type = (res.headers.get('content-type') || '').split(';')[0].trim().toLowerCase();
-    if (type !== 'text/event-stream') {
-      res.body?.cancel().catch(() => {});
-      return this._fatal(new SwitchboardError('BAD_CONTENT_TYPE', `expected text/event-stream, got ${JSON.stringify(type || 'none')}`));
+      return v === SSE_V_RETRY ? this._lost(err) : this._fatal(err);
     }
     if (res.url) this._origin = new URL(res.url).origin;
     core().fn.sb_sse_opened(this._h, now());

@@ -621,3 +621,108 @@ int sb_sse_attempts(const sb_sse *s)
 {
     return s ? s->attempts : 0;
 }
+
+/* ---- response classification ---------------------------------------------- */
+
+static int lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
+static double days_from_civil(int y, int m, int d)
+{
+    int era, yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return (double)era * 146097 + doe - 719468;
+}
+
+static int digits(const uint8_t *p, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+double sb_sse_parse_retry_after(const uint8_t *v, uint32_t n, double wall_ms)
+{
+    static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
+    uint32_t a = 0, b = n;
+    if (!v)
+        return -1;
+    while (a < b && (v[a] == ' ' || v[a] == '\t'))
+        a++;
+    while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+        b--;
+    if (a == b)
+        return -1;
+    if (v[a] >= '0' && v[a] <= '9') { /* delay-seconds */
+        double sec = 0;
+        for (uint32_t i = a; i < b; i++) {
+            if (v[i] < '0' || v[i] > '9' || i - a >= 10)
+                return -1;
+            sec = sec * 10 + (v[i] - '0');
+        }
+        return sec * 1000;
+    }
+    /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (29 bytes) */
+    if (b - a != 29)
+        return -1;
+    {
+        const uint8_t *p = v + a;
+        int day = digits(p + 5, 2), year = digits(p + 12, 4), hh = digits(p + 17, 2),
+            mm = digits(p + 20, 2), ss = digits(p + 23, 2), mon = -1;
+        if (p[3] != ',' || p[4] != ' ' || p[7] != ' ' || p[11] != ' ' || p[16] != ' ' ||
+            p[19] != ':' || p[22] != ':' || memcmp(p + 25, " GMT", 4) != 0)
+            return -1;
+        for (int i = 0; i < 12; i++)
+            if (lower(p[8]) == months[3 * i] && lower(p[9]) == months[3 * i + 1] &&
+                lower(p[10]) == months[3 * i + 2])
+                mon = i + 1;
+        if (mon < 0 || day < 1 || day > 31 || year < 0 || hh < 0 || hh > 23 || mm < 0 ||
+            mm > 59 || ss < 0 || ss > 60)
+            return -1;
+        return ((days_from_civil(year, mon, day) * 24 + hh) * 60 + mm) * 60000 + ss * 1000.0 -
+               wall_ms;
+    }
+}
+
+int sb_sse_response(sb_sse *s, int status, const uint8_t *type, uint32_t ntype,
+                    const uint8_t *retry_after, uint32_t nretry, double wall_ms)
+{
+    static const char want[] = "text/event-stream";
+    uint32_t a = 0, b;
+    if (status == 204)
+        return SB_SSE_V_NO_CONTENT;
+    if (status != 200) {
+        int retry = status == 408 || status == 425 || status == 429 || status == 500 ||
+                    status == 502 || status == 503 || status == 504;
+        if (s && (status == 429 || status == 503) && nretry) {
+            double ms = sb_sse_parse_retry_after(retry_after, nretry, wall_ms);
+            if (ms > 0)
+                sb_sse_retry_after(s, ms);
+        }
+        return retry ? SB_SSE_V_RETRY : SB_SSE_V_HTTP_ERROR;
+    }
+    /* the media type: before any parameter, trimmed, case-insensitive */
+    if (!type)
+        ntype = 0;
+    for (b = 0; b < ntype && type[b] != ';'; b++)
+        ;
+    while (a < b && (type[a] == ' ' || type[a] == '\t'))
+        a++;
+    while (b > a && (type[b - 1] == ' ' || type[b - 1] == '\t'))
+        b--;
+    if (b - a != sizeof want - 1)
+        return SB_SSE_V_BAD_TYPE;
+    for (uint32_t i = 0; i < b - a; i++)
+        if (lower(type[a + i]) != want[i])
+            return SB_SSE_V_BAD_TYPE;
+    return SB_SSE_V_OPEN;
+}
+

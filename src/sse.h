@@ -105,6 +105,25 @@ void sb_sse_close(sb_sse *s);
  * as progress, like a dispatch by sb_sse_feed. */
 SB_EXPORT void sb_sse_progress(sb_sse *s);
 SB_EXPORT int sb_sse_state(const sb_sse *s);
+
+/* What an HTTP response to a stream request means (sb_sse_response). */
+enum sb_sse_verdict {
+    SB_SSE_V_OPEN = 0,       /* 200 and text/event-stream: read it (sb_sse_opened) */
+    SB_SSE_V_RETRY = 1,      /* the server is alive but busy or broken for now (408,
+                              * 425, 429, 500, 502, 503, 504): try again (sb_sse_failed) */
+    SB_SSE_V_HTTP_ERROR = 2, /* any other status: it would fail the same way again */
+    SB_SSE_V_NO_CONTENT = 3, /* 204: the server asks us not to reconnect */
+    SB_SSE_V_BAD_TYPE = 4    /* 200 with another content type */
+};
+/* Classify a response: its status, its Content-Type header (bytes, may be
+ * empty) and its Retry-After header (bytes, may be empty: delay-seconds or
+ * an IMF-fixdate, read on 429 and 503 only and applied as sb_sse_retry_after;
+ * now_ms is the wall clock the date is measured from). Returns the verdict. */
+SB_EXPORT int sb_sse_response(sb_sse *s, int status, const uint8_t *type, uint32_t ntype,
+                              const uint8_t *retry_after, uint32_t nretry, double wall_ms);
+/* Retry-After as ms from wall_ms: delay-seconds, or an IMF-fixdate ("Sun, 06
+ * Nov 1994 08:49:37 GMT", RFC 9110 5.6.7); -1 when it is neither. */
+double sb_sse_parse_retry_after(const uint8_t *v, uint32_t n, double wall_ms);
 /* When to reconnect (ms, caller's clock) while WAITING, else -1. */
 SB_EXPORT double sb_sse_deadline(const sb_sse *s);
 /* Consecutive failed attempts since the last connection that made progress. */

@@ -102,7 +102,7 @@ export class RoomMirrors {
       if (!theirs) continue;
       const o = { type, room, channel: theirs.channel, user: m.name };
       if (all) o.users = users;
-      this.notice(other, o);
+      this.notice(other, o, true); // written with the others (presenceDelay)
     }
   }
 }

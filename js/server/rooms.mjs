@@ -135,6 +135,8 @@ export class Rooms extends RoomMirrors {
     this.map = new Map();
     this.appends = []; // [room, entry] of this turn, for a store that is not in process
     this.behind = new Set(); // slots with a subscription behind its room's log
+    this.later = new Set(); // slots with presence queued, flushed together (presenceDelay)
+    this.laterTimer = null;
     // A shared engine (Redis) keeps the logs and fans out: this.logs are
     // then this process's mirrors of them, each read once (prepare) and kept
     // up to date by the engine's deliveries, in order.
@@ -144,6 +146,7 @@ export class Rooms extends RoomMirrors {
   }
 
   close() {
+    clearTimeout(this.laterTimer);
     for (const r of this.map.values()) r.unsubscribe();
     this.map.clear();
     for (const t of this.idle.values()) clearTimeout(t);
@@ -198,15 +201,30 @@ export class Rooms extends RoomMirrors {
     return users.sort();
   }
 
-  /** A notice on channel 1 to one session (presence, refusals, recovery). */
-  notice(slot, o) {
+  /**
+   * A notice on channel 1 to one session (presence, refusals, recovery).
+   * later: queued now, written with the others at most presenceDelay ms on
+   * (a join storm in a big room is then one write per member per delay,
+   * not one per member per join).
+   */
+  notice(slot, o, later = false) {
     if (!slot.s.h || slot.closed) return;
     try {
       slot.s.send(SYSTEM_CHANNEL, false, notice(o), Date.now());
     } catch (e) {
       if (e.code !== 'TOO_LARGE') this.r._fail(slot.conn, e, slot);
     }
-    this.r._touched.add(slot);
+    if (!later || !(this.r.o.presenceDelay > 0)) {
+      this.r._touched.add(slot);
+      return;
+    }
+    this.later.add(slot);
+    this.laterTimer ||= setTimeout(() => this.r._turn(null, () => {
+      this.laterTimer = null;
+      for (const x of this.later) this.r._touched.add(x);
+      this.later.clear();
+    }), this.r.o.presenceDelay);
+    this.laterTimer.unref?.();
   }
 
   /**
@@ -228,7 +246,7 @@ export class Rooms extends RoomMirrors {
       if (!theirs) continue;
       const o = { type, room: sub.room, channel: theirs.channel, user };
       if (all || other === slot) o.users = users;
-      this.notice(other, o);
+      this.notice(other, o, other !== slot);
     }
   }
 

@@ -45,6 +45,7 @@ export const DEFAULTS = {
   maxPendingRequests: 64,   // requests of one session in onRequest at once; past it: QUEUE_FULL
   maxSubscriptions: 64,     // rooms one session may be in (its hello's room included)
   presenceList: 100,        // presence carries the room's whole user list up to this many members
+  presenceDelay: 50,        // ms: the others' presence notices are written together this often (0: at once)
   ...LOG_DEFAULTS,          // each room's log: roomHistory, roomHistoryBytes, roomHistoryMs
 };
 

@@ -2427,6 +2427,22 @@ static void test_stalled_transport(void)
     sb_session_destroy(sv.s);
 }
 
+/* A MESSAGE frame with the FROM flag, seq 1 on channel 2, as a forger would write it. */
+static int stamped_frame(uint8_t *out, size_t cap, const uint8_t *payload, size_t n)
+{
+    sb_frame f;
+    int k;
+    sb_frame_init(&f, SB_FRAME_MESSAGE);
+    f.flags = SB_FRAME_F_FROM | SB_FRAME_F_ACK_REQ;
+    f.channel = 2;
+    f.seq = 1;
+    f.payload = payload;
+    f.payload_len = n;
+    k = sb_frame_write(&f, out, cap);
+    CHECK(k > 0);
+    return k;
+}
+
 /* The server stamps the sender and the room offset; the client reads both
  * and can stamp nothing itself; channel 1 takes the client's requests only. */
 static void test_relay_stamp(void)
@@ -2512,16 +2528,7 @@ static void test_relay_stamp(void)
     /* A client forging a stamp is a protocol error. */
     {
         uint8_t fb[64], payload[8] = {3, 'b', 'o', 'b', 1, 2, 3, 4};
-        sb_frame f;
-        int k;
-        sb_frame_init(&f, SB_FRAME_MESSAGE);
-        f.flags = SB_FRAME_F_FROM | SB_FRAME_F_ACK_REQ;
-        f.channel = 2;
-        f.seq = 1;
-        f.payload = payload;
-        f.payload_len = sizeof payload;
-        k = sb_frame_write(&f, fb, sizeof fb);
-        CHECK(k > 0);
+        int k = stamped_frame(fb, sizeof fb, payload, sizeof payload);
         clear(&down);
         sb_session_recv(sv.s, fb, (uint32_t)k, 0, now);
         drain(&sv, &down);
@@ -2532,22 +2539,13 @@ static void test_relay_stamp(void)
     {
         end c2 = {0}, sv2 = {0};
         uint8_t fb[64], payload[4] = {9, 'b', 'o', 'b'};
-        sb_frame f;
-        int k;
+        int k = stamped_frame(fb, sizeof fb, payload, sizeof payload);
         c2.s = sb_session_create(SB_SESSION_CLIENT, 3);
         CHECK_EQ(sb_session_start(c2.s, now), 0);
         drain(&c2, &up);
         clear(&up);
         clear(&down);
         handshake(&c2, &sv2, &up, &down, now, 0);
-        sb_frame_init(&f, SB_FRAME_MESSAGE);
-        f.flags = SB_FRAME_F_FROM | SB_FRAME_F_ACK_REQ;
-        f.channel = 2;
-        f.seq = 1;
-        f.payload = payload;
-        f.payload_len = sizeof payload;
-        k = sb_frame_write(&f, fb, sizeof fb);
-        CHECK(k > 0);
         sb_session_recv(c2.s, fb, (uint32_t)k, 0, now);
         drain(&c2, &up);
         CHECK_EQ(c2.disconnects, 1);

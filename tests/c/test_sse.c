@@ -450,6 +450,57 @@ static void test_max_attempts_and_retry_zero(void)
     sb_sse_destroy(NULL);
 }
 
+#define B(x) (const uint8_t *)(x), (uint32_t)strlen(x)
+
+/* Every status and content type into a verdict; Retry-After on 429/503 only. */
+static void test_response_verdicts(void)
+{
+    static const int retry[] = {408, 425, 429, 500, 502, 503, 504};
+    static const int fatal[] = {201, 301, 304, 400, 401, 403, 404, 410, 418, 501, 505};
+    sb_sse *s = sb_sse_create(0, 0, 100, 60000, 2, 0, 0);
+    const double wall = 784111777000.0; /* Sun, 06 Nov 1994 08:49:37 GMT */
+    CHECK_EQ(sb_sse_response(s, 200, B("text/event-stream"), NULL, 0, wall), SB_SSE_V_OPEN);
+    CHECK_EQ(sb_sse_response(s, 200, B(" Text/Event-Stream ; charset=utf-8"), NULL, 0, wall), SB_SSE_V_OPEN);
+    CHECK_EQ(sb_sse_response(s, 200, B("text/plain"), NULL, 0, wall), SB_SSE_V_BAD_TYPE);
+    CHECK_EQ(sb_sse_response(s, 200, B("text/event-streams"), NULL, 0, wall), SB_SSE_V_BAD_TYPE);
+    CHECK_EQ(sb_sse_response(s, 200, NULL, 0, NULL, 0, wall), SB_SSE_V_BAD_TYPE);
+    CHECK_EQ(sb_sse_response(s, 204, B("text/event-stream"), NULL, 0, wall), SB_SSE_V_NO_CONTENT);
+    for (size_t i = 0; i < sizeof retry / sizeof *retry; i++)
+        CHECK_EQ(sb_sse_response(s, retry[i], NULL, 0, NULL, 0, wall), SB_SSE_V_RETRY);
+    for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++)
+        CHECK_EQ(sb_sse_response(s, fatal[i], NULL, 0, NULL, 0, wall), SB_SSE_V_HTTP_ERROR);
+    /* Retry-After: seconds, then a date, each the floor of the next wait */
+    CHECK_EQ(sb_sse_connect(s, 0), SB_OK);
+    CHECK_EQ(sb_sse_response(s, 503, NULL, 0, B(" 7 "), wall), SB_SSE_V_RETRY);
+    CHECK_EQ(sb_sse_failed(s, 1000), SB_OK);
+    CHECK_EQ(sb_sse_deadline(s), 8000);
+    CHECK_EQ(sb_sse_connect(s, 8000), SB_OK);
+    CHECK_EQ(sb_sse_response(s, 429, NULL, 0, B("Sun, 06 Nov 1994 08:50:07 GMT"), wall), SB_SSE_V_RETRY);
+    CHECK_EQ(sb_sse_failed(s, 8000), SB_OK);
+    CHECK_EQ(sb_sse_deadline(s), 38000);
+    /* not on a 500, and not a date we can read: the plain backoff */
+    CHECK_EQ(sb_sse_connect(s, 40000), SB_OK);
+    CHECK_EQ(sb_sse_response(s, 500, NULL, 0, B("3600"), wall), SB_SSE_V_RETRY);
+    CHECK_EQ(sb_sse_failed(s, 40000), SB_OK);
+    CHECK(sb_sse_deadline(s) < 40000 + 3600e3);
+    CHECK_EQ(sb_sse_connect(s, 50000), SB_OK);
+    CHECK_EQ(sb_sse_response(s, 503, NULL, 0, B("soon"), wall), SB_SSE_V_RETRY);
+    CHECK_EQ(sb_sse_failed(s, 50000), SB_OK);
+    CHECK(sb_sse_deadline(s) < 50000 + 60000);
+    sb_sse_destroy(s);
+    /* the parser alone */
+    CHECK(sb_sse_parse_retry_after(B("120"), 0) == 120000);
+    CHECK(sb_sse_parse_retry_after(B("Thu, 01 Jan 1970 00:00:10 GMT"), 0) == 10000);
+    CHECK(sb_sse_parse_retry_after(B("Sat, 29 Feb 2020 23:59:59 GMT"), 0) == 1583020799000.0);
+    CHECK(sb_sse_parse_retry_after(B("Sun, 06 Nov 1994 08:49:37 UTC"), 0) == -1);
+    CHECK(sb_sse_parse_retry_after(B("Sun, 06 Foo 1994 08:49:37 GMT"), 0) == -1);
+    CHECK(sb_sse_parse_retry_after(B("Sunday, 06-Nov-94 08:49:37 GMT"), 0) == -1);
+    CHECK(sb_sse_parse_retry_after(B("-5"), 0) == -1);
+    CHECK(sb_sse_parse_retry_after(B("12345678901"), 0) == -1);
+    CHECK(sb_sse_parse_retry_after(B(""), 0) == -1);
+    CHECK(sb_sse_parse_retry_after(NULL, 3, 0) == -1);
+}
+
 int main(void)
 {
     RUN(test_conformance_any_split);
@@ -461,5 +512,6 @@ int main(void)
     RUN(test_states);
     RUN(test_max_attempts_and_retry_zero);
     RUN(test_retry_after);
+    RUN(test_response_verdicts);
     TEST_MAIN_END();
 }
