@@ -93,10 +93,10 @@ for (const job of Object.keys(jobs)) {
 
 // The relay for Node (docs/decisions.md, "The relay ships in the package"):
 // one ESM file, not minified (stack traces stay readable), ws and
-// better-sqlite3 left to the user's node_modules, the whole core found
+// better-sqlite3 and ioredis left to the user's node_modules, the whole core found
 // beside it (js/server/core-path.mjs swapped: dist/switchboard-relay.wasm). The
 // CLI loads that file rather than carrying a second copy.
-const node = { bundle: true, platform: 'node', format: 'esm', target: 'node18', legalComments: 'none', logLevel: 'warning', external: ['ws', 'better-sqlite3'] };
+const node = { bundle: true, platform: 'node', format: 'esm', target: 'node18', legalComments: 'none', logLevel: 'warning', external: ['ws', 'better-sqlite3', 'ioredis'] };
 const besideCore = {
   name: 'core-path',
   setup(b) {

@@ -36,8 +36,9 @@ export type SwitchboardErrorCode =
   | 'ABORTED'         // Socket.request: its signal aborted without a reason
   | 'REMOTE'          // Socket.request: the server failed the request without naming a code
   | 'CLOCK_SKEW'      // SharedState: remote stamps too far ahead of this clock, ignored
-  // the relay's (switchboard/server): why it closed a connection (4401, 4403)
-  | 'UNAUTHORIZED' | 'FORBIDDEN';
+  // the relay's (switchboard/server): why it closed a connection (4401, 4403;
+  // UNAVAILABLE: 1013, its store did not answer, e.g. Redis away)
+  | 'UNAUTHORIZED' | 'FORBIDDEN' | 'UNAVAILABLE';
 
 /** The one error type every switchboard API throws or rejects with. */
 export class SwitchboardError extends Error {

@@ -93,8 +93,13 @@ export interface RelayOptions {
   authorize?: (ctx: AuthorizeContext) => unknown;
   /** Answers `Socket.request()`; a throw or rejection answers with `{code, message}`. Default: echo. */
   onRequest?: (ctx: RequestContext) => unknown;
-  /** Default: a MemoryStore. */
-  store?: Store;
+  /** Default: a MemoryStore (or the RedisEngine of `redis`). */
+  store?: Store | RedisEngine;
+  /**
+   * Sessions, rooms and presence in this Redis (a `redis://` URL, or the URL with options), shared by every
+   * relay process given the same: `Relay.create` connects a RedisEngine (needs `ioredis`). docs/relay.md, "Engines".
+   */
+  redis?: string | ({ url: string } & RedisEngineOptions);
   /** Default: a LocalBus. */
   bus?: Bus;
   log?: (message: string) => void;
@@ -150,8 +155,8 @@ export class Relay {
   static create(options?: RelayOptions): Promise<Relay>;
   /** For an http(s) server's `upgrade` event. */
   handleUpgrade(request: UpgradeRequest, socket: unknown, head: Uint8Array): void;
-  /** Commits the sessions, closes every connection and the store. */
-  close(): void;
+  /** Commits the sessions, closes every connection and the store (a RedisEngine once its last commit returned: the promise). */
+  close(): void | Promise<void>;
   readonly stats: RelayStats;
 }
 
@@ -174,6 +179,30 @@ export class SqliteStore implements Store {
   load(): StoreRow[];
   commit(upserts: StoreRow[], deletes: string[]): void;
   close(): void;
+}
+
+export interface RedisEngineOptions {
+  /** Prefix of every key and channel (default `sb:`): relays that share rooms use the same. */
+  prefix?: string;
+  /** A process that has not refreshed its members this long has them leave (default 15000 ms). */
+  presenceTtlMs?: number;
+  /** A Redis command that has not answered in this long fails (default 5000 ms). */
+  commandTimeoutMs?: number;
+  /** Connecting: fail after this long (default 5000 ms). */
+  connectTimeoutMs?: number;
+  log?: (message: string) => void;
+}
+
+/**
+ * The relay's store and bus in one Redis 7 (ioredis, an optional peer dependency), shared by every relay
+ * process on it: sessions resume from any process, each room's log is a stream with offsets, fan-out and
+ * presence reach every process. Commits are one Lua script each, asynchronous; nothing is sent before one returns.
+ */
+export class RedisEngine {
+  /** Connects, and fails unless Redis answers within `connectTimeoutMs`. */
+  static connect(url: string, options?: RedisEngineOptions): Promise<RedisEngine>;
+  readonly shared: true;
+  close(): Promise<void>;
 }
 
 /** In-process fan-out (synchronous). */

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // switchboard-relay: the reference relay as a process (docs/relay.md).
 //   npx switchboard-relay [--port 8090] [--host 127.0.0.1] [--allowed-origin ORIGIN]...
-//                         [--db FILE] [--auth MODULE] [--max-connections N] … [--echo]
+//                         [--db FILE | --redis URL] [--auth MODULE] [--max-connections N] … [--echo]
 // Serves the relay on every path (or with --echo a plain echo server) and
 // prints one JSON line {"port": N} on stdout once listening; logs go to
 // stderr. Tests spawn it so they can kill -9 and restart it.
@@ -17,6 +17,8 @@ const OPTIONS = [
   ['allowed-origin', 'ORIGIN', 'a web origin whose pages may connect besides the relay\'s own: exact (https://app.example.com), a wildcard (https://*.example.com) or *; repeatable', 'none: same-origin pages and non-browser clients only'],
   ['db', 'FILE', 'keep the sessions in this SQLite file (needs better-sqlite3), so a restarted relay resumes them', 'none: in memory'],
   ['journal', 'FILE', 'older name for --db', 'none'],
+  ['redis', 'URL', 'keep sessions and rooms in Redis (needs ioredis), shared by every relay process given the same URL: fan-out, presence and resume across processes', 'none: in memory'],
+  ['presence-ttl-ms', 'MS', 'with --redis: a process that stops refreshing its members this long has them leave', '15000'],
   ['auth', 'MODULE', 'path or package name of a module whose default export (a function: authenticate; or {authenticate, authorize}) or named exports authenticate / authorize check every hello', 'none: anyone may connect, with the user its hello names'],
   ['max-connections', 'N', 'sockets at once, upgrades included; over it new ones get HTTP 503', '10000'],
   ['max-connections-per-address', 'N', 'sockets at once from one client address (behind a proxy every client shares one)', '100'],
@@ -105,6 +107,15 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 }
 const host = o.host ?? '127.0.0.1';
 const db = o.db ?? o.journal ?? null;
+if (db && o.redis) {
+  process.stderr.write('switchboard-relay: --db and --redis: one store only\n');
+  process.exit(2);
+}
+const presenceTtlMs = o['presence-ttl-ms'] === undefined ? undefined : Number(o['presence-ttl-ms']);
+if (presenceTtlMs !== undefined && !(presenceTtlMs >= 100)) {
+  process.stderr.write(`switchboard-relay: --presence-ttl-ms ${o['presence-ttl-ms']}: at least 100\n`);
+  process.exit(2);
+}
 
 let target;
 try {
@@ -119,6 +130,7 @@ try {
     : await Relay.create({
       ...limits(o),
       store: db ? await SqliteStore.open(db) : undefined,
+      redis: o.redis ? { url: o.redis, presenceTtlMs } : undefined,
       allowedOrigins: o['allowed-origin'],
       ...(o.auth ? await loadHooks(o.auth) : {}),
       log,
@@ -141,9 +153,16 @@ server.on('error', (e) => {
 server.listen(port, host, () => {
   const { port: p } = server.address();
   log(`switchboard-relay: ${o.echo ? 'echo' : 'relay'} on ws://${host.includes(':') ? `[${host}]` : host}:${p}/` +
-    (o.echo ? '' : `, origins: same-origin${o['allowed-origin'].map((x) => ` + ${x}`).join('')}, auth: ${o.auth || 'none'}, store: ${db || 'memory'}`));
+    (o.echo ? '' : `, origins: same-origin${o['allowed-origin'].map((x) => ` + ${x}`).join('')}, auth: ${o.auth || 'none'}, store: ${db || (o.redis ? `redis ${o.redis}` : 'memory')}`));
   process.stdout.write(JSON.stringify({ port: p }) + '\n');
 });
-const stop = () => { target.close(); server.close(); process.exit(0); };
+let stopping = false;
+const stop = async () => {
+  if (stopping) return;
+  stopping = true;
+  server.close();
+  try { await target.close(); } catch (e) { log(`switchboard-relay: closing: ${e?.message || e}`); }
+  process.exit(0);
+};
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

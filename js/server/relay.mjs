@@ -22,7 +22,8 @@
 //              channel 1, to the relay itself (subscriptions)
 //   store      the sessions that changed are committed (serialize() blobs)
 //              before anything that depends on them is sent: an ack leaves
-//              only once what it confirms is stored
+//              only once what it confirms is stored; on a shared engine
+//              (Redis, redis.mjs) asynchronously, by group commit (commits.mjs)
 //   timers     one timer per session, at session.deadline(), re-armed after
 //              every call into it
 //   limits     the session rate-limits what each connection sends (PAUSE:
@@ -47,21 +48,22 @@ import { SwitchboardError } from '../errors.js';
 import { ServerSession } from './session.mjs';
 import { SESSION_PROTOCOL, SS_DUPLICATES, CLOSE_TRY_AGAIN } from '../constants.js';
 import { LocalBus } from './bus.mjs';
-import { Rooms, RoomLog, Sub, roomName } from './rooms.mjs';
+import { Rooms, RoomLog } from './rooms.mjs';
 export { SYSTEM_CHANNEL } from './rooms.mjs';
 import { MemoryStore } from './store.mjs';
 import { OriginPolicy } from './guard.mjs';
 import { DEFAULTS, OPTION_KEYS, Slot, Conn, closeReason, closeCodeOf } from './slot.mjs';
-import { RelaySessions } from './sessions.mjs';
+import { RelayCommits } from './commits.mjs';
 
 const PAGE = 65536; // bytes in a wasm memory page
 
-
-export class Relay extends RelaySessions {
+export class Relay extends RelayCommits {
   /**
    * Use `await Relay.create(opts)`.
    * @param {object} opts see DEFAULTS; plus bus (Bus), store (MemoryStore |
-   *   SqliteStore), onRequest(ctx) => value | Promise, log(msg),
+   *   SqliteStore | RedisEngine), redis (a redis:// URL, or {url, prefix,
+   *   presenceTtlMs}: Relay.create connects a RedisEngine, the store and the
+   *   bus of every relay process on it), onRequest(ctx) => value | Promise, log(msg),
    *   sessionOptions ([[SO_*, value]…] for the sessions, after the above),
    *   allowedOrigins (string[]), authenticate({request, hello}) and
    *   authorize({request, hello, user, room}) (docs/relay.md)
@@ -97,8 +99,9 @@ export class Relay extends RelaySessions {
     this._touched = new Set();
     this._dirty = new Set();
     this._later = new Map(); // in-process store: id -> slot, serialized at close()
-    this._deleted = new Set();
+    this._deleted = new Map(); // id -> its generation (a shared engine deletes only its own)
     this._out = [];
+    this._engine(); // a shared engine (Redis): group commit (commits.mjs)
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: this.o.maxMessage,
@@ -119,6 +122,11 @@ export class Relay extends RelaySessions {
   }
 
   static async create(opts = {}) {
+    if (opts.redis && !opts.store) {
+      const { RedisEngine } = await import('./redis.mjs');
+      const r = typeof opts.redis === 'string' ? { url: opts.redis } : opts.redis;
+      opts = { ...opts, store: await RedisEngine.connect(r.url, { ...r, log: opts.log }) };
+    }
     // Its own instance of the whole core (both roles, its own heap), never a
     // job's core that the glue in the same process may have loaded.
     const w = opts.wasm || {};
@@ -202,12 +210,15 @@ export class Relay extends RelaySessions {
     return true;
   }
 
+  /** Stops; a shared engine is closed once its last commit has returned (the promise). */
   close() {
-    if (this.closed) return;
+    if (this.closed) return this._closing;
     this.closed = true;
     for (const slot of this._later.values()) this._dirty.add(slot);
     this._later.clear();
-    try { this._commit(); } catch (e) { this.log(`relay: the last commit: ${e.message}`); }
+    // A shared engine has everything that anyone was told about: what is
+    // still unstored was not acked, and its clients resend it.
+    if (!this.shared) try { this._commit(); } catch (e) { this.log(`relay: the last commit: ${e.message}`); }
     for (const c of this.conns) {
       if (c.slot && !c.slot.id) this._drop(c.slot); // pending
       c.ws.terminate();
@@ -216,9 +227,18 @@ export class Relay extends RelaySessions {
     for (const slot of this.sessions.values()) this._drop(slot);
     this.sessions.clear();
     this.rooms.close();
-    try { this.store.close(); } catch (e) { this.log(`relay: closing the store: ${e.message}`); }
+    const closeStore = () => {
+      try {
+        return Promise.resolve(this.store.close()).catch((e) => this.log(`relay: closing the store: ${e.message}`));
+      } catch (e) {
+        this.log(`relay: closing the store: ${e.message}`);
+      }
+      return undefined;
+    };
+    this._closing = this._inFlight ? this._inFlight.then(closeStore, closeStore) : closeStore();
     this.origins.destroy();
     this.wss.close();
+    return this._closing;
   }
 
   // ---- sessions ------------------------------------------------------------
@@ -234,27 +254,7 @@ export class Relay extends RelaySessions {
     }
     const rows = await this.store.load();
     const now = Date.now();
-    for (const row of rows) {
-      const slot = new Slot(this._session());
-      try {
-        slot.s.restore(row.blob, now);
-        slot.id = slot.s.id();
-        if (slot.id !== row.id) throw new SwitchboardError('CORRUPT', `stored as ${row.id}, holds ${slot.id}`);
-      } catch (e) {
-        this.log(`relay: stored session ${row.id} not restored: ${e.code || ''} ${e.message}`);
-        slot.s.destroy();
-        this._deleted.add(row.id);
-        continue;
-      }
-      slot.user = typeof row.user === 'string' ? row.user : '';
-      slot.owner = typeof row.owner === 'string' ? row.owner : null;
-      slot.echo = !!row.echo;
-      this.sessions.set(slot.id, slot);
-      const subs = Array.isArray(row.subs) ? row.subs.map(Sub.from).filter(Boolean) : [];
-      if (!subs.some((x) => x.channel === 0)) subs.push(new Sub(roomName(row.room) || 'lobby', 0, this.rooms.logOf(roomName(row.room) || 'lobby').next - 1, true));
-      for (const sub of subs.slice(0, this.o.maxSubscriptions)) this.rooms.join(slot, sub);
-      this._arm(slot);
-    }
+    for (const row of rows) this._restore(row, now);
     if (this._deleted.size) this._commit();
     if (this.sessions.size) this.log(`relay: restored ${this.sessions.size} sessions`);
     this.stats.sessions = this.sessions.size;
@@ -309,6 +309,11 @@ export class Relay extends RelaySessions {
     }
     const out = this._out;
     this._out = [];
+    if (this.shared) {
+      this._queue(out);
+      for (const slot of flushed) if (slot.s.h) this._arm(slot);
+      return;
+    }
     try {
       this._commit();
     } catch (e) {
@@ -341,6 +346,12 @@ export class Relay extends RelaySessions {
       else this._touched.clear();
       return;
     }
+    this._send(out);
+    for (const slot of flushed) if (slot.s.h) this._arm(slot);
+  }
+
+  /** The writes and closes of turns whose state is stored. */
+  _send(out) {
     for (const [conn, data, code, reason] of out) {
       const ws = conn.ws;
       try {
@@ -354,7 +365,6 @@ export class Relay extends RelaySessions {
         ws.terminate();
       }
     }
-    for (const slot of flushed) if (slot.s.h) this._arm(slot);
   }
 
   /**

@@ -10,7 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import { SwitchboardError } from '../errors.js';
 import { bytesOf } from '../session.js';
-import { SS_QUEUED, SS_QUEUED_BYTES, E_TOO_LARGE, SESSION_SYSTEM_CHANNEL } from '../constants.js';
+import { RoomMirrors } from './mirrors.mjs';
+import { SS_QUEUED, SS_QUEUED_BYTES, E_TOO_LARGE, CLOSE_TRY_AGAIN, SESSION_SYSTEM_CHANNEL } from '../constants.js';
 
 /** The relay's channel: presence, notices, subscription requests. */
 export const SYSTEM_CHANNEL = SESSION_SYSTEM_CHANNEL;
@@ -45,6 +46,15 @@ export class RoomLog {
   append(e, now) {
     e.offset = this.next++;
     e.at = now;
+    this.entries.push(e);
+    this.bytes += e.payload.length;
+    this.trim(now);
+    return e;
+  }
+
+  /** An entry that already has its offset (a shared engine gave it): appended in order. */
+  put(e, now) {
+    this.next = e.offset + 1;
     this.entries.push(e);
     this.bytes += e.payload.length;
     this.trim(now);
@@ -115,8 +125,9 @@ export const roomName = (r) => (typeof r === 'string' && r.length > 0 && r.lengt
  * what a turn touches (r._touched, r._dirty), failures (r._fail) and its
  * options, Bus, store, core and stats.
  */
-export class Rooms {
+export class Rooms extends RoomMirrors {
   constructor(relay) {
+    super();
     this.r = relay;
     /** room -> RoomLog; an in-process store keeps them (a new Relay on it finds them) */
     this.logs = relay.store.logs instanceof Map ? relay.store.logs : new Map();
@@ -126,12 +137,25 @@ export class Rooms {
     this.behind = new Set(); // slots with a subscription behind its room's log
     this.later = new Set(); // slots with presence queued, flushed together (presenceDelay)
     this.laterTimer = null;
+    // A shared engine (Redis) keeps the logs and fans out: this.logs are
+    // then this process's mirrors of them, each read once (prepare) and kept
+    // up to date by the engine's deliveries, in order.
+    this.shared = !!relay.store.shared;
+    this.preparing = new Map(); // room -> Promise of its mirror
+    this.idle = new Map(); // room -> timer: its mirror is dropped when no session here is in it
   }
 
   close() {
     clearTimeout(this.laterTimer);
     for (const r of this.map.values()) r.unsubscribe();
     this.map.clear();
+    for (const t of this.idle.values()) clearTimeout(t);
+    this.idle.clear();
+  }
+
+  /** A log as a store or an engine gives it back. */
+  restoreLog(room, epoch, next, entries, now) {
+    return RoomLog.restore(room, this.r.o, epoch, next, entries, now);
   }
 
   /** The room's log, started on first use. */
@@ -147,7 +171,8 @@ export class Rooms {
     if (!r) {
       r = { slots: new Set(), unsubscribe: null };
       this.map.set(sub.room, r);
-      r.unsubscribe = this.r.bus.subscribe(sub.room, (e) => this.r._turn(null, () => this.fanout(sub.room, e)));
+      r.unsubscribe = this.shared ? () => this.unused(sub.room)
+        : this.r.bus.subscribe(sub.room, (e) => this.r._turn(null, () => this.fanout(sub.room, e)));
     }
     r.slots.add(slot);
     slot.subs.set(sub.channel, sub);
@@ -172,6 +197,7 @@ export class Rooms {
     const r = this.map.get(room);
     const users = [];
     if (r) for (const slot of r.slots) if (slot.conn) users.push(slot.name);
+    if (this.shared) for (const m of this.r.store.members(room)) users.push(m.name);
     return users.sort();
   }
 
@@ -208,6 +234,7 @@ export class Rooms {
    * join then costs n small messages, not n lists).
    */
   presence(slot, type, sub) {
+    if (this.shared && slot.id) this.r.store.presence(type, sub.room, slot.id, slot.name);
     const r = this.map.get(sub.room);
     if (!r) return;
     const user = slot.name;
@@ -231,6 +258,10 @@ export class Rooms {
       this.notice(slot, sub
         ? { type: 'refused', room: sub.room, channel, code: 'FORBIDDEN', message: `not allowed to publish to ${JSON.stringify(sub.room.slice(0, 60))}` }
         : { type: 'refused', channel, code: 'NOT_FOUND', message: `channel ${channel} is not subscribed to a room` });
+      return;
+    }
+    if (this.shared) { // the engine gives it its offset and fans it out, once it is stored
+      this.appends.push([sub.room, { sid: slot.id, from: slot.name, flags, payload, at: Date.now() }]);
       return;
     }
     const e = this.logOf(sub.room).append({ sid: slot.id, from: slot.name, flags, payload, offset: 0, at: 0 }, Date.now());
@@ -377,6 +408,16 @@ export class Rooms {
     const since = q.since && typeof q.since === 'object' && typeof q.since.epoch === 'string' && Number.isInteger(q.since.offset) ? q.since : null;
     const done = (canPublish) => {
       if (!slot.s.h || slot.closed || !slot.id) return;
+      const ready = this.prepare([room]); // a shared engine: the room's mirror first
+      if (ready) {
+        // The store away: the connection is closed with 1013, and the Socket
+        // subscribes again when it is back (an error answer would end the Channel).
+        ready.then(() => this.r._turn(null, () => done(canPublish)), (e) => this.r._turn(slot.conn, () => {
+          if (!slot.s.h || slot.closed || !slot.conn) return;
+          throw Object.assign(new SwitchboardError('UNAVAILABLE', `the relay's store: ${String(e?.message || e).slice(0, 80)}`), { closeCode: CLOSE_TRY_AGAIN });
+        }, slot));
+        return;
+      }
       let sub = slot.subs.get(channel);
       const log = this.logOf(room);
       let recovered = true;

@@ -10,7 +10,7 @@ import {
   SESSION_CLOSED, SEV_WRITE, SEV_DISCONNECT, SEV_MESSAGE, SEV_REQUEST, SEV_CLOSED, SEV_DIRTY, SEV_HELLO, SEV_ERROR,
   SEV_DROP, SEV_PAUSE, FRAME_F_BINARY, CLOSE_TRY_AGAIN, CLOSE_REPLACED, CLOSE_AUTH, CLOSE_FORBIDDEN,
 } from '../constants.js';
-import { Sub, SYSTEM_CHANNEL } from './rooms.mjs';
+import { Sub, SYSTEM_CHANNEL, roomName } from './rooms.mjs';
 import { identityOf, refusal, step } from './guard.mjs';
 import { newId, parseHello, roomOf } from './slot.mjs';
 
@@ -46,10 +46,49 @@ export class RelaySessions {
   }
 
   /**
+   * With a shared engine (Redis) a session this process does not have may be
+   * in the store, stored by another process: claimed first (its generation
+   * goes up, so the other process can no longer store it), and the mirrors
+   * of its rooms read; then _admitNow in a turn of its own. The store away:
+   * 1013, the client comes back with backoff.
+   */
+  _admit(pending, h, user, canPublish) {
+    if (!this.shared) return this._admitNow(pending, h, user, canPublish);
+    const conn = pending.conn;
+    const asked = pending.s.id();
+    const known = asked ? this.sessions.get(asked) : null;
+    const alive = () => !!pending.s.h && !pending.closed && pending.conn === conn && conn.slot === pending;
+    const rooms = [roomOf(h)];
+    // Asked even when this process has it: another may have claimed it since
+    // (a notice of that lost while Redis was away), and then its copy here is stale.
+    const mine = known && !known.closed ? known.gen : 0;
+    const claim = asked ? this.store.claim(asked, this.authenticate ? user.id : undefined, mine) : Promise.resolve(null);
+    claim.then((row) => {
+      if (row && typeof row === 'object') {
+        rooms.push(roomName(row.room) || 'lobby');
+        for (const x of row.subs || []) if (Array.isArray(x) && roomName(x[1])) rooms.push(x[1]);
+      }
+      return Promise.resolve(this.rooms.prepare(rooms)).then(() => row);
+    }).then((row) => this._turn(conn, () => {
+      if (row === 'forbidden') throw refusal(CLOSE_FORBIDDEN, 'the session belongs to another user');
+      if (row && typeof row === 'object') {
+        const stale = this.sessions.get(row.id);
+        if (stale) this._evict(stale, CLOSE_REPLACED, 'REPLACED: taken over on another relay process');
+        this._restore(row);
+      }
+      if (!alive()) return; // claimed, and detached here until its client comes back
+      this._admitNow(pending, h, user, canPublish);
+    }), (e) => this._turn(conn, () => {
+      if (!alive()) return;
+      throw Object.assign(new SwitchboardError('UNAVAILABLE', `the relay's store: ${e?.message || e}`), { closeCode: CLOSE_TRY_AGAIN });
+    })).catch((e) => this.log(`relay: admitting: ${e?.stack || e}`));
+  }
+
+  /**
    * Take over the session the hello names, or a new one; user: {id, name}
    * from authenticate, or null; canPublish: to the hello's room.
    */
-  _admit(pending, h, user, canPublish) {
+  _admitNow(pending, h, user, canPublish) {
     const conn = pending.conn;
     const room = roomOf(h);
     const now = Date.now();
@@ -137,7 +176,7 @@ export class RelaySessions {
     if (slot.id && this.sessions.get(slot.id) === slot) {
       this.sessions.delete(slot.id);
       this.rooms.leaveAll(slot);
-      this._deleted.add(slot.id);
+      this._deleted.set(slot.id, slot.gen);
       this.stats.sessions = this.sessions.size;
     }
     this._drop(slot);
@@ -280,9 +319,9 @@ export class RelaySessions {
     // A store that lives in this process only needs the state when the
     // relay goes (close() commits everything then): no serializing per turn.
     if (this.store.inProcess && !this.closed) {
-      for (const id of this._deleted) this._later.delete(id);
+      for (const id of this._deleted.keys()) this._later.delete(id);
       for (const slot of this._dirty) if (slot.id) this._later.set(slot.id, slot);
-      this.store.commit([], [...this._deleted]);
+      this.store.commit([], [...this._deleted.keys()]);
       this._dirty.clear();
       this._deleted.clear();
       return;
@@ -292,7 +331,7 @@ export class RelaySessions {
       if (!slot.s.h || !slot.id || this.sessions.get(slot.id) !== slot) continue;
       upserts.push({ id: slot.id, room: slot.room, user: slot.user, owner: slot.owner, echo: slot.echo, subs: [...slot.subs.values()].map((x) => x.toJSON()), blob: slot.s.serialize() });
     }
-    const deletes = [...this._deleted];
+    const deletes = [...this._deleted.keys()];
     const logs = new Map();
     for (const [room, e] of this.rooms.appends) {
       const log = this.rooms.logOf(room);

@@ -111,6 +111,7 @@ export class Slot {
     this.hello = null;   // pending: the client's hello, until decided
     this.closed = false; // SEV_CLOSED seen
     this.pending = 0;    // its requests in onRequest
+    this.gen = 1;        // a shared engine's generation of it: another process's claim raises it
   }
 
   get room() { return this.subs.get(0)?.room ?? 'lobby'; }
