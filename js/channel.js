@@ -28,6 +28,7 @@ export class Channel extends EventTarget {
     this.offset = since ? since.offset : 0;
     /** Users in the room (presence), as the relay names them. */
     this.users = [];
+    this._presenceSeen = 0;
     /** Whether the relay lets this client publish here (null until subscribed). */
     this.publish = null;
     this.#ready = {};
@@ -68,6 +69,7 @@ export class Channel extends EventTarget {
   /** Ask the relay for the room from where this channel is (each time the Socket opens). */
   _subscribe() {
     const q = { op: 'subscribe', room: this.room, channel: this.channel };
+    const seen = this._presenceSeen; // a notice newer than this answer's list wins over it
     if (this.epoch) q.since = { epoch: this.epoch, offset: this.offset };
     this.#socket.request(JSON.stringify(q), { channel: SYSTEM }).then((text) => {
       if (this.state === 'unsubscribed') return;
@@ -75,7 +77,7 @@ export class Channel extends EventTarget {
       const had = this.epoch !== null && q.since;
       this.epoch = r.epoch;
       if (r.recovered === false || !had) this.offset = r.offset;
-      this.users = Array.isArray(r.users) ? r.users : [];
+      if (seen === this._presenceSeen) this.users = Array.isArray(r.users) ? r.users : [];
       this.publish = r.publish !== false;
       if (had && r.recovered === false) this.dispatchEvent(event('unrecovered', { room: this.room, since: q.since }));
       if (this.state === 'subscribing') {
@@ -101,6 +103,7 @@ export class Channel extends EventTarget {
   /** A notice of the relay about this room. */
   _notice(n) {
     if (n.type === 'join' || n.type === 'leave') {
+      this._presenceSeen++;
       if (Array.isArray(n.users)) this.users = n.users;
       else if (n.type === 'join') this.users = [...this.users, n.user].sort();
       else {
