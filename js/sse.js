@@ -411,15 +411,20 @@ export class EventStream extends EventTarget {
     }
   }
 
-  // Drop the current attempt (request or timer) without firing anything.
-  _hang() {
-    const c = core();
+  // Stop the current attempt's timer, request and native EventSource.
+  _stopAttempt() {
     if (this._timer) clearTimeout(this._timer);
     this._timer = null;
     this._ac?.abort();
     this._ac = null;
     if (this._es) this._es.close();
     this._es = null;
+  }
+
+  // Drop the current attempt (request or timer) without firing anything.
+  _hang() {
+    const c = core();
+    this._stopAttempt();
     const s = c.fn.sb_sse_state(this._h);
     if (s === SSE_CONNECTING || s === SSE_OPEN) c.fn.sb_sse_failed(this._h, now());
   }
@@ -427,12 +432,7 @@ export class EventStream extends EventTarget {
   _finish(reason, err) {
     if (this._closed) return;
     this._closed = true;
-    if (this._timer) clearTimeout(this._timer);
-    this._timer = null;
-    this._ac?.abort();
-    this._ac = null;
-    if (this._es) this._es.close();
-    this._es = null;
+    this._stopAttempt();
     if (this._signal) this._signal.removeEventListener('abort', this._onAbort);
     if (this._onVisibility) document.removeEventListener('visibilitychange', this._onVisibility);
     if (this._parser) {
