@@ -8,7 +8,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:http';
 import { createServer as netServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,19 +19,12 @@ import { Socket } from '../../js/socket.js';
 import { Relay } from '../../js/server/index.mjs';
 import { SessionClient } from './session-client.mjs';
 import { SS_QUEUED, CLOSE_REPLACED, CLOSE_FORBIDDEN } from '../../js/constants.js';
+import { kill9, serve, sleep, until } from './net.mjs';
 
 const RELAY_CLI = fileURLToPath(new URL('../../js/server/relay-cli.mjs', import.meta.url));
 const HAVE_REDIS = spawnSync('redis-server', ['--version']).status === 0;
 const skip = HAVE_REDIS ? false : 'redis-server is not installed (.ci/setup installs it)';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(fn, what, ms = 15000) {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(10);
-  }
-}
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -88,21 +80,7 @@ function startRelay(redisUrl, extra = []) {
   });
 }
 
-async function kill9(r) {
-  if (r.child.exitCode !== null || r.child.signalCode) return;
-  const gone = new Promise((ok) => r.child.once('exit', ok));
-  r.child.kill('SIGKILL');
-  await gone;
-}
 
-async function serve(relay) {
-  const srv = createServer();
-  const conns = new Set();
-  srv.on('connection', (c) => { conns.add(c); c.on('close', () => conns.delete(c)); });
-  srv.on('upgrade', (req, socket, head) => relay.handleUpgrade(req, socket, head));
-  await new Promise((ok) => srv.listen(0, '127.0.0.1', ok));
-  return { url: `ws://127.0.0.1:${srv.address().port}/`, close: () => { for (const c of conns) c.destroy(); srv.close(); } };
-}
 
 const running = new Set();
 const clients = new Set();
