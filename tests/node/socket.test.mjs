@@ -382,6 +382,29 @@ test('a request outlives a reconnect and fails cleanly on timeout and close', as
   await s.kill();
 });
 
+test('request errors: the library\'s codes as they are, an application\'s own as REMOTE with remoteCode, a bare throw as INTERNAL', async () => {
+  const relay = await Relay.create({
+    log: () => {},
+    onRequest: ({ data }) => {
+      if (data === 'app') throw Object.assign(new Error('not yours'), { code: 'E_NOT_YOURS' });
+      if (data === 'lib') return Promise.reject(Object.assign(new Error('no'), { code: 'FORBIDDEN' }));
+      throw new Error('secret path /srv/app/db.sqlite');
+    },
+  });
+  const s = await serve(relay);
+  const sock = new Socket(s.url, { WebSocket, ...FAST });
+  try {
+    await once(sock, 'open');
+    await assert.rejects(sock.request('app'), (e) => e.code === 'REMOTE' && e.remoteCode === 'E_NOT_YOURS' && e.message === 'not yours');
+    await assert.rejects(sock.request('lib'), (e) => e.code === 'FORBIDDEN' && e.remoteCode === undefined);
+    await assert.rejects(sock.request('bare'), (e) => e.code === 'INTERNAL' && !/secret/.test(e.message));
+  } finally {
+    sock.close();
+    relay.close();
+    await s.kill();
+  }
+});
+
 test('the URL provider is asked before every attempt (fresh token each time)', async () => {
   const relay = await Relay.create();
   const s = await serve(relay);
