@@ -455,8 +455,29 @@ test('a client away for longer than the relay\'s bounded history is told about t
   await s.kill();
 });
 
-test('options are validated', () => {
+test('options are validated in the constructor; reconnect.minDelay 0 means as fast as the backoff goes', async () => {
   assert.throws(() => new Socket('ws://127.0.0.1:9/', { WebSocket, queue: { overflow: 'lose-it' } }), { code: 'INVALID' });
+  assert.throws(() => new Socket('ws://127.0.0.1:9/', { WebSocket, reconnect: { connectTimeout: 0 } }), { code: 'INVALID' });
+  assert.throws(() => new Socket('ws://127.0.0.1:9/', { WebSocket, reconnect: { minDelay: -1 } }), { code: 'INVALID' });
+  const relay = await Relay.create();
+  let s = await serve(relay);
+  const port = s.port;
+  const sock = new Socket(s.url, { WebSocket, heartbeat: false, reconnect: { minDelay: 0, maxDelay: 50 } });
+  const errors = [];
+  sock.onerror = (e) => errors.push(e.error);
+  try {
+    await once(sock, 'open');
+    await s.kill();
+    await once(sock, 'reconnecting');
+    s = await serve(relay, port);
+    await once(sock, 'open');
+    assert.equal(await sock.request('again'), 'again');
+    assert.deepEqual(errors, []);
+  } finally {
+    sock.close();
+    relay.close();
+    await s.kill();
+  }
 });
 
 
