@@ -7,7 +7,7 @@
 // a new transport of the same session (resume: nothing lost, nothing twice).
 import {
   SESSION_PROTOCOL, HTTP_PARAM, HTTP_SEQ, HTTP_OPEN, HTTP_HEADER, HTTP_MAX_RECORD, HTTP_BINARY, HTTP_TEXT,
-  HTTP_CLOSE, HTTP_READY, CLOSE_NORMAL,
+  HTTP_CLOSE, HTTP_READY, HTTP_POST_BYTES, CLOSE_NORMAL,
 } from './constants.js';
 
 const encoder = new TextEncoder(), decoder = new TextDecoder();
@@ -123,7 +123,8 @@ export class HttpTransport {
     if (this.inFlight || !this.pending.length || this.readyState === 3) return;
     const parts = [];
     let size = 0;
-    while (this.pending.length && (!parts.length || size + this.pending[0].length <= this.maxPost)) {
+    const cap = Math.min(this.maxPost, HTTP_POST_BYTES);
+    while (this.pending.length && (!parts.length || size + this.pending[0].length <= cap)) {
       const r = this.pending.shift();
       parts.push(r);
       size += r.length;
@@ -250,13 +251,14 @@ export class Transports {
     const end = (ok) => {
       if (this.probe !== ws) return;
       this.probe = null;
-      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
       try { ws.close(CLOSE_NORMAL); } catch { /* closed */ }
       this.#verdict(ok, confirm);
     };
     // It works once the relay's first message (its greeting) came through.
     ws.onmessage = () => end(ws.protocol === SESSION_PROTOCOL);
     ws.onclose = () => end(false);
+    ws.onerror = () => {}; // its close says it (and `ws` in Node throws an error nobody listens to)
   }
 
   #verdict(ok, confirm) {
@@ -286,7 +288,7 @@ export class Transports {
     if (this.probe) {
       const ws = this.probe;
       this.probe = null;
-      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
       try { ws.close(CLOSE_NORMAL); } catch { /* closed */ }
     }
   }

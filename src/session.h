@@ -333,6 +333,9 @@ SB_EXPORT double sb_session_stat(const sb_session *s, int which);
 #define SB_HTTP_OPEN "open"
 #define SB_HTTP_HEADER 5
 #define SB_HTTP_MAX_RECORD 16777216 /* a client reads no longer record (8 MiB messages, with room) */
+/* A client packs records into one POST up to this many bytes (a record
+ * over it goes alone): below nginx's default client_max_body_size (1 MiB). */
+#define SB_HTTP_POST_BYTES 524288
 enum sb_http_record {
     SB_HTTP_BINARY = 1,    /* a binary transport message */
     SB_HTTP_TEXT = 2,      /* a text one (UTF-8) */

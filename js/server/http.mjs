@@ -36,9 +36,10 @@ function cors(req) {
   return typeof o === 'string' ? { 'access-control-allow-origin': o, 'access-control-allow-credentials': 'true', vary: 'Origin' } : {};
 }
 
+/** An answer that is not a stream; an origin refused gets no CORS headers (its page reads nothing). */
 function refuse(req, res, status, text, extra = {}) {
   if (res.headersSent) { res.destroy(); return; }
-  res.writeHead(status, { 'content-type': 'text/plain', 'cache-control': 'no-store', connection: 'close', ...cors(req), ...extra });
+  res.writeHead(status, { 'content-type': 'text/plain', 'cache-control': 'no-store', connection: 'close', ...(status === 403 ? {} : cors(req)), ...extra });
   res.end(`${text}\n`);
 }
 
@@ -196,10 +197,12 @@ export class HttpTransport {
     const stream = this.streams.get(id);
     if (!stream || stream.readyState !== 1) {
       req.resume();
+      this.relay.log(`relay: 404 for ${req.socket?.remoteAddress}: POST for ${stream ? 'a closing' : 'no such'} stream (http)`);
       refuse(req, res, 404, 'no such stream');
       return;
     }
     const fail = (status, text, code) => {
+      this.relay.log(`relay: ${status} for ${req.socket?.remoteAddress}: ${text}; closing its stream with ${code} (http)`);
       refuse(req, res, status, text);
       req.destroy();
       stream.close(code, `${code === CLOSE_TOO_BIG ? 'TOO_LARGE' : code === CLOSE_TRY_AGAIN ? 'TIMEOUT' : 'BAD_FRAME'}: ${text}`);
