@@ -258,9 +258,6 @@ export class HttpTransport {
     });
   }
 
-  close() {
-    for (const s of [...this.streams.values()]) s.terminate();
-  }
 }
 
 /** A POST body's records, or null if it is not a whole number of client records. */
