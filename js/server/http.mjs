@@ -103,7 +103,7 @@ export class HttpStream extends EventEmitter {
   deliver(records, i, done) {
     this.held = null;
     for (; i < records.length; i++) {
-      if (this.readyState === 3) break;
+      if (this.readyState !== 1) break; // the session closed it: the rest is not read
       if (this.paused) { this.held = [records, i, done]; return; }
       const [type, bytes] = records[i];
       if (type === HTTP_CLOSE) {
