@@ -63,9 +63,7 @@ export async function setup(dir, name) {
   return s;
 }
 
-// What a blocked upgrade, a probe and a killed relay leave in the console
-// (nginx's own 502 page carries no CORS headers: Chromium reports those too).
-export const unexpected = (errors) => errors.filter((e) => !/^WebSocket connection to .* failed|Failed to load resource|net::ERR_|status of 50[23]|has been blocked by CORS policy/.test(e));
+export { unexpected } from './harness.mjs';
 
 export const OPTS = { reconnect: { minDelay: 20, maxDelay: 300, connectTimeout: 3000 }, heartbeat: { interval: 1000, timeout: 1000 } };
 
@@ -96,4 +94,24 @@ export async function page(url, user, opts = {}) {
     window.sock = s;
   }, { url, user, opts });
   return { page: p, ctx, errors };
+}
+
+/** Both sides send N messages, k every 5 ms: the page `p0`…, sock `${prefix}0`…; sock's count and end. */
+export async function pump(p, sock, N, prefix, k = 10) {
+  await p.evaluate(([N, k]) => {
+    window.pump = (async () => {
+      for (let i = 0; i < N;) {
+        for (let j = 0; j < k && i < N; j++, i++) window.sock.send(`p${i}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+  }, [N, k]);
+  const st = { sent: 0 };
+  st.done = (async () => {
+    while (st.sent < N) {
+      for (let j = 0; j < k && st.sent < N; j++, st.sent++) sock.send(`${prefix}${st.sent}`);
+      await sleep(5);
+    }
+  })();
+  return st;
 }

@@ -14,7 +14,7 @@ import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
 import { useBrowserAndServer } from './harness.mjs';
 import { NGINX, stop, sleep, procs } from '../node/redis-procs.mjs';
-import { setup, until, unexpected, OPTS, page } from './http-proxy.mjs';
+import { setup, until, unexpected, OPTS, page, pump } from './http-proxy.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const skip = NGINX ? false : 'nginx is not installed (.ci/setup installs nginx-light)';
@@ -46,21 +46,7 @@ test('behind nginx without upgrades: 10,000 messages each way while the relay is
   try {
     await until(() => node.readyState === 1 && node.stats().transport === 'http', 'node open over HTTP');
     await until(() => p.evaluate(() => window.sock.readyState === 1 && window.sock.stats().transport === 'http'), 'the page open over HTTP');
-    await p.evaluate((N) => {
-      window.pump = (async () => {
-        for (let i = 0; i < N;) {
-          for (let k = 0; k < 20 && i < N; k++, i++) window.sock.send(`p${i}`);
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      })();
-    }, N);
-    let sent = 0;
-    const pump = (async () => {
-      while (sent < N) {
-        for (let k = 0; k < 20 && sent < N; k++, sent++) node.send(`n${sent}`);
-        await sleep(5);
-      }
-    })();
+    const out = await pump(p, node, N, 'n', 20);
     const opens = async () => [node.stats().opens, await p.evaluate(() => window.sock.stats().opens)];
     for (let i = 0; i < 10; i++) {
       await sleep(200 + Math.random() * 400);
@@ -69,9 +55,9 @@ test('behind nginx without upgrades: 10,000 messages each way while the relay is
       await sleep(Math.random() * 200);
       s.relay = await s.startRelay();
       await until(async () => { const [x, y] = await opens(); return x > a && y > b; }, `both back after kill ${i + 1}`);
-      if (process.env.SB_DEBUG) console.log(`# kill ${i + 1}: node sent ${sent} got ${got.length}, page got ${await p.evaluate(() => window.got.length)}`);
+      if (process.env.SB_DEBUG) console.log(`# kill ${i + 1}: node sent ${out.sent} got ${got.length}, page got ${await p.evaluate(() => window.got.length)}`);
     }
-    await pump;
+    await out.done;
     try {
       await until(async () => got.length >= N && (await p.evaluate(() => window.got.length)) >= N, 'everything delivered', 60e3);
     } catch (e) {

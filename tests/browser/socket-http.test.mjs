@@ -17,7 +17,7 @@ import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
 import { useBrowserAndServer, server } from './harness.mjs';
 import { NGINX, RELAY_CLI, freePort, start, stop, sleep, procs } from '../node/redis-procs.mjs';
-import { setup as proxied, until, unexpected, OPTS, page } from './http-proxy.mjs';
+import { setup as proxied, until, unexpected, OPTS, page, pump } from './http-proxy.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const skip = NGINX ? false : 'nginx is not installed (.ci/setup installs nginx-light)';
@@ -91,26 +91,12 @@ test('nginx reloaded to pass upgrades mid-session: the Socket moves to WebSocket
   try {
     await until(() => bob.readyState === 1, 'bob open');
     await until(() => p.evaluate(() => window.sock.readyState === 1 && window.sock.stats().transport === 'http'), 'the page open over HTTP');
-    await p.evaluate((N) => {
-      window.pump = (async () => {
-        for (let i = 0; i < N;) {
-          for (let k = 0; k < 10 && i < N; k++, i++) window.sock.send(`p${i}`);
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      })();
-    }, N);
-    let sent = 0;
-    const pump = (async () => {
-      while (sent < N) {
-        for (let k = 0; k < 10 && sent < N; k++, sent++) bob.send(`b${sent}`);
-        await sleep(5);
-      }
-    })();
-    await until(() => sent > N / 4, 'traffic first');
+    const out = await pump(p, bob, N, 'b');
+    await until(() => out.sent > N / 4, 'traffic first');
     s.allowUpgrades();
     await until(() => p.evaluate(() => window.sock.stats().transport === 'websocket'), 'the page on WebSocket', 30e3);
-    assert.ok(sent < N, 'moved while messages flowed');
-    await pump;
+    assert.ok(out.sent < N, 'moved while messages flowed');
+    await out.done;
     await until(async () => got.length >= N && (await p.evaluate(() => window.got.length)) >= N, 'everything delivered', 60e3);
     await sleep(300);
     const r = await p.evaluate(() => ({ got: window.got, moves: window.moves, ids: window.ids.size, st: window.sock.stats() }));
