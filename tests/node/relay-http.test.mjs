@@ -214,3 +214,32 @@ test('caps: streams count as connections (503 past maxConnections); the rate lim
   assert.deepEqual(b.got, Array.from({ length: N }, (_, i) => `r${i}`));
   assert.deepEqual(a.stats().transport, 'http');
 });
+
+test('authentication as over WebSocket: authenticate reads the open request; refused credentials close 4401, a room not theirs 4403; the relay stamps who it is', async () => {
+  const hooks = await import('./relay-auth.mjs');
+  const r = await Relay.create({ authenticate: hooks.authenticate, authorize: hooks.authorize });
+  const sv = await serve(r);
+  const made = [];
+  const sock = (query, room) => {
+    const s = new Socket(`${sv.url}?${query}`, { transports: ['http'], hello: { room } });
+    s.onerror = () => {};
+    made.push(s);
+    return s;
+  };
+  const closeOf = (s) => new Promise((ok) => s.addEventListener('close', (e) => ok(e.code), { once: true }));
+  try {
+    const ann = sock('token=tok-ann', 'sec'), bob = sock('token=tok-bob', 'sec');
+    const heard = [];
+    ann.onmessage = (e) => { if (e.channel === 0) heard.push([e.from, e.data]); };
+    await until(() => ann.readyState === 1 && bob.readyState === 1, 'both in');
+    bob.send('hi');
+    await until(() => heard.length === 1, 'ann hears bob');
+    assert.deepEqual(heard, [['bob', 'hi']]);
+    assert.equal(await closeOf(sock('token=nope', 'sec')), 4401);
+    assert.equal(await closeOf(sock('token=tok-eve', 'staff')), 4403);
+  } finally {
+    for (const s of made) s.close();
+    await sv.kill();
+    await r.close();
+  }
+});
