@@ -179,7 +179,8 @@ export class HttpTransport {
  * failed `fallbackAfter` times in a row; then one attempt over HTTP. If
  * that opens, a WebSocket probe runs at once: a probe that fails while
  * HTTP works means blocked (stay, `statechange` reason 'blocked'), one that
- * works means it was an outage, not a proxy (back to WebSocket). A server
+ * works means it was an outage, not a proxy (back to WebSocket), and one
+ * that fails after HTTP went too says nothing (an outage again). A server
  * that answers nothing fails the HTTP attempt too: no move. While on HTTP
  * a probe runs every probeInterval (doubling to 16 times it while it
  * fails); once one works, the session moves back ('upgrade').
@@ -207,6 +208,7 @@ export class Transports {
     this.fails = 0;
     this.trying = null; // the kind the attempt in progress opened
     this.probe = null;
+    this.last = null; // the last HttpTransport opened
     this.timer = null;
     this.delay = this.interval;
   }
@@ -215,7 +217,9 @@ export class Transports {
   open(url, protocols) {
     const http = this.http && (this.onHttp || (this.ws && this.fails >= this.after));
     this.trying = http ? 'http' : 'websocket';
-    return http ? new HttpTransport(url, this.fetch) : new this.WS(url, protocols);
+    if (!http) return new this.WS(url, protocols);
+    this.last = new HttpTransport(url, this.fetch);
+    return this.last;
   }
 
   /** The attempt's transport opened. */
@@ -268,6 +272,10 @@ export class Transports {
       this.delay = this.interval;
       if (!confirm) this.host.moved('websocket', 'upgrade');
       else this.host.moved('websocket', null); // an outage: back at once, quietly
+      return;
+    }
+    if (confirm && this.last?.readyState !== 1) {
+      this.fails = 0; // HTTP went as well: an outage, no verdict
       return;
     }
     if (confirm) {
