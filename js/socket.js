@@ -352,7 +352,8 @@ export class Socket extends EventTarget {
     const closing = this.#s && this.#s.state === SESSION_CLOSING;
     if (!closing) {
       this.#ws = null;
-      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.onerror = () => {}; // `ws` in Node reports closing a connecting socket as an error: not ours any more
     }
     try { ws.close(closing ? this.#closeInfo.code : code, (closing ? this.#closeInfo.reason : reason).slice(0, 120)); } catch { /* closed */ }
   }
