@@ -81,7 +81,7 @@ test('behind nginx without upgrades: the Socket moves to HTTP and chats, request
 });
 
 test('nginx reloaded to pass upgrades mid-session: the Socket moves to WebSocket, nothing lost or doubled', { skip, timeout: 120e3 }, async () => {
-  const N = 4000;
+  const N = 6000; // 4 every 5 ms each way: the move comes while they flow
   const s = await setup('upgrade');
   const { page: p, ctx, errors } = await page(s.url, 'page', { ...OPTS, http: { probeInterval: 300 } });
   const bob = new Socket(s.direct, { WebSocket, ...OPTS, hello: { room: 'chat', user: 'bob' } });
@@ -91,7 +91,7 @@ test('nginx reloaded to pass upgrades mid-session: the Socket moves to WebSocket
   try {
     await until(() => bob.readyState === 1, 'bob open');
     await until(() => p.evaluate(() => window.sock.readyState === 1 && window.sock.stats().transport === 'http'), 'the page open over HTTP');
-    const out = await pump(p, bob, N, 'b');
+    const out = await pump(p, bob, N, 'b', 4);
     await until(() => out.sent > N / 4, 'traffic first');
     s.allowUpgrades();
     await until(() => p.evaluate(() => window.sock.stats().transport === 'websocket'), 'the page on WebSocket', 30e3);
