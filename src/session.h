@@ -322,4 +322,26 @@ SB_EXPORT int sb_session_state(const sb_session *s);
 SB_EXPORT int sb_session_mode(const sb_session *s);
 SB_EXPORT double sb_session_stat(const sb_session *s, int which);
 
+/* The same session over plain HTTP, for where a proxy blocks the WebSocket
+ * upgrade (docs/protocol.md §13): the server's transport messages come as
+ * records of one streaming response, the client's go as records in the
+ * bodies of POSTs. A record is a type byte, a 4-byte big-endian length and
+ * that many bytes. The request's query names the stream (SB_HTTP_PARAM: "open", or
+ * the stream's id with SB_HTTP_SEQ, the POST's number from 1). */
+#define SB_HTTP_PARAM "sb_http"
+#define SB_HTTP_SEQ "sb_n"
+#define SB_HTTP_OPEN "open"
+#define SB_HTTP_HEADER 5
+#define SB_HTTP_MAX_RECORD 16777216 /* a client reads no longer record (8 MiB messages, with room) */
+/* A client packs records into one POST up to this many bytes (a record
+ * over it goes alone): below nginx's default client_max_body_size (1 MiB). */
+#define SB_HTTP_POST_BYTES 524288
+enum sb_http_record {
+    SB_HTTP_BINARY = 1,    /* a binary transport message */
+    SB_HTTP_TEXT = 2,      /* a text one (UTF-8) */
+    SB_HTTP_CLOSE = 3,     /* the end: a 2-byte big-endian close code, then the reason */
+    SB_HTTP_READY = 4,     /* server, first: JSON {"id", "maxPost"} (the id names the stream in POSTs) */
+    SB_HTTP_KEEPALIVE = 5  /* server: nothing, so that no proxy times a quiet stream out */
+};
+
 #endif
