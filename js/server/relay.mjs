@@ -95,6 +95,7 @@ export class Relay extends RelayCommits {
     this.closed = false;
     // One turn at a time (everything is synchronous inside it).
     this._inTurn = false;
+    this._settling = null; // the pending setImmediate of _settleSoon
     this._quiet = false;
     this._touched = new Set();
     this._dirty = new Set();
@@ -236,6 +237,8 @@ export class Relay extends RelayCommits {
       return undefined;
     };
     this._closing = this._inFlight ? this._inFlight.then(closeStore, closeStore) : closeStore();
+    clearImmediate(this._settling);
+    this._settling = null;
     this.origins.destroy();
     this.wss.close();
     return this._closing;
@@ -279,13 +282,36 @@ export class Relay extends RelayCommits {
       } catch (e) {
         this._fail(conn, e, slot); // the slot too: a detached one must still be re-armed
       }
-      this._settle();
-    } catch (e) {
-      this.stats.errors++;
-      this.log(`relay: ${e?.stack || e}`);
     } finally {
       this._inTurn = false;
     }
+    this._settleSoon();
+  }
+
+  /**
+   * One settle for every turn of this pass of the event loop: once the
+   * WebSocket messages that were ready together have all been fed in
+   * (setImmediate runs after the poll phase), each session they touched is
+   * flushed once, so a recipient of several room messages gets them in one
+   * batch, one write, one deflate, instead of one of each per message. An
+   * idle relay settles right after the one message; a loaded one batches
+   * more the more it has to do (docs/decisions.md, "Fan-out in batches").
+   */
+  _settleSoon() {
+    if (this._settling || this.closed) return;
+    this._settling = setImmediate(() => {
+      this._settling = null;
+      if (this.closed) return;
+      this._inTurn = true; // what a flush causes (a Bus delivery) runs inside it
+      try {
+        this._settle();
+      } catch (e) {
+        this.stats.errors++;
+        this.log(`relay: ${e?.stack || e}`);
+      } finally {
+        this._inTurn = false;
+      }
+    });
   }
 
   /** Flush every touched session, commit the dirty ones, then send. */
