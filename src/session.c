@@ -1691,6 +1691,13 @@ int sb_session_relay(sb_session *s, uint32_t channel, int flags, double offset,
         nfrom == 0 || nfrom > 255 || (!data && n) || n > 0x7fffffffu - 256 ||
         !(offset >= 0 && offset <= 0xffffffffu) || offset != (uint32_t)offset)
         return SB_E_INVALID;
+    /* A window already full takes nothing: the host still has the message
+     * (a room's log) and hands it once the client has confirmed some; no
+     * eviction, no drop, so nothing is lost for a slow reader. */
+    if (s->started && (sb_outbox_stat(s->out, SB_OUTBOX_STAT_DEPTH) + 1 > s->opt[SB_SO_QUEUE_MAX_COUNT] ||
+                       sb_outbox_stat(s->out, SB_OUTBOX_STAT_BYTES) + 1 + nfrom + n >
+                           s->opt[SB_SO_QUEUE_MAX_BYTES]))
+        return SB_E_QUEUE_FULL;
     if (!(p = malloc((size_t)1 + nfrom + n)))
         return SB_E_NO_MEMORY;
     p[0] = (uint8_t)nfrom;

@@ -283,7 +283,11 @@ SB_EXPORT int sb_session_send(sb_session *s, uint32_t channel, int flags, const 
 /* Server: queue a message another client sent, stamped with its sender
  * (1..255 bytes, the identity the server authenticated: the client cannot
  * forge it) and its offset in the room's log (1..2^32-1, or 0 for none).
- * The client's SB_SEV_MESSAGE carries both. Returns as sb_session_send. */
+ * The client's SB_SEV_MESSAGE carries both. Returns as sb_session_send,
+ * except that a session holding its whole window unconfirmed
+ * (SB_SO_QUEUE_MAX_COUNT messages, or SB_SO_QUEUE_MAX_BYTES with this one)
+ * takes nothing and returns SB_E_QUEUE_FULL: no eviction, no DROP (the host
+ * keeps the message and hands it again later). One call per recipient. */
 SB_RELAY_EXPORT int sb_session_relay(sb_session *s, uint32_t channel, int flags, double offset, const uint8_t *from, uint32_t nfrom, const uint8_t *data, uint32_t n, double now_ms);
 /* Client: a request answered by SB_SEV_RESPONSE or SB_SEV_REQUEST_FAILED
  * with the returned id; timeout_ms <= 0 = no deadline. Delivered to the
