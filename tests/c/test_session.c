@@ -741,7 +741,7 @@ static void test_queued_over_peer_cap(void)
             deliver(&c, &down, now);
             sb_session_flush(c.s, now);
             drain(&c, &up);
-            now += 25;
+            now += 50; /* past the client's ack delay by the third round */
         }
         CHECK_EQ(tx->drops, 1);
         CHECK_EQ(rx->disconnects, 0);
@@ -2614,6 +2614,43 @@ static void test_relay_window_full(void)
     sb_session_destroy(sv.s);
 }
 
+/* An ack that is not due yet rides along with whatever else is written:
+ * the client's next message confirms what it received, with no write of
+ * the ack's own before its delay. */
+static void test_acks_ride_along(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 1000;
+    uint32_t x = 5, y = 6;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 3);
+    CHECK_EQ(sb_session_start(c.s, now), 0);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    clear(&up);
+    CHECK(sb_session_send(sv.s, 0, 0, (const uint8_t *)&x, 4, now) > 0);
+    sb_session_flush(sv.s, now);
+    drain(&sv, &down);
+    deliver(&c, &down, now);
+    now += 10; /* before the client's ack delay: nothing of its own to write */
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    CHECK_EQ(c.ngot, 1);
+    CHECK_EQ(up.n, 0);
+    CHECK(sb_session_stat(sv.s, SB_SS_QUEUED) == 1);
+    /* a message of the client's carries the ack */
+    CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&y, 4, now) > 0);
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 1);
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.ngot, 1);
+    CHECK(sb_session_stat(sv.s, SB_SS_QUEUED) == 0);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
 int main(void)
 {
     RUN(test_handshake_and_messages);
@@ -2638,6 +2675,7 @@ int main(void)
     RUN(test_stalled_transport);
     RUN(test_relay_stamp);
     RUN(test_relay_window_full);
+    RUN(test_acks_ride_along);
     RUN(test_property_flaky_link);
     TEST_MAIN_END();
 }
