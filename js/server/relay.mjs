@@ -214,6 +214,18 @@ export class Relay extends RelayCommits {
   /** Stops; a shared engine is closed once its last commit has returned (the promise). */
   close() {
     if (this.closed) return this._closing;
+    if (this._settling) { // the turns of this pass end as they would have: flushed, committed, written
+      clearImmediate(this._settling);
+      this._settling = null;
+      this._inTurn = true;
+      try {
+        this._settle();
+      } catch (e) {
+        this.log(`relay: ${e?.stack || e}`);
+      } finally {
+        this._inTurn = false;
+      }
+    }
     this.closed = true;
     for (const slot of this._later.values()) this._dirty.add(slot);
     this._later.clear();
@@ -237,8 +249,6 @@ export class Relay extends RelayCommits {
       return undefined;
     };
     this._closing = this._inFlight ? this._inFlight.then(closeStore, closeStore) : closeStore();
-    clearImmediate(this._settling);
-    this._settling = null;
     this.origins.destroy();
     this.wss.close();
     return this._closing;
