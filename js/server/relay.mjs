@@ -216,15 +216,7 @@ export class Relay extends RelayCommits {
     if (this.closed) return this._closing;
     if (this._settling) { // the turns of this pass end as they would have: flushed, committed, written
       clearImmediate(this._settling);
-      this._settling = null;
-      this._inTurn = true;
-      try {
-        this._settle();
-      } catch (e) {
-        this.log(`relay: ${e?.stack || e}`);
-      } finally {
-        this._inTurn = false;
-      }
+      this._settleNow();
     }
     this.closed = true;
     for (const slot of this._later.values()) this._dirty.add(slot);
@@ -296,32 +288,6 @@ export class Relay extends RelayCommits {
       this._inTurn = false;
     }
     this._settleSoon();
-  }
-
-  /**
-   * One settle for every turn of this pass of the event loop: once the
-   * WebSocket messages that were ready together have all been fed in
-   * (setImmediate runs after the poll phase), each session they touched is
-   * flushed once, so a recipient of several room messages gets them in one
-   * batch, one write, one deflate, instead of one of each per message. An
-   * idle relay settles right after the one message; a loaded one batches
-   * more the more it has to do (docs/decisions.md, "Fan-out in batches").
-   */
-  _settleSoon() {
-    if (this._settling || this.closed) return;
-    this._settling = setImmediate(() => {
-      this._settling = null;
-      if (this.closed) return;
-      this._inTurn = true; // what a flush causes (a Bus delivery) runs inside it
-      try {
-        this._settle();
-      } catch (e) {
-        this.stats.errors++;
-        this.log(`relay: ${e?.stack || e}`);
-      } finally {
-        this._inTurn = false;
-      }
-    });
   }
 
   /** Flush every touched session, commit the dirty ones, then send. */
