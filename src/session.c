@@ -1949,10 +1949,11 @@ static int pump(sb_session *s, double now)
             return rc;
     }
     outbox_events(s, 0, NULL, 0);
-    /* Acks not due yet ride along with frames that are written anyway:
-     * earlier than promised, and no write (and no turn of the peer's) of
-     * their own later. */
-    if (sb_batch_pending(l->wr) > pending0 || l->nctl_sent)
+    /* A client's acks not due yet ride along with frames it writes anyway:
+     * earlier than promised, and no write (and no turn of the server's) of
+     * their own later. (A server's wait their 20 ms: docs/decisions.md,
+     * "Fan-out in batches".) */
+    if (s->role == SB_SESSION_CLIENT && (sb_batch_pending(l->wr) > pending0 || l->nctl_sent))
         while ((n = sb_inbox_take_ack(s->in, ACK_NOW)) > 0) {
             if ((rc = add_frame(s, sb_inbox_out(s->in), (uint32_t)n, now)) < 0)
                 return rc;

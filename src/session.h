@@ -77,8 +77,8 @@ enum sb_session_opt {
     SB_SO_MAX_MESSAGE = 21,     /* largest transport message we accept, also after inflating [8 MiB] */
     SB_SO_MAX_FRAMES = 22,      /* most frames in one transport message we accept [4096] */
     SB_SO_ACK_DELAY = 23,       /* received messages wait at most this long for an ack, ms
-                                 * [client 100, server 20]; sooner when anything else is
-                                 * written (acks ride along) */
+                                 * [client 100, server 20]; a client's go sooner with
+                                 * anything else it writes (acks ride along) */
     SB_SO_FRAMED = 24,          /* client: offer switchboard.v1 at all [1] */
     SB_SO_MAX_REQUESTS = 25,    /* requests waiting for an answer [4096] */
     SB_SO_MAX_CHANNELS = 26,    /* channels with sequence state, each direction [256] */
