@@ -76,7 +76,9 @@ enum sb_session_opt {
     SB_SO_MAX_PAYLOAD = 20,     /* largest frame payload we accept, announced to the peer [1 MiB] */
     SB_SO_MAX_MESSAGE = 21,     /* largest transport message we accept, also after inflating [8 MiB] */
     SB_SO_MAX_FRAMES = 22,      /* most frames in one transport message we accept [4096] */
-    SB_SO_ACK_DELAY = 23,       /* received messages wait at most this long for an ack, ms [20] */
+    SB_SO_ACK_DELAY = 23,       /* received messages wait at most this long for an ack, ms
+                                 * [client 100, server 20]; a client's go sooner with
+                                 * anything else it writes (acks ride along) */
     SB_SO_FRAMED = 24,          /* client: offer switchboard.v1 at all [1] */
     SB_SO_MAX_REQUESTS = 25,    /* requests waiting for an answer [4096] */
     SB_SO_MAX_CHANNELS = 26,    /* channels with sequence state, each direction [256] */
@@ -283,7 +285,11 @@ SB_EXPORT int sb_session_send(sb_session *s, uint32_t channel, int flags, const 
 /* Server: queue a message another client sent, stamped with its sender
  * (1..255 bytes, the identity the server authenticated: the client cannot
  * forge it) and its offset in the room's log (1..2^32-1, or 0 for none).
- * The client's SB_SEV_MESSAGE carries both. Returns as sb_session_send. */
+ * The client's SB_SEV_MESSAGE carries both. Returns as sb_session_send,
+ * except that a session holding its whole window unconfirmed
+ * (SB_SO_QUEUE_MAX_COUNT messages, or SB_SO_QUEUE_MAX_BYTES with this one)
+ * takes nothing and returns SB_E_QUEUE_FULL: no eviction, no DROP (the host
+ * keeps the message and hands it again later). One call per recipient. */
 SB_RELAY_EXPORT int sb_session_relay(sb_session *s, uint32_t channel, int flags, double offset, const uint8_t *from, uint32_t nfrom, const uint8_t *data, uint32_t n, double now_ms);
 /* Client: a request answered by SB_SEV_RESPONSE or SB_SEV_REQUEST_FAILED
  * with the returned id; timeout_ms <= 0 = no deadline. Delivered to the

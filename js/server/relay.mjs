@@ -97,6 +97,7 @@ export class Relay extends RelayCommits {
     this.closed = false;
     // One turn at a time (everything is synchronous inside it).
     this._inTurn = false;
+    this._settling = null; // the pending setImmediate of _settleSoon
     this._quiet = false;
     this._touched = new Set();
     this._dirty = new Set();
@@ -221,6 +222,10 @@ export class Relay extends RelayCommits {
   /** Stops; a shared engine is closed once its last commit has returned (the promise). */
   close() {
     if (this.closed) return this._closing;
+    if (this._settling) { // the turns of this pass end as they would have: flushed, committed, written
+      clearImmediate(this._settling);
+      this._settleNow();
+    }
     this.closed = true;
     for (const slot of this._later.values()) this._dirty.add(slot);
     this._later.clear();
@@ -287,13 +292,10 @@ export class Relay extends RelayCommits {
       } catch (e) {
         this._fail(conn, e, slot); // the slot too: a detached one must still be re-armed
       }
-      this._settle();
-    } catch (e) {
-      this.stats.errors++;
-      this.log(`relay: ${e?.stack || e}`);
     } finally {
       this._inTurn = false;
     }
+    this._settleSoon();
   }
 
   /** Flush every touched session, commit the dirty ones, then send. */
