@@ -419,6 +419,10 @@ sb_sync *sb_sync_create(uint32_t replica_id, uint32_t max_keys, uint32_t max_key
         s->max_msg = 1u << 30;
     s->max_bytes = s->max_msg;
     s->max_skew = SKEW_DEFAULT;
+    /* Nothing armed until sb_sync_start (nor after a close that comes first). */
+    for (int i = 0; i < T_N_; i++)
+        s->at[i] = INFINITY;
+    s->at[T_ASKED] = -INFINITY;
     if (!s->tab || !s->peers || !s->dirty) {
         sb_sync_destroy(s);
         return NULL;
@@ -1360,17 +1364,12 @@ int sb_sync_start(sb_sync *s, double now_ms, double join_ms, double digest_ms, d
         return SB_E_INVALID;
     if (s->phase != PH_IDLE)
         return SB_E_BAD_STATE;
-    for (int i = 0; i < T_N_; i++)
-        s->at[i] = INFINITY; /* not armed */
-    s->at[T_ASKED] = -INFINITY;
     s->digest_ms = digest_ms;
     s->batch_ms = batch_ms == batch_ms ? batch_ms : 0;
     s->persist = persist != 0;
     s->phase = PH_JOINING;
     s->at[T_REQ] = policy_now(s, now_ms); /* the join request */
     s->at[T_JOIN] = s->pnow + join_ms;
-    if (s->ndirty)
-        s->at[T_FLUSH] = s->pnow;
     return 0;
 }
 

@@ -438,6 +438,30 @@ static void test_clock_steps_back(void)
     sb_sync_destroy(s);
 }
 
+/* Closed before it started (open() failed on its options): the pending
+ * writes leave, nothing else, and nothing stays armed. */
+static void test_close_before_start(void)
+{
+    sb_sync *s = mk(1);
+    CHECK_EQ(sb_sync_start(s, T0, 150, 0, 0, 1), SB_E_INVALID);
+    CHECK_EQ(sb_sync_set(s, T0, K("k"), K("1")), 0);
+    CHECK_EQ(sb_sync_close(s, T0 + 1), 0);
+    CHECK(sb_sync_deadline(s) >= 0 && sb_sync_deadline(s) <= T0 + 1); /* due */
+    CHECK_EQ(poll1(s, T0 + 1).type, SB_SYNC_OPS);
+    CHECK_EQ(poll1(s, T0 + 1).n, 0); /* persist was never given */
+    CHECK_EQ(sb_sync_deadline(s), -1);
+    CHECK_EQ(poll1(s, T0 + 1e6).n, 0);
+    CHECK_EQ(sb_sync_events(s), SB_SYNC_EV_FLUSHED);
+    CHECK_EQ(sb_sync_start(s, T0, 150, 1000, 0, 0), SB_E_BAD_STATE);
+    sb_sync_destroy(s);
+    /* Before start, merges arm nothing either. */
+    s = mk(2);
+    request_from(3, s, T0);
+    CHECK_EQ(sb_sync_deadline(s), -1);
+    CHECK_EQ(poll1(s, T0).n, 0);
+    sb_sync_destroy(s);
+}
+
 int main(void)
 {
     RUN(test_join_alone_times_out);
@@ -449,5 +473,6 @@ int main(void)
     RUN(test_persistence_timing);
     RUN(test_batch_delay);
     RUN(test_clock_steps_back);
+    RUN(test_close_before_start);
     TEST_MAIN_END();
 }
