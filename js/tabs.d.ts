@@ -119,7 +119,7 @@ export interface SharedStateOptions {
   maxClockSkew?: number;
   /** How long open() waits for a live tab's snapshot (ms). Default 150; `Infinity`: until one arrives. Negative: INVALID. */
   joinTimeout?: number;
-  /** Digest (heartbeat + tombstone GC + gap repair) period (ms), counted from when open() caught up. Default 1000; `Infinity`: none. Must be > 0. */
+  /** Digest (heartbeat + tombstone GC + gap repair) period (ms), counted from when open() caught up. Default 1000; `Infinity`: none; under 1: INVALID. */
   digestInterval?: number;
   /** 0 (default): writes of one task go out together at the end of it; > 0: wait this long and batch more; `Infinity`: only with the next flush(), digest, answer or close(). */
   batchDelay?: number;

@@ -1307,7 +1307,9 @@ enum { PH_IDLE, PH_JOINING, PH_LIVE, PH_CLOSING, PH_DONE };
  * away; a step forward only makes them due early. */
 static double policy_now(sb_sync *s, double now_ms)
 {
-    if (now_ms > -INFINITY && now_ms < INFINITY) { /* NaN or infinite: keep the last */
+    /* NaN or out of range: keep the last. Within +-2^53, now + 1 > now, so
+     * a period of >= 1 ms always moves a deadline forward. */
+    if (now_ms > -(double)WALL_MAX && now_ms < (double)WALL_MAX) {
         if (now_ms < s->pnow)
             for (int i = 0; i < T_N_; i++)
                 s->at[i] -= s->pnow - now_ms;
@@ -1360,7 +1362,7 @@ int sb_sync_start(sb_sync *s, double now_ms, double join_ms, double digest_ms, d
      * timer: writes then leave with the next digest, answer or close). */
     join_ms = join_ms == join_ms ? join_ms : SB_SYNC_JOIN_MS;
     digest_ms = digest_ms == digest_ms ? digest_ms : SB_SYNC_DIGEST_MS;
-    if (!s || join_ms < 0 || !(digest_ms > 0) || batch_ms < 0)
+    if (!s || join_ms < 0 || !(digest_ms >= 1) || batch_ms < 0)
         return SB_E_INVALID;
     if (s->phase != PH_IDLE)
         return SB_E_BAD_STATE;

@@ -137,9 +137,10 @@ enum sb_sync_event {
 /* Begin, after merging what storage held: queues the join request. Times in
  * ms; NaN takes the default (SB_SYNC_JOIN_MS, SB_SYNC_DIGEST_MS, batch 0:
  * writes leave at the glue's next poll). persist: this tab saves (the
- * leader after changes, every tab on close). SB_E_INVALID for a negative or
- * infinite join or batch time or a digest period <= 0; SB_E_BAD_STATE if
- * started already. */
+ * leader after changes, every tab on close). SB_E_INVALID for a negative
+ * join or batch time or a digest period under 1 ms; INFINITY is "never" (no
+ * join timeout, no digests, no batch timer); SB_E_BAD_STATE if started
+ * already. */
 SB_EXPORT int sb_sync_start(sb_sync *s, double now_ms, double join_ms, double digest_ms, double batch_ms, int persist);
 /* The group's leader (0 while none is known), from the glue's TabGroup. */
 SB_EXPORT int sb_sync_leader(sb_sync *s, double now_ms, uint32_t leader);

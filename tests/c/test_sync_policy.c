@@ -113,6 +113,7 @@ static void test_start_arguments(void)
     CHECK_EQ(sb_sync_start(s, T0, -1, 1000, 0, 0), SB_E_INVALID);
     CHECK_EQ(sb_sync_start(s, T0, 150, 0, 0, 0), SB_E_INVALID);
     CHECK_EQ(sb_sync_start(s, T0, 150, -5, 0, 0), SB_E_INVALID);
+    CHECK_EQ(sb_sync_start(s, T0, 150, 0.5, 0, 0), SB_E_INVALID); /* now + 0.5 may equal now */
     CHECK_EQ(sb_sync_start(s, T0, 150, 1000, -1, 0), SB_E_INVALID);
     CHECK_EQ(sb_sync_start(NULL, T0, 150, 1000, 0, 0), SB_E_INVALID);
     CHECK_EQ(sb_sync_deadline(s), -1); /* a refused start started nothing */
@@ -435,6 +436,19 @@ static void test_clock_steps_back(void)
     CHECK_EQ(poll1(s, NAN).n, 0);
     CHECK_EQ(poll1(s, -INFINITY).n, 0);
     CHECK_EQ(sb_sync_deadline(s), back + 86400000.0 + 1000);
+    CHECK_EQ(poll1(s, 1e300).n, 0); /* out of range: ignored too */
+    CHECK_EQ(sb_sync_deadline(s), back + 86400000.0 + 1000);
+    sb_sync_destroy(s);
+    /* At the top of the range a 1 ms period still moves the deadline on:
+     * every poll loop ends. */
+    s = mk(2);
+    CHECK_EQ(sb_sync_start(s, 9007199254740000.0, 0, 1, 0, 0), 0);
+    for (int i = 0; i < 4; i++) {
+        int outs = 0;
+        while (poll1(s, 9007199254740000.0 + i).n > 0 && outs < 10)
+            outs++;
+        CHECK(outs <= 2); /* the join request, then one digest */
+    }
     sb_sync_destroy(s);
 }
 
