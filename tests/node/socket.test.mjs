@@ -382,6 +382,29 @@ test('a request outlives a reconnect and fails cleanly on timeout and close', as
   await s.kill();
 });
 
+test('request errors: the library\'s codes as they are, an application\'s own as REMOTE with remoteCode, a bare throw as INTERNAL', async () => {
+  const relay = await Relay.create({
+    log: () => {},
+    onRequest: ({ data }) => {
+      if (data === 'app') throw Object.assign(new Error('not yours'), { code: 'E_NOT_YOURS' });
+      if (data === 'lib') return Promise.reject(Object.assign(new Error('no'), { code: 'FORBIDDEN' }));
+      throw new Error('secret path /srv/app/db.sqlite');
+    },
+  });
+  const s = await serve(relay);
+  const sock = new Socket(s.url, { WebSocket, ...FAST });
+  try {
+    await once(sock, 'open');
+    await assert.rejects(sock.request('app'), (e) => e.code === 'REMOTE' && e.remoteCode === 'E_NOT_YOURS' && e.message === 'not yours');
+    await assert.rejects(sock.request('lib'), (e) => e.code === 'FORBIDDEN' && e.remoteCode === undefined);
+    await assert.rejects(sock.request('bare'), (e) => e.code === 'INTERNAL' && !/secret/.test(e.message));
+  } finally {
+    sock.close();
+    relay.close();
+    await s.kill();
+  }
+});
+
 test('the URL provider is asked before every attempt (fresh token each time)', async () => {
   const relay = await Relay.create();
   const s = await serve(relay);
@@ -432,8 +455,29 @@ test('a client away for longer than the relay\'s bounded history is told about t
   await s.kill();
 });
 
-test('options are validated', () => {
+test('options are validated in the constructor; reconnect.minDelay 0 means as fast as the backoff goes', async () => {
   assert.throws(() => new Socket('ws://127.0.0.1:9/', { WebSocket, queue: { overflow: 'lose-it' } }), { code: 'INVALID' });
+  assert.throws(() => new Socket('ws://127.0.0.1:9/', { WebSocket, reconnect: { connectTimeout: 0 } }), { code: 'INVALID' });
+  assert.throws(() => new Socket('ws://127.0.0.1:9/', { WebSocket, reconnect: { minDelay: -1 } }), { code: 'INVALID' });
+  const relay = await Relay.create();
+  let s = await serve(relay);
+  const port = s.port;
+  const sock = new Socket(s.url, { WebSocket, heartbeat: false, reconnect: { minDelay: 0, maxDelay: 50 } });
+  const errors = [];
+  sock.onerror = (e) => errors.push(e.error);
+  try {
+    await once(sock, 'open');
+    await s.kill();
+    await once(sock, 'reconnecting');
+    s = await serve(relay, port);
+    await once(sock, 'open');
+    assert.equal(await sock.request('again'), 'again');
+    assert.deepEqual(errors, []);
+  } finally {
+    sock.close();
+    relay.close();
+    await s.kill();
+  }
 });
 
 
