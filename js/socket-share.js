@@ -18,7 +18,6 @@ import { SEV_WRITE, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED, SEV_DIRTY, SE
 /** The option key of the leader's tap on its Socket (and of a request's id callback). */
 export const SHARE = Symbol('switchboard.share');
 
-const STATES = ['connecting', 'open', 'closing', 'closed'];
 const errOf = (e) => ({ code: e?.code || 'INTERNAL', message: String(e?.message || e) });
 const errFrom = (e) => new SwitchboardError(e.code, e.message);
 /** A string as it is; bytes copied (structured clone takes them to the other tabs). */
@@ -152,18 +151,21 @@ class Share {
 
   stats() {
     const g = this.group;
-    return { ...(this.inner ? this.inner.stats() : this.info), state: this.st.state, mode: this.st.mode,
+    // (a follower that has heard nothing from a leader yet: an unshared Socket's zeros)
+    const base = this.inner ? this.inner.stats() : this.info.state ? this.info : this.Socket.prototype.stats.call(this.sock);
+    return { ...base, state: this.st.state, mode: this.st.mode,
       share: { role: this.inner ? 'leader' : 'follower', key: this.key, tabs: g ? g.tabs.length : 1, leader: g?.leader ?? null } };
   }
 
-  /** The shared connection's state (from the leader's posts). */
-  apply(st, info) {
-    const was = this.st.readyState;
+  /** The shared connection's state (from the leader's posts); a follower hears its changes here. */
+  apply(st, info, reason = 'none') {
+    const was = this.st;
     if (info) this.info = info;
     if (!st || this.closed) return;
     this.st = st;
     Object.assign(this.sock, { url: st.url, protocol: st.protocol, session: st.session });
-    if (st.readyState === 1 && was !== 1) this.sock.dispatchEvent(event('open', {}));
+    if (!this.inner && st.state !== was.state) this.sock.dispatchEvent(event('statechange', { state: st.state, reason }));
+    if (st.readyState === 1 && was.readyState !== 1) this.sock.dispatchEvent(event('open', {}));
   }
 
   recv(m) {
@@ -209,8 +211,8 @@ class Share {
   }
 
   event(m) {
-    this.apply(m.st, m.stats);
-    if (m.type === 'open') return; // apply() fired it
+    this.apply(m.st, m.stats, m.type === 'statechange' ? m.props.reason : 'none');
+    if (m.type === 'open' || m.type === 'statechange') return; // apply() fired it
     if (m.type === 'close') { this.finish(m.props); return; }
     const props = m.type === 'error' ? { error: errFrom(m.props.error) } : m.props;
     this.sock.dispatchEvent(event(m.type, props));

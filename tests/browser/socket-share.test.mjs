@@ -38,7 +38,8 @@ async function openTab(ctx, key, room) {
   const page = await ctx.newPage();
   await routeWasm(page);
   const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('pageerror', (e) => { errors.push(String(e)); log('pageerror', String(e)); });
+  page.on('console', (m) => log('console', m.text()));
   await page.goto(`${server.url}/tests/browser/fixtures/blank.html`);
   await page.evaluate(async ({ url, key, room, opts }) => {
     const sb = await import('/js/index.js');
@@ -65,7 +66,7 @@ async function openTab(ctx, key, room) {
   return { page, errors };
 }
 
-const role = (t) => t.page.evaluate(() => window.sock.stats().share?.role);
+const role = (t) => Promise.race([t.page.evaluate(() => window.sock.stats().share?.role), sleep(3000).then(() => 'hung')]);
 const roles = (tabs) => Promise.all(tabs.map(role));
 const tabConns = () => relay.conns.size - 1; // minus the Node peer
 
@@ -115,7 +116,7 @@ test('five tabs share one connection; a tab opened later joins it; five handover
     const lead = await leaderOf([...live]);
     log('step', step, 'conns', tabConns(), 'atNode', atNode.length);
     const lp = lead.page;
-    if (step === 'close') { live.delete(lead); gone.push(lead); await lp.close(); }
+    if (step === 'close') { live.delete(lead); gone.push(lead); log('closing'); await lp.close(); log('closed'); }
     else if (step === 'crash') {
       live.delete(lead); gone.push(lead);
       const cdp = await ctx.newCDPSession(lp);
