@@ -108,7 +108,9 @@ class Share {
       const m = { t: 'req', ch: opts.channel >>> 0, data: own(data), timeout, deadline: timeout > 0 ? now() + timeout : 0 };
       const lid = this.submit(m);
       const onAbort = () => { done(); reject(signal.reason || new SwitchboardError('ABORTED', 'request aborted')); this.cancel(lid); };
-      const done = () => { this.waiting.delete(lid); signal?.removeEventListener('abort', onAbort); };
+      // The leader's session keeps the deadline; this one is for a leader that never had the request.
+      const late = timeout > 0 ? setTimeout(() => { done(); reject(new SwitchboardError('TIMEOUT', 'request timed out')); this.cancel(lid); }, timeout + 1000) : null;
+      const done = () => { clearTimeout(late); this.waiting.delete(lid); signal?.removeEventListener('abort', onAbort); };
       this.waiting.set(lid, { resolve: (v) => { done(); resolve(v); }, reject: (e) => { done(); reject(e); } });
       signal?.addEventListener('abort', onAbort, { once: true });
     });
