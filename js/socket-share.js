@@ -119,11 +119,17 @@ class Share {
   /** Number a send or request of this tab; kept until a snapshot shows the leader took it. */
   submit(m) {
     m.lid = ++this.lid;
-    m.tab = this.me;
     this.pending.set(m.lid, m);
-    if (this.s) this.take(m);
-    else if (this.group && !this.inner) this.post(m);
+    this.push(m);
     return m.lid;
+  }
+
+  /** To the leader (this tab's own session, or a post); before the group is open, later. */
+  push(m) {
+    if (!this.group) return;
+    m.tab = this.me;
+    if (this.s) this.take(m);
+    else if (!this.inner) this.post(m);
   }
 
   cancel(lid) {
@@ -196,7 +202,7 @@ class Share {
   drop(acc) { for (const lid of this.pending.keys()) { if (lid > acc) break; this.pending.delete(lid); } }
   resend(acc) {
     this.drop(acc);
-    for (const m of this.pending.values()) { if (this.s) this.take(m); else this.post(m); }
+    for (const m of this.pending.values()) this.push(m);
   }
 
   settle(a) {
@@ -331,7 +337,8 @@ class Share {
   take(m) {
     const had = this.acc.get(m.tab) || 0;
     if (m.lid <= had) return;
-    if (m.lid > had + 1) { if (m.tab === this.me) this.resend(had); else this.post({ t: 'resend', tab: m.tab, from: had + 1 }); return; }
+    // A gap: that tab resends from there (this tab's own cannot have one that is not gone with a dead leader).
+    if (m.lid > had + 1 && m.tab !== this.me) { this.post({ t: 'resend', tab: m.tab, from: had + 1 }); return; }
     this.acc.set(m.tab, m.lid);
     if (m.tab === this.me) this.pending.delete(m.lid);
     if (m.t === 'send') {

@@ -26,11 +26,13 @@ const leaderOf = (ts) => ts.find((t) => t.stats().share.role === 'leader');
 test('three shared Sockets hold one relay connection; the leader closes; nothing lost or doubled either way', async () => {
   const relay = await Relay.create({ onRequest: ({ data }) => `re:${data}` });
   const s = await serve(relay);
-  const ts = tabs(s.url, 'k1', 3, 'r1');
   const peer = new Socket(s.url, { ...FAST, hello: { room: 'r1', user: 'peer' } });
   peer.got = [];
   peer.onmessage = (e) => { if (e.channel === 0) peer.got.push(e.data); };
-  await until(() => peer.readyState === 1 && ts.every((t) => t.readyState === 1), 8000, 'open');
+  await until(() => peer.readyState === 1, 5000, 'peer open');
+  const ts = tabs(s.url, 'k1', 3, 'r1');
+  ts[1].send('early'); // before its group is even open
+  await until(() => ts.every((t) => t.readyState === 1), 8000, 'open');
   assert.equal(relay.conns.size, 2, 'one connection for the three, one for the peer');
   assert.deepEqual(ts.map((t) => t.stats().share.role).sort(), ['follower', 'follower', 'leader']);
   for (let i = 0; i < 20; i++) ts.forEach((t, j) => t.send(`t${j}-${i}`));
@@ -43,6 +45,7 @@ test('three shared Sockets hold one relay connection; the leader closes; nothing
   for (let i = 20; i < 40; i++) peer.send(`p${i}`);
   await until(() => rest.every((t) => t.got.length >= 40) && leaderOf(rest), 8000, 'after the handover');
   await sleep(200);
+  assert.equal(peer.got.filter((d) => d === 'early').length, 1);
   for (const t of rest) assert.deepEqual(t.got, Array.from({ length: 40 }, (_, i) => `p${i}`));
   for (const t of rest) {
     const j = ts.indexOf(t);
