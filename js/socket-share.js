@@ -69,7 +69,7 @@ class Share {
     this.binaryType = opts.binaryType === 'arraybuffer' ? 'arraybuffer' : 'blob';
     this.st = { readyState: 0, state: 'connecting', mode: null };
     this.info = {};
-    this.lid = 0; this.pending = new Map(); this.waiting = new Map(); // my sends and requests by lid
+    this.lid = 0; this.taken = 0; this.asked = new Map(); this.pending = new Map(); this.waiting = new Map(); // my sends and requests by lid
     this.latest = null; this.leader = 0; this.closed = false;
     // leader only
     this.inner = null; this.s = null; this.acc = new Map(); this.reqs = new Map(); this.aborts = new Map();
@@ -80,6 +80,7 @@ class Share {
       this.group = g;
       if (this.closed) { g.close(); return; }
       g.addEventListener('leaderchange', () => { if (g.isLeader && !this.inner) this.lead(); });
+      g.addEventListener('leadershiplost', () => this.resign()); // pagehide: the group closed itself
       if (g.isLeader) this.lead();
       else this.post({ t: 'hello' });
     });
@@ -128,6 +129,7 @@ class Share {
   push(m) {
     if (!this.group) return;
     m.tab = this.me;
+    m.base = this.taken; // everything up to here a snapshot showed taken
     if (this.s) this.take(m);
     else if (!this.inner) this.post(m);
   }
@@ -141,10 +143,18 @@ class Share {
   close(code = CLOSE_NORMAL, reason = '') {
     if (this.closed) return;
     const alone = !this.group || this.group.tabs.length <= 1;
-    // The last tab ends the session; any other leaves it to the next leader (4001: the server keeps it).
-    // What the close writes is snapshotted first (the tap); what it fails after is the next leader's.
-    if (this.inner) { this.inner.close(alone ? code : CLOSE_REPLACING, alone ? reason : 'handover'); this.quitting = true; }
+    this.resign(alone ? code : CLOSE_REPLACING, alone ? reason : 'handover');
     this.finish({ code, reason, wasClean: true });
+  }
+
+  /** Stop leading at once, before the next leader starts: the last tab ends the session; any
+   * other leaves it to the next leader (4001: the server keeps it). What the close writes is
+   * snapshotted first (the tap); what it fails after is the next leader's. */
+  resign(code = CLOSE_REPLACING, reason = 'handover') {
+    if (!this.inner || this.quitting) return;
+    this.inner.close(code, reason);
+    this.quitting = true;
+    this.s = null; // takes nothing more: the next leader does
   }
 
   finish(info) {
@@ -190,7 +200,7 @@ class Share {
   }
 
   snap(m) {
-    if (m.t === 'have') { if (this.gather) this.gather(m); return; }
+    if (m.t === 'have' || this.gather) { this.gather?.(m, m.t === 'have'); return; }
     if (this.inner || !(m.blob instanceof Uint8Array)) return;
     this.latest = m; // one sender's posts arrive in order
     const acc = m.acc?.[this.me] || 0;
@@ -199,7 +209,9 @@ class Share {
     this.apply(m.st, m.stats);
   }
 
-  drop(acc) { for (const lid of this.pending.keys()) { if (lid > acc) break; this.pending.delete(lid); } }
+  drop(acc) {
+    if (acc > this.taken) this.taken = acc;
+    for (const lid of this.pending.keys()) { if (lid > acc) break; this.pending.delete(lid); } }
   resend(acc) {
     this.drop(acc);
     for (const m of this.pending.values()) this.push(m);
@@ -236,10 +248,10 @@ class Share {
     if (others > 0) {
       await new Promise((done) => {
         let n = 0;
-        const t = setTimeout(done, 100); // a crashed tab is still listed: do not wait for it long
-        this.gather = (m) => {
+        const t = setTimeout(done, 300); // a crashed tab is still listed: do not wait for it long
+        this.gather = (m, reply) => { // the tabs' newest, and the old leader's last posts still arriving
           if (m.blob instanceof Uint8Array && (!best || m.gen > best.gen)) best = m;
-          if (++n >= others) { clearTimeout(t); done(); }
+          if (reply && ++n >= others) { clearTimeout(t); done(); }
         };
         this.post({ t: 'need' });
       });
@@ -335,10 +347,16 @@ class Share {
 
   /** Put a tab's send or request into the session, once and in the tab's order. */
   take(m) {
-    const had = this.acc.get(m.tab) || 0;
+    let had = this.acc.get(m.tab) || 0;
+    // Taken by a leader whose last snapshot never reached this one: that tab no longer has them.
+    if (m.base > had && m.tab !== this.me) had = m.base;
     if (m.lid <= had) return;
-    // A gap: that tab resends from there (this tab's own cannot have one that is not gone with a dead leader).
-    if (m.lid > had + 1 && m.tab !== this.me) { this.post({ t: 'resend', tab: m.tab, from: had + 1 }); return; }
+    // A gap (posted while no one led): that tab resends from there, asked once.
+    if (m.lid > had + 1 && m.tab !== this.me) {
+      if (this.asked.get(m.tab) !== had + 1) { this.asked.set(m.tab, had + 1); this.post({ t: 'resend', tab: m.tab, from: had + 1 }); }
+      return;
+    }
+    this.asked.delete(m.tab);
     this.acc.set(m.tab, m.lid);
     if (m.tab === this.me) this.pending.delete(m.lid);
     if (m.t === 'send') {

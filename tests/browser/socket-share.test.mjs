@@ -51,7 +51,8 @@ async function openTab(ctx, key, room) {
     window.sent = [];
     window.tag = Math.random().toString(36).slice(2, 8);
     s.onmessage = (e) => { if (e.channel === 0) window.got.push(e.data); };
-    s.onerror = () => {};
+    window.errs = [];
+    s.onerror = (e) => window.errs.push(e.error?.message);
     window.start = () => {
       let i = 0;
       window.pump = setInterval(() => {
@@ -82,7 +83,7 @@ async function leaderOf(tabs) {
   return found;
 }
 
-test('five tabs share one connection; a tab opened later joins it; five handovers (close, crash, reload, close, crash) lose and double nothing', { timeout: 120000 }, async () => {
+test('five tabs share one connection; a tab opened later joins it; five handovers (close, crash, reload, close, crash) lose and double nothing', { timeout: 140000 }, async () => {
   const room = 'share-chaos';
   const node = new Socket(srv.url, { WebSocket, ...OPTS, hello: { room, user: 'node' }, queue: { maxMessages: 100000 } });
   const atNode = [];
@@ -139,13 +140,16 @@ test('five tabs share one connection; a tab opened later joins it; five handover
     assert.ok(tabConns() <= 2, `at most the old and the new connection during a handover (${tabConns()})`);
   }
   clearInterval(pump);
+  log('stopping');
   for (const t of live) await t.page.evaluate(() => window.stop());
+  log('stopped', n);
   const total = n;
   const survivors = [...live];
   await waitFor(async () => {
     const last = await Promise.all(survivors.map((t) => t.page.evaluate(() => window.got.filter((d) => d[0] === 'n').at(-1))));
     return last.every((m) => m === `n${total - 1}`);
   }, 30000, 'the last server message in every surviving tab');
+  log('all arrived');
   await sleep(300); // anything doubled would come now
   await until(() => tabConns() === 1, 10000, 'one connection after the handovers').catch(() => {});
   assert.equal(tabConns(), 1, 'one connection after five handovers');
@@ -167,9 +171,14 @@ test('five tabs share one connection; a tab opened later joins it; five handover
     assert.ok(stats.share && stats.share.tabs >= 1);
     assert.deepEqual(t.errors, []);
   }
-  // Nothing any tab sent arrived twice.
+  // Nothing any tab sent arrived twice, but in the crash window of docs/socket.md ("Sharing"):
+  // a leader's renderer died after a batch left for the server and before its snapshot left for
+  // the tabs. The new session says so ("they may arrive twice") and those may come twice.
   const tabMsgs = atNode.filter((d) => d[0] !== 'n');
-  assert.equal(new Set(tabMsgs).size, tabMsgs.length, 'nothing twice at the server');
+  const twice = tabMsgs.length - new Set(tabMsgs).size;
+  const reported = (await Promise.all(survivors.map((t) => t.page.evaluate(() => window.errs)))).flat().filter((m) => /may arrive twice/.test(m));
+  log('twice', twice, 'reported', reported.length);
+  assert.ok(twice === 0 || reported.length > 0, `${twice} message(s) twice at the server, unreported`);
   node.close();
   await ctx.close();
 });
