@@ -243,7 +243,8 @@ class Share {
   /** This tab leads: resume the freshest snapshot any live tab has. */
   async lead() {
     if (this.inner || this.closed) return;
-    const others = this.group.tabs.length - 1;
+    // The tabs that can answer: not this one, nor the leader that is gone (it may still be listed).
+    const others = this.group.tabs.filter((t) => !t.self && t.id !== this.leader).length;
     let best = this.latest;
     if (others > 0) {
       await new Promise((done) => {
