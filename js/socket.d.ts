@@ -95,6 +95,14 @@ export interface SocketOptions {
   };
   /** The WebSocket constructor (required in Node: `import WebSocket from 'ws'`). */
   WebSocket?: { new (url: string, protocols?: string | string[]): WebSocket };
+  /**
+   * One connection for all tabs of this browser profile and origin (docs/socket.md, "Sharing"):
+   * `true` shares under the URL, a string under that key. The leading tab holds the connection;
+   * every tab's Socket keeps this API. Not with `queue.persist` (the session lives in the tabs) nor
+   * `subscribe()` (rooms are not shared yet). Where sharing cannot work the Socket keeps its own
+   * connection and says why in `stats().share.reason`.
+   */
+  share?: boolean | string;
   /** Passed to init() when the core is not loaded yet. */
   wasm?: { wasmURL?: string | URL; wasmBinary?: ArrayBuffer | Uint8Array; wasmModule?: WebAssembly.Module };
 }
@@ -200,6 +208,16 @@ export interface SocketStats {
   payloadBytesIn: number;
   compressionSaved: number;
   lastSeq: { tx: number; acked: number; rx: number } | null;
+  /** With `share`: this tab's part. role 'own' = sharing could not work here (reason says why). */
+  share?: {
+    role: 'leader' | 'follower' | 'own';
+    key: string;
+    /** Tabs sharing the connection, this one included. */
+    tabs: number;
+    /** TabGroup id of the leading tab. */
+    leader?: number | null;
+    reason?: 'no-broadcast-channel' | 'file-url' | 'partitioned';
+  };
 }
 
 interface SocketEventMap {

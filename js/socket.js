@@ -11,6 +11,7 @@ import { SwitchboardError } from './errors.js';
 import { Session } from './session.js';
 import { Channels } from './channel.js';
 import { Transports } from './socket-http.js';
+import { SHARE, shareSocket } from './socket-share.js';
 import { now, event, obj, kebabNames, camelEntries, onProperties, listen, idb, remoteError } from './glue.js';
 import {
   SESSION_PROTOCOL, SessionState, ConnReason, QueuePolicy, SessionDropReason, SessionStat,
@@ -63,7 +64,7 @@ export class Socket extends EventTarget {
 
   #WS; #url; #protocols; #opts; #s = null; #ws = null; #timer = null; #armedAt = 0; #attempt = 0;
   #flushQueued = false; #requests = new Map(); #listeners = []; #closeInfo = { code: 1006, reason: '', wasClean: false };
-  #closed = false; #finished = false; #persist; #saving = null; #saveQueued = false; #binaryType; #rooms = null; #t;
+  #closed = false; #finished = false; #persist; #saving = null; #saveQueued = false; #binaryType; #rooms = null; #t; #tap;
 
   /** @param {string|URL|((attempt:number)=>any)} url @param {object} [opts] see socket.d.ts */
   constructor(url, opts = {}) {
@@ -85,6 +86,9 @@ export class Socket extends EventTarget {
     sessionOptions(opts, url); // validate now, throw in the constructor
     this.protocol = this.extensions = '';
     this.session = opts.session || null;
+    // share: one connection for the tabs (js/socket-share.js); a leader's own Socket has a tap instead.
+    if (opts.share && !opts[SHARE] && shareSocket(this, url, opts, Socket)) return;
+    this.#tap = opts[SHARE] || null;
     // With the core loaded and nothing to restore, the session exists at
     // once, so send() right after the constructor applies the queue's rules.
     if (!this.#persist && isLoaded()) this.#create();
@@ -135,6 +139,7 @@ export class Socket extends EventTarget {
       if (!this.#s) { reject(new SwitchboardError('CLOSED', 'socket is closed')); return; }
       this.#report(); // the core writes a request at once
       const id = this.#s.request(opts.channel >>> 0, typeof data !== 'string', typeof data === 'string' ? data : toBytes(data), opts.timeout ?? 30000, now());
+      opts[SHARE]?.(id);
       const onAbort = () => {
         if (this.#s) this.#s.fn.sb_session_cancel(this.#s.h, id);
         done(); reject(opts.signal.reason || new SwitchboardError('ABORTED', 'request aborted'));
@@ -201,6 +206,7 @@ export class Socket extends EventTarget {
         this.dispatchEvent(event('error', { error: e }));
       }
     }
+    if (this.#tap) { if (this.#tap.snapshot) s.restore(this.#tap.snapshot, now()); this.#tap.booted(s); }
     if (this.session && !s.id()) s.setId(this.session);
     if (this.#closed) { this.#finish(); return; }
     for (const [ch, bin, d] of this._early || []) {
@@ -255,6 +261,7 @@ export class Socket extends EventTarget {
 
   #event(t, e) {
     if (!this.#s) return; // closed while draining
+    this.#tap?.event(t, e, this.#s);
     switch (t) {
       case SEV_WRITE: // the browser's WebSocket and HttpTransport copy in send(): they can have the heap's bytes
         if (this.#ws && this.#ws.readyState === 1) this.#ws.send(e.flags & SEV_F_TEXT ? e.text() : this.#WS === globalThis.WebSocket || this.#t.trying === 'http' ? e.view() : e.data);

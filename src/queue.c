@@ -661,6 +661,23 @@ typedef struct range {
     uint32_t lo, hi; /* inclusive */
 } range;
 
+int sb_outbox_adopt(sb_outbox *o, uint32_t channel, uint32_t seq)
+{
+    ochan *ch;
+    uint32_t had;
+    if (!o || seq == 0xffffffffu)
+        return SB_E_INVALID;
+    if (!(ch = get_chan(o, channel, 1)))
+        return SB_E_TOO_LARGE;
+    had = ch->next_seq - 1;
+    if (seq <= had)
+        return 0;
+    /* every entry in flight has a seq below next_seq: the ack that follows
+     * (cum = seq) confirms them all */
+    ch->next_seq = seq + 1;
+    return (int)(seq - had > 0x7fffffffu ? 0x7fffffffu : seq - had);
+}
+
 int sb_outbox_ack(sb_outbox *o, uint32_t channel, uint32_t cum, const uint8_t *sack,
                   size_t sack_len, double now_ms)
 {

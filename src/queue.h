@@ -90,6 +90,11 @@ SB_EXPORT const uint8_t *sb_outbox_out(const sb_outbox *o);
 SB_EXPORT int sb_outbox_on_ack(sb_outbox *o, const uint8_t *frame, uint32_t n, double now_ms);
 /* The same from decoded fields (sack = the ack frame's payload). */
 int sb_outbox_ack(sb_outbox *o, uint32_t channel, uint32_t cum, const uint8_t *sack, size_t sack_len, double now_ms);
+/* The peer has received up to seq on channel, past what this outbox ever
+ * numbered there (its state is older than a write that reached the peer):
+ * number on from seq + 1, so nothing new is taken for a duplicate. Returns
+ * how many seqs it had never numbered (0: none). */
+int sb_outbox_adopt(sb_outbox *o, uint32_t channel, uint32_t seq);
 /* The peer has message id by other means (it answered the request): it
  * leaves the outbox as if acked (an ACK event). 1 if it was held, else 0. */
 int sb_outbox_resolve(sb_outbox *o, uint32_t id, double now_ms);

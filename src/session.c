@@ -701,6 +701,26 @@ static void apply_floors(sb_session *s, const pos *fl, uint32_t n, double now)
     }
 }
 
+/* Client: the server has more of our stream than this state ever numbered:
+ * the state is older than a write that reached it (a page, or a shared
+ * Socket's leading tab, died between writing a batch and the snapshot of it
+ * leaving). Number on past it, so nothing new is dropped as a duplicate, and
+ * say so: whoever still holds what those seqs carried sends it again under
+ * new seqs (at least once, never lost). */
+static void adopt_rx(sb_session *s, const pos *rx, uint32_t n)
+{
+    int k, unknown = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if ((k = sb_outbox_adopt(s->out, rx[i].ch, rx[i].v)) > 0)
+            unknown += k;
+    if (unknown > 0) {
+        s->stats[SB_SS_GAPS]++;
+        set_dirty(s);
+        emit_text(s, SB_SEV_ERROR, SB_E_CONNECTION_LOST,
+                  "the server holds messages of ours this state never numbered: they may arrive twice");
+    }
+}
+
 /* The peer's receive positions: an implicit cumulative ack per channel. */
 static void apply_rx(sb_session *s, const pos *rx, uint32_t n, double now)
 {
@@ -1213,6 +1233,7 @@ static int read_welcome(sb_session *s, const uint8_t *data, uint32_t n, double n
                   "some messages aged out of the server's history before we came back");
     }
     s->l->compress = s->l->compress && (flags & HF_COMPRESS);
+    adopt_rx(s, rx, nrx);
     apply_rx(s, rx, nrx, now);
     apply_floors(s, fl, nfl, now);
     free(rx);
@@ -1718,6 +1739,13 @@ int sb_session_relay(sb_session *s, uint32_t channel, int flags, double offset,
     return rc;
 }
 
+static int reqs_alloc(sb_session *s)
+{
+    if (!s->reqs && !(s->reqs = malloc((size_t)s->opt[SB_SO_MAX_REQUESTS] * sizeof *s->reqs)))
+        return SB_E_NO_MEMORY;
+    return SB_OK;
+}
+
 int sb_session_request(sb_session *s, uint32_t channel, int flags, const uint8_t *data, uint32_t n,
                        double timeout_ms, double now_ms)
 {
@@ -1728,11 +1756,8 @@ int sb_session_request(sb_session *s, uint32_t channel, int flags, const uint8_t
         return SB_E_BAD_STATE;
     if (s->nreqs >= (uint32_t)s->opt[SB_SO_MAX_REQUESTS])
         return SB_E_QUEUE_FULL;
-    if (!s->reqs) {
-        s->reqs = malloc((size_t)s->opt[SB_SO_MAX_REQUESTS] * sizeof *s->reqs);
-        if (!s->reqs)
-            return SB_E_NO_MEMORY;
-    }
+    if (reqs_alloc(s) < 0)
+        return SB_E_NO_MEMORY;
     /* The request leaves the outbox when it times out: a late one is never sent. */
     s->pending_deadline = timeout_ms > 0 ? now_ms + timeout_ms : -1;
     s->pending_request = 1; /* enqueue registers it before it reports drops */
@@ -1745,6 +1770,24 @@ int sb_session_request(sb_session *s, uint32_t channel, int flags, const uint8_t
     if (id > 0)
         (void)run(s, now_ms);
     return id;
+}
+
+int sb_session_expect(sb_session *s, uint32_t id, double timeout_ms, double now_ms)
+{
+    int rc;
+    if (!s || s->role != SB_SESSION_CLIENT || id == 0 || timeout_ms != timeout_ms)
+        return SB_E_INVALID;
+    for (uint32_t i = 0; i < s->nreqs; i++)
+        if (s->reqs[i].id == id)
+            return SB_OK;
+    if (s->nreqs >= (uint32_t)s->opt[SB_SO_MAX_REQUESTS])
+        return SB_E_QUEUE_FULL;
+    if ((rc = reqs_alloc(s)) < 0)
+        return rc;
+    s->reqs[s->nreqs].id = id;
+    s->reqs[s->nreqs].deadline = timeout_ms > 0 ? now_ms + timeout_ms : -1;
+    s->nreqs++;
+    return SB_OK;
 }
 
 int sb_session_cancel(sb_session *s, uint32_t id)

@@ -299,6 +299,11 @@ SB_RELAY_EXPORT int sb_session_relay(sb_session *s, uint32_t channel, int flags,
  * buffer first). SB_E_BAD_STATE in plain mode, SB_E_QUEUE_FULL when
  * max_requests are waiting. */
 SB_EXPORT int sb_session_request(sb_session *s, uint32_t channel, int flags, const uint8_t *data, uint32_t n, double timeout_ms, double now_ms);
+/* Client, after sb_session_restore: wait again for the answer to request
+ * id (a serialized state keeps the request in the outbox, not that someone
+ * waits for it; a shared Socket's new leading tab says which requests of the
+ * tabs still wait). timeout_ms <= 0 = no deadline. SB_E_QUEUE_FULL. */
+SB_EXPORT int sb_session_expect(sb_session *s, uint32_t id, double timeout_ms, double now_ms);
 /* Client: stop waiting for request id (no event follows). */
 SB_EXPORT int sb_session_cancel(sb_session *s, uint32_t id);
 /* Server: answer request id; is_error: data is {"code","message"} JSON. */

@@ -8,6 +8,7 @@ const $ = (id) => document.getElementById(id);
 const messages = $('messages');
 let sock = null;
 let lastStats = null; // the previous tick's stats, for rates
+let shared = false;
 
 // One outbox per tab that survives reloads: sessionStorage keeps the key for
 // this tab only, so two tabs never share (and fight over) one session.
@@ -34,9 +35,14 @@ function join() {
   $('name').value = name;
   localStorage.setItem('chat-name', name);
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/relay`;
+  const room = $('roomName').value.trim() || 'lobby';
+  shared = $('share').checked;
+  // Shared: the tabs of this name and room hold one connection (docs/socket.md, "Sharing");
+  // the relay echoes what one tab sent, so every tab shows it. Else one outbox per tab.
   sock = new Socket(url, {
-    hello: { room: $('roomName').value.trim() || 'lobby', user: name },
-    queue: { persist: persistKey(), maxMessages: 5000, overflow: 'drop-oldest' },
+    ...(shared ? { share: `chat:${room}:${name}` } : {}),
+    hello: { room, user: name, echo: shared },
+    queue: { persist: shared ? null : persistKey(), maxMessages: 5000, overflow: 'drop-oldest' },
     reconnect: { minDelay: 300, maxDelay: 10000 },
     heartbeat: { interval: 10000, timeout: 5000 },
   });
@@ -64,7 +70,7 @@ function join() {
       if (m.users) $('users').replaceChildren(...m.users.map((u) => el('li', {}, u)));
     } else if (m.type === 'message') {
       // The name the relay stamped (e.from), not one a sender could write into its message.
-      line(`${e.from}: ${m.text}`, 'message');
+      line(`${e.from}: ${m.text}`, shared && e.from === $('name').value ? 'me' : 'message');
     }
   });
   // A new Socket counts from zero: rates start now, not at the first tick.
@@ -82,7 +88,7 @@ function say(text) {
   if (!sock || !text) return;
   const queued = sock.readyState !== Socket.OPEN;
   sock.send(JSON.stringify({ type: 'message', text, ts: Date.now() }));
-  line(`me: ${text}`, queued ? 'me queued' : 'me');
+  if (!shared) line(`me: ${text}`, queued ? 'me queued' : 'me'); // shared: the relay's echo shows it in every tab
 }
 
 $('send').addEventListener('click', () => { say($('text').value.trim()); $('text').value = ''; });
@@ -90,7 +96,7 @@ $('text').addEventListener('keydown', (e) => { if (e.key === 'Enter') $('send').
 $('burst').addEventListener('click', () => {
   if (!sock) return;
   for (let i = 0; i < 500; i++) sock.send(JSON.stringify({ type: 'message', text: `burst message ${i} — the quick brown fox jumps over the lazy dog`, ts: Date.now() }));
-  line('me: (sent a burst of 500 messages)', 'me');
+  if (!shared) line('me: (sent a burst of 500 messages)', 'me');
 });
 $('join').addEventListener('click', join);
 $('leave').addEventListener('click', leave);
@@ -119,6 +125,12 @@ setInterval(() => {
   $('rtt').textContent = s.rtt >= 0 ? `${s.rtt.toFixed(0)} ms` : '–';
   $('queued').hidden = s.queued === 0 || s.state === 'open';
   $('queued').textContent = `${s.queued} queued while offline`;
+  const sh = s.share;
+  $('conn').hidden = !sh;
+  if (sh) {
+    $('conn').textContent = sh.role === 'own' ? `own connection (${sh.reason})`
+      : `1 connection for ${sh.tabs} tab${sh.tabs === 1 ? '' : 's'} · held by ${sh.role === 'leader' ? 'this tab' : `tab ${(sh.leader || 0).toString(16)}`}`;
+  }
   lastStats = { ...s, t: performance.now() };
 }, 1000);
 

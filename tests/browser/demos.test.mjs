@@ -138,6 +138,27 @@ test('chat demo over the relay: two users, a message crosses', async () => {
   await ctx.close();
 });
 
+test('chat demo shared by three tabs: "1 connection for 3 tabs", which tab holds it, and it keeps working when that tab closes', async () => {
+  const ctx = await browser.newContext();
+  await ctx.addInitScript(() => localStorage.setItem('chat-name', 'ada'));
+  const tabs = [];
+  for (let i = 0; i < 3; i++) tabs.push(await open('/web/chat.html', ctx));
+  const badge = (t) => t.page.evaluate(() => document.getElementById('conn').textContent);
+  for (const t of tabs) await t.page.waitForFunction(() => document.getElementById('conn').textContent.startsWith('1 connection for 3 tabs'));
+  const held = await Promise.all(tabs.map(badge));
+  assert.equal(held.filter((b) => b.endsWith('held by this tab')).length, 1, held.join(' | '));
+  await tabs[0].page.screenshot({ path: `${SHOTS}chat-shared.png`, fullPage: true });
+  const leader = tabs[held.findIndex((b) => b.endsWith('held by this tab'))];
+  const rest = tabs.filter((t) => t !== leader);
+  await leader.page.close();
+  for (const t of rest) await t.page.waitForFunction(() => document.getElementById('conn').textContent.startsWith('1 connection for 2 tabs'));
+  await rest[0].page.fill('#text', 'still here after the holder closed');
+  await rest[0].page.click('#send');
+  for (const t of rest) await t.page.waitForFunction(() => document.getElementById('messages').textContent.includes('still here after the holder closed'));
+  assert.deepEqual(rest.flatMap((t) => t.errors), []);
+  await ctx.close();
+});
+
 test('echo demo: the same Socket against a plain server, in fallback mode', async () => {
   const { page, errors } = await open('/web/echo.html');
   await page.waitForFunction(() => document.getElementById('mode').textContent === 'mode: plain');

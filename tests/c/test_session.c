@@ -938,6 +938,75 @@ static void test_answered_request_leaves_outbox(void)
     sb_session_destroy(sv.s);
 }
 
+/* A shared Socket's handover, the hard case: the leading tab wrote 2 and 3
+ * after its last snapshot left, then died. The next leader restores that
+ * snapshot and resumes: the server's welcome says it has 3, so the new
+ * leader numbers on from 4 (a new message is not dropped as a duplicate of
+ * 2) and reports it. A request that was in flight at the snapshot is
+ * answered in the new session once it is expected again. */
+static void test_resume_from_older_snapshot(void)
+{
+    pipe up = {0}, down = {0};
+    end a = {0}, b = {0}, sv = {0};
+    double now = 0;
+    uint8_t *snap;
+    int n, rid;
+    uint32_t x;
+    a.s = sb_session_create(SB_SESSION_CLIENT, 21);
+    sb_session_start(a.s, now);
+    drain(&a, &up);
+    handshake(&a, &sv, &up, &down, now, 0);
+    x = 1;
+    sb_session_send(a.s, 0, 0, (const uint8_t *)&x, 4, now);
+    rid = sb_session_request(a.s, 0, 0, (const uint8_t *)"ping", 4, 0, now);
+    CHECK(rid > 0);
+    sb_session_flush(a.s, now);
+    drain(&a, &up);
+    CHECK((n = sb_session_serialize(a.s)) > 0); /* the last snapshot that reached another tab */
+    snap = malloc((size_t)n);
+    memcpy(snap, sb_session_out(a.s), (size_t)n);
+    for (x = 2; x <= 3; x++)
+        sb_session_send(a.s, 0, 0, (const uint8_t *)&x, 4, now);
+    sb_session_flush(a.s, now);
+    drain(&a, &up);
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.ngot, 3);
+    CHECK_EQ(sv.requests, 1);
+    clear(&down); /* a dies before any ack or answer reaches it */
+    sb_session_destroy(a.s);
+    sv.open = 0;
+    sb_session_transport_closed(sv.s, now, 1006);
+    drain(&sv, &down);
+    CHECK(sb_session_respond(sv.s, sv.req_ids[0], 0, 0, (const uint8_t *)"pong", 4, now) > 0);
+
+    b.s = sb_session_create(SB_SESSION_CLIENT, 22);
+    CHECK_EQ(sb_session_restore(b.s, snap, (uint32_t)n, now), 0);
+    CHECK_EQ(sb_session_expect(b.s, (uint32_t)rid, 0, now), 0);
+    CHECK_EQ(sb_session_expect(b.s, (uint32_t)rid, 0, now), 0); /* once is enough */
+    sb_session_start(b.s, now);
+    drain(&b, &up);
+    x = 4; /* a message only the new leader has */
+    sb_session_send(b.s, 0, 0, (const uint8_t *)&x, 4, now);
+    handshake(&b, &sv, &up, &down, now, 1);
+    CHECK_EQ(sb_session_stat(b.s, SB_SS_GAPS), 1);
+    deliver(&sv, &up, now);
+    sb_session_flush(sv.s, now);
+    drain(&sv, &down);
+    deliver(&b, &down, now);
+    drain(&b, &up);
+    CHECK_EQ(sv.ngot, 4);
+    CHECK_EQ(sv.got[3], 4);
+    CHECK_EQ(sv.requests, 1);
+    CHECK_EQ(b.responses, 1);
+    CHECK_EQ(sb_session_stat(b.s, SB_SS_TX_SEQ), 5); /* 1, the request, 2, 3 came before */
+    free(snap);
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(b.s);
+    sb_session_destroy(sv.s);
+}
+
 /* A server this session already knows (it has a session id) that is slow
  * to greet on a later transport is not taken for a plain one: talking
  * plain to it would write the queue raw, count it as delivered once
@@ -2669,6 +2738,7 @@ int main(void)
     RUN(test_answered_request_leaves_outbox);
     RUN(test_slow_greeting_after_framed);
     RUN(test_restored_server_session_expires);
+    RUN(test_resume_from_older_snapshot);
     RUN(test_auth_close_verdict);
     RUN(test_rate_limit_messages);
     RUN(test_rate_limit_bytes);

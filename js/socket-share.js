@@ -1,0 +1,375 @@
+// A shared Socket (docs/socket.md, "Sharing"): `new Socket(url, { share })`
+// holds one real connection per browser profile, origin and key, in the
+// leading tab of a TabGroup; the other tabs' Sockets talk to it over a
+// BroadcastChannel and keep the whole API. The leader runs an ordinary
+// Socket (the one session of the C core) with a tap on its events: before
+// anything leaves the leader (a write to the server, a message or an answer
+// for a tab) it posts a snapshot of the session (sb_session_serialize) to the
+// other tabs, so whichever tab leads next resumes the same session from a
+// state no older than what the server or any tab has seen. What the relay
+// holds beyond a lost snapshot the core numbers past (sb_session_adopt in
+// the welcome, reported); requests waiting in another tab are expected again
+// (sb_session_expect). docs/decisions.md, "One session for all tabs".
+import { SwitchboardError } from './errors.js';
+import { core } from './core.js';
+import { TabGroup } from './tab-group.js';
+import { event, now, obj, remoteError } from './glue.js';
+import { SEV_WRITE, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED, SEV_DIRTY, SEV_F_REMOTE, FRAME_F_BINARY, CLOSE_NORMAL, CLOSE_REPLACING } from './constants.js';
+
+/** The option key of the leader's tap on its Socket (and of a request's id callback). */
+export const SHARE = Symbol('switchboard.share');
+
+const errOf = (e) => ({ code: e?.code || 'INTERNAL', message: String(e?.message || e) });
+const errFrom = (e) => new SwitchboardError(e.code, e.message);
+/** A string as it is; bytes copied (structured clone takes them to the other tabs). */
+const own = (d) => (typeof d === 'string' ? d : ArrayBuffer.isView(d) ? new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength)) : new Uint8Array(d.slice(0)));
+
+/** Why this page cannot share (it then keeps a connection of its own), or null. */
+function cannotShare() {
+  if (typeof BroadcastChannel !== 'function') return 'no-broadcast-channel';
+  if (typeof location !== 'undefined' && location.protocol === 'file:') return 'file-url';
+  if (typeof window !== 'undefined' && window.top !== window) {
+    // A cross-origin embedder may partition storage: this frame's channel would not reach the tabs.
+    try { if (window.top.location.origin !== location.origin) return 'partitioned'; } catch { return 'partitioned'; }
+  }
+  return null;
+}
+
+/**
+ * Make `sock` (just constructed with opts.share) a shared Socket: its methods
+ * and state become own properties served by a Share. Returns false when
+ * sharing cannot work here; sock then runs its own connection and says why
+ * in stats().share.
+ */
+export function shareSocket(sock, url, opts, Socket) {
+  const key = typeof opts.share === 'string' ? opts.share : String(typeof url === 'function' ? 'default' : url);
+  const reason = cannotShare();
+  if (reason) {
+    const base = Socket.prototype.stats;
+    Object.defineProperty(sock, 'stats', { value: () => ({ ...base.call(sock), share: { role: 'own', key, reason, tabs: 1 } }) });
+    return false;
+  }
+  const share = new Share(sock, url, opts, Socket, key);
+  const get = (fn) => ({ get: fn, configurable: true });
+  Object.defineProperties(sock, {
+    send: { value: (d, o) => share.send(d, o) }, request: { value: (d, o) => share.request(d, o) },
+    close: { value: (c, r) => share.close(c, r) }, stats: { value: () => share.stats() },
+    persisted: { value: async () => {} }, ready: { value: share.ready, writable: true },
+    subscribe: { value: () => { throw new SwitchboardError('BAD_STATE', 'rooms (subscribe) are not shared yet: use a Socket without share'); } },
+    readyState: get(() => share.st.readyState), state: get(() => share.st.state), mode: get(() => share.st.mode),
+    bufferedAmount: get(() => (share.inner ? share.inner.bufferedAmount : share.info.queuedBytes || 0)),
+    binaryType: { get: () => share.binaryType, set: (v) => { if (v === 'blob' || v === 'arraybuffer') share.binaryType = v; } },
+  });
+  return true;
+}
+
+class Share {
+  constructor(sock, url, opts, Socket, key) {
+    this.sock = sock; this.url = url; this.Socket = Socket; this.key = key;
+    this.opts = { ...opts, share: undefined, queue: { ...obj(opts.queue), persist: null } };
+    this.binaryType = opts.binaryType === 'arraybuffer' ? 'arraybuffer' : 'blob';
+    this.st = { readyState: 0, state: 'connecting', mode: null };
+    this.info = {};
+    this.lid = 0; this.taken = 0; this.asked = new Map(); this.pending = new Map(); this.waiting = new Map(); // my sends and requests by lid
+    this.latest = null; this.leader = 0; this.closed = false;
+    // leader only
+    this.inner = null; this.s = null; this.acc = new Map(); this.reqs = new Map(); this.aborts = new Map();
+    this.gen = 0; this.stale = false; this.answers = [];
+    this.bc = new BroadcastChannel(`switchboard:socket:${key}`);
+    this.bc.onmessage = (e) => this.recv(e.data);
+    this.ready = TabGroup.open(`socket:${key}`).then((g) => {
+      this.group = g;
+      if (this.closed) { g.close(); return; }
+      g.addEventListener('leaderchange', () => { if (g.isLeader && !this.inner) this.lead(); });
+      g.addEventListener('leadershiplost', () => this.resign()); // pagehide: the group closed itself
+      if (g.isLeader) this.lead();
+      else this.post({ t: 'hello' });
+    });
+  }
+
+  get me() { return this.group ? this.group.id : 0; }
+  post(m) { if (!this.closed) this.bc.postMessage(m); }
+
+  // ---- every tab ----
+
+  send(data, opts = {}) {
+    if (this.closed) throw new SwitchboardError('CLOSED', 'socket is closed');
+    if (typeof Blob !== 'undefined' && data instanceof Blob) {
+      data.arrayBuffer().then((b) => this.send(b, opts)).catch((e) => this.sock.dispatchEvent(event('error', { error: e })));
+      return;
+    }
+    this.submit({ t: 'send', ch: opts.channel >>> 0, data: own(data) });
+  }
+
+  request(data, opts = {}) {
+    if (this.closed) return Promise.reject(new SwitchboardError('CLOSED', 'socket is closed'));
+    const signal = opts.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason || new SwitchboardError('ABORTED', 'request aborted'));
+    return new Promise((resolve, reject) => {
+      const timeout = opts.timeout ?? 30000;
+      const m = { t: 'req', ch: opts.channel >>> 0, data: own(data), timeout, deadline: timeout > 0 ? now() + timeout : 0 };
+      const lid = this.submit(m);
+      const onAbort = () => { done(); reject(signal.reason || new SwitchboardError('ABORTED', 'request aborted')); this.cancel(lid); };
+      // The leader's session keeps the deadline; this one is for a leader that never had the request.
+      const late = timeout > 0 ? setTimeout(() => { done(); reject(new SwitchboardError('TIMEOUT', 'request timed out')); this.cancel(lid); }, timeout + 1000) : null;
+      const done = () => { clearTimeout(late); this.waiting.delete(lid); signal?.removeEventListener('abort', onAbort); };
+      this.waiting.set(lid, { resolve: (v) => { done(); resolve(v); }, reject: (e) => { done(); reject(e); } });
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Number a send or request of this tab; kept until a snapshot shows the leader took it. */
+  submit(m) {
+    m.lid = ++this.lid;
+    this.pending.set(m.lid, m);
+    this.push(m);
+    return m.lid;
+  }
+
+  /** To the leader (this tab's own session, or a post); before the group is open, later. */
+  push(m) {
+    if (!this.group) return;
+    m.tab = this.me;
+    m.base = this.taken; // everything up to here a snapshot showed taken
+    if (this.s) this.take(m);
+    else if (!this.inner) this.post(m);
+  }
+
+  cancel(lid) {
+    this.pending.delete(lid); // never sent if the leader has not taken it yet
+    const m = { t: 'cancel', tab: this.me, lid };
+    if (this.inner) this.recv(m); else this.post(m);
+  }
+
+  close(code = CLOSE_NORMAL, reason = '') {
+    if (this.closed) return;
+    const alone = !this.group || this.group.tabs.length <= 1;
+    this.resign(alone ? code : CLOSE_REPLACING, alone ? reason : 'handover');
+    this.finish({ code, reason, wasClean: true });
+  }
+
+  /** Stop leading at once, before the next leader starts: the last tab ends the session; any
+   * other leaves it to the next leader (4001: the server keeps it). What the close writes is
+   * snapshotted first (the tap); what it fails after is the next leader's. */
+  resign(code = CLOSE_REPLACING, reason = 'handover') {
+    if (!this.inner || this.quitting) return;
+    this.inner.close(code, reason);
+    this.quitting = true;
+    this.s = null; // takes nothing more: the next leader does
+  }
+
+  finish(info) {
+    if (this.closed) return;
+    this.closed = true;
+    this.st = { readyState: 3, state: 'closed', mode: this.st.mode };
+    this.group?.close();
+    this.bc.close();
+    for (const w of [...this.waiting.values()]) w.reject(new SwitchboardError('CLOSED', 'socket closed'));
+    this.sock.dispatchEvent(event('close', info));
+  }
+
+  stats() {
+    const g = this.group;
+    // (a follower that has heard nothing from a leader yet: an unshared Socket's zeros)
+    const base = this.inner ? this.inner.stats() : this.info.state ? this.info : this.Socket.prototype.stats.call(this.sock);
+    return { ...base, state: this.st.state, mode: this.st.mode,
+      share: { role: this.inner ? 'leader' : 'follower', key: this.key, tabs: g ? g.tabs.length : 1, leader: g?.leader ?? null } };
+  }
+
+  /** The shared connection's state (from the leader's posts); a follower hears its changes here. */
+  apply(st, info, reason = 'none') {
+    const was = this.st;
+    if (info) this.info = info;
+    if (!st || this.closed) return;
+    this.st = st;
+    Object.assign(this.sock, { url: st.url, protocol: st.protocol, session: st.session });
+    if (!this.inner && st.state !== was.state) this.sock.dispatchEvent(event('statechange', { state: st.state, reason }));
+    if (st.readyState === 1 && was.readyState !== 1) this.sock.dispatchEvent(event('open', {}));
+  }
+
+  recv(m) {
+    if (!m || typeof m !== 'object' || this.closed) return;
+    switch (m.t) {
+      case 'snap': case 'have': this.snap(m); break;
+      case 'msg': if (!this.inner) this.deliver(m); break;
+      case 'res': if (m.tab === this.me) this.settle(m); break;
+      case 'ev': if (!this.inner) this.event(m); break;
+      case 'resend': if (m.tab === this.me) this.resend(m.from - 1); break;
+      case 'need': if (this.latest && !this.inner) this.post({ ...this.latest, t: 'have' }); break;
+      default: if (this.inner) this.lead1(m);
+    }
+  }
+
+  snap(m) {
+    if (m.t === 'have' || this.gather) { this.gather?.(m, m.t === 'have'); return; }
+    if (this.inner || !(m.blob instanceof Uint8Array)) return;
+    this.latest = m; // one sender's posts arrive in order
+    const acc = m.acc?.[this.me] || 0;
+    for (const a of m.res || []) if (a.tab === this.me) this.settle(a);
+    if (m.from !== this.leader) { this.leader = m.from; this.resend(acc); } else this.drop(acc);
+    this.apply(m.st, m.stats);
+  }
+
+  drop(acc) {
+    if (acc > this.taken) this.taken = acc;
+    for (const lid of this.pending.keys()) { if (lid > acc) break; this.pending.delete(lid); } }
+  resend(acc) {
+    this.drop(acc);
+    for (const m of this.pending.values()) this.push(m);
+  }
+
+  settle(a) {
+    const w = this.waiting.get(a.lid);
+    if (!w) return; // settled before (a repeated answer after a handover)
+    this.pending.delete(a.lid);
+    if (a.ok) w.resolve(a.v); else w.reject(a.remote ? remoteError(a.v, core()) : errFrom(a.v));
+  }
+
+  deliver(m) {
+    const data = typeof m.data === 'string' ? m.data : this.binaryType === 'blob' && typeof Blob !== 'undefined' ? new Blob([m.data]) : m.data.buffer;
+    this.sock.dispatchEvent(Object.assign(new MessageEvent('message', { data, lastEventId: m.seq ? String(m.seq) : '' }),
+      { channel: m.ch, seq: m.seq, from: m.from, offset: m.offset || undefined }));
+  }
+
+  event(m) {
+    this.apply(m.st, m.stats, m.type === 'statechange' ? m.props.reason : 'none');
+    if (m.type === 'open' || m.type === 'statechange') return; // apply() fired it
+    if (m.type === 'close') { this.finish(m.props); return; }
+    const props = m.type === 'error' ? { error: errFrom(m.props.error) } : m.props;
+    this.sock.dispatchEvent(event(m.type, props));
+  }
+
+  // ---- the leader ----
+
+  /** This tab leads: resume the freshest snapshot any live tab has. */
+  async lead() {
+    if (this.inner || this.closed) return;
+    // The tabs that can answer: not this one, nor the leader that is gone (it may still be listed).
+    const others = this.group.tabs.filter((t) => !t.self && t.id !== this.leader).length;
+    let best = this.latest;
+    if (others > 0) {
+      await new Promise((done) => {
+        let n = 0;
+        const t = setTimeout(done, 300); // a crashed tab is still listed: do not wait for it long
+        this.gather = (m, reply) => { // the tabs' newest, and the old leader's last posts still arriving
+          if (m.blob instanceof Uint8Array && (!best || m.gen > best.gen)) best = m;
+          if (reply && ++n >= others) { clearTimeout(t); done(); }
+        };
+        this.post({ t: 'need' });
+      });
+      this.gather = null;
+    }
+    if (this.closed || this.inner) return;
+    this.gen = best ? best.gen : 0;
+    this.acc = new Map(Object.entries(best?.acc || {}).map(([k, v]) => [Number(k), v]));
+    this.reqs = new Map((best?.reqs || []).map((q) => [q.sid, q]));
+    this.answers = best?.res || [];
+    const tap = { snapshot: best ? best.blob : null, booted: (s) => this.booted(s), event: (t, e, s) => this.tap(t, e, s) };
+    const inner = new this.Socket(this.url, { ...this.opts, [SHARE]: tap });
+    this.inner = inner;
+    for (const type of ['statechange', 'open', 'reconnecting', 'error', 'drop', 'close']) {
+      inner.addEventListener(type, (e) => this.innerEvent(type, e));
+    }
+  }
+
+  booted(s) {
+    this.s = s;
+    const t = now();
+    for (const q of this.reqs.values()) s.fn.sb_session_expect(s.h, q.sid, q.deadline ? Math.max(1, q.deadline - t) : 0, t);
+    this.snapshot(s); // the tabs learn who leads, and resend what it lacks of theirs
+    queueMicrotask(() => { for (const a of this.answers.splice(0)) this.answer(a); this.resend(this.acc.get(this.me) || 0); });
+  }
+
+  stateOf() {
+    const i = this.inner;
+    return { readyState: i.readyState, state: i.state, mode: i.mode, url: i.url, protocol: i.protocol, session: i.session };
+  }
+
+  snapshot(s) {
+    this.stale = false;
+    const blob = s.serialize();
+    const m = { t: 'snap', from: this.me, gen: ++this.gen, blob, acc: Object.fromEntries(this.acc), reqs: [...this.reqs.values()],
+      res: this.answers, st: this.stateOf(), stats: this.inner.stats() };
+    this.latest = m;
+    this.post(m);
+    this.apply(m.st, null);
+  }
+
+  /** Every event of the leader's session, before its Socket acts on it. */
+  tap(t, e, s) {
+    if (t === SEV_DIRTY) {
+      if (!this.stale) { this.stale = true; queueMicrotask(() => { if (this.stale && this.s?.h) this.snapshot(this.s); }); }
+    } else if (t === SEV_WRITE) {
+      if (this.stale) this.snapshot(s);
+    } else if (this.quitting) {
+      // handing over: requests it fails now wait in the next leader
+    } else if (t === SEV_MESSAGE) {
+      if (this.stale) this.snapshot(s);
+      const bin = e.flags & FRAME_F_BINARY;
+      const m = { t: 'msg', ch: e.channel, seq: e.seq, data: bin ? e.data.slice() : e.text(), from: e.aux ? e.from() : undefined, offset: e.value };
+      this.post(m);
+      this.deliver(m);
+    } else if (t === SEV_RESPONSE || t === SEV_REQUEST_FAILED) {
+      const q = this.reqs.get(e.id);
+      if (!q) return;
+      this.reqs.delete(e.id);
+      this.aborts.delete(`${q.tab}:${q.lid}`);
+      const ok = t === SEV_RESPONSE, remote = !ok && !!(e.flags & SEV_F_REMOTE);
+      const v = ok ? (e.flags & FRAME_F_BINARY ? e.data.slice() : e.text()) : remote ? e.data.slice() : errOf(s.c.error(e.code, 'request'));
+      // The answer rides in the snapshot too: a leader that dies right after still has it delivered.
+      this.answers.push({ t: 'res', tab: q.tab, lid: q.lid, ok, remote, v });
+      this.snapshot(s);
+      for (const a of this.answers.splice(0)) this.answer(a);
+    }
+  }
+
+  answer(a) { if (a.tab === this.me) this.settle(a); else this.post(a); }
+
+  innerEvent(type, e) {
+    if (this.quitting) return;
+    let props = {};
+    if (type === 'statechange') props = { state: e.state, reason: e.reason };
+    else if (type === 'reconnecting') props = { attempt: e.attempt, delay: e.delay, reason: e.reason };
+    else if (type === 'error') props = { error: errOf(e.error) };
+    else if (type === 'drop') props = { data: e.data, reason: e.reason, id: e.id };
+    else if (type === 'close') props = { code: e.code, reason: e.reason, wasClean: e.wasClean };
+    const m = { t: 'ev', type, props, st: this.stateOf(), stats: this.inner.stats() };
+    this.post(m);
+    this.apply(m.st, m.stats);
+    if (type === 'close') this.finish(props);
+    else if (type !== 'open') this.sock.dispatchEvent(event(type, type === 'error' ? { error: e.error } : props));
+  }
+
+  /** A tab's message to the leader. */
+  lead1(m) {
+    if (m.t === 'hello') { if (this.s) this.snapshot(this.s); return; }
+    if (m.t === 'cancel') { this.aborts.get(`${m.tab}:${m.lid}`)?.abort(); return; }
+    if ((m.t === 'send' || m.t === 'req') && this.s) this.take(m);
+  }
+
+  /** Put a tab's send or request into the session, once and in the tab's order. */
+  take(m) {
+    let had = this.acc.get(m.tab) || 0;
+    // Taken by a leader whose last snapshot never reached this one: that tab no longer has them.
+    if (m.base > had && m.tab !== this.me) had = m.base;
+    if (m.lid <= had) return;
+    // A gap (posted while no one led): that tab resends from there, asked once.
+    if (m.lid > had + 1 && m.tab !== this.me) {
+      if (this.asked.get(m.tab) !== had + 1) { this.asked.set(m.tab, had + 1); this.post({ t: 'resend', tab: m.tab, from: had + 1 }); }
+      return;
+    }
+    this.asked.delete(m.tab);
+    this.acc.set(m.tab, m.lid);
+    if (m.tab === this.me) this.pending.delete(m.lid);
+    if (m.t === 'send') {
+      try { this.inner.send(m.data, { channel: m.ch }); } catch { /* a drop event says which */ }
+      return;
+    }
+    const ac = new AbortController();
+    this.aborts.set(`${m.tab}:${m.lid}`, ac);
+    this.inner.request(m.data, { channel: m.ch, timeout: m.timeout, signal: ac.signal,
+      [SHARE]: (sid) => { m.sid = sid; this.reqs.set(sid, { sid, tab: m.tab, lid: m.lid, deadline: m.deadline }); } })
+      // Once it has an id its answer comes through the tap; before that (BAD_STATE, QUEUE_FULL) from here.
+      .catch((e) => { if (!m.sid && !this.quitting) this.answer({ t: 'res', tab: m.tab, lid: m.lid, ok: false, v: errOf(e) }); });
+  }
+}

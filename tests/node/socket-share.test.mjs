@@ -1,0 +1,98 @@
+// The shared Socket (docs/socket.md, "Sharing") in Node: several Sockets of
+// one process share a key (BroadcastChannel works between them; no Web
+// Locks here, so the TabGroup elects by lease), against the real relay.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { init } from '../../js/core.js';
+import { Socket } from '../../js/socket.js';
+import { Relay } from '../../js/server/relay.mjs';
+import { serve, until, sleep } from './net.mjs';
+
+const FAST = { WebSocket, reconnect: { minDelay: 20, maxDelay: 200, connectTimeout: 2000 }, heartbeat: false };
+before(() => init());
+
+function tabs(url, key, n, room) {
+  return Array.from({ length: n }, () => {
+    const t = new Socket(url, { ...FAST, share: key, hello: { room, user: 'tabs' } });
+    t.got = [];
+    t.onmessage = (e) => { if (e.channel === 0) t.got.push(e.data); };
+    t.onerror = () => {};
+    return t;
+  });
+}
+const leaderOf = (ts) => ts.find((t) => t.stats().share.role === 'leader');
+
+test('three shared Sockets hold one relay connection; the leader closes; nothing lost or doubled either way', async () => {
+  const relay = await Relay.create({ onRequest: ({ data }) => `re:${data}` });
+  const s = await serve(relay);
+  const peer = new Socket(s.url, { ...FAST, hello: { room: 'r1', user: 'peer' } });
+  peer.got = [];
+  peer.onmessage = (e) => { if (e.channel === 0) peer.got.push(e.data); };
+  await until(() => peer.readyState === 1, 5000, 'peer open');
+  const ts = tabs(s.url, 'k1', 3, 'r1');
+  ts[1].send('early'); // before its group is even open
+  await until(() => ts.every((t) => t.readyState === 1), 8000, 'open');
+  assert.equal(relay.conns.size, 2, 'one connection for the three, one for the peer');
+  assert.deepEqual(ts.map((t) => t.stats().share.role).sort(), ['follower', 'follower', 'leader']);
+  for (let i = 0; i < 20; i++) ts.forEach((t, j) => t.send(`t${j}-${i}`));
+  for (let i = 0; i < 20; i++) peer.send(`p${i}`);
+  assert.deepEqual(await Promise.all(ts.map((t, j) => t.request(`q${j}`))), ['re:q0', 're:q1', 're:q2']);
+  const lead = leaderOf(ts);
+  const rest = ts.filter((t) => t !== lead);
+  lead.close();
+  for (let i = 20; i < 40; i++) rest.forEach((t) => t.send(`t${ts.indexOf(t)}-${i}`));
+  for (let i = 20; i < 40; i++) peer.send(`p${i}`);
+  await until(() => rest.every((t) => t.got.length >= 40) && leaderOf(rest), 8000, 'after the handover');
+  await sleep(200);
+  assert.equal(peer.got.filter((d) => d === 'early').length, 1);
+  for (const t of rest) assert.deepEqual(t.got, Array.from({ length: 40 }, (_, i) => `p${i}`));
+  for (const t of rest) {
+    const j = ts.indexOf(t);
+    assert.deepEqual(peer.got.filter((d) => d.startsWith(`t${j}-`)), Array.from({ length: 40 }, (_, i) => `t${j}-${i}`));
+  }
+  await until(() => relay.conns.size === 2, 5000, 'the old connection gone');
+  for (const t of rest) t.close();
+  peer.close();
+  await s.kill();
+});
+
+test("a follower's request answered only after the leader that sent it closed resolves once, in that follower", { timeout: 30000 }, async () => {
+  let release;
+  const gate = new Promise((r) => { release = r; });
+  const seen = [];
+  const relay = await Relay.create({ onRequest: async ({ data }) => { seen.push(data); if (data === 'slow') await gate; return `re:${data}`; } });
+  const s = await serve(relay);
+  const ts = tabs(s.url, 'k2', 2, 'r2');
+  await until(() => ts.every((t) => t.readyState === 1), 8000, 'open');
+  const lead = leaderOf(ts);
+  const follower = ts.find((t) => t !== lead);
+  let settled = 0;
+  const answer = follower.request('slow', { timeout: 10000 }).finally(() => settled++);
+  await until(() => seen.includes('slow'), 5000, 'the relay has the request');
+  lead.close();
+  await until(() => leaderOf([follower]), 8000, 'the follower leads');
+  release();
+  assert.equal(await answer, 're:slow');
+  await sleep(100);
+  assert.equal(settled, 1);
+  assert.deepEqual(seen, ['slow'], 'the relay saw the request once');
+  follower.close();
+  await s.kill();
+});
+
+test('share where it cannot work keeps an own connection and says why', async () => {
+  const saved = globalThis.BroadcastChannel;
+  globalThis.BroadcastChannel = undefined;
+  try {
+    const relay = await Relay.create();
+    const s = await serve(relay);
+    const t = new Socket(s.url, { ...FAST, share: true });
+    await until(() => t.readyState === 1, 5000, 'open');
+    assert.deepEqual(t.stats().share, { role: 'own', key: s.url, reason: 'no-broadcast-channel', tabs: 1 });
+    t.close();
+    await s.kill();
+  } finally {
+    globalThis.BroadcastChannel = saved;
+  }
+});
