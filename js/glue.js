@@ -81,10 +81,25 @@ export function idb(name, store, mode, fn) {
   });
 }
 
-/** A server's {code, message} error answer (UTF-8 JSON bytes) as a SwitchboardError. */
-export function remoteError(data) {
+// Codes a relay answers with besides the core's own (index.d.ts, "the relay's").
+const RELAY_CODES = ['UNAUTHORIZED', 'FORBIDDEN', 'UNAVAILABLE'];
+
+/**
+ * A server's {code, message} error answer (UTF-8 JSON bytes) as a
+ * SwitchboardError. A code that is not one of the library's (an application's
+ * own, from a relay onRequest handler) becomes REMOTE, with the server's code
+ * kept as `remoteCode`, so `code` stays within SwitchboardErrorCode.
+ * @param {Uint8Array} data
+ * @param {{cstr(p: number): string, fn: any}} c the core
+ */
+export function remoteError(data, c) {
   const text = new TextDecoder().decode(data);
   let info;
   try { info = JSON.parse(text); } catch { info = { message: text }; }
-  return new SwitchboardError(typeof info?.code === 'string' ? info.code : 'REMOTE', String(info?.message ?? 'server error'));
+  const named = typeof info?.code === 'string' ? info.code : '';
+  let ours = RELAY_CODES.includes(named);
+  // the core's codes, by name from the core itself (sb_errname: "UNKNOWN" past the last)
+  for (let rc = -1, n; !ours && (n = c.cstr(c.fn.sb_errname(rc))) !== 'UNKNOWN'; rc--) ours = n === named;
+  const e = new SwitchboardError(ours ? /** @type {any} */ (named) : 'REMOTE', String(info?.message ?? 'server error'));
+  return named && !ours ? Object.assign(e, { remoteCode: named }) : e;
 }

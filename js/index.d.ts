@@ -34,7 +34,7 @@ export type SwitchboardErrorCode =
   | 'NO_CONTENT'      // EventStream: HTTP 204, the server asks not to reconnect
   | 'BAD_CONTENT_TYPE' // EventStream: not text/event-stream
   | 'ABORTED'         // Socket.request: its signal aborted without a reason
-  | 'REMOTE'          // Socket.request: the server failed the request without naming a code
+  | 'REMOTE'          // Socket.request: the server failed it with a code of its own (`error.remoteCode`) or none
   | 'CLOCK_SKEW'      // SharedState: remote stamps too far ahead of this clock, ignored
   // the relay's (switchboard/server): why it closed a connection (4401, 4403;
   // UNAVAILABLE: 1013, its store did not answer, e.g. Redis away)
@@ -44,12 +44,14 @@ export type SwitchboardErrorCode =
 export class SwitchboardError extends Error {
   constructor(code: SwitchboardErrorCode, message?: string, options?: { cause?: unknown });
   readonly name: 'SwitchboardError';
-  /**
-   * Stable identifier, safe to switch on. One exception passes a remote
-   * side's string through: a relay `onRequest` handler that throws an error
-   * with its own `code` rejects `Socket.request()` with that code.
-   */
+  /** Stable identifier, safe to switch on. */
   readonly code: SwitchboardErrorCode;
+  /**
+   * On a `REMOTE` rejection of `Socket.request()`: the code a relay
+   * `onRequest` handler named that is not one of the library's (an
+   * application's own, e.g. `'E_NOT_YOURS'`).
+   */
+  remoteCode?: string;
 }
 
 export * from './gzip.js';

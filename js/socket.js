@@ -269,7 +269,7 @@ export class Socket extends EventTarget {
       case SEV_REQUEST_FAILED: {
         const r = this.#requests.get(e.id);
         if (!r) break;
-        r.reject(e.flags & SEV_F_REMOTE ? remoteError(e.data) : this.#s.c.error(e.code, 'request'));
+        r.reject(e.flags & SEV_F_REMOTE ? remoteError(e.data, this.#s.c) : this.#s.c.error(e.code, 'request'));
         break;
       }
       case SEV_DROP:

@@ -397,6 +397,8 @@ static int setup(sb_session *s)
     if (s->role == SB_SESSION_CLIENT) {
         double hb = o[SB_SO_PING_INTERVAL];
         double bmin = o[SB_SO_BACKOFF_MIN], bmax = o[SB_SO_BACKOFF_MAX];
+        if (bmin < 1) /* 0 asks for the fastest: the backoff grows from 1 ms */
+            bmin = 1;
         if (!o[SB_SO_RECONNECT])
             bmin = bmax = 1;
         s->conn = sb_conn_create(o[SB_SO_CONNECT_TIMEOUT], hb, o[SB_SO_PING_TIMEOUT], bmin,

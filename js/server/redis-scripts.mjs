@@ -8,11 +8,15 @@
 // another process has claimed them since: their generation is not the one
 // stored), the expired ones deleted, each message appended to its room's
 // stream with the offset Redis gives it and published on the room's channel.
+// Each stream is trimmed from its oldest entry to the room limits: count,
+// payload bytes (kept in the room's hash as 'bytes') and age (each entry's
+// 't', the committing process's clock), so Redis holds what a mirror keeps.
 // -> the ids fenced out.
 export const COMMIT = `
-local p, proc, ttl, maxlen, rttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local nu, nd, na = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local i = 9
+local p, proc, ttl, maxlen, rttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local maxbytes, oldest = tonumber(ARGV[6]), tonumber(ARGV[7])
+local nu, nd, na = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local i = 11
 local fenced, out = {}, {}
 for _ = 1, nu do
   local id, gen, owner, meta, blob = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
@@ -33,8 +37,8 @@ for _ = 1, nd do
   i = i + 2
 end
 for _ = 1, na do
-  local room, epoch, sid, data = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]
-  i = i + 4
+  local room, epoch, sid, data, size, at = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], tonumber(ARGV[i+4]), ARGV[i+5]
+  i = i + 6
   if not fenced[sid] then
     local mk, lk = p .. 'r:' .. room, p .. 'l:' .. room
     local ep = redis.call('HGET', mk, 'epoch')
@@ -44,7 +48,14 @@ for _ = 1, na do
       redis.call('HSET', mk, 'epoch', ep, 'next', 1)
     end
     local off = redis.call('HINCRBY', mk, 'next', 1) - 1
-    redis.call('XADD', lk, 'MAXLEN', '~', maxlen, off .. '-0', 'd', data)
+    redis.call('XADD', lk, off .. '-0', 'd', data, 't', at, 'n', size)
+    local bytes, len = redis.call('HINCRBY', mk, 'bytes', size), redis.call('XLEN', lk)
+    while len > 0 do
+      local h = redis.call('XRANGE', lk, '-', '+', 'COUNT', 1)[1]
+      if len <= maxlen and bytes <= maxbytes and (tonumber(h[2][4]) or 0) >= oldest then break end
+      redis.call('XDEL', lk, h[1])
+      bytes, len = redis.call('HINCRBY', mk, 'bytes', -(tonumber(h[2][6]) or 0)), len - 1
+    end
     redis.call('PEXPIRE', mk, rttl)
     redis.call('PEXPIRE', lk, rttl)
     redis.call('PUBLISH', p .. 'c:' .. room, 'm' .. ep .. '\\n' .. off .. '\\n' .. data)

@@ -5,9 +5,9 @@
 //   sessions   one hash per session, {gen, proc, owner, meta, blob}: the same
 //              Row as the other stores, plus a generation that fences a
 //              process out once another one has claimed the session
-//   rooms      a hash per room {epoch, next} and a stream per room whose
+//   rooms      a hash per room {epoch, next, bytes} and a stream per room whose
 //              entry ids are the offsets (`<offset>-0`), trimmed to
-//              roomHistory (MAXLEN ~)
+//              roomHistory, roomHistoryBytes, roomHistoryMs
 //   commit     one Lua script per commit: every changed session (unless
 //              fenced), every expired one deleted, and each message appended
 //              with the offset Redis gives it and PUBLISHed to its room's
@@ -172,13 +172,15 @@ export class RedisEngine {
    * -> the ids fenced out (claimed by another process meanwhile).
    */
   async commit(upserts, deletes, appends) {
-    const a = [this.prefix, this.proc, this._sessionTtl, this.limits?.roomHistory ?? 10000, this._roomTtl, upserts.length, deletes.length, appends.length];
+    const l = this.limits || {};
+    const a = [this.prefix, this.proc, this._sessionTtl, l.roomHistory ?? 10000, this._roomTtl,
+      l.roomHistoryBytes ?? 16 << 20, Date.now() - (l.roomHistoryMs ?? 600e3), upserts.length, deletes.length, appends.length];
     for (const r of upserts) {
       a.push(r.id, String(r.gen), r.owner ?? '', JSON.stringify({ room: r.room, user: r.user, owner: r.owner ?? null, echo: !!r.echo, subs: r.subs || [] }),
         Buffer.from(r.blob.buffer, r.blob.byteOffset, r.blob.byteLength));
     }
     for (const [id, gen] of deletes) a.push(id, String(gen));
-    for (const e of appends) a.push(e.room, e.epoch, e.sid, packEntry(e));
+    for (const e of appends) a.push(e.room, e.epoch, e.sid, packEntry(e), e.payload.length, e.at ?? Date.now());
     const fenced = await this.cmd.sbCommit(...a);
     return (fenced || []).map(utf);
   }

@@ -196,7 +196,12 @@ export class RelaySessions {
   /** payload: the bytes of a binary request, else its text. */
   _request(slot, id, binary, payload, channel) {
     this.stats.requests++;
-    const errorOf = (e) => JSON.stringify({ code: String(e?.code || 'INTERNAL'), message: String(e?.message ?? e) });
+    // A handler's error reaches the client only when it names a code (the
+    // handler chose to tell); any other throw is INTERNAL without its message,
+    // which may hold server internals (it is logged above, not sent).
+    const errorOf = (e) => JSON.stringify(typeof e?.code === 'string' && e.code
+      ? { code: e.code, message: String(e.message ?? '') }
+      : { code: 'INTERNAL', message: 'the request handler failed' });
     const answer = (isError, v) => this._turn(null, () => {
       slot.pending--;
       if (!slot.s.h || slot.closed) return; // the session is gone: nobody waits

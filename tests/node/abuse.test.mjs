@@ -8,7 +8,6 @@
 // 300 x 8 MiB.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';
@@ -17,52 +16,19 @@ import { init } from '../../js/core.js';
 import { encodeFrame } from '../../js/frame.js';
 import { Relay } from '../../js/server/relay.mjs';
 import {
-  SESSION_PROTOCOL, SO_COMPRESS, SS_QUEUED, SS_BYTES_IN, SS_PAYLOAD_BYTES_IN, FRAME_F_ACK_REQ, FRAME_F_COMPRESSED,
+  SESSION_PROTOCOL, SS_QUEUED, SS_BYTES_IN, SS_PAYLOAD_BYTES_IN, FRAME_F_ACK_REQ, FRAME_F_COMPRESSED,
   CLOSE_TRY_AGAIN, CLOSE_HELLO_TIMEOUT, CLOSE_RATE_LIMITED,
 } from '../../js/constants.js';
-import { SessionClient } from './session-client.mjs';
+import { SessionClient, hijacked } from './session-client.mjs';
+import { serve, sleep, until } from './net.mjs';
 
 before(async () => {
   await init();
 });
 
-/** An http server on a loopback port routing upgrades to the relay. */
-async function serve(relay) {
-  const srv = createServer();
-  const sockets = new Set();
-  srv.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
-  srv.on('upgrade', (req, socket, head) => relay.handleUpgrade(req, socket, head));
-  await new Promise((ok, fail) => { srv.once('error', fail); srv.listen(0, '127.0.0.1', ok); });
-  return {
-    url: `ws://127.0.0.1:${srv.address().port}/`,
-    async kill() {
-      for (const s of sockets) s.destroy();
-      await new Promise((ok) => srv.close(() => ok()));
-    },
-  };
-}
 
-async function until(fn, ms = 5000, what = 'condition') {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** A connected client whose socket the test then drives by hand (no compression). */
-async function hijacked(url, room) {
-  const c = new SessionClient(url, { hello: { room, user: 'evil' }, options: [[SO_COMPRESS, 0]] });
-  await c.until(() => c.open, 10000, 'hostile client open');
-  const ws = c.hijack();
-  ws.closed = new Promise((resolve) => {
-    if (c.closes.length) resolve(c.closes[0]);
-    ws.on('close', (code, reason) => resolve({ code, reason: String(reason) }));
-  });
-  return { c, ws };
-}
 
 /**
  * A well-behaved pair in room: a sends a numbered message every 10 ms;

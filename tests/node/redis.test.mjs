@@ -8,7 +8,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:http';
 import { createServer as netServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,19 +19,12 @@ import { Socket } from '../../js/socket.js';
 import { Relay } from '../../js/server/index.mjs';
 import { SessionClient } from './session-client.mjs';
 import { SS_QUEUED, CLOSE_REPLACED, CLOSE_FORBIDDEN } from '../../js/constants.js';
+import { kill9, serve, sleep, until } from './net.mjs';
 
 const RELAY_CLI = fileURLToPath(new URL('../../js/server/relay-cli.mjs', import.meta.url));
 const HAVE_REDIS = spawnSync('redis-server', ['--version']).status === 0;
 const skip = HAVE_REDIS ? false : 'redis-server is not installed (.ci/setup installs it)';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(fn, what, ms = 15000) {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(10);
-  }
-}
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -88,21 +80,7 @@ function startRelay(redisUrl, extra = []) {
   });
 }
 
-async function kill9(r) {
-  if (r.child.exitCode !== null || r.child.signalCode) return;
-  const gone = new Promise((ok) => r.child.once('exit', ok));
-  r.child.kill('SIGKILL');
-  await gone;
-}
 
-async function serve(relay) {
-  const srv = createServer();
-  const conns = new Set();
-  srv.on('connection', (c) => { conns.add(c); c.on('close', () => conns.delete(c)); });
-  srv.on('upgrade', (req, socket, head) => relay.handleUpgrade(req, socket, head));
-  await new Promise((ok) => srv.listen(0, '127.0.0.1', ok));
-  return { url: `ws://127.0.0.1:${srv.address().port}/`, close: () => { for (const c of conns) c.destroy(); srv.close(); } };
-}
 
 const running = new Set();
 const clients = new Set();
@@ -325,6 +303,44 @@ test('rooms by subscription across processes: a Channel on A and one on B share 
   } finally {
     ann.close(); bob.close();
     A.close(); B.close(); sa.close(); sb.close();
+  }
+  await redis.stop();
+});
+
+test('each room\'s stream in Redis is trimmed to the room limits: count, payload bytes and age, with its byte count kept exact', { skip }, async () => {
+  const { default: Redis } = await import('ioredis');
+  const redis = await startRedis(tmp());
+  const A = await Relay.create({ redis: { url: redis.url, presenceTtlMs: 900 }, roomHistory: 50, roomHistoryBytes: 4000, roomHistoryMs: 600 });
+  const sa = await serve(A);
+  const r = new Redis(redis.url);
+  const stream = async () => {
+    const list = await r.xrange('sb:l:t', '-', '+');
+    return { offsets: list.map(([id]) => Number(id.split('-')[0])), bytes: Number(await r.hget('sb:r:t', 'bytes')), sizes: list.map(([, f]) => Number(f[5])) };
+  };
+  try {
+    const a = client(sa.url, { hello: { room: 't', user: 'ann' } });
+    await a.until(() => a.open);
+    const body = (i) => `${i}`.padStart(100, '.');
+    for (let i = 0; i < 30; i++) a.send(body(i));
+    await until(() => a.s.stat(SS_QUEUED) === 0, 'the first 30 acked (acks follow the commit)');
+    let s = await stream();
+    assert.equal(s.offsets.length, 30, 'under every limit: all kept');
+    assert.equal(s.bytes, 3000);
+    for (let i = 30; i < 100; i++) a.send(body(i));
+    await until(() => a.s.stat(SS_QUEUED) === 0, 'all 100 acked');
+    s = await stream();
+    // 4000 payload bytes of 100 each: the newest 40, under the count of 50
+    assert.deepEqual(s.offsets, Array.from({ length: 40 }, (_, i) => 61 + i), 'trimmed by bytes from the oldest');
+    assert.equal(s.bytes, s.sizes.reduce((x, y) => x + y, 0), 'the byte count is the sum of what is kept');
+    assert.ok(s.bytes <= 4000);
+    await sleep(700);
+    a.send(body(100));
+    await until(() => a.s.stat(SS_QUEUED) === 0, 'the late one acked');
+    s = await stream();
+    assert.deepEqual(s.offsets, [101], 'older than roomHistoryMs: gone at the next append');
+    assert.equal(s.bytes, 100);
+  } finally {
+    r.disconnect(); A.close(); sa.close();
   }
   await redis.stop();
 });

@@ -6,36 +6,19 @@
 // "not recovered" when the log no longer has it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import WebSocket from 'ws';
 import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
 import { SS_QUEUED } from '../../js/constants.js';
 import { Relay, MemoryStore } from '../../js/server/index.mjs';
+import { serve, sleep, until } from './net.mjs';
 
 const FAST = { reconnect: { minDelay: 20, maxDelay: 100, connectTimeout: 2000 }, heartbeat: false };
 const open = new Set();
 before(() => init());
 after(() => { for (const x of open) x.close(); });
 
-async function serve(relay) {
-  const srv = createServer();
-  const conns = new Set();
-  srv.on('connection', (c) => { conns.add(c); c.on('close', () => conns.delete(c)); });
-  srv.on('upgrade', (req, socket, head) => relay.handleUpgrade(req, socket, head));
-  await new Promise((ok) => srv.listen(0, '127.0.0.1', ok));
-  const url = `ws://127.0.0.1:${srv.address().port}/`;
-  return { url, close: () => { for (const c of conns) c.destroy(); srv.close(); } };
-}
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(fn, what, ms = 8000) {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(5);
-  }
-}
 
 /** A Socket; token names its user for the relay's authenticate below. */
 function sock(url, token, opts = {}) {

@@ -5,7 +5,6 @@
 // Sockets (js/socket.js) over `ws`; a page's Origin is the header `ws` sends.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +16,7 @@ import { Socket } from '../../js/socket.js';
 import { SESSION_PROTOCOL, CLOSE_AUTH, CLOSE_FORBIDDEN, CLOSE_TRY_AGAIN, CLOSE_REPLACED } from '../../js/constants.js';
 import { Relay, SqliteStore } from '../../js/server/index.mjs';
 import * as hooks from './relay-auth.mjs';
+import { once, serve, sleep, until } from './net.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'js/server/relay-cli.mjs');
@@ -31,40 +31,9 @@ after(() => {
 });
 
 const track = (s) => { sockets.add(s); s.onerror = () => {}; return s; };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function serve(target, port = 0) {
-  const srv = createServer();
-  const conns = new Set();
-  srv.on('connection', (c) => { conns.add(c); c.on('close', () => conns.delete(c)); });
-  srv.on('upgrade', (req, socket, head) => target.handleUpgrade(req, socket, head));
-  await new Promise((ok, fail) => { srv.once('error', fail); srv.listen(port, '127.0.0.1', ok); });
-  const p = srv.address().port;
-  return {
-    port: p,
-    url: `ws://127.0.0.1:${p}/`,
-    async kill() {
-      for (const c of conns) c.destroy();
-      await new Promise((ok) => srv.close(() => ok()));
-    },
-  };
-}
 
-function once(target, type, pred = () => true, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => { target.removeEventListener(type, h); reject(new Error(`no ${type} within ${ms} ms`)); }, ms);
-    const h = (e) => { if (pred(e)) { clearTimeout(t); target.removeEventListener(type, h); resolve(e); } };
-    target.addEventListener(type, h);
-  });
-}
 
-async function until(fn, ms = 5000, what = 'condition') {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms`);
-    await sleep(5);
-  }
-}
 
 /** A `ws` constructor that sends the Origin header a page of `origin` would. */
 const withOrigin = (origin) => class extends WebSocket {

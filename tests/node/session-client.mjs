@@ -9,7 +9,7 @@ import {
   SESSION_PROTOCOL, SESSION_OPEN,
   SEV_WRITE, SEV_CONNECT, SEV_DISCONNECT, SEV_OPEN, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED,
   SEV_ERROR, SEV_CLOSED, SEV_F_TEXT, SEV_F_REMOTE, SEV_F_OFFER_FRAMED, FRAME_F_BINARY,
-  SO_BACKOFF_MIN, SO_BACKOFF_MAX, SO_CONNECT_TIMEOUT,
+  SO_BACKOFF_MIN, SO_BACKOFF_MAX, SO_CONNECT_TIMEOUT, SO_COMPRESS,
 } from '../../js/constants.js';
 
 export const FAST = [[SO_BACKOFF_MIN, 20], [SO_BACKOFF_MAX, 200], [SO_CONNECT_TIMEOUT, 3000]];
@@ -193,4 +193,19 @@ export class SessionClient {
     });
     ws.on('error', () => {});
   }
+}
+
+/**
+ * A connected client (no compression, so the server's bytes can be read back)
+ * whose socket the test then drives by hand; ws.closed resolves its close.
+ */
+export async function hijacked(url, room) {
+  const c = new SessionClient(url, { hello: { room, user: 'evil' }, options: [[SO_COMPRESS, 0]] });
+  await c.until(() => c.open, 10000, 'hostile client open');
+  const ws = c.hijack();
+  ws.closed = new Promise((resolve) => {
+    if (c.closes.length) resolve(c.closes[0]);
+    ws.on('close', (code, reason) => resolve({ code, reason: String(reason) }));
+  });
+  return { c, ws };
 }

@@ -2,7 +2,6 @@
 // WebSocket: the Socket takes the `ws` constructor as an option).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { handshake, frames } from './fake-server.mjs';
 import { Relay } from '../../js/server/relay.mjs';
 import { SqliteStore } from '../../js/server/store.mjs';
 import { createEchoServer } from '../../js/server/echo.mjs';
+import { once, serve, until } from './net.mjs';
 
 const FAST = { reconnect: { minDelay: 20, maxDelay: 200, connectTimeout: 2000 }, heartbeat: false };
 
@@ -21,39 +21,8 @@ before(async () => {
   await init();
 });
 
-/** An http server on a free (or given) loopback port routing upgrades to `target`. */
-async function serve(target, port = 0) {
-  const srv = createServer();
-  const sockets = new Set();
-  srv.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
-  srv.on('upgrade', (req, socket, head) => target.handleUpgrade(req, socket, head));
-  await new Promise((ok, fail) => { srv.once('error', fail); srv.listen(port, '127.0.0.1', ok); });
-  return {
-    port: srv.address().port,
-    url: `ws://127.0.0.1:${srv.address().port}/`,
-    /** Drop every connection without a close handshake (like a crash). */
-    async kill() {
-      for (const s of sockets) s.destroy();
-      await new Promise((ok) => srv.close(() => ok()));
-    },
-  };
-}
 
-function once(target, type, pred = () => true, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => { target.removeEventListener(type, h); reject(new Error(`no ${type} within ${ms} ms`)); }, ms);
-    const h = (e) => { if (pred(e)) { clearTimeout(t); target.removeEventListener(type, h); resolve(e); } };
-    target.addEventListener(type, h);
-  });
-}
 
-async function until(fn, ms = 5000) {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 test('framed mode: messages fan out in order, requests resolve, payloads are compressed', async () => {
   const relay = await Relay.create();
@@ -413,6 +382,29 @@ test('a request outlives a reconnect and fails cleanly on timeout and close', as
   await s.kill();
 });
 
+test('request errors: the library\'s codes as they are, an application\'s own as REMOTE with remoteCode, a bare throw as INTERNAL', async () => {
+  const relay = await Relay.create({
+    log: () => {},
+    onRequest: ({ data }) => {
+      if (data === 'app') throw Object.assign(new Error('not yours'), { code: 'E_NOT_YOURS' });
+      if (data === 'lib') return Promise.reject(Object.assign(new Error('no'), { code: 'FORBIDDEN' }));
+      throw new Error('secret path /srv/app/db.sqlite');
+    },
+  });
+  const s = await serve(relay);
+  const sock = new Socket(s.url, { WebSocket, ...FAST });
+  try {
+    await once(sock, 'open');
+    await assert.rejects(sock.request('app'), (e) => e.code === 'REMOTE' && e.remoteCode === 'E_NOT_YOURS' && e.message === 'not yours');
+    await assert.rejects(sock.request('lib'), (e) => e.code === 'FORBIDDEN' && e.remoteCode === undefined);
+    await assert.rejects(sock.request('bare'), (e) => e.code === 'INTERNAL' && !/secret/.test(e.message));
+  } finally {
+    sock.close();
+    relay.close();
+    await s.kill();
+  }
+});
+
 test('the URL provider is asked before every attempt (fresh token each time)', async () => {
   const relay = await Relay.create();
   const s = await serve(relay);
@@ -463,8 +455,29 @@ test('a client away for longer than the relay\'s bounded history is told about t
   await s.kill();
 });
 
-test('options are validated', () => {
+test('options are validated in the constructor; reconnect.minDelay 0 means as fast as the backoff goes', async () => {
   assert.throws(() => new Socket('ws://127.0.0.1:9/', { WebSocket, queue: { overflow: 'lose-it' } }), { code: 'INVALID' });
+  assert.throws(() => new Socket('ws://127.0.0.1:9/', { WebSocket, reconnect: { connectTimeout: 0 } }), { code: 'INVALID' });
+  assert.throws(() => new Socket('ws://127.0.0.1:9/', { WebSocket, reconnect: { minDelay: -1 } }), { code: 'INVALID' });
+  const relay = await Relay.create();
+  let s = await serve(relay);
+  const port = s.port;
+  const sock = new Socket(s.url, { WebSocket, heartbeat: false, reconnect: { minDelay: 0, maxDelay: 50 } });
+  const errors = [];
+  sock.onerror = (e) => errors.push(e.error);
+  try {
+    await once(sock, 'open');
+    await s.kill();
+    await once(sock, 'reconnecting');
+    s = await serve(relay, port);
+    await once(sock, 'open');
+    assert.equal(await sock.request('again'), 'again');
+    assert.deepEqual(errors, []);
+  } finally {
+    sock.close();
+    relay.close();
+    await s.kill();
+  }
 });
 
 
