@@ -37,7 +37,7 @@ export const jobs = {
   socket: { modules: ['socket'], tests: ['socket', 'socket-props'], zlib: 'raw' },
   sse: { modules: ['sse'], tests: ['sse', 'sse-stream', 'sse-props'] },
   gzip: { modules: ['gzip'], tests: ['gzip'] },
-  queue: { modules: ['frame', 'queue'], tests: ['frame', 'queue', 'frame-props'], zlib: 'raw' },
+  queue: { modules: ['frame', 'queue'], tests: ['frame', 'queue', 'queue-tabs', 'frame-props'], zlib: 'raw' },
 };
 
 /** The job's entry module, resolved against js/. */
