@@ -50,6 +50,7 @@ export class TabQueue {
       this.group = g;
       g.addEventListener('leaderchange', () => this.check());
       g.addEventListener('leadershiplost', () => this.resign());
+      g.addEventListener('presence', () => this.synced?.()); // a closed tab need not answer
       this.check();
       return undefined;
     }, (e) => this.fail(e));

@@ -94,6 +94,7 @@ export class StreamShare {
       this.group = g;
       g.addEventListener('leaderchange', () => this.check());
       g.addEventListener('leadershiplost', () => this.resign());
+      g.addEventListener('presence', () => this.whereDone?.()); // a closed tab need not answer
       this.post({ t: 'hello' });
       this.check();
       return undefined;
