@@ -126,6 +126,8 @@ export class StreamShare {
       clearTimeout(timer);
       this.whereDone = null;
       if (this.closed || this.claim !== term || !g.isLeader || this.inner) return;
+      // Its own position as of now: the old holder's last relays may have come meanwhile.
+      this.answers.set(g.id, this.where());
       this.start([...this.answers.values()]);
       this.answers = null;
     };
