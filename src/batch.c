@@ -69,7 +69,12 @@ static int close_batch(sb_batch *b, int may_compress)
         int clen;
         /* zlib's deflate state is ~260 KiB: only a link that sends batches
          * worth compressing pays for it (a new deflater starts fresh). */
-        if (!b->z && !(b->z = sb_z_create(SB_Z_DEFLATE, SB_Z_RAW, b->level, 15, 0)))
+        /* Level 0 is stored blocks, never smaller than the batch: it is sent
+         * as it is, as the size check below would decide, without a
+         * deflater (a raw core's zlib has no stored coder: zlib-raw.patch). */
+        if (b->level == 0)
+            clen = 0;
+        else if (!b->z && !(b->z = sb_z_create(SB_Z_DEFLATE, SB_Z_RAW, b->level, 15, 0)))
             clen = SB_E_NO_MEMORY;
         else if (fresh && sb_z_reset(b->z) < 0)
             clen = SB_E_INTERNAL;

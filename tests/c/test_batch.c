@@ -1,6 +1,7 @@
 #include <stdlib.h>
 
 #include "batch.h"
+#include "gzip.h"
 #include "sbtest.h"
 
 static int enc(uint8_t *out, size_t cap, uint32_t channel, uint32_t seq, const char *text)
@@ -219,6 +220,46 @@ static void test_compress_only_if_smaller(void)
     sb_unbatch_destroy(u);
 }
 
+/* Level 0 sends every batch as it is, without a deflater: that is what the
+ * size check decided before, because zlib's stored blocks at level 0 are
+ * never smaller than the input (checked here, on the native zlib). */
+static void test_level_zero_sends_as_is(void)
+{
+    uint8_t fr[300], plain[4096];
+    uint32_t seqs[16];
+    char text[400];
+    sb_rng r;
+    sb_batch *b = sb_batch_create(10, 1 << 16, 10, 1, SB_BATCH_SHARED, 0);
+    sb_unbatch *u = sb_unbatch_create(0, 0, 0);
+    sb_z *z = sb_z_create(SB_Z_DEFLATE, SB_Z_RAW, 0, 15, 0);
+    size_t plen = 0;
+    CHECK(b && u && z);
+    sb_rng_seed(&r, 9);
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 4; i++) {
+            int n;
+            chat(text, sizeof text, &r, (uint32_t)i);
+            n = enc(fr, sizeof fr, 1, 1 + (uint32_t)(k * 4 + i), text);
+            sb_batch_add(b, fr, (uint32_t)n, 0);
+            memcpy(plain + plen, fr, (size_t)n);
+            plen += (size_t)n;
+        }
+        int n = sb_batch_flush(b);
+        CHECK(n > 0);
+        CHECK_EQ(sb_batch_out(b)[1], 0); /* a batch frame, not compressed */
+        CHECK_EQ(drain(u, sb_batch_out(b), (size_t)n, seqs, 16), 4);
+        CHECK_EQ(seqs[3], (uint32_t)(k * 4 + 4));
+        /* what level 0 would have made of the same bytes, on a shared window */
+        CHECK(sb_z_message(z, plain, plen) > (int)plen);
+        plen = 0;
+    }
+    CHECK(sb_batch_stat(b, SB_BATCH_STAT_SKIPPED) == 3);
+    CHECK(sb_batch_stat(b, SB_BATCH_STAT_COMPRESSED) == 0);
+    sb_z_destroy(z);
+    sb_batch_destroy(b);
+    sb_unbatch_destroy(u);
+}
+
 /* Wrap payload in a batch frame. */
 static int wrap(uint8_t *out, size_t cap, const uint8_t *p, size_t n, uint8_t flags)
 {
@@ -366,6 +407,7 @@ int main(void)
     RUN(test_flush_triggers);
     RUN(test_compression_shared_window);
     RUN(test_compress_only_if_smaller);
+    RUN(test_level_zero_sends_as_is);
     RUN(test_reader_limits);
     RUN(test_large_message_buffers_given_back);
     TEST_MAIN_END();

@@ -63,6 +63,27 @@ test('Batcher flushes on count, on delay and on close; compression only when it 
   reader.close();
 });
 
+test('Batcher at every level 0-9: level 0 sends batches as they are, the others compress, and all of it reads back', () => {
+  // On the queue job's core this is zlib without its stored coder
+  // (src/zlib-raw.patch): level 0 must never reach it.
+  for (let level = 0; level <= 9; level++) {
+    const reader = new BatchReader();
+    const got = [];
+    const infos = [];
+    const b = new Batcher({ maxMessages: 20, maxDelay: 1000, compressAbove: 64, level }, (bytes, info) => {
+      infos.push(info);
+      for (const f of reader.read(bytes, { text: true })) got.push(f.payload);
+    });
+    for (let i = 0; i < 60; i++) b.add({ kind: 'message', channel: 1, id: i + 1, seq: i + 1, payload: chat(i) });
+    b.close();
+    assert.equal(got.length, 60, `level ${level}`);
+    assert.equal(got[59], chat(59));
+    assert.equal(infos.length, 3);
+    assert.ok(infos.every((i) => i.compressed === (level > 0)), `level ${level}: ${infos.map((i) => i.compressed)}`);
+    reader.close();
+  }
+});
+
 /** A MessageChannel link between an Outbox and an Inbox; `lossy` drops,
  * duplicates and delays (so reorders) messages in both directions. */
 function link({ lossy = false, seed = 1, outbox = {}, inbox = {} } = {}) {
