@@ -31,6 +31,8 @@ export class TabQueue {
   constructor(mq, name) {
     if (typeof name !== 'string' || !name) throw new SwitchboardError('INVALID', 'tabs needs a non-empty name');
     this.mq = mq;
+    this.name = name;
+    this.release = null;      // frees this tab's run lock
     this.tab = randomSeed().toString(36) + randomSeed().toString(36);
     this.seq = 0;
     this.known = new Map();   // id -> {id, item, from, started}: open tasks, in the order they came
@@ -86,6 +88,21 @@ export class TabQueue {
     if (this.closed || !g || !g.isLeader || this.leading || this.syncing === g.term) return;
     const term = g.term;
     this.syncing = term;
+    // A run lock besides the election: two tabs that both believe they lead
+    // for a moment (a handover) must not both run tasks.
+    if (typeof navigator !== 'undefined' && navigator.locks?.request) {
+      const ac = new AbortController();
+      this.lockAbort = ac;
+      navigator.locks.request(`switchboard:queue-run:${this.name}`, { signal: ac.signal }, () => {
+        if (this.closed || this.syncing !== term || !g.isLeader) return undefined;
+        this.gather(g, term);
+        return new Promise((r) => { this.release = r; });
+      }).catch(() => { /* aborted: resigned or closed */ });
+    } else this.gather(g, term);
+  }
+
+  // Ask the other tabs for their open tasks, then run them all.
+  gather(g, term) {
     this.answered = new Set();
     this.post({ t: 'sync', term });
     const ready = () => {
@@ -131,6 +148,9 @@ export class TabQueue {
   resign() {
     this.leading = false;
     this.syncing = 0;
+    this.lockAbort?.abort();
+    this.release?.();
+    this.release = null;
     const q = this.mq._queue;
     for (const j of q) if (j.id) this.queued.delete(j.id);
     this.mq._queue = q.filter((j) => !j.id);
@@ -192,6 +212,8 @@ export class TabQueue {
     if (this.closed) return;
     this.closed = true;
     this.fail(new SwitchboardError('CLOSED', 'MessageQueue is closed'));
+    this.lockAbort?.abort();
+    this.release?.();
     this.bc.close();
     this.group?.close();
   }
