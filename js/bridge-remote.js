@@ -1,15 +1,17 @@
 // One side of a bridge (docs/bridge.md): calls and their promises by id,
-// events, the port, the heartbeat's replies and the part of the handshake
-// that runs on the port. The window and port peers (js/bridge-window.js,
-// js/bridge-port.js) add how a port is found; the hub (js/bridge-hub.js)
-// holds the router every decision comes from.
+// events, the port, the heartbeat's replies, and the messages the router
+// (src/router.c, through js/bridge-hub.js) says to send: it decides every
+// step of the handshake. The window and port peers (js/bridge-window.js,
+// js/bridge-port.js) add where the messages go.
 import { SwitchboardError } from './errors.js';
 import {
   BM_CALL, BM_OK, BM_ERR, BM_EVENT, BM_BATCH, BM_PING, BM_PONG, BM_BYE, BM_READY, BM_SYN, BM_ACK, BM_CALL1,
-  ROUTER_NONCE_MAX, E_TIMEOUT, E_CLOSED, E_CONNECTION_LOST,
+  BS_OFFER, BS_PROBE, BS_HELLO, BS_WELCOME, BS_READY, BS_READY_OWN, BS_ACK, BW_BYE, BW_RELOAD, BW_TIMEOUT, BW_REMOVED,
+  BW_PORT_CLOSED, BW_CLOSED, E_CLOSED, BRIDGE_MARK, BRIDGE_VERSION, BRIDGE_OFFER, BRIDGE_PROBE,
+  BRIDGE_HELLO, BRIDGE_WELCOME,
 } from './constants.js';
 import { dataEvent } from './glue.js';
-import { hub, now, REASONS } from './bridge-hub.js';
+import { hub, now, cut } from './bridge-hub.js';
 
 const EMPTY = [];
 
@@ -32,12 +34,10 @@ export class Transfer {
 }
 export const transfer = (value, list) => new Transfer(value, list);
 
-function nonce() {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  let s = '';
-  for (let i = 0; i < 16; i++) s += b[i].toString(16).padStart(2, '0');
-  return s;
-}
+// A `disconnect` event's reason for each sb_bridge_why.
+const WHY = { [BW_BYE]: 'bye', [BW_RELOAD]: 'reload', [BW_TIMEOUT]: 'timeout', [BW_REMOVED]: 'removed', [BW_PORT_CLOSED]: 'port-closed', [BW_CLOSED]: 'closed' };
+// The window message type of each window sb_bridge_send.
+const TYPE = { [BS_OFFER]: BRIDGE_OFFER, [BS_PROBE]: BRIDGE_PROBE, [BS_HELLO]: BRIDGE_HELLO, [BS_WELCOME]: BRIDGE_WELCOME };
 
 // Always answers with plain strings: whatever was thrown (a Symbol, undefined,
 // an object whose getters throw) must not leave the caller waiting.
@@ -90,25 +90,28 @@ export class Remote extends EventTarget {
     this.outTransfer = null;
     this.closed = false;
     this.connected = false;
-    this.myNonce = '';
-    this.peerNonce = '';
     this.peerOrigin = '';
-    /** @type {boolean | undefined} a lost port does not come back (js/bridge-port.js) */
-    this._permanent;
+    /** @type {string[]} the origins window messages go to (none for a port) */
+    this.targets = [];
+    /** @type {string[]} the allowlist */
+    this.origins = [];
+    /** @type {any} the window or worker messages come from (none for a port) */
+    this.win = null;
     this._ready = null;
     this.onPort = (ev) => this._portMessage(ev);
-    this.onPortClose = () => this._lost('port-closed');
+    this.onPortClose = () => this._lost(BW_PORT_CLOSED);
     this.flush = () => this._flush();
     if (typeof this.opts.onReject === 'function') this.addEventListener('reject', (e) => this.opts.onReject(/** @type {CustomEvent} */ (e).detail));
   }
 
-  /** Resolves once the first handshake completes. */
-  _whenReady() {
-    if (!this._ready) {
-      this._ready = {};
-      this._ready.promise = new Promise((res, rej) => { this._ready.resolve = res; this._ready.reject = rej; });
-    }
-    return this._ready.promise;
+  /** Open the endpoint in `role` and start the handshake; resolves once it completes. */
+  start(role) {
+    const ready = {};
+    ready.promise = new Promise((res, rej) => { ready.resolve = res; ready.reject = rej; });
+    this._ready = ready;
+    this.ep = this.hub.open(this, this.win, role);
+    this._start();
+    return ready.promise;
   }
 
   /**
@@ -205,17 +208,11 @@ export class Remote extends EventTarget {
   close() {
     if (this.closed) return;
     this._flush();
-    this.closed = true;
     if (this.port) {
       try { this.port.postMessage([BM_BYE, 0]); } catch { /* peer gone */ }
-      this._dropPort();
     }
-    const was = this.connected;
-    this.connected = false;
-    if (this.ep) this.hub.close(this.ep, E_CLOSED);
-    this._cleanup();
-    if (this._ready) this._ready.reject(new SwitchboardError('CLOSED', 'bridge closed before connecting'));
-    if (was) this._disconnected('closed');
+    this.closed = true; // for the `disconnect` listeners already
+    this.hub.events(this.fn.sb_router_close(this.r, this.ep, E_CLOSED));
   }
 
   get isConnected() { return this.connected; }
@@ -223,15 +220,83 @@ export class Remote extends EventTarget {
   // ---- internals ---------------------------------------------------------
 
   // What the peer kinds (js/bridge-window.js, js/bridge-port.js) provide.
-  /** Start the handshake (again). */
-  _restart() {}
+  /** Where window messages may go: exact origins, or '*'. */
+  _targets() { return []; }
   /** Undo what start() set up, once the bridge is over. */
   _cleanup() {}
   /** The other side is gone for good (the iframe removed, the popup closed). */
   _gone() { return false; }
 
-  _disconnected(reason) {
-    this.dispatchEvent(dataEvent('disconnect', { reason }));
+  /** Start the handshake (again): the router says what to send. */
+  _start() {
+    const ts = (this.targets = this._targets());
+    this.hub.events(this.fn.sb_router_start(this.r, this.ep, ts.length, ts.filter((o) => o !== '*').length, this.hub.args()[0], now()));
+  }
+
+  // Send what the router decided (enum sb_bridge_send), with the nonces it
+  // holds; `ev` is the window message it answers.
+  _send(kind, ev) {
+    const mine = this.hub.nonce(this.ep, 0), peer = this.hub.nonce(this.ep, 1);
+    if (kind === BS_READY || kind === BS_READY_OWN) {
+      this._setPort(ev.ports[0]);
+      this.peerOrigin = ev.origin;
+      this.port.postMessage(kind === BS_READY ? [BM_READY, 0, peer] : [BM_READY, 0, peer, mine]);
+    } else if (!TYPE[kind]) {
+      this.port?.postMessage(kind === BS_ACK ? [BM_ACK, 0, peer] : [BM_SYN, 0, mine]);
+    } else {
+      // `n` is the child's nonce, `m` the parent's; a welcome goes to the hello's origin.
+      const msg = { [BRIDGE_MARK]: BRIDGE_VERSION, t: TYPE[kind], ch: this.opts.channel };
+      if (kind === BS_HELLO) msg.n = mine;
+      if (kind === BS_WELCOME) msg.n = peer;
+      if (kind === BS_OFFER || kind === BS_WELCOME) msg.m = mine;
+      const to = kind === BS_WELCOME ? [ev.origin === 'null' ? this.opts.opaqueTarget : ev.origin] : this.targets;
+      for (const o of to) {
+        try {
+          if (kind === BS_OFFER || kind === BS_WELCOME) {
+            const mc = new MessageChannel();
+            this._setPort(mc.port1);
+            this.peerOrigin = o;
+            this.win.postMessage(msg, o, [mc.port2]);
+          } else this.win.postMessage(msg, o);
+        } catch { /* the window is gone */ }
+      }
+    }
+  }
+
+  _connected() {
+    this.connected = true;
+    this.hub.armAt(this.fn.sb_router_next_deadline(this.r));
+    if (this._ready) {
+      const r = this._ready;
+      this._ready = null;
+      r.resolve(this);
+    }
+    this.dispatchEvent(new Event('connect'));
+  }
+
+  _disconnected(why) {
+    this.connected = false;
+    this.outbox = null;
+    this._dropPort();
+    this.dispatchEvent(dataEvent('disconnect', { reason: WHY[why] }));
+  }
+
+  // Closed for good by the router (we closed, the peer is gone for good, or no
+  // handshake in time).
+  _closed(err) {
+    this.closed = true;
+    this.connected = false;
+    this._dropPort();
+    this._cleanup();
+    if (this._ready) {
+      this._ready.reject(this.hub.c.error(err, `no handshake on channel "${this.opts.channel}"`));
+      this._ready = null;
+    }
+  }
+
+  /** Tell the router the peer is lost (why: enum sb_bridge_why), and whether its window is gone. */
+  _lost(why) {
+    if (!this.closed) this.hub.events(this.fn.sb_router_lost(this.r, this.ep, why, +this._gone()));
   }
 
   _fail(id, err) {
@@ -257,66 +322,9 @@ export class Remote extends EventTarget {
     port.close();
   }
 
-  _connected() {
-    this.connected = true;
-    this.hub.armAt(this.fn.sb_router_next_deadline(this.r));
-    if (this._ready) {
-      const r = this._ready;
-      this._ready = null;
-      r.resolve(this);
-    }
-    this.dispatchEvent(new Event('connect'));
-  }
-
-  _lost(reason) {
-    if (!this.ep || this.closed) return;
-    const was = this.connected;
-    this.connected = false;
-    this.outbox = null;
-    this._dropPort();
-    this.hub.events(this.fn.sb_router_lost(this.r, this.ep));
-    if (was) this._disconnected(reason);
-    if (this._permanent || this._gone()) {
-      this.closed = true;
-      this.hub.close(this.ep, E_CONNECTION_LOST);
-      this._cleanup();
-      return;
-    }
-    this._restart();
-  }
-
-  _connectTimeout() {
-    if (this._ready) {
-      const r = this._ready;
-      this._ready = null;
-      this.closed = true;
-      this.hub.close(this.ep, E_TIMEOUT);
-      this._cleanup();
-      r.reject(new SwitchboardError('TIMEOUT', `no handshake on channel "${this.opts.channel}" within ${this.opts.timeout} ms`));
-    }
-  }
-
   _ping() {
-    if (this._gone()) { this._lost('removed'); return; }
-    if (this.port) this.port.postMessage([BM_PING, 0]);
-  }
-
-  _offer() {
-    this.myNonce = nonce();
-    const [p, n] = this.hub.c.writeString(this.myNonce);
-    const events = this.fn.sb_router_offer(this.r, this.ep, p, n, now());
-    if (events < 0) throw this.hub.c.error(events);
-    return events;
-  }
-
-  _confirm(n, origin) {
-    const [p, len] = this.hub.c.writeString(typeof n === 'string' ? n.slice(0, ROUTER_NONCE_MAX) : '');
-    const rc = this.fn.sb_router_confirm(this.r, this.ep, p, len, now());
-    if (rc < 0) {
-      this.hub.report(this, REASONS[this.fn.sb_router_reason(this.r)] || 'unexpected', origin, { ch: this.opts.channel, t: 'confirm' });
-      return false;
-    }
-    return true;
+    if (this._gone()) this._lost(BW_REMOVED);
+    else this.port?.postMessage([BM_PING, 0]);
   }
 
   _portMessage(ev) {
@@ -359,26 +367,13 @@ export class Remote extends EventTarget {
         this.fn.sb_router_heard(this.r, this.ep, now());
         return;
       case BM_BYE:
-        this._lost('bye');
+      case BM_READY:
+      case BM_SYN:
+      case BM_ACK: { // the handshake on the port: the router decides
+        const [, p, n, q, m] = this.hub.args(cut(d[2]), cut(d[3]));
+        this.hub.events(this.fn.sb_router_port(this.r, this.ep, d[0], p, n, q, m, +this._gone(), now()));
         return;
-      case BM_READY: // parent side: the child got our port and echoes our nonce
-        if (!this.connected && this._confirm(d[2], 'port')) {
-          // After an offer the child's nonce comes back here: echo it (BM_ACK),
-          // and remember it, so its hello, if that overtakes nothing but
-          // arrives late on the window, is known as a duplicate.
-          if (typeof d[3] === 'string') {
-            this.peerNonce = d[3];
-            this.port.postMessage([BM_ACK, 0, d[3].slice(0, ROUTER_NONCE_MAX)]);
-          }
-          this._connected();
-        }
-        return;
-      case BM_SYN: // port/worker side: the peer's nonce, echo it back
-        if (typeof d[2] === 'string') this.port.postMessage([BM_ACK, 0, d[2]]);
-        return;
-      case BM_ACK:
-        if (!this.connected && this._confirm(d[2], 'port')) this._connected();
-        return;
+      }
       default:
     }
   }

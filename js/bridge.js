@@ -15,7 +15,7 @@
 // js/bridge-window.js and js/bridge-port.js the two kinds of peer.
 import { init } from './core.js';
 import { SwitchboardError } from './errors.js';
-import { BRIDGE_MARK, BRIDGE_VERSION } from './constants.js';
+import { BRIDGE_MARK, BRIDGE_VERSION, BRIDGE_PORT } from './constants.js';
 import { DEFAULTS } from './bridge-remote.js';
 import { WindowParent, WindowChild, toList } from './bridge-window.js';
 import { PortPeer } from './bridge-port.js';
@@ -63,7 +63,7 @@ function connectFromWorker(opts) {
   const got = new Promise((resolve) => {
     const onMsg = (ev) => {
       const d = ev.data;
-      if (d && typeof d === 'object' && d[BRIDGE_MARK] === BRIDGE_VERSION && d.t === 'port' && d.ch === channel && ev.ports.length === 1) {
+      if (d && typeof d === 'object' && d[BRIDGE_MARK] === BRIDGE_VERSION && d.t === BRIDGE_PORT && d.ch === channel && ev.ports.length === 1) {
         self.removeEventListener('message', onMsg);
         resolve(ev.ports[0]);
       }
@@ -87,7 +87,7 @@ export async function connect(endpoint, opts = {}) {
   }
   if (typeof Worker !== 'undefined' && endpoint instanceof Worker) {
     const mc = new MessageChannel();
-    endpoint.postMessage({ [BRIDGE_MARK]: BRIDGE_VERSION, t: 'port', ch: opts.channel || DEFAULTS.channel }, [mc.port2]);
+    endpoint.postMessage({ [BRIDGE_MARK]: BRIDGE_VERSION, t: BRIDGE_PORT, ch: opts.channel || DEFAULTS.channel }, [mc.port2]);
     return new PortPeer(mc.port1, opts, 'worker').start();
   }
   if (endpoint && typeof endpoint.postMessage === 'function' && 'closed' in endpoint) {

@@ -1,9 +1,10 @@
 // SharedState (docs/tabs.md): a replicated key/value map kept in the C core
 // (src/sync.c), over a TabGroup (js/tab-group.js) for presence and the
-// leader. This file only moves bytes between the core, BroadcastChannel,
-// timers and storage, and turns values into JSON.
+// leader. The core decides what is sent and when (joining, digests, repair,
+// answers, saves); this file moves bytes between it, BroadcastChannel, one
+// timer and storage, and turns values into JSON.
 import { init, core, SwitchboardError } from './core.js';
-import { SYNC_SNAPSHOT, SYNC_DIGEST, SYNC_REQUEST, SYNC_CH_DELETED } from './constants.js';
+import { SYNC_CH_DELETED, SYNC_EV_JOINED, SYNC_EV_FLUSHED, SYNC_OUT_PERSIST } from './constants.js';
 import { randomSeed, dataEvent } from './glue.js';
 import { TabGroup, hasWindow, toU8, startTimer } from './tab-group.js';
 
@@ -83,9 +84,9 @@ export class SharedState extends EventTarget {
   }
 
   #c; #s = 0; #bc; #name; #codec; #cache = new Map(); #group;
-  #flushQueued = false; #flushTimer = null; #digestTimer = null; #persistTimer = null;
+  #kicked = false; #timer = null; #due = -1;
   #pendingLocal = new Set(); #closed = false; #storage = null; #joined = null;
-  #lastRequest = -Infinity; #options; #onPageHide; #known = new Set(); #maxMsg = 0;
+  #options; #onPageHide; #known = new Set(); #maxMsg = 0;
 
   /** @private use SharedState.open() */
   constructor(name, options, group) {
@@ -125,8 +126,10 @@ export class SharedState extends EventTarget {
 
   async #start(options) {
     const g = this.#group;
+    const f = this.#c.fn;
+    const leader = () => { f.sb_sync_leader(this.#s, Date.now(), g.leader); this.#drive(); };
     g.addEventListener('presence', () => this.#presence());
-    g.addEventListener('leaderchange', () => { if (g.isLeader) this.#schedulePersist(); });
+    g.addEventListener('leaderchange', leader);
     this.#presence();
     // 1. What this browser last saw (the new tab is maybe alone).
     if (this.#storage) {
@@ -135,18 +138,17 @@ export class SharedState extends EventTarget {
         try { this.#merge(latin1ToBytes(saved), false); } catch { /* corrupt storage: ignore it */ }
       }
     }
-    // 2. A live tab's snapshot, if there is one.
+    // 2. A live tab's snapshot, if there is one (the core says when joining is over).
     const joined = new Promise((resolve) => { this.#joined = resolve; });
-    this.#request(true);
-    const wait = options.joinTimeout ?? 150;
-    await Promise.race([joined, new Promise((r) => startTimer(r, wait))]);
+    this.#c.check(f.sb_sync_start(this.#s, Date.now(), options.joinTimeout, options.digestInterval, options.batchDelay, this.#storage ? 1 : 0), 'SharedState timings');
+    leader();
+    await joined;
     this.#joined = null;
+    this.#open(); // closed while joining
     // 3. Defaults for keys nobody has.
     if (options.initial) {
       for (const [k, v] of Object.entries(options.initial)) if (!this.#cache.has(k)) this.set(k, v);
     }
-    // cleared by close() with the other timers (clearTimeout ends an interval too)
-    this.#digestTimer = setInterval(() => this.#digest(), options.digestInterval ?? 1000);
     if (hasWindow) {
       this.#onPageHide = () => this.close();
       window.addEventListener('pagehide', this.#onPageHide);
@@ -201,7 +203,7 @@ export class SharedState extends EventTarget {
     c.check(c.fn.sb_sync_set(this.#s, Date.now(), p, kl, p + kl, vl), `set "${key}"`);
     // Store what other tabs will see (a decoded copy), not the caller's object.
     this.#cache.set(key, this.#codec === jsonCodec ? new Unparsed(enc) : this.#codec.decode(c.view(p + kl, vl).slice()));
-    this.#localChange(key);
+    this.#kick(key);
   }
 
   /** set(key, fn(current)) */
@@ -220,7 +222,7 @@ export class SharedState extends EventTarget {
     const r = c.check(c.fn.sb_sync_delete(this.#s, Date.now(), p, kb.length), `delete "${key}"`);
     if (r === 1) {
       this.#cache.delete(key);
-      this.#localChange(key);
+      this.#kick(key);
     }
     return r === 1;
   }
@@ -240,17 +242,9 @@ export class SharedState extends EventTarget {
   /** Broadcast pending writes now instead of at the end of the task. */
   flush() {
     if (this.#closed) return;
-    this.#flushQueued = false;
-    if (this.#flushTimer !== null) { clearTimeout(this.#flushTimer); this.#flushTimer = null; }
-    const f = this.#c.fn;
-    const n = this.#c.check(f.sb_sync_flush(this.#s), 'flush');
+    const n = this.#c.check(this.#c.fn.sb_sync_flush(this.#s), 'flush');
     if (n > 0) this.#post(n);
-    if (this.#pendingLocal.size) {
-      const keys = [...this.#pendingLocal];
-      this.#pendingLocal.clear();
-      this.dispatchEvent(dataEvent('change', { keys, local: true, origin: this.id }));
-      this.#schedulePersist();
-    }
+    this.#drive();
   }
 
   #open() {
@@ -262,33 +256,49 @@ export class SharedState extends EventTarget {
     return encoder.encode(key);
   }
 
-  #localChange(key) {
+  // A local write: the core is polled at the end of the task (it sends the
+  // batch then, or arms the timer for batchDelay).
+  #kick(key) {
     this.#pendingLocal.add(key);
-    if (this.#flushQueued) return;
-    this.#flushQueued = true;
-    const ms = this.#options.batchDelay ?? 0;
-    if (ms > 0) this.#flushTimer = startTimer(() => this.flush(), ms);
-    else queueMicrotask(() => { if (this.#flushQueued) this.flush(); });
+    if (!this.#kicked) { this.#kicked = true; queueMicrotask(() => this.#drive()); }
   }
 
   #post(len) {
     this.#bc.postMessage(this.#c.readBytes(this.#c.fn.sb_sync_out(this.#s), len));
   }
 
-  #request(force) {
-    const now = performance.now();
-    if (!force && now - this.#lastRequest < 500) return;
-    this.#lastRequest = now;
-    this.#post(this.#c.check(this.#c.fn.sb_sync_request(this.#s)));
-  }
-
-  #digest() {
-    if (this.#closed) return;
-    this.flush();
-    const f = this.#c.fn;
-    const n = f.sb_sync_digest(this.#s, Date.now());
-    if (n > 0) this.#post(n);
-    f.sb_sync_gc(this.#s);
+  // Send what the core says is due, deliver its events, and arm the one
+  // timer at its next deadline.
+  #drive() {
+    this.#kicked = false;
+    const c = this.#c;
+    const f = c.fn;
+    let n;
+    if (!this.#s) return;
+    while ((n = f.sb_sync_poll(this.#s, Date.now())) > 0) {
+      if (f.sb_sync_out_kind(this.#s) !== SYNC_OUT_PERSIST) this.#post(n);
+      else {
+        try {
+          this.#storage.setItem(STORAGE_PREFIX + this.#name, bytesToLatin1(c.view(f.sb_sync_out(this.#s), n)));
+        } catch (e) {
+          this.#fail(new SwitchboardError('TOO_LARGE', 'state does not fit in storage', { cause: e }));
+        }
+      }
+    }
+    if (n < 0) this.#fail(c.error(n, 'sync'));
+    const ev = f.sb_sync_events(this.#s);
+    if (ev & SYNC_EV_JOINED) this.#joined?.();
+    if (ev & SYNC_EV_FLUSHED && this.#pendingLocal.size) {
+      const keys = [...this.#pendingLocal];
+      this.#pendingLocal.clear();
+      this.dispatchEvent(dataEvent('change', { keys, local: true, origin: this.id }));
+    }
+    // A listener may have closed us; the same deadline needs no new timer.
+    const d = this.#s ? f.sb_sync_deadline(this.#s) : -1;
+    if (d === this.#due) return;
+    clearTimeout(this.#timer);
+    this.#due = d;
+    this.#timer = d < 0 ? null : startTimer(() => { this.#due = -1; this.#drive(); }, d - Date.now());
   }
 
   #presence() {
@@ -312,34 +322,15 @@ export class SharedState extends EventTarget {
       this.#fail(new SwitchboardError('TOO_LARGE', `message over ${this.#maxMsg} B`));
       return;
     }
-    let n;
     try {
-      n = this.#merge(bytes, true);
+      this.#merge(bytes, true);
     } catch (e) {
       this.#fail(e);
       return;
     }
-    if (n === undefined) return;
-    const f = this.#c.fn;
-    const skewed = f.sb_sync_skewed(this.#s);
+    const skewed = this.#c.fn.sb_sync_skewed(this.#s);
     if (skewed) this.#fail(new SwitchboardError('CLOCK_SKEW', `${skewed} stamps too far ahead, ignored`));
-    const type = f.sb_sync_last_type(this.#s);
-    if (type === SYNC_SNAPSHOT && this.#joined) this.#joined();
-    if (type === SYNC_REQUEST) {
-      // A tab joined or missed writes: the leader answers (everyone does
-      // while none is known, or when the leader itself asks).
-      const g = this.#group;
-      const from = f.sb_sync_last_origin(this.#s) >>> 0;
-      if (g.isLeader || !g.leader || g.leader === from) this.#sendSnapshot();
-    } else if (type === SYNC_DIGEST && f.sb_sync_missing(this.#s) > 0) {
-      this.#request(false); // a digest shows writes we never got: repair
-    }
-  }
-
-  #sendSnapshot() {
-    this.flush();
-    const n = this.#c.check(this.#c.fn.sb_sync_snapshot(this.#s, Date.now()), 'snapshot');
-    this.#post(n);
+    this.#drive(); // an answer, a repair request, the end of joining: the core decided
   }
 
   // Merge bytes into the core and apply its change records to the cache.
@@ -375,41 +366,20 @@ export class SharedState extends EventTarget {
       }
       keys.push(key);
     }
-    if (keys.length) {
-      this.dispatchEvent(dataEvent('change', { keys, local: false, origin: f.sb_sync_last_origin(this.#s) >>> 0, remote }));
-      this.#schedulePersist();
-    }
+    if (keys.length) this.dispatchEvent(dataEvent('change', { keys, local: false, origin: f.sb_sync_last_origin(this.#s) >>> 0, remote }));
     if (bad.length) this.#fail(new SwitchboardError('CORRUPT', `values that do not decode, read as absent: ${bad.map((k) => JSON.stringify(k)).join(', ')}`));
     return n;
-  }
-
-  #schedulePersist() {
-    if (!this.#storage || this.#persistTimer !== null || !this.#group.isLeader) return;
-    this.#persistTimer = startTimer(() => { this.#persistTimer = null; this.#persist(); }, 100);
-  }
-
-  #persist() {
-    if (!this.#storage || !this.#s) return;
-    this.flush();
-    const f = this.#c.fn;
-    const n = f.sb_sync_snapshot(this.#s, Date.now());
-    if (n <= 0) return;
-    try {
-      this.#storage.setItem(STORAGE_PREFIX + this.#name, bytesToLatin1(this.#c.view(f.sb_sync_out(this.#s), n)));
-    } catch (e) {
-      this.#fail(new SwitchboardError('TOO_LARGE', 'state does not fit in storage', { cause: e }));
-    }
   }
 
   /** Send pending writes, persist (when asked to), leave the group, free the core object. */
   close() {
     if (this.#closed) return;
-    if (this.#s) {
-      try { this.flush(); } catch { /* closing anyway */ }
-      this.#persist(); // every tab saves on the way out: it may be the last one
-    }
     this.#closed = true;
-    for (const t of [this.#flushTimer, this.#digestTimer, this.#persistTimer]) clearTimeout(t); // null: a no-op
+    // The core's last polls flush, then save (every tab: it may be the last one).
+    if (this.#s) this.#c.fn.sb_sync_close(this.#s, Date.now());
+    this.#drive();
+    clearTimeout(this.#timer);
+    if (this.#joined) this.#joined(); // open() waiting to join fails with CLOSED
     if (hasWindow && this.#onPageHide) window.removeEventListener('pagehide', this.#onPageHide);
     this.#bc.close();
     this.#group.close();

@@ -8,7 +8,12 @@ export type SocketState = 'idle' | 'connecting' | 'open' | 'closing' | 'closed' 
 /** Why the last state change happened. */
 export type SocketReason =
   | 'none' | 'start' | 'opened' | 'connect-timeout' | 'heartbeat-timeout' | 'peer-closed'
-  | 'user-close' | 'retry' | 'online' | 'visible' | 'gave-up' | 'protocol-error' | 'server-close';
+  | 'user-close' | 'retry' | 'online' | 'visible' | 'gave-up' | 'protocol-error' | 'server-close'
+  /** the transport moved: WebSocket upgrades are blocked (now on HTTP), or work again (back on WebSocket) */
+  | 'blocked' | 'upgrade';
+
+/** What carries the session: a WebSocket, or the relay's HTTP transport (docs/socket.md, "When WebSocket is blocked"). */
+export type SocketTransport = 'websocket' | 'http';
 
 /** What the URL provider may return for one attempt. */
 export type SocketTarget = string | URL | { url: string | URL; protocols?: string[] };
@@ -75,6 +80,19 @@ export interface SocketOptions {
   hello?: Record<string, unknown> | ((attempt: number) => Record<string, unknown> | Promise<Record<string, unknown>>);
   /** Session id to resume (default: restored from `queue.persist`, else random). */
   session?: string;
+  /**
+   * Which transports it may use, in the order tried (default `['websocket', 'http']`: HTTP only once
+   * upgrades fail while HTTP to the relay works). `['http']` forces HTTP, `['websocket']` never leaves it.
+   * HTTP speaks only to the switchboard relay (framed mode).
+   */
+  transports?: SocketTransport[];
+  /** The move to HTTP and back. */
+  http?: {
+    /** WebSocket attempts that fail before opening, in a row, before one attempt over HTTP (default 2). */
+    fallbackAfter?: number;
+    /** While on HTTP, try a WebSocket this often, ms, doubling to 16× while it fails (default 15000; 0 = never). */
+    probeInterval?: number;
+  };
   /** The WebSocket constructor (required in Node: `import WebSocket from 'ws'`). */
   WebSocket?: { new (url: string, protocols?: string | string[]): WebSocket };
   /** Passed to init() when the core is not loaded yet. */
@@ -145,13 +163,20 @@ export interface Channel extends EventTarget {
 }
 export interface SocketCloseEvent extends Event { readonly code: number; readonly reason: string; readonly wasClean: boolean }
 export interface SocketErrorEvent extends Event { readonly error: Error & { code?: string } }
-export interface SocketStateEvent extends Event { readonly state: SocketState; readonly reason: SocketReason }
+export interface SocketStateEvent extends Event {
+  readonly state: SocketState;
+  readonly reason: SocketReason;
+  /** With reason 'blocked' or 'upgrade': the transport it moved to. */
+  readonly transport?: SocketTransport;
+}
 export interface SocketReconnectingEvent extends Event { readonly attempt: number; readonly delay: number; readonly reason: SocketReason }
 export interface SocketDropEvent extends Event { readonly data: string | Uint8Array; readonly reason: 'overflow' | 'rejected' | 'too-large' | 'expired'; readonly id: number }
 
 export interface SocketStats {
   state: SocketState;
   mode: 'framed' | 'plain' | null;
+  /** What carried the last connection that opened (before any: the first of `transports`). */
+  transport: SocketTransport;
   queued: number;
   queuedBytes: number;
   inFlight: number;

@@ -10,6 +10,7 @@ import { init, core, toBytes } from './core.js';
 import { SwitchboardError } from './errors.js';
 import { Session } from './session.js';
 import { Channels } from './channel.js';
+import { Transports } from './socket-http.js';
 import { now, event, obj, kebabNames, camelEntries, onProperties, listen, idb, remoteError } from './glue.js';
 import {
   SESSION_PROTOCOL, SessionState, ConnReason, QueuePolicy, SessionDropReason, SessionStat,
@@ -19,7 +20,7 @@ import {
   SO_CONNECT_TIMEOUT, SO_HELLO_TIMEOUT, SO_PING_INTERVAL, SO_PING_TIMEOUT, SO_RECONNECT, SO_BACKOFF_MIN,
   SO_BACKOFF_MAX, SO_BACKOFF_FACTOR, SO_MAX_ATTEMPTS, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES, SO_QUEUE_POLICY,
   SO_BATCH_MAX_FRAMES, SO_BATCH_MAX_BYTES, SO_BATCH_DELAY, SO_COMPRESS, SO_COMPRESS_ABOVE, SO_COMPRESS_LEVEL,
-  SO_FRAMED, SO_REFRESH_AUTH, CLOSE_NORMAL,
+  SO_FRAMED, SO_REFRESH_AUTH, CLOSE_NORMAL, CLOSE_REPLACING,
 } from './constants.js';
 
 const isLoaded = () => { try { return !!core(); } catch { return false; } };
@@ -62,15 +63,19 @@ export class Socket extends EventTarget {
 
   #WS; #url; #protocols; #opts; #s = null; #ws = null; #timer = null; #armedAt = 0; #attempt = 0;
   #flushQueued = false; #requests = new Map(); #listeners = []; #closeInfo = { code: 1006, reason: '', wasClean: false };
-  #closed = false; #finished = false; #persist; #saving = null; #saveQueued = false; #binaryType; #rooms = null;
+  #closed = false; #finished = false; #persist; #saving = null; #saveQueued = false; #binaryType; #rooms = null; #t;
 
   /** @param {string|URL|((attempt:number)=>any)} url @param {object} [opts] see socket.d.ts */
   constructor(url, opts = {}) {
     super();
-    if (opts.WebSocket === undefined && typeof globalThis.WebSocket !== 'function') {
+    const httpOnly = Array.isArray(opts.transports) && !opts.transports.includes('websocket');
+    if (opts.WebSocket === undefined && typeof globalThis.WebSocket !== 'function' && !httpOnly) {
       throw new SwitchboardError('INVALID', 'no WebSocket here: pass opts.WebSocket (e.g. the `ws` package in Node)');
     }
     this.#WS = opts.WebSocket || globalThis.WebSocket;
+    // Which transport each attempt opens, and the moves between them (socket-http.js).
+    this.#t = new Transports({ ...obj(opts.http), transports: opts.framed === false ? ['websocket'] : opts.transports, WebSocket: this.#WS },
+      { moved: (kind, reason) => this.#moved(kind, reason), probeUrl: () => this.url });
     this.#url = url;
     this.url = typeof url === 'function' ? '' : String(url);
     this.#protocols = Array.isArray(opts.protocols) ? opts.protocols : opts.protocols ? [opts.protocols] : [];
@@ -161,7 +166,7 @@ export class Socket extends EventTarget {
     for (const [k, v] of STATS) st[k] = s ? s.stat(v) : 0;
     const { txSeq, ackedSeq, rxSeq, ...rest } = st;
     return /** @type {any} */ ({
-      state: this.state, mode: this.mode, ...rest,
+      state: this.state, mode: this.mode, transport: this.#t.current, ...rest,
       reconnects: Math.max(0, st.opens - 1),
       compressionSaved: Math.max(0, st.payloadBytesOut - st.bytesOut) + Math.max(0, st.payloadBytesIn - st.bytesIn),
       lastSeq: s ? { tx: txSeq, acked: ackedSeq, rx: rxSeq } : null,
@@ -251,8 +256,8 @@ export class Socket extends EventTarget {
   #event(t, e) {
     if (!this.#s) return; // closed while draining
     switch (t) {
-      case SEV_WRITE: // the browser's WebSocket copies in send(): it can have the heap's bytes
-        if (this.#ws && this.#ws.readyState === 1) this.#ws.send(e.flags & SEV_F_TEXT ? e.text() : this.#WS === globalThis.WebSocket ? e.view() : e.data);
+      case SEV_WRITE: // the browser's WebSocket and HttpTransport copy in send(): they can have the heap's bytes
+        if (this.#ws && this.#ws.readyState === 1) this.#ws.send(e.flags & SEV_F_TEXT ? e.text() : this.#WS === globalThis.WebSocket || this.#t.trying === 'http' ? e.view() : e.data);
         break;
       case SEV_CONNECT: this.#connect(!!(e.flags & SEV_F_OFFER_FRAMED), e.value); break;
       case SEV_DISCONNECT: this.#drop(e.code, e.text()); break;
@@ -308,11 +313,14 @@ export class Socket extends EventTarget {
       if (typeof hello === 'function') this.#s.setBytes('sb_session_set_hello', JSON.stringify(obj(h)));
       this.url = String(url);
       const offered = offerFramed ? [SESSION_PROTOCOL, ...protocols.filter((p) => p !== SESSION_PROTOCOL)] : protocols;
-      const ws = new this.#WS(this.url, offered);
+      const ws = this.#t.open(this.url, offered);
       ws.binaryType = 'arraybuffer';
       this.#ws = ws;
       const mine = (f) => (ev) => { if (this.#ws === ws && this.#s) { f(ev); this.#flush(); } };
+      let opened = false;
       ws.onopen = mine(() => {
+        opened = true;
+        this.#t.opened();
         this.protocol = ws.protocol || '';
         this.extensions = ws.extensions || '';
         this.#s.fn.sb_session_transport_open(this.#s.h, now(), this.protocol === SESSION_PROTOCOL ? 1 : 0);
@@ -324,6 +332,7 @@ export class Socket extends EventTarget {
       ws.onerror = mine(() => this.dispatchEvent(event('error', { error: new SwitchboardError('CONNECTION_LOST', `WebSocket error on ${this.url}`) })));
       ws.onclose = mine((ev) => {
         this.#ws = null;
+        if (!opened) this.#t.failed();
         if (!this.#closed) this.#closeInfo = { code: ev.code, reason: ev.reason || '', wasClean: !!ev.wasClean };
         this.#s.fn.sb_session_transport_closed(this.#s.h, now(), ev.code || 1006);
       });
@@ -343,15 +352,27 @@ export class Socket extends EventTarget {
     const closing = this.#s && this.#s.state === SESSION_CLOSING;
     if (!closing) {
       this.#ws = null;
-      ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.onerror = () => {}; // `ws` in Node reports closing a connecting socket as an error: not ours any more
     }
     try { ws.close(closing ? this.#closeInfo.code : code, (closing ? this.#closeInfo.reason : reason).slice(0, 120)); } catch { /* closed */ }
+  }
+
+  /** Transports says: blocked (reason 'blocked', on HTTP) or a move back to WebSocket, as a new transport of the session. */
+  #moved(kind, reason) {
+    if (reason) this.dispatchEvent(event('statechange', { state: this.state, reason, transport: kind }));
+    if (kind !== 'websocket' || !this.#ws || this.#t.trying !== 'http' || this.#s?.state !== SESSION_OPEN) return;
+    this.#drop(CLOSE_REPLACING, 'switchboard: moving to WebSocket');
+    this.#s.fn.sb_session_transport_closed(this.#s.h, now(), CLOSE_REPLACING);
+    this.#s.fn.sb_session_network(this.#s.h, now(), 1); // the next attempt at once
+    this.#flush();
   }
 
   #finish() {
     if (this.#finished) return;
     this.#finished = true;
     this.#closed = true;
+    this.#t.stop();
     if (this.#ws) this.#drop(CLOSE_NORMAL, '');
     clearTimeout(this.#timer);
     for (const off of this.#listeners) off();

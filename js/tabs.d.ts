@@ -117,14 +117,15 @@ export interface SharedStateOptions {
    * Default 86400000 (24 h); 0 … 2^32 − 1.
    */
   maxClockSkew?: number;
-  /** How long open() waits for a live tab's snapshot (ms). Default 150. */
+  /** How long open() waits for a live tab's snapshot (ms). Default 150; `Infinity`: until one arrives. Negative: INVALID. */
   joinTimeout?: number;
-  /** Digest (heartbeat + tombstone GC + gap repair) period (ms). Default 1000. */
+  /** Digest (heartbeat + tombstone GC + gap repair) period (ms), counted from when open() caught up. Default 1000; `Infinity`: none; under 1: INVALID. */
   digestInterval?: number;
-  /** 0 (default): writes of one task go out together at the end of it; > 0: wait this long and batch more. */
+  /** 0 (default): writes of one task go out together at the end of it; > 0: wait this long and batch more; `Infinity`: only with the next flush(), digest, answer or close(). */
   batchDelay?: number;
   /** Options for the TabGroup the state creates. */
   group?: Omit<TabGroupOptions, 'id' | 'signal'>;
+  /** Aborting it closes the state; while open() is still joining, open() rejects with CLOSED. */
   signal?: AbortSignal;
 }
 

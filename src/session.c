@@ -26,6 +26,10 @@ _Static_assert(offsetof(sb_session_event, value) == 32, "sb_session_event layout
 #define DRAIN_POLL_MS 20    /* plain mode: how often to look whether the socket wrote out */
 #define BLOCKED_POLL_MS 10  /* over the high-water mark: look again this soon */
 #define EV_KEEP 1024        /* event slots kept after a drain */
+#define ACK_NOW 1e300       /* take every pending ack, due or not */
+#define CLIENT_ACK_DELAY 100 /* a client's acks wait this long (or for its next write): the
+                             * server holds the messages 0.1 s longer, and a room's fan-out
+                             * costs it one ack turn per recipient per 0.1 s, not per 20 ms */
 
 /* Handshake messages: payload of a HELLO frame, first byte says which. */
 enum { H_GREETING = 'S', H_HELLO = 'C', H_WELCOME = 'W', H_VERSION = 1 };
@@ -61,6 +65,7 @@ typedef struct link {
     uint8_t ctl[CTL_MAX][16];
     uint8_t ctl_len[CTL_MAX];
     int nctl;
+    int nctl_sent;     /* pings or pongs went into this write: acks may ride along */
     int plain_written; /* plain: messages written since the socket last drained */
     double poll_at;    /* look at the socket's buffer again then (-1 = no need) */
     int ping_out;      /* plain: write the application ping */
@@ -258,6 +263,7 @@ static sb_session *create(int role, uint32_t seed)
     s->role = role;
     memcpy(s->opt, defaults, sizeof defaults);
     s->opt[SB_SO_HELLO_TIMEOUT] = role == SB_SESSION_CLIENT ? 3000 : 10000;
+    s->opt[SB_SO_ACK_DELAY] = role == SB_SESSION_CLIENT ? CLIENT_ACK_DELAY : 20;
     s->opt[SB_SO_QUEUE_POLICY] = role == SB_SESSION_CLIENT ? SB_QUEUE_REJECT : SB_QUEUE_DROP_OLDEST;
     sb_rng_seed(&s->rng, seed);
     s->offer_framed = 1;
@@ -1693,6 +1699,13 @@ int sb_session_relay(sb_session *s, uint32_t channel, int flags, double offset,
         nfrom == 0 || nfrom > 255 || (!data && n) || n > 0x7fffffffu - 256 ||
         !(offset >= 0 && offset <= 0xffffffffu) || offset != (uint32_t)offset)
         return SB_E_INVALID;
+    /* A window already full takes nothing: the host still has the message
+     * (a room's log) and hands it once the client has confirmed some; no
+     * eviction, no drop, so nothing is lost for a slow reader. */
+    if (s->started && (sb_outbox_stat(s->out, SB_OUTBOX_STAT_DEPTH) + 1 > s->opt[SB_SO_QUEUE_MAX_COUNT] ||
+                       sb_outbox_stat(s->out, SB_OUTBOX_STAT_BYTES) + 1 + nfrom + n >
+                           s->opt[SB_SO_QUEUE_MAX_BYTES]))
+        return SB_E_QUEUE_FULL;
     if (!(p = malloc((size_t)1 + nfrom + n)))
         return SB_E_NO_MEMORY;
     p[0] = (uint8_t)nfrom;
@@ -1892,7 +1905,8 @@ static int pump_plain(sb_session *s, double now)
 static int pump(sb_session *s, double now)
 {
     link *l = s->l;
-    int n, rc, urgent = 1;
+    int n, rc, urgent = 1, riders = 0;
+    uint32_t pending0;
     double written0;
     if (!l)
         return SB_OK;
@@ -1912,10 +1926,12 @@ static int pump(sb_session *s, double now)
     for (int i = 0; i < l->nctl; i++)
         if ((rc = add_frame(s, l->ctl[i], l->ctl_len[i], now)) < 0)
             return rc;
+    l->nctl_sent = l->nctl > 0;
     l->nctl = 0;
     while ((n = sb_inbox_take_ack(s->in, now)) > 0)
         if ((rc = add_frame(s, sb_inbox_out(s->in), (uint32_t)n, now)) < 0)
             return rc;
+    pending0 = sb_batch_pending(l->wr);
     l->poll_at = -1;
     /* The transport is not keeping up: leave the rest queued (checked
      * before every frame, the first one included). */
@@ -1935,8 +1951,19 @@ static int pump(sb_session *s, double now)
             return rc;
     }
     outbox_events(s, 0, NULL, 0);
+    /* A client's acks not due yet ride along with frames it writes anyway:
+     * earlier than promised, and no write (and no turn of the server's) of
+     * their own later. (A server's wait their 20 ms: docs/decisions.md,
+     * "Fan-out in batches".) */
+    if (s->role == SB_SESSION_CLIENT && (sb_batch_pending(l->wr) > pending0 || l->nctl_sent))
+        while ((n = sb_inbox_take_ack(s->in, ACK_NOW)) > 0) {
+            if ((rc = add_frame(s, sb_inbox_out(s->in), (uint32_t)n, now)) < 0)
+                return rc;
+            riders++;
+        }
+    l->nctl_sent = 0;
     if (s->opt[SB_SO_BATCH_DELAY] == 0)
-        rc = flush_batch(s, urgent && sb_batch_pending(l->wr) == 1);
+        rc = flush_batch(s, urgent && sb_batch_pending(l->wr) == 1u + (uint32_t)riders);
     else if ((rc = sb_batch_poll(l->wr, now)) > 0)
         write_out(s, sb_batch_out(l->wr), (size_t)rc, 0);
     sb_batch_release(l->wr); /* every batch was copied into a WRITE event */

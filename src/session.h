@@ -76,7 +76,9 @@ enum sb_session_opt {
     SB_SO_MAX_PAYLOAD = 20,     /* largest frame payload we accept, announced to the peer [1 MiB] */
     SB_SO_MAX_MESSAGE = 21,     /* largest transport message we accept, also after inflating [8 MiB] */
     SB_SO_MAX_FRAMES = 22,      /* most frames in one transport message we accept [4096] */
-    SB_SO_ACK_DELAY = 23,       /* received messages wait at most this long for an ack, ms [20] */
+    SB_SO_ACK_DELAY = 23,       /* received messages wait at most this long for an ack, ms
+                                 * [client 100, server 20]; a client's go sooner with
+                                 * anything else it writes (acks ride along) */
     SB_SO_FRAMED = 24,          /* client: offer switchboard.v1 at all [1] */
     SB_SO_MAX_REQUESTS = 25,    /* requests waiting for an answer [4096] */
     SB_SO_MAX_CHANNELS = 26,    /* channels with sequence state, each direction [256] */
@@ -283,7 +285,11 @@ SB_EXPORT int sb_session_send(sb_session *s, uint32_t channel, int flags, const 
 /* Server: queue a message another client sent, stamped with its sender
  * (1..255 bytes, the identity the server authenticated: the client cannot
  * forge it) and its offset in the room's log (1..2^32-1, or 0 for none).
- * The client's SB_SEV_MESSAGE carries both. Returns as sb_session_send. */
+ * The client's SB_SEV_MESSAGE carries both. Returns as sb_session_send,
+ * except that a session holding its whole window unconfirmed
+ * (SB_SO_QUEUE_MAX_COUNT messages, or SB_SO_QUEUE_MAX_BYTES with this one)
+ * takes nothing and returns SB_E_QUEUE_FULL: no eviction, no DROP (the host
+ * keeps the message and hands it again later). One call per recipient. */
 SB_RELAY_EXPORT int sb_session_relay(sb_session *s, uint32_t channel, int flags, double offset, const uint8_t *from, uint32_t nfrom, const uint8_t *data, uint32_t n, double now_ms);
 /* Client: a request answered by SB_SEV_RESPONSE or SB_SEV_REQUEST_FAILED
  * with the returned id; timeout_ms <= 0 = no deadline. Delivered to the
@@ -321,5 +327,27 @@ SB_EXPORT const uint8_t *sb_session_event_data(const sb_session *s);
 SB_EXPORT int sb_session_state(const sb_session *s);
 SB_EXPORT int sb_session_mode(const sb_session *s);
 SB_EXPORT double sb_session_stat(const sb_session *s, int which);
+
+/* The same session over plain HTTP, for where a proxy blocks the WebSocket
+ * upgrade (docs/protocol.md §13): the server's transport messages come as
+ * records of one streaming response, the client's go as records in the
+ * bodies of POSTs. A record is a type byte, a 4-byte big-endian length and
+ * that many bytes. The request's query names the stream (SB_HTTP_PARAM: "open", or
+ * the stream's id with SB_HTTP_SEQ, the POST's number from 1). */
+#define SB_HTTP_PARAM "sb_http"
+#define SB_HTTP_SEQ "sb_n"
+#define SB_HTTP_OPEN "open"
+#define SB_HTTP_HEADER 5
+#define SB_HTTP_MAX_RECORD 16777216 /* a client reads no longer record (8 MiB messages, with room) */
+/* A client packs records into one POST up to this many bytes (a record
+ * over it goes alone): below nginx's default client_max_body_size (1 MiB). */
+#define SB_HTTP_POST_BYTES 524288
+enum sb_http_record {
+    SB_HTTP_BINARY = 1,    /* a binary transport message */
+    SB_HTTP_TEXT = 2,      /* a text one (UTF-8) */
+    SB_HTTP_CLOSE = 3,     /* the end: a 2-byte big-endian close code, then the reason */
+    SB_HTTP_READY = 4,     /* server, first: JSON {"id", "maxPost"} (the id names the stream in POSTs) */
+    SB_HTTP_KEEPALIVE = 5  /* server: nothing, so that no proxy times a quiet stream out */
+};
 
 #endif

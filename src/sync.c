@@ -2,6 +2,7 @@
 #include "sync.h"
 #include "buf.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,19 @@ typedef struct peer {
 } peer;
 
 
+/* The policy's times (sb_sync.at): when each is due. */
+enum {
+    T_JOIN,   /* the join wait runs out */
+    T_REQ,    /* a deferred repair request */
+    T_DIGEST, /* the next digest */
+    T_SAVE,   /* the leader's save */
+    T_FLUSH,  /* pending local writes */
+    T_ANSWER, /* a snapshot for those who asked */
+    T_CLOSE,  /* the last flush and save */
+    T_ASKED,  /* when the last request went out (not a deadline) */
+    T_N_
+};
+
 struct sb_sync {
     uint32_t id;
     uint32_t max_keys, max_key, max_value, max_tomb, max_peers;
@@ -63,6 +77,11 @@ struct sb_sync {
     int nchanges;
     int last_type;
     uint32_t last_origin;
+    /* The policy (sb_sync_start): times on the caller's clock, INFINITY
+     * when not armed, so a shift moves every one of them alike. */
+    double pnow, digest_ms, batch_ms, at[T_N_];
+    uint32_t leader;
+    uint8_t phase, persist, out_kind, events;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -400,6 +419,10 @@ sb_sync *sb_sync_create(uint32_t replica_id, uint32_t max_keys, uint32_t max_key
         s->max_msg = 1u << 30;
     s->max_bytes = s->max_msg;
     s->max_skew = SKEW_DEFAULT;
+    /* Nothing armed until sb_sync_start (nor after a close that comes first). */
+    for (int i = 0; i < T_N_; i++)
+        s->at[i] = INFINITY;
+    s->at[T_ASKED] = -INFINITY;
     if (!s->tab || !s->peers || !s->dirty) {
         sb_sync_destroy(s);
         return NULL;
@@ -524,6 +547,10 @@ static int apply(sb_sync *s, const uint8_t *key, size_t klen, const sb_sync_ts *
 
 /* ---- local writes ------------------------------------------------------------- */
 
+static double policy_now(sb_sync *s, double now_ms);
+static void arm_persist(sb_sync *s);
+static void policy_merged(sb_sync *s, int type, uint32_t origin);
+
 static int local_write(sb_sync *s, double now_ms, const uint8_t *key, uint32_t klen,
                        const uint8_t *val, uint32_t vlen, int tomb)
 {
@@ -556,6 +583,8 @@ static int local_write(sb_sync *s, double now_ms, const uint8_t *key, uint32_t k
         return rc;
     e = find(s, key, klen, h);
     if (e && !e->dirty) {
+        if (!s->ndirty) /* the batch delay counts from the first write */
+            s->at[T_FLUSH] = policy_now(s, now_ms) + s->batch_ms;
         e->dirty = 1;
         s->ndirty++;
         if (s->ndirty_list < s->dirty_cap)
@@ -697,6 +726,9 @@ int sb_sync_flush(sb_sync *s)
     }
     s->ndirty = 0;
     free(list);
+    s->at[T_FLUSH] = INFINITY;
+    s->events |= SB_SYNC_EV_FLUSHED;
+    arm_persist(s);
     return frame_out(s);
 }
 
@@ -1062,6 +1094,7 @@ int sb_sync_merge(sb_sync *s, double now_ms, const uint8_t *in, uint32_t n)
     uint32_t origin;
     if (!s || (!in && n))
         return SB_E_INVALID;
+    policy_now(s, now_ms);
     s->now = wall_of(now_ms);
     s->skewed = 0;
     s->changes.len = 0;
@@ -1111,7 +1144,10 @@ int sb_sync_merge(sb_sync *s, double now_ms, const uint8_t *in, uint32_t n)
         }
         rc = 0;
     }
-    return rc < 0 ? rc : s->nchanges;
+    if (rc < 0)
+        return rc;
+    policy_merged(s, type, origin);
+    return s->nchanges;
 }
 
 int sb_sync_last_type(const sb_sync *s)
@@ -1259,4 +1295,182 @@ int sb_sync_next(const sb_sync *s, size_t *cursor, const uint8_t **key, size_t *
     }
     *cursor = s->tab_cap;
     return 0;
+}
+
+/* ---- the policy: what is sent, and when (docs/tabs.md, "Timing") ---------------- */
+
+enum { PH_IDLE, PH_JOINING, PH_LIVE, PH_CLOSING, PH_DONE };
+
+/* Deadlines are on the caller's clock (the glue's Date.now(), the clock
+ * stamps come from). When it steps back (the system clock was set back),
+ * every armed time moves back with it, so the next timer is never hours
+ * away; a step forward only makes them due early. */
+static double policy_now(sb_sync *s, double now_ms)
+{
+    /* NaN or out of range: keep the last. Within +-2^53, now + 1 > now, so
+     * a period of >= 1 ms always moves a deadline forward. */
+    if (now_ms > -(double)WALL_MAX && now_ms < (double)WALL_MAX) {
+        if (now_ms < s->pnow)
+            for (int i = 0; i < T_N_; i++)
+                s->at[i] -= s->pnow - now_ms;
+        s->pnow = now_ms;
+    }
+    return s->pnow;
+}
+
+/* The leader saves a while after a change (one save per burst); the others
+ * save only when they close. */
+static void arm_persist(sb_sync *s)
+{
+    if (s->persist && s->phase < PH_CLOSING && s->leader == s->id && s->at[T_SAVE] == INFINITY)
+        s->at[T_SAVE] = s->pnow + SB_SYNC_PERSIST_MS;
+}
+
+static void joined(sb_sync *s)
+{
+    s->phase = PH_LIVE;
+    s->at[T_JOIN] = INFINITY;
+    s->at[T_DIGEST] = s->pnow + s->digest_ms;
+    s->events |= SB_SYNC_EV_JOINED;
+}
+
+static void policy_merged(sb_sync *s, int type, uint32_t origin)
+{
+    if (s->nchanges)
+        arm_persist(s);
+    if (s->phase == PH_IDLE || s->phase >= PH_CLOSING)
+        return;
+    if (type == SB_SYNC_SNAPSHOT && s->phase == PH_JOINING)
+        joined(s); /* a live tab's state: nothing to wait for */
+    /* The leader answers; every tab does while none is known (several
+     * snapshots merge to the same state), and when the leader asks.
+     * Requests that arrive together get one snapshot. */
+    if (type == SB_SYNC_REQUEST && (s->leader == s->id || !s->leader || s->leader == origin))
+        s->at[T_ANSWER] = s->pnow;
+    /* A digest shows writes we never got: ask for a snapshot, at most one
+     * request per SB_SYNC_REPAIR_MS (a deferred one is dropped if a
+     * snapshot repaired the gap meanwhile). */
+    if (type == SB_SYNC_DIGEST && sb_sync_missing(s) && s->at[T_REQ] == INFINITY)
+        s->at[T_REQ] = s->at[T_ASKED] + SB_SYNC_REPAIR_MS;
+}
+
+int sb_sync_start(sb_sync *s, double now_ms, double join_ms, double digest_ms, double batch_ms,
+                  int persist)
+{
+    /* NaN (what the glue's `undefined` becomes) takes the default; an
+     * infinite time is "never" (no join timeout, no digests, no batch
+     * timer: writes then leave with the next digest, answer or close). */
+    join_ms = join_ms == join_ms ? join_ms : SB_SYNC_JOIN_MS;
+    digest_ms = digest_ms == digest_ms ? digest_ms : SB_SYNC_DIGEST_MS;
+    if (!s || join_ms < 0 || !(digest_ms >= 1) || batch_ms < 0)
+        return SB_E_INVALID;
+    if (s->phase != PH_IDLE)
+        return SB_E_BAD_STATE;
+    s->digest_ms = digest_ms;
+    s->batch_ms = batch_ms == batch_ms ? batch_ms : 0;
+    s->persist = persist != 0;
+    s->phase = PH_JOINING;
+    s->at[T_REQ] = policy_now(s, now_ms); /* the join request */
+    s->at[T_JOIN] = s->pnow + join_ms;
+    return 0;
+}
+
+int sb_sync_leader(sb_sync *s, double now_ms, uint32_t leader)
+{
+    if (!s)
+        return SB_E_INVALID;
+    policy_now(s, now_ms);
+    s->leader = leader;
+    if (leader == s->id)
+        arm_persist(s); /* a new leader saves what it holds */
+    else
+        s->at[T_SAVE] = INFINITY; /* the leader saves, not us */
+    return 0;
+}
+
+int sb_sync_close(sb_sync *s, double now_ms)
+{
+    if (!s)
+        return SB_E_INVALID;
+    if (s->phase != PH_DONE)
+        s->phase = PH_CLOSING; /* flush, then save: this tab may be the last */
+    s->at[T_CLOSE] = policy_now(s, now_ms);
+    return 0;
+}
+
+int sb_sync_poll(sb_sync *s, double now_ms)
+{
+    double now;
+    int rc;
+    if (!s)
+        return SB_E_INVALID;
+    now = policy_now(s, now_ms);
+    s->out_kind = SB_SYNC_OUT_BROADCAST;
+    if (s->phase == PH_IDLE || s->phase == PH_DONE)
+        return 0;
+    if (now >= s->at[T_REQ] && s->phase < PH_CLOSING) {
+        s->at[T_REQ] = INFINITY;
+        if (s->phase == PH_JOINING || sb_sync_missing(s)) {
+            s->at[T_ASKED] = now;
+            return sb_sync_request(s);
+        }
+    }
+    if (now >= s->at[T_JOIN])
+        joined(s); /* nobody answered: alone, or everyone is new */
+    /* Every write leaves as an op before anything that reports on it. */
+    if (!s->ndirty)
+        s->at[T_FLUSH] = INFINITY; /* a remote write superseded the pending ones */
+    else if (now >= s->at[T_FLUSH] || now >= s->at[T_CLOSE] || now >= s->at[T_ANSWER] ||
+             now >= s->at[T_DIGEST] || now >= s->at[T_SAVE])
+        return sb_sync_flush(s);
+    if (s->phase == PH_CLOSING) {
+        s->phase = PH_DONE;
+        if (!s->persist)
+            return 0;
+        s->out_kind = SB_SYNC_OUT_PERSIST;
+        return sb_sync_snapshot(s, now);
+    }
+    if (now >= s->at[T_ANSWER]) {
+        s->at[T_ANSWER] = INFINITY;
+        return sb_sync_snapshot(s, now);
+    }
+    if (now >= s->at[T_DIGEST]) {
+        s->at[T_DIGEST] = now + s->digest_ms;
+        rc = sb_sync_digest(s, now);
+        if (rc > 0)
+            sb_sync_gc(s); /* after the digest: it reports what we held */
+        return rc;
+    }
+    if (now >= s->at[T_SAVE]) {
+        s->at[T_SAVE] = INFINITY;
+        s->out_kind = SB_SYNC_OUT_PERSIST;
+        return sb_sync_snapshot(s, now);
+    }
+    return 0;
+}
+
+int sb_sync_out_kind(const sb_sync *s)
+{
+    return s ? s->out_kind : 0;
+}
+
+int sb_sync_events(sb_sync *s)
+{
+    int e = 0;
+    if (s) {
+        e = s->events;
+        s->events = 0;
+    }
+    return e;
+}
+
+double sb_sync_deadline(const sb_sync *s)
+{
+    double d = INFINITY;
+    if (!s || s->phase == PH_IDLE || s->phase == PH_DONE)
+        return -1;
+    for (int i = 0; i < T_ASKED; i++)
+        if (s->at[i] < d)
+            d = s->at[i];
+    return d < INFINITY ? d : -1;
 }

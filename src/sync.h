@@ -105,8 +105,58 @@ SB_EXPORT int sb_sync_peer_leave(sb_sync *s, uint32_t id);
 /* Collect causally stable tombstones; returns how many. */
 SB_EXPORT int sb_sync_gc(sb_sync *s);
 /* Live peers whose digests announce writes we have not absorbed (dropped
- * messages): the glue answers with a REQUEST so a snapshot repairs the gap. */
+ * messages): sb_sync_poll then sends a REQUEST so a snapshot repairs the gap. */
 SB_EXPORT int sb_sync_missing(const sb_sync *s);
+
+/* ---- The policy: what is sent, and when (docs/tabs.md, "Timing") ----
+ * In the style of nghttp2's mem_send: after every call into this object the
+ * glue calls sb_sync_poll(now) until it returns 0, sending each output where
+ * sb_sync_out_kind() says, then reads sb_sync_events() and arms one timer
+ * for sb_sync_deadline(). The core decides everything else: the join request
+ * and when joining is over, digests and tombstone GC, repair requests and
+ * their rate, who answers a request, when the leader saves, and the last
+ * flush and save on close. */
+
+#define SB_SYNC_JOIN_MS 150     /* default wait for a live tab's snapshot */
+#define SB_SYNC_DIGEST_MS 1000  /* default digest period */
+#define SB_SYNC_REPAIR_MS 500   /* at most one repair request per this */
+#define SB_SYNC_PERSIST_MS 100  /* the leader saves this long after a change */
+
+/* Where an output of sb_sync_poll goes. */
+enum sb_sync_out_kind {
+    SB_SYNC_OUT_BROADCAST = 1, /* to the other tabs */
+    SB_SYNC_OUT_PERSIST = 2    /* a snapshot for storage */
+};
+
+/* Event bits from sb_sync_events(). */
+enum sb_sync_event {
+    SB_SYNC_EV_JOINED = 1, /* caught up (a live snapshot, or the join wait ran out) */
+    SB_SYNC_EV_FLUSHED = 2 /* local writes left as ops: their `change` event is due */
+};
+
+/* Begin, after merging what storage held: queues the join request. Times in
+ * ms; NaN takes the default (SB_SYNC_JOIN_MS, SB_SYNC_DIGEST_MS, batch 0:
+ * writes leave at the glue's next poll). persist: this tab saves (the
+ * leader after changes, every tab on close). SB_E_INVALID for a negative
+ * join or batch time or a digest period under 1 ms; INFINITY is "never" (no
+ * join timeout, no digests, no batch timer); SB_E_BAD_STATE if started
+ * already. */
+SB_EXPORT int sb_sync_start(sb_sync *s, double now_ms, double join_ms, double digest_ms, double batch_ms, int persist);
+/* The group's leader (0 while none is known), from the glue's TabGroup. */
+SB_EXPORT int sb_sync_leader(sb_sync *s, double now_ms, uint32_t leader);
+/* Leaving: the next polls flush and (with persist) save, then nothing. */
+SB_EXPORT int sb_sync_close(sb_sync *s, double now_ms);
+/* The next output due at now_ms, in sb_sync_out (length), 0 when nothing is
+ * due, or an sb_err (what failed is not retried, except a flush). */
+SB_EXPORT int sb_sync_poll(sb_sync *s, double now_ms);
+/* enum sb_sync_out_kind of the last output of sb_sync_poll. */
+SB_EXPORT int sb_sync_out_kind(const sb_sync *s);
+/* enum sb_sync_event bits since the last call; reading clears. */
+SB_EXPORT int sb_sync_events(sb_sync *s);
+/* When sb_sync_poll next has something to do, on the caller's clock (-1:
+ * nothing until another call). When now_ms steps back, armed times move back
+ * by as much. */
+SB_EXPORT double sb_sync_deadline(const sb_sync *s);
 
 int sb_sync_count(const sb_sync *s);
 int sb_sync_tombstones(const sb_sync *s);

@@ -3,7 +3,8 @@
 //
 //   sb   a client-role switchboard.v1 session of the C core (js/session.js,
 //        the same session the browser Socket runs, with the Socket's default
-//        options but connectTimeout 120 s) over a `ws` WebSocket; hello {room, user}
+//        options but connectTimeout 120 s and 60 s for the greeting) over a
+//        `ws` WebSocket; hello {room, user}
 //   sio  socket.io-client 4 (transports ['websocket'], forceNew: one
 //        connection per client), 'join' room once connected
 //   ws   a bare `ws` WebSocket (idle only: the floor)
@@ -27,7 +28,7 @@ import { io } from 'socket.io-client';
 import { init } from '../../js/core.js';
 import { Session } from '../../js/session.js';
 import {
-  SESSION_PROTOCOL, SO_CONNECT_TIMEOUT, SEV_WRITE, SEV_CONNECT, SEV_DISCONNECT, SEV_OPEN, SEV_MESSAGE, SEV_F_TEXT, SEV_F_OFFER_FRAMED,
+  SESSION_PROTOCOL, SO_CONNECT_TIMEOUT, SO_HELLO_TIMEOUT, SEV_WRITE, SEV_CONNECT, SEV_DISCONNECT, SEV_OPEN, SEV_MESSAGE, SEV_F_TEXT, SEV_F_OFFER_FRAMED,
 } from '../../js/constants.js';
 
 const args = process.argv.slice(2);
@@ -56,7 +57,10 @@ class SbClient {
   constructor(hello, onMessage) {
     // The Socket's defaults but a longer connect timeout (socket + handshake):
     // a relay busy with a filling room answers hellos late (bench/relay.mjs).
-    this.s = new Session([[SO_CONNECT_TIMEOUT, 120e3]]);
+    // The greeting may come late too: waiting only the default 3 s for it, a
+    // client of a relay busy with a filling room went plain and took the
+    // greeting for a message.
+    this.s = new Session([[SO_CONNECT_TIMEOUT, 120e3], [SO_HELLO_TIMEOUT, 60e3]]);
     const [p, n] = this.s.put(JSON.stringify(hello));
     this.s.check(this.s.fn.sb_session_set_hello(this.s.h, p, n), 'hello');
     this.onMessage = onMessage;

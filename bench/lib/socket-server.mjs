@@ -1,8 +1,9 @@
 // The servers of bench/socket.mjs, in a child process of their own so the
 // bench can kill -9 it and start it again on the same port:
 //
-//   /relay      the reference relay (switchboard.v1); --db FILE keeps its
-//               sessions in SQLite, so a restarted relay resumes them
+//   /relay      the reference relay (switchboard.v1, over WebSocket and over
+//               HTTP); --db FILE keeps its sessions in SQLite, so a restarted
+//               relay resumes them
 //   /echo       a plain `ws` echo server (raw WebSocket and partysocket)
 //   /socket.io  a socket.io 4 server: 'msg' is echoed back as 'msg', 'req'
 //               is answered through the ack callback
@@ -37,6 +38,7 @@ const allowedOrigins = args.flatMap((a, i) => (a === '--allowed-origin' ? [args[
 const relay = await Relay.create({ allowedOrigins, store: db ? await SqliteStore.open(db) : undefined, onRequest: ({ data }) => data });
 const echo = createEchoServer();
 const http = createServer((req, res) => {
+  if (relay.handleRequest(req, res)) return; // the relay's HTTP transport (bench/socket-http.mjs)
   res.writeHead(404, { 'content-type': 'text/plain' });
   res.end('not found\n');
 });

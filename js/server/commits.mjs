@@ -5,7 +5,8 @@
 // flight, and a batch's writes leave only once the commit that stored it has
 // returned, in order. A commit that fails (Redis away) forgets its sessions
 // here and closes their transports with 1013; a session another process
-// claimed is closed with 4000. The base of Relay (relay.mjs), above the
+// claimed is closed with 4000. And when the turns settle: once per pass of
+// the event loop (_settleSoon). The base of Relay (relay.mjs), above the
 // sessions (sessions.mjs). docs/relay.md, "Engines".
 import { SwitchboardError } from '../errors.js';
 import { CLOSE_TRY_AGAIN, CLOSE_REPLACED } from '../constants.js';
@@ -34,6 +35,35 @@ export class RelayCommits extends RelaySessions {
       const slot = this.sessions.get(id);
       if (slot && slot.gen < gen) this._evict(slot, CLOSE_REPLACED, 'REPLACED: taken over on another relay process');
     });
+  }
+
+  /**
+   * One settle for every turn of this pass of the event loop: once the
+   * WebSocket messages that were ready together have all been fed in
+   * (setImmediate runs after the poll phase), each session they touched is
+   * flushed once, so a recipient of several room messages gets them in one
+   * batch, one write, one deflate, instead of one of each per message. An
+   * idle relay settles right after the one message; a loaded one batches
+   * more the more it has to do (docs/decisions.md, "Fan-out in batches").
+   */
+  _settleSoon() {
+    if (this._settling || this.closed) return;
+    this._settling = setImmediate(() => {
+      if (!this.closed) this._settleNow();
+    });
+  }
+
+  _settleNow() {
+    this._settling = null;
+    this._inTurn = true; // what a flush causes (a Bus delivery) runs inside it
+    try {
+      this._settle();
+    } catch (e) {
+      this.stats.errors++;
+      this.log(`relay: ${e?.stack || e}`);
+    } finally {
+      this._inTurn = false;
+    }
   }
 
   /** A stored session, detached until its client takes it over. Returns its slot, or null. */

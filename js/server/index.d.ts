@@ -125,6 +125,10 @@ export interface RelayOptions {
   helloTimeoutMs?: number;
   /** A connection silent this long is dropped, ms (default 60000). */
   idleTimeoutMs?: number;
+  /** HTTP transport: a POST's body must have arrived within this, ms (default 30000; else 408 and its stream closes 1013). */
+  httpPostTimeoutMs?: number;
+  /** HTTP transport: a stream silent this long gets a keepalive record, ms (default 20000; nginx times out at 60 s). */
+  httpKeepaliveMs?: number;
   batchDelayMs?: number;
   compress?: boolean;
   /** zlib level (0-9) of what the relay sends (default 1: each delivery of a room message is deflated on its own). */
@@ -155,6 +159,11 @@ export class Relay {
   static create(options?: RelayOptions): Promise<Relay>;
   /** For an http(s) server's `upgrade` event. */
   handleUpgrade(request: UpgradeRequest, socket: unknown, head: Uint8Array): void;
+  /**
+   * For an http(s) server's `request` event: the HTTP transport of the same sessions (docs/protocol.md §13).
+   * true when the request was the transport's (it is answered); false: the host answers it.
+   */
+  handleRequest(request: UpgradeRequest, response: unknown): boolean;
   /** Commits the sessions, closes every connection and the store (a RedisEngine once its last commit returned: the promise). */
   close(): void | Promise<void>;
   readonly stats: RelayStats;

@@ -142,8 +142,9 @@ try {
 }
 
 const server = createServer((req, res) => {
+  if (target.handleRequest?.(req, res)) return; // the HTTP transport (the relay's, not the echo's)
   res.writeHead(426, { 'content-type': 'text/plain' });
-  res.end('WebSocket only\n');
+  res.end('WebSocket or the switchboard HTTP transport only\n');
 });
 server.on('upgrade', (req, socket, head) => target.handleUpgrade(req, socket, head));
 server.on('error', (e) => {

@@ -54,6 +54,7 @@ import { MemoryStore } from './store.mjs';
 import { OriginPolicy } from './guard.mjs';
 import { DEFAULTS, OPTION_KEYS, Slot, Conn, closeReason, closeCodeOf } from './slot.mjs';
 import { RelayCommits } from './commits.mjs';
+import { HttpTransport } from './http.mjs';
 
 const PAGE = 65536; // bytes in a wasm memory page
 
@@ -82,6 +83,7 @@ export class Relay extends RelayCommits {
     this.authenticate = opts.authenticate || null;
     this.authorize = opts.authorize || null;
     this.origins = new OriginPolicy(c, opts.allowedOrigins || []);
+    this.http = new HttpTransport(this); // the same sessions over HTTP (http.mjs)
     this.options = [...OPTION_KEYS.map(([k, so]) => [so, typeof this.o[k] === 'boolean' ? Number(this.o[k]) : this.o[k]]),
       ...(opts.sessionOptions || [])];
     /** @type {Map<string, Slot>} sessions by id */
@@ -95,6 +97,7 @@ export class Relay extends RelayCommits {
     this.closed = false;
     // One turn at a time (everything is synchronous inside it).
     this._inTurn = false;
+    this._settling = null; // the pending setImmediate of _settleSoon
     this._quiet = false;
     this._touched = new Set();
     this._dirty = new Set();
@@ -171,6 +174,9 @@ export class Relay extends RelayCommits {
     });
   }
 
+  /** For an http server's 'request' event: true if req was the HTTP transport's (answered, http.mjs). */
+  handleRequest(req, res) { return this.http.handle(req, res); }
+
   /** Bytes the core can still allocate within maxMemory. */
   memoryFree() {
     const room = this.o.maxMemory - this.core.memory.buffer.byteLength;
@@ -184,35 +190,42 @@ export class Relay extends RelayCommits {
     return { sockets: this._sockets, addresses: this._perAddress.size, sessions: this.sessions.size, memory: this.core.memory.buffer.byteLength, memoryFree: this.memoryFree() };
   }
 
-  /**
-   * The connection caps and the memory budget, before the upgrade allocates
-   * anything: over them the socket gets HTTP 503 and is closed.
-   */
+  /** The connection caps and the memory budget, before the upgrade allocates anything (else HTTP 503). */
   _admitSocket(socket) {
-    const addr = socket.remoteAddress || '';
-    const n = this._perAddress.get(addr) || 0;
+    const addr = socket.remoteAddress || '', why = this._admission(addr);
+    if (why) socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 5\r\nContent-Type: text/plain\r\n\r\n${why}\n`);
+    else this._hold(addr, socket);
+    return !why;
+  }
+
+  /** Why a new transport from addr is refused (a cap, the memory budget), or null. */
+  _admission(addr) {
     const why = this._sockets >= this.o.maxConnections ? 'too many connections'
-      : n >= this.o.maxConnectionsPerAddress ? 'too many connections from this address'
+      : (this._perAddress.get(addr) || 0) >= this.o.maxConnectionsPerAddress ? 'too many connections from this address'
         : this.memoryFree() < this.o.memoryHeadroom ? 'out of memory' : null;
-    if (why) {
-      this.stats.refused++;
-      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 5\r\nContent-Type: text/plain\r\n\r\n${why}\n`);
-      return false;
-    }
+    if (why) this.stats.refused++;
+    return why;
+  }
+
+  /** Count a transport of addr (an upgrading socket, an HTTP stream) until it emits 'close'. */
+  _hold(addr, emitter) {
     this._sockets++;
-    this._perAddress.set(addr, n + 1);
-    socket.once('close', () => {
+    this._perAddress.set(addr, (this._perAddress.get(addr) || 0) + 1);
+    emitter.once('close', () => {
       this._sockets--;
       const k = this._perAddress.get(addr) - 1;
       if (k > 0) this._perAddress.set(addr, k);
       else this._perAddress.delete(addr);
     });
-    return true;
   }
 
   /** Stops; a shared engine is closed once its last commit has returned (the promise). */
   close() {
     if (this.closed) return this._closing;
+    if (this._settling) { // the turns of this pass end as they would have: flushed, committed, written
+      clearImmediate(this._settling);
+      this._settleNow();
+    }
     this.closed = true;
     for (const slot of this._later.values()) this._dirty.add(slot);
     this._later.clear();
@@ -279,13 +292,10 @@ export class Relay extends RelayCommits {
       } catch (e) {
         this._fail(conn, e, slot); // the slot too: a detached one must still be re-armed
       }
-      this._settle();
-    } catch (e) {
-      this.stats.errors++;
-      this.log(`relay: ${e?.stack || e}`);
     } finally {
       this._inTurn = false;
     }
+    this._settleSoon();
   }
 
   /** Flush every touched session, commit the dirty ones, then send. */

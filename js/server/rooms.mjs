@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { SwitchboardError } from '../errors.js';
 import { bytesOf } from '../session.js';
 import { RoomMirrors } from './mirrors.mjs';
-import { SS_QUEUED, SS_QUEUED_BYTES, E_TOO_LARGE, CLOSE_TRY_AGAIN, SESSION_SYSTEM_CHANNEL } from '../constants.js';
+import { E_QUEUE_FULL, E_TOO_LARGE, CLOSE_TRY_AGAIN, SESSION_SYSTEM_CHANNEL } from '../constants.js';
 
 /** The relay's channel: presence, notices, subscription requests. */
 export const SYSTEM_CHANNEL = SESSION_SYSTEM_CHANNEL;
@@ -302,15 +302,14 @@ export class Rooms extends RoomMirrors {
       if (!sub.behind) sub.offset = e.offset;
       return;
     }
-    if (sub.behind || slot.s.stat(SS_QUEUED) >= this.r.o.maxHistory ||
-        slot.s.stat(SS_QUEUED_BYTES) + e.payload.length > this.r.o.maxHistoryBytes) {
-      if (!sub.behind) {
-        sub.behind = true;
-        this.behind.add(slot);
-      }
+    if (sub.behind) return;
+    // One call: the session itself refuses what its window has no room for (QUEUE_FULL, nothing taken).
+    const rc = this.r.core.fn.sb_session_relay(slot.s.h, sub.channel, e.flags, e.offset, w.p, w.nfrom, w.p + w.nfrom, e.payload.length, Date.now());
+    if (rc === E_QUEUE_FULL) {
+      sub.behind = true;
+      this.behind.add(slot);
       return;
     }
-    const rc = this.r.core.fn.sb_session_relay(slot.s.h, sub.channel, e.flags, e.offset, w.p, w.nfrom, w.p + w.nfrom, e.payload.length, Date.now());
     this.r._touched.add(slot);
     if (rc >= 0 || rc === E_TOO_LARGE) { // too large for this client: a DROP, counted by its session
       sub.offset = e.offset;

@@ -67,6 +67,13 @@ export async function routeWasm(target) {
 }
 
 /** Collect page errors and console errors so tests can assert none happened. */
+/**
+ * The console errors an outage does not explain: Chromium logs every failed
+ * WebSocket handshake, and every failed or refused fetch of the Socket's HTTP
+ * attempts (a relay that is down, a proxy's 502 page without CORS headers).
+ */
+export const unexpected = (errors) => errors.filter((e) => !/^WebSocket connection to .* failed|^Failed to load resource|net::ERR_|has been blocked by CORS policy/.test(e));
+
 export function watchErrors(page) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
-import { useBrowserAndServer, browser, server, routeWasm, watchErrors } from './harness.mjs';
+import { useBrowserAndServer, browser, server, routeWasm, watchErrors, unexpected } from './harness.mjs';
 import { skipChaos as skip, sleep, prng, procs, stop, startCluster } from '../node/redis-procs.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -36,8 +36,6 @@ async function until(fn, what, ms = 60000) {
   }
 }
 
-// Chromium logs every refused or failed WebSocket handshake: the outages the test makes.
-const unexpected = (errors) => errors.filter((e) => !/^WebSocket connection to .* failed/.test(e));
 
 /** A page with a Socket in room `chat` named user; it sends `${prefix}${i}` up to window.allowed. */
 async function chatPage(url, user, prefix) {

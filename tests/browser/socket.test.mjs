@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket, { WebSocketServer } from 'ws';
-import { browser, server, routeWasm, useBrowserAndServer, watchErrors } from './harness.mjs';
+import { browser, server, routeWasm, useBrowserAndServer, watchErrors, unexpected } from './harness.mjs';
 import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
 import { SESSION_PROTOCOL as PROTOCOL } from '../../js/constants.js';
@@ -81,9 +81,6 @@ function kill9(child) {
   });
 }
 
-// Chromium logs every refused or failed WebSocket handshake to the console:
-// that is the outage the test makes, not an error of the page.
-const unexpected = (errors) => errors.filter((e) => !/^WebSocket connection to .* failed/.test(e));
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

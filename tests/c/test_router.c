@@ -11,7 +11,7 @@ static const int32_t *ev(sb_router *r, int i)
 /* Open an endpoint and walk it through a full handshake. */
 static int connected(sb_router *r, const char *ch, uint32_t src, double now)
 {
-    int ep = sb_router_open(r, S(ch), src, 100, 350, 0, now);
+    int ep = sb_router_open(r, S(ch), src, SB_BR_PARENT, 100, 350, 0, now);
     CHECK(ep > 0);
     CHECK_EQ(sb_router_allow(r, ep, S("http://127.0.0.1:8001")), 0);
     CHECK_EQ(sb_router_offer(r, ep, S("nonce-0123456789"), now), 0);
@@ -23,11 +23,11 @@ static int connected(sb_router *r, const char *ch, uint32_t src, double now)
 static void test_route_and_reasons(void)
 {
     sb_router *r = sb_router_create(8, 16, 4);
-    int a = sb_router_open(r, S("app"), 7, 0, 0, 0, 0);
-    int b = sb_router_open(r, S("app"), 9, 0, 0, 0, 0);
-    int c = sb_router_open(r, S("other"), 7, 0, 0, 0, 0);
+    int a = sb_router_open(r, S("app"), 7, SB_BR_PARENT, 0, 0, 0, 0);
+    int b = sb_router_open(r, S("app"), 9, SB_BR_PARENT, 0, 0, 0, 0);
+    int c = sb_router_open(r, S("other"), 7, SB_BR_PARENT, 0, 0, 0, 0);
     CHECK(a > 0 && b > 0 && c > 0 && a != b && b != c);
-    CHECK_EQ(sb_router_open(r, S("app"), 7, 0, 0, 0, 0), SB_E_BAD_STATE);
+    CHECK_EQ(sb_router_open(r, S("app"), 7, SB_BR_PARENT, 0, 0, 0, 0), SB_E_BAD_STATE);
     CHECK_EQ(sb_router_allow(r, a, S("http://127.0.0.1:8001")), 0);
     CHECK_EQ(sb_router_allow(r, b, S("https://*.example.com")), 0);
     CHECK_EQ(sb_router_allow(r, c, S("http://127.0.0.1:8001")), 0);
@@ -60,10 +60,13 @@ static void test_route_and_reasons(void)
     CHECK_EQ(sb_router_route(r, "", 0, 7, S("http://127.0.0.1:8001")), SB_E_NOT_FOUND);
 
     /* closed handles are stale, even after the slot is reused */
-    CHECK_EQ(sb_router_close(r, c, SB_E_CLOSED), 0);
+    CHECK_EQ(sb_router_close(r, c, SB_E_CLOSED), 1);
+    CHECK_EQ(ev(r, 0)[0], SB_RT_CLOSED);
+    CHECK_EQ(ev(r, 0)[1], c);
+    CHECK_EQ(ev(r, 0)[3], SB_E_CLOSED);
     CHECK_EQ(sb_router_route(r, S("other"), 7, S("http://127.0.0.1:8001")), SB_E_NOT_FOUND);
     {
-        int d = sb_router_open(r, S("other"), 7, 0, 0, 0, 0);
+        int d = sb_router_open(r, S("other"), 7, SB_BR_PARENT, 0, 0, 0, 0);
         CHECK(d > 0 && d != c);
         CHECK_EQ(sb_router_state(r, c), SB_E_NOT_FOUND);
         CHECK_EQ(sb_router_allow(r, c, S("*")), SB_E_NOT_FOUND);
@@ -77,7 +80,7 @@ static void test_route_and_reasons(void)
 static void test_handshake_nonce(void)
 {
     sb_router *r = sb_router_create(2, 4, 2);
-    int ep = sb_router_open(r, S("x"), 1, 0, 0, 0, 0);
+    int ep = sb_router_open(r, S("x"), 1, SB_BR_PARENT, 0, 0, 0, 0);
     /* confirm before offer is out of order */
     CHECK_EQ(sb_router_confirm(r, ep, S("whatever-123"), 0), SB_E_BAD_STATE);
     CHECK_EQ(sb_router_reason(r), SB_RR_BAD_STATE);
@@ -149,7 +152,7 @@ static void test_pending_cap(void)
     CHECK(sb_router_call(r, ep, 0, 0) > 0);
     CHECK_EQ(sb_router_call(r, ep, 0, 0), SB_E_QUEUE_FULL);
     CHECK_EQ(sb_router_call(r, ep, 0, -1), SB_E_INVALID);
-    CHECK_EQ(sb_router_open(r, S("more"), 2, 0, 0, 0, 0), SB_E_TOO_LARGE);
+    CHECK_EQ(sb_router_open(r, S("more"), 2, SB_BR_PARENT, 0, 0, 0, 0), SB_E_TOO_LARGE);
     CHECK(sb_router_create(0, 1, 1) == NULL);
     CHECK(sb_router_create(1, 70000, 1) == NULL);
     sb_router_destroy(r);
@@ -169,13 +172,26 @@ static void test_heartbeat_and_loss(void)
     CHECK_EQ(sb_router_poll(r, 1300), 1);
     CHECK_EQ(sb_router_poll(r, 1400), 1);
     CHECK(sb_router_next_deadline(r) == 1460);
-    /* silent since 1110: lost at 1460, the pending call fails with it */
-    CHECK_EQ(sb_router_poll(r, 1460), 2);
+    /* silent since 1110: at 1460 the core asks the glue whether the window
+     * is gone; asked again dead_ms later if the glue does not answer */
+    CHECK_EQ(sb_router_poll(r, 1460), 1);
+    CHECK_EQ(ev(r, 0)[0], SB_RT_SILENT);
+    CHECK_EQ(ev(r, 0)[1], ep);
+    CHECK_EQ(sb_router_state(r, ep), SB_EP_CONNECTED);
+    CHECK(sb_router_next_deadline(r) == 1500); /* the next ping, then 1810 */
+    CHECK_EQ(sb_router_poll(r, 1500), 1);
+    CHECK_EQ(ev(r, 0)[0], SB_RT_PING);
+    CHECK_EQ(sb_router_poll(r, 1810), 1);
+    CHECK_EQ(ev(r, 0)[0], SB_RT_SILENT);
+    /* the answer: lost, not gone: the pending call fails, then restart */
+    CHECK_EQ(sb_router_lost(r, ep, SB_BW_TIMEOUT, 0), 3);
     CHECK_EQ(ev(r, 0)[0], SB_RT_CALL_FAILED);
     CHECK_EQ(ev(r, 0)[2], id);
     CHECK_EQ(ev(r, 0)[3], SB_E_CONNECTION_LOST);
-    CHECK_EQ(ev(r, 1)[0], SB_RT_LOST);
-    CHECK_EQ(ev(r, 1)[1], ep);
+    CHECK_EQ(ev(r, 1)[0], SB_RT_DISCONNECTED);
+    CHECK_EQ(ev(r, 1)[2], SB_BW_TIMEOUT);
+    CHECK_EQ(ev(r, 2)[0], SB_RT_RESTART);
+    CHECK_EQ(ev(r, 2)[1], ep);
     CHECK_EQ(sb_router_state(r, ep), SB_EP_WAITING);
     CHECK_EQ(sb_router_pending(r, ep), 0);
     CHECK_EQ(sb_router_poll(r, 5000), 0);
@@ -198,16 +214,20 @@ static void test_rehandshake_and_close_fail_pending(void)
     CHECK_EQ(sb_router_confirm(r, ep, S("second-nonce-xyz"), 6), 0);
     a = sb_router_call(r, ep, 6, 1000);
     CHECK(a > 0);
-    CHECK_EQ(sb_router_lost(r, ep), 1); /* the peer said bye */
+    CHECK_EQ(sb_router_lost(r, ep, SB_BW_BYE, 0), 3); /* the peer said bye */
     CHECK_EQ(ev(r, 0)[2], a);
     CHECK_EQ(sb_router_state(r, ep), SB_EP_WAITING);
     CHECK_EQ(sb_router_settle(r, ep, (uint32_t)a, 7), SB_E_NOT_FOUND);
     CHECK_EQ(sb_router_offer(r, ep, S("third-nonce-xyzw"), 8), 0);
     CHECK_EQ(sb_router_confirm(r, ep, S("third-nonce-xyzw"), 8), 0);
     a = sb_router_call(r, ep, 8, 1000);
-    CHECK_EQ(sb_router_close(r, ep, SB_E_CONNECTION_LOST), 1);
+    CHECK_EQ(sb_router_close(r, ep, SB_E_CONNECTION_LOST), 3);
     CHECK_EQ(ev(r, 0)[2], a);
     CHECK_EQ(ev(r, 0)[3], SB_E_CONNECTION_LOST);
+    CHECK_EQ(ev(r, 1)[0], SB_RT_DISCONNECTED);
+    CHECK_EQ(ev(r, 1)[2], SB_BW_CLOSED);
+    CHECK_EQ(ev(r, 2)[0], SB_RT_CLOSED);
+    CHECK_EQ(ev(r, 2)[3], SB_E_CONNECTION_LOST);
     CHECK_EQ(sb_router_close(r, ep, SB_E_CLOSED), SB_E_NOT_FOUND);
     CHECK_EQ(sb_router_poll(r, 2000), 0); /* the closed call's deadline is gone */
     sb_router_destroy(r);
@@ -216,12 +236,14 @@ static void test_rehandshake_and_close_fail_pending(void)
 static void test_connect_timeout(void)
 {
     sb_router *r = sb_router_create(2, 2, 1);
-    int ep = sb_router_open(r, S("slow"), 1, 0, 0, 250, 100);
+    int ep = sb_router_open(r, S("slow"), 1, SB_BR_PARENT, 0, 0, 250, 100);
     CHECK(sb_router_next_deadline(r) == 350);
     CHECK_EQ(sb_router_poll(r, 349), 0);
     CHECK_EQ(sb_router_poll(r, 350), 1);
-    CHECK_EQ(ev(r, 0)[0], SB_RT_CONNECT_TIMEOUT);
+    CHECK_EQ(ev(r, 0)[0], SB_RT_CLOSED);
     CHECK_EQ(ev(r, 0)[1], ep);
+    CHECK_EQ(ev(r, 0)[3], SB_E_TIMEOUT);
+    CHECK_EQ(sb_router_state(r, ep), SB_E_NOT_FOUND); /* closed for good */
     CHECK_EQ(sb_router_poll(r, 400), 0); /* reported once */
     sb_router_destroy(r);
 }

@@ -741,7 +741,7 @@ static void test_queued_over_peer_cap(void)
             deliver(&c, &down, now);
             sb_session_flush(c.s, now);
             drain(&c, &up);
-            now += 25;
+            now += 50; /* past the client's ack delay by the third round */
         }
         CHECK_EQ(tx->drops, 1);
         CHECK_EQ(rx->disconnects, 0);
@@ -2559,6 +2559,98 @@ static void test_relay_stamp(void)
     sb_session_destroy(sv.s);
 }
 
+/* A relayed message that does not fit the client's window is refused with
+ * QUEUE_FULL and takes nothing: no eviction, no DROP, no loss reported; once
+ * the client confirms, the next one goes. (sb_session_send evicts instead.) */
+static void test_relay_window_full(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 1000;
+    uint32_t x = 7;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 1);
+    CHECK_EQ(sb_session_start(c.s, now), 0);
+    drain(&c, &up);
+    server_opts[0][0] = SB_SO_QUEUE_MAX_COUNT;
+    server_opts[0][1] = 3;
+    server_opts[1][0] = SB_SO_QUEUE_MAX_BYTES;
+    server_opts[1][1] = 100;
+    nserver_opts = 2;
+    handshake(&c, &sv, &up, &down, now, 0);
+    nserver_opts = 0;
+    for (int i = 0; i < 3; i++)
+        CHECK(sb_session_relay(sv.s, 0, 0, 1 + i, (const uint8_t *)"ann", 3, (const uint8_t *)&x, 4, now) > 0);
+    CHECK_EQ(sb_session_relay(sv.s, 0, 0, 4, (const uint8_t *)"ann", 3, (const uint8_t *)&x, 4, now), SB_E_QUEUE_FULL);
+    CHECK(sb_session_stat(sv.s, SB_SS_QUEUED) == 3);
+    CHECK(sb_session_stat(sv.s, SB_SS_DROPPED) == 0);
+    sb_session_flush(sv.s, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.drops, 0);
+    CHECK_EQ(sv.disconnects, 0);
+    deliver(&c, &down, now);
+    drain(&c, &up);
+    CHECK_EQ(c.ngot, 3);
+    /* the client's ack frees the window */
+    now += 1000;
+    sb_session_tick(c.s, now);
+    drain(&c, &up);
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK(sb_session_stat(sv.s, SB_SS_QUEUED) == 0);
+    CHECK(sb_session_relay(sv.s, 0, 0, 4, (const uint8_t *)"ann", 3, (const uint8_t *)&x, 4, now) > 0);
+    /* bytes: a payload that would take the window past its bytes */
+    {
+        uint8_t big[96] = {0};
+        CHECK_EQ(sb_session_relay(sv.s, 0, 0, 5, (const uint8_t *)"ann", 3, big, sizeof big, now), SB_E_QUEUE_FULL);
+    }
+    /* the welcome of a later resume reports no loss */
+    sb_session_flush(sv.s, now);
+    drain(&sv, &down);
+    deliver(&c, &down, now);
+    drain(&c, &up);
+    CHECK_EQ(c.ngot, 4);
+    CHECK(sb_session_stat(c.s, SB_SS_GAPS) == 0);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
+/* An ack that is not due yet rides along with whatever else is written:
+ * the client's next message confirms what it received, with no write of
+ * the ack's own before its delay. */
+static void test_acks_ride_along(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 1000;
+    uint32_t x = 5, y = 6;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 3);
+    CHECK_EQ(sb_session_start(c.s, now), 0);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    clear(&up);
+    CHECK(sb_session_send(sv.s, 0, 0, (const uint8_t *)&x, 4, now) > 0);
+    sb_session_flush(sv.s, now);
+    drain(&sv, &down);
+    deliver(&c, &down, now);
+    now += 10; /* before the client's ack delay: nothing of its own to write */
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    CHECK_EQ(c.ngot, 1);
+    CHECK_EQ(up.n, 0);
+    CHECK(sb_session_stat(sv.s, SB_SS_QUEUED) == 1);
+    /* a message of the client's carries the ack */
+    CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&y, 4, now) > 0);
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 1);
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.ngot, 1);
+    CHECK(sb_session_stat(sv.s, SB_SS_QUEUED) == 0);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
 int main(void)
 {
     RUN(test_handshake_and_messages);
@@ -2582,6 +2674,8 @@ int main(void)
     RUN(test_rate_limit_bytes);
     RUN(test_stalled_transport);
     RUN(test_relay_stamp);
+    RUN(test_relay_window_full);
+    RUN(test_acks_ride_along);
     RUN(test_property_flaky_link);
     TEST_MAIN_END();
 }

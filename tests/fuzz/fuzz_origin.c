@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* router: channel = first part, origin = rest, nonce = whole input */
     {
         sb_router *r = sb_router_create(2, 4, 2);
-        int ep = sb_router_open(r, "c", 1, 3, 10, 30, 0, 0);
+        int ep = sb_router_open(r, "c", 1, 3, SB_BR_PARENT, 10, 30, 0, 0);
         int got;
         if (!r || ep <= 0)
             abort();

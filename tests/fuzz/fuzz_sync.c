@@ -1,6 +1,7 @@
 /* Fuzz the sync decoder/merger with foreign bytes: any input either fails
  * with an sb_err or merges; merging it again changes nothing (idempotent),
- * and the resulting state survives a snapshot round trip. */
+ * whatever it asked of the policy ends within a few outputs (a poll loop
+ * always returns 0), and the resulting state survives a snapshot round trip. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,11 @@ static sb_sync *seeded(uint32_t id)
     sb_sync_delete(s, 1002, (const uint8_t *)"a", 1);
     sb_sync_flush(s);
     sb_sync_peer_join(s, 2);
+    /* Started, leading and saving, so every policy is in reach. */
+    sb_sync_start(s, 1500, 0, 1000, 0, 1);
+    sb_sync_leader(s, 1500, 1);
+    while (sb_sync_poll(s, 1500) > 0)
+        ;
     return s;
 }
 
@@ -47,6 +53,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int again = sb_sync_merge(s, 2000, data, (uint32_t)size);
         if (again < 0 || ((t == SB_SYNC_OPS || t == SB_SYNC_SNAPSHOT) && again != 0))
             abort();
+        /* A request, an answer, a save: each once, then nothing is due. */
+        for (int i = 0; (rc = sb_sync_poll(s, 2000)) != 0; i++)
+            if (rc < 0 || i > 4)
+                abort();
+        if (sb_sync_deadline(s) >= 0 && sb_sync_deadline(s) <= 2000)
+            abort(); /* nothing left due now: the glue's timer would spin */
         sb_sync_gc(s);
         int n = sb_sync_snapshot(s, 3000);
         if (n <= 0)

@@ -6,11 +6,16 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * An http server on a free (or given) loopback port routing upgrades to
- * `target.handleUpgrade`. kill() (alias close()) drops every connection
+ * `target.handleUpgrade` and requests to `target.handleRequest` (the
+ * relay's HTTP transport; 404 if it has none or declines). kill() (alias close()) drops every connection
  * without a close handshake, like a crash, and stops listening.
  */
 export async function serve(target, port = 0) {
-  const srv = createServer();
+  const srv = createServer((req, res) => {
+    if (target.handleRequest?.(req, res)) return;
+    res.writeHead(404);
+    res.end();
+  });
   const conns = new Set();
   srv.on('connection', (c) => { conns.add(c); c.on('close', () => conns.delete(c)); });
   srv.on('upgrade', (req, socket, head) => target.handleUpgrade(req, socket, head));

@@ -34,7 +34,16 @@ function memoryStorage() {
 const CAPS = { maxKeys: 24, maxKeyBytes: 32, maxValueBytes: 256, maxTombstones: 24, maxTabs: 16, maxStateBytes: 4096 };
 const SKEW = 86400000;
 
-/** A replica in the core, driven directly: writers of valid traffic and the judge. */
+// Asks a replica for a snapshot (the answer to a REQUEST from this id).
+const ASK = frame(8, [4, ...varint(0x7ffffffe)]);
+
+/**
+ * A replica in the core, driven directly: writers of valid traffic and the
+ * judge. The tabs job's core exports what the glue calls, so each output is
+ * asked of the policy (src/sync.h): it joins at once, a digest is due 1 ms
+ * after the last, writes wait for flush(), a snapshot answers a REQUEST, and
+ * a REQUEST is its join request (a REQUEST carries only its origin).
+ */
 class Replica {
   constructor(id) {
     this.c = core();
@@ -42,23 +51,33 @@ class Replica {
     this.h = this.f.sb_sync_create(id >>> 0, CAPS.maxKeys, CAPS.maxKeyBytes, CAPS.maxValueBytes, CAPS.maxTombstones, CAPS.maxTabs);
     this.maxMsg = this.f.sb_sync_limits(this.h, CAPS.maxStateBytes, SKEW);
     assert.ok(this.h && this.maxMsg > 0);
+    this.t = Date.now();
+    assert.equal(this.f.sb_sync_start(this.h, this.t, 0, 1, Infinity, 0), 0);
+    this.req = this.poll();
+    assert.equal(syncType(this.req), 4);
+    assert.equal(this.poll(), null);
   }
+  /** The replica's clock: Date.now(), never behind what it was given before. */
+  now(ahead = 0) { this.t = Math.max(this.t + ahead, Date.now()); return this.t; }
+  poll(ahead = 0) { return this.out(this.f.sb_sync_poll(this.h, this.now(ahead))); }
   out(len) { return len > 0 ? this.c.readBytes(this.f.sb_sync_out(this.h), len) : null; }
   set(key, text) {
     const k = enc.encode(key), v = enc.encode(text);
     const p = this.c.scratch(k.length + v.length);
     this.c.heap().set(k, p);
     this.c.heap().set(v, p + k.length);
-    return this.f.sb_sync_set(this.h, Date.now(), p, k.length, p + k.length, v.length);
+    return this.f.sb_sync_set(this.h, this.now(), p, k.length, p + k.length, v.length);
   }
-  del(key) { const k = enc.encode(key); return this.f.sb_sync_delete(this.h, Date.now(), this.c.writeBytes(k), k.length); }
+  del(key) { const k = enc.encode(key); return this.f.sb_sync_delete(this.h, this.now(), this.c.writeBytes(k), k.length); }
   flush() { return this.out(this.f.sb_sync_flush(this.h)); }
-  snapshot() { return this.out(this.f.sb_sync_snapshot(this.h, Date.now())); }
-  digest() { return this.out(this.f.sb_sync_digest(this.h, Date.now())); }
-  request() { return this.out(this.f.sb_sync_request(this.h)); }
+  /** Each of these expects every write flushed (else the poll returns the ops first). */
+  snapshot() { assert.ok(this.f.sb_sync_merge(this.h, this.now(), this.c.writeBytes(ASK), ASK.length) >= 0); return this.expect(this.poll(), 2); }
+  digest() { return this.expect(this.poll(1), 3); }
+  request() { return this.req; }
+  expect(m, type) { assert.equal(syncType(m), type); return m; }
   /** Merge like the glue does; returns {rc, skewed, changes: Map key -> value bytes | null (deleted)}. */
   merge(bytes) {
-    const rc = this.f.sb_sync_merge(this.h, Date.now(), this.c.writeBytes(bytes), bytes.length);
+    const rc = this.f.sb_sync_merge(this.h, this.now(), this.c.writeBytes(bytes), bytes.length);
     const changes = new Map();
     if (rc > 0) {
       const buf = this.c.readBytes(this.f.sb_sync_changes(this.h), this.f.sb_sync_changes_len(this.h));

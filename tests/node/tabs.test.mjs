@@ -143,10 +143,21 @@ test('SharedState: values that cannot be encoded throw at set() time', async () 
   s.close();
   assert.equal(code(() => s.set('x', 1)), 'CLOSED');
   await assert.rejects(SharedState.open(uniq('bad'), { maxKeys: 0 }), (e) => e.code === 'INVALID');
+  // Timings the core refuses; open() fails at once (no timer left behind).
+  for (const bad of [{ digestInterval: 0 }, { joinTimeout: -1 }, { batchDelay: -5 }]) {
+    await assert.rejects(SharedState.open(uniq('bad'), { group: fast, ...bad }), (e) => e.code === 'INVALID', JSON.stringify(bad));
+  }
   await assert.rejects(TabGroup.open(uniq('bad'), { heartbeatInterval: 500, heartbeatTimeout: 100 }), (e) => e.code === 'INVALID');
   const ac = new AbortController();
   ac.abort();
   await assert.rejects(SharedState.open(uniq('bad'), { signal: ac.signal }), (e) => e.code === 'CLOSED');
+  // Aborted while it waits for a live tab: open() rejects, it does not wait on.
+  const joining = new AbortController();
+  const t0 = Date.now();
+  const opening = SharedState.open(uniq('j'), { group: fast, joinTimeout: 10000, signal: joining.signal });
+  setTimeout(() => joining.abort(), 30);
+  await assert.rejects(opening, (e) => e.code === 'CLOSED');
+  assert.ok(Date.now() - t0 < 5000, 'open() ended with the abort, not with the join wait');
 });
 
 test('SharedState: a burst of sets is one broadcast', async () => {

@@ -13,6 +13,7 @@ export default async function install(ctx) {
     // A missing or stale wasm build must not take the whole dev server down.
     ctx.log('relay service disabled:', e.message);
   }
+  ctx.route('/relay', (req, res) => (relay ? relay.handleRequest(req, res) : false));
   ctx.upgrade('/relay', (req, socket, head) => (relay ? relay.handleUpgrade(req, socket, head) : socket.destroy()));
   ctx.upgrade('/echo', (req, socket, head) => echo.handleUpgrade(req, socket, head));
   return {
