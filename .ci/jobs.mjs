@@ -35,9 +35,9 @@ export const jobs = {
   bridge: { modules: ['bridge'], tests: ['bridge', 'bridge-props', 'bridge-window-props'] },
   tabs: { modules: ['tabs'], tests: ['tabs', 'tabs-props'] },
   socket: { modules: ['socket'], tests: ['socket', 'socket-props'], zlib: 'raw' },
-  sse: { modules: ['sse'], tests: ['sse', 'sse-stream', 'sse-props'] },
+  sse: { modules: ['sse'], tests: ['sse', 'sse-stream', 'sse-share', 'sse-props'] },
   gzip: { modules: ['gzip'], tests: ['gzip'] },
-  queue: { modules: ['frame', 'queue'], tests: ['frame', 'queue', 'frame-props'], zlib: 'raw' },
+  queue: { modules: ['frame', 'queue'], tests: ['frame', 'queue', 'queue-tabs', 'frame-props'], zlib: 'raw' },
 };
 
 /** The job's entry module, resolved against js/. */

@@ -3,6 +3,9 @@
 import { SwitchboardError } from './core.js';
 import { randomSeed } from './glue.js';
 import { emit, Emitter, positive } from './queue-base.js';
+import { TabQueue } from './queue-tabs.js';
+
+const closedError = () => new SwitchboardError('CLOSED', 'MessageQueue is closed');
 
 /**
  * Ordered asynchronous processing of received messages: items start in
@@ -11,7 +14,9 @@ import { emit, Emitter, positive } from './queue-base.js';
  * the app can inspect and replay. With concurrency 1 order is strict: a
  * failing item holds the line until it succeeds or is dead-lettered.
  * Events: `done` {item, attempts}, `retry` {item, attempts, error, delay},
- * `deadletter` {item, attempts, error}, `idle`.
+ * `deadletter` {item, attempts, error}, `idle`; with `tabs`, `rerun` {item, id}.
+ * With `tabs: 'name'` each task runs once across the tabs of the origin, on
+ * the leading tab (js/queue-tabs.js, docs/protocol.md §9.6).
  */
 export class MessageQueue extends Emitter {
   /**
@@ -40,14 +45,28 @@ export class MessageQueue extends Emitter {
     this._abort = new AbortController();
     this._idleWaiters = [];
     this._timers = new Set(); // retry sleeps, cleared by close()
+    // Without BroadcastChannel a task runs in the tab that posted it: still once.
+    this._tabs = opts.tabs === undefined || typeof BroadcastChannel === 'undefined' ? null : new TabQueue(this, opts.tabs);
+    this._tabsAsked = opts.tabs !== undefined;
   }
 
   /** Queue an item; throws QUEUE_FULL past maxQueued, CLOSED after close(). */
   push(item) {
-    if (this._closed) throw new SwitchboardError('CLOSED', 'MessageQueue is closed');
-    if (this._queue.length >= this._maxQueued) throw new SwitchboardError('QUEUE_FULL', 'MessageQueue is full');
-    this._queue.push({ item, attempts: 0 });
+    this._add(item, null);
+  }
+
+  /** Queue an item; resolves with what its handler returned, rejects with its last error (dead-lettered) or CLOSED. */
+  run(item) {
+    return new Promise((resolve, reject) => this._add(item, { resolve, reject }));
+  }
+
+  _add(item, waiter) {
+    if (this._closed) throw closedError();
+    if ((this._tabs ? this._tabs.known.size : this._queue.length) >= this._maxQueued) throw new SwitchboardError('QUEUE_FULL', 'MessageQueue is full');
+    if (this._tabs) return this._tabs.push(item, waiter);
+    this._queue.push({ item, attempts: 0, settle: waiter && ((ok, v) => (ok ? waiter.resolve(v) : waiter.reject(v))) });
     this._next();
+    return undefined;
   }
 
   /** Dead letters: [{item, attempts, error}], oldest first (a copy). */
@@ -61,7 +80,8 @@ export class MessageQueue extends Emitter {
     let n = 0;
     for (const d of this._dead) {
       if (!filter || filter(d)) {
-        this._queue.push({ item: d.item, attempts: 0 });
+        if (this._tabs) this._tabs.push(d.item, null);
+        else this._queue.push({ item: d.item, attempts: 0 });
         n++;
       } else keep.push(d);
     }
@@ -80,13 +100,18 @@ export class MessageQueue extends Emitter {
   }
 
   stats() {
-    return { queued: this._queue.length, running: this._running, waiting: this._waiting, deadLetterCount: this._dead.length, ...this._stats };
+    const s = { queued: this._queue.length, running: this._running, waiting: this._waiting, deadLetterCount: this._dead.length, ...this._stats };
+    if (!this._tabsAsked) return s;
+    return { ...s, tabs: this._tabs ? this._tabs.stats() : { shared: false, leader: true, holder: null, tabs: 1, open: 0, reruns: 0 } };
   }
 
   /** Stop: running handlers see their AbortSignal fire; nothing new starts. */
   close() {
     this._closed = true;
+    // A local run() hears CLOSED; a tabs task stays with the other tabs.
+    for (const j of this._queue) if (!j.id) j.settle?.(false, closedError());
     this._queue.length = 0;
+    this._tabs?.close();
     this._abort.abort(new SwitchboardError('CLOSED', 'MessageQueue is closed'));
     for (const t of this._timers) clearTimeout(t);
     this._timers.clear();
@@ -95,7 +120,7 @@ export class MessageQueue extends Emitter {
   }
 
   _isIdle() {
-    return this._queue.length === 0 && this._running === 0 && this._waiting === 0;
+    return this._queue.length === 0 && this._running === 0 && this._waiting === 0 && !this._tabs?.known.size;
   }
 
   _checkIdle() {
@@ -133,16 +158,23 @@ export class MessageQueue extends Emitter {
   async _run(job) {
     this._running++;
     job.attempts++;
-    let error = null;
+    let error = null, value;
+    if (job.attempts === 1) job.start?.();
     try {
-      await this._handler(job.item, { attempt: job.attempts, signal: this._abort.signal });
+      const info = { attempt: job.attempts, signal: this._abort.signal };
+      if (job.id) Object.assign(info, { id: job.id, rerun: job.rerun });
+      value = await this._handler(job.item, info);
     } catch (e) {
       error = e ?? new Error('handler failed');
     }
     this._running--;
-    if (this._closed) return this._checkIdle();
+    if (this._closed) {
+      if (!job.id) job.settle?.(!error, error || value);
+      return this._checkIdle();
+    }
     if (!error) {
       this._stats.done++;
+      job.settle?.(true, value);
       emit(this, 'done', { item: job.item, attempts: job.attempts });
     } else if (job.attempts <= this._retries) {
       const delay = this._delay(job.attempts);
@@ -162,6 +194,7 @@ export class MessageQueue extends Emitter {
       this._stats.failed++;
       this._stats.deadLetters++;
       this._dead.push({ item: job.item, attempts: job.attempts, error });
+      job.settle?.(false, error);
       if (this._dead.length > this._maxDead) this._dead.shift();
       emit(this, 'deadletter', { item: job.item, attempts: job.attempts, error });
     }

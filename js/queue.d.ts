@@ -191,6 +191,44 @@ export interface MessageQueueOptions {
   /** oldest dead letters are forgotten past this (default 1000) */
   maxDeadLetters?: number;
   seed?: number;
+  /**
+   * Run each task once across the tabs of this origin that open a queue of
+   * this name (docs/protocol.md §9.6): the leading tab (TabGroup) runs every
+   * task, the result or error returns to the posting tab's run() promise, and
+   * a new leader takes over the open tasks when the leader goes. Items and
+   * results must be structured-cloneable. Every tab passes the same handler.
+   * A task that was running when its leader died runs again (`info.rerun`,
+   * event `rerun`): at-least-once for it, exactly once for the rest.
+   */
+  tabs?: string;
+}
+
+/** What a handler learns about its task. */
+export interface TaskInfo {
+  /** 1 for the first try, then one more per retry */
+  attempt: number;
+  /** aborts when the queue closes */
+  signal: AbortSignal;
+  /** `tabs` queues: the task's id, the same in every tab and on a rerun (an idempotency key) */
+  id?: string;
+  /** `tabs` queues: true when a leader that died had started this task (its effects may have happened) */
+  rerun?: boolean;
+}
+
+/** MessageQueue.stats().tabs, for a queue with `tabs`. */
+export interface TabQueueStats {
+  /** false where the queue runs alone (no BroadcastChannel): each task in its own tab */
+  shared: boolean;
+  /** this tab runs the tasks */
+  leader: boolean;
+  /** TabGroup id of the leading tab, null between leaders */
+  holder: number | null;
+  /** tabs in the group */
+  tabs: number;
+  /** tasks this tab knows are not done yet, from every tab */
+  open: number;
+  /** tasks this tab ran again as a new leader */
+  reruns: number;
 }
 
 export interface DeadLetter<T> { item: T; attempts: number; error: unknown }
@@ -202,17 +240,23 @@ export interface DeadLetter<T> { item: T; attempts: number; error: unknown }
  * error}, `idle`.
  */
 export declare class MessageQueue<T = unknown> extends EventTarget {
-  constructor(handler: (item: T, info: { attempt: number; signal: AbortSignal }) => unknown, opts?: MessageQueueOptions);
-  /** @throws QUEUE_FULL, CLOSED */
+  constructor(handler: (item: T, info: TaskInfo) => unknown, opts?: MessageQueueOptions);
+  /** @throws QUEUE_FULL, CLOSED, INVALID (an item a tabs queue cannot clone) */
   push(item: T): void;
+  /**
+   * Queue an item and wait for it: resolves with the handler's result, rejects
+   * with its last error once dead-lettered, or CLOSED. With `tabs`, in the
+   * posting tab whichever tab ran it. Rejects where push() would throw.
+   */
+  run<R = unknown>(item: T): Promise<R>;
   readonly deadLetters: DeadLetter<T>[];
   /** Re-queue dead letters (all, or those filter accepts); returns how many. */
   replay(filter?: (d: DeadLetter<T>) => boolean): number;
   pause(): void;
   resume(): void;
-  /** Resolves when nothing is queued, running or waiting to retry. */
+  /** Resolves when nothing is queued, running or waiting to retry (with `tabs`: and no tab's task is open). */
   idle(): Promise<void>;
-  stats(): { queued: number; running: number; waiting: number; deadLetterCount: number; done: number; failed: number; retries: number; deadLetters: number };
+  stats(): { queued: number; running: number; waiting: number; deadLetterCount: number; done: number; failed: number; retries: number; deadLetters: number; tabs?: TabQueueStats };
   /** Stop; running handlers see their AbortSignal abort. */
   close(): void;
 }

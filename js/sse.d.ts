@@ -63,6 +63,40 @@ export interface EventStreamOptions {
   maxEventBytes?: number;
   /** fetch implementation to use (default globalThis.fetch). */
   fetch?: typeof fetch;
+  /**
+   * Share one HTTP stream among the tabs of this origin (docs/sse.md,
+   * "Sharing across tabs"): `true` keys it by the request (URL, method,
+   * headers, credentials, string body), a string names the key. One tab (the
+   * TabGroup leader) holds the request; every tab gets every event once, in
+   * order, across handovers (resumed with Last-Event-ID). Uses the fetch
+   * transport; cannot be combined with `openWhenHidden: false`. Where sharing
+   * cannot work the stream is the tab's own: `shared` false, `stats().fallback` says why.
+   */
+  share?: boolean | string;
+}
+
+/** EventStream.stats(): who holds a shared stream and what crossed to this tab. */
+export interface EventStreamStats {
+  /** true while this tab takes part in a shared stream */
+  shared: boolean;
+  /** why `share` was asked for and not done ('no BroadcastChannel', 'file: URL', 'cross-origin frame'), else null */
+  fallback: string | null;
+  /** the sharing key (a hash of the request for `share: true`), null unshared */
+  key: string | null;
+  /** this tab's TabGroup id, null unshared or before the group is up */
+  tab: number | null;
+  /** the id of the tab that holds the HTTP stream, null unshared or between holders */
+  holder: number | null;
+  /** true when this tab holds the HTTP stream (always for an own stream) */
+  leader: boolean;
+  /** tabs taking part (1 for an own stream) */
+  tabs: number;
+  /** shared events dispatched in this tab */
+  events: number;
+  /** relayed events this tab dropped as already seen (after a handover) */
+  duplicates: number;
+  /** handovers this tab made as a new holder (resumed from a position other tabs had reached) */
+  handovers: number;
 }
 
 export type EventStreamState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'paused' | 'closed';
@@ -139,6 +173,10 @@ export class EventStream extends EventTarget {
   /** The server's last `retry:` in ms, or null (fetch transport only). */
   readonly retry: number | null;
   readonly transport: 'fetch' | 'native';
+  /** True while this tab takes part in a shared stream (`share`); false for its own stream, fallback included. */
+  readonly shared: boolean;
+  /** Sharing figures (see EventStreamStats). */
+  stats(): EventStreamStats;
   /** Stop for good; `close` fires (reason 'closed'). Idempotent. */
   close(): void;
   /**

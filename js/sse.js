@@ -12,6 +12,7 @@ import {
 import { onProperties } from './glue.js';
 import { SseParser, num } from './sse-parser.js';
 import { ReconnectingEvent, StateChangeEvent, StreamErrorEvent, StreamCloseEvent, iterate } from './sse-events.js';
+import { StreamShare, shareBlocker, shareKey } from './sse-share.js';
 
 export { SseParser, ReconnectingEvent, StateChangeEvent, StreamErrorEvent, StreamCloseEvent };
 
@@ -55,6 +56,13 @@ export class EventStream extends EventTarget {
     const plain = method === 'GET' && body == null && [...headers.keys()].length === 0;
     let transport = options.transport || 'fetch';
     if (!['fetch', 'native', 'auto'].includes(transport)) throw new SwitchboardError('INVALID', 'transport must be fetch, native or auto');
+    const share = options.share != null && options.share !== false;
+    if (share) {
+      // A handover resumes with Last-Event-ID, which only fetch can send.
+      if (transport === 'native') throw new SwitchboardError('INVALID', 'a shared stream uses the fetch transport');
+      if (options.openWhenHidden === false) throw new SwitchboardError('INVALID', 'a shared stream cannot pause with one hidden tab (openWhenHidden: false)');
+      transport = 'fetch';
+    }
     const hasNative = typeof EventSource !== 'undefined';
     // Native cannot resume unless the id may ride in the query (opt-in): auto picks it only then.
     if (transport === 'auto') transport = plain && hasNative && options.resumeParam ? 'native' : 'fetch';
@@ -101,6 +109,9 @@ export class EventStream extends EventTarget {
     this._origin = new URL(this.url).origin;
     this._types = new Set();
     this._onVisibility = null;
+    this._share = null;
+    this._fallback = null;
+    this._tap = null; // set on a shared stream's real stream: events go to the share, not to listeners
 
     const signal = options.signal;
     if (signal) {
@@ -111,6 +122,15 @@ export class EventStream extends EventTarget {
       this._signal = signal;
       this._onAbort = () => this._finish('aborted', undefined);
       signal.addEventListener('abort', this._onAbort, { once: true });
+    }
+    if (share) {
+      const key = shareKey(options.share, this.url, this._opts);
+      this._fallback = shareBlocker();
+      if (!this._fallback) {
+        const own = { ...options, share: false, signal: undefined, transport: /** @type {'fetch'} */ ('fetch') };
+        this._share = new StreamShare(this, key, (id) => new EventStream(this.url, { ...own, lastEventId: id }));
+        return;
+      }
     }
     if (!this._opts.openWhenHidden && typeof document !== 'undefined') {
       this._onVisibility = () => this._visibility();
@@ -170,6 +190,17 @@ export class EventStream extends EventTarget {
   /** @returns {'fetch' | 'native'} */
   get transport() {
     return this._opts.transport;
+  }
+
+  /** True while this tab takes part in a shared stream (`share`), false for its own stream. */
+  get shared() {
+    return !!this._share;
+  }
+
+  /** Sharing figures: see EventStreamStats in js/sse.d.ts. */
+  stats() {
+    if (this._share) return this._share.stats();
+    return { shared: false, fallback: this._fallback, key: null, tab: null, holder: null, leader: true, tabs: 1, events: 0, duplicates: 0, handovers: 0 };
   }
 
   /** Stop for good: aborts the request, fires `close` (reason 'closed'). Idempotent. */
@@ -314,7 +345,8 @@ export class EventStream extends EventTarget {
 
   _feed(bytes) {
     this._parser.feed(bytes, (type, data, id) => {
-      this.dispatchEvent(new MessageEvent(type, { data, lastEventId: id, origin: this._origin }));
+      if (this._tap) this._tap(type, data, id);
+      else this.dispatchEvent(new MessageEvent(type, { data, lastEventId: id, origin: this._origin }));
       return !this._closed;
     });
   }
@@ -433,6 +465,7 @@ export class EventStream extends EventTarget {
     if (this._closed) return;
     this._closed = true;
     this._stopAttempt();
+    this._share?.close();
     if (this._signal) this._signal.removeEventListener('abort', this._onAbort);
     if (this._onVisibility) document.removeEventListener('visibilitychange', this._onVisibility);
     if (this._parser) {

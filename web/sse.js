@@ -28,6 +28,7 @@ function stats() {
 
 function onEvent(e) {
   const body = JSON.parse(e.data);
+  if (count === 0) expected = body.n; // a tab joining a shared stream starts where it is
   if (body.n > expected) gaps += body.n - expected;
   if (body.n < expected) dups++;
   else expected = body.n + 1;
@@ -48,8 +49,13 @@ function connect() {
   expected = 1;
   gaps = 0;
   dups = 0;
+  const share = $('share').checked;
+  // Shared: every tab asks for the same stream (one per rate), one tab holds it.
+  if (share) stream = `demo-shared-${rate}`;
+  $('transport').disabled = share;
+  $('hidden').disabled = share;
   const url = `/sse/stream?s=${stream}&interval=${Math.round(1000 / rate)}&retry=1000`;
-  es = new EventStream(url, {
+  es = new EventStream(url, share ? { share: true, reconnect: { minDelay: 1000, maxDelay: 15000 } } : {
     transport: $('transport').value,
     resumeParam: 'lastEventId', // native transport: the dev server reads the id from the query (opt-in)
     openWhenHidden: !$('hidden').checked,
@@ -71,6 +77,23 @@ function connect() {
   stats();
 }
 
+// "1 connection for 3 tabs": the server's count of open connections of this
+// stream, and who holds it, from the EventStream's stats().
+async function sharing() {
+  if (!es || es.readyState === EventStream.CLOSED) return;
+  const st = es.stats();
+  let conns = '?';
+  try { conns = (await (await fetch(`/sse/stats?s=${stream}`)).json()).connections; } catch { /* server gone */ }
+  const n = (k, w) => `${k} ${w}${k === 1 ? '' : 's'}`;
+  if (!st.shared) {
+    $('sharing').textContent = `own connection${st.fallback ? ` (no sharing: ${st.fallback})` : ''} · server sees ${n(conns, 'connection')}`;
+    return;
+  }
+  const holder = st.holder == null ? 'nobody (handing over)' : st.holder === st.tab ? 'this tab' : `tab ${st.holder.toString(36)}`;
+  $('sharing').textContent = `${n(conns, 'connection')} for ${n(st.tabs, 'tab')} · held by ${holder} · this tab ${st.tab?.toString(36) ?? '…'} · ${st.handovers} handover(s) here`;
+}
+setInterval(sharing, 500);
+
 $('connect').addEventListener('click', connect);
 $('close').addEventListener('click', () => es?.close());
 $('drop').addEventListener('click', async () => {
@@ -80,7 +103,7 @@ $('drop').addEventListener('click', async () => {
   const { dropped } = await r.json();
   logLine(log, `server dropped ${dropped} connection(s)`, 'sys');
 });
-for (const id of ['transport', 'rate', 'hidden']) {
+for (const id of ['transport', 'rate', 'hidden', 'share']) {
   $(id).addEventListener('change', () => { es?.close(); setTimeout(connect, 0); });
 }
 setInterval(() => { chart.push(perSecond); perSecond = 0; }, 1000);

@@ -122,6 +122,26 @@ test('SSE dashboard: events flow, the drop button reconnects and resumes', async
   await page.close();
 });
 
+test('SSE dashboard in three tabs: one connection for three tabs, and the stream goes on when the holder closes', async () => {
+  const ctx = await browser.newContext();
+  const tabs = [];
+  for (let i = 0; i < 3; i++) tabs.push(await open('/web/sse.html', ctx));
+  const text = (t) => t.page.textContent('#sharing');
+  for (const t of tabs) await t.page.waitForFunction(() => /^1 connection for 3 tabs · held by /.test(document.getElementById('sharing').textContent));
+  const held = await Promise.all(tabs.map(text));
+  assert.equal(held.filter((x) => x.includes('held by this tab')).length, 1, held.join('\n'));
+  const h = held.findIndex((x) => x.includes('held by this tab'));
+  await tabs[h].page.screenshot({ path: `${SHOTS}sse-shared.png`, fullPage: true });
+  await tabs[h].page.close();
+  const rest = tabs.filter((_, i) => i !== h);
+  for (const t of rest) await t.page.waitForFunction(() => /^1 connection for 2 tabs · held by /.test(document.getElementById('sharing').textContent));
+  const before = await Promise.all(rest.map((t) => t.page.textContent('#count')));
+  for (const [i, t] of rest.entries()) await t.page.waitForFunction((n) => Number(document.getElementById('count').textContent) > n + 3, Number(before[i]));
+  for (const t of rest) assert.equal(await t.page.textContent('#gaps'), '0 / 0');
+  assert.deepEqual([...rest[0].errors, ...rest[1].errors].filter((e) => !e.includes('ERR_INCOMPLETE_CHUNKED_ENCODING')), []);
+  await ctx.close();
+});
+
 test('chat demo over the relay: two users, a message crosses', async () => {
   const ctx = await browser.newContext();
   const a = await open('/web/chat.html', ctx);
