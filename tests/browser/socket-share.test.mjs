@@ -8,6 +8,7 @@ import { browser, server, routeWasm, useBrowserAndServer } from './harness.mjs';
 import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
 import { Relay } from '../../js/server/relay.mjs';
+import { HttpStream } from '../../js/server/http.mjs';
 import { serve, until, sleep } from '../node/net.mjs';
 
 let relay, srv;
@@ -34,7 +35,7 @@ async function waitFor(fn, ms, what) {
 }
 
 /** A tab: a page whose Socket shares `key`, records what it gets and, once started, sends and requests. */
-async function openTab(ctx, key, room) {
+async function openTab(ctx, key, room, opts = OPTS) {
   const page = await ctx.newPage();
   await routeWasm(page);
   const errors = [];
@@ -63,7 +64,7 @@ async function openTab(ctx, key, room) {
       }, 15);
     };
     window.stop = () => clearInterval(window.pump);
-  }, { url: srv.url, key, room, opts: OPTS });
+  }, { url: srv.url, key, room, opts });
   return { page, errors };
 }
 
@@ -206,5 +207,57 @@ test('where sharing cannot work (a cross-site iframe) the Socket keeps its own c
   assert.equal(out.echo, 'hello from the frame');
   assert.equal(out.answer, 're:q');
   assert.equal(relay.conns.size, before + 1);
+  await ctx.close();
+});
+
+test('the leading tab holds whichever transport: three tabs on HTTP share one stream, and after the leader closes the next one holds it over HTTP', { timeout: 60000 }, async () => {
+  const room = 'share-http';
+  const httpOpts = { ...OPTS, transports: ['http'] };
+  const node = new Socket(srv.url, { WebSocket, ...OPTS, hello: { room, user: 'node' } });
+  const atNode = [];
+  node.onmessage = (e) => { if (e.channel === 0) atNode.push(e.data); };
+  node.onerror = () => {};
+  await until(() => node.readyState === 1, 5000, 'node open');
+  const streams = () => [...relay.conns].filter((c) => c.ws instanceof HttpStream).length;
+  const ctx = await browser.newContext();
+  const tabs = [];
+  for (let i = 0; i < 3; i++) tabs.push(await openTab(ctx, 'over-http', room, httpOpts));
+  for (const t of tabs) await waitFor(async () => (await t.page.evaluate(() => window.sock.readyState)) === 1, 15000, 'tab open');
+  await waitFor(async () => streams() === 1, 10000, 'one HTTP stream');
+  assert.equal(tabConns(), 1, 'one connection for three tabs, and it is the HTTP stream');
+  const lead = await leaderOf(tabs);
+  assert.equal(await lead.page.evaluate(() => window.sock.stats().transport), 'http');
+  let n = 0;
+  const pump = setInterval(() => node.send(`n${n++}`), 10);
+  for (const t of tabs) await t.page.evaluate(() => window.start());
+  await sleep(500);
+  const live = tabs.filter((t) => t !== lead);
+  await lead.page.close();
+  await sleep(900);
+  const next = await leaderOf(live);
+  await sleep(500);
+  clearInterval(pump);
+  for (const t of live) await t.page.evaluate(() => window.stop());
+  const total = n;
+  await waitFor(async () => {
+    const last = await Promise.all(live.map((t) => t.page.evaluate(() => window.got.at(-1))));
+    return last.every((m) => m === `n${total - 1}`);
+  }, 20000, 'the last server message in both surviving tabs');
+  assert.equal(await next.page.evaluate(() => window.sock.stats().transport), 'http', 'the new leader holds the session over HTTP');
+  await until(() => tabConns() === 1 && streams() === 1, 10000, 'one HTTP stream after the handover');
+  for (const t of live) {
+    await waitFor(() => t.page.evaluate(() => window.answers.length === window.sent.filter((_, k) => (k + 1) % 5 === 0).length), 20000, 'every request of the tab settled');
+    const { got, sent, answers } = await t.page.evaluate(() => ({ got: window.got, sent: window.sent, answers: window.answers }));
+    const first = Number(got[0].slice(1));
+    assert.deepEqual(got, Array.from({ length: total - first }, (_, i) => `n${first + i}`), 'every server message once, in order');
+    assert.ok(sent.length > 0);
+    const tag = `${sent[0].split('-')[0]}-`;
+    await until(() => atNode.filter((d) => d.startsWith(tag)).length >= sent.length, 10000, 'the tab\'s messages at the server');
+    assert.deepEqual(atNode.filter((d) => d.startsWith(tag)), sent, 'every message of the tab reached the server once, in order');
+    assert.equal(answers.length, sent.filter((_, k) => (k + 1) % 5 === 0).length, 'every request settled once');
+    for (const [m, v] of answers) assert.equal(v, `re:${m}`);
+    assert.deepEqual(t.errors, []);
+  }
+  node.close();
   await ctx.close();
 });
