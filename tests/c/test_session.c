@@ -197,6 +197,21 @@ static void handshake(end *c, end *sv, pipe *up, pipe *down, double now, int res
     drain(c, up);
 }
 
+/* rounds of client -> server -> client, 25 ms apart; returns the time after */
+static double exchange(end *c, end *sv, pipe *up, pipe *down, double now, int rounds)
+{
+    for (int round = 0; round < rounds; round++) {
+        deliver(sv, up, now);
+        sb_session_flush(sv->s, now);
+        drain(sv, down);
+        deliver(c, down, now);
+        sb_session_flush(c->s, now);
+        drain(c, up);
+        now += 25;
+    }
+    return now;
+}
+
 static void test_handshake_and_messages(void)
 {
     pipe up = {0}, down = {0};
@@ -883,15 +898,7 @@ static void test_floors_release_held_frames(void)
     drain(&c, &up);
     CHECK(c.want_connect);
     handshake(&c, &sv, &up, &down, now, 1);
-    for (int round = 0; round < 4; round++) {
-        deliver(&sv, &up, now);
-        sb_session_flush(sv.s, now);
-        drain(&sv, &down);
-        deliver(&c, &down, now);
-        sb_session_flush(c.s, now);
-        drain(&c, &up);
-        now += 25;
-    }
+    now = exchange(&c, &sv, &up, &down, now, 4);
     CHECK_EQ(sv.ngot, 2);
     CHECK_EQ(sv.got[0], 1);
     CHECK_EQ(sv.got[1], 2);
@@ -1144,15 +1151,7 @@ static void test_late_greeting_reconnects_framed(void)
     handshake(&c, &sv, &up, &down, now, 0);
     CHECK_EQ(sb_session_mode(c.s), SB_SESSION_MODE_FRAMED);
     CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&m2, 4, now) > 0);
-    for (int round = 0; round < 6; round++) {
-        deliver(&sv, &up, now);
-        sb_session_flush(sv.s, now);
-        drain(&sv, &down);
-        deliver(&c, &down, now);
-        sb_session_flush(c.s, now);
-        drain(&c, &up);
-        now += 25;
-    }
+    now = exchange(&c, &sv, &up, &down, now, 6);
     CHECK_EQ(sv.ngot, 2);
     CHECK_EQ(sv.got[0], 77);
     CHECK_EQ(sv.got[1], 78);
