@@ -200,6 +200,8 @@ export interface SocketStats {
   attempt: number;
   /** Last ping round trip, ms, or -1. */
   rtt: number;
+  /** Server greetings that came after `reconnect.helloTimeout`: each one reconnected framed. */
+  lateGreetings: number;
   /** Bytes on the wire (after compression). */
   bytesOut: number;
   bytesIn: number;

@@ -69,6 +69,11 @@ typedef struct link {
     int plain_written; /* plain: messages written since the socket last drained */
     double poll_at;    /* look at the socket's buffer again then (-1 = no need) */
     int ping_out;      /* plain: write the application ping */
+    /* client: plain only because no greeting came in time (the server took
+     * switchboard.v1): its first message may still be a late greeting */
+    int late_plain, plain_worked0;
+    double hello_wait;
+    double hold_until; /* plain: writes stay unconfirmed until then (-1 = no hold) */
     sb_rate *rate[2];  /* server: frames and bytes from the client (created at first use) */
     double stalled_at; /* server: since when the transport holds the high-water mark, or -1 */
 } link;
@@ -743,6 +748,7 @@ static int new_link(sb_session *s, double now)
     l->last_rx = now;
     l->poll_at = -1;
     l->stalled_at = -1;
+    l->hold_until = -1;
     l->peer_payload = 1 << 20;
     l->peer_message = 8 << 20;
     l->peer_frames = 4096;
@@ -941,9 +947,10 @@ int sb_session_transport_open(sb_session *s, double now_ms, int framed)
     }
     /* The wait for a greeting must end inside the connect timeout, or a
      * silent plain server would only ever time out. */
-    s->l->hello_due = now_ms + (s->opt[SB_SO_HELLO_TIMEOUT] < s->opt[SB_SO_CONNECT_TIMEOUT] / 2
-                                    ? s->opt[SB_SO_HELLO_TIMEOUT]
-                                    : s->opt[SB_SO_CONNECT_TIMEOUT] / 2);
+    s->l->hello_wait = s->opt[SB_SO_HELLO_TIMEOUT] < s->opt[SB_SO_CONNECT_TIMEOUT] / 2
+                           ? s->opt[SB_SO_HELLO_TIMEOUT]
+                           : s->opt[SB_SO_CONNECT_TIMEOUT] / 2;
+    s->l->hello_due = now_ms + s->l->hello_wait;
     return SB_OK;
 }
 
@@ -1320,12 +1327,34 @@ static int recv_framed(sb_session *s, const uint8_t *data, uint32_t n, double no
     return SB_OK;
 }
 
+/* A greeting after we went plain: a switchboard server, only slow. Its
+ * relay refuses whatever we wrote raw before a hello, and those writes are
+ * still unconfirmed (hold_until): drop the transport and come back framed,
+ * where the outbox sends them again. */
+static void late_greeting(sb_session *s, double now)
+{
+    s->stats[SB_SS_LATE_GREETINGS]++;
+    s->plain_worked = s->l->plain_worked0; /* plain did not work here */
+    s->offer_framed = 1;
+    set_close(s, SB_CLOSE_REPLACING, 0, "switchboard: late greeting, reconnecting framed");
+    conn_apply(s, sb_conn_fail(s->conn, now), now);
+}
+
 static void recv_message(sb_session *s, const uint8_t *data, uint32_t n, int text, double now_ms)
 {
     link *l = s->l;
     int rc = SB_OK;
     const char *what = "bad frame";
     if (s->mode == SB_SESSION_MODE_PLAIN) {
+        if (l->late_plain) {
+            /* Never the application's: a greeting is ours, and it decides. */
+            l->late_plain = 0;
+            if (!text && read_greeting(s, data, n) == SB_OK) {
+                late_greeting(s, now_ms);
+                return;
+            }
+            l->hold_until = -1; /* the server spoke plain: it is plain */
+        }
         s->stats[SB_SS_RECEIVED]++;
         emit(s, SB_SEV_MESSAGE, 0, 0, 0, text ? 0 : SB_FRAME_F_BINARY, 0, 0, data, n);
         return;
@@ -1934,14 +1963,16 @@ static int pump_plain(sb_session *s, double now)
         l->plain_written++;
     }
     /* A message leaves the outbox once the socket has written it out. */
-    if (l->plain_written && written == 0 && s->buffered == 0) {
+    if (l->plain_written && written == 0 && s->buffered == 0 && !(l->hold_until > now)) {
         uint32_t ch, last, fl;
         for (uint32_t i = 0; sb_outbox_chan_info(s->out, i, &ch, &last, &fl) == 0; i++)
             sb_outbox_ack(s->out, ch, last, NULL, 0, now);
         l->plain_written = 0;
         set_dirty(s);
     }
-    l->poll_at = l->plain_written ? now + DRAIN_POLL_MS : -1;
+    l->poll_at = !l->plain_written        ? -1
+                 : l->hold_until > now ? l->hold_until
+                                       : now + DRAIN_POLL_MS;
     return SB_OK;
 }
 
@@ -2028,8 +2059,15 @@ static int run(sb_session *s, double now)
          * us a session before: then it is only slow, and plain would write
          * the queue raw to it and count it delivered. The connect timeout
          * decides. */
-        if (s->state == SB_SESSION_CONNECTING && !s->id_len)
+        if (s->state == SB_SESSION_CONNECTING && !s->id_len) {
+            /* A greeting may still be on its way: until it could no longer
+             * be, what we write stays in the outbox (docs/decisions.md,
+             * "A late greeting"). */
+            l->plain_worked0 = s->plain_worked;
+            l->late_plain = 1;
+            l->hold_until = now + l->hello_wait;
             go_plain(s, now);
+        }
     }
     /* The outbox first: a request that expires there still finds its
      * waiter, so it fails once instead of also being reported as a drop. */

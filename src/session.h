@@ -212,7 +212,8 @@ enum sb_session_stat {
     SB_SS_TX_SEQ = 17,          /* channel 0: last seq transmitted */
     SB_SS_ACKED_SEQ = 18,       /* channel 0: last seq the peer confirmed */
     SB_SS_RX_SEQ = 19,          /* channel 0: last seq delivered in order */
-    SB_SS_COUNT_ = 20
+    SB_SS_LATE_GREETINGS = 20,  /* greetings after the hello timeout: reconnected framed */
+    SB_SS_COUNT_ = 21
 };
 
 typedef struct sb_session sb_session;

@@ -197,6 +197,21 @@ static void handshake(end *c, end *sv, pipe *up, pipe *down, double now, int res
     drain(c, up);
 }
 
+/* rounds of client -> server -> client, 25 ms apart; returns the time after */
+static double exchange(end *c, end *sv, pipe *up, pipe *down, double now, int rounds)
+{
+    for (int round = 0; round < rounds; round++) {
+        deliver(sv, up, now);
+        sb_session_flush(sv->s, now);
+        drain(sv, down);
+        deliver(c, down, now);
+        sb_session_flush(c->s, now);
+        drain(c, up);
+        now += 25;
+    }
+    return now;
+}
+
 static void test_handshake_and_messages(void)
 {
     pipe up = {0}, down = {0};
@@ -883,15 +898,7 @@ static void test_floors_release_held_frames(void)
     drain(&c, &up);
     CHECK(c.want_connect);
     handshake(&c, &sv, &up, &down, now, 1);
-    for (int round = 0; round < 4; round++) {
-        deliver(&sv, &up, now);
-        sb_session_flush(sv.s, now);
-        drain(&sv, &down);
-        deliver(&c, &down, now);
-        sb_session_flush(c.s, now);
-        drain(&c, &up);
-        now += 25;
-    }
+    now = exchange(&c, &sv, &up, &down, now, 4);
     CHECK_EQ(sv.ngot, 2);
     CHECK_EQ(sv.got[0], 1);
     CHECK_EQ(sv.got[1], 2);
@@ -1076,6 +1083,80 @@ static void test_slow_greeting_after_framed(void)
     CHECK_EQ(sb_session_mode(c.s), SB_SESSION_MODE_FRAMED);
     CHECK_EQ(sv.ngot, 1);
     CHECK_EQ(sv.got[0], 77);
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
+/* A relay that greets after the hello timeout (3 s): the client went plain
+ * and wrote its queue raw, which the relay refuses before a hello. The late
+ * greeting is never the application's: the client drops the transport,
+ * comes back framed, and what it wrote raw (still unconfirmed) goes out
+ * again, framed, and arrives exactly once. */
+static void test_late_greeting_reconnects_framed(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0}, pend = {0};
+    double now = 0;
+    uint32_t m = 77, m2 = 78;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 21);
+    sb_session_start(c.s, now);
+    drain(&c, &up);
+    CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&m, 4, now) > 0);
+    CHECK_EQ(sb_session_transport_open(c.s, now, 1), 0);
+    c.open = 1;
+    pend.s = server_new(9);
+    CHECK_EQ(sb_session_transport_open(pend.s, now, 1), 0);
+    pend.open = 1;
+    sb_session_flush(pend.s, now);
+    drain(&pend, &down); /* the greeting, held up on its way */
+    CHECK_EQ(down.n, 1);
+    now = sb_session_next_deadline(c.s);
+    CHECK_EQ(now, 3000);
+    sb_session_tick(c.s, now);
+    drain(&c, &up);
+    CHECK_EQ(sb_session_mode(c.s), SB_SESSION_MODE_PLAIN);
+    CHECK_EQ(up.n, 1); /* the application's bytes, raw */
+    CHECK_EQ(up.len[0], 4);
+    deliver(&pend, &up, now);
+    drain(&pend, &down);
+    CHECK_EQ(pend.disconnects, 1); /* the relay refused them */
+    CHECK_EQ(pend.ngot, 0);
+    for (int i = 0; i < 10; i++) { /* the socket wrote them out */
+        now += 100;
+        sb_session_tick(c.s, now);
+        drain(&c, &up);
+    }
+    CHECK_EQ(sb_session_stat(c.s, SB_SS_QUEUED), 1);
+    deliver(&c, &down, now); /* the late greeting */
+    drain(&c, &up);
+    CHECK_EQ(c.ngot, 0);
+    CHECK_EQ(c.disconnects, 1);
+    CHECK_EQ(c.last_close, SB_CLOSE_REPLACING);
+    CHECK_EQ(sb_session_stat(c.s, SB_SS_LATE_GREETINGS), 1);
+    CHECK_EQ(sb_session_stat(c.s, SB_SS_QUEUED), 1);
+    sb_session_transport_closed(c.s, now, 1002);
+    drain(&c, &up);
+    sb_session_destroy(pend.s);
+    c.want_connect = 0;
+    for (int i = 0; i < 100 && !c.want_connect; i++) {
+        now = sb_session_next_deadline(c.s);
+        sb_session_tick(c.s, now);
+        drain(&c, &up);
+    }
+    CHECK(c.want_connect);
+    CHECK(c.offer_framed);
+    clear(&up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    CHECK_EQ(sb_session_mode(c.s), SB_SESSION_MODE_FRAMED);
+    CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&m2, 4, now) > 0);
+    now = exchange(&c, &sv, &up, &down, now, 6);
+    CHECK_EQ(sv.ngot, 2);
+    CHECK_EQ(sv.got[0], 77);
+    CHECK_EQ(sv.got[1], 78);
+    CHECK_EQ(c.ngot, 0);
+    CHECK_EQ(sb_session_stat(c.s, SB_SS_QUEUED), 0);
     clear(&up);
     clear(&down);
     sb_session_destroy(c.s);
@@ -2726,6 +2807,7 @@ int main(void)
     RUN(test_request_written_at_once);
     RUN(test_plain_server_sees_nothing_of_ours);
     RUN(test_request_before_plain_verdict);
+    RUN(test_late_greeting_reconnects_framed);
     RUN(test_request_dropped_newest_fails);
     RUN(test_resume_after_drop);
     RUN(test_heartbeat_verdict);

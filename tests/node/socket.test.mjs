@@ -216,6 +216,62 @@ function silentServer() {
   };
 }
 
+/**
+ * A real relay slow to greet: the upgrade answer goes out at once; on the
+ * next `late` connections every later byte to the client waits `ms`
+ * (corked: the greeting, and whatever follows it, in order).
+ */
+function slowToGreet(relay, ms) {
+  return {
+    late: 0,
+    handleUpgrade(req, socket, head) {
+      if (this.late > 0) {
+        this.late--;
+        const write = socket.write;
+        socket.write = function (...a) {
+          socket.write = write;
+          const r = write.apply(socket, a); // the 101 answer
+          socket.cork();
+          setTimeout(() => socket.uncork(), ms);
+          return r;
+        };
+      }
+      relay.handleUpgrade(req, socket, head);
+    },
+  };
+}
+
+test('a relay greeting after the hello timeout is never a message: the Socket comes back framed, nothing lost or twice', async () => {
+  const relay = await Relay.create();
+  // The greeting comes 600 ms late: past helloTimeout (400), inside the
+  // second one the raw writes stay unconfirmed for.
+  const slow = slowToGreet(relay, 600);
+  const s = await serve(slow);
+  const peer = new Socket(s.url, { WebSocket, ...FAST, hello: { room: 'late' } });
+  const heard = [];
+  peer.onmessage = (e) => { if (e.channel === 0) heard.push(e.data); };
+  await once(peer, 'open');
+  slow.late = 1;
+  const sock = new Socket(s.url, { WebSocket, ...FAST, hello: { room: 'late' }, reconnect: { ...FAST.reconnect, helloTimeout: 400 } });
+  const got = [];
+  sock.onmessage = (e) => { if (e.channel === 0) got.push(e.data); };
+  sock.send('before');
+  await once(sock, 'open', () => true, 5000); // plain, for now
+  sock.send('while plain');
+  await once(sock, 'open', () => sock.mode === 'framed', 5000);
+  sock.send('framed');
+  await until(() => heard.length === 3, 'the peer hears all three');
+  assert.deepEqual(heard, ['before', 'while plain', 'framed']);
+  assert.deepEqual(got, []); // the greeting's bytes never reached the app
+  await until(() => sock.stats().queued === 0);
+  assert.equal(sock.stats().lateGreetings, 1);
+  assert.equal(sock.protocol, PROTOCOL);
+  sock.close();
+  peer.close();
+  await relay.close();
+  await s.kill();
+});
+
 test('fallback: a server that accepts the subprotocol blindly and echoes is detected', async () => {
   const wss = new WebSocketServer({ noServer: true }); // ws picks the first offered protocol
   wss.on('connection', (ws) => ws.on('message', (d, bin) => ws.send(d, { binary: bin })));
