@@ -12,7 +12,7 @@
 // (sb_session_expect). docs/decisions.md, "One session for all tabs".
 import { SwitchboardError } from './errors.js';
 import { core } from './core.js';
-import { TabGroup } from './tab-group.js';
+import { TabGroup, shareBlocker } from './tab-group.js';
 import { event, now, obj, remoteError } from './glue.js';
 import { SEV_WRITE, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED, SEV_DIRTY, SEV_F_REMOTE, FRAME_F_BINARY, CLOSE_NORMAL, CLOSE_REPLACING } from './constants.js';
 
@@ -25,16 +25,6 @@ const errFrom = (e) => new SwitchboardError(e.code, e.message);
 const own = (d) => (typeof d === 'string' ? d : ArrayBuffer.isView(d) ? new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength)) : new Uint8Array(d.slice(0)));
 
 /** Why this page cannot share (it then keeps a connection of its own), or null. */
-function cannotShare() {
-  if (typeof BroadcastChannel !== 'function') return 'no-broadcast-channel';
-  if (typeof location !== 'undefined' && location.protocol === 'file:') return 'file-url';
-  if (typeof window !== 'undefined' && window.top !== window) {
-    // A cross-origin embedder may partition storage: this frame's channel would not reach the tabs.
-    try { if (window.top.location.origin !== location.origin) return 'partitioned'; } catch { return 'partitioned'; }
-  }
-  return null;
-}
-
 /**
  * Make `sock` (just constructed with opts.share) a shared Socket: its methods
  * and state become own properties served by a Share. Returns false when
@@ -43,7 +33,7 @@ function cannotShare() {
  */
 export function shareSocket(sock, url, opts, Socket) {
   const key = typeof opts.share === 'string' ? opts.share : String(typeof url === 'function' ? 'default' : url);
-  const reason = cannotShare();
+  const reason = shareBlocker();
   if (reason) {
     const base = Socket.prototype.stats;
     Object.defineProperty(sock, 'stats', { value: () => ({ ...base.call(sock), share: { role: 'own', key, reason, tabs: 1 } }) });

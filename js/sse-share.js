@@ -12,21 +12,6 @@ import { StreamErrorEvent, ReconnectingEvent } from './sse-events.js';
 // never answers; the live ones answer within a BroadcastChannel hop).
 const WHERE_WAIT_MS = 50;
 
-/** Why this page cannot share (its own stream then), or '' where it can. */
-export function shareBlocker() {
-  if (typeof BroadcastChannel === 'undefined') return 'no BroadcastChannel';
-  if (typeof location !== 'undefined' && location.protocol === 'file:') return 'file: URL';
-  if (typeof window !== 'undefined' && window.top !== window) {
-    // A frame under another origin: the browser keys BroadcastChannel and
-    // locks by top-level site, so it would not meet the tabs of its origin.
-    try {
-      if (window.top.location.origin !== location.origin) return 'cross-origin frame';
-    } catch {
-      return 'cross-origin frame';
-    }
-  }
-  return '';
-}
 
 // cyrb53: a 53-bit string hash, so a key names no header value.
 function hash(s) {

@@ -79,8 +79,8 @@ export interface EventStreamOptions {
 export interface EventStreamStats {
   /** true while this tab takes part in a shared stream */
   shared: boolean;
-  /** why `share` was asked for and not done ('no BroadcastChannel', 'file: URL', 'cross-origin frame'), else null */
-  fallback: string | null;
+  /** why `share` was asked for and not done ('no-broadcast-channel', 'file-url', 'partitioned': a frame under another origin), else null */
+  fallback: 'no-broadcast-channel' | 'file-url' | 'partitioned' | null;
   /** the sharing key (a hash of the request for `share: true`), null unshared */
   key: string | null;
   /** this tab's TabGroup id, null unshared or before the group is up */

@@ -12,7 +12,8 @@ import {
 import { onProperties } from './glue.js';
 import { SseParser, num } from './sse-parser.js';
 import { ReconnectingEvent, StateChangeEvent, StreamErrorEvent, StreamCloseEvent, iterate } from './sse-events.js';
-import { StreamShare, shareBlocker, shareKey } from './sse-share.js';
+import { StreamShare, shareKey } from './sse-share.js';
+import { shareBlocker } from './tab-group.js';
 
 export { SseParser, ReconnectingEvent, StateChangeEvent, StreamErrorEvent, StreamCloseEvent };
 

@@ -18,6 +18,22 @@ export function toU8(data) {
   return null;
 }
 
+/**
+ * Why this page cannot share one connection with the other tabs of its
+ * origin (it then keeps its own), or '' where it can: no BroadcastChannel,
+ * a file: page, or a frame under another origin (browsers key
+ * BroadcastChannel and locks by top-level site: it would not meet the tabs).
+ * @returns {'' | 'no-broadcast-channel' | 'file-url' | 'partitioned'}
+ */
+export function shareBlocker() {
+  if (typeof BroadcastChannel !== 'function') return 'no-broadcast-channel';
+  if (typeof location !== 'undefined' && location.protocol === 'file:') return 'file-url';
+  if (typeof window !== 'undefined' && window.top !== window) {
+    try { if (window.top.location.origin !== location.origin) return 'partitioned'; } catch { return 'partitioned'; }
+  }
+  return '';
+}
+
 // Timers stay ref'd in Node: an open group is live work, like a socket; close() ends it.
 export function startTimer(fn, ms) {
   return setTimeout(fn, Math.max(0, ms));

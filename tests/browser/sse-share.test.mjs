@@ -140,7 +140,7 @@ test('a storage-partitioned cross-site frame falls back to its own stream and wo
   await until('the frame gets events', async () => (await frame.evaluate(() => window.seen.length)) >= 5);
   const fs = await frame.evaluate(() => ({ shared: window.es.shared, ...window.es.stats() }));
   assert.equal(fs.shared, false);
-  assert.equal(fs.fallback, 'cross-origin frame');
+  assert.equal(fs.fallback, 'partitioned');
   assertConsecutive(await frame.evaluate(() => window.seen), 'frame');
   assert.equal((await info(top)).shared, true);
   const st = await stats(s);
