@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { browser, server, routeWasm, watchErrors } from './harness.mjs';
-import { RELAY_CLI, freePort, start, stop, startNginx, sleep } from '../node/redis-procs.mjs';
+import { RELAY_CLI, freePort, start, stop, startNginx, nginxHead, sleep } from '../node/redis-procs.mjs';
 
 export async function until(fn, what, ms = 30000) {
   const end = Date.now() + ms;
@@ -19,20 +19,7 @@ export async function until(fn, what, ms = 30000) {
 
 /** nginx in front of one relay port: its defaults, or (upgrades) the usual WebSocket lines. */
 function conf(d, listen, upstream, upgrades) {
-  const t = (x) => join(d, x);
-  return `daemon off;
-worker_processes 1;
-pid ${t('nginx.pid')};
-error_log ${t('error.log')} warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${t('body')};
-  proxy_temp_path ${t('proxy')};
-  fastcgi_temp_path ${t('fastcgi')};
-  uwsgi_temp_path ${t('uwsgi')};
-  scgi_temp_path ${t('scgi')};
-${upgrades ? '  map $http_upgrade $connection_upgrade { default upgrade; \'\' close; }\n' : ''}  server {
+  return `${nginxHead(d)}${upgrades ? '  map $http_upgrade $connection_upgrade { default upgrade; \'\' close; }\n' : ''}  server {
     listen 127.0.0.1:${listen};
     location / {
       proxy_pass http://127.0.0.1:${upstream};

@@ -95,7 +95,8 @@ export async function startNginx(dir, port) {
   }
 }
 
-export function nginxConf(dir, listen, upstreams) {
+/** The start of a test's nginx.conf: in the foreground, every path (pid, logs, temp files) under dir; `http {` left open. */
+export function nginxHead(dir) {
   const t = (x) => join(dir, x);
   return `daemon off;
 worker_processes 1;
@@ -109,7 +110,11 @@ http {
   fastcgi_temp_path ${t('fastcgi')};
   uwsgi_temp_path ${t('uwsgi')};
   scgi_temp_path ${t('scgi')};
-  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+`;
+}
+
+export function nginxConf(dir, listen, upstreams) {
+  return `${nginxHead(dir)}  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
   upstream relays {
 ${upstreams.map((p) => `    server 127.0.0.1:${p} max_fails=0;`).join('\n')}
   }

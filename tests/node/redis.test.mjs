@@ -8,7 +8,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer as netServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,22 +19,13 @@ import { Relay } from '../../js/server/index.mjs';
 import { SessionClient } from './session-client.mjs';
 import { SS_QUEUED, CLOSE_REPLACED, CLOSE_FORBIDDEN } from '../../js/constants.js';
 import { kill9, serve, sleep, until } from './net.mjs';
+import { freePort } from './redis-procs.mjs';
 
 const RELAY_CLI = fileURLToPath(new URL('../../js/server/relay-cli.mjs', import.meta.url));
 const HAVE_REDIS = spawnSync('redis-server', ['--version']).status === 0;
 const skip = HAVE_REDIS ? false : 'redis-server is not installed (.ci/setup installs it)';
 
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = netServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A redis-server of the test's own: loopback, a free port (or the one given), AOF in dir. */
 async function startRedis(dir, port) {
