@@ -428,6 +428,7 @@ export class RedisEngine {
     const now = Date.now();
     const pipe = this.cmd.pipeline();
     for (const [room, mine] of this._members) pipe.sbRefresh(this.prefix, room, now + this.presenceTtlMs, this.presenceTtlMs * 2, ...mine.values());
+    const refreshes = this._members.size; // the replies before the sweeps'
     const rooms = [...this.watches.keys()];
     for (const room of rooms) pipe.sbSweep(this.prefix, room, now);
     // A mirror behind its log (a publish lost while a connection was down,
@@ -436,7 +437,7 @@ export class RedisEngine {
     for (const id of this.sessionIds?.() || []) pipe.pexpire(this.prefix + 's:' + id, this._sessionTtl);
     pipe.exec().then((res) => {
       rooms.forEach((room, i) => {
-        const [err, meta] = res[rooms.length + i] || [];
+        const [err, meta] = res[refreshes + rooms.length + i] || [];
         const w = this.watches.get(room);
         if (err || !w || w.loading || !meta?.[0]) return;
         if (meta[0] !== w.epoch || Number(meta[1]) > w.next) this._repair(w);
