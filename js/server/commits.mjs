@@ -129,9 +129,16 @@ export class RelayCommits extends RelaySessions {
     return { id: slot.id, gen: slot.gen, room: slot.room, user: slot.user, owner: slot.owner, echo: slot.echo, subs: [...slot.subs.values()].map((x) => x.toJSON()), blob: slot.s.serialize() };
   }
 
-  /** Commit the batch (one at a time); its writes go once it has returned. */
+  /**
+   * Commit the batch (one at a time); its writes go once it has returned.
+   * Not while turns of this pass wait for their settle: their sessions have
+   * taken in messages whose appends are not in the batch yet, and a row
+   * serialized now would store a session that counts them received (its
+   * client would never resend them) in a commit without them. The settle
+   * queues them and pumps.
+   */
   _pump() {
-    if (this._inFlight || this.closed) return;
+    if (this._inFlight || this.closed || this._settling) return;
     const b = this._batch;
     if (!b.dirty.size && !b.deleted.size && !b.appends.length) {
       if (b.out.length) {
