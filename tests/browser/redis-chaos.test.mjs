@@ -119,10 +119,20 @@ test(`browsers behind nginx over two relays on Redis: ${N} messages each way bet
     allowed = N;
     await allow(N);
     const counts = () => Promise.all([a, b].map((p) => p.page.evaluate(() => window.got.length)));
-    await until(async () => {
-      const [na, nb] = await counts();
-      return na >= N && nb >= N && answers.size === N / 5;
-    }, `everything delivered (${N} each way, ${N / 5} answers)`, 120000);
+    try {
+      await until(async () => {
+        const [na, nb] = await counts();
+        return na >= N && nb >= N && answers.size === N / 5;
+      }, `everything delivered (${N} each way, ${N / 5} answers)`, 120000);
+    } catch (e) {
+      // What a stall leaves behind: each client's view and each relay's last words.
+      for (const p of [a, b]) {
+        console.log(`# page: ${await p.page.evaluate(() => `got ${window.got.length}, last ${window.got.at(-1)}, sent ${window.sent}, state ${window.sock.readyState}, ${JSON.stringify(window.sock.stats())}`)}`);
+      }
+      console.log(`# req: state ${req.readyState}, answers ${answers.size}, ${JSON.stringify(req.stats())}`);
+      for (const r of c.relays) console.log(`# relay log: ${r.tail.replace(/\n/g, '\n# ')}`);
+      throw e;
+    }
     clearInterval(pump);
     await sleep(300); // a duplicate would arrive now
     const [gotA, gotB] = await Promise.all([a, b].map((p) => p.page.evaluate(() => window.got)));

@@ -97,7 +97,31 @@ test(`nginx round robin over two relays on Redis: ${N} messages each way and req
     }
     allowed = N;
     await until(() => sent === N && asked === N / 5, 'everything sent', 120000);
-    await until(() => ann.got.length >= N && bob.got.length >= N && answers.size === N / 5, `everything delivered (${ann.got.length}, ${bob.got.length}, ${answers.size})`, 120000);
+    try {
+      await until(() => ann.got.length >= N && bob.got.length >= N && answers.size === N / 5, 'everything delivered', 120000);
+    } catch (e) {
+      // What a stall leaves behind: each client's view and each relay's last words.
+      for (const [n, s] of [['ann', ann], ['bob', bob], ['req', req]]) {
+        console.log(`# ${n}: got ${s.got.length}, last ${s.got.at(-1)}, state ${s.readyState}, ${JSON.stringify(s.stats())}`);
+      }
+      console.log(`# answers ${answers.size}`);
+      const missing = (got, prefix) => { const have = new Set(got); return Array.from({ length: N }, (_, i) => `${prefix}${i}`).filter((m) => !have.has(m)); };
+      const lost = [...missing(bob.got, 'a'), ...missing(ann.got, 'b')];
+      console.log(`# missing: ${lost.join(' ')}`);
+      const { default: Redis } = await import('ioredis');
+      const r = new Redis(c.redisUrl);
+      const list = await r.xrangeBuffer('sb:l:chat', '-', '+');
+      const where = new Map();
+      for (const [id, f] of list) {
+        const d = f[1].toString('utf8');
+        const m = d.slice(d.indexOf('\n') + 1);
+        if (lost.includes(m)) where.set(m, String(id));
+      }
+      console.log(`# stream: ${list.length} entries, ${String(list[0]?.[0])}..${String(list.at(-1)?.[0])}, ${JSON.stringify(await r.hgetall('sb:r:chat'))}; missing ones in it: ${JSON.stringify([...where])}`);
+      r.disconnect();
+      for (const r of c.relays) console.log(`# relay log: ${r.tail.replace(/\n/g, '\n# ')}`);
+      throw e;
+    }
     clearInterval(pump);
     await sleep(300);
     assert.deepEqual(failures, []);

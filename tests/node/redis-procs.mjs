@@ -52,8 +52,10 @@ export function start(cmd, args, ready, what) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', up = false;
+    child.tail = ''; // its last output, for a failure to show
     const on = (d) => {
-      if (up) return; // its later output (a log) is read and dropped
+      child.tail = (child.tail + d).slice(-8000);
+      if (up) return; // its later output (a log) is kept only as the tail
       out += d;
       if (ready.test(out)) {
         up = true;
