@@ -56,13 +56,13 @@ export class Channel extends EventTarget {
   async unsubscribe() {
     if (this.state === 'unsubscribed') return;
     this.#end(new SwitchboardError('CLOSED', 'unsubscribed'));
-    await this.#socket.request(JSON.stringify({ op: 'unsubscribe', channel: this.channel }), { channel: SYSTEM });
+    await this.#owner.control({ op: 'unsubscribe', channel: this.channel }, this);
   }
 
   #end(error) {
     this.state = 'unsubscribed';
     this.#held = [];
-    this.#owner.delete(this.channel);
+    this.#owner.drop(this);
     this.#ready.reject(error);
   }
 
@@ -71,9 +71,10 @@ export class Channel extends EventTarget {
     const q = { op: 'subscribe', room: this.room, channel: this.channel };
     const seen = this._presenceSeen; // a notice newer than this answer's list wins over it
     if (this.epoch) q.since = { epoch: this.epoch, offset: this.offset };
-    this.#socket.request(JSON.stringify(q), { channel: SYSTEM }).then((text) => {
+    this.#owner.control(q, this).then((text) => {
       if (this.state === 'unsubscribed') return;
       const r = JSON.parse(text);
+      if (r.channel > 1) this.channel = r.channel; // a shared Socket's leader numbers the room
       const had = this.epoch !== null && q.since;
       this.epoch = r.epoch;
       if (r.recovered === false || !had) this.offset = r.offset;
@@ -88,10 +89,15 @@ export class Channel extends EventTarget {
     }, (e) => {
       if (this.state === 'unsubscribed' || e?.code === 'CLOSED') return;
       if (e?.code === 'CONNECTION_LOST' || e?.code === 'TIMEOUT') return; // asked again at the next open
-      const err = e instanceof SwitchboardError ? e : new SwitchboardError('INTERNAL', String(e));
-      this.dispatchEvent(event('error', { error: err }));
-      this.#end(err);
+      this._fail(e instanceof SwitchboardError ? e : new SwitchboardError('INTERNAL', String(e)));
     });
+  }
+
+  /** The relay refused the room (now, or when it was asked again): error, and the channel ends. */
+  _fail(err) {
+    if (this.state === 'unsubscribed') return;
+    this.dispatchEvent(event('error', { error: err }));
+    this.#end(err);
   }
 
   _message(data, e) {
@@ -121,6 +127,9 @@ export class Channel extends EventTarget {
 
 onProperties(Channel, ['message', 'presence', 'unrecovered', 'error']);
 
+/** The option of subscribe() a shared Socket's leader numbers its rooms with (js/share-rooms.js). */
+export const AT = Symbol('switchboard.channel');
+
 /** A Socket's channels, by channel number. */
 export class Channels extends Map {
   #socket; #next = 2;
@@ -130,12 +139,18 @@ export class Channels extends Map {
     this.#socket = socket;
   }
 
+  /** A subscription request to the relay (the Channel's own: the answer's JSON text). */
+  control(q) { return this.#socket.request(JSON.stringify(q), { channel: SYSTEM }); }
+  drop(c) { this.delete(c.channel); }
+
   /** socket.subscribe(room, {since}) */
   add(room, opts = {}) {
     if (typeof room !== 'string' || !room.length || room.length > 128) throw new SwitchboardError('INVALID', 'room must be a string of 1 to 128 characters');
     for (const c of this.values()) if (c.room === room) return c;
     const since = opts.since && typeof opts.since.epoch === 'string' && Number.isInteger(opts.since.offset) ? opts.since : null;
-    const c = new Channel(this.#socket, this, room, this.#next++, since);
+    const n = opts[AT] > 1 && !this.has(opts[AT]) ? opts[AT] : this.#next;
+    this.#next = Math.max(this.#next, n + 1);
+    const c = new Channel(this.#socket, this, room, n, since);
     this.set(c.channel, c);
     if (this.#socket.readyState === 1 && this.#socket.mode === 'framed') c._subscribe();
     return c;

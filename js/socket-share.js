@@ -13,8 +13,9 @@
 import { SwitchboardError } from './errors.js';
 import { core } from './core.js';
 import { TabGroup, shareBlocker } from './tab-group.js';
+import { TabRooms, LeaderRooms } from './share-rooms.js';
 import { event, now, obj, remoteError } from './glue.js';
-import { SEV_WRITE, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED, SEV_DIRTY, SEV_F_REMOTE, FRAME_F_BINARY, CLOSE_NORMAL, CLOSE_REPLACING } from './constants.js';
+import { SEV_WRITE, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED, SEV_DIRTY, SEV_F_REMOTE, FRAME_F_BINARY, CLOSE_NORMAL, CLOSE_REPLACING, SESSION_SYSTEM_CHANNEL as SYSTEM } from './constants.js';
 
 /** The option key of the leader's tap on its Socket (and of a request's id callback). */
 export const SHARE = Symbol('switchboard.share');
@@ -45,7 +46,7 @@ export function shareSocket(sock, url, opts, Socket) {
     send: { value: (d, o) => share.send(d, o) }, request: { value: (d, o) => share.request(d, o) },
     close: { value: (c, r) => share.close(c, r) }, stats: { value: () => share.stats() },
     persisted: { value: async () => {} }, ready: { value: share.ready, writable: true },
-    subscribe: { value: () => { throw new SwitchboardError('BAD_STATE', 'rooms (subscribe) are not shared yet: use a Socket without share'); } },
+    subscribe: { value: (room, o) => share.tr.add(room, o) },
     readyState: get(() => share.st.readyState), state: get(() => share.st.state), mode: get(() => share.st.mode),
     bufferedAmount: get(() => (share.inner ? share.inner.bufferedAmount : share.info.queuedBytes || 0)),
     binaryType: { get: () => share.binaryType, set: (v) => { if (v === 'blob' || v === 'arraybuffer') share.binaryType = v; } },
@@ -64,7 +65,8 @@ class Share {
     this.latest = null; this.leader = 0; this.closed = false;
     // leader only
     this.inner = null; this.s = null; this.acc = new Map(); this.reqs = new Map(); this.aborts = new Map();
-    this.gen = 0; this.stale = false; this.answers = [];
+    this.gen = 0; this.stale = false; this.answers = []; this.lr = null; this.sys = null;
+    this.tr = new TabRooms(this); // this tab's Channels (js/share-rooms.js)
     this.bc = new BroadcastChannel(`switchboard:socket:${key}`);
     this.bc.onmessage = (e) => this.recv(e.data);
     this.ready = TabGroup.open(`socket:${key}`).then((g) => {
@@ -72,6 +74,7 @@ class Share {
       if (this.closed) { g.close(); return; }
       g.addEventListener('leaderchange', () => { if (g.isLeader && !this.inner) this.lead(); });
       g.addEventListener('leadershiplost', () => this.resign()); // pagehide: the group closed itself
+      g.addEventListener('presence', () => { if (this.s && !this.quitting) this.lr.presence(g.tabs); });
       if (g.isLeader) this.lead();
       else this.post({ t: 'hello' });
     });
@@ -134,6 +137,7 @@ class Share {
   close(code = CLOSE_NORMAL, reason = '') {
     if (this.closed) return;
     const alone = !this.group || this.group.tabs.length <= 1;
+    if (!alone) this.tr.leave();
     this.resign(alone ? code : CLOSE_REPLACING, alone ? reason : 'handover');
     this.finish({ code, reason, wasClean: true });
   }
@@ -174,7 +178,10 @@ class Share {
     this.st = st;
     Object.assign(this.sock, { url: st.url, protocol: st.protocol, session: st.session });
     if (!this.inner && st.state !== was.state) this.sock.dispatchEvent(event('statechange', { state: st.state, reason }));
-    if (st.readyState === 1 && was.readyState !== 1) this.sock.dispatchEvent(event('open', {}));
+    if (st.readyState === 1 && was.readyState !== 1) {
+      this.sock.dispatchEvent(event('open', {}));
+      this.tr.open(st.mode === 'framed');
+    }
   }
 
   recv(m) {
@@ -182,6 +189,9 @@ class Share {
     switch (m.t) {
       case 'snap': case 'have': this.snap(m); break;
       case 'msg': if (!this.inner) this.deliver(m); break;
+      case 'rmsg': if (!this.inner && m.to.includes(this.me)) this.tr.deliver(m, this.dataOf(m)); break;
+      case 'note': if (!this.inner && m.to.includes(this.me)) this.tr.note(m); break;
+      case 'sans': if (m.tab === this.me) this.tr.answer(m); break;
       case 'res': if (m.tab === this.me) this.settle(m); break;
       case 'ev': if (!this.inner) this.event(m); break;
       case 'resend': if (m.tab === this.me) this.resend(m.from - 1); break;
@@ -198,6 +208,7 @@ class Share {
     for (const a of m.res || []) if (a.tab === this.me) this.settle(a);
     if (m.from !== this.leader) { this.leader = m.from; this.resend(acc); } else this.drop(acc);
     this.apply(m.st, m.stats);
+    this.tr.check(m.rooms, this.me);
   }
 
   drop(acc) {
@@ -215,8 +226,10 @@ class Share {
     if (a.ok) w.resolve(a.v); else w.reject(a.remote ? remoteError(a.v, core()) : errFrom(a.v));
   }
 
+  dataOf(m) { return typeof m.data === 'string' ? m.data : this.binaryType === 'blob' && typeof Blob !== 'undefined' ? new Blob([m.data]) : m.data.buffer; }
+
   deliver(m) {
-    const data = typeof m.data === 'string' ? m.data : this.binaryType === 'blob' && typeof Blob !== 'undefined' ? new Blob([m.data]) : m.data.buffer;
+    const data = this.dataOf(m);
     this.sock.dispatchEvent(Object.assign(new MessageEvent('message', { data, lastEventId: m.seq ? String(m.seq) : '' }),
       { channel: m.ch, seq: m.seq, from: m.from, offset: m.offset || undefined }));
   }
@@ -257,9 +270,13 @@ class Share {
     const tap = { snapshot: best ? best.blob : null, booted: (s) => this.booted(s), event: (t, e, s) => this.tap(t, e, s) };
     const inner = new this.Socket(this.url, { ...this.opts, [SHARE]: tap });
     this.inner = inner;
-    for (const type of ['statechange', 'open', 'reconnecting', 'error', 'drop', 'close']) {
+    for (const type of ['statechange', 'open', 'reconnecting', 'error', 'drop', 'unrecovered', 'close']) {
       inner.addEventListener(type, (e) => this.innerEvent(type, e));
     }
+    // The relay's channel: what the leader's Socket routes to none of its rooms is every tab's, as unshared.
+    inner.addEventListener('message', (e) => { const m = this.sys; this.sys = null; if (m && e.channel === SYSTEM) { this.post(m); this.deliver(m); } });
+    this.lr = new LeaderRooms(this);
+    this.lr.restore(best?.rooms, best && best.from !== this.me ? best.from : 0); // before it opens: the same channels, from their offsets
   }
 
   booted(s) {
@@ -279,7 +296,7 @@ class Share {
     this.stale = false;
     const blob = s.serialize();
     const m = { t: 'snap', from: this.me, gen: ++this.gen, blob, acc: Object.fromEntries(this.acc), reqs: [...this.reqs.values()],
-      res: this.answers, st: this.stateOf(), stats: this.inner.stats() };
+      res: this.answers, rooms: this.lr.list(), st: this.stateOf(), stats: this.inner.stats() };
     this.latest = m;
     this.post(m);
     this.apply(m.st, null);
@@ -287,6 +304,7 @@ class Share {
 
   /** Every event of the leader's session, before its Socket acts on it. */
   tap(t, e, s) {
+    this.sys = null;
     if (t === SEV_DIRTY) {
       if (!this.stale) { this.stale = true; queueMicrotask(() => { if (this.stale && this.s?.h) this.snapshot(this.s); }); }
     } else if (t === SEV_WRITE) {
@@ -294,9 +312,12 @@ class Share {
     } else if (this.quitting) {
       // handing over: requests it fails now wait in the next leader
     } else if (t === SEV_MESSAGE) {
-      if (this.stale) this.snapshot(s);
-      const bin = e.flags & FRAME_F_BINARY;
+      const bin = e.flags & FRAME_F_BINARY, room = this.lr.byCh.get(e.channel);
       const m = { t: 'msg', ch: e.channel, seq: e.seq, data: bin ? e.data.slice() : e.text(), from: e.aux ? e.from() : undefined, offset: e.value };
+      if (room) this.lr.message(room, m); // its offset in the snapshot below: a new leader asks from past it
+      if (this.stale) this.snapshot(s);
+      if (room) { this.toTabs(m); return; }
+      if (e.channel === SYSTEM) { this.sys = m; return; } // a notice its rooms take, or every tab's (above)
       this.post(m);
       this.deliver(m);
     } else if (t === SEV_RESPONSE || t === SEV_REQUEST_FAILED) {
@@ -315,6 +336,26 @@ class Share {
 
   answer(a) { if (a.tab === this.me) this.settle(a); else this.post(a); }
 
+  /** The rooms' posts to the tabs (js/share-rooms.js): after the snapshot of what changed. */
+  dirty() { if (!this.stale) { this.stale = true; queueMicrotask(() => { if (this.stale && this.s?.h) this.snapshot(this.s); }); } }
+  toTab(a) {
+    if (a.tab === this.me) { this.tr.answer(a); return; }
+    if (this.stale && this.s?.h) this.snapshot(this.s);
+    this.post(a);
+  }
+  toTabs(m) {
+    if (this.stale && this.s?.h) this.snapshot(this.s);
+    this.post(m);
+    if (!m.to.includes(this.me)) return;
+    if (m.t === 'note') this.tr.note(m); else this.tr.deliver(m, this.dataOf(m));
+  }
+  /** A room request of this tab: to its own leader's rooms, or posted. */
+  toLeader(m) {
+    if (!this.group) return; // asked again when it opens
+    m.tab = this.me;
+    if (this.inner) { if (this.s && !this.quitting) this.lr.take(m); } else this.post(m);
+  }
+
   innerEvent(type, e) {
     if (this.quitting) return;
     let props = {};
@@ -323,6 +364,7 @@ class Share {
     else if (type === 'error') props = { error: errOf(e.error) };
     else if (type === 'drop') props = { data: e.data, reason: e.reason, id: e.id };
     else if (type === 'close') props = { code: e.code, reason: e.reason, wasClean: e.wasClean };
+    else if (type === 'unrecovered') props = { room: e.room, since: e.since };
     const m = { t: 'ev', type, props, st: this.stateOf(), stats: this.inner.stats() };
     this.post(m);
     this.apply(m.st, m.stats);
@@ -334,6 +376,7 @@ class Share {
   lead1(m) {
     if (m.t === 'hello') { if (this.s) this.snapshot(this.s); return; }
     if (m.t === 'cancel') { this.aborts.get(`${m.tab}:${m.lid}`)?.abort(); return; }
+    if ((m.t === 'sub' || m.t === 'unsub') && this.s && !this.quitting) { this.lr.take(m); return; }
     if ((m.t === 'send' || m.t === 'req') && this.s) this.take(m);
   }
 
@@ -352,6 +395,7 @@ class Share {
     this.acc.set(m.tab, m.lid);
     if (m.tab === this.me) this.pending.delete(m.lid);
     if (m.t === 'send') {
+      this.lr.sent(m.ch, m.tab);
       try { this.inner.send(m.data, { channel: m.ch }); } catch { /* a drop event says which */ }
       return;
     }

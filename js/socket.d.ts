@@ -98,9 +98,9 @@ export interface SocketOptions {
   /**
    * One connection for all tabs of this browser profile and origin (docs/socket.md, "Sharing"):
    * `true` shares under the URL, a string under that key. The leading tab holds the connection;
-   * every tab's Socket keeps this API. Not with `queue.persist` (the session lives in the tabs) nor
-   * `subscribe()` (rooms are not shared yet). Where sharing cannot work the Socket keeps its own
-   * connection and says why in `stats().share.reason`.
+   * every tab's Socket keeps this API, `subscribe()` included (one subscription per room for the
+   * tabs that hold it). Not with `queue.persist` (the session lives in the tabs). Where sharing
+   * cannot work the Socket keeps its own connection and says why in `stats().share.reason`.
    */
   share?: boolean | string;
   /** Passed to init() when the core is not loaded yet. */

@@ -261,3 +261,112 @@ test('the leading tab holds whichever transport: three tabs on HTTP share one st
   node.close();
   await ctx.close();
 });
+
+/** The relay's subscriptions to a room: one a connection (the shared Socket's is one, whatever its tabs). */
+const subsOf = (room) => relay.rooms.map.get(room)?.slots.size || 0;
+/** In a tab: subscribe to room, record its messages (and any that reach the Socket instead). */
+const roomTab = async (t, room) => t.page.evaluate(async (room) => {
+  window.other ||= [];
+  if (!window.watching) { window.watching = true; window.sock.addEventListener('message', (e) => { if (e.channel >= 2 || /^p\d/.test(e.data)) window.other.push(e.data); }); }
+  const c = window.sock.subscribe(room);
+  window.rch = c;
+  window.rgot = [];
+  window.rerr = [];
+  c.onmessage = (e) => window.rgot.push(e.data);
+  c.onerror = (e) => window.rerr.push(e.error.code);
+  await c.ready;
+  return c.state;
+}, room);
+const rgot = (t) => t.page.evaluate(() => window.rgot || null);
+/** Every message of a run p0..p(total-1), once and in order, from the first this tab got. */
+function contiguous(got, total, what) {
+  assert.ok(got.length > 0, `${what}: got messages of the room`);
+  const first = Number(got[0].slice(1));
+  assert.deepEqual(got, Array.from({ length: total - first }, (_, i) => `p${first + i}`), `${what}: every message of the room once, in order`);
+}
+
+test('rooms on a shared Socket: only the tabs subscribed get the room, once and in order; a follower publishes once; the room survives the subscribed leader closing and crashing; the last tab to let go unsubscribes on the relay', { timeout: 90000 }, async () => {
+  const room = 'share-rooms-lobby', R = 'share-room-r';
+  const node = new Socket(srv.url, { WebSocket, ...OPTS, hello: { room, user: 'node' } });
+  node.onerror = () => {};
+  await until(() => node.readyState === 1, 5000, 'node open');
+  const nch = node.subscribe(R);
+  await nch.ready;
+  const atNode = [];
+  nch.onmessage = (e) => atNode.push(e.data);
+
+  const ctx = await browser.newContext();
+  const opened = [];
+  for (let i = 0; i < 3; i++) opened.push(await openTab(ctx, 'rooms', room));
+  for (const t of opened) await waitFor(async () => (await t.page.evaluate(() => window.sock.readyState)) === 1, 10000, 'tab open');
+  assert.equal(tabConns(), 1, 'one connection for three tabs');
+  const A = await leaderOf(opened);
+  const [B, C] = opened.filter((t) => t !== A);
+  assert.equal(await roomTab(A, R), 'subscribed', 'the leader subscribes');
+  assert.equal(await roomTab(B, R), 'subscribed', 'a follower subscribes');
+  assert.equal(subsOf(R), 2, 'the relay holds one subscription for the tabs (and the Node peer\'s)');
+
+  let n = 0;
+  const pub = setInterval(() => { for (let k = 0; k < 2; k++) nch.send(`p${n++}`); }, 10);
+  await sleep(500);
+  // A follower's channel send reaches the room once.
+  await B.page.evaluate(() => { for (let i = 0; i < 20; i++) window.rch.send(`b${i}`); });
+  await until(() => atNode.includes('b19'), 10000, 'the follower\'s messages in the room');
+  const total1 = n;
+  await waitFor(async () => (await rgot(A)).includes(`p${total1 - 1}`) && (await rgot(B)).includes(`p${total1 - 1}`), 10000, 'both subscribed tabs caught up');
+  const before = { A: await rgot(A), B: await rgot(B) };
+  contiguous(before.A.filter((d) => Number(d.slice(1)) < total1), total1, 'the leader');
+  contiguous(before.B.filter((d) => Number(d.slice(1)) < total1), total1, 'the subscribed follower');
+  assert.equal(await rgot(C), null);
+  assert.deepEqual(await C.page.evaluate(() => window.other || []), [], 'the tab that did not subscribe gets none of the room');
+
+  // The subscribed leader closes.
+  await A.page.close();
+  await sleep(900);
+  const L = await leaderOf([B, C]);
+  assert.equal(tabConns(), 1, 'one connection after the close');
+  // A tab opened now subscribes too; the leader must hold the room when it crashes.
+  const D = await openTab(ctx, 'rooms', room);
+  await waitFor(async () => (await D.page.evaluate(() => window.sock.readyState)) === 1, 10000, 'late tab open');
+  assert.equal(await roomTab(D, R), 'subscribed');
+  if (L === C) assert.equal(await roomTab(C, R), 'subscribed');
+  await B.page.evaluate(() => { for (let i = 20; i < 40; i++) window.rch.send(`b${i}`); });
+  await sleep(300);
+  const cdp = await ctx.newCDPSession(L.page);
+  cdp.send('Page.crash').catch(() => {});
+  await new Promise((r) => L.page.once('crash', r));
+  const live = [B, C, D].filter((t) => t !== L);
+  await sleep(900);
+  await leaderOf(live);
+  await sleep(400);
+  clearInterval(pub);
+  const total = n;
+  const held = [];
+  for (const t of live) if (await rgot(t)) held.push(t);
+  assert.ok(held.length >= 1, 'a subscribed tab is left');
+  await waitFor(async () => (await Promise.all(held.map(rgot))).every((g) => g.at(-1) === `p${total - 1}`), 20000, 'the last message of the room in every subscribed tab');
+  await sleep(300); // anything doubled would come now
+  for (const t of held) contiguous(await rgot(t), total, 'a tab that held the room through the close and the crash');
+  for (const t of live) assert.deepEqual(await t.page.evaluate(() => window.other || []), [], 'no room message reaches a Socket\'s own events');
+  await until(() => atNode.includes('b39'), 10000, 'the follower\'s messages after the handover');
+  assert.deepEqual(atNode.filter((d) => d[0] === 'b'), Array.from({ length: 40 }, (_, i) => `b${i}`), 'the follower\'s sends reached the room once, in order');
+  assert.equal(tabConns(), 1, 'one connection after the crash');
+  assert.equal(subsOf(R), 2, 'still one subscription for the tabs');
+  for (const t of live) assert.deepEqual(await t.page.evaluate(() => window.rerr || []), []);
+
+  // Let go tab by tab: the relay unsubscribes when the last one has (two tabs hold it by then).
+  if (held.length < 2) {
+    const other = live.find((t) => !held.includes(t));
+    assert.equal(await roomTab(other, R), 'subscribed');
+    held.push(other);
+  }
+  assert.equal(subsOf(R), 2);
+  for (const [i, t] of held.entries()) {
+    await t.page.evaluate(() => window.rch.unsubscribe());
+    if (i < held.length - 1) assert.equal(subsOf(R), 2, 'other tabs still hold the room');
+  }
+  await until(() => subsOf(R) === 1, 5000, 'unsubscribed on the relay after the last tab let go');
+  for (const t of live) assert.deepEqual(t.errors, []);
+  node.close();
+  await ctx.close();
+});
