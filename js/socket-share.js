@@ -81,7 +81,7 @@ class Share {
   }
 
   get me() { return this.group ? this.group.id : 0; }
-  post(m) { if (!this.closed) this.bc.postMessage(m); }
+  post(m) { if (!this.closed && !this.gone) this.bc.postMessage(m); }
 
   // ---- every tab ----
 
@@ -150,6 +150,10 @@ class Share {
     this.inner.close(code, reason);
     this.quitting = true;
     this.s = null; // takes nothing more: the next leader does
+    // The last post of this leader (one sender's posts arrive in order): a tab
+    // that has it has everything, and leads from its latest snapshot at once.
+    this.post({ t: 'bye', from: this.me });
+    this.gone = true;
   }
 
   finish(info) {
@@ -196,6 +200,7 @@ class Share {
       case 'ev': if (!this.inner) this.event(m); break;
       case 'resend': if (m.tab === this.me) this.resend(m.from - 1); break;
       case 'need': if (this.latest && !this.inner) this.post({ ...this.latest, t: 'have' }); break;
+      case 'bye': if (m.from === this.leader) { this.bye = m.from; this.gathered?.(); } break;
       default: if (this.inner) this.lead1(m);
     }
   }
@@ -250,17 +255,23 @@ class Share {
     // The tabs that can answer: not this one, nor the leader that is gone (it may still be listed).
     const others = this.group.tabs.filter((t) => !t.self && t.id !== this.leader).length;
     let best = this.latest;
-    if (others > 0) {
+    // A leader that said bye (closed, reloaded) has nothing more in flight: its
+    // last snapshot is here. One that crashed may have posts still arriving
+    // here and a newer snapshot in another tab: gather, briefly.
+    if (others > 0 && !(this.leader && this.bye === this.leader)) {
       await new Promise((done) => {
         let n = 0;
         const t = setTimeout(done, 300); // a crashed tab is still listed: do not wait for it long
+        const end = () => { clearTimeout(t); done(); };
         this.gather = (m, reply) => { // the tabs' newest, and the old leader's last posts still arriving
           if (m.blob instanceof Uint8Array && (!best || m.gen > best.gen)) best = m;
-          if (reply && ++n >= others) { clearTimeout(t); done(); }
+          if (reply && ++n >= others) end();
         };
+        this.gathered = end; // its bye came after all: everything it posted is here
         this.post({ t: 'need' });
       });
-      this.gather = null;
+      this.gather = this.gathered = null;
+      if (this.latest && (!best || this.latest.gen > best.gen)) best = this.latest;
     }
     if (this.closed || this.inner) return;
     this.gen = best ? best.gen : 0;
