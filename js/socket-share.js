@@ -63,6 +63,7 @@ class Share {
     this.info = {};
     this.lid = 0; this.taken = 0; this.asked = new Map(); this.pending = new Map(); this.waiting = new Map(); // my sends and requests by lid
     this.latest = null; this.leader = 0; this.closed = false;
+    this.got = new Map(); this.gotSession = null; // per channel, the last seq this tab delivered (fresh)
     // leader only
     this.inner = null; this.s = null; this.acc = new Map(); this.reqs = new Map(); this.aborts = new Map();
     this.gen = 0; this.stale = false; this.answers = []; this.lr = null; this.sys = null;
@@ -192,8 +193,9 @@ class Share {
     if (!m || typeof m !== 'object' || this.closed) return;
     switch (m.t) {
       case 'snap': case 'have': this.snap(m); break;
-      case 'msg': if (!this.inner) this.deliver(m); break;
-      case 'rmsg': if (!this.inner && m.to.includes(this.me)) this.tr.deliver(m, this.dataOf(m)); break;
+      // (also in a new leader: the old one's last posts may come after it took over)
+      case 'msg': this.deliver(m); break;
+      case 'rmsg': if (m.to.includes(this.me) && this.fresh(m)) this.tr.deliver(m, this.dataOf(m)); break;
       case 'note': if (!this.inner && m.to.includes(this.me)) this.tr.note(m); break;
       case 'sans': if (m.tab === this.me) this.tr.answer(m); break;
       case 'res': if (m.tab === this.me) this.settle(m); break;
@@ -233,7 +235,27 @@ class Share {
 
   dataOf(m) { return typeof m.data === 'string' ? m.data : this.binaryType === 'blob' && typeof Blob !== 'undefined' ? new Blob([m.data]) : m.data.buffer; }
 
+  /**
+   * Whether this tab has not had m yet: a session's messages are numbered per
+   * channel, so one this tab delivered (from the old leader's post, and
+   * again from the new leader's session, which resumed from a snapshot
+   * older than what the tabs were given) is dropped, and a new leader still
+   * takes the old one's last posts that arrive after it took over.
+   */
+  fresh(m) {
+    if (!m.seq) return true; // plain mode: not numbered
+    const id = this.st.session;
+    if (id && id !== this.gotSession) { // another session numbers from 1 again
+      if (this.gotSession) this.got.clear();
+      this.gotSession = id;
+    }
+    if (m.seq <= (this.got.get(m.ch) || 0)) return false;
+    this.got.set(m.ch, m.seq);
+    return true;
+  }
+
   deliver(m) {
+    if (!this.fresh(m)) return;
     const data = this.dataOf(m);
     this.sock.dispatchEvent(Object.assign(new MessageEvent('message', { data, lastEventId: m.seq ? String(m.seq) : '' }),
       { channel: m.ch, seq: m.seq, from: m.from, offset: m.offset || undefined }));
@@ -358,7 +380,7 @@ class Share {
     if (this.stale && this.s?.h) this.snapshot(this.s);
     this.post(m);
     if (!m.to.includes(this.me)) return;
-    if (m.t === 'note') this.tr.note(m); else this.tr.deliver(m, this.dataOf(m));
+    if (m.t === 'note') this.tr.note(m); else if (this.fresh(m)) this.tr.deliver(m, this.dataOf(m));
   }
   /** A room request of this tab: to its own leader's rooms, or posted. */
   toLeader(m) {
