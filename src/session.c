@@ -149,7 +149,7 @@ static const double defaults[SB_SO_COUNT_] = {
     [SB_SO_REFRESH_AUTH] = 0,
     [SB_SO_RATE_MSGS] = 1000, [SB_SO_RATE_MSGS_BURST] = 10000, [SB_SO_RATE_BYTES] = 8 << 20,
     [SB_SO_RATE_BYTES_BURST] = 16 << 20, [SB_SO_RATE_TOLERANCE] = 10000,
-    [SB_SO_STALL_TIMEOUT] = 30000,
+    [SB_SO_STALL_TIMEOUT] = 30000, [SB_SO_ACK_RIDE] = 1,
 };
 
 /* Valid ranges; integer options are checked to be whole. */
@@ -175,6 +175,7 @@ static const struct {
     [SB_SO_RATE_MSGS] = {0, 1e12, 0}, [SB_SO_RATE_MSGS_BURST] = {1, 1e12, 0},
     [SB_SO_RATE_BYTES] = {0, 1e12, 0}, [SB_SO_RATE_BYTES_BURST] = {1, 1e12, 0},
     [SB_SO_RATE_TOLERANCE] = {0, 1e9, 0}, [SB_SO_STALL_TIMEOUT] = {0, 1e9, 0},
+    [SB_SO_ACK_RIDE] = {0, 1, 1},
 };
 
 
@@ -2029,7 +2030,8 @@ static int pump(sb_session *s, double now)
      * earlier than promised, and no write (and no turn of the server's) of
      * their own later. (A server's wait their 20 ms: docs/decisions.md,
      * "Fan-out in batches".) */
-    if (s->role == SB_SESSION_CLIENT && (sb_batch_pending(l->wr) > pending0 || l->nctl_sent))
+    if (s->role == SB_SESSION_CLIENT && s->opt[SB_SO_ACK_RIDE] &&
+        (sb_batch_pending(l->wr) > pending0 || l->nctl_sent))
         while ((n = sb_inbox_take_ack(s->in, ACK_NOW)) > 0) {
             if ((rc = add_frame(s, sb_inbox_out(s->in), (uint32_t)n, now)) < 0)
                 return rc;

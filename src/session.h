@@ -97,7 +97,11 @@ enum sb_session_opt {
     SB_SO_STALL_TIMEOUT = 34,   /* server: a transport holding the high-water mark or more unsent
                                  * (sb_session_set_buffered) this long is closed with
                                  * SB_CLOSE_TRY_AGAIN, the session kept; 0 = never [30000] */
-    SB_SO_COUNT_ = 35
+    SB_SO_ACK_RIDE = 35,        /* client: 1 = pending acks go with anything else it writes,
+                                 * 0 = they wait their SB_SO_ACK_DELAY: a shared Socket's
+                                 * leading tab, whose acks must not overtake its posts to the
+                                 * other tabs [1] */
+    SB_SO_COUNT_ = 36
 };
 
 /* States: the client's are sb_conn's (conn.h); a server session is

@@ -2801,6 +2801,44 @@ static void test_acks_ride_along(void)
     sb_session_destroy(sv.s);
 }
 
+/* SB_SO_ACK_RIDE 0 (a shared Socket's leading tab): the client's message
+ * goes alone, and the ack waits its delay. */
+static void test_acks_wait_when_not_riding(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 1000;
+    uint32_t x = 5, y = 6;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 3);
+    CHECK_EQ(sb_session_set(c.s, SB_SO_ACK_RIDE, 2), SB_E_INVALID);
+    CHECK_EQ(sb_session_set(c.s, SB_SO_ACK_RIDE, 0), 0);
+    CHECK_EQ(sb_session_start(c.s, now), 0);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    clear(&up);
+    CHECK(sb_session_send(sv.s, 0, 0, (const uint8_t *)&x, 4, now) > 0);
+    sb_session_flush(sv.s, now);
+    drain(&sv, &down);
+    deliver(&c, &down, now);
+    now += 10;
+    CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&y, 4, now) > 0);
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.ngot, 1);
+    CHECK(sb_session_stat(sv.s, SB_SS_QUEUED) == 1); /* not confirmed yet */
+    now += 100; /* past the ack delay */
+    sb_session_tick(c.s, now);
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK(sb_session_stat(sv.s, SB_SS_QUEUED) == 0);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
 int main(void)
 {
     RUN(test_handshake_and_messages);
@@ -2828,6 +2866,7 @@ int main(void)
     RUN(test_relay_stamp);
     RUN(test_relay_window_full);
     RUN(test_acks_ride_along);
+    RUN(test_acks_wait_when_not_riding);
     RUN(test_property_flaky_link);
     TEST_MAIN_END();
 }
