@@ -66,7 +66,7 @@ class Share {
     this.got = new Map(); this.gotSession = null; // per channel, the last seq this tab delivered (fresh)
     // leader only
     this.inner = null; this.s = null; this.acc = new Map(); this.reqs = new Map(); this.aborts = new Map();
-    this.gen = 0; this.stale = false; this.answers = []; this.lr = null; this.sys = null;
+    this.gen = 0; this.stale = false; this.later = []; this.answers = []; this.lr = null; this.sys = null;
     this.tr = new TabRooms(this); // this tab's Channels (js/share-rooms.js)
     this.bc = new BroadcastChannel(`switchboard:socket:${key}`);
     this.bc.onmessage = (e) => this.recv(e.data);
@@ -339,7 +339,7 @@ class Share {
   tap(t, e, s) {
     this.sys = null;
     if (t === SEV_DIRTY) {
-      if (!this.stale) { this.stale = true; queueMicrotask(() => { if (this.stale && this.s?.h) this.snapshot(this.s); }); }
+      this.dirty();
     } else if (t === SEV_WRITE) {
       if (this.stale) this.snapshot(s);
     } else if (this.quitting) {
@@ -347,9 +347,13 @@ class Share {
     } else if (t === SEV_MESSAGE) {
       const bin = e.flags & FRAME_F_BINARY, room = this.lr.byCh.get(e.channel);
       const m = { t: 'msg', ch: e.channel, seq: e.seq, data: bin ? e.data.slice() : e.text(), from: e.aux ? e.from() : undefined, offset: e.value };
-      if (room) this.lr.message(room, m); // its offset in the snapshot below: a new leader asks from past it
-      if (this.stale) this.snapshot(s);
-      if (room) { this.toTabs(m); return; }
+      // Posted before the snapshot that counts it (at the end of this task,
+      // or the next write): one sender's posts arrive in order, so a tab with
+      // that snapshot has the message. A leader that dies in between leaves
+      // an older snapshot, from which the relay sends it again and the tabs
+      // drop what they had (fresh). The other way round, a snapshot that got
+      // out of a dying renderer without the messages after it lost them.
+      if (room) { this.lr.message(room, m); this.toTabs(m, false); return; }
       if (e.channel === SYSTEM) { this.sys = m; return; } // a notice its rooms take, or every tab's (above)
       this.post(m);
       this.deliver(m);
@@ -362,22 +366,38 @@ class Share {
       const v = ok ? (e.flags & FRAME_F_BINARY ? e.data.slice() : e.text()) : remote ? e.data.slice() : errOf(s.c.error(e.code, 'request'));
       // The answer rides in the snapshot too: a leader that dies right after still has it delivered.
       this.answers.push({ t: 'res', tab: q.tab, lid: q.lid, ok, remote, v });
-      this.snapshot(s);
-      for (const a of this.answers.splice(0)) this.answer(a);
+      this.afterSnap(() => { for (const a of this.answers.splice(0)) this.answer(a); });
     }
   }
 
   answer(a) { if (a.tab === this.me) this.settle(a); else this.post(a); }
 
-  /** The rooms' posts to the tabs (js/share-rooms.js): after the snapshot of what changed. */
-  dirty() { if (!this.stale) { this.stale = true; queueMicrotask(() => { if (this.stale && this.s?.h) this.snapshot(this.s); }); } }
+  /**
+   * The state changed: a snapshot at the end of this task (or before the next
+   * write). Never in the middle of the session's events: its state then
+   * holds every message of the read they came from, and a snapshot posted
+   * before those messages' own posts would, from a renderer that dies right
+   * after, leave a leader resuming past messages no tab was given.
+   */
+  dirty() { this.stale = true; this.soon(); }
+  /** Posts that the snapshot must count first (answers, room notices and replies): after it. */
+  afterSnap(f) { this.later.push(f); this.dirty(); }
+  soon() {
+    if (this.queued) return;
+    this.queued = true;
+    queueMicrotask(() => {
+      this.queued = false;
+      if (this.stale && this.s?.h) this.snapshot(this.s);
+      for (const f of this.later.splice(0)) f();
+    });
+  }
+  /** The rooms' posts to the tabs (js/share-rooms.js). */
   toTab(a) {
     if (a.tab === this.me) { this.tr.answer(a); return; }
-    if (this.stale && this.s?.h) this.snapshot(this.s);
-    this.post(a);
+    this.afterSnap(() => this.post(a));
   }
-  toTabs(m) {
-    if (this.stale && this.s?.h) this.snapshot(this.s);
+  toTabs(m, first = true) {
+    if (first) { this.afterSnap(() => this.toTabs(m, false)); return; }
     this.post(m);
     if (!m.to.includes(this.me)) return;
     if (m.t === 'note') this.tr.note(m); else if (this.fresh(m)) this.tr.deliver(m, this.dataOf(m));
