@@ -157,19 +157,27 @@ test('five tabs share one connection; a tab opened later joins it; five handover
   await until(() => tabConns() === 1, 10000, 'one connection after the handovers').catch(() => {});
   assert.equal(tabConns(), 1, 'one connection after five handovers');
 
-  for (const t of survivors) {
-    const { got, sent, answers, stats } = await t.page.evaluate(() => ({ got: window.got, sent: window.sent, answers: window.answers, stats: window.sock.stats() }));
+  const views = await Promise.all(survivors.map((t) => t.page.evaluate(() => ({ got: window.got, sent: window.sent, answers: window.answers, stats: window.sock.stats() }))));
+  const gaps = views.map(({ got, stats }) => {
+    const have = new Set(got);
+    return `${stats.share?.role} (gaps ${stats.gaps}, dropped ${stats.dropped}, dups ${stats.duplicates}; relay ${JSON.stringify(relay.stats)}): ${Array.from({ length: total }, (_, i) => `n${i}`).filter((m) => !have.has(m) && Number(m.slice(1)) > Number(got.find((d) => d[0] === 'n').slice(1))).slice(0, 10)}`;
+  });
+  const reported = (await Promise.all(survivors.map((t) => t.page.evaluate(() => window.errs)))).flat().filter((m) => /may arrive twice/.test(m));
+  for (const [k, t] of survivors.entries()) {
+    const { got, sent, answers, stats } = views[k];
     const fromNode = got.filter((d) => d[0] === 'n');
     // Every message of the server, once and in order, from the first this tab saw.
     const first = Number(fromNode[0].slice(1));
     const seen = new Set(fromNode);
     const missing = Array.from({ length: total - first }, (_, i) => `n${first + i}`).filter((m) => !seen.has(m));
     const twice = fromNode.filter((m, i) => fromNode.indexOf(m) !== i);
-    assert.deepEqual(fromNode, Array.from({ length: total - first }, (_, i) => `n${first + i}`), `every server message once, in order (${t.name ?? ''} ${stats.share?.role}: missing ${missing.slice(0, 20)}, twice ${twice.slice(0, 20)})`);
+    assert.deepEqual(fromNode, Array.from({ length: total - first }, (_, i) => `n${first + i}`), `every server message once, in order (${stats.share?.role}: missing ${missing.slice(0, 20)}, twice ${twice.slice(0, 20)}; every tab: ${gaps.join(' | ')})`);
     assert.ok(first < 200, 'from (about) the start');
-    // Every message it sent reached the server once, in its order.
+    // Every message it sent reached the server, in its order; twice only in the crash window
+    // below, and then reported.
     const mine = atNode.filter((d) => d.startsWith(`${sent[0].split('-')[0]}-`));
-    assert.deepEqual(mine, sent, 'every message of the tab reached the server once, in order');
+    assert.deepEqual([...new Set(mine)], sent, 'every message of the tab reached the server, in order');
+    if (mine.length !== sent.length) assert.ok(reported.length > 0, `${mine.length - sent.length} of the tab's messages twice at the server, unreported`);
     // Every request resolved once, with its own answer.
     const asked = sent.filter((_, i) => (i + 1) % 5 === 0);
     assert.equal(answers.length, asked.length, 'every request settled once');
@@ -182,11 +190,8 @@ test('five tabs share one connection; a tab opened later joins it; five handover
   // the tabs. The new session says so ("they may arrive twice") and those may come twice.
   const tabMsgs = atNode.filter((d) => d[0] !== 'n');
   const twice = tabMsgs.length - new Set(tabMsgs).size;
-  const reported = (await Promise.all(survivors.map((t) => t.page.evaluate(() => window.errs)))).flat().filter((m) => /may arrive twice/.test(m));
   log('twice', twice, 'reported', reported.length);
   assert.ok(twice === 0 || reported.length > 0, `${twice} message(s) twice at the server, unreported`);
-  node.close();
-  await ctx.close();
 });
 
 test('where sharing cannot work (a cross-site iframe) the Socket keeps its own connection, works, and says why', async () => {
