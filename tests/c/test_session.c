@@ -2764,6 +2764,23 @@ static void test_relay_window_full(void)
     sb_session_destroy(sv.s);
 }
 
+/* A framed pair (the client's SB_SO_ACK_RIDE = ride) where the client has
+ * just received one message from the server and acked nothing yet. */
+static void one_unacked(end *c, end *sv, pipe *up, pipe *down, double now, int ride)
+{
+    uint32_t x = 5;
+    c->s = sb_session_create(SB_SESSION_CLIENT, 3);
+    CHECK_EQ(sb_session_set(c->s, SB_SO_ACK_RIDE, ride), 0);
+    CHECK_EQ(sb_session_start(c->s, now), 0);
+    drain(c, up);
+    handshake(c, sv, up, down, now, 0);
+    clear(up);
+    CHECK(sb_session_send(sv->s, 0, 0, (const uint8_t *)&x, 4, now) > 0);
+    sb_session_flush(sv->s, now);
+    drain(sv, down);
+    deliver(c, down, now);
+}
+
 /* An ack that is not due yet rides along with whatever else is written:
  * the client's next message confirms what it received, with no write of
  * the ack's own before its delay. */
@@ -2772,16 +2789,8 @@ static void test_acks_ride_along(void)
     pipe up = {0}, down = {0};
     end c = {0}, sv = {0};
     double now = 1000;
-    uint32_t x = 5, y = 6;
-    c.s = sb_session_create(SB_SESSION_CLIENT, 3);
-    CHECK_EQ(sb_session_start(c.s, now), 0);
-    drain(&c, &up);
-    handshake(&c, &sv, &up, &down, now, 0);
-    clear(&up);
-    CHECK(sb_session_send(sv.s, 0, 0, (const uint8_t *)&x, 4, now) > 0);
-    sb_session_flush(sv.s, now);
-    drain(&sv, &down);
-    deliver(&c, &down, now);
+    uint32_t y = 6;
+    one_unacked(&c, &sv, &up, &down, now, 1);
     now += 10; /* before the client's ack delay: nothing of its own to write */
     sb_session_flush(c.s, now);
     drain(&c, &up);
@@ -2805,21 +2814,16 @@ static void test_acks_ride_along(void)
  * goes alone, and the ack waits its delay. */
 static void test_acks_wait_when_not_riding(void)
 {
+    end probe = {0};
+    probe.s = sb_session_create(SB_SESSION_CLIENT, 3);
+    CHECK_EQ(sb_session_set(probe.s, SB_SO_ACK_RIDE, 2), SB_E_INVALID);
+    sb_session_destroy(probe.s);
     pipe up = {0}, down = {0};
     end c = {0}, sv = {0};
     double now = 1000;
-    uint32_t x = 5, y = 6;
-    c.s = sb_session_create(SB_SESSION_CLIENT, 3);
-    CHECK_EQ(sb_session_set(c.s, SB_SO_ACK_RIDE, 2), SB_E_INVALID);
-    CHECK_EQ(sb_session_set(c.s, SB_SO_ACK_RIDE, 0), 0);
-    CHECK_EQ(sb_session_start(c.s, now), 0);
-    drain(&c, &up);
-    handshake(&c, &sv, &up, &down, now, 0);
-    clear(&up);
-    CHECK(sb_session_send(sv.s, 0, 0, (const uint8_t *)&x, 4, now) > 0);
-    sb_session_flush(sv.s, now);
-    drain(&sv, &down);
-    deliver(&c, &down, now);
+    uint32_t y = 6;
+    one_unacked(&c, &sv, &up, &down, now, 0);
+    CHECK_EQ(sb_session_set(c.s, SB_SO_ACK_RIDE, 0), SB_E_BAD_STATE); /* before the start only */
     now += 10;
     CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&y, 4, now) > 0);
     sb_session_flush(c.s, now);
