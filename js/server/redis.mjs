@@ -215,7 +215,7 @@ export class RedisEngine {
   async watch(room, on) {
     if (this.watches.has(room)) throw new Error(`redis: ${room} is watched already`);
     if (!this.up) throw new Error('redis is not connected');
-    const w = { room, on, epoch: null, next: 0, loading: true, queue: [], members: new Map(), repairing: false };
+    const w = { room, on, epoch: null, next: 0, loading: true, queue: [], members: new Map(), repairing: false, seen: 0 };
     this.watches.set(room, w);
     try {
       let t;
@@ -440,7 +440,11 @@ export class RedisEngine {
         const [err, meta] = res[refreshes + rooms.length + i] || [];
         const w = this.watches.get(room);
         if (err || !w || w.loading || !meta?.[0]) return;
-        if (meta[0] !== w.epoch || Number(meta[1]) > w.next) this._repair(w);
+        // Behind what Redis had one beat ago: a publish was lost (what is
+        // only in flight now has arrived by the next beat).
+        const next = Number(meta[1]);
+        if (meta[0] !== w.epoch || (w.seen && w.next < w.seen)) this._repair(w);
+        w.seen = next;
       });
     }, (e) => this.log(`relay: redis heartbeat: ${e.message}`));
   }
