@@ -62,11 +62,11 @@ class Share {
     this.st = { readyState: 0, state: 'connecting', mode: null };
     this.info = {};
     this.lid = 0; this.taken = 0; this.asked = new Map(); this.pending = new Map(); this.waiting = new Map(); // my sends and requests by lid
-    this.latest = null; this.leader = 0; this.closed = false;
+    this.latest = null; this.leader = 0; this.bye = 0; this.closed = false;
     this.got = new Map(); this.gotSession = null; // per channel, the last seq this tab delivered (fresh)
     // leader only
     this.inner = null; this.s = null; this.acc = new Map(); this.reqs = new Map(); this.aborts = new Map();
-    this.gen = 0; this.stale = false; this.later = []; this.answers = []; this.lr = null; this.sys = null;
+    this.gen = 0; this.stale = false; this.queued = false; this.later = []; this.answers = []; this.gone = false; this.lr = null; this.sys = null;
     this.tr = new TabRooms(this); // this tab's Channels (js/share-rooms.js)
     this.bc = new BroadcastChannel(`switchboard:socket:${key}`);
     this.bc.onmessage = (e) => this.recv(e.data);
@@ -293,7 +293,6 @@ class Share {
         this.post({ t: 'need' });
       });
       this.gather = this.gathered = null;
-      if (this.latest && (!best || this.latest.gen > best.gen)) best = this.latest;
     }
     if (this.closed || this.inner) return;
     this.gen = best ? best.gen : 0;
