@@ -675,6 +675,10 @@ int sb_outbox_adopt(sb_outbox *o, uint32_t channel, uint32_t seq)
     /* every entry in flight has a seq below next_seq: the ack that follows
      * (cum = seq) confirms them all */
     ch->next_seq = seq + 1;
+    /* Ids too: the state that wrote those seqs gave out ids this one never
+     * saw (one per write, plus what it held queued), and a new request that
+     * reused one would take the answer to another. */
+    o->next_id = (uint32_t)(1 + ((uint64_t)o->next_id - 1 + (seq - had) + o->max_count) % 0x7fffffffu);
     return (int)(seq - had > 0x7fffffffu ? 0x7fffffffu : seq - had);
 }
 
