@@ -4,10 +4,34 @@
 // proxy_read_timeout 60 s) or reloaded with the usual WebSocket lines, the
 // test's own on free loopback ports under a temporary directory; and a page
 // whose Socket records what the tests look at.
-import { mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { before, after } from 'node:test';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { init } from '../../js/core.js';
 import { browser, server, routeWasm, watchErrors } from './harness.mjs';
-import { RELAY_CLI, freePort, start, stop, startNginx, nginxHead, sleep } from '../node/redis-procs.mjs';
+import { NGINX, RELAY_CLI, freePort, start, stop, startNginx, nginxHead, sleep, procs } from '../node/redis-procs.mjs';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const skip = NGINX ? false : 'nginx is not installed (.ci/setup installs nginx-light)';
+
+/**
+ * A test file's proxies: a temporary directory under build/ (kept with
+ * SB_KEEP_TMP), every process stopped after. Returns setup(name).
+ */
+export function useProxies(prefix) {
+  let dir;
+  before(async () => {
+    await init();
+    mkdirSync(join(ROOT, 'build'), { recursive: true });
+    dir = mkdtempSync(join(ROOT, 'build', prefix));
+  });
+  after(async () => {
+    for (const c of [...procs]) await stop(c, 'SIGKILL');
+    if (dir && !process.env.SB_KEEP_TMP) rmSync(dir, { recursive: true, force: true });
+  });
+  return (name) => setup(dir, name);
+}
 
 export async function until(fn, what, ms = 30000) {
   const end = Date.now() + ms;

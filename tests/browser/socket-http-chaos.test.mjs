@@ -4,36 +4,20 @@
 // Socket both move to HTTP and send SB_CHAOS_MESSAGES (10,000) messages each
 // way while the relay is killed -9 and restarted 10 times: every message
 // arrives once, in order, on one session all along.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
 import { useBrowserAndServer } from './harness.mjs';
-import { NGINX, stop, sleep, procs } from '../node/redis-procs.mjs';
-import { setup, until, unexpected, OPTS, page, pump } from './http-proxy.mjs';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const skip = NGINX ? false : 'nginx is not installed (.ci/setup installs nginx-light)';
-let dir;
+import { stop, sleep } from '../node/redis-procs.mjs';
+import { useProxies, skip, until, unexpected, OPTS, page, pump } from './http-proxy.mjs';
 
 useBrowserAndServer();
-before(async () => {
-  await init();
-  mkdirSync(join(ROOT, 'build'), { recursive: true });
-  dir = mkdtempSync(join(ROOT, 'build', 'socket-http-chaos-'));
-});
-after(async () => {
-  for (const c of [...procs]) await stop(c, 'SIGKILL');
-  if (dir && !process.env.SB_KEEP_TMP) rmSync(dir, { recursive: true, force: true });
-});
+const setup = useProxies('socket-http-chaos-');
 
 test('behind nginx without upgrades: 10,000 messages each way while the relay is killed -9 and restarted 10 times; everything once, in order', { skip, timeout: 300e3 }, async () => {
   const N = Number(process.env.SB_CHAOS_MESSAGES || 10000);
-  const s = await setup(dir, 'chaos');
+  const s = await setup('chaos');
   const { page: p, ctx, errors } = await page(s.url, 'page', { ...OPTS, queue: { maxMessages: 2 * N }, http: { probeInterval: 1000 } });
   // The Node side goes through the same nginx: it falls back too (fetch streaming in Node).
   const node = new Socket(s.url, { WebSocket, ...OPTS, queue: { maxMessages: 2 * N }, hello: { room: 'chat', user: 'node' } });

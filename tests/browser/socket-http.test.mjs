@@ -7,34 +7,16 @@
 // upgrades passed moves the Socket back to WebSocket; a server that answers
 // nothing moves nothing. socket-http-chaos.test.mjs kills the relay under
 // traffic behind the same nginx.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
-import { init } from '../../js/core.js';
 import { Socket } from '../../js/socket.js';
 import { useBrowserAndServer, server } from './harness.mjs';
-import { NGINX, RELAY_CLI, freePort, start, stop, sleep, procs } from '../node/redis-procs.mjs';
-import { setup as proxied, until, unexpected, OPTS, page, pump } from './http-proxy.mjs';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const skip = NGINX ? false : 'nginx is not installed (.ci/setup installs nginx-light)';
-let dir;
+import { RELAY_CLI, freePort, start, stop, sleep } from '../node/redis-procs.mjs';
+import { useProxies, skip, until, unexpected, OPTS, page, pump } from './http-proxy.mjs';
 
 useBrowserAndServer();
-before(async () => {
-  await init();
-  mkdirSync(join(ROOT, 'build'), { recursive: true });
-  dir = mkdtempSync(join(ROOT, 'build', 'socket-http-'));
-});
-after(async () => {
-  for (const c of [...procs]) await stop(c, 'SIGKILL');
-  if (dir && !process.env.SB_KEEP_TMP) rmSync(dir, { recursive: true, force: true });
-});
-
-const setup = (name) => proxied(dir, name);
+const setup = useProxies('socket-http-');
 
 test('behind nginx without upgrades: the Socket moves to HTTP and chats, requests, subscribes to rooms; statechange says why', { skip, timeout: 60e3 }, async () => {
   const s = await setup('basic');
