@@ -157,21 +157,22 @@ test('five tabs share one connection; a tab opened later joins it; five handover
   await until(() => tabConns() === 1, 10000, 'one connection after the handovers').catch(() => {});
   assert.equal(tabConns(), 1, 'one connection after five handovers');
 
-  const views = await Promise.all(survivors.map((t) => t.page.evaluate(() => ({ got: window.got, sent: window.sent, answers: window.answers, stats: window.sock.stats() }))));
-  const gaps = views.map(({ got, stats }) => {
-    const have = new Set(got);
-    return `${stats.share?.role} (gaps ${stats.gaps}, dropped ${stats.dropped}, dups ${stats.duplicates}; relay ${JSON.stringify(relay.stats)}): ${Array.from({ length: total }, (_, i) => `n${i}`).filter((m) => !have.has(m) && Number(m.slice(1)) > Number(got.find((d) => d[0] === 'n').slice(1))).slice(0, 10)}`;
-  });
-  const reported = (await Promise.all(survivors.map((t) => t.page.evaluate(() => window.errs)))).flat().filter((m) => /may arrive twice/.test(m));
-  for (const [k, t] of survivors.entries()) {
-    const { got, sent, answers, stats } = views[k];
-    const fromNode = got.filter((d) => d[0] === 'n');
-    // Every message of the server, once and in order, from the first this tab saw.
-    const first = Number(fromNode[0].slice(1));
-    const seen = new Set(fromNode);
+  const views = await Promise.all(survivors.map((t) => t.page.evaluate(() => ({ got: window.got, sent: window.sent, answers: window.answers, errs: window.errs, stats: window.sock.stats() }))));
+  // What each tab missed or got twice of the server's messages, from the first it saw (for a failure to show).
+  const account = ({ got, stats }) => {
+    const fromNode = got.filter((d) => d[0] === 'n'), first = Number(fromNode[0].slice(1)), seen = new Set(fromNode);
     const missing = Array.from({ length: total - first }, (_, i) => `n${first + i}`).filter((m) => !seen.has(m));
     const twice = fromNode.filter((m, i) => fromNode.indexOf(m) !== i);
-    assert.deepEqual(fromNode, Array.from({ length: total - first }, (_, i) => `n${first + i}`), `every server message once, in order (${stats.share?.role}: missing ${missing.slice(0, 20)}, twice ${twice.slice(0, 20)}; every tab: ${gaps.join(' | ')})`);
+    return { fromNode, first, text: `${stats.share?.role} (gaps ${stats.gaps}, dropped ${stats.dropped}, dups ${stats.duplicates}): missing ${missing.slice(0, 20)}, twice ${twice.slice(0, 20)}` };
+  };
+  const accounts = views.map(account);
+  const everyTab = `${accounts.map((a) => a.text).join(' | ')}; relay ${JSON.stringify(relay.stats)}`;
+  const reported = views.flatMap((v) => v.errs).filter((m) => /may arrive twice/.test(m));
+  for (const [k, t] of survivors.entries()) {
+    const { sent, answers, stats } = views[k];
+    const { fromNode, first } = accounts[k];
+    // Every message of the server, once and in order, from the first this tab saw.
+    assert.deepEqual(fromNode, Array.from({ length: total - first }, (_, i) => `n${first + i}`), `every server message once, in order (every tab: ${everyTab})`);
     assert.ok(first < 200, 'from (about) the start');
     // Every message it sent reached the server, in its order; twice only in the crash window
     // below, and then reported.
