@@ -682,6 +682,31 @@ int sb_outbox_adopt(sb_outbox *o, uint32_t channel, uint32_t seq)
     return (int)(seq - had > 0x7fffffffu ? 0x7fffffffu : seq - had);
 }
 
+uint32_t sb_outbox_next_id(const sb_outbox *o)
+{
+    return o ? o->next_id : 0;
+}
+
+uint32_t sb_outbox_renumber(sb_outbox *o, uint32_t lo, uint32_t hi, uint32_t *from, uint32_t *to,
+                            uint32_t cap)
+{
+    const uint32_t m = 0x7fffffffu; /* ids run 1..m */
+    uint32_t n = 0, span;
+    if (!o || !from || !to || lo == 0 || lo > m || hi == 0 || hi > m)
+        return 0;
+    span = (hi + m - lo) % m;
+    for (int p = SB_QUEUE_PRIORITIES - 1; p >= 0; p--)
+        for (entry *e = o->queued[p].head; e && n < cap; e = e->next) {
+            if (e->kind != SB_FRAME_REQUEST || (e->id + m - lo) % m >= span)
+                continue;
+            from[n] = e->id;
+            e->id = o->next_id;
+            o->next_id = e->id >= m ? 1 : e->id + 1;
+            to[n++] = e->id;
+        }
+    return n;
+}
+
 int sb_outbox_ack(sb_outbox *o, uint32_t channel, uint32_t cum, const uint8_t *sack,
                   size_t sack_len, double now_ms)
 {

@@ -124,6 +124,7 @@ struct sb_session {
     sb_buf plain_ping, hello_app;
     req *reqs;
     int pending_request; /* enqueue is queueing a request: register it */
+    uint32_t fresh_from;  /* client: the first id given out since a restore, until a welcome */
     double pending_deadline;
     uint32_t nreqs;
     ev *evs;
@@ -499,7 +500,9 @@ int sb_session_serialize(sb_session *s)
     w.b = &s->out_buf;
     w.rc = 0;
     put_raw(&w, "SBS\1", 4);
-    put_u(&w, (uint64_t)s->role << 1 | (uint64_t)(s->lost != 0));
+    put_u(&w, (uint64_t)s->role << 1 | (uint64_t)(s->lost != 0) | (s->fresh_from ? 4u : 0u));
+    if (s->fresh_from)
+        put_u(&w, s->fresh_from);
     put_bytes(&w, s->id, s->id_len);
     put_bytes(&w, s->epoch, s->epoch_len);
     if ((n = sb_outbox_serialize(s->out)) < 0)
@@ -516,7 +519,7 @@ int sb_session_restore(sb_session *s, const uint8_t *blob, uint32_t n, double no
     rd r = {blob, n, 4, 0};
     const uint8_t *p;
     uint32_t len;
-    uint64_t role;
+    uint64_t role, fresh = 0;
     int rc;
     if (!s || (!blob && n))
         return SB_E_INVALID;
@@ -528,8 +531,10 @@ int sb_session_restore(sb_session *s, const uint8_t *blob, uint32_t n, double no
         return SB_E_BAD_VERSION;
     if ((rc = setup(s)) < 0)
         return rc;
-    role = rd_u(&r, 3);
-    if (!r.err && (int)(role >> 1) != s->role)
+    role = rd_u(&r, 7);
+    if (!r.err && (role & 4))
+        fresh = rd_u(&r, 0x7fffffffu);
+    if (!r.err && ((int)(role >> 1 & 1) != s->role || ((role & 4) && (fresh == 0 || s->role != SB_SESSION_CLIENT))))
         return SB_E_CORRUPT;
     p = rd_bytes(&r, ID_MAX, &len);
     if (r.err)
@@ -559,6 +564,12 @@ int sb_session_restore(sb_session *s, const uint8_t *blob, uint32_t n, double no
         goto fail;
     }
     s->lost = (int)(role & 1);
+    /* The ids given out from here may be ones a newer, lost state also gave
+     * out (a page or leading tab that died after writing past this state):
+     * the welcome tells (new_link). A state saved before its welcome keeps
+     * the first restore's mark. */
+    if (s->role == SB_SESSION_CLIENT)
+        s->fresh_from = fresh ? (uint32_t)fresh : sb_outbox_next_id(s->out);
     if (s->role == SB_SESSION_SERVER) {
         /* Detached, as after its transport closed: it waits for the client
          * (sb_session_takeover) for the session TTL from now. */
@@ -707,15 +718,37 @@ static void apply_floors(sb_session *s, const pos *fl, uint32_t n, double now)
     }
 }
 
+/* Requests queued in [lo, hi) take new ids (sb_outbox_renumber); the host
+ * hears each move before any answer. */
+static int renumber(sb_session *s, uint32_t lo, uint32_t hi)
+{
+    uint32_t cap = (uint32_t)sb_outbox_stat(s->out, SB_OUTBOX_STAT_DEPTH), n, *p;
+    if (!cap)
+        return SB_OK;
+    if (!(p = malloc((size_t)cap * 2 * sizeof *p)))
+        return SB_E_NO_MEMORY;
+    n = sb_outbox_renumber(s->out, lo, hi, p, p + cap, cap);
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < s->nreqs; j++)
+            if (s->reqs[j].id == p[i]) {
+                s->reqs[j].id = p[cap + i];
+                emit(s, SB_SEV_REQUEST_MOVED, 0, 0, p[cap + i], 0, 0, p[i], NULL, 0);
+                break;
+            }
+    free(p);
+    return SB_OK;
+}
+
 /* Client: the server has more of our stream than this state ever numbered:
  * the state is older than a write that reached it (a page, or a shared
  * Socket's leading tab, died between writing a batch and the snapshot of it
  * leaving). Number on past it, so nothing new is dropped as a duplicate, and
  * say so: whoever still holds what those seqs carried sends it again under
  * new seqs (at least once, never lost). */
-static void adopt_rx(sb_session *s, const pos *rx, uint32_t n)
+static int adopt_rx(sb_session *s, const pos *rx, uint32_t n)
 {
     int k, unknown = 0;
+    uint32_t top = sb_outbox_next_id(s->out);
     for (uint32_t i = 0; i < n; i++)
         if ((k = sb_outbox_adopt(s->out, rx[i].ch, rx[i].v)) > 0)
             unknown += k;
@@ -724,7 +757,16 @@ static void adopt_rx(sb_session *s, const pos *rx, uint32_t n)
         set_dirty(s);
         emit_text(s, SB_SEV_ERROR, SB_E_CONNECTION_LOST,
                   "the server holds messages of ours this state never numbered: they may arrive twice");
+        /* The requests queued since the restore have ids the lost state may
+         * have written too, and the server's answers to those (sent again
+         * now) would settle them: they take ids past what it gave out. */
+        if (s->fresh_from && (k = renumber(s, s->fresh_from, top)) < 0)
+            return k;
     }
+    if (s->fresh_from)
+        set_dirty(s);
+    s->fresh_from = 0;
+    return SB_OK;
 }
 
 /* The peer's receive positions: an implicit cumulative ack per channel. */
@@ -1241,7 +1283,11 @@ static int read_welcome(sb_session *s, const uint8_t *data, uint32_t n, double n
                   "some messages aged out of the server's history before we came back");
     }
     s->l->compress = s->l->compress && (flags & HF_COMPRESS);
-    adopt_rx(s, rx, nrx);
+    if ((rc = adopt_rx(s, rx, nrx)) < 0) {
+        free(rx);
+        free(fl);
+        return rc;
+    }
     apply_rx(s, rx, nrx, now);
     apply_floors(s, fl, nfl, now);
     free(rx);

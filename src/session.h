@@ -151,7 +151,9 @@ enum sb_session_event_type {
                                 * sb_session_respond */
     SB_SEV_PAUSE = 16,         /* server: the client is over a rate limit: read nothing more from
                                 * the transport for value ms (what still arrives is charged) */
-    SB_SEV_COUNT_ = 17
+    SB_SEV_REQUEST_MOVED = 17, /* client: request value (a restored state's id, which a lost
+                                * state also gave out) is now request id: its answer comes so */
+    SB_SEV_COUNT_ = 18
 };
 
 enum sb_session_event_flag {
