@@ -15,7 +15,7 @@ import { core } from './core.js';
 import { TabGroup, shareBlocker } from './tab-group.js';
 import { TabRooms, LeaderRooms } from './share-rooms.js';
 import { event, now, obj, remoteError } from './glue.js';
-import { SEV_WRITE, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED, SEV_DIRTY, SEV_F_REMOTE, FRAME_F_BINARY, CLOSE_NORMAL, CLOSE_REPLACING, SESSION_SYSTEM_CHANNEL as SYSTEM } from './constants.js';
+import { SEV_WRITE, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED, SEV_REQUEST_MOVED, SEV_DIRTY, SEV_F_REMOTE, FRAME_F_BINARY, CLOSE_NORMAL, CLOSE_REPLACING, SESSION_SYSTEM_CHANNEL as SYSTEM } from './constants.js';
 
 /** The option key of the leader's tap on its Socket (and of a request's id callback). */
 export const SHARE = Symbol('switchboard.share');
@@ -339,6 +339,9 @@ class Share {
     this.sys = null;
     if (t === SEV_DIRTY) {
       this.dirty();
+    } else if (t === SEV_REQUEST_MOVED) { // its answer comes under the new id: so in the snapshots too
+      const q = this.reqs.get(e.value);
+      if (q) { this.reqs.delete(e.value); q.sid = e.id; this.reqs.set(e.id, q); this.dirty(); }
     } else if (t === SEV_WRITE) {
       if (this.stale) this.snapshot(s);
     } else if (this.quitting) {

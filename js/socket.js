@@ -16,7 +16,7 @@ import { now, event, obj, kebabNames, camelEntries, onProperties, listen, idb, r
 import {
   SESSION_PROTOCOL, SessionState, ConnReason, QueuePolicy, SessionDropReason, SessionStat,
   SEV_WRITE, SEV_CONNECT, SEV_DISCONNECT, SEV_STATE, SEV_OPEN, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED,
-  SEV_DROP, SEV_ERROR, SEV_RECONNECTING, SEV_CLOSED, SEV_DIRTY, SEV_F_TEXT, SEV_F_OFFER_FRAMED, SEV_F_REMOTE,
+  SEV_REQUEST_MOVED, SEV_DROP, SEV_ERROR, SEV_RECONNECTING, SEV_CLOSED, SEV_DIRTY, SEV_F_TEXT, SEV_F_OFFER_FRAMED, SEV_F_REMOTE,
   SESSION_OPEN, SESSION_CLOSING, SESSION_CLOSED, SESSION_CONNECTING, SESSION_MODE_FRAMED, SESSION_MODE_PLAIN, FRAME_F_BINARY,
   SO_CONNECT_TIMEOUT, SO_HELLO_TIMEOUT, SO_PING_INTERVAL, SO_PING_TIMEOUT, SO_RECONNECT, SO_BACKOFF_MIN,
   SO_BACKOFF_MAX, SO_BACKOFF_FACTOR, SO_MAX_ATTEMPTS, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES, SO_QUEUE_POLICY,
@@ -144,11 +144,12 @@ export class Socket extends EventTarget {
       const id = this.#s.request(opts.channel >>> 0, typeof data !== 'string', typeof data === 'string' ? data : toBytes(data), opts.timeout ?? 30000, now());
       opts[SHARE]?.(id);
       const onAbort = () => {
-        if (this.#s) this.#s.fn.sb_session_cancel(this.#s.h, id);
+        if (this.#s) this.#s.fn.sb_session_cancel(this.#s.h, r.id);
         done(); reject(opts.signal.reason || new SwitchboardError('ABORTED', 'request aborted'));
       };
-      const done = () => { this.#requests.delete(id); opts.signal?.removeEventListener('abort', onAbort); };
-      this.#requests.set(id, { resolve: (v) => { done(); resolve(v); }, reject: (e) => { done(); reject(e); } });
+      const done = () => { this.#requests.delete(r.id); opts.signal?.removeEventListener('abort', onAbort); };
+      const r = { id, resolve: (v) => { done(); resolve(v); }, reject: (e) => { done(); reject(e); } };
+      this.#requests.set(id, r);
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       this.#run();
     });
@@ -280,6 +281,11 @@ export class Socket extends EventTarget {
         (this.#rooms ||= new Channels(this)).open(e.value === SESSION_MODE_FRAMED);
         break;
       case SEV_MESSAGE: this.#message(e); break;
+      case SEV_REQUEST_MOVED: { // (a resumed state's id, which a lost one had also given out)
+        const r = this.#requests.get(e.value);
+        if (r) { this.#requests.delete(r.id); r.id = e.id; this.#requests.set(e.id, r); }
+        break;
+      }
       case SEV_RESPONSE: this.#requests.get(e.id)?.resolve(e.flags & FRAME_F_BINARY ? e.data : e.text()); break;
       case SEV_REQUEST_FAILED: {
         const r = this.#requests.get(e.id);

@@ -81,6 +81,46 @@ test("a follower's request answered only after the leader that sent it closed re
   await s.kill();
 });
 
+test("a leader dies after writing a request its snapshot never told the tabs of: the next leader's requests get their own answers", { timeout: 30000 }, async () => {
+  const seen = [];
+  const relay = await Relay.create({ onRequest: ({ data }) => { seen.push(data); return `re:${data}`; } });
+  const s = await serve(relay);
+  // The first leader's renderer: its BroadcastChannels and WebSockets, which the crash silences at once.
+  const Real = globalThis.BroadcastChannel, its = [], sockets = [];
+  let muted = false, dead = false;
+  globalThis.BroadcastChannel = class extends Real {
+    constructor(n) { super(n); its.push(this); }
+    postMessage(m) { if (!muted) super.postMessage(m); }
+  };
+  class Dying extends WebSocket {
+    constructor(...a) { if (dead) throw new Error('the renderer is gone'); super(...a); sockets.push(this); }
+  }
+  let lead;
+  try {
+    lead = new Socket(s.url, { ...FAST, WebSocket: Dying, share: 'k4', hello: { room: 'r4', user: 'tabs' } });
+    lead.onerror = () => {};
+    await until(() => lead.readyState === 1 && lead.stats().share.role === 'leader', 8000, 'the first tab leads');
+  } finally {
+    globalThis.BroadcastChannel = Real;
+  }
+  const ts = tabs(s.url, 'k4', 2, 'r4');
+  await until(() => ts.every((t) => t.readyState === 1), 8000, 'open');
+  assert.equal(await ts[0].request('warm'), 're:warm');
+  // Its last snapshot never leaves; the request it writes then reaches the relay and is answered.
+  muted = true;
+  lead.request('lost').catch(() => {});
+  await until(() => seen.includes('lost'), 5000, 'the relay has it');
+  await sleep(50);
+  dead = true;
+  for (const w of sockets) w.terminate();
+  // A tab asks while no one leads: the next leader takes it before its connection is up.
+  assert.equal(await ts[1].request('mine', { timeout: 10000 }), 're:mine', "its own answer, not the dead leader's");
+  assert.equal(await ts[0].request('after'), 're:after');
+  for (const t of ts) t.close();
+  lead.close();
+  await s.kill();
+});
+
 test('share where it cannot work keeps an own connection and says why', async () => {
   const saved = globalThis.BroadcastChannel;
   globalThis.BroadcastChannel = undefined;
