@@ -93,6 +93,12 @@ static double rd_f64(rd *r)
 
 enum { ST_QUEUED = 0, ST_AWAIT = 1, ST_RESEND = 2 };
 
+/* Message ids run 1..2^31-1 and wrap. */
+static uint32_t id_after(uint32_t id)
+{
+    return id >= 0x7fffffffu ? 1 : id + 1;
+}
+
 typedef struct entry {
     struct entry *prev, *next;
     uint32_t id, channel, seq, corr, attempts;
@@ -453,7 +459,7 @@ int sb_outbox_send(sb_outbox *o, int kind, uint32_t channel, int priority, int f
             memset(&tmp, 0, sizeof tmp);
             tmp.id = id;
             tmp.channel = channel;
-            o->next_id = id >= 0x7fffffffu ? 1 : id + 1;
+            o->next_id = id_after(id);
             emit(o, SB_OUTBOX_EV_DROP, &tmp, SB_E_QUEUE_FULL, 0);
             o->stats[SB_OUTBOX_STAT_DROPS]++;
             return (int)id;
@@ -471,7 +477,7 @@ int sb_outbox_send(sb_outbox *o, int kind, uint32_t channel, int priority, int f
         return SB_E_NO_MEMORY;
     memset(e, 0, sizeof *e);
     get_chan(o, channel, 1);
-    o->next_id = id >= 0x7fffffffu ? 1 : id + 1;
+    o->next_id = id_after(id);
     e->id = id;
     e->channel = channel;
     e->corr = corr;
@@ -687,24 +693,16 @@ uint32_t sb_outbox_next_id(const sb_outbox *o)
     return o ? o->next_id : 0;
 }
 
-uint32_t sb_outbox_renumber(sb_outbox *o, uint32_t lo, uint32_t hi, uint32_t *from, uint32_t *to,
-                            uint32_t cap)
+uint32_t sb_outbox_renumber(sb_outbox *o, uint32_t id)
 {
-    const uint32_t m = 0x7fffffffu; /* ids run 1..m */
-    uint32_t n = 0, span;
-    if (!o || !from || !to || lo == 0 || lo > m || hi == 0 || hi > m)
-        return 0;
-    span = (hi + m - lo) % m;
-    for (int p = SB_QUEUE_PRIORITIES - 1; p >= 0; p--)
-        for (entry *e = o->queued[p].head; e && n < cap; e = e->next) {
-            if (e->kind != SB_FRAME_REQUEST || (e->id + m - lo) % m >= span)
-                continue;
-            from[n] = e->id;
-            e->id = o->next_id;
-            o->next_id = e->id >= m ? 1 : e->id + 1;
-            to[n++] = e->id;
-        }
-    return n;
+    for (int p = 0; o && p < SB_QUEUE_PRIORITIES; p++)
+        for (entry *e = o->queued[p].head; e; e = e->next)
+            if (e->id == id) {
+                e->id = o->next_id;
+                o->next_id = id_after(e->id);
+                return e->id;
+            }
+    return 0;
 }
 
 int sb_outbox_ack(sb_outbox *o, uint32_t channel, uint32_t cum, const uint8_t *sack,

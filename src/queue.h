@@ -97,13 +97,11 @@ int sb_outbox_ack(sb_outbox *o, uint32_t channel, uint32_t cum, const uint8_t *s
 int sb_outbox_adopt(sb_outbox *o, uint32_t channel, uint32_t seq);
 /* The id the next message will take. */
 uint32_t sb_outbox_next_id(const sb_outbox *o);
-/* Requests still queued whose ids lie in [lo, hi), in the order ids are
- * given out (it wraps), take new ids as if queued now: a restored state gave
- * them ids that the lost state sb_outbox_adopt found had also given out, to
- * requests the peer has answered. Writes up to cap (old, new) pairs to from
- * and to; returns how many. */
-uint32_t sb_outbox_renumber(sb_outbox *o, uint32_t lo, uint32_t hi, uint32_t *from, uint32_t *to,
-                            uint32_t cap);
+/* Message id, still queued, takes the next id as if queued now: a restored
+ * state gave it an id the lost state that sb_outbox_adopt found may have
+ * given a request the peer answered. Returns the new id, or 0 if id is not
+ * queued. */
+uint32_t sb_outbox_renumber(sb_outbox *o, uint32_t id);
 /* The peer has message id by other means (it answered the request): it
  * leaves the outbox as if acked (an ACK event). 1 if it was held, else 0. */
 int sb_outbox_resolve(sb_outbox *o, uint32_t id, double now_ms);

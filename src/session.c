@@ -532,9 +532,9 @@ int sb_session_restore(sb_session *s, const uint8_t *blob, uint32_t n, double no
     if ((rc = setup(s)) < 0)
         return rc;
     role = rd_u(&r, 7);
-    if (!r.err && (role & 4))
+    if (role & 4)
         fresh = rd_u(&r, 0x7fffffffu);
-    if (!r.err && ((int)(role >> 1 & 1) != s->role || ((role & 4) && (fresh == 0 || s->role != SB_SESSION_CLIENT))))
+    if (!r.err && (int)(role >> 1 & 1) != s->role)
         return SB_E_CORRUPT;
     p = rd_bytes(&r, ID_MAX, &len);
     if (r.err)
@@ -718,25 +718,20 @@ static void apply_floors(sb_session *s, const pos *fl, uint32_t n, double now)
     }
 }
 
-/* Requests queued in [lo, hi) take new ids (sb_outbox_renumber); the host
- * hears each move before any answer. */
-static int renumber(sb_session *s, uint32_t lo, uint32_t hi)
+/* The requests queued since the restore (ids from fresh_from on, all below
+ * the next id) take new ids; the host hears each move before any answer. */
+static void renumber(sb_session *s)
 {
-    uint32_t cap = (uint32_t)sb_outbox_stat(s->out, SB_OUTBOX_STAT_DEPTH), n, *p;
-    if (!cap)
-        return SB_OK;
-    if (!(p = malloc((size_t)cap * 2 * sizeof *p)))
-        return SB_E_NO_MEMORY;
-    n = sb_outbox_renumber(s->out, lo, hi, p, p + cap, cap);
-    for (uint32_t i = 0; i < n; i++)
-        for (uint32_t j = 0; j < s->nreqs; j++)
-            if (s->reqs[j].id == p[i]) {
-                s->reqs[j].id = p[cap + i];
-                emit(s, SB_SEV_REQUEST_MOVED, 0, 0, p[cap + i], 0, 0, p[i], NULL, 0);
-                break;
-            }
-    free(p);
-    return SB_OK;
+    const uint32_t m = 0x7fffffffu, f = s->fresh_from; /* ids run 1..m */
+    const uint32_t span = (sb_outbox_next_id(s->out) + m - f) % m;
+    for (uint32_t j = 0, to; j < s->nreqs; j++) {
+        uint32_t id = s->reqs[j].id;
+        if ((id + m - f) % m < span &&
+            (to = sb_outbox_renumber(s->out, id))) {
+            s->reqs[j].id = to;
+            emit(s, SB_SEV_REQUEST_MOVED, 0, 0, to, 0, 0, id, NULL, 0);
+        }
+    }
 }
 
 /* Client: the server has more of our stream than this state ever numbered:
@@ -745,10 +740,9 @@ static int renumber(sb_session *s, uint32_t lo, uint32_t hi)
  * leaving). Number on past it, so nothing new is dropped as a duplicate, and
  * say so: whoever still holds what those seqs carried sends it again under
  * new seqs (at least once, never lost). */
-static int adopt_rx(sb_session *s, const pos *rx, uint32_t n)
+static void adopt_rx(sb_session *s, const pos *rx, uint32_t n)
 {
     int k, unknown = 0;
-    uint32_t top = sb_outbox_next_id(s->out);
     for (uint32_t i = 0; i < n; i++)
         if ((k = sb_outbox_adopt(s->out, rx[i].ch, rx[i].v)) > 0)
             unknown += k;
@@ -760,13 +754,10 @@ static int adopt_rx(sb_session *s, const pos *rx, uint32_t n)
         /* The requests queued since the restore have ids the lost state may
          * have written too, and the server's answers to those (sent again
          * now) would settle them: they take ids past what it gave out. */
-        if (s->fresh_from && (k = renumber(s, s->fresh_from, top)) < 0)
-            return k;
+        if (s->fresh_from)
+            renumber(s);
     }
-    if (s->fresh_from)
-        set_dirty(s);
-    s->fresh_from = 0;
-    return SB_OK;
+    s->fresh_from = 0; /* (the welcome made the state dirty) */
 }
 
 /* The peer's receive positions: an implicit cumulative ack per channel. */
@@ -1283,11 +1274,7 @@ static int read_welcome(sb_session *s, const uint8_t *data, uint32_t n, double n
                   "some messages aged out of the server's history before we came back");
     }
     s->l->compress = s->l->compress && (flags & HF_COMPRESS);
-    if ((rc = adopt_rx(s, rx, nrx)) < 0) {
-        free(rx);
-        free(fl);
-        return rc;
-    }
+    adopt_rx(s, rx, nrx);
     apply_rx(s, rx, nrx, now);
     apply_floors(s, fl, nfl, now);
     free(rx);
