@@ -25,7 +25,6 @@ const errFrom = (e) => new SwitchboardError(e.code, e.message);
 /** A string as it is; bytes copied (structured clone takes them to the other tabs). */
 const own = (d) => (typeof d === 'string' ? d : ArrayBuffer.isView(d) ? new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength)) : new Uint8Array(d.slice(0)));
 
-/** Why this page cannot share (it then keeps a connection of its own), or null. */
 /**
  * Make `sock` (just constructed with opts.share) a shared Socket: its methods
  * and state become own properties served by a Share. Returns false when
@@ -341,7 +340,7 @@ class Share {
       this.dirty();
     } else if (t === SEV_REQUEST_MOVED) { // its answer comes under the new id: so in the snapshots too
       const q = this.reqs.get(e.value);
-      if (q) { this.reqs.delete(e.value); q.sid = e.id; this.reqs.set(e.id, q); this.dirty(); }
+      if (q) { this.reqs.set(q.sid = e.id, q).delete(e.value); this.dirty(); }
     } else if (t === SEV_WRITE) {
       if (this.stale) this.snapshot(s);
     } else if (this.quitting) {
@@ -413,13 +412,9 @@ class Share {
 
   innerEvent(type, e) {
     if (this.quitting) return;
-    let props = {};
-    if (type === 'statechange') props = { state: e.state, reason: e.reason };
-    else if (type === 'reconnecting') props = { attempt: e.attempt, delay: e.delay, reason: e.reason };
-    else if (type === 'error') props = { error: errOf(e.error) };
-    else if (type === 'drop') props = { data: e.data, reason: e.reason, id: e.id };
-    else if (type === 'close') props = { code: e.code, reason: e.reason, wasClean: e.wasClean };
-    else if (type === 'unrecovered') props = { room: e.room, since: e.since };
+    // (the event's own fields: what structured clone takes of it)
+    const props = type === 'error' ? { error: errOf(e.error) } : {};
+    if (type !== 'error') for (const k of ['state', 'reason', 'attempt', 'delay', 'data', 'id', 'code', 'wasClean', 'room', 'since']) if (k in e) props[k] = e[k];
     const m = { t: 'ev', type, props, st: this.stateOf(), stats: this.inner.stats() };
     this.post(m);
     this.apply(m.st, m.stats);

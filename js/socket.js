@@ -283,7 +283,7 @@ export class Socket extends EventTarget {
       case SEV_MESSAGE: this.#message(e); break;
       case SEV_REQUEST_MOVED: { // (a resumed state's id, which a lost one had also given out)
         const r = this.#requests.get(e.value);
-        if (r) { this.#requests.delete(r.id); r.id = e.id; this.#requests.set(e.id, r); }
+        if (r) this.#requests.set(r.id = e.id, r).delete(e.value);
         break;
       }
       case SEV_RESPONSE: this.#requests.get(e.id)?.resolve(e.flags & FRAME_F_BINARY ? e.data : e.text()); break;
