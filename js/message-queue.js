@@ -159,7 +159,12 @@ export class MessageQueue extends Emitter {
     this._running++;
     job.attempts++;
     let error = null, value;
-    if (job.attempts === 1) job.start?.();
+    // (tabs: false once this tab no longer leads: the next leader runs it)
+    if (job.attempts === 1 && job.start && !(await job.start())) {
+      this._running--;
+      this._next();
+      return this._checkIdle();
+    }
     try {
       const info = { attempt: job.attempts, signal: this._abort.signal };
       if (job.id) Object.assign(info, { id: job.id, rerun: job.rerun });

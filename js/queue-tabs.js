@@ -39,6 +39,7 @@ export class TabQueue {
     this.waiters = new Map(); // id -> {resolve, reject}: this tab's run() promises
     this.done = new Set();
     this.queued = new Set();  // ids in this tab's engine (the leader's)
+    this.heard = new Map();   // id -> done: starts another tab is to confirm (announce)
     this.leading = false;     // leader, and has gathered the open tasks
     this.syncing = 0;         // term whose lists are being gathered
     this.answered = null;
@@ -127,10 +128,32 @@ export class TabQueue {
     }
     this.mq._queue.push({
       item: task.item, attempts: 0, id: task.id, rerun,
-      start: () => { task.started = true; this.post({ t: 'start', id: task.id }); },
+      start: () => this.announce(task),
       settle: (ok, v) => this.settle(task, ok, v, rerun),
     });
     this.mq._next();
+  }
+
+  /**
+   * Before a task's first attempt: another live tab has heard that it
+   * started (or none answers in time: they may all be gone). A renderer that
+   * crashes can lose its last posts while its fetches get out, and a next
+   * leader that never heard the start would run the task again unflagged.
+   * Resolves with whether this tab still leads (else the next one runs it).
+   */
+  announce(task) {
+    task.started = true;
+    this.post({ t: 'start', id: task.id });
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.heard.delete(task.id);
+        if (!this.leading) this.queued.delete(task.id);
+        resolve(this.leading);
+      };
+      const timer = this.group && this.group.tabs.length > 1 ? setTimeout(done, SYNC_WAIT_MS) : 0;
+      if (timer) this.heard.set(task.id, done); else done();
+    });
   }
 
   settle(task, ok, v, rerun) {
@@ -151,6 +174,7 @@ export class TabQueue {
     this.lockAbort?.abort();
     this.release?.();
     this.release = null;
+    for (const done of [...this.heard.values()]) done(); // not run here: the next leader has them
     const q = this.mq._queue;
     for (const j of q) if (j.id) this.queued.delete(j.id);
     this.mq._queue = q.filter((j) => !j.id);
@@ -167,6 +191,9 @@ export class TabQueue {
     } else if (m.t === 'start' && typeof m.id === 'string') {
       const task = this.known.get(m.id);
       if (task) task.started = true;
+      this.post({ t: 'heard', id: m.id });
+    } else if (m.t === 'heard' && typeof m.id === 'string') {
+      this.heard.get(m.id)?.();
     } else if (m.t === 'done' && typeof m.id === 'string') {
       this.finish(m);
     } else if (m.t === 'sync' && g && typeof m.term === 'number') {
@@ -211,6 +238,8 @@ export class TabQueue {
   close() {
     if (this.closed) return;
     this.closed = true;
+    this.leading = false;
+    for (const done of [...this.heard.values()]) done();
     this.fail(new SwitchboardError('CLOSED', 'MessageQueue is closed'));
     this.lockAbort?.abort();
     this.release?.();

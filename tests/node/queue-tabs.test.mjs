@@ -75,3 +75,47 @@ test('tabs: the leader closes with tasks open; the next leader runs them, the on
   gate();
   b.close();
 });
+
+test("tabs: a leader that dies right after a task's start, its post of the start lost with it: the task runs once, or again flagged rerun", { timeout: 20000 }, async () => {
+  const n = name();
+  const ran = [];
+  // The first leader's "renderer" dies 20 ms after it posts task 4's start,
+  // and takes its posts of those 20 ms with it (that start among them); what
+  // its handler did before the crash (a fetch) got out.
+  const Real = globalThis.BroadcastChannel;
+  let muted = false, dead = false, owner = null;
+  globalThis.BroadcastChannel = class extends Real {
+    postMessage(m) {
+      if (this.owner === 'a' && !muted && m?.t === 'start' && m.id.endsWith('.4')) { muted = true; setTimeout(() => { dead = true; }, 20); }
+      if (this.owner !== 'a' || !muted) super.postMessage(m);
+    }
+    constructor(x) { super(x); this.owner = owner; }
+  };
+  const make = (me) => {
+    owner = me;
+    return new MessageQueue(async (item, info) => {
+      if (me === 'a' && dead) return new Promise(() => {}); // a dead renderer does nothing more
+      ran.push({ k: item.k, by: me, rerun: info.rerun });
+      return me;
+    }, { tabs: n });
+  };
+  try {
+    const a = make('a');
+    await until(() => a.stats().tabs.leader, 'a leads', 5000);
+    const b = make('b');
+    owner = null;
+    await until(() => b.stats().tabs.tabs === 2, 'b joined', 5000);
+    const results = [];
+    for (let k = 1; k <= 6; k++) b.run({ k }).then((v) => results.push([k, v]));
+    await until(() => results.length === 6, 'all six settled on b after the lease ran out', 15000);
+    const fours = ran.filter((r) => r.k === 4);
+    for (let k = 1; k <= 6; k++) {
+      const runs = ran.filter((r) => r.k === k);
+      assert.ok(runs.length === 1 || (runs.length === 2 && runs[1].rerun === true), `task ${k} ran twice unflagged: ${JSON.stringify(ran)}`);
+    }
+    a.close();
+    b.close();
+  } finally {
+    globalThis.BroadcastChannel = Real;
+  }
+});
