@@ -20,6 +20,11 @@ import { SEV_WRITE, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED, SEV_REQUEST_M
 /** The option key of the leader's tap on its Socket (and of a request's id callback). */
 export const SHARE = Symbol('switchboard.share');
 
+// How long a leader's write waits for a tab to confirm the snapshot that
+// counts it (hold); one that does not answer in time is asked no more until
+// the tabs change.
+const CONFIRM_WAIT_MS = 100;
+
 const errOf = (e) => ({ code: e?.code || 'INTERNAL', message: String(e?.message || e) });
 const errFrom = (e) => new SwitchboardError(e.code, e.message);
 /** A string as it is; bytes copied (structured clone takes them to the other tabs). */
@@ -65,7 +70,7 @@ class Share {
     this.got = new Map(); this.gotSession = null; // per channel, the last seq this tab delivered (fresh)
     // leader only
     this.inner = null; this.s = null; this.acc = new Map(); this.reqs = new Map(); this.aborts = new Map();
-    this.gen = 0; this.stale = false; this.queued = false; this.later = []; this.answers = []; this.gone = false; this.lr = null; this.sys = null;
+    this.gen = 0; this.confirmed = 0; this.asking = 0; this.skip = new Set(); this.holding = null; this.release = null; this.stale = false; this.queued = false; this.later = []; this.answers = []; this.gone = false; this.lr = null; this.sys = null;
     this.tr = new TabRooms(this); // this tab's Channels (js/share-rooms.js)
     this.bc = new BroadcastChannel(`switchboard:socket:${key}`);
     this.bc.onmessage = (e) => this.recv(e.data);
@@ -74,7 +79,7 @@ class Share {
       if (this.closed) { g.close(); return; }
       g.addEventListener('leaderchange', () => { if (g.isLeader && !this.inner) this.lead(); });
       g.addEventListener('leadershiplost', () => this.resign()); // pagehide: the group closed itself
-      g.addEventListener('presence', () => { if (this.s && !this.quitting) this.lr.presence(g.tabs); });
+      g.addEventListener('presence', () => { this.skip.clear(); if (this.s && !this.quitting) this.lr.presence(g.tabs); });
       if (g.isLeader) this.lead();
       else this.post({ t: 'hello' });
     });
@@ -149,6 +154,7 @@ class Share {
     if (!this.inner || this.quitting) return;
     this.inner.close(code, reason);
     this.quitting = true;
+    this.unhold(); // the snapshot that counts them goes to the tabs before the bye
     this.s = null; // takes nothing more: the next leader does
     // The last post of this leader (one sender's posts arrive in order): a tab
     // that has it has everything, and leads from its latest snapshot at once.
@@ -202,6 +208,7 @@ class Share {
       case 'resend': if (m.tab === this.me) this.resend(m.from - 1); break;
       case 'need': if (this.latest && !this.inner) this.post({ ...this.latest, t: 'have' }); break;
       case 'bye': if (m.from === this.leader) { this.bye = m.from; this.gathered?.(); } break;
+      case 'got': if (this.inner && m.gen > this.confirmed) { this.confirmed = m.gen; if (m.gen >= this.gen) this.unhold(); } break;
       default: if (this.inner) this.lead1(m);
     }
   }
@@ -210,6 +217,7 @@ class Share {
     if (m.t === 'have' || this.gather) { this.gather?.(m, m.t === 'have'); return; }
     if (this.inner || !(m.blob instanceof Uint8Array)) return;
     this.latest = m; // one sender's posts arrive in order
+    if (m.ask === this.me) this.post({ t: 'got', gen: m.gen });
     const acc = m.acc?.[this.me] || 0;
     for (const a of m.res || []) if (a.tab === this.me) this.settle(a);
     if (m.from !== this.leader) { this.leader = m.from; this.resend(acc); } else this.drop(acc);
@@ -294,11 +302,11 @@ class Share {
       this.gather = this.gathered = null;
     }
     if (this.closed || this.inner) return;
-    this.gen = best ? best.gen : 0;
+    this.gen = this.confirmed = best ? best.gen : 0;
     this.acc = new Map(Object.entries(best?.acc || {}).map(([k, v]) => [Number(k), v]));
     this.reqs = new Map((best?.reqs || []).map((q) => [q.sid, q]));
     this.answers = best?.res || [];
-    const tap = { snapshot: best ? best.blob : null, booted: (s) => this.booted(s), event: (t, e, s) => this.tap(t, e, s) };
+    const tap = { snapshot: best ? best.blob : null, booted: (s, release) => this.booted(s, release), event: (t, e, s) => this.tap(t, e, s) };
     const inner = new this.Socket(this.url, { ...this.opts, [SHARE]: tap });
     this.inner = inner;
     for (const type of ['statechange', 'open', 'reconnecting', 'error', 'drop', 'unrecovered', 'close']) {
@@ -310,8 +318,9 @@ class Share {
     this.lr.restore(best?.rooms, best && best.from !== this.me ? best.from : 0); // before it opens: the same channels, from their offsets
   }
 
-  booted(s) {
+  booted(s, release) {
     this.s = s;
+    this.release = release;
     const t = now();
     for (const q of this.reqs.values()) s.fn.sb_session_expect(s.h, q.sid, q.deadline ? Math.max(1, q.deadline - t) : 0, t);
     this.snapshot(s); // the tabs learn who leads, and resend what it lacks of theirs
@@ -326,7 +335,9 @@ class Share {
   snapshot(s) {
     this.stale = false;
     const blob = s.serialize();
-    const m = { t: 'snap', from: this.me, gen: ++this.gen, blob, acc: Object.fromEntries(this.acc), reqs: [...this.reqs.values()],
+    const g = this.group;
+    this.asking = g ? g.tabs.find((t) => !t.self && !this.skip.has(t.id))?.id || 0 : 0; // the tab to confirm it (hold)
+    const m = { t: 'snap', from: this.me, gen: ++this.gen, ask: this.asking, blob, acc: Object.fromEntries(this.acc), reqs: [...this.reqs.values()],
       res: this.answers, rooms: this.lr.list(), st: this.stateOf(), stats: this.inner.stats() };
     this.latest = m;
     this.post(m);
@@ -343,6 +354,7 @@ class Share {
       if (q) { this.reqs.set(q.sid = e.id, q).delete(e.value); this.dirty(); }
     } else if (t === SEV_WRITE) {
       if (this.stale) this.snapshot(s);
+      return this.hold();
     } else if (this.quitting) {
       // handing over: requests it fails now wait in the next leader
     } else if (t === SEV_MESSAGE) {
@@ -370,6 +382,20 @@ class Share {
       this.afterSnap(() => { for (const a of this.answers.splice(0)) this.answer(a); });
     }
   }
+
+  /**
+   * Whether the leader's Socket holds this write: until a tab confirms it
+   * has the newest snapshot (the one that counts what the write carries).
+   * Else a leader that died right after a write, its snapshot still in the
+   * channel, left tabs resuming from an older one: they sent again what the
+   * server already had (twice), and it said "they may arrive twice".
+   */
+  hold() {
+    if (this.quitting || !this.asking || this.confirmed >= this.gen) return false;
+    this.holding ||= setTimeout(() => { this.skip.add(this.asking); this.unhold(); }, CONFIRM_WAIT_MS);
+    return true;
+  }
+  unhold() { clearTimeout(this.holding); this.holding = null; this.release?.(); }
 
   answer(a) { if (a.tab === this.me) this.settle(a); else this.post(a); }
 

@@ -67,7 +67,7 @@ export class Socket extends EventTarget {
 
   #WS; #url; #protocols; #opts; #s = null; #ws = null; #timer = null; #armedAt = 0; #attempt = 0;
   #flushQueued = false; #requests = new Map(); #listeners = []; #closeInfo = { code: 1006, reason: '', wasClean: false };
-  #closed = false; #finished = false; #persist; #saving = null; #saveQueued = false; #binaryType; #rooms = null; #t; #tap;
+  #closed = false; #finished = false; #persist; #saving = null; #saveQueued = false; #binaryType; #rooms = null; #t; #tap; #held = null;
 
   /** @param {string|URL|((attempt:number)=>any)} url @param {object} [opts] see socket.d.ts */
   constructor(url, opts = {}) {
@@ -210,7 +210,7 @@ export class Socket extends EventTarget {
         this.dispatchEvent(event('error', { error: e }));
       }
     }
-    if (this.#tap) { if (this.#tap.snapshot) s.restore(this.#tap.snapshot, now()); this.#tap.booted(s); }
+    if (this.#tap) { if (this.#tap.snapshot) s.restore(this.#tap.snapshot, now()); this.#tap.booted(s, () => this.#release()); }
     if (this.session && !s.id()) s.setId(this.session);
     if (this.#closed) { this.#finish(); return; }
     for (const [ch, bin, d] of this._early || []) {
@@ -265,11 +265,17 @@ export class Socket extends EventTarget {
 
   #event(t, e) {
     if (!this.#s) return; // closed while draining
-    this.#tap?.event(t, e, this.#s);
+    const hold = this.#tap?.event(t, e, this.#s);
     switch (t) {
-      case SEV_WRITE: // the browser's WebSocket and HttpTransport copy in send(): they can have the heap's bytes
-        if (this.#ws && this.#ws.readyState === 1) this.#ws.send(e.flags & SEV_F_TEXT ? e.text() : this.#WS === globalThis.WebSocket || this.#t.trying === 'http' ? e.view() : e.data);
+      case SEV_WRITE: { // the browser's WebSocket and HttpTransport copy in send(): they can have the heap's bytes
+        const ws = this.#ws;
+        if (!ws || ws.readyState !== 1) break;
+        if (this.#held && this.#held.ws !== ws) this.#held = null; // for a transport that is gone
+        // A shared Socket's leader holds a write until a tab has the snapshot that counts it.
+        if (hold || this.#held) (this.#held ||= { ws, q: [] }).q.push(e.flags & SEV_F_TEXT ? e.text() : e.data);
+        else ws.send(e.flags & SEV_F_TEXT ? e.text() : this.#WS === globalThis.WebSocket || this.#t.trying === 'http' ? e.view() : e.data);
         break;
+      }
       case SEV_CONNECT: this.#connect(!!(e.flags & SEV_F_OFFER_FRAMED), e.value); break;
       case SEV_DISCONNECT: this.#drop(e.code, e.text()); break;
       case SEV_STATE:
@@ -358,6 +364,13 @@ export class Socket extends EventTarget {
       this.#s.fn.sb_session_transport_closed(this.#s.h, now(), 1006);
       this.#flush();
     }
+  }
+
+  /** The writes a tap held (above), in order, on the transport they were for. */
+  #release() {
+    const h = this.#held;
+    this.#held = null;
+    if (h && h.ws === this.#ws && h.ws.readyState === 1) for (const d of h.q) h.ws.send(d);
   }
 
   /** The core let this transport go: close it (a closing one still reports its close). */
