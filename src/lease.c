@@ -21,11 +21,12 @@ struct sb_lease {
     uint32_t max_peers;
     int prefer_visible, external;
     int started, stopped, visible;
-    double next_hb, settle_until;
+    double next_hb, settle_until, last_step;
     lpeer *peers;
     uint32_t npeers;
     uint32_t leader, term, max_term;
     double leader_seen;
+    int silent; /* external: the leader's lease ran out; nobody claimed since */
     int events;
     int send_now;   /* a heartbeat is owed at the next step */
     int send_flags; /* extra flags for it (HELLO, RESIGN) */
@@ -72,6 +73,8 @@ static void set_leader(sb_lease *l, uint32_t id, uint32_t term)
         l->events |= SB_LEASE_EV_LOST;
     if (id != l->leader)
         l->events |= SB_LEASE_EV_LEADER;
+    if (id)
+        l->silent = 0;
     l->leader = id;
     l->term = term;
     if (term > l->max_term)
@@ -133,6 +136,16 @@ static uint32_t candidate(const sb_lease *l)
     return best;
 }
 
+/* The visible tab with the lowest id (0: none): the one to steal a lock. */
+static uint32_t thief(const sb_lease *l)
+{
+    uint32_t best = l->visible ? l->id : 0;
+    for (uint32_t i = 0; i < l->npeers; i++)
+        if (l->peers[i].visible && (!best || l->peers[i].id < best))
+            best = l->peers[i].id;
+    return best;
+}
+
 static int any_visible_peer(const sb_lease *l)
 {
     for (uint32_t i = 0; i < l->npeers; i++)
@@ -147,14 +160,33 @@ static int step(sb_lease *l, double now)
     int flags;
     if (!l->started || l->stopped)
         return 0;
+    /* External mode: a leader that ran nothing for a lease (frozen, paused)
+     * while a visible tab watched has had its lock taken (below): it steps
+     * down before it acts on anything. A hidden tab's timers may be
+     * throttled to the minute, so hidden tabs neither steal nor are taken
+     * for frozen by this rule. */
+    if (l->external && l->leader == l->id && now - l->last_step >= l->lease &&
+        any_visible_peer(l)) {
+        set_leader(l, 0, l->term);
+        l->send_now = 1;
+        l->send_flags |= F_RESIGN;
+    }
+    l->last_step = now;
     for (uint32_t i = 0; i < l->npeers;) {
-        if (now - l->peers[i].last_seen >= l->lease)
+        if (now - l->peers[i].last_seen >= l->lease) {
+            l->silent |= l->external && l->peers[i].id == l->leader;
             peer_remove(l, &l->peers[i]);
-        else
+        } else
             i++;
     }
-    if (l->leader && l->leader != l->id && now - l->leader_seen >= l->lease)
+    if (l->leader && l->leader != l->id && now - l->leader_seen >= l->lease) {
+        l->silent = l->external;
         set_leader(l, 0, l->term);
+    }
+    if (l->silent && !l->leader && l->visible && thief(l) == l->id) {
+        l->silent = 0;
+        l->events |= SB_LEASE_EV_STEAL;
+    }
     if (!l->external && l->leader == l->id && l->prefer_visible && !l->visible &&
         any_visible_peer(l)) {
         /* Hand over to a visible tab: it will find itself the candidate. */
@@ -186,6 +218,7 @@ int sb_lease_start(sb_lease *l, double now_ms, int visible)
     /* Give running tabs one heartbeat period to answer before claiming. */
     l->settle_until = now_ms + l->hb;
     l->next_hb = now_ms + l->hb;
+    l->last_step = now_ms;
     return encode(l, MSG_HB, F_HELLO);
 }
 

@@ -14,6 +14,11 @@
  * In external mode (Web Locks) the object never claims on its own: the glue
  * calls sb_lease_claim() when it acquires the lock and sb_lease_resign()
  * when it lets go, and heartbeats carry presence and the leader's identity.
+ * A leader whose lease runs out there still holds the lock (a crashed tab's
+ * lock is freed at once, so it is frozen or hung): the visible tab with the
+ * lowest id is told to steal it (SB_LEASE_EV_STEAL), and the old leader,
+ * when it runs again a lease or more after its last step, steps down first
+ * (SB_LEASE_EV_LOST). Hidden tabs do neither: their timers may be throttled.
  *
  * Messages are switchboard frames of kind PING (frame.h) with a small
  * payload (docs/tabs.md). */
@@ -31,7 +36,10 @@ typedef struct sb_lease sb_lease;
 enum sb_lease_event {
     SB_LEASE_EV_LEADER = 1,   /* the leader (or its term) changed */
     SB_LEASE_EV_LOST = 2,     /* this tab was leader and no longer is */
-    SB_LEASE_EV_PRESENCE = 4  /* a tab joined, left or changed visibility */
+    SB_LEASE_EV_PRESENCE = 4, /* a tab joined, left or changed visibility */
+    SB_LEASE_EV_STEAL = 8     /* external mode: the leader went silent for a lease while it
+                               * holds the lock (a frozen tab: a crash frees the lock) and
+                               * this visible tab is the one to take it from it */
 };
 
 /* id non-zero and unique per tab; 0 < heartbeat_ms < lease_ms; external = 1

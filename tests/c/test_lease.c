@@ -14,6 +14,7 @@ typedef struct net {
     int reach[NT][NT]; /* reach[a][b]: a's broadcasts get to b */
     int lost[NT];     /* leadershiplost events seen */
     int leaderev[NT];
+    int steal[NT];    /* SB_LEASE_EV_STEAL events seen */
     double now;
     uint8_t q[256][64];
     int qlen[256], qfrom[256], nq;
@@ -36,6 +37,8 @@ static void collect(net *n, int i)
         n->lost[i]++;
     if (e & SB_LEASE_EV_LEADER)
         n->leaderev[i]++;
+    if (e & SB_LEASE_EV_STEAL)
+        n->steal[i]++;
 }
 
 static void pump(net *n)
@@ -227,6 +230,65 @@ static void test_external_mode(void)
     teardown(&n);
 }
 
+/* A leader that goes silent while it holds the lock (a frozen tab): the
+ * lowest visible tab, and only it, is told to steal; the old leader steps
+ * down when it runs again. A leader that closes (BYE) is no steal. */
+static void test_external_frozen_leader(void)
+{
+    net n;
+    uint32_t who;
+    setup(&n, 0, 1);
+    for (int i = 0; i < 3; i++)
+        start(&n, i, 1);
+    bcast(&n, 0, sb_lease_claim(n.t[0], n.now)); /* id 50 holds the lock */
+    pump(&n);
+    run(&n, n.now + 1000);
+    CHECK_EQ(leaders(&n, &who), 1);
+    CHECK_EQ(who, 50);
+    n.up[0] = 0; /* frozen: neither ticks nor hears */
+    run(&n, n.now + LEASE - 2 * HB);
+    CHECK_EQ(n.steal[1] + n.steal[2], 0); /* not before its lease ran out */
+    run(&n, n.now + 3 * HB);
+    CHECK_EQ(n.steal[1], 0);
+    CHECK_EQ(n.steal[2], 1); /* id 36, the lowest */
+    run(&n, n.now + 1000);
+    CHECK_EQ(n.steal[2], 1); /* once */
+    bcast(&n, 2, sb_lease_claim(n.t[2], n.now)); /* the glue stole the lock */
+    pump(&n);
+    CHECK_EQ(sb_lease_term(n.t[1]), 2);
+    n.up[0] = 1; /* thawed: it still believes it leads, with term 1 */
+    CHECK_EQ(sb_lease_is_leader(n.t[0]), 1);
+    run(&n, n.now + 2 * HB);
+    CHECK_EQ(n.lost[0], 1);
+    CHECK_EQ(leaders(&n, &who), 1);
+    CHECK_EQ(who, 36);
+    /* The new leader closes: its BYE frees the lock, nobody steals. */
+    bcast(&n, 2, sb_lease_stop(n.t[2], n.now));
+    n.up[2] = 0;
+    pump(&n);
+    run(&n, n.now + 3 * LEASE);
+    CHECK_EQ(n.steal[0] + n.steal[1], 0);
+    teardown(&n);
+
+    /* Hidden tabs (timers throttled): a quiet leader is neither robbed nor
+     * steps down; it is simply not listed meanwhile. */
+    setup(&n, 0, 1);
+    for (int i = 0; i < 3; i++)
+        start(&n, i, 0);
+    bcast(&n, 0, sb_lease_claim(n.t[0], n.now));
+    pump(&n);
+    run(&n, n.now + 1000);
+    n.up[0] = 0;
+    run(&n, n.now + 3 * LEASE);
+    CHECK_EQ(n.steal[1] + n.steal[2], 0);
+    n.up[0] = 1;
+    run(&n, n.now + 2 * HB);
+    CHECK_EQ(n.lost[0], 0);
+    CHECK_EQ(leaders(&n, &who), 1);
+    CHECK_EQ(who, 50);
+    teardown(&n);
+}
+
 static void test_bad_input(void)
 {
     sb_lease *l = sb_lease_create(1, 100, 400, 2, 0, 0);
@@ -273,6 +335,7 @@ int main(void)
     RUN(test_split_claims_resolve);
     RUN(test_prefer_visible);
     RUN(test_external_mode);
+    RUN(test_external_frozen_leader);
     RUN(test_bad_input);
     TEST_MAIN_END();
 }
