@@ -3,7 +3,7 @@
 // between the core, a BroadcastChannel, Web Locks and one timer; the helpers
 // at the top are SharedState's too (js/shared-state.js).
 import { init, core, SwitchboardError } from './core.js';
-import { LEASE_EV_LEADER, LEASE_EV_LOST, LEASE_EV_PRESENCE, LEASE_MSG_MAX } from './constants.js';
+import { LEASE_EV_LEADER, LEASE_EV_LOST, LEASE_EV_PRESENCE, LEASE_EV_STEAL, LEASE_MSG_MAX } from './constants.js';
 import { randomSeed, dataEvent } from './glue.js';
 
 export const hasWindow = typeof window !== 'undefined' && typeof document !== 'undefined';
@@ -126,16 +126,27 @@ export class TabGroup extends EventTarget {
     this.#after();
   }
 
-  #requestLock() {
-    this.#lockAbort = new AbortController();
-    navigator.locks.request(`switchboard:leader:${this.#name}`, { signal: this.#lockAbort.signal }, () => {
+  /** Queue for the lock; with steal, take it from a holder gone silent (a frozen tab). */
+  #requestLock(steal = false) {
+    this.#lockAbort?.abort(); // (a steal replaces the queued request)
+    const ac = this.#lockAbort = new AbortController();
+    const name = `switchboard:leader:${this.#name}`;
+    // (a steal cannot take a signal: it is granted at once)
+    navigator.locks.request(name, steal ? { steal } : { signal: ac.signal }, () => {
       if (this.#closed) return undefined;
       // Held until we resolve: close(), or handing over to a visible tab.
       const held = new Promise((resolve) => { this.#releaseLock = resolve; });
       this.#send(this.#c.fn.sb_lease_claim(this.#h, performance.now()));
       this.#after();
       return held;
-    }).catch(() => { /* aborted on close */ });
+    }).catch(() => {
+      // Stolen while this tab was frozen (not aborted by us): it leads no more.
+      if (this.#closed || ac.signal.aborted || this.#lockAbort !== ac) return;
+      this.#releaseLock = null;
+      this.#send(this.#c.fn.sb_lease_resign(this.#h, performance.now()));
+      this.#requestLock();
+      this.#after();
+    });
   }
 
   #send(len) {
@@ -179,8 +190,13 @@ export class TabGroup extends EventTarget {
       this.#refreshTabs();
       this.dispatchEvent(dataEvent('presence', { tabs: this.tabs }));
     }
-    if (ev & LEASE_EV_LOST) this.dispatchEvent(new Event('leadershiplost'));
+    if (ev & LEASE_EV_LOST) {
+      // (the core stepped down holding the lock: it had been frozen, and another tab took over)
+      if (this.#locks && this.#releaseLock) { const release = this.#releaseLock; this.#releaseLock = null; release(); this.#requestLock(); }
+      this.dispatchEvent(new Event('leadershiplost'));
+    }
     if (ev & LEASE_EV_LEADER) this.dispatchEvent(dataEvent('leaderchange', { leader: this.leader, isLeader: this.isLeader, term: this.term }));
+    if (ev & LEASE_EV_STEAL && this.#locks && !this.#releaseLock) this.#requestLock(true);
     if (this.#locks && this.#options.preferVisible && this.isLeader && !isVisible() &&
         this.#tabs.some((t) => !t.self && t.visible) && this.#releaseLock) {
       // Give the lock up and queue again: a visible tab gets its turn.
