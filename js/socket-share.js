@@ -2,27 +2,24 @@
 // holds one real connection per browser profile, origin and key, in the
 // leading tab of a TabGroup; the other tabs' Sockets talk to it over a
 // BroadcastChannel and keep the whole API. The leader runs an ordinary
-// Socket (the one session of the C core) with a tap on its events: before
-// anything leaves the leader (a write to the server, a message or an answer
-// for a tab) it posts a snapshot of the session (sb_session_serialize) to the
-// other tabs, so whichever tab leads next resumes the same session from a
-// state no older than what the server or any tab has seen. What the relay
-// holds beyond a lost snapshot the core numbers past (sb_session_adopt in
-// the welcome, reported); requests waiting in another tab are expected again
-// (sb_session_expect). docs/decisions.md, "One session for all tabs".
+// Socket (the one session of the C core) with a tap on its events: it posts
+// a snapshot of the session (sb_session_serialize) to the tabs at the end of
+// each task that changed it, and its writes to the server wait until a tab
+// confirms the snapshot that counts them, so whichever tab leads next
+// resumes the same session from a state no older than what the server or
+// any tab has seen. docs/decisions.md, "One session for all tabs".
 import { SwitchboardError } from './errors.js';
 import { core } from './core.js';
-import { TabGroup, shareBlocker } from './tab-group.js';
+import { TabGroup } from './tab-group.js';
 import { TabRooms, LeaderRooms } from './share-rooms.js';
 import { event, now, obj, remoteError } from './glue.js';
-import { SEV_WRITE, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED, SEV_REQUEST_MOVED, SEV_DIRTY, SEV_F_REMOTE, FRAME_F_BINARY, CLOSE_NORMAL, CLOSE_REPLACING, SESSION_SYSTEM_CHANNEL as SYSTEM } from './constants.js';
+import { SEV_WRITE, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED, SEV_REQUEST_MOVED, SEV_DIRTY, SEV_F_REMOTE, FRAME_F_BINARY, CLOSE_NORMAL, CLOSE_REPLACING, CLOSE_REPLACED, SESSION_SYSTEM_CHANNEL as SYSTEM } from './constants.js';
 
 /** The option key of the leader's tap on its Socket (and of a request's id callback). */
 export const SHARE = Symbol('switchboard.share');
 
-// How long a leader's write waits for a tab to confirm the snapshot that
-// counts it (hold); one that does not answer in time is asked no more until
-// the tabs change.
+// How long a leader's write waits for a tab to confirm the snapshot that counts
+// it (hold); one that does not answer in time is asked no more until the tabs change.
 const CONFIRM_WAIT_MS = 100;
 
 const errOf = (e) => ({ code: e?.code || 'INTERNAL', message: String(e?.message || e) });
@@ -30,35 +27,8 @@ const errFrom = (e) => new SwitchboardError(e.code, e.message);
 /** A string as it is; bytes copied (structured clone takes them to the other tabs). */
 const own = (d) => (typeof d === 'string' ? d : ArrayBuffer.isView(d) ? new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength)) : new Uint8Array(d.slice(0)));
 
-/**
- * Make `sock` (just constructed with opts.share) a shared Socket: its methods
- * and state become own properties served by a Share. Returns false when
- * sharing cannot work here; sock then runs its own connection and says why
- * in stats().share.
- */
-export function shareSocket(sock, url, opts, Socket) {
-  const key = typeof opts.share === 'string' ? opts.share : String(typeof url === 'function' ? 'default' : url);
-  const reason = shareBlocker();
-  if (reason) {
-    const base = Socket.prototype.stats;
-    Object.defineProperty(sock, 'stats', { value: () => ({ ...base.call(sock), share: { role: 'own', key, reason, tabs: 1 } }) });
-    return false;
-  }
-  const share = new Share(sock, url, opts, Socket, key);
-  const get = (fn) => ({ get: fn, configurable: true });
-  Object.defineProperties(sock, {
-    send: { value: (d, o) => share.send(d, o) }, request: { value: (d, o) => share.request(d, o) },
-    close: { value: (c, r) => share.close(c, r) }, stats: { value: () => share.stats() },
-    persisted: { value: async () => {} }, ready: { value: share.ready, writable: true },
-    subscribe: { value: (room, o) => share.tr.add(room, o) },
-    readyState: get(() => share.st.readyState), state: get(() => share.st.state), mode: get(() => share.st.mode),
-    bufferedAmount: get(() => (share.inner ? share.inner.bufferedAmount : share.info.queuedBytes || 0)),
-    binaryType: { get: () => share.binaryType, set: (v) => { if (v === 'blob' || v === 'arraybuffer') share.binaryType = v; } },
-  });
-  return true;
-}
-
-class Share {
+/** The shared Socket behind a Socket constructed with opts.share (js/socket.js, shareSocket). */
+export class Share {
   constructor(sock, url, opts, Socket, key) {
     this.sock = sock; this.url = url; this.Socket = Socket; this.key = key;
     this.opts = { ...opts, share: undefined, queue: { ...obj(opts.queue), persist: null } };
@@ -66,7 +36,7 @@ class Share {
     this.st = { readyState: 0, state: 'connecting', mode: null };
     this.info = {};
     this.lid = 0; this.taken = 0; this.asked = new Map(); this.pending = new Map(); this.waiting = new Map(); // my sends and requests by lid
-    this.latest = null; this.leader = 0; this.bye = 0; this.closed = false;
+    this.latest = null; this.leader = 0; this.term = 0; this.bye = 0; this.closed = false;
     this.got = new Map(); this.gotSession = null; // per channel, the last seq this tab delivered (fresh)
     // leader only
     this.inner = null; this.s = null; this.acc = new Map(); this.reqs = new Map(); this.aborts = new Map();
@@ -78,7 +48,9 @@ class Share {
       this.group = g;
       if (this.closed) { g.close(); return; }
       g.addEventListener('leaderchange', () => { if (g.isLeader && !this.inner) this.lead(); });
-      g.addEventListener('leadershiplost', () => this.resign()); // pagehide: the group closed itself
+      // pagehide (the group closed itself): leave; else another tab took over while this one
+      // was frozen (Web Locks stolen, js/tab-group.js): follow it.
+      g.addEventListener('leadershiplost', () => (g.closed ? this.resign() : this.demote()));
       g.addEventListener('presence', () => { this.skip.clear(); if (this.s && !this.quitting) this.lr.presence(g.tabs); });
       if (g.isLeader) this.lead();
       else this.post({ t: 'hello' });
@@ -86,7 +58,10 @@ class Share {
   }
 
   get me() { return this.group ? this.group.id : 0; }
-  post(m) { if (!this.closed && !this.gone) this.bc.postMessage(m); }
+  post(m) {
+    if (this.inner) m.term = this.group.term; // a leader's: a tab drops a snapshot or event of an older one
+    if (!this.closed && !this.gone) this.bc.postMessage(m);
+  }
 
   // ---- every tab ----
 
@@ -162,6 +137,24 @@ class Share {
     this.gone = true;
   }
 
+  /**
+   * This tab led, and another took the session over while it was frozen (its
+   * Socket was told 4000, or its lock was stolen): follow that one. What it
+   * took of its own tab's sends is in the snapshots it posted before it froze
+   * (between tasks); the rest is still pending here and goes to the new leader.
+   */
+  demote() {
+    const inner = this.inner;
+    if (!inner || this.quitting || this.closed) return;
+    this.quitting = true; // its session's events are nobody's now
+    this.unhold();
+    inner.close(CLOSE_REPLACING, 'handover');
+    this.inner = this.s = this.lr = this.release = null;
+    this.quitting = false;
+    this.leader = 0; // the next snapshot names the leader; this tab then resends what it lacks
+    this.post({ t: 'hello' });
+  }
+
   finish(info) {
     if (this.closed) return;
     this.closed = true;
@@ -204,18 +197,20 @@ class Share {
       case 'note': if (!this.inner && m.to.includes(this.me)) this.tr.note(m); break;
       case 'sans': if (m.tab === this.me) this.tr.answer(m); break;
       case 'res': if (m.tab === this.me) this.settle(m); break;
-      case 'ev': if (!this.inner) this.event(m); break;
+      case 'ev': if (!this.inner && !(m.term < this.term)) this.event(m); break;
       case 'resend': if (m.tab === this.me) this.resend(m.from - 1); break;
       case 'need': if (this.latest && !this.inner) this.post({ ...this.latest, t: 'have' }); break;
       case 'bye': if (m.from === this.leader) { this.bye = m.from; this.gathered?.(); } break;
-      case 'got': if (this.inner && m.gen > this.confirmed) { this.confirmed = m.gen; if (m.gen >= this.gen) this.unhold(); } break;
+      case 'got': if (this.inner && m.gen > this.confirmed) this.confirm(m.gen); break;
       default: if (this.inner) this.lead1(m);
     }
   }
 
   snap(m) {
     if (m.t === 'have' || this.gather) { this.gather?.(m, m.t === 'have'); return; }
-    if (this.inner || !(m.blob instanceof Uint8Array)) return;
+    // (a leader that was frozen, thawed and not yet told it leads no more: its term is older)
+    if (this.inner || !(m.blob instanceof Uint8Array) || m.term < this.term) return;
+    this.term = m.term;
     this.latest = m; // one sender's posts arrive in order
     if (m.ask === this.me) this.post({ t: 'got', gen: m.gen });
     const acc = m.acc?.[this.me] || 0;
@@ -341,11 +336,15 @@ class Share {
       res: this.answers, rooms: this.lr.list(), st: this.stateOf(), stats: this.inner.stats() };
     this.latest = m;
     this.post(m);
+    // This tab's own sends stay pending until a tab has a snapshot that counts them (confirm):
+    // a leader that froze and was replaced sends them again to the next one (demote).
+    if (!this.asking) this.drop(m.acc[this.me] || 0);
     this.apply(m.st, null);
   }
 
   /** Every event of the leader's session, before its Socket acts on it. */
   tap(t, e, s) {
+    if (s !== this.s) return false; // a session this tab no longer leads (demote)
     this.sys = null;
     if (t === SEV_DIRTY) {
       this.dirty();
@@ -397,6 +396,13 @@ class Share {
   }
   unhold() { clearTimeout(this.holding); this.holding = null; this.release?.(); }
 
+  /** A tab has snapshot gen: the writes wait no more, and what it counts of this tab's own is safe. */
+  confirm(gen) {
+    this.confirmed = gen;
+    if (this.latest?.gen === gen) this.drop(this.latest.acc[this.me] || 0);
+    if (gen >= this.gen) this.unhold();
+  }
+
   answer(a) { if (a.tab === this.me) this.settle(a); else this.post(a); }
 
   /**
@@ -437,7 +443,10 @@ class Share {
   }
 
   innerEvent(type, e) {
-    if (this.quitting) return;
+    if (this.quitting || e.target !== this.inner) return;
+    // Replaced (4000): another tab took the session over while this one was frozen (just
+    // thawed, this one may not have heard the others yet).
+    if (type === 'close' && e.code === CLOSE_REPLACED && this.group && !this.group.closed) { this.demote(); return; }
     // (the event's own fields: what structured clone takes of it)
     const props = type === 'error' ? { error: errOf(e.error) } : {};
     if (type !== 'error') for (const k of ['state', 'reason', 'attempt', 'delay', 'data', 'id', 'code', 'wasClean', 'room', 'since']) if (k in e) props[k] = e[k];
@@ -469,7 +478,6 @@ class Share {
     }
     this.asked.delete(m.tab);
     this.acc.set(m.tab, m.lid);
-    if (m.tab === this.me) this.pending.delete(m.lid);
     if (m.t === 'send') {
       this.lr.sent(m.ch, m.tab);
       try { this.inner.send(m.data, { channel: m.ch }); } catch { /* a drop event says which */ }

@@ -11,7 +11,8 @@ import { SwitchboardError } from './errors.js';
 import { Session } from './session.js';
 import { Channels } from './channel.js';
 import { Transports } from './socket-http.js';
-import { SHARE, shareSocket } from './socket-share.js';
+import { SHARE, Share } from './socket-share.js';
+import { shareBlocker } from './tab-group.js';
 import { now, event, obj, kebabNames, camelEntries, onProperties, listen, idb, remoteError } from './glue.js';
 import {
   SESSION_PROTOCOL, SessionState, ConnReason, QueuePolicy, SessionDropReason, SessionStat,
@@ -58,6 +59,34 @@ function sessionOptions(opts, url) {
     // before its posts of those messages to the other tabs (js/socket-share.js).
     [SO_ACK_RIDE, opts[SHARE] ? 0 : 1],
   ];
+}
+
+/**
+ * Make `sock` (just constructed with opts.share) a shared Socket: its methods
+ * and state become own properties served by a Share. Returns false when
+ * sharing cannot work here; sock then runs its own connection and says why
+ * in stats().share.
+ */
+function shareSocket(sock, url, opts, Socket) {
+  const key = typeof opts.share === 'string' ? opts.share : String(typeof url === 'function' ? 'default' : url);
+  const reason = shareBlocker();
+  if (reason) {
+    const base = Socket.prototype.stats;
+    Object.defineProperty(sock, 'stats', { value: () => ({ ...base.call(sock), share: { role: 'own', key, reason, tabs: 1 } }) });
+    return false;
+  }
+  const share = new Share(sock, url, opts, Socket, key);
+  const get = (fn) => ({ get: fn, configurable: true });
+  Object.defineProperties(sock, {
+    send: { value: (d, o) => share.send(d, o) }, request: { value: (d, o) => share.request(d, o) },
+    close: { value: (c, r) => share.close(c, r) }, stats: { value: () => share.stats() },
+    persisted: { value: async () => {} }, ready: { value: share.ready, writable: true },
+    subscribe: { value: (room, o) => share.tr.add(room, o) },
+    readyState: get(() => share.st.readyState), state: get(() => share.st.state), mode: get(() => share.st.mode),
+    bufferedAmount: get(() => (share.inner ? share.inner.bufferedAmount : share.info.queuedBytes || 0)),
+    binaryType: { get: () => share.binaryType, set: (v) => { if (v === 'blob' || v === 'arraybuffer') share.binaryType = v; } },
+  });
+  return true;
 }
 
 const idbDo = (mode, fn) => idb('switchboard-socket', 'outbox', mode, fn);

@@ -193,6 +193,69 @@ test('five tabs share one connection; a tab opened later joins it; five handover
   assert.equal(reported.length, 0, 'no session resumed from a state older than what the server holds');
 });
 
+test('a frozen leader is replaced once its lease runs out; thawed, it follows the new one; nothing lost or doubled', { timeout: 90000 }, async (tc) => {
+  const room = 'share-frozen';
+  let pump, ctx, node;
+  tc.after(async () => { clearInterval(pump); node?.close(); await ctx?.close(); });
+  node = new Socket(srv.url, { WebSocket, ...OPTS, hello: { room, user: 'node' } });
+  const atNode = [];
+  node.onmessage = (e) => { if (e.channel === 0) atNode.push(e.data); };
+  node.onerror = () => {};
+  await until(() => node.readyState === 1, 5000, 'node open');
+  ctx = await browser.newContext();
+  const tabs = [];
+  for (let i = 0; i < 3; i++) tabs.push(await openTab(ctx, 'frozen', room));
+  for (const t of tabs) await waitFor(async () => (await t.page.evaluate(() => window.sock.readyState)) === 1, 10000, 'tab open');
+  let n = 0;
+  pump = setInterval(() => node.send(`n${n++}`), 10);
+  for (const t of tabs) await t.page.evaluate(() => window.start());
+  await sleep(500);
+
+  const lead = await leaderOf(tabs);
+  const others = tabs.filter((t) => t !== lead);
+  const cdp = await ctx.newCDPSession(lead.page);
+  // Frozen: it holds its Web Lock and runs nothing (a paused renderer; CDP's
+  // Page.setWebLifecycleState does not stop a visible headless page's timers).
+  await cdp.send('Debugger.enable');
+  await cdp.send('Debugger.pause');
+  const frozenAt = Date.now();
+  const next = await leaderOf(others);
+  log('new leader after', Date.now() - frozenAt, 'ms');
+  assert.ok(next);
+  const before = await next.page.evaluate(() => window.got.length);
+  await waitFor(async () => (await next.page.evaluate(() => window.got.length)) > before + 50, 10000, 'messages through the new leader');
+  await cdp.send('Debugger.resume');
+  await waitFor(async () => { const r = await role(lead); log('thawed', r); return r === 'follower'; }, 10000, 'the thawed tab follows');
+  await sleep(500);
+  clearInterval(pump);
+  for (const t of tabs) await t.page.evaluate(() => window.stop());
+  const total = n;
+  await waitFor(async () => {
+    const last = await Promise.all(tabs.map((t) => t.page.evaluate(() => window.got.filter((d) => d[0] === 'n').at(-1))));
+    return last.every((m) => m === `n${total - 1}`);
+  }, 30000, 'the last server message in every tab');
+  await sleep(300);
+  await until(() => tabConns() === 1, 10000, 'one connection').catch(() => {});
+  assert.equal(tabConns(), 1, 'one connection for the three tabs');
+  for (const t of tabs) {
+    const { got, sent, answers, open } = await t.page.evaluate(() => ({ got: window.got, sent: window.sent, answers: window.answers, open: window.sock.readyState }));
+    const fromNode = got.filter((d) => d[0] === 'n').map((d) => Number(d.slice(1)));
+    const first = fromNode[0];
+    if (t === lead) {
+      // Frozen, it missed what was posted meanwhile: what it has is once and in order.
+      assert.ok(fromNode.every((v, i) => i === 0 || v > fromNode[i - 1]), 'the thawed tab: once and in order');
+    } else {
+      assert.deepEqual(fromNode, Array.from({ length: total - first }, (_, i) => first + i), 'every server message once, in order');
+    }
+    const mine = atNode.filter((d) => d.startsWith(`${sent[0].split('-')[0]}-`));
+    assert.deepEqual(mine, sent, 'every message of the tab reached the server once, in order');
+    assert.equal(answers.length, sent.filter((_, i) => (i + 1) % 5 === 0).length, 'every request settled once');
+    for (const [m, v] of answers) assert.equal(v, `re:${m}`);
+    assert.equal(open, 1, 'its Socket is open');
+    assert.deepEqual(t.errors, []);
+  }
+});
+
 test('where sharing cannot work (a cross-site iframe) the Socket keeps its own connection, works, and says why', async () => {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
