@@ -68,6 +68,24 @@ async function openTab(ctx, key, room, opts = OPTS) {
   return { page, errors };
 }
 
+/** The server's side of a room: a Node Socket that records channel 0. */
+async function nodePeer(room, extra = {}) {
+  const node = new Socket(srv.url, { WebSocket, ...OPTS, hello: { room, user: 'node' }, ...extra });
+  const atNode = [];
+  node.onmessage = (e) => { if (e.channel === 0) atNode.push(e.data); };
+  node.onerror = () => {};
+  await until(() => node.readyState === 1, 5000, 'node open');
+  return { node, atNode };
+}
+
+/** n tabs sharing `key`, each open. */
+async function openTabs(ctx, key, room, n) {
+  const tabs = [];
+  for (let i = 0; i < n; i++) tabs.push(await openTab(ctx, key, room));
+  for (const t of tabs) await waitFor(async () => (await t.page.evaluate(() => window.sock.readyState)) === 1, 10000, 'tab open');
+  return tabs;
+}
+
 const role = (t) => Promise.race([t.page.evaluate(() => window.sock.stats().share?.role), sleep(3000).then(() => 'hung')]);
 const roles = (tabs) => Promise.all(tabs.map(role));
 const tabConns = () => relay.conns.size - 1; // minus the Node peer
@@ -88,16 +106,11 @@ test('five tabs share one connection; a tab opened later joins it; five handover
   const room = 'share-chaos';
   let pump, ctx, node;
   tc.after(async () => { clearInterval(pump); node?.close(); await ctx?.close(); }); // a failure leaves no tab or connection to the next test
-  node = new Socket(srv.url, { WebSocket, ...OPTS, hello: { room, user: 'node' }, queue: { maxMessages: 100000 } });
-  const atNode = [];
-  node.onmessage = (e) => { if (e.channel === 0) atNode.push(e.data); };
-  node.onerror = () => {};
-  await until(() => node.readyState === 1, 5000, 'node open');
+  let atNode;
+  ({ node, atNode } = await nodePeer(room, { queue: { maxMessages: 100000 } }));
 
   ctx = await browser.newContext();
-  const tabs = [];
-  for (let i = 0; i < 5; i++) tabs.push(await openTab(ctx, 'chaos', room));
-  for (const t of tabs) await waitFor(async () => (await t.page.evaluate(() => window.sock.readyState)) === 1, 10000, 'tab open');
+  const tabs = await openTabs(ctx, 'chaos', room, 5);
   for (const t of tabs) assert.equal(await t.page.evaluate(() => window.sock.readyState), 1, 'every tab open');
   assert.equal(tabConns(), 1, 'the relay sees one connection for five tabs');
   const r0 = await roles(tabs);
@@ -197,15 +210,10 @@ test('a frozen leader is replaced once its lease runs out; thawed, it follows th
   const room = 'share-frozen';
   let pump, ctx, node;
   tc.after(async () => { clearInterval(pump); node?.close(); await ctx?.close(); });
-  node = new Socket(srv.url, { WebSocket, ...OPTS, hello: { room, user: 'node' } });
-  const atNode = [];
-  node.onmessage = (e) => { if (e.channel === 0) atNode.push(e.data); };
-  node.onerror = () => {};
-  await until(() => node.readyState === 1, 5000, 'node open');
+  let atNode;
+  ({ node, atNode } = await nodePeer(room));
   ctx = await browser.newContext();
-  const tabs = [];
-  for (let i = 0; i < 3; i++) tabs.push(await openTab(ctx, 'frozen', room));
-  for (const t of tabs) await waitFor(async () => (await t.page.evaluate(() => window.sock.readyState)) === 1, 10000, 'tab open');
+  const tabs = await openTabs(ctx, 'frozen', room, 3);
   let n = 0;
   pump = setInterval(() => node.send(`n${n++}`), 10);
   for (const t of tabs) await t.page.evaluate(() => window.start());
