@@ -171,6 +171,16 @@ static int step(sb_lease *l, double now)
         l->send_now = 1;
         l->send_flags |= F_RESIGN;
     }
+    /* A visible tab that ran nothing for a lease (frozen, paused) has not
+     * been listening either: its peers' silence is its own. It judges them
+     * from now on, or a thawed tab finds itself alone (and a follower robs a
+     * live leader) before it has read what they sent meanwhile. A hidden
+     * tab's steps may be a minute apart by throttling: it expires as ever. */
+    if (l->visible && now - l->last_step >= l->lease) {
+        for (uint32_t i = 0; i < l->npeers; i++)
+            l->peers[i].last_seen = now;
+        l->leader_seen = now;
+    }
     l->last_step = now;
     for (uint32_t i = 0; i < l->npeers;) {
         if (now - l->peers[i].last_seen >= l->lease) {

@@ -258,8 +258,29 @@ static void test_external_frozen_leader(void)
     CHECK_EQ(sb_lease_term(n.t[1]), 2);
     n.up[0] = 1; /* thawed: it still believes it leads, with term 1 */
     CHECK_EQ(sb_lease_is_leader(n.t[0]), 1);
+    /* Its first step, before it has read anything: it steps down, and does
+     * not take its own silence for its peers' (it is not alone). */
+    bcast(&n, 0, sb_lease_tick(n.t[0], n.now));
+    collect(&n, 0);
+    CHECK_EQ(n.lost[0], 1);
+    CHECK_EQ(sb_lease_peer_count(n.t[0]), 2);
+    pump(&n);
     run(&n, n.now + 2 * HB);
     CHECK_EQ(n.lost[0], 1);
+    CHECK_EQ(leaders(&n, &who), 1);
+    CHECK_EQ(who, 36);
+    /* A follower frozen for leases, thawed: it robs nobody, and lists everyone. */
+    n.up[1] = 0;
+    run(&n, n.now + 3 * LEASE);
+    n.up[1] = 1;
+    bcast(&n, 1, sb_lease_tick(n.t[1], n.now));
+    collect(&n, 1);
+    CHECK_EQ(n.steal[1], 0);
+    CHECK_EQ(sb_lease_leader(n.t[1]), 36);
+    CHECK_EQ(sb_lease_peer_count(n.t[1]), 2);
+    pump(&n);
+    run(&n, n.now + 1000);
+    CHECK_EQ(n.steal[1], 0);
     CHECK_EQ(leaders(&n, &who), 1);
     CHECK_EQ(who, 36);
     /* The new leader closes: its BYE frees the lock, nobody steals. */
