@@ -12,15 +12,12 @@ import { SwitchboardError } from './errors.js';
 import { core } from './core.js';
 import { TabGroup } from './tab-group.js';
 import { TabRooms, LeaderRooms } from './share-rooms.js';
+import { Hold } from './share-hold.js';
 import { event, now, obj, remoteError } from './glue.js';
 import { SEV_WRITE, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED, SEV_REQUEST_MOVED, SEV_DIRTY, SEV_F_REMOTE, FRAME_F_BINARY, CLOSE_NORMAL, CLOSE_REPLACING, CLOSE_REPLACED, SESSION_SYSTEM_CHANNEL as SYSTEM } from './constants.js';
 
 /** The option key of the leader's tap on its Socket (and of a request's id callback). */
 export const SHARE = Symbol('switchboard.share');
-
-// How long a leader's write waits for a tab to confirm the snapshot that counts
-// it (hold); one that does not answer in time is asked no more until the tabs change.
-const CONFIRM_WAIT_MS = 100;
 
 const errOf = (e) => ({ code: e?.code || 'INTERNAL', message: String(e?.message || e) });
 const errFrom = (e) => new SwitchboardError(e.code, e.message);
@@ -40,7 +37,7 @@ export class Share {
     this.got = new Map(); this.gotSession = null; // per channel, the last seq this tab delivered (fresh)
     // leader only
     this.inner = null; this.s = null; this.acc = new Map(); this.reqs = new Map(); this.aborts = new Map();
-    this.gen = 0; this.confirmed = 0; this.asking = 0; this.skip = new Set(); this.holding = null; this.release = null; this.stale = false; this.queued = false; this.later = []; this.answers = []; this.gone = false; this.lr = null; this.sys = null;
+    this.gen = 0; this.hold = new Hold(this); this.stale = false; this.queued = false; this.later = []; this.answers = []; this.gone = false; this.lr = null; this.sys = null;
     this.tr = new TabRooms(this); // this tab's Channels (js/share-rooms.js)
     this.bc = new BroadcastChannel(`switchboard:socket:${key}`);
     this.bc.onmessage = (e) => this.recv(e.data);
@@ -51,7 +48,7 @@ export class Share {
       // pagehide (the group closed itself): leave; else another tab took over while this one
       // was frozen (Web Locks stolen, js/tab-group.js): follow it.
       g.addEventListener('leadershiplost', () => (g.closed ? this.resign() : this.demote()));
-      g.addEventListener('presence', () => { this.skip.clear(); if (this.s && !this.quitting) this.lr.presence(g.tabs); });
+      g.addEventListener('presence', () => { this.hold.presence(g.tabs); if (this.s && !this.quitting) this.lr.presence(g.tabs); });
       if (g.isLeader) this.lead();
       else this.post({ t: 'hello' });
     });
@@ -129,7 +126,7 @@ export class Share {
     if (!this.inner || this.quitting) return;
     this.inner.close(code, reason);
     this.quitting = true;
-    this.unhold(); // the snapshot that counts them goes to the tabs before the bye
+    this.hold.free(); // the snapshot that counts them goes to the tabs before the bye
     this.s = null; // takes nothing more: the next leader does
     // The last post of this leader (one sender's posts arrive in order): a tab
     // that has it has everything, and leads from its latest snapshot at once.
@@ -147,9 +144,9 @@ export class Share {
     const inner = this.inner;
     if (!inner || this.quitting || this.closed) return;
     this.quitting = true; // its session's events are nobody's now
-    this.unhold();
+    this.hold.free();
     inner.close(CLOSE_REPLACING, 'handover');
-    this.inner = this.s = this.lr = this.release = null;
+    this.inner = this.s = this.lr = this.hold.release = null;
     this.quitting = false;
     this.leader = 0; // the next snapshot names the leader; this tab then resends what it lacks
     this.post({ t: 'hello' });
@@ -201,7 +198,9 @@ export class Share {
       case 'resend': if (m.tab === this.me) this.resend(m.from - 1); break;
       case 'need': if (this.latest && !this.inner) this.post({ ...this.latest, t: 'have' }); break;
       case 'bye': if (m.from === this.leader) { this.bye = m.from; this.gathered?.(); } break;
-      case 'got': if (this.inner && m.gen > this.confirmed) this.confirm(m.gen); break;
+      case 'got': this.hold.heard.set(m.tab, now()); if (this.inner && m.gen > this.hold.confirmed) this.confirm(m.gen); break;
+      // (after the snapshot it names: one sender's posts arrive in order)
+      case 'ask': if (m.ask === this.me && !this.inner && this.latest?.gen >= m.gen && !(m.term < this.term)) this.post({ t: 'got', gen: this.latest.gen, tab: this.me }); break;
       default: if (this.inner) this.lead1(m);
     }
   }
@@ -212,7 +211,7 @@ export class Share {
     if (this.inner || !(m.blob instanceof Uint8Array) || m.term < this.term) return;
     this.term = m.term;
     this.latest = m; // one sender's posts arrive in order
-    if (m.ask === this.me) this.post({ t: 'got', gen: m.gen });
+    if (m.ask === this.me) this.post({ t: 'got', gen: m.gen, tab: this.me });
     const acc = m.acc?.[this.me] || 0;
     for (const a of m.res || []) if (a.tab === this.me) this.settle(a);
     if (m.from !== this.leader) { this.leader = m.from; this.resend(acc); } else this.drop(acc);
@@ -297,7 +296,7 @@ export class Share {
       this.gather = this.gathered = null;
     }
     if (this.closed || this.inner) return;
-    this.gen = this.confirmed = best ? best.gen : 0;
+    this.gen = this.hold.confirmed = best ? best.gen : 0;
     this.acc = new Map(Object.entries(best?.acc || {}).map(([k, v]) => [Number(k), v]));
     this.reqs = new Map((best?.reqs || []).map((q) => [q.sid, q]));
     this.answers = best?.res || [];
@@ -315,7 +314,7 @@ export class Share {
 
   booted(s, release) {
     this.s = s;
-    this.release = release;
+    this.hold.release = release;
     const t = now();
     for (const q of this.reqs.values()) s.fn.sb_session_expect(s.h, q.sid, q.deadline ? Math.max(1, q.deadline - t) : 0, t);
     this.snapshot(s); // the tabs learn who leads, and resend what it lacks of theirs
@@ -330,15 +329,13 @@ export class Share {
   snapshot(s) {
     this.stale = false;
     const blob = s.serialize();
-    const g = this.group;
-    this.asking = g ? g.tabs.find((t) => !t.self && !this.skip.has(t.id))?.id || 0 : 0; // the tab to confirm it (hold)
-    const m = { t: 'snap', from: this.me, gen: ++this.gen, ask: this.asking, blob, acc: Object.fromEntries(this.acc), reqs: [...this.reqs.values()],
+    const m = { t: 'snap', from: this.me, gen: ++this.gen, ask: this.hold.ask(), blob, acc: Object.fromEntries(this.acc), reqs: [...this.reqs.values()],
       res: this.answers, rooms: this.lr.list(), st: this.stateOf(), stats: this.inner.stats() };
     this.latest = m;
     this.post(m);
     // This tab's own sends stay pending until a tab has a snapshot that counts them (confirm):
     // a leader that froze and was replaced sends them again to the next one (demote).
-    if (!this.asking) this.drop(m.acc[this.me] || 0);
+    if (!m.ask) this.drop(m.acc[this.me] || 0);
     this.apply(m.st, null);
   }
 
@@ -353,7 +350,7 @@ export class Share {
       if (q) { this.reqs.set(q.sid = e.id, q).delete(e.value); this.dirty(); }
     } else if (t === SEV_WRITE) {
       if (this.stale) this.snapshot(s);
-      return this.hold();
+      return this.hold.write(this.gen);
     } else if (this.quitting) {
       // handing over: requests it fails now wait in the next leader
     } else if (t === SEV_MESSAGE) {
@@ -382,25 +379,10 @@ export class Share {
     }
   }
 
-  /**
-   * Whether the leader's Socket holds this write: until a tab confirms it
-   * has the newest snapshot (the one that counts what the write carries).
-   * Else a leader that died right after a write, its snapshot still in the
-   * channel, left tabs resuming from an older one: they sent again what the
-   * server already had (twice), and it said "they may arrive twice".
-   */
-  hold() {
-    if (this.quitting || !this.asking || this.confirmed >= this.gen) return false;
-    this.holding ||= setTimeout(() => { this.skip.add(this.asking); this.unhold(); }, CONFIRM_WAIT_MS);
-    return true;
-  }
-  unhold() { clearTimeout(this.holding); this.holding = null; this.release?.(); }
-
   /** A tab has snapshot gen: the writes wait no more, and what it counts of this tab's own is safe. */
   confirm(gen) {
-    this.confirmed = gen;
     if (this.latest?.gen === gen) this.drop(this.latest.acc[this.me] || 0);
-    if (gen >= this.gen) this.unhold();
+    this.hold.confirm(gen, this.gen);
   }
 
   answer(a) { if (a.tab === this.me) this.settle(a); else this.post(a); }

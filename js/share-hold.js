@@ -1,0 +1,73 @@
+// The write hold of a shared Socket's leader (docs/socket.md, "Sharing"): a
+// write to the server waits until a tab confirms it has the snapshot that
+// counts what the write carries. Else a leader that died right after a write,
+// its snapshot still in the channel, left the tabs resuming from an older
+// one: they sent again what the server already had, and it said "they may
+// arrive twice". One tab is asked per snapshot: the one heard from last.
+// docs/decisions.md, "Confirmation closes the crash window".
+import { now } from './glue.js';
+
+// How long a write waits for the asked tab; one that does not answer in time is
+// asked no more until the tabs change, and the next is asked, until the write
+// has waited MAX_MS: then it goes out unconfirmed (every tab busy, or frozen).
+const WAIT_MS = 100;
+const MAX_MS = 400;
+
+export class Hold {
+  /** @param {import('./socket-share.js').Share} share */
+  constructor(share) {
+    this.sh = share;
+    this.heard = new Map(); // per tab, when it last confirmed a snapshot (every tab hears it)
+    this.skip = new Set(); // tabs that did not answer in time
+    this.asking = 0; this.confirmed = 0; this.timer = null; this.since = 0;
+    this.release = null; // the leader's Socket's: writes what it held
+  }
+
+  /** The tab to confirm the next snapshot (0: none, the writes are not held). */
+  ask() { return (this.asking = this.pick()); }
+
+  /**
+   * The one that confirmed last: a tab closed or crashed stays listed until
+   * its lease runs out. The leader this one replaced last of all.
+   */
+  pick() {
+    let id = 0, at = -Infinity;
+    for (const t of this.sh.group?.tabs || []) {
+      if (t.self || this.skip.has(t.id)) continue;
+      const h = t.id === this.sh.leader ? -2 : this.heard.get(t.id) ?? -1;
+      if (h > at) { id = t.id; at = h; }
+    }
+    return id;
+  }
+
+  /** Whether the leader's Socket holds a write, the newest snapshot being gen. */
+  write(gen) {
+    if (this.sh.quitting || !this.asking || this.confirmed >= gen) return false;
+    if (!this.timer) { this.since = now(); this.timer = setTimeout(() => this.waited(), WAIT_MS); }
+    return true;
+  }
+
+  /** A tab has snapshot gen; the newest is last. */
+  confirm(gen, last) {
+    this.confirmed = gen;
+    if (gen >= last) this.free();
+  }
+
+  /** Write what is held. */
+  free() { clearTimeout(this.timer); this.timer = null; this.release?.(); }
+
+  /** The asked tab did not answer in time (busy, or gone and still listed): ask the next, or write. */
+  waited() {
+    this.timer = null;
+    this.skip.add(this.asking);
+    if (!this.ask() || now() - this.since >= MAX_MS) { this.free(); return; }
+    this.sh.post({ t: 'ask', gen: this.sh.gen, ask: this.asking });
+    this.timer = setTimeout(() => this.waited(), WAIT_MS);
+  }
+
+  /** The tabs changed: every one may be asked again; the asked one gone, the next now. */
+  presence(tabs) {
+    this.skip.clear();
+    if (this.timer && !tabs.some((t) => t.id === this.asking)) { clearTimeout(this.timer); this.waited(); }
+  }
+}
