@@ -23,7 +23,12 @@ export class Hold {
     this.release = null; // the leader's Socket's: writes what it held
   }
 
-  /** The tab to confirm the next snapshot (0: none, the writes are not held). */
+  /**
+   * The tab to confirm the next snapshot (0: this one is alone). One that did
+   * not answer in time is still asked, though no write waits for it: what the
+   * snapshot counts of this tab's own sends is safe only once a tab has it
+   * (a leader cut off from the tabs, frozen, sends them again to the next).
+   */
   ask() { return (this.asking = this.pick()); }
 
   /**
@@ -33,8 +38,8 @@ export class Hold {
   pick() {
     let id = 0, at = -Infinity;
     for (const t of this.sh.group?.tabs || []) {
-      if (t.self || this.skip.has(t.id)) continue;
-      const h = t.id === this.sh.leader ? -2 : this.heard.get(t.id) ?? -1;
+      if (t.self) continue;
+      const h = (this.skip.has(t.id) ? -1e15 : 0) + (t.id === this.sh.leader ? -2 : this.heard.get(t.id) ?? -1);
       if (h > at) { id = t.id; at = h; }
     }
     return id;
@@ -42,7 +47,7 @@ export class Hold {
 
   /** Whether the leader's Socket holds a write, the newest snapshot being gen. */
   write(gen) {
-    if (this.sh.quitting || !this.asking || this.confirmed >= gen) return false;
+    if (this.sh.quitting || !this.asking || this.skip.has(this.asking) || this.confirmed >= gen) return false;
     if (!this.timer) { this.since = now(); this.timer = setTimeout(() => this.waited(), WAIT_MS); }
     return true;
   }
@@ -60,7 +65,8 @@ export class Hold {
   waited() {
     this.timer = null;
     this.skip.add(this.asking);
-    if (!this.ask() || now() - this.since >= MAX_MS) { this.free(); return; }
+    const next = this.ask();
+    if (!next || this.skip.has(next) || now() - this.since >= MAX_MS) { this.free(); return; }
     this.sh.post({ t: 'ask', gen: this.sh.gen, ask: this.asking });
     this.timer = setTimeout(() => this.waited(), WAIT_MS);
   }

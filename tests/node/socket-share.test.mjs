@@ -121,6 +121,52 @@ test("a leader dies after writing a request its snapshot never told the tabs of:
   await s.kill();
 });
 
+test('a leader cut off from its tabs and replaced follows the new one: its own sends that no tab confirmed still arrive once', { timeout: 30000 }, async () => {
+  const relay = await Relay.create({});
+  const s = await serve(relay);
+  const peer = new Socket(s.url, { ...FAST, hello: { room: 'r6', user: 'peer' } });
+  peer.got = [];
+  peer.onmessage = (e) => { if (e.channel === 0) peer.got.push(e.data); };
+  peer.onerror = () => {};
+  await until(() => peer.readyState === 1, 5000, 'peer open');
+  // The first tab, as a renderer that stops getting anything out: its posts to
+  // the tabs and its writes to the relay vanish; it still runs and hears. It
+  // is itself again the moment its connection ends (closed by the relay for
+  // the new leader, or by itself on hearing that one): a thawed tab.
+  const Real = globalThis.BroadcastChannel;
+  let cut = false;
+  globalThis.BroadcastChannel = class extends Real { postMessage(m) { if (!cut) super.postMessage(m); } };
+  class Cut extends WebSocket {
+    constructor(...a) { super(...a); this.addEventListener('close', () => { cut = false; }); }
+    send(d) { if (!cut) super.send(d); }
+    close(...a) { cut = false; super.close(...a); }
+  }
+  let lead;
+  try {
+    lead = new Socket(s.url, { ...FAST, WebSocket: Cut, share: 'k6', hello: { room: 'r6', user: 'tabs' } });
+    lead.onerror = () => {};
+    await until(() => lead.readyState === 1 && lead.stats().share.role === 'leader', 8000, 'the first tab leads');
+  } finally {
+    globalThis.BroadcastChannel = Real;
+  }
+  const ts = tabs(s.url, 'k6', 2, 'r6');
+  await until(() => ts.every((t) => t.readyState === 1), 8000, 'open');
+  lead.send('before');
+  await until(() => peer.got.includes('before'), 5000, 'the peer has it');
+  cut = true;
+  // No tab confirms what it takes now (its snapshots never leave): they stay its own to send again.
+  for (let i = 0; i < 5; i++) { lead.send(`z${i}`); await sleep(150); }
+  await until(() => leaderOf(ts), 10000, 'another tab leads');
+  await until(() => lead.stats().share.role === 'follower', 10000, 'the cut-off tab follows');
+  assert.equal(cut, false);
+  await until(() => ['z0', 'z1', 'z2', 'z3', 'z4'].every((m) => peer.got.includes(m)), 8000, 'what it took while cut off');
+  await sleep(200);
+  assert.deepEqual(peer.got.filter((d) => d !== 'before'), ['z0', 'z1', 'z2', 'z3', 'z4'], 'once, in order');
+  for (const t of [...ts, lead]) t.close();
+  peer.close();
+  await s.kill();
+});
+
 test('share where it cannot work keeps an own connection and says why', async () => {
   const saved = globalThis.BroadcastChannel;
   globalThis.BroadcastChannel = undefined;
