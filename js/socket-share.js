@@ -14,7 +14,7 @@ import { TabGroup } from './tab-group.js';
 import { TabRooms, LeaderRooms } from './share-rooms.js';
 import { Hold } from './share-hold.js';
 import { event, now, obj, remoteError } from './glue.js';
-import { SEV_WRITE, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED, SEV_REQUEST_MOVED, SEV_DIRTY, SEV_F_REMOTE, FRAME_F_BINARY, CLOSE_NORMAL, CLOSE_REPLACING, CLOSE_REPLACED, SESSION_SYSTEM_CHANNEL as SYSTEM } from './constants.js';
+import { SEV_WRITE, SEV_MESSAGE, SEV_RESPONSE, SEV_REQUEST_FAILED, SEV_REQUEST_MOVED, SEV_DIRTY, SEV_F_REMOTE, FRAME_F_BINARY, CLOSE_NORMAL, CLOSE_REPLACING, CLOSE_REPLACED, E_CLOSED, SESSION_SYSTEM_CHANNEL as SYSTEM } from './constants.js';
 
 /** The option key of the leader's tap on its Socket (and of a request's id callback). */
 export const SHARE = Symbol('switchboard.share');
@@ -368,7 +368,9 @@ export class Share {
       this.deliver(m);
     } else if (t === SEV_RESPONSE || t === SEV_REQUEST_FAILED) {
       const q = this.reqs.get(e.id);
-      if (!q) return;
+      // Failed because this session ends: replaced (4000: another tab leads it now, and
+      // answers), or closed, when every tab's Socket rejects what waits (finish).
+      if (!q || (t === SEV_REQUEST_FAILED && e.code === E_CLOSED)) return;
       this.reqs.delete(e.id);
       this.aborts.delete(`${q.tab}:${q.lid}`);
       const ok = t === SEV_RESPONSE, remote = !ok && !!(e.flags & SEV_F_REMOTE);
@@ -469,7 +471,8 @@ export class Share {
     this.aborts.set(`${m.tab}:${m.lid}`, ac);
     this.inner.request(m.data, { channel: m.ch, timeout: m.timeout, signal: ac.signal,
       [SHARE]: (sid) => { m.sid = sid; this.reqs.set(sid, { sid, tab: m.tab, lid: m.lid, deadline: m.deadline }); } })
-      // Once it has an id its answer comes through the tap; before that (BAD_STATE, QUEUE_FULL) from here.
-      .catch((e) => { if (!m.sid && !this.quitting) this.answer({ t: 'res', tab: m.tab, lid: m.lid, ok: false, v: errOf(e) }); });
+      // Once it has an id its answer comes through the tap; before that (BAD_STATE, QUEUE_FULL)
+      // from here. CLOSED: this tab's session ends, and the request is the next leader's (tap).
+      .catch((e) => { if (!m.sid && !this.quitting && e?.code !== 'CLOSED') this.answer({ t: 'res', tab: m.tab, lid: m.lid, ok: false, v: errOf(e) }); });
   }
 }

@@ -258,7 +258,7 @@ test('a frozen leader is replaced once its lease runs out; thawed, it follows th
     const mine = atNode.filter((d) => d.startsWith(`${sent[0].split('-')[0]}-`));
     assert.deepEqual(mine, sent, 'every message of the tab reached the server once, in order');
     assert.equal(answers.length, sent.filter((_, i) => (i + 1) % 5 === 0).length, 'every request settled once');
-    for (const [m, v] of answers) assert.equal(v, `re:${m}`);
+    for (const [m, v] of answers) assert.equal(v, `re:${m}`, `${t === lead ? "the thawed tab" : "a tab"}: each request its own answer`);
     assert.equal(open, 1, 'its Socket is open');
     assert.deepEqual(t.errors, []);
   }

@@ -122,7 +122,7 @@ test("a leader dies after writing a request its snapshot never told the tabs of:
 });
 
 test('a leader cut off from its tabs and replaced follows the new one: its own sends that no tab confirmed still arrive once', { timeout: 30000 }, async () => {
-  const relay = await Relay.create({});
+  const relay = await Relay.create({ onRequest: ({ data }) => `re:${data}` });
   const s = await serve(relay);
   const peer = new Socket(s.url, { ...FAST, hello: { room: 'r6', user: 'peer' } });
   peer.got = [];
@@ -155,6 +155,7 @@ test('a leader cut off from its tabs and replaced follows the new one: its own s
   await until(() => peer.got.includes('before'), 5000, 'the peer has it');
   cut = true;
   // No tab confirms what it takes now (its snapshots never leave): they stay its own to send again.
+  const asked = [lead.request('ql', { timeout: 10000 }), ts[0].request('qf', { timeout: 10000 })].map((p) => p.catch((e) => `error ${e.code}`));
   for (let i = 0; i < 5; i++) { lead.send(`z${i}`); await sleep(150); }
   await until(() => leaderOf(ts), 10000, 'another tab leads');
   await until(() => lead.stats().share.role === 'follower', 10000, 'the cut-off tab follows');
@@ -162,6 +163,8 @@ test('a leader cut off from its tabs and replaced follows the new one: its own s
   await until(() => ['z0', 'z1', 'z2', 'z3', 'z4'].every((m) => peer.got.includes(m)), 8000, 'what it took while cut off');
   await sleep(200);
   assert.deepEqual(peer.got.filter((d) => d !== 'before'), ['z0', 'z1', 'z2', 'z3', 'z4'], 'once, in order');
+  // Its session, replaced, fails what it was asked: not for the tabs, whose requests the new leader answers.
+  assert.deepEqual(await Promise.all(asked), ['re:ql', 're:qf']);
   for (const t of [...ts, lead]) t.close();
   peer.close();
   await s.kill();
