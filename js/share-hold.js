@@ -4,12 +4,12 @@
 // its snapshot still in the channel, left the tabs resuming from an older
 // one: they sent again what the server already had, and it said "they may
 // arrive twice". One tab is asked per snapshot: the one heard from last.
-// docs/decisions.md, "Confirmation closes the crash window".
+// docs/decisions.md, "One session for all tabs" (confirmation, which tab confirms).
 import { now } from './glue.js';
 
-// How long a write waits for the asked tab; one that does not answer in time is
-// asked no more until the tabs change, and the next is asked, until the write
-// has waited MAX_MS: then it goes out unconfirmed (every tab busy, or frozen).
+// How long a write waits for the asked tab; for one that does not answer in time
+// no write waits again until the tabs change, and the next is asked, until the
+// write has waited MAX_MS: then it goes out unconfirmed (every tab busy, or frozen).
 const WAIT_MS = 100;
 const MAX_MS = 400;
 
@@ -39,6 +39,7 @@ export class Hold {
     let id = 0, at = -Infinity;
     for (const t of this.sh.group?.tabs || []) {
       if (t.self) continue;
+      // (a skipped tab after every other: heard times are Date.now() values)
       const h = (this.skip.has(t.id) ? -1e15 : 0) + (t.id === this.sh.leader ? -2 : this.heard.get(t.id) ?? -1);
       if (h > at) { id = t.id; at = h; }
     }
