@@ -21,6 +21,7 @@ struct sb_lease {
     uint32_t max_peers;
     int prefer_visible, external;
     int started, stopped, visible;
+    int step_visible; /* visible at its last step: its timers ran unthrottled since */
     double next_hb, settle_until, last_step;
     lpeer *peers;
     uint32_t npeers;
@@ -175,13 +176,15 @@ static int step(sb_lease *l, double now)
      * been listening either: its peers' silence is its own. It judges them
      * from now on, or a thawed tab finds itself alone (and a follower robs a
      * live leader) before it has read what they sent meanwhile. A hidden
-     * tab's steps may be a minute apart by throttling: it expires as ever. */
-    if (l->visible && now - l->last_step >= l->lease) {
+     * tab's steps may be a minute apart by throttling: it expires as ever,
+     * also at the step that finds it visible again. */
+    if (l->visible && l->step_visible && now - l->last_step >= l->lease) {
         for (uint32_t i = 0; i < l->npeers; i++)
             l->peers[i].last_seen = now;
         l->leader_seen = now;
     }
     l->last_step = now;
+    l->step_visible = l->visible;
     for (uint32_t i = 0; i < l->npeers;) {
         if (now - l->peers[i].last_seen >= l->lease) {
             l->silent |= l->external && l->peers[i].id == l->leader;
@@ -224,7 +227,7 @@ int sb_lease_start(sb_lease *l, double now_ms, int visible)
     if (l->started)
         return SB_E_BAD_STATE;
     l->started = 1;
-    l->visible = !!visible;
+    l->visible = l->step_visible = !!visible;
     /* Give running tabs one heartbeat period to answer before claiming. */
     l->settle_until = now_ms + l->hb;
     l->next_hb = now_ms + l->hb;

@@ -308,6 +308,22 @@ static void test_external_frozen_leader(void)
     CHECK_EQ(leaders(&n, &who), 1);
     CHECK_EQ(who, 50);
     teardown(&n);
+
+    /* A hidden tab, its timers throttled past a lease, while the others died:
+     * shown again, it does not take the gap for a freeze of its own. */
+    setup(&n, 0, 0);
+    start(&n, 0, 1);
+    start(&n, 1, 0);
+    run(&n, n.now + 1000);
+    CHECK_EQ(sb_lease_peer_count(n.t[1]), 1);
+    n.up[0] = n.up[1] = 0; /* one gone, the other throttled */
+    n.now += 3 * LEASE;
+    n.up[1] = 1;
+    bcast(&n, 1, sb_lease_set_visible(n.t[1], n.now, 1));
+    collect(&n, 1);
+    CHECK_EQ(sb_lease_peer_count(n.t[1]), 0);
+    CHECK(sb_lease_is_leader(n.t[1]));
+    teardown(&n);
 }
 
 static void test_bad_input(void)
