@@ -66,15 +66,17 @@ export class Hold {
   waited() {
     this.timer = null;
     this.skip.add(this.asking);
-    const next = this.ask();
+    const next = this.pick(); // (given up, the asked stays the skipped one: no write waits for it)
     if (!next || this.skip.has(next) || now() - this.since >= MAX_MS) { this.free(); return; }
-    this.sh.post({ t: 'ask', gen: this.sh.gen, ask: this.asking });
+    this.asking = next;
+    this.sh.post({ t: 'ask', from: this.sh.me, gen: this.sh.gen, ask: next });
     this.timer = setTimeout(() => this.waited(), WAIT_MS);
   }
 
   /** The tabs changed: every one may be asked again; the asked one gone, the next now. */
   presence(tabs) {
     this.skip.clear();
+    for (const id of this.heard.keys()) if (!tabs.some((t) => t.id === id)) this.heard.delete(id);
     if (this.timer && !tabs.some((t) => t.id === this.asking)) { clearTimeout(this.timer); this.waited(); }
   }
 }

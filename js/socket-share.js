@@ -156,6 +156,7 @@ export class Share {
     if (this.closed) return;
     this.closed = true;
     this.st = { readyState: 3, state: 'closed', mode: this.st.mode };
+    clearTimeout(this.hold.timer);
     this.group?.close();
     this.bc.close();
     for (const w of [...this.waiting.values()]) w.reject(new SwitchboardError('CLOSED', 'socket closed'));
@@ -198,9 +199,10 @@ export class Share {
       case 'resend': if (m.tab === this.me) this.resend(m.from - 1); break;
       case 'need': if (this.latest && !this.inner) this.post({ ...this.latest, t: 'have' }); break;
       case 'bye': if (m.from === this.leader) { this.bye = m.from; this.gathered?.(); } break;
-      case 'got': this.hold.heard.set(m.tab, now()); if (this.inner && m.gen > this.hold.confirmed) this.confirm(m.gen); break;
+      // (to the leader whose snapshot it has: a replaced one still running numbers its own)
+      case 'got': this.hold.heard.set(m.tab, now()); if (this.inner && m.to === this.me && m.gen > this.hold.confirmed) this.confirm(m.gen); break;
       // (after the snapshot it names: one sender's posts arrive in order)
-      case 'ask': if (m.ask === this.me && !this.inner && this.latest?.gen >= m.gen && !(m.term < this.term)) this.post({ t: 'got', gen: this.latest.gen, tab: this.me }); break;
+      case 'ask': if (m.ask === this.me && !this.inner && this.latest?.from === m.from && this.latest.gen >= m.gen) this.post({ t: 'got', gen: this.latest.gen, tab: this.me, to: m.from }); break;
       default: if (this.inner) this.lead1(m);
     }
   }
@@ -211,7 +213,7 @@ export class Share {
     if (this.inner || !(m.blob instanceof Uint8Array) || m.term < this.term) return;
     this.term = m.term;
     this.latest = m; // one sender's posts arrive in order
-    if (m.ask === this.me) this.post({ t: 'got', gen: m.gen, tab: this.me });
+    if (m.ask === this.me) this.post({ t: 'got', gen: m.gen, tab: this.me, to: m.from });
     const acc = m.acc?.[this.me] || 0;
     for (const a of m.res || []) if (a.tab === this.me) this.settle(a);
     if (m.from !== this.leader) { this.leader = m.from; this.resend(acc); } else this.drop(acc);
