@@ -23,6 +23,20 @@ function tabs(url, key, n, room) {
 }
 const leaderOf = (ts) => ts.find((t) => t.stats().share.role === 'leader');
 
+/** The first tab to lead, as one renderer: its posts to the tabs leave only while out() says so. */
+async function firstLeader(url, key, room, WS, out) {
+  const Real = globalThis.BroadcastChannel;
+  globalThis.BroadcastChannel = class extends Real { postMessage(m) { if (out()) super.postMessage(m); } };
+  try {
+    const lead = new Socket(url, { ...FAST, WebSocket: WS, share: key, hello: { room, user: 'tabs' } });
+    lead.onerror = () => {};
+    await until(() => lead.readyState === 1 && lead.stats().share.role === 'leader', 8000, 'the first tab leads');
+    return lead;
+  } finally {
+    globalThis.BroadcastChannel = Real;
+  }
+}
+
 test('three shared Sockets hold one relay connection; the leader closes; nothing lost or doubled either way', async () => {
   const relay = await Relay.create({ onRequest: ({ data }) => `re:${data}` });
   const s = await serve(relay);
@@ -86,23 +100,12 @@ test("a leader dies after writing a request its snapshot never told the tabs of:
   const relay = await Relay.create({ onRequest: ({ data }) => { seen.push(data); return `re:${data}`; } });
   const s = await serve(relay);
   // The first leader's renderer: its BroadcastChannels and WebSockets, which the crash silences at once.
-  const Real = globalThis.BroadcastChannel, its = [], sockets = [];
+  const sockets = [];
   let muted = false, dead = false;
-  globalThis.BroadcastChannel = class extends Real {
-    constructor(n) { super(n); its.push(this); }
-    postMessage(m) { if (!muted) super.postMessage(m); }
-  };
   class Dying extends WebSocket {
     constructor(...a) { if (dead) throw new Error('the renderer is gone'); super(...a); sockets.push(this); }
   }
-  let lead;
-  try {
-    lead = new Socket(s.url, { ...FAST, WebSocket: Dying, share: 'k4', hello: { room: 'r4', user: 'tabs' } });
-    lead.onerror = () => {};
-    await until(() => lead.readyState === 1 && lead.stats().share.role === 'leader', 8000, 'the first tab leads');
-  } finally {
-    globalThis.BroadcastChannel = Real;
-  }
+  const lead = await firstLeader(s.url, 'k4', 'r4', Dying, () => !muted);
   const ts = tabs(s.url, 'k4', 2, 'r4');
   await until(() => ts.every((t) => t.readyState === 1), 8000, 'open');
   assert.equal(await ts[0].request('warm'), 're:warm');
@@ -133,22 +136,13 @@ test('a leader cut off from its tabs and replaced follows the new one: its own s
   // the tabs and its writes to the relay vanish; it still runs and hears. It
   // is itself again the moment its connection ends (closed by the relay for
   // the new leader, or by itself on hearing that one): a thawed tab.
-  const Real = globalThis.BroadcastChannel;
   let cut = false;
-  globalThis.BroadcastChannel = class extends Real { postMessage(m) { if (!cut) super.postMessage(m); } };
   class Cut extends WebSocket {
     constructor(...a) { super(...a); this.addEventListener('close', () => { cut = false; }); }
     send(d) { if (!cut) super.send(d); }
     close(...a) { cut = false; super.close(...a); }
   }
-  let lead;
-  try {
-    lead = new Socket(s.url, { ...FAST, WebSocket: Cut, share: 'k6', hello: { room: 'r6', user: 'tabs' } });
-    lead.onerror = () => {};
-    await until(() => lead.readyState === 1 && lead.stats().share.role === 'leader', 8000, 'the first tab leads');
-  } finally {
-    globalThis.BroadcastChannel = Real;
-  }
+  const lead = await firstLeader(s.url, 'k6', 'r6', Cut, () => !cut);
   const ts = tabs(s.url, 'k6', 2, 'r6');
   await until(() => ts.every((t) => t.readyState === 1), 8000, 'open');
   lead.send('before');
