@@ -3,12 +3,13 @@
 // counts what the write carries. Else a leader that died right after a write,
 // its snapshot still in the channel, left the tabs resuming from an older
 // one: they sent again what the server already had, and it said "they may
-// arrive twice". One tab is asked per snapshot: the one heard from last.
+// arrive twice". One tab is asked per snapshot: the one heard from last
+// (a new leader's first snapshot every tab answers: so it hears who lives).
 // docs/decisions.md, "One session for all tabs" (confirmation, which tab confirms).
 import { now } from './glue.js';
 
 // How long a write waits for the asked tab; for one that does not answer in time
-// no write waits again until the tabs change, and the next is asked, until the
+// no write waits again until the tabs change or it answers, and the next is asked, until the
 // write has waited MAX_MS: then it goes out unconfirmed (every tab busy, or frozen).
 const WAIT_MS = 100;
 const MAX_MS = 400;
@@ -51,6 +52,15 @@ export class Hold {
     if (this.sh.quitting || !this.asking || this.skip.has(this.asking) || this.confirmed >= gen) return false;
     if (!this.timer) { this.since = now(); this.timer = setTimeout(() => this.waited(), WAIT_MS); }
     return true;
+  }
+
+  /**
+   * A tab confirmed a snapshot (to whichever leader). One that did not answer
+   * in time is waited for again, but ranks as it did: the tabs that answer in
+   * time are asked first.
+   */
+  got(tab) {
+    if (!this.skip.delete(tab)) this.heard.set(tab, now());
   }
 
   /** A tab has snapshot gen; the newest is last. */

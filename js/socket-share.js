@@ -200,7 +200,7 @@ export class Share {
       case 'need': if (this.latest && !this.inner) this.post({ ...this.latest, t: 'have' }); break;
       case 'bye': if (m.from === this.leader) { this.bye = m.from; this.gathered?.(); } break;
       // (to the leader whose snapshot it has: a replaced one still running numbers its own)
-      case 'got': this.hold.heard.set(m.tab, now()); if (this.inner && m.to === this.me && m.gen > this.hold.confirmed) this.confirm(m.gen); break;
+      case 'got': this.hold.got(m.tab); if (this.inner && m.to === this.me && m.gen > this.hold.confirmed) this.confirm(m.gen); break;
       // (after the snapshot it names: one sender's posts arrive in order)
       case 'ask': if (m.ask === this.me && !this.inner && this.latest?.from === m.from && this.latest.gen >= m.gen) this.post({ t: 'got', gen: this.latest.gen, tab: this.me, to: m.from }); break;
       default: if (this.inner) this.lead1(m);
@@ -213,10 +213,12 @@ export class Share {
     if (this.inner || !(m.blob instanceof Uint8Array) || m.term < this.term) return;
     this.term = m.term;
     this.latest = m; // one sender's posts arrive in order
-    if (m.ask === this.me) this.post({ t: 'got', gen: m.gen, tab: this.me, to: m.from });
+    // A new leader's first snapshot every tab confirms: it learns which listed tabs live.
+    const fresh = m.from !== this.leader;
+    if (m.ask === this.me || fresh) this.post({ t: 'got', gen: m.gen, tab: this.me, to: m.from });
     const acc = m.acc?.[this.me] || 0;
     for (const a of m.res || []) if (a.tab === this.me) this.settle(a);
-    if (m.from !== this.leader) { this.leader = m.from; this.resend(acc); } else this.drop(acc);
+    if (fresh) { this.hold.heard.delete(m.from); this.leader = m.from; this.resend(acc); } else this.drop(acc);
     this.apply(m.st, m.stats);
     this.tr.check(m.rooms, this.me);
   }
