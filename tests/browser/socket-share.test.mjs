@@ -86,6 +86,8 @@ async function openTabs(ctx, key, room, n) {
   return tabs;
 }
 
+/** Every request the tab made has settled (its answer may come after the last server message: a write waits for a confirmation). */
+const settled = (t) => waitFor(() => t.page.evaluate(() => window.answers.length >= window.sent.filter((_, k) => (k + 1) % 5 === 0).length), 25000, 'every request of the tab settled');
 const role = (t) => Promise.race([t.page.evaluate(() => window.sock.stats().share?.role), sleep(3000).then(() => 'hung')]);
 const roles = (tabs) => Promise.all(tabs.map(role));
 const tabConns = () => relay.conns.size - 1; // minus the Node peer
@@ -169,6 +171,7 @@ test('five tabs share one connection; a tab opened later joins it; five handover
   await sleep(300); // anything doubled would come now
   await until(() => tabConns() === 1, 10000, 'one connection after the handovers').catch(() => {});
   assert.equal(tabConns(), 1, 'one connection after five handovers');
+  for (const t of survivors) await settled(t);
 
   const views = await Promise.all(survivors.map((t) => t.page.evaluate(() => ({ got: window.got, sent: window.sent, answers: window.answers, errs: window.errs, stats: window.sock.stats() }))));
   // What each tab missed or got twice of the server's messages, from the first it saw (for a failure to show).
@@ -246,6 +249,7 @@ test('a frozen leader is replaced once its lease runs out; thawed, it follows th
   await until(() => tabConns() === 1, 10000, 'one connection').catch(() => {});
   assert.equal(tabConns(), 1, 'one connection for the three tabs');
   for (const t of tabs) {
+    await settled(t);
     const { got, sent, answers, open } = await t.page.evaluate(() => ({ got: window.got, sent: window.sent, answers: window.answers, open: window.sock.readyState }));
     const fromNode = got.filter((d) => d[0] === 'n').map((d) => Number(d.slice(1)));
     const first = fromNode[0];
@@ -326,7 +330,7 @@ test('the leading tab holds whichever transport: three tabs on HTTP share one st
   assert.equal(await next.page.evaluate(() => window.sock.stats().transport), 'http', 'the new leader holds the session over HTTP');
   await until(() => tabConns() === 1 && streams() === 1, 10000, 'one HTTP stream after the handover');
   for (const t of live) {
-    await waitFor(() => t.page.evaluate(() => window.answers.length === window.sent.filter((_, k) => (k + 1) % 5 === 0).length), 20000, 'every request of the tab settled');
+    await settled(t);
     const { got, sent, answers } = await t.page.evaluate(() => ({ got: window.got, sent: window.sent, answers: window.answers }));
     const first = Number(got[0].slice(1));
     assert.deepEqual(got, Array.from({ length: total - first }, (_, i) => `n${first + i}`), 'every server message once, in order');
