@@ -164,6 +164,29 @@ test('a leader cut off from its tabs and replaced follows the new one: its own s
   await s.kill();
 });
 
+test("every tab confirms a new leader's first snapshot: it hears which of the listed tabs live", async () => {
+  const relay = await Relay.create();
+  const s = await serve(relay);
+  const ts = tabs(s.url, 'k7', 4, 'r7');
+  await until(() => ts.every((t) => t.readyState === 1), 8000, 'open');
+  const posts = [];
+  const spy = new BroadcastChannel('switchboard:socket:k7');
+  spy.onmessage = (e) => posts.push(e.data);
+  const lead = leaderOf(ts);
+  const rest = ts.filter((t) => t !== lead);
+  lead.close();
+  await until(() => leaderOf(rest), 8000, 'another tab leads');
+  const next = leaderOf(rest).stats().share.leader;
+  await until(() => posts.some((m) => m.t === 'snap' && m.from === next), 5000, 'its first snapshot');
+  const { gen } = posts.find((m) => m.t === 'snap' && m.from === next);
+  const confirmed = () => new Set(posts.filter((m) => m.t === 'got' && m.to === next && m.gen === gen).map((m) => m.tab)).size;
+  await until(() => confirmed() === 2, 5000, 'both other tabs confirm it').catch(() => {});
+  assert.equal(confirmed(), 2, 'both other tabs, not only the one asked');
+  spy.close();
+  for (const t of rest) t.close();
+  await s.kill();
+});
+
 test('share where it cannot work keeps an own connection and says why', async () => {
   const saved = globalThis.BroadcastChannel;
   globalThis.BroadcastChannel = undefined;
