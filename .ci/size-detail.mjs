@@ -40,7 +40,7 @@ execFileSync('bash', ['-c', `${link.replace(/ -o \S+/, ` -o ${out}`)} --profilin
 // And the pass CMakeLists.txt (sb_post_opt) gives a page's cores after the
 // link, names kept (-g), so the groups add up to what dist/ ships.
 if (job !== 'gzip') {
-  execFileSync('wasm-opt', ['-O3', '--low-memory-unused', '--enable-nontrapping-float-to-int', '-g', out, '-o', out], { stdio: 'inherit' });
+  execFileSync('wasm-opt', ['-O3', '--low-memory-unused', '--enable-nontrapping-float-to-int', '--enable-bulk-memory', '-g', out, '-o', out], { stdio: 'inherit' });
 }
 
 function sections(b) {
