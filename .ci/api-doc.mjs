@@ -57,8 +57,8 @@ still have the same object there, deprecated. A data key is never one of
 - \`reconnecting\`: a lost connection will be retried; \`e.attempt\` (1 for the
   first retry), \`e.delay\` (ms until it), and why: \`e.error\` (EventStream) or
   \`e.reason\` (Socket). The state during the wait is also \`'reconnecting'\`.
-- \`statechange\`: \`e.state\` and \`e.previous\` (EventStream); the Socket has
-  \`e.state\` and \`e.reason\` and gets \`previous\` with its own rework.
+- \`statechange\`: \`e.state\` and \`e.previous\`, every job that has states; the
+  Socket adds why (\`e.reason\`) and, on a move, \`e.transport\`.
 - \`open\` / \`close\` for the life of a connection; \`close\` is for good.
 - A retry of one message or item (Outbox \`timeout\`, MessageQueue \`retry\`)
   carries \`e.attempts\` and \`e.delay\` like \`reconnecting\`.

@@ -178,7 +178,7 @@ export class Share {
     if (!st || this.closed) return;
     this.st = st;
     Object.assign(this.sock, { url: st.url, protocol: st.protocol, session: st.session });
-    if (!this.inner && st.state !== was.state) this.sock.dispatchEvent(event('statechange', { state: st.state, reason }));
+    if (!this.inner && st.state !== was.state) this.sock.dispatchEvent(event('statechange', { state: st.state, previous: was.state, reason }));
     if (st.readyState === 1 && was.readyState !== 1) {
       this.sock.dispatchEvent(event('open', {}));
       this.tr.open(st.mode === 'framed');
@@ -437,7 +437,7 @@ export class Share {
     if (type === 'close' && e.code === CLOSE_REPLACED && this.group && !this.group.closed) { this.demote(); return; }
     // (the event's own fields: what structured clone takes of it)
     const props = type === 'error' ? { error: errOf(e.error) } : {};
-    if (type !== 'error') for (const k of ['state', 'reason', 'attempt', 'delay', 'data', 'id', 'code', 'wasClean', 'room', 'since']) if (k in e) props[k] = e[k];
+    if (type !== 'error') for (const k of ['state', 'previous', 'reason', 'attempt', 'delay', 'data', 'id', 'code', 'wasClean', 'room', 'since']) if (k in e) props[k] = e[k];
     const m = { t: 'ev', type, props, st: this.stateOf(), stats: this.inner.stats() };
     this.post(m);
     this.apply(m.st, m.stats);

@@ -173,6 +173,8 @@ export interface SocketCloseEvent extends Event { readonly code: number; readonl
 export interface SocketErrorEvent extends Event { readonly error: Error & { code?: string } }
 export interface SocketStateEvent extends Event {
   readonly state: SocketState;
+  /** The state before (the same as `state` when only the transport moved). */
+  readonly previous: SocketState;
   readonly reason: SocketReason;
   /** With reason 'blocked' or 'upgrade': the transport it moved to. */
   readonly transport?: SocketTransport;

@@ -96,7 +96,7 @@ export class Socket extends EventTarget {
 
   #WS; #url; #protocols; #opts; #s = null; #ws = null; #timer = null; #armedAt = 0; #attempt = 0;
   #flushQueued = false; #requests = new Map(); #listeners = []; #closeInfo = { code: 1006, reason: '', wasClean: false };
-  #closed = false; #finished = false; #persist; #saving = null; #saveQueued = false; #binaryType; #rooms = null; #t; #tap; #held = null;
+  #closed = false; #finished = false; #persist; #saving = null; #saveQueued = false; #binaryType; #rooms = null; #t; #tap; #held = null; #shown = STATES[0];
 
   /** @param {string|URL|((attempt:number)=>any)} url @param {object} [opts] see socket.d.ts */
   constructor(url, opts = {}) {
@@ -307,9 +307,12 @@ export class Socket extends EventTarget {
       }
       case SEV_CONNECT: this.#connect(!!(e.flags & SEV_F_OFFER_FRAMED), e.value); break;
       case SEV_DISCONNECT: this.#drop(e.code, e.text()); break;
-      case SEV_STATE:
-        this.dispatchEvent(event('statechange', { state: STATES[e.value], reason: REASONS[e.code] || 'none' }));
+      case SEV_STATE: {
+        const previous = this.#shown;
+        this.#shown = STATES[e.value];
+        this.dispatchEvent(event('statechange', { state: this.#shown, previous, reason: REASONS[e.code] || 'none' }));
         break;
+      }
       case SEV_OPEN:
         if (e.value === SESSION_MODE_FRAMED) this.session = this.#s.id();
         this.dispatchEvent(event('open', {}));
@@ -418,7 +421,7 @@ export class Socket extends EventTarget {
 
   /** Transports says: blocked (reason 'blocked', on HTTP) or a move back to WebSocket, as a new transport of the session. */
   #moved(kind, reason) {
-    if (reason) this.dispatchEvent(event('statechange', { state: this.state, reason, transport: kind }));
+    if (reason) this.dispatchEvent(event('statechange', { state: this.state, previous: this.state, reason, transport: kind }));
     if (kind !== 'websocket' || !this.#ws || this.#t.trying !== 'http' || this.#s?.state !== SESSION_OPEN) return;
     this.#drop(CLOSE_REPLACING, 'switchboard: moving to WebSocket');
     this.#s.fn.sb_session_transport_closed(this.#s.h, now(), CLOSE_REPLACING);

@@ -63,6 +63,26 @@ test('framed mode: messages fan out in order, requests resolve, payloads are com
   await s.kill();
 });
 
+test('statechange says the state it left: idle, connecting, open, then reconnecting after the relay goes, open again', async () => {
+  const relay = await Relay.create();
+  let s = await serve(relay);
+  const port = new URL(s.url).port;
+  const a = new Socket(s.url, { WebSocket, ...FAST });
+  const seen = [];
+  a.addEventListener('statechange', (e) => seen.push([e.previous, e.state]));
+  await once(a, 'open');
+  await s.kill();
+  await until(() => a.state === 'reconnecting', 5000, 'reconnecting');
+  s = await serve(relay, Number(port));
+  await until(() => a.readyState === Socket.OPEN, 8000, 'open again');
+  for (let i = 1; i < seen.length; i++) assert.equal(seen[i][0], seen[i - 1][1], `each from the one before: ${JSON.stringify(seen)}`);
+  assert.deepEqual(seen.slice(0, 2), [['idle', 'connecting'], ['connecting', 'open']]);
+  assert.ok(seen.some(([p, st]) => p === 'open' && st !== 'open'), 'it left open');
+  assert.equal(seen.at(-1)[1], 'open');
+  a.close();
+  await s.kill();
+});
+
 test('the first big message: 1 MiB of incompressible bytes goes through, the relay stays up, the queue moves on', async () => {
   const { randomBytes } = await import('node:crypto');
   const relay = await Relay.create();
