@@ -15,24 +15,25 @@ import { now, COMPRESSION, emit, Emitter, positive, Timer } from './queue-base.j
  * Events: `flush` with {bytes, frames, compressed}.
  */
 export class Batcher extends Emitter {
+  #c; #onFlush; #timer;
   /**
    * @param {import('./queue.d.ts').BatcherOptions} [opts]
    * @param {(bytes: Uint8Array, info: import('./queue.d.ts').FlushInfo) => void} [onFlush]
    */
   constructor(opts = {}, onFlush) {
     super();
-    this._c = core();
+    this.#c = core();
     const mode = COMPRESSION[opts.compression ?? 'shared'];
     if (mode === undefined) throw new SwitchboardError('INVALID', 'compression must be shared, deflate or none');
-    this._h = this._c.fn.sb_batch_create(
+    this._h = this.#c.fn.sb_batch_create(
       positive(opts.maxMessages, 100, 'maxMessages', { min: 1, int: true, max: 0xffffffff }),
       positive(opts.maxBytes, 64 * 1024, 'maxBytes', { min: 1, int: true, max: 0x7fffffff }),
       positive(opts.maxDelay, 10, 'maxDelay'),
       positive(opts.compressAbove, 1024, 'compressAbove', { int: true, max: 0xffffffff }),
       mode, positive(opts.level, 6, 'level', { int: true, max: 9 }));
     if (!this._h) throw new SwitchboardError('INVALID', 'bad Batcher options');
-    this._onFlush = onFlush;
-    this._timer = new Timer(() => this._poll());
+    this.#onFlush = onFlush;
+    this.#timer = new Timer(() => this.#poll());
   }
 
   /**
@@ -40,40 +41,40 @@ export class Batcher extends Emitter {
    * @param {Uint8Array|object} frame
    */
   add(frame) {
-    const c = this._c;
+    const c = this.#c;
     if (!this._h) throw new SwitchboardError('CLOSED', 'Batcher is closed');
     const bytes = frame instanceof Uint8Array || ArrayBuffer.isView(frame) || frame instanceof ArrayBuffer
       ? toBytes(frame) : encodeFrame(frame);
     const pending = c.fn.sb_batch_pending(this._h);
     const rc = c.check(c.fn.sb_batch_add(this._h, c.writeBytes(bytes), bytes.length, now()), 'Batcher.add');
-    if (rc & BATCH_OUT) this._deliver(c.fn.sb_batch_out_len(this._h), pending);
-    if (rc & BATCH_DUE) this._flushNow();
-    else this._timer.arm(c.fn.sb_batch_deadline(this._h));
+    if (rc & BATCH_OUT) this.#deliver(c.fn.sb_batch_out_len(this._h), pending);
+    if (rc & BATCH_DUE) this.#flushNow();
+    else this.#timer.arm(c.fn.sb_batch_deadline(this._h));
   }
 
   /** Flush whatever is pending now (also done by close()). */
   flush() {
     if (!this._h) return;
-    this._flushNow();
+    this.#flushNow();
   }
 
   /** The link was re-established: the next compressed batch starts a fresh window. */
   resetStream() {
-    if (this._h) this._c.fn.sb_batch_reset_stream(this._h);
+    if (this._h) this.#c.fn.sb_batch_reset_stream(this._h);
   }
 
   get pending() {
-    return this._h ? this._c.fn.sb_batch_pending(this._h) : 0;
+    return this._h ? this.#c.fn.sb_batch_pending(this._h) : 0;
   }
 
   stats() {
-    const s = (i) => (this._h ? this._c.fn.sb_batch_stat(this._h, i) : 0);
+    const s = (i) => (this._h ? this.#c.fn.sb_batch_stat(this._h, i) : 0);
     const raw = s(BATCH_STAT_RAW_BYTES);
     const out = s(BATCH_STAT_OUT_BYTES);
     return {
       frames: s(BATCH_STAT_FRAMES), batches: s(BATCH_STAT_BATCHES), rawBytes: raw, outBytes: out,
       compressed: s(BATCH_STAT_COMPRESSED), compressionSkipped: s(BATCH_STAT_SKIPPED),
-      pending: this.pending, pendingBytes: this._h ? this._c.fn.sb_batch_pending_bytes(this._h) : 0,
+      pending: this.pending, pendingBytes: this._h ? this.#c.fn.sb_batch_pending_bytes(this._h) : 0,
       ratio: out ? raw / out : 1,
     };
   }
@@ -81,33 +82,33 @@ export class Batcher extends Emitter {
   /** Flush, then free the core object. */
   close() {
     if (!this._h) return;
-    this._flushNow();
-    this._timer.clear();
-    this._c.fn.sb_batch_destroy(this._h);
+    this.#flushNow();
+    this.#timer.clear();
+    this.#c.fn.sb_batch_destroy(this._h);
     this._h = 0;
   }
 
-  _poll() {
+  #poll() {
     if (!this._h) return;
-    const frames = this._c.fn.sb_batch_pending(this._h);
-    const n = this._c.check(this._c.fn.sb_batch_poll(this._h, now()), 'Batcher');
-    if (n > 0) this._deliver(n, frames);
-    this._timer.arm(this._c.fn.sb_batch_deadline(this._h));
+    const frames = this.#c.fn.sb_batch_pending(this._h);
+    const n = this.#c.check(this.#c.fn.sb_batch_poll(this._h, now()), 'Batcher');
+    if (n > 0) this.#deliver(n, frames);
+    this.#timer.arm(this.#c.fn.sb_batch_deadline(this._h));
   }
 
-  _flushNow() {
-    const frames = this._c.fn.sb_batch_pending(this._h);
-    const n = this._c.check(this._c.fn.sb_batch_flush(this._h), 'Batcher.flush');
-    this._timer.clear();
-    if (n > 0) this._deliver(n, frames);
+  #flushNow() {
+    const frames = this.#c.fn.sb_batch_pending(this._h);
+    const n = this.#c.check(this.#c.fn.sb_batch_flush(this._h), 'Batcher.flush');
+    this.#timer.clear();
+    if (n > 0) this.#deliver(n, frames);
   }
 
-  _deliver(n, frames) {
-    const c = this._c;
+  #deliver(n, frames) {
+    const c = this.#c;
     const bytes = c.readBytes(c.fn.sb_batch_out(this._h), n);
     const compressed = (bytes[FRAME_FLAGS_BYTE] & FRAME_F_COMPRESSED) !== 0;
     const info = { bytes, frames, compressed };
-    if (this._onFlush) this._onFlush(bytes, info);
+    if (this.#onFlush) this.#onFlush(bytes, info);
     emit(this, 'flush', info);
   }
 }

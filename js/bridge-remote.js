@@ -98,9 +98,9 @@ export class Remote extends EventTarget {
     /** @type {any} the window or worker messages come from (none for a port) */
     this.win = null;
     this._ready = null;
-    this.onPort = (ev) => this._portMessage(ev);
+    this.onPort = (ev) => this.#portMessage(ev);
     this.onPortClose = () => this._lost(BW_PORT_CLOSED);
-    this.flush = () => this._flush();
+    this.flush = () => this.#flush();
     if (typeof this.opts.onReject === 'function') this.addEventListener('reject', (e) => this.opts.onReject(/** @type {CustomEvent} */ (e).detail));
   }
 
@@ -127,9 +127,9 @@ export class Remote extends EventTarget {
       if (last.transfer) xfer = last.transfer;
       if (last.signal) signal = last.signal;
     }
-    if (signal) return this._callWithSignal(signal, name, args, timeout, xfer);
+    if (signal) return this.#callWithSignal(signal, name, args, timeout, xfer);
     if (!this.connected) return Promise.reject(new SwitchboardError(this.closed ? 'CLOSED' : 'CONNECTION_LOST', 'bridge is not connected'));
-    if (this.outbox) this._flush(); // batched events keep their place before this call
+    if (this.outbox) this.#flush(); // batched events keep their place before this call
     const t = now();
     const id = this.fn.sb_router_call(this.r, this.ep, t, timeout);
     if (id < 0) return Promise.reject(this.hub.c.error(id, `call ${name}`));
@@ -152,7 +152,7 @@ export class Remote extends EventTarget {
 
   // Abortable call: the id is retired in the core on abort, so a late answer
   // is dropped like after a timeout.
-  _callWithSignal(signal, name, args, timeout, xfer) {
+  #callWithSignal(signal, name, args, timeout, xfer) {
     if (signal.aborted) return Promise.reject(signal.reason);
     let id = 0;
     this._lastId = 0;
@@ -181,14 +181,14 @@ export class Remote extends EventTarget {
       }
       this.outbox.push(name, data);
       if (transferList) this.outTransfer.push(...transferList);
-      if (this.outbox.length >= 2 * (/** @type {{max?: number}} */ (this.opts.batch).max || 256)) this._flush();
+      if (this.outbox.length >= 2 * (/** @type {{max?: number}} */ (this.opts.batch).max || 256)) this.#flush();
       return;
     }
     if (transferList) this.port.postMessage([BM_EVENT, name, data], transferList);
     else this.port.postMessage([BM_EVENT, name, data]);
   }
 
-  _flush() {
+  #flush() {
     const box = this.outbox, xfer = this.outTransfer;
     if (!box) return;
     this.outbox = null;
@@ -207,7 +207,7 @@ export class Remote extends EventTarget {
   /** Close the bridge: pending calls reject with CLOSED, the peer is told. */
   close() {
     if (this.closed) return;
-    this._flush();
+    this.#flush();
     if (this.port) {
       try { this.port.postMessage([BM_BYE, 0]); } catch { /* peer gone */ }
     }
@@ -277,7 +277,7 @@ export class Remote extends EventTarget {
   _disconnected(why) {
     this.connected = false;
     this.outbox = null;
-    this._dropPort();
+    this.#dropPort();
     this.dispatchEvent(dataEvent('disconnect', { reason: WHY[why] }));
   }
 
@@ -286,7 +286,7 @@ export class Remote extends EventTarget {
   _closed(err) {
     this.closed = true;
     this.connected = false;
-    this._dropPort();
+    this.#dropPort();
     this._cleanup();
     if (this._ready) {
       this._ready.reject(this.hub.c.error(err, `no handshake on channel "${this.opts.channel}"`));
@@ -307,13 +307,13 @@ export class Remote extends EventTarget {
   }
 
   _setPort(port) {
-    this._dropPort();
+    this.#dropPort();
     this.port = port;
     port.onmessage = this.onPort;
     port.addEventListener('close', this.onPortClose);
   }
 
-  _dropPort() {
+  #dropPort() {
     const port = this.port;
     if (!port) return;
     this.port = null;
@@ -327,7 +327,7 @@ export class Remote extends EventTarget {
     else this.port?.postMessage([BM_PING, 0]);
   }
 
-  _portMessage(ev) {
+  #portMessage(ev) {
     const d = ev.data;
     if (!Array.isArray(d)) return;
     switch (d[0]) {
@@ -346,17 +346,17 @@ export class Remote extends EventTarget {
         return;
       }
       case BM_CALL:
-        this._serve(d[1], d[2], Array.isArray(d[3]) ? d[3] : EMPTY);
+        this.#serve(d[1], d[2], Array.isArray(d[3]) ? d[3] : EMPTY);
         return;
       case BM_CALL1:
-        this._serve(d[1], d[2], null, d[3]);
+        this.#serve(d[1], d[2], null, d[3]);
         return;
       case BM_EVENT: // [BM_EVENT, name, data]: no id slot, events are the bulk traffic
-        this._deliver(d[1], d[2]);
+        this.#deliver(d[1], d[2]);
         return;
       case BM_BATCH: {
         const box = d[1];
-        if (Array.isArray(box)) for (let i = 0; i + 1 < box.length; i += 2) this._deliver(box[i], box[i + 1]);
+        if (Array.isArray(box)) for (let i = 0; i + 1 < box.length; i += 2) this.#deliver(box[i], box[i + 1]);
         return;
       }
       case BM_PING:
@@ -378,7 +378,7 @@ export class Remote extends EventTarget {
     }
   }
 
-  _serve(id, name, args, arg) {
+  #serve(id, name, args, arg) {
     const m = this.methods;
     const port = this.port;
     const reply = (kind, value) => {
@@ -409,7 +409,7 @@ export class Remote extends EventTarget {
     reply(BM_OK, result);
   }
 
-  _deliver(name, data) {
+  #deliver(name, data) {
     const set = this.handlers.get(name);
     if (!set) return;
     for (const fn of set) {

@@ -14,6 +14,7 @@ import { event, onProperties } from './glue.js';
 import { SESSION_SYSTEM_CHANNEL as SYSTEM } from './constants.js';
 
 export class Channel extends EventTarget {
+  #presenceSeen;
   #socket; #owner; #held = []; #ready;
 
   constructor(socket, owner, room, channel, since) {
@@ -28,7 +29,7 @@ export class Channel extends EventTarget {
     this.offset = since ? since.offset : 0;
     /** Users in the room (presence), as the relay names them. */
     this.users = [];
-    this._presenceSeen = 0;
+    this.#presenceSeen = 0;
     /** Whether the relay lets this client publish here (null until subscribed). */
     this.publish = null;
     this.#ready = {};
@@ -69,7 +70,7 @@ export class Channel extends EventTarget {
   /** Ask the relay for the room from where this channel is (each time the Socket opens). */
   _subscribe() {
     const q = { op: 'subscribe', room: this.room, channel: this.channel };
-    const seen = this._presenceSeen; // a notice newer than this answer's list wins over it
+    const seen = this.#presenceSeen; // a notice newer than this answer's list wins over it
     if (this.epoch) q.since = { epoch: this.epoch, offset: this.offset };
     this.#owner.control(q, this).then((text) => {
       if (this.state === 'unsubscribed') return;
@@ -78,7 +79,7 @@ export class Channel extends EventTarget {
       const had = this.epoch !== null && q.since;
       this.epoch = r.epoch;
       if (r.recovered === false || !had) this.offset = r.offset;
-      if (seen === this._presenceSeen) this.users = Array.isArray(r.users) ? r.users : [];
+      if (seen === this.#presenceSeen) this.users = Array.isArray(r.users) ? r.users : [];
       this.publish = r.publish !== false;
       if (had && r.recovered === false) this.dispatchEvent(event('unrecovered', { room: this.room, since: q.since }));
       if (this.state === 'subscribing') {
@@ -109,7 +110,7 @@ export class Channel extends EventTarget {
   /** A notice of the relay about this room. */
   _notice(n) {
     if (n.type === 'join' || n.type === 'leave') {
-      this._presenceSeen++;
+      this.#presenceSeen++;
       if (Array.isArray(n.users)) this.users = n.users;
       else if (n.type === 'join') this.users = [...this.users, n.user].sort();
       else {

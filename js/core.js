@@ -13,39 +13,40 @@ let corePromise = null;
 let coreInstance = null;
 
 class Core {
+  #u8; #scratch; #scratchSize;
   constructor(instance, memory) {
     /** raw wasm exports: core.fn.sb_gzip_create() … */
     this.fn = instance.exports;
     this.memory = instance.exports.memory || memory; // the relay's core imports its memory
-    this._u8 = new Uint8Array(this.memory.buffer);
-    this._scratch = 0;
-    this._scratchSize = 0;
+    this.#u8 = new Uint8Array(this.memory.buffer);
+    this.#scratch = 0;
+    this.#scratchSize = 0;
   }
 
   /** A Uint8Array over the whole heap; re-read after any call that can grow memory. */
   heap() {
-    if (this._u8.buffer !== this.memory.buffer) this._u8 = new Uint8Array(this.memory.buffer);
-    return this._u8;
+    if (this.#u8.buffer !== this.memory.buffer) this.#u8 = new Uint8Array(this.memory.buffer);
+    return this.#u8;
   }
 
   /** Pointer to a reusable scratch area of at least n bytes (valid until the next scratch()). */
   scratch(n) {
     // After one big call, give the memory back to the allocator at the next
     // small one (wasm memory itself never shrinks, but it can be reused).
-    if (this._scratchSize > SCRATCH_KEEP && n <= SCRATCH_KEEP) {
-      this.fn.free(this._scratch);
-      this._scratch = 0;
-      this._scratchSize = 0;
+    if (this.#scratchSize > SCRATCH_KEEP && n <= SCRATCH_KEEP) {
+      this.fn.free(this.#scratch);
+      this.#scratch = 0;
+      this.#scratchSize = 0;
     }
-    if (n > this._scratchSize) {
-      if (this._scratch) this.fn.free(this._scratch);
-      const size = Math.max(n, 4096, this._scratchSize * 2);
+    if (n > this.#scratchSize) {
+      if (this.#scratch) this.fn.free(this.#scratch);
+      const size = Math.max(n, 4096, this.#scratchSize * 2);
       const p = this.fn.malloc(size);
-      if (!p) { this._scratch = 0; this._scratchSize = 0; throw new SwitchboardError('NO_MEMORY', 'wasm heap exhausted'); }
-      this._scratch = p;
-      this._scratchSize = size;
+      if (!p) { this.#scratch = 0; this.#scratchSize = 0; throw new SwitchboardError('NO_MEMORY', 'wasm heap exhausted'); }
+      this.#scratch = p;
+      this.#scratchSize = size;
     }
-    return this._scratch;
+    return this.#scratch;
   }
 
   /** Copy bytes into scratch; returns the pointer. */

@@ -178,14 +178,15 @@ export function decodeFrame(bytes, opts) {
  * close() it.
  */
 export class BatchReader {
+  #c; #viewPtr;
   /**
    * @param {{maxPayload?: number, maxInflated?: number, maxDepth?: number}} [opts]
    */
   constructor(opts = {}) {
-    this._c = core();
-    this._h = this._c.fn.sb_unbatch_create(opts.maxPayload ?? 0, opts.maxInflated ?? 0, opts.maxDepth ?? 0);
+    this.#c = core();
+    this._h = this.#c.fn.sb_unbatch_create(opts.maxPayload ?? 0, opts.maxInflated ?? 0, opts.maxDepth ?? 0);
     if (!this._h) throw new SwitchboardError('INVALID', 'bad BatchReader options');
-    this._viewPtr = this._c.fn.sb_unbatch_view(this._h);
+    this.#viewPtr = this.#c.fn.sb_unbatch_view(this._h);
   }
 
   /**
@@ -194,7 +195,7 @@ export class BatchReader {
    * @returns {Array<object>}
    */
   read(message, opts) {
-    const c = this._c;
+    const c = this.#c;
     const fn = c.fn;
     if (!this._h) throw new SwitchboardError('CLOSED', 'BatchReader is closed');
     const b = toBytes(message);
@@ -206,7 +207,7 @@ export class BatchReader {
       const len = fn.sb_unbatch_frame_len(this._h);
       const bytes = c.readBytes(fn.sb_unbatch_frame(this._h), len);
       const buf = c.memory.buffer;
-      const f = frameFromView(new Uint32Array(buf, this._viewPtr, FRAME_VIEW_DEADLINE >> 2), new Float64Array(buf, this._viewPtr + FRAME_VIEW_DEADLINE, 1), bytes, text);
+      const f = frameFromView(new Uint32Array(buf, this.#viewPtr, FRAME_VIEW_DEADLINE >> 2), new Float64Array(buf, this.#viewPtr + FRAME_VIEW_DEADLINE, 1), bytes, text);
       f.bytes = bytes;
       out.push(f);
     }
@@ -215,12 +216,12 @@ export class BatchReader {
 
   /** New connection: forget the shared window. */
   resetStream() {
-    if (this._h) this._c.fn.sb_unbatch_reset_stream(this._h);
+    if (this._h) this.#c.fn.sb_unbatch_reset_stream(this._h);
   }
 
   close() {
     if (this._h) {
-      this._c.fn.sb_unbatch_destroy(this._h);
+      this.#c.fn.sb_unbatch_destroy(this._h);
       this._h = 0;
     }
   }

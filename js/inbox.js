@@ -17,31 +17,32 @@ import { now, emit, Emitter, StructView, positive, Timer } from './queue-base.js
  * deadline, payload}).
  */
 export class Inbox extends Emitter {
+  #c; #sendAck; #onMessage; #outbox; #text; #view; #ackScheduled; #reader; #timer;
   /**
    * @param {Partial<import('./queue.d.ts').InboxOptions>} [opts]
    */
   constructor(opts = {}) {
     super();
     if (typeof opts.sendAck !== 'function') throw new SwitchboardError('INVALID', 'Inbox needs a sendAck(bytes) function');
-    this._c = core();
-    const fn = this._c.fn;
+    this.#c = core();
+    const fn = this.#c.fn;
     this._h = fn.sb_inbox_create(
       positive(opts.window, 1024, 'window', { min: 1, int: true, max: 0xffffffff }),
       positive(opts.maxBytes, 8 << 20, 'maxBytes', { min: 1 }),
       positive(opts.maxChannels, 256, 'maxChannels', { min: 1, int: true, max: 1 << 20 }),
       positive(opts.ackDelay, 0, 'ackDelay'));
     if (!this._h) throw new SwitchboardError('INVALID', 'bad Inbox options');
-    this._sendAck = opts.sendAck;
-    this._onMessage = opts.onMessage;
-    this._outbox = opts.outbox;
-    this._text = opts.text === true;
-    this._view = new StructView(this._c, fn.sb_inbox_view(this._h), FRAME_VIEW_DEADLINE);
-    this._ackScheduled = false;
-    this._reader = new BatchReader({ maxPayload: Math.min(0x7fffffff, opts.maxBytes ?? 8 << 20) });
-    this._timer = new Timer(() => this._acks());
+    this.#sendAck = opts.sendAck;
+    this.#onMessage = opts.onMessage;
+    this.#outbox = opts.outbox;
+    this.#text = opts.text === true;
+    this.#view = new StructView(this.#c, fn.sb_inbox_view(this._h), FRAME_VIEW_DEADLINE);
+    this.#ackScheduled = false;
+    this.#reader = new BatchReader({ maxPayload: Math.min(0x7fffffff, opts.maxBytes ?? 8 << 20) });
+    this.#timer = new Timer(() => this.#acks());
     if (opts.state) {
       const b = toBytes(opts.state);
-      this._c.check(fn.sb_inbox_restore(this._h, this._c.writeBytes(b), b.length), 'Inbox restore');
+      this.#c.check(fn.sb_inbox_restore(this._h, this.#c.writeBytes(b), b.length), 'Inbox restore');
     }
   }
 
@@ -57,17 +58,17 @@ export class Inbox extends Emitter {
     // the C side still decodes it strictly (byte 0: version and kind).
     if (b.length > 0 && b[0] >> FRAME_VERSION_SHIFT === FRAME_VERSION && (b[0] & FRAME_KIND_MASK) !== FRAME_BATCH) {
       if ((b[0] & FRAME_KIND_MASK) !== FRAME_ACK) return this.push(b);
-      if (this._outbox) this._outbox.receiveAck(b);
+      if (this.#outbox) this.#outbox.receiveAck(b);
       return 0;
     }
     let delivered = 0;
     let firstError = null;
-    for (const f of this._reader.read(b)) {
+    for (const f of this.#reader.read(b)) {
       // One bad frame (e.g. a malformed ack) must not strand the good ones
       // after it: process them all, then report the first error.
       try {
         if (f.kind === 'ack') {
-          if (this._outbox) this._outbox.receiveAck(f.bytes);
+          if (this.#outbox) this.#outbox.receiveAck(f.bytes);
         } else {
           delivered += this.push(f.bytes);
         }
@@ -85,42 +86,42 @@ export class Inbox extends Emitter {
    * go out in a microtask, so frames received in one task share one ack.
    */
   push(frameBytes) {
-    const c = this._c;
+    const c = this.#c;
     const fn = c.fn;
     const b = toBytes(frameBytes);
     c.check(fn.sb_inbox_push(this._h, c.writeBytes(b), b.length, now()), 'Inbox.push');
     let n = 0;
     while (fn.sb_inbox_next(this._h) === 1) {
       const bytes = c.readBytes(fn.sb_inbox_frame(this._h), fn.sb_inbox_frame_len(this._h));
-      const v = this._view.get();
-      const f = frameFromView(v.u32, v.f64, bytes, this._text && !(v.u32[FRAME_VIEW_FLAGS >> 2] & FRAME_F_BINARY));
+      const v = this.#view.get();
+      const f = frameFromView(v.u32, v.f64, bytes, this.#text && !(v.u32[FRAME_VIEW_FLAGS >> 2] & FRAME_F_BINARY));
       n++;
-      if (this._onMessage) this._onMessage(f);
+      if (this.#onMessage) this.#onMessage(f);
       emit(this, 'message', f);
       if (!this._h) return n;
     }
-    if (!this._ackScheduled) {
-      this._ackScheduled = true;
-      queueMicrotask(() => { this._ackScheduled = false; this._acks(); });
+    if (!this.#ackScheduled) {
+      this.#ackScheduled = true;
+      queueMicrotask(() => { this.#ackScheduled = false; this.#acks(); });
     }
     return n;
   }
 
   /** The peer restarted without its state (new session): forget dedup state. */
   reset() {
-    if (this._h) this._c.fn.sb_inbox_reset(this._h);
-    this._reader.resetStream();
+    if (this._h) this.#c.fn.sb_inbox_reset(this._h);
+    this.#reader.resetStream();
   }
 
   /** Dedup state, held and undelivered frames, for persistence (restore with `new Inbox({state})`). */
   serialize() {
-    const c = this._c;
+    const c = this.#c;
     const n = c.check(c.fn.sb_inbox_serialize(this._h), 'Inbox.serialize');
     return c.readBytes(c.fn.sb_inbox_out(this._h), n);
   }
 
   stats() {
-    const s = (i) => (this._h ? this._c.fn.sb_inbox_stat(this._h, i) : 0);
+    const s = (i) => (this._h ? this.#c.fn.sb_inbox_stat(this._h, i) : 0);
     return {
       delivered: s(INBOX_STAT_DELIVERED), duplicates: s(INBOX_STAT_DUPLICATES), held: s(INBOX_STAT_HELD),
       refused: s(INBOX_STAT_REFUSED), skipped: s(INBOX_STAT_SKIPPED), acks: s(INBOX_STAT_ACKS),
@@ -129,21 +130,21 @@ export class Inbox extends Emitter {
 
   close() {
     if (!this._h) return;
-    this._timer.clear();
-    this._c.fn.sb_inbox_destroy(this._h);
+    this.#timer.clear();
+    this.#c.fn.sb_inbox_destroy(this._h);
     this._h = 0;
-    this._reader.close();
+    this.#reader.close();
   }
 
-  _acks() {
+  #acks() {
     if (!this._h) return;
-    const c = this._c;
+    const c = this.#c;
     const fn = c.fn;
     let n;
     while ((n = c.check(fn.sb_inbox_take_ack(this._h, now()), 'Inbox')) > 0) {
-      this._sendAck(c.readBytes(fn.sb_inbox_out(this._h), n));
+      this.#sendAck(c.readBytes(fn.sb_inbox_out(this._h), n));
       if (!this._h) return;
     }
-    this._timer.arm(fn.sb_inbox_deadline(this._h));
+    this.#timer.arm(fn.sb_inbox_deadline(this._h));
   }
 }

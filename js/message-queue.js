@@ -19,6 +19,7 @@ const closedError = () => new SwitchboardError('CLOSED', 'MessageQueue is closed
  * the leading tab (js/queue-tabs.js, docs/protocol.md §9.6).
  */
 export class MessageQueue extends Emitter {
+  #handler; #concurrency; #retries; #min; #max; #maxQueued; #maxDead; #rng; #running; #waiting; #dead; #stats; #paused; #abort; #idleWaiters; #timers; #tabs; #tabsAsked;
   /**
    * @param {(item: any, info: {attempt: number, signal: AbortSignal}) => any} handler
    * @param {import('./queue.d.ts').MessageQueueOptions} [opts]
@@ -26,44 +27,44 @@ export class MessageQueue extends Emitter {
   constructor(handler, opts = {}) {
     super();
     if (typeof handler !== 'function') throw new SwitchboardError('INVALID', 'MessageQueue needs a handler function');
-    this._handler = handler;
-    this._concurrency = positive(opts.concurrency, 1, 'concurrency', { min: 1, int: true });
-    this._retries = positive(opts.maxRetries, 3, 'maxRetries', { int: true });
-    this._min = positive(opts.retryMinDelay, 100, 'retryMinDelay', { min: 0.001 });
-    this._max = positive(opts.retryMaxDelay, Math.max(10000, this._min), 'retryMaxDelay', { min: this._min });
-    this._maxQueued = positive(opts.maxQueued, 10000, 'maxQueued', { min: 1, int: true });
-    this._maxDead = positive(opts.maxDeadLetters, 1000, 'maxDeadLetters', { min: 1, int: true });
+    this.#handler = handler;
+    this.#concurrency = positive(opts.concurrency, 1, 'concurrency', { min: 1, int: true });
+    this.#retries = positive(opts.maxRetries, 3, 'maxRetries', { int: true });
+    this.#min = positive(opts.retryMinDelay, 100, 'retryMinDelay', { min: 0.001 });
+    this.#max = positive(opts.retryMaxDelay, Math.max(10000, this.#min), 'retryMaxDelay', { min: this.#min });
+    this.#maxQueued = positive(opts.maxQueued, 10000, 'maxQueued', { min: 1, int: true });
+    this.#maxDead = positive(opts.maxDeadLetters, 1000, 'maxDeadLetters', { min: 1, int: true });
     // xorshift32, as sb_rng in src/switchboard.h: seeded, so tests replay.
-    this._rng = (opts.seed === undefined ? randomSeed() : opts.seed >>> 0) || 0x9e3779b9;
+    this.#rng = (opts.seed === undefined ? randomSeed() : opts.seed >>> 0) || 0x9e3779b9;
     this._queue = [];   // {item, attempts}
-    this._running = 0;
-    this._waiting = 0;  // items sleeping before a retry
-    this._dead = [];
-    this._stats = { done: 0, failed: 0, retries: 0, deadLetters: 0 };
-    this._paused = false;
+    this.#running = 0;
+    this.#waiting = 0;  // items sleeping before a retry
+    this.#dead = [];
+    this.#stats = { done: 0, failed: 0, retries: 0, deadLetters: 0 };
+    this.#paused = false;
     this._closed = false;
-    this._abort = new AbortController();
-    this._idleWaiters = [];
-    this._timers = new Set(); // retry sleeps, cleared by close()
+    this.#abort = new AbortController();
+    this.#idleWaiters = [];
+    this.#timers = new Set(); // retry sleeps, cleared by close()
     // Without BroadcastChannel a task runs in the tab that posted it: still once.
-    this._tabs = opts.tabs === undefined || typeof BroadcastChannel === 'undefined' ? null : new TabQueue(this, opts.tabs);
-    this._tabsAsked = opts.tabs !== undefined;
+    this.#tabs = opts.tabs === undefined || typeof BroadcastChannel === 'undefined' ? null : new TabQueue(this, opts.tabs);
+    this.#tabsAsked = opts.tabs !== undefined;
   }
 
   /** Queue an item; throws QUEUE_FULL past maxQueued, CLOSED after close(). */
   push(item) {
-    this._add(item, null);
+    this.#add(item, null);
   }
 
   /** Queue an item; resolves with what its handler returned, rejects with its last error (dead-lettered) or CLOSED. */
   run(item) {
-    return new Promise((resolve, reject) => this._add(item, { resolve, reject }));
+    return new Promise((resolve, reject) => this.#add(item, { resolve, reject }));
   }
 
-  _add(item, waiter) {
+  #add(item, waiter) {
     if (this._closed) throw closedError();
-    if ((this._tabs ? this._tabs.known.size : this._queue.length) >= this._maxQueued) throw new SwitchboardError('QUEUE_FULL', 'MessageQueue is full');
-    if (this._tabs) return this._tabs.push(item, waiter);
+    if ((this.#tabs ? this.#tabs.known.size : this._queue.length) >= this.#maxQueued) throw new SwitchboardError('QUEUE_FULL', 'MessageQueue is full');
+    if (this.#tabs) return this.#tabs.push(item, waiter);
     this._queue.push({ item, attempts: 0, settle: waiter && ((ok, v) => (ok ? waiter.resolve(v) : waiter.reject(v))) });
     this._next();
     return undefined;
@@ -71,38 +72,38 @@ export class MessageQueue extends Emitter {
 
   /** Dead letters: [{item, attempts, error}], oldest first (a copy). */
   get deadLetters() {
-    return this._dead.slice();
+    return this.#dead.slice();
   }
 
   /** Put dead letters (all, or those `filter` accepts) back at the end of the queue. */
   replay(filter) {
     const keep = [];
     let n = 0;
-    for (const d of this._dead) {
+    for (const d of this.#dead) {
       if (!filter || filter(d)) {
-        if (this._tabs) this._tabs.push(d.item, null);
+        if (this.#tabs) this.#tabs.push(d.item, null);
         else this._queue.push({ item: d.item, attempts: 0 });
         n++;
       } else keep.push(d);
     }
-    this._dead = keep;
+    this.#dead = keep;
     this._next();
     return n;
   }
 
-  pause() { this._paused = true; }
-  resume() { this._paused = false; this._next(); }
+  pause() { this.#paused = true; }
+  resume() { this.#paused = false; this._next(); }
 
   /** Resolves when nothing is queued, running or waiting to retry. */
   idle() {
-    if (this._isIdle()) return Promise.resolve();
-    return new Promise((resolve) => this._idleWaiters.push(resolve));
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   stats() {
-    const s = { queued: this._queue.length, running: this._running, waiting: this._waiting, deadLetterCount: this._dead.length, ...this._stats };
-    if (!this._tabsAsked) return s;
-    return { ...s, tabs: this._tabs ? this._tabs.stats() : { shared: false, leader: true, holder: null, tabs: 1, open: 0, reruns: 0 } };
+    const s = { queued: this._queue.length, running: this.#running, waiting: this.#waiting, deadLetterCount: this.#dead.length, ...this.#stats };
+    if (!this.#tabsAsked) return s;
+    return { ...s, tabs: this.#tabs ? this.#tabs.stats() : { shared: false, leader: true, holder: null, tabs: 1, open: 0, reruns: 0 } };
   }
 
   /** Stop: running handlers see their AbortSignal fire; nothing new starts. */
@@ -111,96 +112,96 @@ export class MessageQueue extends Emitter {
     // A local run() hears CLOSED; a tabs task stays with the other tabs.
     for (const j of this._queue) if (!j.id) j.settle?.(false, closedError());
     this._queue.length = 0;
-    this._tabs?.close();
-    this._abort.abort(new SwitchboardError('CLOSED', 'MessageQueue is closed'));
-    for (const t of this._timers) clearTimeout(t);
-    this._timers.clear();
-    this._waiting = 0;
+    this.#tabs?.close();
+    this.#abort.abort(new SwitchboardError('CLOSED', 'MessageQueue is closed'));
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    this.#waiting = 0;
     this._checkIdle();
   }
 
-  _isIdle() {
-    return this._queue.length === 0 && this._running === 0 && this._waiting === 0 && !this._tabs?.known.size;
+  #isIdle() {
+    return this._queue.length === 0 && this.#running === 0 && this.#waiting === 0 && !this.#tabs?.known.size;
   }
 
   _checkIdle() {
-    if (!this._isIdle()) return;
-    const w = this._idleWaiters;
-    this._idleWaiters = [];
+    if (!this.#isIdle()) return;
+    const w = this.#idleWaiters;
+    this.#idleWaiters = [];
     for (const r of w) r();
     emit(this, 'idle', {});
   }
 
-  _rand() {
-    let x = this._rng;
+  #rand() {
+    let x = this.#rng;
     x ^= x << 13; x >>>= 0;
     x ^= x >>> 17;
     x ^= x << 5; x >>>= 0;
-    this._rng = x;
+    this.#rng = x;
     return ((Math.imul(x, 0x2545f491) >>> 0) >>> 8) / 16777216;
   }
 
-  _delay(attempt) {
-    let ceil = this._min;
-    for (let i = 1; i < attempt && ceil < this._max; i++) ceil *= 2;
-    ceil = Math.min(ceil, this._max);
-    return this._min / 2 + (ceil - this._min / 2) * this._rand();
+  #delay(attempt) {
+    let ceil = this.#min;
+    for (let i = 1; i < attempt && ceil < this.#max; i++) ceil *= 2;
+    ceil = Math.min(ceil, this.#max);
+    return this.#min / 2 + (ceil - this.#min / 2) * this.#rand();
   }
 
   _next() {
     // Strict order with concurrency 1: a retrying item blocks the line.
-    while (!this._paused && !this._closed && this._queue.length && this._running + (this._concurrency === 1 ? this._waiting : 0) < this._concurrency) {
+    while (!this.#paused && !this._closed && this._queue.length && this.#running + (this.#concurrency === 1 ? this.#waiting : 0) < this.#concurrency) {
       const job = this._queue.shift();
       this._run(job);
     }
   }
 
   async _run(job) {
-    this._running++;
+    this.#running++;
     job.attempts++;
     let error = null, value;
     // (tabs: false once this tab no longer leads: the next leader runs it)
     if (job.attempts === 1 && job.start && !(await job.start())) {
-      this._running--;
+      this.#running--;
       this._next();
       return this._checkIdle();
     }
     try {
-      const info = { attempt: job.attempts, signal: this._abort.signal };
+      const info = { attempt: job.attempts, signal: this.#abort.signal };
       if (job.id) Object.assign(info, { id: job.id, rerun: job.rerun });
-      value = await this._handler(job.item, info);
+      value = await this.#handler(job.item, info);
     } catch (e) {
       error = e ?? new Error('handler failed');
     }
-    this._running--;
+    this.#running--;
     if (this._closed) {
       if (!job.id) job.settle?.(!error, error || value);
       return this._checkIdle();
     }
     if (!error) {
-      this._stats.done++;
+      this.#stats.done++;
       job.settle?.(true, value);
       emit(this, 'done', { item: job.item, attempts: job.attempts });
-    } else if (job.attempts <= this._retries) {
-      const delay = this._delay(job.attempts);
-      this._stats.retries++;
-      this._waiting++;
+    } else if (job.attempts <= this.#retries) {
+      const delay = this.#delay(job.attempts);
+      this.#stats.retries++;
+      this.#waiting++;
       emit(this, 'retry', { item: job.item, attempts: job.attempts, error, delay });
       const t = setTimeout(() => {
-        this._timers.delete(t);
-        this._waiting--;
+        this.#timers.delete(t);
+        this.#waiting--;
         if (this._closed) return;
         // Back to the front: it was first in line.
         this._queue.unshift(job);
         this._next();
       }, delay);
-      this._timers.add(t);
+      this.#timers.add(t);
     } else {
-      this._stats.failed++;
-      this._stats.deadLetters++;
-      this._dead.push({ item: job.item, attempts: job.attempts, error });
+      this.#stats.failed++;
+      this.#stats.deadLetters++;
+      this.#dead.push({ item: job.item, attempts: job.attempts, error });
       job.settle?.(false, error);
-      if (this._dead.length > this._maxDead) this._dead.shift();
+      if (this.#dead.length > this.#maxDead) this.#dead.shift();
       emit(this, 'deadletter', { item: job.item, attempts: job.attempts, error });
     }
     this._next();

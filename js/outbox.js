@@ -21,6 +21,7 @@ import { now, POLICIES, EV_TYPES, EV_CODES, emit, Emitter, StructView, positive,
  * {id, channel, seq, attempts, rtt?, delay?, error?}.
  */
 export class Outbox extends Emitter {
+  #c; #settled; #transmit; #ev; #waiters; #timer; #pumping; #scheduled;
   /**
    * @param {Partial<import('./queue.d.ts').OutboxOptions>} [opts]
    */
@@ -29,9 +30,9 @@ export class Outbox extends Emitter {
     if (typeof opts.transmit !== 'function') throw new SwitchboardError('INVALID', 'Outbox needs a transmit(bytes) function');
     const policy = POLICIES[opts.overflow ?? 'reject'];
     if (policy === undefined) throw new SwitchboardError('INVALID', 'overflow must be reject, drop-oldest or drop-newest');
-    this._c = core();
-    this._settled = new Map(); // id -> error of a failed message nobody waits for yet (64 at most)
-    const fn = this._c.fn;
+    this.#c = core();
+    this.#settled = new Map(); // id -> error of a failed message nobody waits for yet (64 at most)
+    const fn = this.#c.fn;
     const retryMin = positive(opts.retryMinDelay, 100, 'retryMinDelay', { min: 0.001 });
     this._h = fn.sb_outbox_create(
       positive(opts.maxMessages, 1000, 'maxMessages', { min: 1, int: true, max: 1 << 24 }),
@@ -45,18 +46,18 @@ export class Outbox extends Emitter {
       positive(opts.maxChannels, 256, 'maxChannels', { min: 1, int: true, max: 1 << 20 }),
       opts.seed === undefined ? randomSeed() : opts.seed >>> 0);
     if (!this._h) throw new SwitchboardError('INVALID', 'bad Outbox options');
-    this._transmit = opts.transmit;
-    this._ev = new StructView(this._c, fn.sb_outbox_event_view(this._h), OUTBOX_EVENT_VALUE);
-    this._waiters = new Map(); // id -> {resolve, reject}
-    this._timer = new Timer(() => this.pump());
-    this._pumping = false;
-    this._scheduled = false;
+    this.#transmit = opts.transmit;
+    this.#ev = new StructView(this.#c, fn.sb_outbox_event_view(this._h), OUTBOX_EVENT_VALUE);
+    this.#waiters = new Map(); // id -> {resolve, reject}
+    this.#timer = new Timer(() => this.pump());
+    this.#pumping = false;
+    this.#scheduled = false;
     if (opts.state) {
       const b = toBytes(opts.state);
-      this._c.check(fn.sb_outbox_restore(this._h, this._c.writeBytes(b), b.length, now()), 'Outbox restore');
+      this.#c.check(fn.sb_outbox_restore(this._h, this.#c.writeBytes(b), b.length, now()), 'Outbox restore');
     }
     if (opts.online === false) fn.sb_outbox_set_online(this._h, 0, now());
-    this._schedule();
+    this.#schedule();
   }
 
   /**
@@ -67,7 +68,7 @@ export class Outbox extends Emitter {
    * @param {import('./queue.d.ts').SendOptions} [opts]
    */
   enqueue(payload, opts = {}) {
-    const c = this._c;
+    const c = this.#c;
     if (!this._h) throw new SwitchboardError('CLOSED', 'Outbox is closed');
     let p;
     let n;
@@ -81,8 +82,8 @@ export class Outbox extends Emitter {
     const flags = (binary ? FRAME_F_BINARY : 0) | (opts.last ? FRAME_F_LAST : 0);
     const id = c.check(c.fn.sb_outbox_send(this._h, kindId(opts.kind), (opts.channel ?? 0) >>> 0,
       opts.priority ?? 0, flags, (opts.corr ?? 0) >>> 0, opts.ttl ?? 0, p, n, now()), 'Outbox.send');
-    this._drainEvents();
-    this._schedule();
+    this.#drainEvents();
+    this.#schedule();
     return id;
   }
 
@@ -98,64 +99,64 @@ export class Outbox extends Emitter {
     } catch (e) {
       return Promise.reject(e);
     }
-    if (this._settled.has(id)) {
+    if (this.#settled.has(id)) {
       // dropped synchronously (drop-newest)
-      const r = this._settled.get(id);
-      this._settled.delete(id);
+      const r = this.#settled.get(id);
+      this.#settled.delete(id);
       return Promise.reject(r);
     }
-    return new Promise((resolve, reject) => this._waiters.set(id, { resolve, reject }));
+    return new Promise((resolve, reject) => this.#waiters.set(id, { resolve, reject }));
   }
 
   /** Feed an ack frame (encoded) from the peer. */
   receiveAck(frameBytes) {
     if (!this._h) return 0;
-    const c = this._c;
+    const c = this.#c;
     const b = toBytes(frameBytes);
     const n = c.check(c.fn.sb_outbox_on_ack(this._h, c.writeBytes(b), b.length, now()), 'Outbox.receiveAck');
-    this._drainEvents();
-    this._schedule();
+    this.#drainEvents();
+    this.#schedule();
     return n;
   }
 
   /** Link state: offline stops transmissions and ack timers; online resends every unacked frame. */
   setOnline(online) {
     if (!this._h) return;
-    this._c.fn.sb_outbox_set_online(this._h, online ? 1 : 0, now());
-    this._schedule();
+    this.#c.fn.sb_outbox_set_online(this._h, online ? 1 : 0, now());
+    this.#schedule();
   }
 
   /** Transmit everything that is due now, fire events, re-arm the timer. */
   pump() {
-    if (!this._h || this._pumping) return;
-    const c = this._c;
+    if (!this._h || this.#pumping) return;
+    const c = this.#c;
     const fn = c.fn;
-    this._pumping = true;
+    this.#pumping = true;
     try {
       for (;;) {
         const n = c.check(fn.sb_outbox_next_frame(this._h, now()), 'Outbox');
-        this._drainEvents();
+        this.#drainEvents();
         if (n === 0) break;
-        this._transmit(c.readBytes(fn.sb_outbox_out(this._h), n));
+        this.#transmit(c.readBytes(fn.sb_outbox_out(this._h), n));
         if (!this._h) return; // closed by the transport callback
       }
       const d = fn.sb_outbox_deadline(this._h);
-      this._timer.arm(d);
+      this.#timer.arm(d);
     } finally {
-      this._pumping = false;
+      this.#pumping = false;
     }
   }
 
   /** Whole queue state for persistence (IndexedDB…); restore with `new Outbox({state})`. */
   serialize() {
-    const c = this._c;
+    const c = this.#c;
     if (!this._h) throw new SwitchboardError('CLOSED', 'Outbox is closed');
     const n = c.check(c.fn.sb_outbox_serialize(this._h), 'Outbox.serialize');
     return c.readBytes(c.fn.sb_outbox_out(this._h), n);
   }
 
   stats() {
-    const s = (i) => (this._h ? this._c.fn.sb_outbox_stat(this._h, i) : 0);
+    const s = (i) => (this._h ? this.#c.fn.sb_outbox_stat(this._h, i) : 0);
     return {
       depth: s(OUTBOX_STAT_DEPTH), bytes: s(OUTBOX_STAT_BYTES), inFlight: s(OUTBOX_STAT_IN_FLIGHT),
       sent: s(OUTBOX_STAT_SENT), retries: s(OUTBOX_STAT_RETRIES), acked: s(OUTBOX_STAT_ACKED),
@@ -167,27 +168,27 @@ export class Outbox extends Emitter {
   /** Free the core object; pending send() promises reject with CLOSED. */
   close() {
     if (!this._h) return;
-    this._timer.clear();
-    this._c.fn.sb_outbox_destroy(this._h);
+    this.#timer.clear();
+    this.#c.fn.sb_outbox_destroy(this._h);
     this._h = 0;
-    for (const w of this._waiters.values()) w.reject(new SwitchboardError('CLOSED', 'Outbox is closed'));
-    this._waiters.clear();
+    for (const w of this.#waiters.values()) w.reject(new SwitchboardError('CLOSED', 'Outbox is closed'));
+    this.#waiters.clear();
   }
 
-  _schedule() {
-    if (this._scheduled || !this._h) return;
-    this._scheduled = true;
+  #schedule() {
+    if (this.#scheduled || !this._h) return;
+    this.#scheduled = true;
     queueMicrotask(() => {
-      this._scheduled = false;
+      this.#scheduled = false;
       this.pump();
     });
   }
 
-  _drainEvents() {
-    const fn = this._c.fn;
+  #drainEvents() {
+    const fn = this.#c.fn;
     let t;
     while ((t = fn.sb_outbox_next_event(this._h)) !== 0) {
-      const ev = this._ev.get();
+      const ev = this.#ev.get();
       const u = ev.u32;
       const value = ev.f64[0];
       const type = EV_TYPES[t];
@@ -199,17 +200,17 @@ export class Outbox extends Emitter {
       if (type === 'timeout') detail.delay = value;
       const code = EV_CODES[type];
       if (code) detail.error = new SwitchboardError(code, `message ${detail.id} ${type === 'drop' ? 'dropped: queue full' : type === 'expired' ? 'expired before its ack' : 'got no ack after its retries'}`);
-      const w = this._waiters.get(detail.id);
+      const w = this.#waiters.get(detail.id);
       if (type === 'ack' && w) {
-        this._waiters.delete(detail.id);
+        this.#waiters.delete(detail.id);
         w.resolve({ id: detail.id, rtt: detail.rtt });
       } else if (code) {
         if (w) {
-          this._waiters.delete(detail.id);
+          this.#waiters.delete(detail.id);
           w.reject(detail.error);
         } else {
-          this._settled.set(detail.id, detail.error);
-          if (this._settled.size > 64) this._settled.delete(this._settled.keys().next().value);
+          this.#settled.set(detail.id, detail.error);
+          if (this.#settled.size > 64) this.#settled.delete(this.#settled.keys().next().value);
         }
       }
       emit(this, type, detail);

@@ -35,6 +35,7 @@ class SessionEvent {
 }
 
 export class Session {
+  #ev; #dv;
   /**
    * @param {Iterable<[number, number]>} options [SO_* key, value] pairs
    * @param {number} [seed]
@@ -118,13 +119,13 @@ export class Session {
    * and ev.text() (decoded from the heap) are for use inside fn.
    */
   drain(fn) {
-    const f = this.fn, c = this.c, ev = this._ev || (this._ev = new SessionEvent(c));
+    const f = this.fn, c = this.c, ev = this.#ev || (this.#ev = new SessionEvent(c));
     let t, h;
     // fn may destroy the session (a final close): look at this.h each time.
     while ((h = this.h) && (t = f.sb_session_next_event(h))) {
       const v = f.sb_session_event_view(h);
       const heap = c.heap();
-      const dv = this._dv && this._dv.buffer === heap.buffer ? this._dv : (this._dv = new DataView(heap.buffer));
+      const dv = this.#dv && this.#dv.buffer === heap.buffer ? this.#dv : (this.#dv = new DataView(heap.buffer));
       ev.channel = dv.getUint32(v + SESSION_EVENT_CHANNEL, true);
       ev.seq = dv.getUint32(v + SESSION_EVENT_SEQ, true);
       ev.id = dv.getUint32(v + SESSION_EVENT_ID, true);

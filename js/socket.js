@@ -92,6 +92,7 @@ function shareSocket(sock, url, opts, Socket) {
 const idbDo = (mode, fn) => idb('switchboard-socket', 'outbox', mode, fn);
 
 export class Socket extends EventTarget {
+  #early;
   static CONNECTING = /** @type {0} */ (0); static OPEN = /** @type {1} */ (1); static CLOSING = /** @type {2} */ (2); static CLOSED = /** @type {3} */ (3);
 
   #WS; #url; #protocols; #opts; #s = null; #ws = null; #timer = null; #armedAt = 0; #attempt = 0;
@@ -152,7 +153,7 @@ export class Socket extends EventTarget {
     const text = typeof data === 'string';
     if (!text) data = toBytes(data);
     if (!this.#s) { // before the core loaded: keep it in order for boot
-      (this._early ||= []).push([opts.channel >>> 0, !text, text ? data : data.slice()]);
+      (this.#early ||= []).push([opts.channel >>> 0, !text, text ? data : data.slice()]);
       return;
     }
     try {
@@ -182,7 +183,7 @@ export class Socket extends EventTarget {
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       this.#run();
     });
-    return this.#s && !this._early ? go() : this.ready.then(go);
+    return this.#s && !this.#early ? go() : this.ready.then(go);
   }
 
   /** A room of the relay on a channel of its own: a Channel (js/channel.js). */
@@ -242,10 +243,10 @@ export class Socket extends EventTarget {
     if (this.#tap) { if (this.#tap.snapshot) s.restore(this.#tap.snapshot, now()); this.#tap.booted(s, () => this.#release()); }
     if (this.session && !s.id()) s.setId(this.session);
     if (this.#closed) { this.#finish(); return; }
-    for (const [ch, bin, d] of this._early || []) {
+    for (const [ch, bin, d] of this.#early || []) {
       try { s.send(ch, bin, d, now()); } catch (e) { this.dispatchEvent(event('error', { error: e })); } // a drop event says which
     }
-    this._early = null;
+    this.#early = null;
     this.#listen();
     s.check(s.fn.sb_session_start(s.h, now()), 'start');
     this.#flush();

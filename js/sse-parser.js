@@ -25,13 +25,14 @@ export function num(v, dflt, name, lo, hi) {
  * (WebTransport, a Response you already hold, a worker).
  */
 export class SseParser {
+  #c; #busy; #rec;
   /**
    * @param {{maxLineBytes?: number, maxEventBytes?: number, _minDelay?: number, _maxDelay?: number, _factor?: number,
    *   _maxAttempts?: number, _seed?: number}} [opts] the `_` ones: EventStream's reconnect policy
    */
   constructor(opts = {}) {
-    this._c = core();
-    this._h = this._c.fn.sb_sse_create(
+    this.#c = core();
+    this._h = this.#c.fn.sb_sse_create(
       num(opts.maxLineBytes, 65536, 'maxLineBytes', 1, 2 ** 28),
       num(opts.maxEventBytes, 1 << 20, 'maxEventBytes', 1, 2 ** 28),
       num(opts._minDelay, 1000, 'reconnect.minDelay', 0, 1e12),
@@ -43,7 +44,7 @@ export class SseParser {
     if (!this._h) throw new SwitchboardError('NO_MEMORY', 'cannot create the SSE parser');
   }
 
-  _handle() {
+  #handle() {
     if (!this._h) throw new SwitchboardError('CLOSED', 'parser is closed');
     return this._h;
   }
@@ -57,18 +58,18 @@ export class SseParser {
    * @param {(type: string, data: string, lastEventId: string) => void} onEvent
    */
   feed(chunk, onEvent) {
-    const h = this._handle();
-    if (this._busy) throw new SwitchboardError('BAD_STATE', 'feed() called from inside its own event handler');
-    this._busy = true;
+    const h = this.#handle();
+    if (this.#busy) throw new SwitchboardError('BAD_STATE', 'feed() called from inside its own event handler');
+    this.#busy = true;
     try {
-      return this._feed(h, chunk, onEvent);
+      return this.#feed(h, chunk, onEvent);
     } finally {
-      this._busy = false;
+      this.#busy = false;
     }
   }
 
-  _feed(h, chunk, onEvent) {
-    const c = this._c;
+  #feed(h, chunk, onEvent) {
+    const c = this.#c;
     const fn = c.fn;
     const bytes = chunk instanceof Uint8Array ? chunk : toBytes(chunk);
     let total = 0;
@@ -78,15 +79,15 @@ export class SseParser {
       const p = c.writeBytes(n === bytes.length ? bytes : bytes.subarray(off, off + n));
       const rc = fn.sb_sse_feed(h, p, n);
       const count = rc < 0 ? fn.sb_sse_count(h) : rc;
-      if (count) total += this._deliver(h, count, onEvent);
+      if (count) total += this.#deliver(h, count, onEvent);
       if (rc < 0) throw c.error(rc, 'event stream');
       off += n;
     } while (off < bytes.length);
     return total;
   }
 
-  _deliver(h, count, onEvent) {
-    const c = this._c;
+  #deliver(h, count, onEvent) {
+    const c = this.#c;
     const fn = c.fn;
     const heap = c.heap();
     const tp = fn.sb_sse_text(h);
@@ -95,8 +96,8 @@ export class SseParser {
     // The records are copied out (one view + one set per feed, into a reused
     // array): handlers may grow, and so detach, the heap.
     const words = count * REC;
-    if (!this._rec || this._rec.length < words) this._rec = new Uint32Array(Math.max(words, 1024));
-    const rec = this._rec;
+    if (!this.#rec || this.#rec.length < words) this.#rec = new Uint32Array(Math.max(words, 1024));
+    const rec = this.#rec;
     rec.set(new Uint32Array(heap.buffer, fn.sb_sse_records(h), words));
     let pos = 0;
     let id = '';
@@ -114,33 +115,33 @@ export class SseParser {
 
   /** End of one stream: drop a partial line/event; the next byte starts a new stream. */
   end() {
-    this._c.fn.sb_sse_end(this._handle());
+    this.#c.fn.sb_sse_end(this.#handle());
   }
 
   /** Last event ID as of the last dispatch (what a reconnect resumes from). */
   get lastEventId() {
-    const h = this._handle();
-    const c = this._c;
+    const h = this.#handle();
+    const c = this.#c;
     const n = c.fn.sb_sse_last_id_len(h);
     return n ? c.readString(c.fn.sb_sse_last_id(h), n) : '';
   }
 
   set lastEventId(id) {
-    const c = this._c;
-    const h = this._handle();
+    const c = this.#c;
+    const h = this.#handle();
     const [p, n] = c.writeString(String(id));
     c.check(c.fn.sb_sse_set_last_id(h, p, n), 'lastEventId');
   }
 
   /** The server's `retry:` in ms, or null if it sent none. */
   get retry() {
-    const r = this._c.fn.sb_sse_retry(this._handle());
+    const r = this.#c.fn.sb_sse_retry(this.#handle());
     return r < 0 ? null : r;
   }
 
   /** Free the core memory. Idempotent. */
   close() {
-    if (this._h) this._c.fn.sb_sse_destroy(this._h);
+    if (this._h) this.#c.fn.sb_sse_destroy(this._h);
     this._h = 0;
   }
 }

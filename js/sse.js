@@ -35,6 +35,7 @@ function asError(e) {
  * with jitter, `Last-Event-ID` on every reconnect.
  */
 export class EventStream extends EventTarget {
+  #opts; #parser; #ac; #es; #timer; #types; #onVisibility; #fallback; #signal; #onAbort; #relay;
   /** @type {0} */ static CONNECTING = 0;
   /** @type {1} */ static OPEN = 1;
   /** @type {2} */ static CLOSED = 2;
@@ -86,7 +87,7 @@ export class EventStream extends EventTarget {
     if (options.lastEventId != null && String(options.lastEventId).includes('\0')) {
       throw new SwitchboardError('INVALID', 'lastEventId cannot contain NUL');
     }
-    this._opts = {
+    this.#opts = {
       method,
       headers,
       body: body ?? undefined,
@@ -101,17 +102,17 @@ export class EventStream extends EventTarget {
     this._state = 'idle';
     this._closed = false;
     this._h = 0;
-    this._parser = null;
-    this._ac = null;
-    this._es = null;
-    this._timer = null;
+    this.#parser = null;
+    this.#ac = null;
+    this.#es = null;
+    this.#timer = null;
     this._retry = null;
     this._lastId = options.lastEventId != null ? String(options.lastEventId) : '';
     this._origin = new URL(this.url).origin;
-    this._types = new Set();
-    this._onVisibility = null;
+    this.#types = new Set();
+    this.#onVisibility = null;
     this._share = null;
-    this._fallback = null;
+    this.#fallback = null;
     this._tap = null; // set on a shared stream's real stream: events go to the share, not to listeners
 
     const signal = options.signal;
@@ -120,29 +121,29 @@ export class EventStream extends EventTarget {
         queueMicrotask(() => this._finish('aborted', undefined));
         return;
       }
-      this._signal = signal;
-      this._onAbort = () => this._finish('aborted', undefined);
-      signal.addEventListener('abort', this._onAbort, { once: true });
+      this.#signal = signal;
+      this.#onAbort = () => this._finish('aborted', undefined);
+      signal.addEventListener('abort', this.#onAbort, { once: true });
     }
     if (share) {
-      const key = shareKey(options.share, this.url, this._opts);
-      this._fallback = shareBlocker();
-      if (!this._fallback) {
+      const key = shareKey(options.share, this.url, this.#opts);
+      this.#fallback = shareBlocker();
+      if (!this.#fallback) {
         const own = { ...options, share: false, signal: undefined, transport: /** @type {'fetch'} */ ('fetch') };
         this._share = new StreamShare(this, key, (id) => new EventStream(this.url, { ...own, lastEventId: id }));
         return;
       }
     }
-    if (!this._opts.openWhenHidden && typeof document !== 'undefined') {
-      this._onVisibility = () => this._visibility();
-      document.addEventListener('visibilitychange', this._onVisibility);
+    if (!this.#opts.openWhenHidden && typeof document !== 'undefined') {
+      this.#onVisibility = () => this.#visibility();
+      document.addEventListener('visibilitychange', this.#onVisibility);
     }
     init().then(
       () => {
         if (this._closed) return;
-        const r = this._opts.reconnect || /** @type {import('./sse.d.ts').ReconnectOptions} */ ({});
+        const r = this.#opts.reconnect || /** @type {import('./sse.d.ts').ReconnectOptions} */ ({});
         try {
-          this._parser = new SseParser({
+          this.#parser = new SseParser({
             ...caps,
             _minDelay: r.minDelay,
             _maxDelay: r.maxDelay,
@@ -150,12 +151,12 @@ export class EventStream extends EventTarget {
             _maxAttempts: r.maxAttempts,
             _seed: r.seed,
           });
-          this._h = this._parser._h;
-          if (this._lastId) this._parser.lastEventId = this._lastId;
+          this._h = this.#parser._h;
+          if (this._lastId) this.#parser.lastEventId = this._lastId;
         } catch (e) {
           return this._fatal(asError(e));
         }
-        if (this._opts.openWhenHidden || typeof document === 'undefined' || !document.hidden) this._connect();
+        if (this.#opts.openWhenHidden || typeof document === 'undefined' || !document.hidden) this._connect();
         else this._setState('paused');
       },
       (e) => this._fatal(e instanceof SwitchboardError ? e : new SwitchboardError('NOT_INITIALIZED', String(e?.message || e), { cause: e })),
@@ -173,24 +174,24 @@ export class EventStream extends EventTarget {
   }
 
   get withCredentials() {
-    return this._opts.credentials === 'include';
+    return this.#opts.credentials === 'include';
   }
 
   /** The id a reconnect resumes from (sent as Last-Event-ID). */
   get lastEventId() {
-    this._sync();
+    this.#sync();
     return this._lastId;
   }
 
   /** The server's last `retry:` value in ms, or null. */
   get retry() {
-    this._sync();
+    this.#sync();
     return this._retry;
   }
 
   /** @returns {'fetch' | 'native'} */
   get transport() {
-    return this._opts.transport;
+    return this.#opts.transport;
   }
 
   /** True while this tab takes part in a shared stream (`share`), false for its own stream. */
@@ -201,7 +202,7 @@ export class EventStream extends EventTarget {
   /** Sharing figures: see EventStreamStats in js/sse.d.ts. */
   stats() {
     if (this._share) return this._share.stats();
-    return { shared: false, fallback: this._fallback, key: null, tab: null, holder: null, leader: true, tabs: 1, events: 0, duplicates: 0, handovers: 0 };
+    return { shared: false, fallback: this.#fallback, key: null, tab: null, holder: null, leader: true, tabs: 1, events: 0, duplicates: 0, handovers: 0 };
   }
 
   /** Stop for good: aborts the request, fires `close` (reason 'closed'). Idempotent. */
@@ -231,9 +232,9 @@ export class EventStream extends EventTarget {
   addEventListener(type, listener, options) {
     super.addEventListener(type, listener, options);
     // Native EventSource only reports named events someone listens to.
-    if (!OWN_EVENTS.has(type) && !this._types.has(type)) {
-      this._types.add(type);
-      if (this._es) this._es.addEventListener(type, this._relay);
+    if (!OWN_EVENTS.has(type) && !this.#types.has(type)) {
+      this.#types.add(type);
+      if (this.#es) this.#es.addEventListener(type, this.#relay);
     }
   }
 
@@ -245,26 +246,26 @@ export class EventStream extends EventTarget {
   }
 
   _connect() {
-    this._timer = null;
+    this.#timer = null;
     if (this._closed) return;
     try {
       const c = core();
       c.check(c.fn.sb_sse_connect(this._h, now()), 'connect');
       this._setState('connecting');
-      if (this._opts.transport === 'native') this._connectNative();
-      else this._connectFetch().catch((e) => this._fatal(asError(e)));
+      if (this.#opts.transport === 'native') this.#connectNative();
+      else this.#connectFetch().catch((e) => this._fatal(asError(e)));
     } catch (e) {
       this._fatal(asError(e));
     }
   }
 
-  async _connectFetch() {
-    const o = this._opts;
+  async #connectFetch() {
+    const o = this.#opts;
     const ac = new AbortController();
-    this._ac = ac;
+    this.#ac = ac;
     const headers = new Headers(o.headers);
     headers.set('accept', 'text/event-stream');
-    this._sync();
+    this.#sync();
     // A header value is bytes: the id's UTF-8, as EventSource sends it (an id
     // beyond Latin-1 would make Headers throw and end the stream).
     if (this._lastId) headers.set('last-event-id', Array.from(new TextEncoder().encode(this._lastId), (b) => String.fromCharCode(b)).join(''));
@@ -279,10 +280,10 @@ export class EventStream extends EventTarget {
         signal: ac.signal,
       });
     } catch (e) {
-      if (this._stale(ac)) return;
+      if (this.#stale(ac)) return;
       return this._lost(new SwitchboardError('CONNECTION_LOST', `request failed: ${e?.message || e}`, { cause: e }));
     }
-    if (this._stale(ac)) {
+    if (this.#stale(ac)) {
       res.body?.cancel().catch(() => {});
       return;
     }
@@ -306,7 +307,7 @@ export class EventStream extends EventTarget {
     core().fn.sb_sse_opened(this._h, now());
     this._setState('open');
     this.dispatchEvent(new Event('open'));
-    if (this._stale(ac)) return;
+    if (this.#stale(ac)) return;
     const reader = res.body.getReader();
     let readError = null;
     for (;;) {
@@ -317,35 +318,35 @@ export class EventStream extends EventTarget {
         readError = e;
         break;
       }
-      if (this._stale(ac)) {
+      if (this.#stale(ac)) {
         reader.cancel().catch(() => {});
         return;
       }
       if (chunk.done) break;
       try {
-        this._feed(chunk.value);
+        this.#feed(chunk.value);
       } catch (e) {
         reader.cancel().catch(() => {});
-        if (this._stale(ac)) return;
+        if (this.#stale(ac)) return;
         // A stream over the caps would fail the same way after a reconnect.
         return this._fatal(e);
       }
-      if (this._stale(ac)) {
+      if (this.#stale(ac)) {
         reader.cancel().catch(() => {});
         return;
       }
     }
-    if (this._stale(ac)) return;
+    if (this.#stale(ac)) return;
     this._lost(new SwitchboardError('CONNECTION_LOST', readError ? `stream broke: ${readError?.message || readError}` : 'server ended the stream', { cause: readError || undefined }));
   }
 
   // True once this request is no longer the current one (closed, paused, replaced).
-  _stale(ac) {
-    return this._closed || ac !== this._ac;
+  #stale(ac) {
+    return this._closed || ac !== this.#ac;
   }
 
-  _feed(bytes) {
-    this._parser.feed(bytes, (type, data, id) => {
+  #feed(bytes) {
+    this.#parser.feed(bytes, (type, data, id) => {
       if (this._tap) this._tap(type, data, id);
       else this.dispatchEvent(new MessageEvent(type, { data, lastEventId: id, origin: this._origin }));
       return !this._closed;
@@ -354,44 +355,44 @@ export class EventStream extends EventTarget {
 
   // With the fetch transport the core holds the last id (id-only blocks move
   // it too) and the retry value; read them when asked, not per chunk.
-  _sync() {
-    if (this._parser && this._opts.transport === 'fetch') {
-      this._lastId = this._parser.lastEventId;
-      this._retry = this._parser.retry;
+  #sync() {
+    if (this.#parser && this.#opts.transport === 'fetch') {
+      this._lastId = this.#parser.lastEventId;
+      this._retry = this.#parser.retry;
     }
   }
 
-  _connectNative() {
+  #connectNative() {
     let url = this.url;
-    if (this._lastId && this._opts.resumeParam) {
+    if (this._lastId && this.#opts.resumeParam) {
       // A new EventSource cannot send Last-Event-ID; the id rides in the query.
       const u = new URL(url);
-      u.searchParams.set(this._opts.resumeParam, this._lastId);
+      u.searchParams.set(this.#opts.resumeParam, this._lastId);
       url = u.href;
     }
     const es = new EventSource(url, { withCredentials: this.withCredentials });
-    this._es = es;
+    this.#es = es;
     let opened = false;
-    this._relay = (e) => {
-      if (this._es !== es || this._closed) return;
+    this.#relay = (e) => {
+      if (this.#es !== es || this._closed) return;
       this._lastId = e.lastEventId;
       core().fn.sb_sse_progress(this._h);
       this.dispatchEvent(new MessageEvent(e.type, { data: e.data, lastEventId: e.lastEventId, origin: e.origin }));
     };
     es.onopen = () => {
-      if (this._es !== es || this._closed) return;
+      if (this.#es !== es || this._closed) return;
       opened = true;
       core().fn.sb_sse_opened(this._h, now());
       this._setState('open');
       this.dispatchEvent(new Event('open'));
     };
-    es.onmessage = this._relay;
-    for (const t of this._types) es.addEventListener(t, this._relay);
+    es.onmessage = this.#relay;
+    for (const t of this.#types) es.addEventListener(t, this.#relay);
     es.onerror = () => {
-      if (this._es !== es || this._closed) return;
+      if (this.#es !== es || this._closed) return;
       const refused = !opened && es.readyState === 2;
       es.close();
-      this._es = null;
+      this.#es = null;
       if (refused) {
         // The browser failed the connection (non-200, 204 or wrong type) and
         // does not say which; it would not retry either.
@@ -404,10 +405,10 @@ export class EventStream extends EventTarget {
   // The connection is gone but the stream is not: tell, then schedule a retry.
   _lost(err) {
     if (this._closed) return;
-    this._ac = null;
+    this.#ac = null;
     this.dispatchEvent(new StreamErrorEvent(err));
     if (this._closed) return;
-    if (!this._opts.reconnect) return this._finish('error', err);
+    if (!this.#opts.reconnect) return this._finish('error', err);
     const c = core();
     const t = now();
     const rc = c.fn.sb_sse_failed(this._h, t);
@@ -421,7 +422,7 @@ export class EventStream extends EventTarget {
     this._setState('reconnecting');
     this.dispatchEvent(new ReconnectingEvent(delay, c.fn.sb_sse_attempts(this._h), err));
     if (this._closed) return;
-    this._timer = setTimeout(() => this._connect(), delay);
+    this.#timer = setTimeout(() => this._connect(), delay);
   }
 
   _fatal(err) {
@@ -432,32 +433,32 @@ export class EventStream extends EventTarget {
 
   // openWhenHidden: false — drop the connection while hidden, resume (with
   // Last-Event-ID) when visible again.
-  _visibility() {
+  #visibility() {
     if (this._closed || !this._h) return;
     if (document.hidden) {
       if (this._state === 'paused') return;
-      this._hang();
+      this.#hang();
       this._setState('paused');
     } else if (this._state === 'paused') {
-      this._hang();
+      this.#hang();
       this._connect();
     }
   }
 
   // Stop the current attempt's timer, request and native EventSource.
-  _stopAttempt() {
-    if (this._timer) clearTimeout(this._timer);
-    this._timer = null;
-    this._ac?.abort();
-    this._ac = null;
-    if (this._es) this._es.close();
-    this._es = null;
+  #stopAttempt() {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#ac?.abort();
+    this.#ac = null;
+    if (this.#es) this.#es.close();
+    this.#es = null;
   }
 
   // Drop the current attempt (request or timer) without firing anything.
-  _hang() {
+  #hang() {
     const c = core();
-    this._stopAttempt();
+    this.#stopAttempt();
     const s = c.fn.sb_sse_state(this._h);
     if (s === SSE_CONNECTING || s === SSE_OPEN) c.fn.sb_sse_failed(this._h, now());
   }
@@ -465,14 +466,14 @@ export class EventStream extends EventTarget {
   _finish(reason, err) {
     if (this._closed) return;
     this._closed = true;
-    this._stopAttempt();
+    this.#stopAttempt();
     this._share?.close();
-    if (this._signal) this._signal.removeEventListener('abort', this._onAbort);
-    if (this._onVisibility) document.removeEventListener('visibilitychange', this._onVisibility);
-    if (this._parser) {
-      this._sync();
-      this._parser.close();
-      this._parser = null;
+    if (this.#signal) this.#signal.removeEventListener('abort', this.#onAbort);
+    if (this.#onVisibility) document.removeEventListener('visibilitychange', this.#onVisibility);
+    if (this.#parser) {
+      this.#sync();
+      this.#parser.close();
+      this.#parser = null;
     }
     this._h = 0;
     // readyState is CLOSED at once; the events follow in a microtask, so a
