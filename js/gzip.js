@@ -197,40 +197,42 @@ export class GunzipStream extends TransformStream {
  * decompressed in order by one InflateContext.
  */
 export class DeflateContext {
+  #s;
   /** @param {{level?: number, windowBits?: number}} [opts] */
   constructor(opts) {
     opts = optsOf(opts);
     const wb = opts.windowBits ?? 15;
     if (!Number.isInteger(wb) || wb < 9 || wb > 15) throw new SwitchboardError('INVALID', 'windowBits must be 9..15');
-    this._s = new ZStream(Z_DEFLATE, Z_RAW, levelOf(opts.level), wb, 0);
+    this.#s = new ZStream(Z_DEFLATE, Z_RAW, levelOf(opts.level), wb, 0);
   }
 
   /** @param {string|ArrayBuffer|ArrayBufferView} message @returns {Uint8Array} */
   compress(message) {
-    return this._s.message(message);
+    return this.#s.message(message);
   }
 
   /** Bytes in and out so far. */
   stats() {
-    return this._s.totals();
+    return this.#s.totals();
   }
 
   close() {
-    this._s.destroy();
+    this.#s.destroy();
   }
 }
 
 /** The receiving twin of DeflateContext. */
 export class InflateContext {
+  #s;
   /** @param {{maxMessageBytes?: number}} [opts] */
   constructor(opts) {
     opts = optsOf(opts);
-    this._s = new ZStream(Z_INFLATE, Z_RAW, 0, 15, capOf(opts.maxMessageBytes ?? 16 * 1024 * 1024));
+    this.#s = new ZStream(Z_INFLATE, Z_RAW, 0, 15, capOf(opts.maxMessageBytes ?? 16 * 1024 * 1024));
   }
 
   /** @param {ArrayBuffer|ArrayBufferView} data @returns {Uint8Array} */
   decompress(data) {
-    return this._s.message(data);
+    return this.#s.message(data);
   }
 
   /** Decompress and decode as UTF-8. */
@@ -239,10 +241,10 @@ export class InflateContext {
   }
 
   stats() {
-    return this._s.totals();
+    return this.#s.totals();
   }
 
   close() {
-    this._s.destroy();
+    this.#s.destroy();
   }
 }
