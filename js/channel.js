@@ -14,8 +14,7 @@ import { event, onProperties } from './glue.js';
 import { SESSION_SYSTEM_CHANNEL as SYSTEM } from './constants.js';
 
 export class Channel extends EventTarget {
-  #presenceSeen;
-  #socket; #owner; #held = []; #ready;
+  #socket; #owner; #held = []; #ready; #presenceSeen;
 
   constructor(socket, owner, room, channel, since) {
     super();

@@ -92,12 +92,11 @@ function shareSocket(sock, url, opts, Socket) {
 const idbDo = (mode, fn) => idb('switchboard-socket', 'outbox', mode, fn);
 
 export class Socket extends EventTarget {
-  #early;
   static CONNECTING = /** @type {0} */ (0); static OPEN = /** @type {1} */ (1); static CLOSING = /** @type {2} */ (2); static CLOSED = /** @type {3} */ (3);
 
   #WS; #url; #protocols; #opts; #s = null; #ws = null; #timer = null; #armedAt = 0; #attempt = 0;
   #flushQueued = false; #requests = new Map(); #listeners = []; #closeInfo = { code: 1006, reason: '', wasClean: false };
-  #closed = false; #finished = false; #persist; #saving = null; #saveQueued = false; #binaryType; #rooms = null; #t; #tap; #held = null; #shown = STATES[0];
+  #closed = false; #finished = false; #persist; #saving = null; #saveQueued = false; #binaryType; #rooms = null; #t; #tap; #held = null; #shown = STATES[0]; #early;
 
   /** @param {string|URL|((attempt:number)=>any)} url @param {object} [opts] see socket.d.ts */
   constructor(url, opts = {}) {

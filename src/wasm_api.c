@@ -15,7 +15,7 @@ int sb_wasm_abi(void)
     return SB_WASM_ABI;
 }
 
-/* libc's memcpy and memset are word loops, about 0.4 KB gzipped in every
+/* libc's memcpy and memset are word loops, about 0.3 KB gzipped in every
  * core; the bulk-memory instructions do the same in one, at native speed
  * (memory.copy is a memmove). Every engine of README's list has them. */
 void *memcpy(void *restrict dst, const void *restrict src, size_t n)
