@@ -30,7 +30,7 @@ export class Share {
     this.sock = sock; this.url = url; this.Socket = Socket; this.key = key;
     this.opts = { ...opts, share: undefined, queue: { ...obj(opts.queue), persist: null } };
     this.binaryType = opts.binaryType === 'arraybuffer' ? 'arraybuffer' : 'blob';
-    this.st = { readyState: 0, state: 'connecting', mode: null };
+    this.st = { readyState: 0, state: 'connecting', mode: null }; this.shown = this.st.state;
     this.info = {};
     this.lid = 0; this.taken = 0; this.asked = new Map(); this.pending = new Map(); this.waiting = new Map(); // my sends and requests by lid
     this.latest = null; this.leader = 0; this.term = 0; this.bye = 0; this.closed = false;
@@ -178,11 +178,18 @@ export class Share {
     if (!st || this.closed) return;
     this.st = st;
     Object.assign(this.sock, { url: st.url, protocol: st.protocol, session: st.session });
-    if (!this.inner && st.state !== was.state) this.sock.dispatchEvent(event('statechange', { state: st.state, previous: was.state, reason }));
+    if (!this.inner && st.state !== this.shown) this.show({ state: st.state, reason });
     if (st.readyState === 1 && was.readyState !== 1) {
       this.sock.dispatchEvent(event('open', {}));
       this.tr.open(st.mode === 'framed');
     }
+  }
+
+  /** A statechange in this tab, from the state it showed last (a tab that takes over leads on a new Socket). */
+  show(props) {
+    props.previous = this.shown;
+    this.shown = props.state;
+    this.sock.dispatchEvent(event('statechange', props));
   }
 
   recv(m) {
@@ -437,11 +444,12 @@ export class Share {
     if (type === 'close' && e.code === CLOSE_REPLACED && this.group && !this.group.closed) { this.demote(); return; }
     // (the event's own fields: what structured clone takes of it)
     const props = type === 'error' ? { error: errOf(e.error) } : {};
-    if (type !== 'error') for (const k of ['state', 'previous', 'reason', 'attempt', 'delay', 'data', 'id', 'code', 'wasClean', 'room', 'since']) if (k in e) props[k] = e[k];
+    if (type !== 'error') for (const k of ['state', 'reason', 'attempt', 'delay', 'data', 'id', 'code', 'wasClean', 'room', 'since']) if (k in e) props[k] = e[k];
     const m = { t: 'ev', type, props, st: this.stateOf(), stats: this.inner.stats() };
     this.post(m);
     this.apply(m.st, m.stats);
     if (type === 'close') this.finish(props);
+    else if (type === 'statechange') this.show(props);
     else if (type !== 'open') this.sock.dispatchEvent(event(type, type === 'error' ? { error: e.error } : props));
   }
 

@@ -187,6 +187,24 @@ test("every tab confirms a new leader's first snapshot: it hears which of the li
   await s.kill();
 });
 
+test("statechange in the tab that takes over says the state the shared connection left, not its new Socket's", async () => {
+  const relay = await Relay.create();
+  const s = await serve(relay);
+  const ts = tabs(s.url, 'k8', 2, 'r8');
+  await until(() => ts.every((t) => t.readyState === 1), 8000, 'open');
+  const lead = leaderOf(ts);
+  const next = ts.find((t) => t !== lead);
+  const seen = [];
+  next.addEventListener('statechange', (e) => seen.push([e.previous, e.state]));
+  lead.close();
+  await until(() => leaderOf([next]) && next.readyState === 1 && seen.length > 0, 8000, 'it leads, open');
+  await until(() => seen.at(-1)[1] === 'open', 5000, 'open again');
+  assert.equal(seen[0][0], 'open', JSON.stringify(seen));
+  for (let i = 1; i < seen.length; i++) assert.equal(seen[i][0], seen[i - 1][1], JSON.stringify(seen));
+  next.close();
+  await s.kill();
+});
+
 test('share where it cannot work keeps an own connection and says why', async () => {
   const saved = globalThis.BroadcastChannel;
   globalThis.BroadcastChannel = undefined;
