@@ -48,10 +48,31 @@ function bytesToLatin1(b) {
   return s;
 }
 
-function latin1ToBytes(s) {
-  const b = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) b[i] = s.charCodeAt(i) & 0xff;
-  return b;
+// Copy latin1 text (one byte per char) into the core's scratch; returns the pointer.
+function latin1Into(c, s) {
+  const p = c.scratch(s.length);
+  const h = c.heap();
+  for (let i = 0; i < s.length; i++) h[p + i] = s.charCodeAt(i);
+  return p;
+}
+
+// UTF-8 encode s at h[p] (room for 3 bytes per unit): short ASCII, the
+// common key and value, without a call out to TextEncoder.
+function utf8Into(s, h, p) {
+  const n = s.length;
+  if (n <= 256) {
+    let i = 0;
+    for (; i < n; i++) { const ch = s.charCodeAt(i); if (ch > 127) break; h[p + i] = ch; }
+    if (i === n) return n;
+  }
+  return encoder.encodeInto(s, h.subarray(p, p + n * 3)).written;
+}
+
+// ... and back.
+function utf8(b) {
+  if (b.length > 256) return decoder.decode(b);
+  for (let i = 0; i < b.length; i++) if (b[i] > 127) return decoder.decode(b);
+  return String.fromCharCode.apply(null, b);
 }
 
 /**
@@ -135,7 +156,7 @@ export class SharedState extends EventTarget {
     if (this.#storage) {
       const saved = this.#storage.getItem(STORAGE_PREFIX + this.#name);
       if (saved && saved.length <= this.#maxMsg) {
-        try { this.#merge(latin1ToBytes(saved), false); } catch { /* corrupt storage: ignore it */ }
+        try { this.#merge(latin1Into(this.#c, saved), saved.length, false); } catch { /* corrupt storage: ignore it */ }
       }
     }
     // 2. A live tab's snapshot, if there is one (the core says when joining is over).
@@ -196,9 +217,9 @@ export class SharedState extends EventTarget {
     const kmax = key.length * 3;
     const p = c.scratch(kmax + vmax);
     const heap = c.heap();
-    const kl = encoder.encodeInto(key, heap.subarray(p, p + kmax)).written;
+    const kl = utf8Into(key, heap, p);
     let vl;
-    if (typeof enc === 'string') vl = encoder.encodeInto(enc, heap.subarray(p + kl, p + kl + vmax)).written;
+    if (typeof enc === 'string') vl = utf8Into(enc, heap, p + kl);
     else { heap.set(enc, p + kl); vl = enc.length; }
     c.check(c.fn.sb_sync_set(this.#s, Date.now(), p, kl, p + kl, vl), `set "${key}"`);
     // Store what other tabs will see (a decoded copy), not the caller's object.
@@ -323,7 +344,7 @@ export class SharedState extends EventTarget {
       return;
     }
     try {
-      this.#merge(bytes, true);
+      this.#merge(this.#c.writeBytes(bytes), bytes.length, true);
     } catch (e) {
       this.#fail(e);
       return;
@@ -333,12 +354,11 @@ export class SharedState extends EventTarget {
     this.#drive(); // an answer, a repair request, the end of joining: the core decided
   }
 
-  // Merge bytes into the core and apply its change records to the cache.
-  #merge(bytes, remote) {
+  // Merge len bytes at p (scratch) into the core and apply its change records to the cache.
+  #merge(p, len, remote) {
     const c = this.#c;
     const f = c.fn;
-    const p = c.writeBytes(bytes);
-    const n = c.check(f.sb_sync_merge(this.#s, Date.now(), p, bytes.length), 'merge');
+    const n = c.check(f.sb_sync_merge(this.#s, Date.now(), p, len), 'merge');
     if (n === 0) return 0;
     // Read the change records in place: nothing calls into the core until
     // the loop is done (a custom codec gets its own copy of the bytes).
@@ -350,7 +370,7 @@ export class SharedState extends EventTarget {
     for (let k = 0; k < n; k++) {
       const flags = buf[pos.i++];
       const kl = readVar(buf, pos);
-      const key = decoder.decode(buf.subarray(pos.i, pos.i + kl));
+      const key = utf8(buf.subarray(pos.i, pos.i + kl));
       pos.i += kl;
       const vl = readVar(buf, pos);
       const vb = buf.subarray(pos.i, pos.i + vl);
@@ -361,7 +381,7 @@ export class SharedState extends EventTarget {
         let v;
         // Another tab wrote garbage: the core holds it (as every tab's does),
         // so the key reads as absent here too, and it is reported below.
-        try { v = json ? JSON.parse(decoder.decode(vb)) : this.#codec.decode(vb.slice()); } catch { bad.push(key); if (this.#cache.delete(key)) keys.push(key); continue; }
+        try { v = json ? JSON.parse(utf8(vb)) : this.#codec.decode(vb.slice()); } catch { bad.push(key); if (this.#cache.delete(key)) keys.push(key); continue; }
         this.#cache.set(key, v);
       }
       keys.push(key);

@@ -177,6 +177,28 @@ test('SharedState: a burst of sets is one broadcast', async () => {
   b.close();
 });
 
+test('SharedState: text on both sides of the ASCII fast path arrives as written', async () => {
+  const name = uniq('t');
+  const a = await SharedState.open(name, { group: fast, joinTimeout: 10 });
+  const b = await SharedState.open(name, { group: fast, joinTimeout: 10 });
+  // Lengths at the edge of the fast path (256 UTF-16 units), non-ASCII at
+  // its start, middle and end, astral characters, a lone surrogate.
+  const texts = ['', 'a', 'a'.repeat(254), 'a'.repeat(255), 'a'.repeat(256), 'a'.repeat(300), 'é', `${'a'.repeat(255)}é`,
+    `é${'a'.repeat(300)}`, 'ключ', '鍵'.repeat(86), '😀', `x\u{1F600}y`, '\ud800', '\u007f\u0080', 'tab\tnl\n"q"\\'];
+  const key = (t, i) => `${i}:${t.slice(0, 60)}`;
+  texts.forEach((t, i) => { a.set(`v${i}`, { t }); a.set(key(t, i), i); });
+  a.set('k'.repeat(256), 'longest key');
+  await until(() => b.size === a.size, 2000, 'all keys');
+  texts.forEach((t, i) => {
+    assert.deepEqual(b.get(`v${i}`), JSON.parse(JSON.stringify({ t })), `value ${i}`);
+    // A lone surrogate cannot be UTF-8: the key arrives with U+FFFD, as TextEncoder writes it.
+    assert.equal(b.get(key(t, i).replace(/\ud800/, '\ufffd')), i, `key ${i}`);
+  });
+  assert.equal(b.get('k'.repeat(256)), 'longest key');
+  a.close();
+  b.close();
+});
+
 test('SharedState: persistence restores the state when a tab is alone', async () => {
   const name = uniq('p');
   const storage = memoryStorage();
