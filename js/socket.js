@@ -156,6 +156,7 @@ export class Socket extends EventTarget {
       return;
     }
     try {
+      this.#report(); // a full batch leaves at once
       this.#s.send(opts.channel >>> 0, !text, data, now());
     } finally {
       this.#run();

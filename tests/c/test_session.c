@@ -328,6 +328,62 @@ static void test_request_written_at_once(void)
     sb_session_destroy(sv.s);
 }
 
+/* A burst: each full batch is written as it fills, in order, and the
+ * rest at the flush; the same frames as one flush would write. */
+static void test_full_batch_written_at_once(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 1000;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 1);
+    sb_session_set(c.s, SB_SO_BATCH_MAX_FRAMES, 8);
+    CHECK_EQ(sb_session_start(c.s, now), 0);
+    drain(&c, &up);
+    /* Before the link is up nothing is written, full batch or not. */
+    for (uint32_t i = 1; i <= 20; i++)
+        CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&i, 4, now) > 0);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 0);
+    handshake(&c, &sv, &up, &down, now, 0);
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.ngot, 20);
+    for (uint32_t i = 21; i <= 44; i++) {
+        CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&i, 4, now) > 0);
+        drain(&c, &up);
+        CHECK_EQ(up.n, (int)(i - 20) / 8); /* a write every 8th send, none between */
+    }
+    for (uint32_t i = 45; i <= 50; i++)
+        CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&i, 4, now) > 0);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 3); /* 6 queued: they wait for the end of the task */
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 4);
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.ngot, 50);
+    for (int i = 0; i < 50; i++)
+        CHECK_EQ(sv.got[i], (uint32_t)i + 1);
+    /* A transport over its high-water mark takes no early batch either. */
+    CHECK_EQ(sb_session_set_buffered(c.s, 64.0 * 1024 * 1024), 0);
+    for (uint32_t i = 51; i <= 60; i++)
+        CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&i, 4, now) > 0);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 0);
+    CHECK_EQ(sb_session_set_buffered(c.s, 0), 0);
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 2);
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.ngot, 60);
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
 static void test_plain_server_sees_nothing_of_ours(void)
 {
     pipe up = {0};
@@ -2886,6 +2942,7 @@ int main(void)
 {
     RUN(test_handshake_and_messages);
     RUN(test_request_written_at_once);
+    RUN(test_full_batch_written_at_once);
     RUN(test_plain_server_sees_nothing_of_ours);
     RUN(test_request_before_plain_verdict);
     RUN(test_late_greeting_reconnects_framed);
