@@ -124,6 +124,7 @@ struct sb_outbox {
     uint32_t max_count, window, max_channels;
     double max_bytes, ack_timeout, retry_min, retry_max;
     int policy, max_retries, online;
+    int message_ids; /* write a message's id on the wire (see sb_outbox_message_ids) */
     list queued[SB_QUEUE_PRIORITIES], inflight;
     uint32_t count, ttl_queued; /* ttl_queued: queued entries with a TTL */
     double bytes;
@@ -228,6 +229,7 @@ sb_outbox *sb_outbox_create(uint32_t max_count, double max_bytes, int policy, ui
     o->max_retries = max_retries;
     o->max_channels = max_channels;
     o->online = 1;
+    o->message_ids = 1;
     o->next_id = 1;
     o->exp_min = o->due_min = 1e300;
     sb_rng_seed(&o->rng, seed);
@@ -574,7 +576,7 @@ static int transmit(sb_outbox *o, entry *e, double now_ms, int retry)
     sb_frame_init(&f, e->kind);
     f.flags = (uint8_t)(e->flags | SB_FRAME_F_ACK_REQ | (retry ? SB_FRAME_F_RETRY : 0));
     f.channel = e->channel;
-    f.id = e->id;
+    f.id = e->kind == SB_FRAME_MESSAGE && !o->message_ids ? 0 : e->id;
     f.seq = e->seq;
     f.corr = e->corr;
     f.payload = e->data;
@@ -891,6 +893,12 @@ void sb_outbox_set_online(sb_outbox *o, int online, double now_ms)
             o->chans[i].skip_due = now_ms;
     }
     o->online = online ? 1 : 0;
+}
+
+void sb_outbox_message_ids(sb_outbox *o, int on)
+{
+    if (o)
+        o->message_ids = on != 0;
 }
 
 double sb_outbox_stat(const sb_outbox *o, int which)

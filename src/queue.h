@@ -131,6 +131,10 @@ double sb_outbox_timers_deadline(const sb_outbox *o, int sendable);
  * Back online: every unacked frame is retransmitted at once (no attempt
  * counted), e.g. after a reconnect. */
 SB_EXPORT void sb_outbox_set_online(sb_outbox *o, int online, double now_ms);
+/* Whether a message frame carries its id (default yes: the Inbox reports
+ * it). A receiver that identifies messages by channel and seq alone, as the
+ * session does, needs none: no ids saves ~2 B a message after deflate. */
+void sb_outbox_message_ids(sb_outbox *o, int on);
 SB_EXPORT double sb_outbox_stat(const sb_outbox *o, int which);
 /* Whole state (ids, per-channel seqs, every unacked message) as bytes at
  * sb_outbox_out; returns the length. */

@@ -408,6 +408,7 @@ static int setup(sb_session *s)
     if (!s->out || !s->in)
         return SB_E_NO_MEMORY;
     sb_outbox_set_online(s->out, 0, 0);
+    sb_outbox_message_ids(s->out, 0); /* channel + seq name a message; ids are for requests */
     if (s->role == SB_SESSION_CLIENT) {
         double hb = o[SB_SO_PING_INTERVAL];
         double bmin = o[SB_SO_BACKOFF_MIN], bmax = o[SB_SO_BACKOFF_MAX];

@@ -384,6 +384,58 @@ static void test_full_batch_written_at_once(void)
     sb_session_destroy(sv.s);
 }
 
+/* A message is named by channel and seq: its frame carries no id (2 B
+ * a message saved after deflate); a request keeps its id for the answer. */
+static void test_message_frames_carry_no_id(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 1000;
+    sb_frame f;
+    uint32_t x = 7;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 1);
+    CHECK_EQ(sb_session_start(c.s, now), 0);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    clear(&up);
+    clear(&down);
+    CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&x, 4, now) > 0);
+    sb_session_flush(c.s, now);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 1);
+    CHECK_EQ(sb_frame_decode(up.msg[0], up.len[0], 1 << 20, &f), (int)up.len[0]);
+    CHECK_EQ(f.kind, SB_FRAME_MESSAGE);
+    CHECK_EQ(f.id, 0);
+    CHECK_EQ(f.seq, 1);
+    CHECK(sb_session_request(c.s, 0, 0, (const uint8_t *)"q", 1, 5000, now) > 0);
+    drain(&c, &up);
+    CHECK_EQ(up.n, 2);
+    CHECK_EQ(sb_frame_decode(up.msg[1], up.len[1], 1 << 20, &f), (int)up.len[1]);
+    CHECK_EQ(f.kind, SB_FRAME_REQUEST);
+    CHECK(f.id != 0);
+    /* The server's messages (stamped) carry none either, and arrive. */
+    deliver(&sv, &up, now);
+    drain(&sv, &down);
+    CHECK_EQ(sv.ngot, 1);
+    CHECK(sb_session_relay(sv.s, 0, 0, 5, (const uint8_t *)"u", 1, (const uint8_t *)&x, 4, now) > 0);
+    sb_session_flush(sv.s, now);
+    clear(&down);
+    drain(&sv, &down);
+    CHECK_EQ(down.n, 1);
+    CHECK_EQ(sb_frame_decode(down.msg[0], down.len[0], 1 << 20, &f), (int)down.len[0]);
+    CHECK_EQ(f.kind, SB_FRAME_MESSAGE);
+    CHECK_EQ(f.id, 0);
+    CHECK_EQ(f.seq, 1);
+    deliver(&c, &down, now);
+    drain(&c, &up);
+    CHECK_EQ(c.ngot, 1);
+    CHECK_EQ(c.got[0], 7);
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
 static void test_plain_server_sees_nothing_of_ours(void)
 {
     pipe up = {0};
@@ -2943,6 +2995,7 @@ int main(void)
     RUN(test_handshake_and_messages);
     RUN(test_request_written_at_once);
     RUN(test_full_batch_written_at_once);
+    RUN(test_message_frames_carry_no_id);
     RUN(test_plain_server_sees_nothing_of_ours);
     RUN(test_request_before_plain_verdict);
     RUN(test_late_greeting_reconnects_framed);
