@@ -142,6 +142,7 @@ export class Rooms extends RoomMirrors {
     // up to date by the engine's deliveries, in order.
     this.shared = !!relay.store.shared;
     this.preparing = new Map(); // room -> Promise of its mirror
+    this.names = new Map(); // sender -> its stamp's UTF-8, for the next messages of the same senders
     this.idle = new Map(); // room -> timer: its mirror is dropped when no session here is in it
   }
 
@@ -280,7 +281,11 @@ export class Rooms extends RoomMirrors {
   /** [from][payload] of e in the heap, once for every recipient. */
   stamped(e) {
     const c = this.r.core;
-    const from = bytesOf(e.from.length > 64 ? e.from.slice(0, 64) : e.from || '?');
+    let from = this.names.get(e.from);
+    if (!from) {
+      if (this.names.size >= 4096) this.names.clear(); // a bound, not an LRU: a miss costs one encode
+      this.names.set(e.from, from = bytesOf(e.from.length > 64 ? e.from.slice(0, 64) : e.from || '?'));
+    }
     const w = { p: 0, nfrom: from.length, put() {
       w.p = c.scratch(from.length + e.payload.length);
       c.heap().set(from, w.p);
