@@ -22,7 +22,7 @@ import {
   SO_CONNECT_TIMEOUT, SO_HELLO_TIMEOUT, SO_PING_INTERVAL, SO_PING_TIMEOUT, SO_RECONNECT, SO_BACKOFF_MIN,
   SO_BACKOFF_MAX, SO_BACKOFF_FACTOR, SO_MAX_ATTEMPTS, SO_QUEUE_MAX_COUNT, SO_QUEUE_MAX_BYTES, SO_QUEUE_POLICY,
   SO_BATCH_MAX_FRAMES, SO_BATCH_MAX_BYTES, SO_BATCH_DELAY, SO_COMPRESS, SO_COMPRESS_ABOVE, SO_COMPRESS_LEVEL,
-  SO_FRAMED, SO_REFRESH_AUTH, SO_ACK_RIDE, CLOSE_NORMAL, CLOSE_REPLACING,
+  SO_FRAMED, SO_REFRESH_AUTH, SO_ACK_RIDE, SO_EARLY_BATCH, CLOSE_NORMAL, CLOSE_REPLACING,
 } from './constants.js';
 
 const isLoaded = () => { try { return !!core(); } catch { return false; } };
@@ -58,6 +58,8 @@ function sessionOptions(opts, url) {
     // A shared Socket's leading tab: an ack that rode out at once could leave a dying renderer
     // before its posts of those messages to the other tabs (js/socket-share.js).
     [SO_ACK_RIDE, opts[SHARE] ? 0 : 1],
+    // ... and it snapshots before each write: a burst's batches leave at the end of the task, not as they fill.
+    [SO_EARLY_BATCH, opts[SHARE] ? 0 : 1],
   ];
 }
 

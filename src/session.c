@@ -125,6 +125,7 @@ struct sb_session {
     req *reqs;
     int pending_request; /* enqueue is queueing a request: register it */
     double burst_frames, burst_bytes; /* messages queued since the last pump */
+    int early;                        /* pumping from sb_session_send: only full batches leave */
     uint32_t fresh_from;  /* client: the first id given out since a restore, until a welcome */
     double pending_deadline;
     uint32_t nreqs;
@@ -151,7 +152,7 @@ static const double defaults[SB_SO_COUNT_] = {
     [SB_SO_REFRESH_AUTH] = 0,
     [SB_SO_RATE_MSGS] = 1000, [SB_SO_RATE_MSGS_BURST] = 10000, [SB_SO_RATE_BYTES] = 8 << 20,
     [SB_SO_RATE_BYTES_BURST] = 16 << 20, [SB_SO_RATE_TOLERANCE] = 10000,
-    [SB_SO_STALL_TIMEOUT] = 30000, [SB_SO_ACK_RIDE] = 1,
+    [SB_SO_STALL_TIMEOUT] = 30000, [SB_SO_ACK_RIDE] = 1, [SB_SO_EARLY_BATCH] = 1,
 };
 
 /* Valid ranges; integer options are checked to be whole. */
@@ -177,7 +178,7 @@ static const struct {
     [SB_SO_RATE_MSGS] = {0, 1e12, 0}, [SB_SO_RATE_MSGS_BURST] = {1, 1e12, 0},
     [SB_SO_RATE_BYTES] = {0, 1e12, 0}, [SB_SO_RATE_BYTES_BURST] = {1, 1e12, 0},
     [SB_SO_RATE_TOLERANCE] = {0, 1e9, 0}, [SB_SO_STALL_TIMEOUT] = {0, 1e9, 0},
-    [SB_SO_ACK_RIDE] = {0, 1, 1},
+    [SB_SO_ACK_RIDE] = {0, 1, 1}, [SB_SO_EARLY_BATCH] = {0, 1, 1},
 };
 
 
@@ -1776,16 +1777,22 @@ int sb_session_send(sb_session *s, uint32_t channel, int flags, const uint8_t *d
         return SB_E_INVALID;
     rc = enqueue(s, SB_FRAME_MESSAGE, channel, flags, 0, data, n, 0, now_ms);
     l = s->l;
-    if (rc <= 0 || !l || !l->up || s->mode != SB_SESSION_MODE_FRAMED)
+    if (rc <= 0 || !l || !l->up || s->mode != SB_SESSION_MODE_FRAMED ||
+        s->role != SB_SESSION_CLIENT || !s->opt[SB_SO_EARLY_BATCH])
         return rc;
-    /* A burst: a full batch leaves now, not at the end of the host's task,
-     * so the peer works on it while the host is still queueing (one batch
-     * per WebSocket message either way). */
+    /* A burst: a batch that fills leaves now, not at the end of the host's
+     * task, so the peer works on it while the host is still queueing. The
+     * counts are payloads only, so the batch is full by the time they say
+     * so; what is left over waits in the batch for the flush: the same
+     * WebSocket messages as one flush at the end would write. */
     s->burst_frames++;
     s->burst_bytes += n;
     if (s->burst_frames >= s->opt[SB_SO_BATCH_MAX_FRAMES] || s->burst_frames >= l->peer_frames ||
-        s->burst_bytes >= s->opt[SB_SO_BATCH_MAX_BYTES])
+        s->burst_bytes >= s->opt[SB_SO_BATCH_MAX_BYTES]) {
+        s->early = 1;
         (void)run(s, now_ms); /* as a request's: what fails here fails again at the flush */
+        s->early = 0;
+    }
     return rc;
 }
 
@@ -2047,6 +2054,9 @@ static int pump(sb_session *s, double now)
     if (s->mode == SB_SESSION_MODE_PLAIN)
         return pump_plain(s, now);
     s->burst_frames = s->burst_bytes = 0;
+    /* Frames an early pump left in the batch: no lone urgent frame then. */
+    if (sb_batch_pending(l->wr))
+        urgent = 0;
     written0 = s->stats[SB_SS_BYTES_OUT];
     for (int i = 0; i < l->nctl; i++)
         if ((rc = add_frame(s, l->ctl[i], l->ctl_len[i], now)) < 0)
@@ -2089,7 +2099,7 @@ static int pump(sb_session *s, double now)
         }
     l->nctl_sent = 0;
     if (s->opt[SB_SO_BATCH_DELAY] == 0)
-        rc = flush_batch(s, urgent && sb_batch_pending(l->wr) == 1u + (uint32_t)riders);
+        rc = s->early ? 0 : flush_batch(s, urgent && sb_batch_pending(l->wr) == 1u + (uint32_t)riders);
     else if ((rc = sb_batch_poll(l->wr, now)) > 0)
         write_out(s, sb_batch_out(l->wr), (size_t)rc, 0);
     sb_batch_release(l->wr); /* every batch was copied into a WRITE event */

@@ -69,7 +69,8 @@ enum sb_session_opt {
     SB_SO_QUEUE_POLICY = 13,    /* enum sb_queue_policy [client REJECT, server DROP_OLDEST] */
     SB_SO_BATCH_MAX_FRAMES = 14, /* frames per transport message [512] */
     SB_SO_BATCH_MAX_BYTES = 15, /* frame bytes per transport message before compression [256 KiB] */
-    SB_SO_BATCH_DELAY = 16,     /* wait this long for more frames, ms; 0 = what one task sent [0] */
+    SB_SO_BATCH_DELAY = 16,     /* wait this long for more frames, ms; 0 = what one task sent
+                                 * (a client's full batches leave before: SB_SO_EARLY_BATCH) [0] */
     SB_SO_COMPRESS = 17,        /* offer/accept the shared deflate window [1] */
     SB_SO_COMPRESS_ABOVE = 18,  /* smaller batches are not compressed [96] */
     SB_SO_COMPRESS_LEVEL = 19,  /* zlib level [6] */
@@ -101,7 +102,12 @@ enum sb_session_opt {
                                  * 0 = they wait their SB_SO_ACK_DELAY: a shared Socket's
                                  * leading tab, whose acks must not overtake its posts to the
                                  * other tabs [1] */
-    SB_SO_COUNT_ = 36
+    SB_SO_EARLY_BATCH = 36,     /* client: 1 = a batch that the messages queued since the last
+                                 * write fill is written inside the sb_session_send that
+                                 * filled it (a burst pipelines; the rest waits for the
+                                 * flush), 0 = at the flush: a shared Socket's leading tab,
+                                 * which snapshots before each write [1] */
+    SB_SO_COUNT_ = 37
 };
 
 /* States: the client's are sb_conn's (conn.h); a server session is
@@ -287,7 +293,10 @@ SB_EXPORT double sb_session_next_deadline(const sb_session *s);
 
 /* Queue a message (flags: SB_FRAME_F_BINARY). Returns its id (>= 1), or
  * SB_E_QUEUE_FULL (reject policy), SB_E_TOO_LARGE (over the frame cap or the
- * whole queue), SB_E_INVALID (channel 1 is the server's), SB_E_CLOSED. */
+ * whole queue), SB_E_INVALID (channel 1 is the server's), SB_E_CLOSED. A
+ * client may write inside it (SB_SO_EARLY_BATCH: a batch this message
+ * fills, and timers due), as sb_session_request does: report the
+ * transport's buffer first (sb_session_set_buffered) and drain after. */
 SB_EXPORT int sb_session_send(sb_session *s, uint32_t channel, int flags, const uint8_t *data, uint32_t n, double now_ms);
 /* Server: queue a message another client sent, stamped with its sender
  * (1..255 bytes, the identity the server authenticated: the client cannot

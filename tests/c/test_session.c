@@ -384,6 +384,70 @@ static void test_full_batch_written_at_once(void)
     sb_session_destroy(sv.s);
 }
 
+/* The batch counts frame bytes with their headers, the early trigger only
+ * payloads: the batch is full first, and what is left over waits for the
+ * flush instead of leaving as a small batch of its own. Off (a shared
+ * Socket's leading tab), and for a server (it writes once per turn, after
+ * its host commits), nothing leaves inside send. */
+static void test_early_batch_edges(void)
+{
+    for (int mode = 0; mode < 3; mode++) {
+        pipe up = {0}, down = {0};
+        end c = {0}, sv = {0};
+        double now = 1000;
+        c.s = sb_session_create(SB_SESSION_CLIENT, 1);
+        if (mode == 0)
+            sb_session_set(c.s, SB_SO_BATCH_MAX_BYTES, 100);
+        else
+            sb_session_set(c.s, SB_SO_BATCH_MAX_FRAMES, 8);
+        if (mode == 1)
+            CHECK_EQ(sb_session_set(c.s, SB_SO_EARLY_BATCH, 0), 0);
+        CHECK_EQ(sb_session_start(c.s, now), 0);
+        drain(&c, &up);
+        server_opts[0][0] = SB_SO_BATCH_MAX_FRAMES;
+        server_opts[0][1] = 8;
+        nserver_opts = mode == 2;
+        handshake(&c, &sv, &up, &down, now, 0);
+        nserver_opts = 0;
+        deliver(&sv, &up, now);
+        drain(&sv, &down);
+        deliver(&c, &down, now);
+        clear(&up);
+        clear(&down);
+        if (mode < 2) {
+            for (uint32_t i = 1; i <= 25; i++) {
+                CHECK(sb_session_send(c.s, 0, 0, (const uint8_t *)&i, 4, now) > 0);
+                drain(&c, &up);
+                /* bytes: 25 x 4 B of payload is two batches of 100 B of frames */
+                CHECK_EQ(up.n, mode == 1 || i < 25 ? 0 : 2);
+            }
+            sb_session_flush(c.s, now);
+            drain(&c, &up);
+            CHECK_EQ(up.n, mode == 0 ? 3 : 4);
+            deliver(&sv, &up, now);
+            drain(&sv, &down);
+            CHECK_EQ(sv.ngot, 25);
+            for (int i = 0; i < sv.ngot; i++)
+                CHECK_EQ(sv.got[i], (uint32_t)i + 1);
+        } else {
+            for (uint32_t i = 1; i <= 20; i++)
+                CHECK(sb_session_send(sv.s, 2, 0, (const uint8_t *)&i, 4, now) > 0);
+            drain(&sv, &down);
+            CHECK_EQ(down.n, 0);
+            sb_session_flush(sv.s, now);
+            drain(&sv, &down);
+            CHECK_EQ(down.n, 3);
+            deliver(&c, &down, now);
+            drain(&c, &up);
+            CHECK_EQ(c.ngot, 20);
+        }
+        clear(&up);
+        clear(&down);
+        sb_session_destroy(c.s);
+        sb_session_destroy(sv.s);
+    }
+}
+
 /* A message is named by channel and seq: its frame carries no id (2 B
  * a message saved after deflate); a request keeps its id for the answer. */
 static void test_message_frames_carry_no_id(void)
@@ -2995,6 +3059,7 @@ int main(void)
     RUN(test_handshake_and_messages);
     RUN(test_request_written_at_once);
     RUN(test_full_batch_written_at_once);
+    RUN(test_early_batch_edges);
     RUN(test_message_frames_carry_no_id);
     RUN(test_plain_server_sees_nothing_of_ours);
     RUN(test_request_before_plain_verdict);
