@@ -1768,6 +1768,13 @@ static int enqueue(sb_session *s, int kind, uint32_t channel, int flags, uint32_
     return rc;
 }
 
+/* frames and bytes fill a batch: our caps or the peer's frame cap */
+static int batch_full(const sb_session *s, double frames, double bytes)
+{
+    return frames >= s->opt[SB_SO_BATCH_MAX_FRAMES] || frames >= s->l->peer_frames ||
+           bytes >= s->opt[SB_SO_BATCH_MAX_BYTES];
+}
+
 int sb_session_send(sb_session *s, uint32_t channel, int flags, const uint8_t *data, uint32_t n,
                     double now_ms)
 {
@@ -1787,8 +1794,7 @@ int sb_session_send(sb_session *s, uint32_t channel, int flags, const uint8_t *d
      * WebSocket messages as one flush at the end would write. */
     s->burst_frames++;
     s->burst_bytes += n;
-    if (s->burst_frames >= s->opt[SB_SO_BATCH_MAX_FRAMES] || s->burst_frames >= l->peer_frames ||
-        s->burst_bytes >= s->opt[SB_SO_BATCH_MAX_BYTES]) {
+    if (batch_full(s, s->burst_frames, s->burst_bytes)) {
         s->early = 1;
         (void)run(s, now_ms); /* as a request's: what fails here fails again at the flush */
         s->early = 0;
@@ -1980,9 +1986,7 @@ static int add_frame(sb_session *s, const uint8_t *f, uint32_t n, double now)
     s->stats[SB_SS_PAYLOAD_BYTES_OUT] += n;
     if (rc & SB_BATCH_OUT)
         write_out(s, sb_batch_out(l->wr), sb_batch_out_len(l->wr), 0);
-    if (sb_batch_pending(l->wr) >= (uint32_t)s->opt[SB_SO_BATCH_MAX_FRAMES] ||
-        sb_batch_pending(l->wr) >= l->peer_frames ||
-        sb_batch_pending_bytes(l->wr) >= (uint32_t)s->opt[SB_SO_BATCH_MAX_BYTES])
+    if (batch_full(s, sb_batch_pending(l->wr), sb_batch_pending_bytes(l->wr)))
         return flush_batch(s, 0);
     return SB_OK;
 }
