@@ -169,6 +169,15 @@ void sb_batch_release(sb_batch *b)
         sb_buf_clear(&b->out, SB_BUF_KEEP);
 }
 
+void sb_batch_trim(sb_batch *b)
+{
+    if (!b || b->count)
+        return;
+    sb_buf_clear(&b->pend, 0);
+    sb_buf_clear(&b->out, 0);
+    sb_z_trim(b->z, 0);
+}
+
 size_t sb_batch_capacity(const sb_batch *b)
 {
     return b ? b->pend.cap + b->out.cap + sb_z_capacity(b->z) : 0;
@@ -422,7 +431,19 @@ uint32_t sb_unbatch_bytes(const sb_unbatch *u)
 
 size_t sb_unbatch_capacity(const sb_unbatch *u)
 {
-    return u ? u->in.cap + sb_z_capacity(u->z) : 0;
+    return u ? u->in.cap + u->cap_items * sizeof *u->items + sb_z_capacity(u->z) : 0;
+}
+
+void sb_unbatch_trim(sb_unbatch *u)
+{
+    if (!u || (u->nitems && !(u->started && u->cur >= u->nitems)))
+        return;
+    sb_buf_clear(&u->in, 0);
+    sb_z_trim(u->z, 0);
+    free(u->items);
+    u->items = NULL;
+    u->nitems = u->cap_items = u->cur = 0;
+    u->base = NULL;
 }
 
 int sb_unbatch_next_frame(sb_unbatch *u, sb_frame *f)

@@ -58,6 +58,9 @@ int sb_batch_flush_as(sb_batch *b, int may_compress);
 void sb_batch_release(sb_batch *b);
 /* Bytes of buffers held (pending frames, output, the compressor's output). */
 size_t sb_batch_capacity(const sb_batch *b);
+/* Nothing pending: every buffer goes back, whatever its size (an idle
+ * link; the compressor's window stays). */
+void sb_batch_trim(sb_batch *b);
 /* Flush if the delay deadline has passed; returns the length or 0. */
 SB_EXPORT int sb_batch_poll(sb_batch *b, double now_ms);
 /* When the pending batch must be flushed, or -1 if nothing is pending. */
@@ -102,8 +105,11 @@ SB_EXPORT uint32_t sb_unbatch_frame_len(const sb_unbatch *u);
  * frame has been yielded (sb_unbatch_next returned 0) a buffer that grew
  * past SB_BUF_KEEP for a large message is given back. */
 uint32_t sb_unbatch_bytes(const sb_unbatch *u);
-/* Bytes of buffers held (the message, the inflater's output). */
+/* Bytes of buffers held (the message, its frame list, the inflater's output). */
 size_t sb_unbatch_capacity(const sb_unbatch *u);
+/* Every frame fed has been yielded: every buffer goes back (an idle link;
+ * the inflater's window stays). */
+void sb_unbatch_trim(sb_unbatch *u);
 /* C convenience: next frame decoded into f (payload points into u). */
 int sb_unbatch_next_frame(sb_unbatch *u, sb_frame *f);
 /* New link: forget the shared window. */

@@ -244,6 +244,20 @@ sb_frame_codec *sb_frame_codec_create(uint32_t max_payload)
     return c;
 }
 
+size_t sb_frame_codec_capacity(const sb_frame_codec *c)
+{
+    return c ? c->cap : 0;
+}
+
+void sb_frame_codec_trim(sb_frame_codec *c)
+{
+    if (c) {
+        free(c->out);
+        c->out = NULL;
+        c->cap = 0;
+    }
+}
+
 void sb_frame_codec_destroy(sb_frame_codec *c)
 {
     if (!c)

@@ -123,6 +123,10 @@ SB_EXPORT void sb_frame_codec_destroy(sb_frame_codec *c);
  * sb_frame_codec_out, valid until the next call) or an sb_err. */
 SB_EXPORT int sb_frame_codec_encode(sb_frame_codec *c, int kind, int flags, uint32_t channel, uint32_t id, uint32_t seq, uint32_t corr, double deadline, const uint8_t *payload, uint32_t payload_len);
 SB_EXPORT const uint8_t *sb_frame_codec_out(const sb_frame_codec *c);
+/* Bytes of the output buffer; sb_frame_codec_trim gives it back (what
+ * sb_frame_codec_out pointed to is gone). */
+size_t sb_frame_codec_capacity(const sb_frame_codec *c);
+void sb_frame_codec_trim(sb_frame_codec *c);
 /* Decode exactly one frame spanning in[0..n); fills the view. Returns 0 or an sb_err. */
 SB_EXPORT int sb_frame_codec_decode(sb_frame_codec *c, const uint8_t *in, uint32_t n);
 /* As decode but reads one frame from the front and returns its length. */

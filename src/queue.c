@@ -193,12 +193,14 @@ static void set_resend(sb_outbox *o, entry *e, double due)
     bound(&o->due_min, due);
 }
 
+static int ensure_chan_room(sb_outbox *o);
+
 static ochan *get_chan(sb_outbox *o, uint32_t channel, int create)
 {
     for (uint32_t i = 0; i < o->nchans; i++)
         if (o->chans[i].channel == channel)
             return &o->chans[i];
-    if (!create || o->nchans >= o->max_channels)
+    if (!create || ensure_chan_room(o) < 0)
         return NULL;
     memset(&o->chans[o->nchans], 0, sizeof o->chans[0]);
     o->chans[o->nchans].channel = channel;
@@ -236,20 +238,10 @@ sb_outbox *sb_outbox_create(uint32_t max_count, double max_bytes, int policy, ui
     /* Every message yields a bounded number of events between drains; the
      * glue drains after each call, so this is generous. */
     o->ev_cap = max_count * 2 + 64;
-    o->chans_alloc = max_channels < 16 ? max_channels : 16;
-    o->chans = calloc(o->chans_alloc, sizeof *o->chans);
-    /* The ring grows as it must (emit); a session that holds no messages,
-     * such as an idle relay connection, keeps a few slots only. */
-    o->ev_alloc = 8;
-    o->evq = calloc(o->ev_alloc, sizeof *o->evq);
+    /* The channel table and the event ring are made at first use and grow
+     * as they must: an idle relay connection holds neither (sb_outbox_trim). */
     o->stats[SB_OUTBOX_STAT_RTT] = -1;
     o->stats[SB_OUTBOX_STAT_RTT_LAST] = -1;
-    if (!o->chans || !o->evq) {
-        free(o->chans);
-        free(o->evq);
-        free(o);
-        return NULL;
-    }
     return o;
 }
 
@@ -293,7 +285,9 @@ static int ensure_chan_room(sb_outbox *o)
         return SB_OK;
     if (o->nchans >= o->max_channels)
         return SB_E_TOO_LARGE;
-    n2 = o->chans_alloc * 2 > o->max_channels ? o->max_channels : o->chans_alloc * 2;
+    n2 = o->chans_alloc ? o->chans_alloc * 2 : 4; /* most sessions use a channel or two */
+    if (n2 > o->max_channels)
+        n2 = o->max_channels;
     p = realloc(o->chans, (size_t)n2 * sizeof *p);
     if (!p)
         return SB_E_NO_MEMORY;
@@ -314,7 +308,8 @@ static int emit(sb_outbox *o, uint32_t type, const entry *e, int code, double va
     }
     if (o->ev_n == o->ev_alloc) {
         /* Grow and unwrap the ring. */
-        sb_outbox_event *p = malloc((size_t)o->ev_alloc * 2 * sizeof *p);
+        uint32_t n2 = o->ev_alloc ? o->ev_alloc * 2 : 8;
+        sb_outbox_event *p = malloc((size_t)n2 * sizeof *p);
         if (!p) {
             o->stats[SB_OUTBOX_STAT_EVENTS_LOST]++;
             return 0;
@@ -324,7 +319,7 @@ static int emit(sb_outbox *o, uint32_t type, const entry *e, int code, double va
         free(o->evq);
         o->evq = p;
         o->ev_head = 0;
-        o->ev_alloc *= 2;
+        o->ev_alloc = n2;
     }
     ev = &o->evq[(o->ev_head + o->ev_n) % o->ev_alloc];
     o->ev_n++;
@@ -336,6 +331,23 @@ static int emit(sb_outbox *o, uint32_t type, const entry *e, int code, double va
     ev->code = code;
     ev->value = value;
     return 1;
+}
+
+size_t sb_outbox_capacity(const sb_outbox *o)
+{
+    return o ? (size_t)o->ev_alloc * sizeof *o->evq + o->out.cap : 0;
+}
+
+void sb_outbox_trim(sb_outbox *o)
+{
+    if (!o)
+        return;
+    if (!o->ev_n) {
+        free(o->evq);
+        o->evq = NULL;
+        o->ev_alloc = o->ev_head = 0;
+    }
+    sb_buf_free(&o->out);
 }
 
 int sb_outbox_next_event(sb_outbox *o)
@@ -1125,6 +1137,20 @@ struct sb_inbox {
     const uint8_t *outp; /* out or ser.p: what the last call produced */
     double stats[SB_INBOX_STAT_COUNT_];
 };
+
+size_t sb_inbox_capacity(const sb_inbox *in)
+{
+    return in ? in->ser.cap : 0;
+}
+
+void sb_inbox_trim(sb_inbox *in)
+{
+    if (in) {
+        if (in->outp == in->ser.p)
+            in->outp = NULL;
+        sb_buf_free(&in->ser);
+    }
+}
 
 sb_inbox *sb_inbox_create(uint32_t window, double max_bytes, uint32_t max_channels,
                           double ack_delay_ms)

@@ -70,6 +70,11 @@ typedef struct sb_outbox sb_outbox;
  * max_channels >= 1 caps per-channel state; seed drives the jitter. */
 SB_EXPORT sb_outbox *sb_outbox_create(uint32_t max_count, double max_bytes, int policy, uint32_t window, double ack_timeout_ms, double retry_min_ms, double retry_max_ms, int max_retries, uint32_t max_channels, uint32_t seed);
 SB_EXPORT void sb_outbox_destroy(sb_outbox *o);
+/* Bytes of the buffers an idle outbox does not need (the event ring, the
+ * last frame's output); sb_outbox_trim gives them back (the ring once
+ * drained). */
+size_t sb_outbox_capacity(const sb_outbox *o);
+void sb_outbox_trim(sb_outbox *o);
 
 /* Queue a message. kind: any frame kind but ack/batch/skip; flags are OR-ed
  * with ACK_REQ; priority 0..7; ttl_ms <= 0 = none. Returns the message id
@@ -161,6 +166,9 @@ typedef struct sb_inbox sb_inbox;
  * ack_delay_ms >= 0 coalesces acks. */
 SB_EXPORT sb_inbox *sb_inbox_create(uint32_t window, double max_bytes, uint32_t max_channels, double ack_delay_ms);
 SB_EXPORT void sb_inbox_destroy(sb_inbox *in);
+/* Bytes of the last serialization's buffer; sb_inbox_trim gives it back. */
+size_t sb_inbox_capacity(const sb_inbox *in);
+void sb_inbox_trim(sb_inbox *in);
 /* Feed one frame (not a batch: unbatch first). Reliable frames (ACK_REQ
  * with a seq) are deduplicated and ordered per channel; SKIP frames move
  * the floor; other frames pass straight through. Returns how many frames

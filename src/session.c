@@ -136,6 +136,8 @@ struct sb_session {
     const uint8_t *cur_data;
     double stats[SB_SS_COUNT_];
     const server_role *srv; /* NULL for a client */
+    int holding;            /* scratch buffers may be held: given back at used_at + TRIM_AFTER */
+    double used_at;
 };
 
 static const double defaults[SB_SO_COUNT_] = {
@@ -153,6 +155,7 @@ static const double defaults[SB_SO_COUNT_] = {
     [SB_SO_RATE_MSGS] = 1000, [SB_SO_RATE_MSGS_BURST] = 10000, [SB_SO_RATE_BYTES] = 8 << 20,
     [SB_SO_RATE_BYTES_BURST] = 16 << 20, [SB_SO_RATE_TOLERANCE] = 10000,
     [SB_SO_STALL_TIMEOUT] = 30000, [SB_SO_ACK_RIDE] = 1, [SB_SO_EARLY_BATCH] = 1,
+    [SB_SO_TRIM_AFTER] = 0,
 };
 
 /* Valid ranges; integer options are checked to be whole. */
@@ -179,6 +182,7 @@ static const struct {
     [SB_SO_RATE_BYTES] = {0, 1e12, 0}, [SB_SO_RATE_BYTES_BURST] = {1, 1e12, 0},
     [SB_SO_RATE_TOLERANCE] = {0, 1e9, 0}, [SB_SO_STALL_TIMEOUT] = {0, 1e9, 0},
     [SB_SO_ACK_RIDE] = {0, 1, 1}, [SB_SO_EARLY_BATCH] = {0, 1, 1},
+    [SB_SO_TRIM_AFTER] = {0, 1e9, 0},
 };
 
 
@@ -228,6 +232,49 @@ static int reserve_events(sb_session *s, uint32_t n, size_t bytes)
     return sb_buf_reserve(&s->arena, bytes + 1024);
 }
 
+/* Buffers may have grown: an idle session gives them back TRIM_AFTER ms
+ * after its last use (trim). */
+static void used(sb_session *s, double now)
+{
+    s->used_at = now;
+    s->holding = s->opt[SB_SO_TRIM_AFTER] > 0;
+}
+
+/* Every scratch buffer back to the allocator (the events are drained, so
+ * nothing points into them): what 10,000 idle relay connections would
+ * otherwise each keep of their handshake. State stays, and the deflate
+ * windows, which the peer shares. */
+static void trim(sb_session *s)
+{
+    link *l = s->l;
+    s->holding = 0;
+    sb_buf_free(&s->arena);
+    sb_buf_free(&s->out_buf);
+    free(s->evs);
+    s->evs = NULL;
+    s->ev_cap = s->ev_head = s->nev = 0;
+    if (l) {
+        sb_batch_trim(l->wr);
+        sb_unbatch_trim(l->rd);
+        sb_frame_codec_trim(l->codec);
+    }
+    sb_outbox_trim(s->out);
+    sb_inbox_trim(s->in);
+}
+
+size_t sb_session_capacity(const sb_session *s)
+{
+    const link *l = s ? s->l : NULL;
+    size_t n;
+    if (!s)
+        return 0;
+    n = s->arena.cap + s->out_buf.cap + (size_t)s->ev_cap * sizeof *s->evs +
+        sb_outbox_capacity(s->out) + sb_inbox_capacity(s->in);
+    if (l)
+        n += sb_batch_capacity(l->wr) + sb_unbatch_capacity(l->rd) + sb_frame_codec_capacity(l->codec);
+    return n;
+}
+
 static void emit_text(sb_session *s, uint32_t type, int code, const char *text)
 {
     emit(s, type, 0, 0, 0, 0, code, 0, (const uint8_t *)text, strlen(text));
@@ -274,6 +321,7 @@ static sb_session *create(int role, uint32_t seed)
     s->opt[SB_SO_HELLO_TIMEOUT] = role == SB_SESSION_CLIENT ? 3000 : 10000;
     s->opt[SB_SO_ACK_DELAY] = role == SB_SESSION_CLIENT ? CLIENT_ACK_DELAY : 20;
     s->opt[SB_SO_QUEUE_POLICY] = role == SB_SESSION_CLIENT ? SB_QUEUE_REJECT : SB_QUEUE_DROP_OLDEST;
+    s->opt[SB_SO_TRIM_AFTER] = role == SB_SESSION_CLIENT ? 0 : 1000;
     sb_rng_seed(&s->rng, seed);
     s->offer_framed = 1;
     s->stats[SB_SS_RTT] = -1;
@@ -1448,6 +1496,7 @@ int sb_session_recv(sb_session *s, const uint8_t *data, uint32_t n, int text, do
         return SB_OK; /* nothing is attached: a stale transport */
     s->stats[SB_SS_BYTES_IN] += n;
     s->l->last_rx = now_ms;
+    used(s, now_ms);
     st = s->conn ? sb_conn_state(s->conn) : -1;
     recv_message(s, data, n, text, now_ms);
     /* Proof of life after the frames, so that a pong still finds its ping
@@ -1729,6 +1778,7 @@ static int enqueue(sb_session *s, int kind, uint32_t channel, int flags, uint32_
     int rc;
     if (!s || (!data && n) || (flags & ~(SB_FRAME_F_BINARY | SB_FRAME_F_FROM)))
         return SB_E_INVALID;
+    used(s, now);
     if (s->state == SB_SESSION_CLOSED || s->state == SB_SESSION_CLOSING)
         return SB_E_CLOSED;
     if ((rc = setup(s)) < 0)
@@ -2114,6 +2164,9 @@ static int pump(sb_session *s, double now)
 static int run(sb_session *s, double now)
 {
     link *l = s->l;
+    int rc;
+    if (s->holding && s->nev == 0 && now >= s->used_at + s->opt[SB_SO_TRIM_AFTER])
+        trim(s);
     if (s->conn)
         conn_apply(s, sb_conn_tick(s->conn, now), now);
     l = s->l;
@@ -2155,7 +2208,10 @@ static int run(sb_session *s, double now)
         s->close_code = 0;
         sb_session_transport_closed(s, now, SB_CLOSE_TRY_AGAIN);
     }
-    return pump(s, now);
+    rc = pump(s, now);
+    if (s->nev)
+        used(s, now);
+    return rc;
 }
 
 int sb_session_flush(sb_session *s, double now_ms)
@@ -2199,6 +2255,8 @@ double sb_session_next_deadline(const sb_session *s)
     for (uint32_t i = 0; i < s->nreqs; i++)
         if (s->reqs[i].deadline >= 0)
             d = sb_min_deadline(d, s->reqs[i].deadline);
+    if (s->holding)
+        d = sb_min_deadline(d, s->used_at + s->opt[SB_SO_TRIM_AFTER]);
     return d;
 }
 

@@ -107,7 +107,11 @@ enum sb_session_opt {
                                  * filled it (a burst pipelines; the rest waits for the
                                  * flush), 0 = at the flush: a shared Socket's leading tab,
                                  * which snapshots before each write [1] */
-    SB_SO_COUNT_ = 37
+    SB_SO_TRIM_AFTER = 37,      /* ms a session may sit unused before its scratch buffers
+                                 * (events, batches, frames read and written) go back to
+                                 * the allocator; 0 = kept [server 1000, client 0: what matters
+                                 * is a relay's idle connections, not a page's one session] */
+    SB_SO_COUNT_ = 38
 };
 
 /* States: the client's are sb_conn's (conn.h); a server session is
@@ -288,6 +292,9 @@ SB_EXPORT int sb_session_flush(sb_session *s, double now_ms);
 SB_EXPORT int sb_session_tick(sb_session *s, double now_ms);
 /* When sb_session_tick has something to do, or -1. */
 SB_EXPORT double sb_session_next_deadline(const sb_session *s);
+/* Bytes of scratch buffers held (events, batches, frames read and written,
+ * their compressors' output): what SB_SO_TRIM_AFTER gives back. */
+size_t sb_session_capacity(const sb_session *s);
 
 /* ---- application ---------------------------------------------------------- */
 

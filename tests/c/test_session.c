@@ -450,6 +450,67 @@ static void test_early_batch_edges(void)
 
 /* A message is named by channel and seq: its frame carries no id (2 B
  * a message saved after deflate); a request keeps its id for the answer. */
+/* An idle server session gives its scratch buffers back SB_SO_TRIM_AFTER
+ * after its last use (its deadline says when), and works as before after;
+ * a client keeps them (its default is 0). */
+static void idle_trim_round(end *c, end *sv, pipe *up, pipe *down, double now, uint32_t x)
+{
+    CHECK(sb_session_send(c->s, 0, 0, (const uint8_t *)&x, 4, now) > 0);
+    CHECK(sb_session_send(sv->s, 0, 0, (const uint8_t *)&x, 4, now) > 0);
+    sb_session_flush(c->s, now);
+    drain(c, up);
+    exchange(c, sv, up, down, now, 2);
+}
+
+static void test_idle_trim(void)
+{
+    pipe up = {0}, down = {0};
+    end c = {0}, sv = {0};
+    double now = 1000, used;
+    c.s = sb_session_create(SB_SESSION_CLIENT, 1);
+    CHECK_EQ(sb_session_start(c.s, now), 0);
+    drain(&c, &up);
+    handshake(&c, &sv, &up, &down, now, 0);
+    for (uint32_t i = 1; i <= 3; i++, now += 100)
+        idle_trim_round(&c, &sv, &up, &down, now, i);
+    /* the client's last acks, after its ack delay */
+    now = sb_session_next_deadline(c.s);
+    sb_session_tick(c.s, now);
+    drain(&c, &up);
+    deliver(&sv, &up, now);
+    sb_session_flush(sv.s, now);
+    drain(&sv, &down);
+    clear(&down);
+    used = now;
+    CHECK(sb_session_capacity(sv.s) > 0);
+    CHECK(sb_session_next_deadline(sv.s) <= used + 1000);
+    sb_session_tick(sv.s, used + 999);
+    drain(&sv, &down);
+    CHECK(sb_session_capacity(sv.s) > 0);
+    sb_session_tick(sv.s, used + 1000);
+    drain(&sv, &down);
+    CHECK_EQ(sb_session_capacity(sv.s), 0);
+    CHECK_EQ(down.n, 0);
+    CHECK(sb_session_capacity(c.s) > 0);
+    /* nothing left to give back: no deadline of its own */
+    CHECK(sb_session_next_deadline(sv.s) < 0 || sb_session_next_deadline(sv.s) > used + 1000);
+    /* both ways still exactly once, in order */
+    now = used + 1000;
+    for (uint32_t i = 4; i <= 6; i++, now += 100)
+        idle_trim_round(&c, &sv, &up, &down, now, i);
+    CHECK_EQ(c.ngot, 6);
+    CHECK_EQ(sv.ngot, 6);
+    for (int i = 0; i < c.ngot && i < sv.ngot; i++) {
+        CHECK_EQ(c.got[i], (uint32_t)(i + 1));
+        CHECK_EQ(sv.got[i], (uint32_t)(i + 1));
+    }
+    CHECK_EQ(sb_session_set(sv.s, SB_SO_TRIM_AFTER, -1), SB_E_INVALID);
+    clear(&up);
+    clear(&down);
+    sb_session_destroy(c.s);
+    sb_session_destroy(sv.s);
+}
+
 static void test_message_frames_carry_no_id(void)
 {
     pipe up = {0}, down = {0};
@@ -3061,6 +3122,7 @@ int main(void)
     RUN(test_full_batch_written_at_once);
     RUN(test_early_batch_edges);
     RUN(test_message_frames_carry_no_id);
+    RUN(test_idle_trim);
     RUN(test_plain_server_sees_nothing_of_ours);
     RUN(test_request_before_plain_verdict);
     RUN(test_late_greeting_reconnects_framed);
