@@ -34,8 +34,19 @@ class SessionEvent {
   view() { return this.len ? this.c.view(this.ptr, this.len) : EMPTY; }
 }
 
+/**
+ * What drain() reads events with, one per core, not per session (a relay
+ * holds thousands): a DataView over the heap, and an event per nesting
+ * level, since a handler may drain another session (a relay's fan-out).
+ */
+const readers = new WeakMap();
+function readerOf(c) {
+  let r = readers.get(c);
+  if (!r) readers.set(c, (r = { dv: null, evs: [], depth: 0 }));
+  return r;
+}
+
 export class Session {
-  #ev; #dv;
   /**
    * @param {Iterable<[number, number]>} options [SO_* key, value] pairs
    * @param {number} [seed]
@@ -119,24 +130,30 @@ export class Session {
    * and ev.text() (decoded from the heap) are for use inside fn.
    */
   drain(fn) {
-    const f = this.fn, c = this.c, ev = this.#ev || (this.#ev = new SessionEvent(c));
+    const f = this.fn, c = this.c, r = readerOf(c);
+    const ev = r.evs[r.depth] || (r.evs[r.depth] = new SessionEvent(c));
     let t, h;
-    // fn may destroy the session (a final close): look at this.h each time.
-    while ((h = this.h) && (t = f.sb_session_next_event(h))) {
-      const v = f.sb_session_event_view(h);
-      const heap = c.heap();
-      const dv = this.#dv && this.#dv.buffer === heap.buffer ? this.#dv : (this.#dv = new DataView(heap.buffer));
-      ev.channel = dv.getUint32(v + SESSION_EVENT_CHANNEL, true);
-      ev.seq = dv.getUint32(v + SESSION_EVENT_SEQ, true);
-      ev.id = dv.getUint32(v + SESSION_EVENT_ID, true);
-      ev.flags = dv.getUint32(v + SESSION_EVENT_FLAGS, true);
-      ev.code = dv.getInt32(v + SESSION_EVENT_CODE, true);
-      ev.value = dv.getFloat64(v + SESSION_EVENT_VALUE, true);
-      ev.len = dv.getUint32(v + SESSION_EVENT_LEN, true);
-      ev.aux = dv.getUint32(v + SESSION_EVENT_AUX, true);
-      ev.ptr = ev.len || ev.aux ? f.sb_session_event_data(h) : 0;
-      ev.copy = null;
-      fn(t, ev);
+    r.depth++;
+    try {
+      // fn may destroy the session (a final close): look at this.h each time.
+      while ((h = this.h) && (t = f.sb_session_next_event(h))) {
+        const v = f.sb_session_event_view(h);
+        const heap = c.heap();
+        const dv = r.dv && r.dv.buffer === heap.buffer ? r.dv : (r.dv = new DataView(heap.buffer));
+        ev.channel = dv.getUint32(v + SESSION_EVENT_CHANNEL, true);
+        ev.seq = dv.getUint32(v + SESSION_EVENT_SEQ, true);
+        ev.id = dv.getUint32(v + SESSION_EVENT_ID, true);
+        ev.flags = dv.getUint32(v + SESSION_EVENT_FLAGS, true);
+        ev.code = dv.getInt32(v + SESSION_EVENT_CODE, true);
+        ev.value = dv.getFloat64(v + SESSION_EVENT_VALUE, true);
+        ev.len = dv.getUint32(v + SESSION_EVENT_LEN, true);
+        ev.aux = dv.getUint32(v + SESSION_EVENT_AUX, true);
+        ev.ptr = ev.len || ev.aux ? f.sb_session_event_data(h) : 0;
+        ev.copy = null;
+        fn(t, ev);
+      }
+    } finally {
+      r.depth--;
     }
   }
 

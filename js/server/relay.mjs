@@ -52,7 +52,7 @@ import { Rooms, RoomLog } from './rooms.mjs';
 export { SYSTEM_CHANNEL } from './rooms.mjs';
 import { MemoryStore } from './store.mjs';
 import { OriginPolicy } from './guard.mjs';
-import { DEFAULTS, OPTION_KEYS, Slot, Conn, closeReason, closeCodeOf } from './slot.mjs';
+import { DEFAULTS, OPTION_KEYS, Slot, Conn, CONN, socketListeners, closeReason, closeCodeOf } from './slot.mjs';
 import { RelayCommits } from './commits.mjs';
 import { HttpTransport } from './http.mjs';
 
@@ -104,6 +104,7 @@ export class Relay extends RelayCommits {
     this._later = new Map(); // in-process store: id -> slot, serialized at close()
     this._deleted = new Map(); // id -> its generation (a shared engine deletes only its own)
     this._out = [];
+    this.listen = socketListeners(this);
     this._engine(); // a shared engine (Redis): group commit (commits.mjs)
     this.wss = new WebSocketServer({
       noServer: true,
@@ -437,18 +438,15 @@ export class Relay extends RelayCommits {
   _connection(ws, req) {
     this.stats.connections++;
     const conn = new Conn(ws, req);
-    ws.on('error', (e) => this.log(`relay: ${conn.remote}: ${e.message}`));
+    ws[CONN] = conn;
+    ws.on('error', this.listen.error);
     if (ws.protocol !== SESSION_PROTOCOL) {
       ws.close(CLOSE_PROTOCOL, `BAD_STATE: subprotocol ${SESSION_PROTOCOL} required`);
       return;
     }
     this.conns.add(conn);
-    ws.on('message', (data, isBinary) => this._turn(conn, () => this._message(conn, data, isBinary)));
-    ws.on('close', (code) => {
-      this.conns.delete(conn);
-      clearTimeout(conn.resume);
-      this._turn(conn, () => this._closed(conn, code));
-    });
+    ws.on('message', this.listen.message);
+    ws.on('close', this.listen.close);
     this._turn(conn, () => {
       const slot = new Slot(this._session());
       slot.conn = conn;
