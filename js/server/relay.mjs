@@ -55,6 +55,7 @@ import { OriginPolicy } from './guard.mjs';
 import { DEFAULTS, OPTION_KEYS, Slot, Conn, CONN, socketListeners, closeReason, closeCodeOf } from './slot.mjs';
 import { RelayCommits } from './commits.mjs';
 import { HttpTransport } from './http.mjs';
+import { Timers } from './timers.mjs';
 
 const PAGE = 65536; // bytes in a wasm memory page
 
@@ -104,6 +105,7 @@ export class Relay extends RelayCommits {
     this._later = new Map(); // in-process store: id -> slot, serialized at close()
     this._deleted = new Map(); // id -> its generation (a shared engine deletes only its own)
     this._out = [];
+    this.timers = new Timers((slot) => this._tick(slot));
     this.listen = socketListeners(this);
     this._engine(); // a shared engine (Redis): group commit (commits.mjs)
     this.wss = new WebSocketServer({
@@ -241,6 +243,7 @@ export class Relay extends RelayCommits {
     for (const slot of this.sessions.values()) this._drop(slot);
     this.sessions.clear();
     this.rooms.close();
+    this.timers.close();
     const closeStore = () => {
       try {
         return Promise.resolve(this.store.close()).catch((e) => this.log(`relay: closing the store: ${e.message}`));
@@ -378,31 +381,21 @@ export class Relay extends RelayCommits {
     }
   }
 
-  /**
-   * The slot's one timer, at its session's next deadline. A deadline that
-   * moved later (the idle timeout, after every message received) keeps the
-   * timer already set: it fires early, the tick does nothing, and it is
-   * re-armed then; so a busy connection does not reset a timer per message.
-   */
+  /** The slot's session's next deadline, on the relay's one timer (timers.mjs). */
   _arm(slot) {
     const d = slot.s.deadline();
-    if (slot.timer && d >= slot.due) return;
-    clearTimeout(slot.timer);
-    slot.timer = null;
-    slot.due = d;
-    if (d < 0) return;
-    slot.timer = setTimeout(() => {
-      slot.timer = null;
-      slot.due = -1;
-      this._turn(slot.conn, () => {
-        if (!slot.s.h) return;
-        if (slot.conn) slot.s.fn.sb_session_set_buffered(slot.s.h, slot.conn.ws.bufferedAmount);
-        this._call(slot, 'tick', slot.s.fn.sb_session_tick(slot.s.h, Date.now()));
-        this._drain(slot);
-        if (slot.s.h) this._touched.add(slot); // re-armed (and flushed) in _settle
-      }, slot);
-    }, Math.max(1, Math.min(d - Date.now(), 0x7fffffff)));
-    slot.timer.unref?.();
+    if (d !== slot.due) this.timers.set(slot, d);
+  }
+
+  /** A slot's deadline came: tick its session. */
+  _tick(slot) {
+    this._turn(slot.conn, () => {
+      if (!slot.s.h) return;
+      if (slot.conn) slot.s.fn.sb_session_set_buffered(slot.s.h, slot.conn.ws.bufferedAmount);
+      this._call(slot, 'tick', slot.s.fn.sb_session_tick(slot.s.h, Date.now()));
+      this._drain(slot);
+      if (slot.s.h) this._touched.add(slot); // re-armed (and flushed) in _settle
+    }, slot);
   }
 
   /**

@@ -162,8 +162,7 @@ export class RelaySessions {
   /** Free a slot's session and timer (no store change). */
   _drop(slot) {
     this.rooms.behind.delete(slot);
-    clearTimeout(slot.timer);
-    slot.timer = null;
+    this.timers.clear(slot);
     slot.closed = true;
     slot.s.destroy();
     this._touched.delete(slot);

@@ -106,8 +106,8 @@ export class Slot {
     this.user = '';
     this.owner = null;   // the authenticated user id that created it (authenticate), or null
     this.echo = false;
-    this.timer = null;
-    this.due = -1;
+    this.due = -1;       // its session's next deadline, on the relay's Timers
+    this.at = -1;        // its place there
     this.hello = null;   // pending: the client's hello, until decided
     this.closed = false; // SEV_CLOSED seen
     this.pending = 0;    // its requests in onRequest
