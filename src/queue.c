@@ -1132,9 +1132,8 @@ struct sb_inbox {
     rent *ready, *ready_tail, *cur;
     uint32_t nready;
     sb_frame_view view;
-    uint8_t out[SB_FRAME_MAX_HEADER + MAX_SACK_RANGES * 10];
-    sb_buf ser;
-    const uint8_t *outp; /* out or ser.p: what the last call produced */
+    sb_buf ser;          /* the last ack frame or serialization (sb_inbox_out) */
+    const uint8_t *outp;
     double stats[SB_INBOX_STAT_COUNT_];
 };
 
@@ -1430,8 +1429,11 @@ int sb_inbox_take_ack(sb_inbox *in, double now_ms)
         int nr = 0;
         uint32_t prev_end;
         sb_frame f;
+        int rc;
         if (!ch->ack_pending || now_ms < ch->ack_due)
             continue;
+        if ((rc = out_reserve(&in->ser, SB_FRAME_MAX_HEADER + sizeof sack)) < 0)
+            return rc;
         /* Runs of held seqs as (gap, length) pairs. */
         prev_end = ch->cum + 1; /* first seq not covered so far */
         for (rent *h = ch->held; h && nr < MAX_SACK_RANGES;) {
@@ -1453,8 +1455,8 @@ int sb_inbox_take_ack(sb_inbox *in, double now_ms)
         f.payload_len = sl;
         ch->ack_pending = 0;
         in->stats[SB_INBOX_STAT_ACKS]++;
-        in->outp = in->out;
-        return sb_frame_write(&f, in->out, sizeof in->out);
+        in->outp = in->ser.p;
+        return sb_frame_write(&f, in->ser.p, in->ser.cap);
     }
     return 0;
 }

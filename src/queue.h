@@ -180,7 +180,8 @@ SB_EXPORT int sb_inbox_next(sb_inbox *in);
 SB_EXPORT const sb_frame_view *sb_inbox_view(const sb_inbox *in);
 SB_EXPORT const uint8_t *sb_inbox_frame(const sb_inbox *in);
 SB_EXPORT uint32_t sb_inbox_frame_len(const sb_inbox *in);
-/* Length of the next due ack frame (bytes at sb_inbox_out) or 0. */
+/* Length of the next due ack frame (bytes at sb_inbox_out), 0 if none, or
+ * SB_E_NO_MEMORY (that ack stays due). */
 SB_EXPORT int sb_inbox_take_ack(sb_inbox *in, double now_ms);
 SB_EXPORT const uint8_t *sb_inbox_out(const sb_inbox *in);
 /* When the next ack is due, or -1. */

@@ -61,8 +61,8 @@ typedef struct link {
     sb_unbatch *rd;
     sb_batch *wr;
     sb_frame_codec *codec;
-    hello h;
-    uint8_t ctl[CTL_MAX][16];
+    hello *h; /* server: the client's hello, from its arrival to the welcome */
+    uint8_t (*ctl)[16]; /* CTL_MAX slots, made when a ping or pong is first queued */
     uint8_t ctl_len[CTL_MAX];
     int nctl;
     int nctl_sent;     /* pings or pongs went into this write: acks may ride along */
@@ -257,6 +257,10 @@ static void trim(sb_session *s)
         sb_batch_trim(l->wr);
         sb_unbatch_trim(l->rd);
         sb_frame_codec_trim(l->codec);
+        if (!l->nctl) {
+            free(l->ctl);
+            l->ctl = NULL;
+        }
     }
     sb_outbox_trim(s->out);
     sb_inbox_trim(s->in);
@@ -271,7 +275,8 @@ size_t sb_session_capacity(const sb_session *s)
     n = s->arena.cap + s->out_buf.cap + (size_t)s->ev_cap * sizeof *s->evs +
         sb_outbox_capacity(s->out) + sb_inbox_capacity(s->in);
     if (l)
-        n += sb_batch_capacity(l->wr) + sb_unbatch_capacity(l->rd) + sb_frame_codec_capacity(l->codec);
+        n += sb_batch_capacity(l->wr) + sb_unbatch_capacity(l->rd) + sb_frame_codec_capacity(l->codec) +
+             (l->ctl ? CTL_MAX * sizeof *l->ctl : 0);
     return n;
 }
 
@@ -344,12 +349,16 @@ sb_session *sb_session_create_client(uint32_t seed)
     return create(SB_SESSION_CLIENT, seed);
 }
 
-static void free_hello(hello *h)
+static void free_hello(hello **hp)
 {
+    hello *h = *hp;
+    if (!h)
+        return;
     free(h->rx);
     free(h->fl);
     sb_buf_free(&h->app);
-    memset(h, 0, sizeof *h);
+    free(h);
+    *hp = NULL;
 }
 
 static void free_link(link *l)
@@ -359,6 +368,7 @@ static void free_link(link *l)
     sb_unbatch_destroy(l->rd);
     sb_batch_destroy(l->wr);
     sb_frame_codec_destroy(l->codec);
+    free(l->ctl);
     sb_rate_destroy(l->rate[0]);
     sb_rate_destroy(l->rate[1]);
     free_hello(&l->h);
@@ -432,9 +442,9 @@ int sb_session_get_id(sb_session *s)
     p = s->id;
     n = s->id_len;
     if (s->role == SB_SESSION_SERVER && s->state == SB_SESSION_CONNECTING && s->l &&
-        s->l->have_hello) {
-        p = s->l->h.id;
-        n = s->l->h.id_len;
+        s->l->have_hello && s->l->h) {
+        p = s->l->h->id;
+        n = s->l->h->id_len;
     }
     s->out_buf.len = 0;
     if (n && sb_buf_put(&s->out_buf, p, n) < 0)
@@ -941,6 +951,8 @@ static void queue_ctl(link *l, int kind, uint32_t id, uint32_t corr)
     int n;
     if (l->nctl >= CTL_MAX)
         return; /* a ping flood: answering the first ones proves life enough */
+    if (!l->ctl && !(l->ctl = malloc(CTL_MAX * sizeof *l->ctl)))
+        return; /* out of memory: a missed pong is a late one */
     {
         sb_frame f;
         sb_frame_init(&f, kind);
@@ -1346,10 +1358,13 @@ static int read_client_hello(sb_session *s, const uint8_t *data, uint32_t n)
     const uint8_t *p;
     uint32_t len;
     link *l = s->l;
-    hello *h = &l->h;
+    hello *h;
     int rc = hello_payload(s, data, n, H_HELLO, &r);
     if (rc < 0)
         return rc;
+    free_hello(&l->h);
+    if (!(h = l->h = calloc(1, sizeof *h)))
+        return SB_E_NO_MEMORY;
     h->flags = (uint32_t)rd_u(&r, 0xffffffffu);
     p = rd_bytes(&r, ID_MAX, &len);
     if (!r.err) {
@@ -1576,15 +1591,17 @@ static void watch(sb_session *s, double now)
 static int welcome(sb_session *s, double now)
 {
     link *l = s->l;
-    hello *h = &l->h;
+    hello *h = l->h;
     int rc;
+    if (!h)
+        return SB_E_BAD_STATE;
     if (h->epoch_len == s->epoch_len && !memcmp(h->epoch, s->epoch, s->epoch_len))
         apply_rx(s, h->rx, h->nrx, now); /* what it has of this epoch's stream */
     apply_floors(s, h->fl, h->nfl, now);
     if ((rc = link_up(s, now)) < 0)
         return rc;
     l->welcome_out = 1;
-    free_hello(h);
+    free_hello(&l->h);
     s->state = SB_SESSION_OPEN;
     s->mode = SB_SESSION_MODE_FRAMED;
     set_dirty(s);
