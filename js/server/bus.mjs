@@ -19,25 +19,34 @@
 
 export class LocalBus {
   constructor() {
-    /** @type {Map<string, Set<Function>>} */
+    /** room -> its subscriber, or a Set of them when more than one (one relay: one each) */
     this.rooms = new Map();
   }
 
   subscribe(room, onMessage) {
-    let set = this.rooms.get(room);
-    if (!set) this.rooms.set(room, (set = new Set()));
-    set.add(onMessage);
+    const had = this.rooms.get(room);
+    if (!had) this.rooms.set(room, onMessage);
+    else if (had instanceof Set) had.add(onMessage);
+    else this.rooms.set(room, new Set([had, onMessage]));
+    let done = false;
     return () => {
-      set.delete(onMessage);
-      if (!set.size && this.rooms.get(room) === set) this.rooms.delete(room);
+      if (done) return;
+      done = true;
+      const now = this.rooms.get(room);
+      if (now === onMessage) this.rooms.delete(room);
+      else if (now instanceof Set && now.delete(onMessage) && !now.size) this.rooms.delete(room);
     };
   }
 
   publish(room, msg) {
-    const set = this.rooms.get(room);
-    if (!set) return 0;
-    for (const fn of [...set]) fn(msg);
-    return set.size;
+    const got = this.rooms.get(room);
+    if (!got) return 0;
+    if (!(got instanceof Set)) {
+      got(msg);
+      return 1;
+    }
+    for (const fn of [...got]) fn(msg);
+    return got.size;
   }
 
   close() {

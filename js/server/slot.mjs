@@ -96,13 +96,36 @@ export function parseHello(bytes, max) {
 export const roomOf = (h) => roomName(h.room) || 'lobby';
 
 /** The fields of an sb_session object the relay keeps beside it. */
+/**
+ * A session's subscriptions by channel: the part of Map's API the relay
+ * uses, on an array (most sessions have one, at most maxSubscriptions: a
+ * Map's hash table cost ~150 B more per idle connection).
+ */
+export class Subs {
+  constructor() { this.a = []; }
+  get size() { return this.a.length; }
+  get(channel) { for (const s of this.a) if (s.channel === channel) return s; return undefined; }
+  set(channel, sub) {
+    const i = this.a.findIndex((s) => s.channel === channel);
+    if (i >= 0) this.a[i] = sub;
+    else this.a.push(sub);
+    return this;
+  }
+  delete(channel) {
+    const i = this.a.findIndex((s) => s.channel === channel);
+    if (i >= 0) this.a.splice(i, 1);
+    return i >= 0;
+  }
+  values() { return this.a.values(); }
+}
+
 export class Slot {
   constructor(s) {
     this.s = s;          // ServerSession (js/server/session.mjs)
     this.id = null;      // null while pending (no hello accepted yet)
     this.conn = null;    // the Conn attached, or null while detached
-    /** @type {Map<number, Sub>} channel -> subscription (0: the hello's room) */
-    this.subs = new Map();
+    /** channel -> subscription (0: the hello's room) */
+    this.subs = new Subs();
     this.user = '';
     this.owner = null;   // the authenticated user id that created it (authenticate), or null
     this.echo = false;
