@@ -381,10 +381,17 @@ export class Relay extends RelayCommits {
     }
   }
 
-  /** The slot's session's next deadline, on the relay's one timer (timers.mjs). */
+  /**
+   * The slot's session's next deadline, on the relay's one timer
+   * (timers.mjs). A deadline that moved later (the idle timeout and the
+   * trim, after every message) keeps the earlier one: the tick then does
+   * nothing and re-arms, so a busy connection does not move in the heap at
+   * every message.
+   */
   _arm(slot) {
     const d = slot.s.deadline();
-    if (d !== slot.due) this.timers.set(slot, d);
+    if (slot.due >= 0 && d >= slot.due) return;
+    this.timers.set(slot, d);
   }
 
   /** A slot's deadline came: tick its session. */
