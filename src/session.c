@@ -188,10 +188,13 @@ static const struct {
 
 /* ---- events ---------------------------------------------------------------- */
 
+static void hold(sb_session *s);
+
 static void emit(sb_session *s, uint32_t type, uint32_t channel, uint32_t seq, uint32_t id,
                  uint32_t flags, int code, double value, const uint8_t *data, size_t len)
 {
     ev *e;
+    hold(s);
     if (s->nev == s->ev_cap) {
         uint32_t cap = s->ev_cap ? s->ev_cap * 2 : 8; /* grows; an idle session keeps few */
         ev *p = realloc(s->evs, (size_t)cap * sizeof *p);
@@ -238,6 +241,15 @@ static void used(sb_session *s, double now)
 {
     s->used_at = now;
     s->holding = s->opt[SB_SO_TRIM_AFTER] > 0;
+}
+
+/* The same from a call that takes no time (an event, a serialization):
+ * counted from the last use, so a session the host touches once more
+ * after its trim (its transport closed) gives it back at the next tick. */
+static void hold(sb_session *s)
+{
+    if (s->opt[SB_SO_TRIM_AFTER] > 0)
+        s->holding = 1;
 }
 
 /* Every scratch buffer back to the allocator (the events are drained, so
@@ -446,6 +458,7 @@ int sb_session_get_id(sb_session *s)
         p = s->l->h->id;
         n = s->l->h->id_len;
     }
+    hold(s);
     s->out_buf.len = 0;
     if (n && sb_buf_put(&s->out_buf, p, n) < 0)
         return SB_E_NO_MEMORY;
@@ -557,6 +570,7 @@ int sb_session_serialize(sb_session *s)
         return SB_E_INVALID;
     if ((rc = setup(s)) < 0)
         return rc;
+    hold(s);
     s->out_buf.len = 0;
     w.b = &s->out_buf;
     w.rc = 0;

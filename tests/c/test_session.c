@@ -505,6 +505,30 @@ static void test_idle_trim(void)
         CHECK_EQ(sv.got[i], (uint32_t)(i + 1));
     }
     CHECK_EQ(sb_session_set(sv.s, SB_SO_TRIM_AFTER, -1), SB_E_INVALID);
+    /* idle again and trimmed; then its client goes: what that grows (the
+     * events of the detach) goes back too, at the next deadline */
+    now = sb_session_next_deadline(c.s);
+    sb_session_tick(c.s, now);
+    drain(&c, &up);
+    deliver(&sv, &up, now);
+    sb_session_flush(sv.s, now);
+    drain(&sv, &down);
+    clear(&down);
+    now += 1000;
+    sb_session_tick(sv.s, now);
+    drain(&sv, &down);
+    CHECK_EQ(sb_session_capacity(sv.s), 0);
+    now += 5000;
+    CHECK_EQ(sb_session_transport_closed(sv.s, now, 1006), 0);
+    sv.open = 0;
+    drain(&sv, &down);
+    CHECK(sb_session_capacity(sv.s) > 0);
+    used = sb_session_next_deadline(sv.s);
+    CHECK(used >= 0 && used <= now + 1000);
+    sb_session_tick(sv.s, used < now ? now : used);
+    drain(&sv, &down);
+    CHECK_EQ(sb_session_capacity(sv.s), 0);
+    CHECK(sb_session_next_deadline(sv.s) > now + 1000);
     clear(&up);
     clear(&down);
     sb_session_destroy(c.s);
