@@ -21,6 +21,7 @@ export class LocalBus {
   constructor() {
     /** room -> its subscriber, or a Set of them when more than one (one relay: one each) */
     this.rooms = new Map();
+    this.gen = 0; // close() starts another: a handle from before it touches nothing
   }
 
   subscribe(room, onMessage) {
@@ -29,8 +30,9 @@ export class LocalBus {
     else if (had instanceof Set) had.add(onMessage);
     else this.rooms.set(room, new Set([had, onMessage]));
     let done = false;
+    const gen = this.gen;
     return () => {
-      if (done) return;
+      if (done || gen !== this.gen) return;
       done = true;
       const now = this.rooms.get(room);
       if (now === onMessage) this.rooms.delete(room);
@@ -50,6 +52,7 @@ export class LocalBus {
   }
 
   close() {
+    this.gen++;
     this.rooms.clear();
   }
 }

@@ -24,8 +24,8 @@
 //              before anything that depends on them is sent: an ack leaves
 //              only once what it confirms is stored; on a shared engine
 //              (Redis, redis.mjs) asynchronously, by group commit (commits.mjs)
-//   timers     one timer per session, at session.deadline(), re-armed after
-//              every call into it
+//   timers     every session's deadline (session.deadline(), re-read after
+//              every call into it) on one timer for the relay (timers.mjs)
 //   limits     the session rate-limits what each connection sends (PAUSE:
 //              the socket is not read for that long; past the tolerance it
 //              closes with 4008) and closes a socket that stalls over the

@@ -20,6 +20,7 @@ export class Timers {
 
   /** Run item's fire at `due` (ms since the epoch); -1 unschedules it. */
   set(item, due) {
+    if (this.closed) return;
     if (item.at === undefined) item.at = -1;
     if (due < 0) {
       this.clear(item);
@@ -84,12 +85,20 @@ export class Timers {
       this.clear(item);
       due.push(item);
     }
-    try {
-      for (const item of due) if (!this.closed) this.fire(item);
-    } finally {
-      this.running = false;
-      if (!this.closed) this.rearm();
+    // One item's failure must not cost the others their turn: they are
+    // off the heap already. The first error is thrown once all have run.
+    let failed = null;
+    for (const item of due) {
+      if (this.closed) break;
+      try {
+        this.fire(item);
+      } catch (e) {
+        failed ??= { e };
+      }
     }
+    this.running = false;
+    if (!this.closed) this.rearm();
+    if (failed) throw failed.e;
   }
 
   up(i) {

@@ -61,3 +61,16 @@ test('fire() may schedule again; close() stops everything', async () => {
   assert.equal(n, 3);
   assert.equal(t.heap.length, 0);
 });
+
+test('a fire() that throws costs the others due with it nothing', () => {
+  const fired = [];
+  const t = new Timers((x) => { fired.push(x.i); if (x.i === 0) throw new Error('boom'); });
+  const due = Date.now() - 1;
+  for (let i = 0; i < 3; i++) t.set({ i }, due);
+  assert.throws(() => t.run(), /boom/); // what the Node timer would have called: thrown once, after all ran
+  assert.deepEqual(fired.sort(), [0, 1, 2]);
+  assert.equal(t.heap.length, 0);
+  t.close();
+  t.set({ i: 9 }, Date.now());
+  assert.equal(t.heap.length, 0, 'closed: nothing is scheduled again');
+});
