@@ -101,6 +101,7 @@ typedef struct server_role {
     void (*close)(sb_session *s, int code);
     /* what arrived, against the rate limits (SB_OK, or the transport is closed) */
     int (*limit)(sb_session *s, double frames, double bytes, double now);
+    void (*trim)(sb_session *s); /* idle: the scratch buffers back (SB_SO_TRIM_AFTER) */
 } server_role;
 
 struct sb_session {
@@ -240,7 +241,7 @@ static int reserve_events(sb_session *s, uint32_t n, size_t bytes)
 static void used(sb_session *s, double now)
 {
     s->used_at = now;
-    s->holding = s->opt[SB_SO_TRIM_AFTER] > 0;
+    s->holding = s->srv && s->opt[SB_SO_TRIM_AFTER] > 0;
 }
 
 /* The same from a call that takes no time (an event, a serialization):
@@ -248,7 +249,7 @@ static void used(sb_session *s, double now)
  * after its trim (its transport closed) gives it back at the next tick. */
 static void hold(sb_session *s)
 {
-    if (s->opt[SB_SO_TRIM_AFTER] > 0)
+    if (s->srv && s->opt[SB_SO_TRIM_AFTER] > 0)
         s->holding = 1;
 }
 
@@ -338,7 +339,7 @@ static sb_session *create(int role, uint32_t seed)
     s->opt[SB_SO_HELLO_TIMEOUT] = role == SB_SESSION_CLIENT ? 3000 : 10000;
     s->opt[SB_SO_ACK_DELAY] = role == SB_SESSION_CLIENT ? CLIENT_ACK_DELAY : 20;
     s->opt[SB_SO_QUEUE_POLICY] = role == SB_SESSION_CLIENT ? SB_QUEUE_REJECT : SB_QUEUE_DROP_OLDEST;
-    s->opt[SB_SO_TRIM_AFTER] = role == SB_SESSION_CLIENT ? 0 : 1000;
+    s->opt[SB_SO_TRIM_AFTER] = 1000; /* a server's: a client never trims */
     sb_rng_seed(&s->rng, seed);
     s->offer_framed = 1;
     s->stats[SB_SS_RTT] = -1;
@@ -1720,7 +1721,7 @@ static void server_close(sb_session *s, int code)
 
 static const server_role server_ops = {
     server_open, server_closed, read_client_hello, server_pump,
-    server_timers, server_deadline, server_close, limit,
+    server_timers, server_deadline, server_close, limit, trim,
 };
 
 int sb_session_accept(sb_session *s, double now_ms)
@@ -2197,7 +2198,7 @@ static int run(sb_session *s, double now)
     link *l = s->l;
     int rc;
     if (s->holding && s->nev == 0 && now >= s->used_at + s->opt[SB_SO_TRIM_AFTER])
-        trim(s);
+        s->srv->trim(s); /* holding: a server (a client core links no trim) */
     if (s->conn)
         conn_apply(s, sb_conn_tick(s->conn, now), now);
     l = s->l;

@@ -107,10 +107,10 @@ enum sb_session_opt {
                                  * filled it (a burst pipelines; the rest waits for the
                                  * flush), 0 = at the flush: a shared Socket's leading tab,
                                  * which snapshots before each write [1] */
-    SB_SO_TRIM_AFTER = 37,      /* ms a session may sit unused before its scratch buffers
-                                 * (events, batches, frames read and written) go back to
-                                 * the allocator; 0 = kept [server 1000, client 0: what matters
-                                 * is a relay's idle connections, not a page's one session] */
+    SB_SO_TRIM_AFTER = 37,      /* server: ms a session may sit unused before its scratch
+                                 * buffers (events, batches, frames read and written) go
+                                 * back to the allocator; 0 = kept [1000]. A client keeps
+                                 * them (a page has one session; its core links no trim) */
     SB_SO_COUNT_ = 38
 };
 
