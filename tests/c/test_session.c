@@ -462,6 +462,20 @@ static void idle_trim_round(end *c, end *sv, pipe *up, pipe *down, double now, u
     exchange(c, sv, up, down, now, 2);
 }
 
+/* The client's last acks, after its ack delay, into the server; returns
+ * the time then. */
+static double last_acks(end *c, end *sv, pipe *up, pipe *down)
+{
+    double now = sb_session_next_deadline(c->s);
+    sb_session_tick(c->s, now);
+    drain(c, up);
+    deliver(sv, up, now);
+    sb_session_flush(sv->s, now);
+    drain(sv, down);
+    clear(down);
+    return now;
+}
+
 static void test_idle_trim(void)
 {
     pipe up = {0}, down = {0};
@@ -473,14 +487,7 @@ static void test_idle_trim(void)
     handshake(&c, &sv, &up, &down, now, 0);
     for (uint32_t i = 1; i <= 3; i++, now += 100)
         idle_trim_round(&c, &sv, &up, &down, now, i);
-    /* the client's last acks, after its ack delay */
-    now = sb_session_next_deadline(c.s);
-    sb_session_tick(c.s, now);
-    drain(&c, &up);
-    deliver(&sv, &up, now);
-    sb_session_flush(sv.s, now);
-    drain(&sv, &down);
-    clear(&down);
+    now = last_acks(&c, &sv, &up, &down);
     used = now;
     CHECK(sb_session_capacity(sv.s) > 0);
     CHECK(sb_session_next_deadline(sv.s) <= used + 1000);
@@ -507,13 +514,7 @@ static void test_idle_trim(void)
     CHECK_EQ(sb_session_set(sv.s, SB_SO_TRIM_AFTER, -1), SB_E_INVALID);
     /* idle again and trimmed; then its client goes: what that grows (the
      * events of the detach) goes back too, at the next deadline */
-    now = sb_session_next_deadline(c.s);
-    sb_session_tick(c.s, now);
-    drain(&c, &up);
-    deliver(&sv, &up, now);
-    sb_session_flush(sv.s, now);
-    drain(&sv, &down);
-    clear(&down);
+    now = last_acks(&c, &sv, &up, &down);
     now += 1000;
     sb_session_tick(sv.s, now);
     drain(&sv, &down);
