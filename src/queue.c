@@ -1132,8 +1132,7 @@ struct sb_inbox {
     rent *ready, *ready_tail, *cur;
     uint32_t nready;
     sb_frame_view view;
-    sb_buf ser;          /* the last ack frame or serialization (sb_inbox_out) */
-    const uint8_t *outp;
+    sb_buf ser; /* the last ack frame or serialization (sb_inbox_out) */
     double stats[SB_INBOX_STAT_COUNT_];
 };
 
@@ -1144,11 +1143,8 @@ size_t sb_inbox_capacity(const sb_inbox *in)
 
 void sb_inbox_trim(sb_inbox *in)
 {
-    if (in) {
-        if (in->outp == in->ser.p)
-            in->outp = NULL;
+    if (in)
         sb_buf_free(&in->ser);
-    }
 }
 
 sb_inbox *sb_inbox_create(uint32_t window, double max_bytes, uint32_t max_channels,
@@ -1455,7 +1451,6 @@ int sb_inbox_take_ack(sb_inbox *in, double now_ms)
         f.payload_len = sl;
         ch->ack_pending = 0;
         in->stats[SB_INBOX_STAT_ACKS]++;
-        in->outp = in->ser.p;
         return sb_frame_write(&f, in->ser.p, in->ser.cap);
     }
     return 0;
@@ -1463,7 +1458,7 @@ int sb_inbox_take_ack(sb_inbox *in, double now_ms)
 
 const uint8_t *sb_inbox_out(const sb_inbox *in)
 {
-    return in ? in->outp : NULL;
+    return in ? in->ser.p : NULL;
 }
 
 double sb_inbox_deadline(const sb_inbox *in)
@@ -1531,7 +1526,6 @@ int sb_inbox_serialize(sb_inbox *in)
         p += r->len;
     }
     in->ser.len = (size_t)(p - in->ser.p);
-    in->outp = in->ser.p;
     return (int)in->ser.len;
 }
 

@@ -156,7 +156,7 @@ static const double defaults[SB_SO_COUNT_] = {
     [SB_SO_RATE_MSGS] = 1000, [SB_SO_RATE_MSGS_BURST] = 10000, [SB_SO_RATE_BYTES] = 8 << 20,
     [SB_SO_RATE_BYTES_BURST] = 16 << 20, [SB_SO_RATE_TOLERANCE] = 10000,
     [SB_SO_STALL_TIMEOUT] = 30000, [SB_SO_ACK_RIDE] = 1, [SB_SO_EARLY_BATCH] = 1,
-    [SB_SO_TRIM_AFTER] = 0,
+    [SB_SO_TRIM_AFTER] = 1000, /* a server's: a client never trims */
 };
 
 /* Valid ranges; integer options are checked to be whole. */
@@ -241,7 +241,7 @@ static int reserve_events(sb_session *s, uint32_t n, size_t bytes)
 static void used(sb_session *s, double now)
 {
     s->used_at = now;
-    s->holding = s->srv && s->opt[SB_SO_TRIM_AFTER] > 0;
+    hold(s);
 }
 
 /* The same from a call that takes no time (an event, a serialization):
@@ -339,7 +339,6 @@ static sb_session *create(int role, uint32_t seed)
     s->opt[SB_SO_HELLO_TIMEOUT] = role == SB_SESSION_CLIENT ? 3000 : 10000;
     s->opt[SB_SO_ACK_DELAY] = role == SB_SESSION_CLIENT ? CLIENT_ACK_DELAY : 20;
     s->opt[SB_SO_QUEUE_POLICY] = role == SB_SESSION_CLIENT ? SB_QUEUE_REJECT : SB_QUEUE_DROP_OLDEST;
-    s->opt[SB_SO_TRIM_AFTER] = 1000; /* a server's: a client never trims */
     sb_rng_seed(&s->rng, seed);
     s->offer_framed = 1;
     s->stats[SB_SS_RTT] = -1;

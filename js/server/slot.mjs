@@ -95,7 +95,6 @@ export function parseHello(bytes, max) {
 
 export const roomOf = (h) => roomName(h.room) || 'lobby';
 
-/** The fields of an sb_session object the relay keeps beside it. */
 /**
  * A session's subscriptions by channel: the part of Map's API the relay
  * uses, on an array (most sessions have one, at most maxSubscriptions: a
@@ -119,6 +118,7 @@ export class Subs {
   values() { return this.a.values(); }
 }
 
+/** The fields of an sb_session object the relay keeps beside it. */
 export class Slot {
   constructor(s) {
     this.s = s;          // ServerSession (js/server/session.mjs)
